@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "LabelForge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "labelforge", targets: ["labelforge"]),
+        .library(name: "LabelForgePipelines", targets: ["LabelForgePipelines"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .target(
+            name: "LabelForgeCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "LabelForgeIO",
+            dependencies: ["LabelForgeCore"]
+        ),
+        .target(
+            name: "LabelForgeLLM",
+            dependencies: [
+                "LabelForgeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "LabelForgeCache",
+            dependencies: [
+                "LabelForgeCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LabelForgeEval",
+            dependencies: ["LabelForgeCore"]
+        ),
+        .target(
+            name: "LabelForgePipelines",
+            dependencies: [
+                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "labelforge",
+            dependencies: [
+                "LabelForgePipelines",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "LabelForgeTesting",
+            dependencies: [
+                "LabelForgeCore", "LabelForgeLLM",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "LabelForgeCoreTests", dependencies: ["LabelForgeCore"]),
+        .testTarget(name: "LabelForgeIOTests", dependencies: ["LabelForgeIO"]),
+        .testTarget(name: "LabelForgeLLMTests", dependencies: ["LabelForgeLLM", "LabelForgeTesting"]),
+        .testTarget(name: "LabelForgeCacheTests", dependencies: ["LabelForgeCache"]),
+        .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
+        .testTarget(name: "LabelForgeEndToEndTests", dependencies: ["LabelForgeTesting"]),
+    ]
+)

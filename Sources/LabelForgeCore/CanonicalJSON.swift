@@ -1,0 +1,90 @@
+import Foundation
+
+/// Canonical JSON encoding (DESIGN.md §3.1): UTF-8, object keys sorted by code point, no
+/// insignificant whitespace, integers without fraction, other numbers in shortest round-trip form.
+///
+/// Everything LabelForge hashes or writes to a run directory goes through here, so equal values
+/// always produce equal bytes.
+public enum CanonicalJSON {
+    /// The canonical bytes of a value.
+    public static func data(_ value: JSONValue) -> Data {
+        var out = [UInt8]()
+        out.reserveCapacity(256)
+        write(value, into: &out)
+        return Data(out)
+    }
+
+    /// The canonical text of a value.
+    public static func string(_ value: JSONValue) -> String {
+        var out = [UInt8]()
+        write(value, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the canonical encoding of `value` to `out`.
+    public static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        switch value {
+        case .null:
+            out.append(contentsOf: "null".utf8)
+        case .bool(let b):
+            out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i):
+            out.append(contentsOf: String(i).utf8)
+        case .double(let d):
+            out.append(contentsOf: format(d).utf8)
+        case .string(let s):
+            writeString(s, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                write(item, into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let members):
+            out.append(UInt8(ascii: "{"))
+            // UTF-8 byte order is code point order.
+            let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            for (i, key) in keys.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                writeString(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                write(members[key]!, into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Numbers: integral values within ±2^53 print as integers; NaN and infinities, which JSON
+    /// cannot hold, print as `null`; everything else in Swift's shortest round-trip form.
+    static func format(_ d: Double) -> String {
+        guard d.isFinite else { return "null" }
+        if d.rounded() == d && abs(d) <= 9_007_199_254_740_992 {
+            return String(Int64(d))
+        }
+        return "\(d)"
+    }
+
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    private static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+            case 0x08: out.append(contentsOf: [92, UInt8(ascii: "b")])
+            case 0x0C: out.append(contentsOf: [92, UInt8(ascii: "f")])
+            case 0..<0x20:
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xF)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

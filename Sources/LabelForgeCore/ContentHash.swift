@@ -1,0 +1,34 @@
+import Crypto
+import Foundation
+
+/// SHA-256 content hashes, the only hash LabelForge uses (DESIGN.md §3.1).
+public enum ContentHash {
+    /// Lowercase hex SHA-256 of raw bytes.
+    public static func hex(_ data: some DataProtocol) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Lowercase hex SHA-256 of a value's canonical JSON.
+    public static func hex(_ value: JSONValue) -> String {
+        hex(CanonicalJSON.data(value))
+    }
+
+    /// `sha256:<hex>`: the form stored in manifests and cache entries.
+    public static func prefixed(_ hex: String) -> String { "sha256:" + hex }
+
+    /// Hashes a file by streaming it in 1 MiB chunks, so large model files never sit in memory.
+    /// - Throws: `LabelForgeError` with code `fileNotFound` when the file cannot be opened.
+    public static func hexOfFile(atPath path: String) throws -> String {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw LabelForgeError(.fileNotFound, "Cannot read \(path): no such file, or no permission.")
+        }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        while true {
+            let chunk = handle.readData(ofLength: 1 << 20)
+            if chunk.isEmpty { break }
+            hasher.update(data: chunk)
+        }
+        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+}

@@ -1,0 +1,47 @@
+/// Accuracy and macro-F1 of predictions against gold labels, accumulated one pair at a time
+/// (memory grows with the number of classes, not rows).
+public struct Agreement: Sendable, Equatable {
+    private struct Pair: Hashable, Sendable {
+        var predicted: String
+        var gold: String
+    }
+
+    private var confusion: [Pair: Int] = [:]
+
+    public init() {}
+
+    /// Builds an agreement from `(predicted, gold)` pairs.
+    public init(pairs: [(predicted: String, gold: String)]) {
+        for pair in pairs { add(predicted: pair.predicted, gold: pair.gold) }
+    }
+
+    /// Counts one compared row.
+    public mutating func add(predicted: String, gold: String) {
+        confusion[Pair(predicted: predicted, gold: gold), default: 0] += 1
+    }
+
+    /// Pairs compared (rows with both a prediction and a gold label).
+    public var count: Int { confusion.values.reduce(0, +) }
+
+    public var correct: Int { confusion.filter { $0.key.predicted == $0.key.gold }.values.reduce(0, +) }
+
+    public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
+
+    /// Unweighted mean of per-class F1 over every class seen in gold or predictions.
+    public var macroF1: Double {
+        let classes = Set(confusion.keys.flatMap { [$0.predicted, $0.gold] })
+        guard !classes.isEmpty else { return 0 }
+        var sum = 0.0
+        for c in classes {
+            var tp = 0, fp = 0, fn = 0
+            for (pair, n) in confusion {
+                if pair.predicted == c && pair.gold == c { tp += n }
+                if pair.predicted == c && pair.gold != c { fp += n }
+                if pair.predicted != c && pair.gold == c { fn += n }
+            }
+            let denominator = 2 * tp + fp + fn
+            sum += denominator == 0 ? 0 : 2 * Double(tp) / Double(denominator)
+        }
+        return sum / Double(classes.count)
+    }
+}

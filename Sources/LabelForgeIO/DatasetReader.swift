@@ -1,0 +1,161 @@
+import Foundation
+import LabelForgeCore
+
+/// The file formats a dataset can come in.
+public struct DatasetFormat: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    public var description: String { name }
+
+    public static let jsonl = DatasetFormat("jsonl")
+    public static let csv = DatasetFormat("csv")
+    public static let all: [DatasetFormat] = [.jsonl, .csv]
+
+    /// The format with this name, or `nil` when LabelForge cannot read it.
+    public init?(name: String) {
+        guard ["jsonl", "csv"].contains(name) else { return nil }
+        self.init(name)
+    }
+
+    private init(_ name: String) { self.name = name }
+
+}
+
+/// One input row, as read from the dataset.
+public struct DatasetRecord: Sendable {
+    /// 0-based position in the file, after blank lines are skipped.
+    public let index: Int
+    /// The 1-based line where the record starts, for error messages.
+    public let line: Int
+    public let fields: [String: JSONValue]
+}
+
+/// Streams records out of a JSONL or CSV file, one at a time.
+public final class DatasetReader {
+    public let path: String
+    public let format: DatasetFormat
+    private let lines: LineReader
+    private var header: [String]?
+    private var nextIndex = 0
+
+    /// - Throws: `LabelForgeError` when the file cannot be opened, or a CSV file has no header.
+    public init(path: String, format: DatasetFormat) throws {
+        self.path = path
+        self.format = format
+        self.lines = try LineReader(path: path)
+        if format == .csv {
+            guard let first = try CSVParser.record(from: lines) else {
+                throw LabelForgeError(
+                    .invalidDataset, "\(path): the CSV file is empty; it needs a header line naming its columns.")
+            }
+            header = first.fields
+        }
+    }
+
+    /// The next record, or `nil` at end of file.
+    /// - Throws: `LabelForgeError.invalidDataset` naming the file and line of a malformed record.
+    public func next() throws -> DatasetRecord? {
+        switch format {
+        case .csv: return try nextCSV()
+        default: return try nextJSONL()
+        }
+    }
+
+    private func nextJSONL() throws -> DatasetRecord? {
+        while let text = lines.next() {
+            if text.allSatisfy(\.isWhitespace) { continue }
+            let value: JSONValue
+            do {
+                value = try JSONValue.parse(text)
+            } catch let error as LabelForgeError {
+                throw LabelForgeError(
+                    .invalidDataset,
+                    "\(path):\(lines.lineNumber): \(error.message) Each line must be one JSON object.")
+            }
+            guard case .object(let fields) = value else {
+                throw LabelForgeError(
+                    .invalidDataset,
+                    "\(path):\(lines.lineNumber): expected a JSON object, found a \(value.typeName).")
+            }
+            defer { nextIndex += 1 }
+            return DatasetRecord(index: nextIndex, line: lines.lineNumber, fields: fields)
+        }
+        return nil
+    }
+
+    private func nextCSV() throws -> DatasetRecord? {
+        guard let header else { return nil }
+        while let record = try CSVParser.record(from: lines) {
+            if record.fields.count == 1 && record.fields[0].isEmpty { continue }
+            guard record.fields.count == header.count else {
+                throw LabelForgeError(
+                    .invalidDataset,
+                    "\(path):\(record.line): \(record.fields.count) fields, but the header has \(header.count)."
+                        + " Quote fields that contain commas.")
+            }
+            var fields: [String: JSONValue] = [:]
+            for (name, value) in zip(header, record.fields) { fields[name] = .string(value) }
+            defer { nextIndex += 1 }
+            return DatasetRecord(index: nextIndex, line: record.line, fields: fields)
+        }
+        return nil
+    }
+
+    /// The dataset's fingerprint: `sha256:` of the file's bytes.
+    public static func fingerprint(path: String) throws -> String {
+        ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+    }
+}
+
+/// RFC 4180 CSV records, including quoted fields that span lines.
+enum CSVParser {
+    struct Record {
+        let line: Int
+        let fields: [String]
+    }
+
+    static func record(from lines: LineReader) throws -> Record? {
+        guard var text = lines.next() else { return nil }
+        let start = lines.lineNumber
+        while true {
+            if let fields = parse(text) { return Record(line: start, fields: fields) }
+            guard let more = lines.next() else {
+                throw LabelForgeError(
+                    .invalidDataset, "\(lines.path):\(start): a quoted field is never closed.")
+            }
+            text += "\n" + more
+        }
+    }
+
+    /// The fields of one record, or `nil` when a quoted field continues on the next line.
+    static func parse(_ text: String) -> [String]? {
+        var fields: [String] = []
+        var field = ""
+        var inQuotes = false
+        var iterator = text.makeIterator()
+        var pending: Character? = nil
+        while let c = pending ?? iterator.next() {
+            pending = nil
+            if inQuotes {
+                if c == "\"" {
+                    if let n = iterator.next() {
+                        if n == "\"" { field.append("\"") } else { inQuotes = false; pending = n }
+                    } else {
+                        inQuotes = false
+                    }
+                } else {
+                    field.append(c)
+                }
+            } else if c == "\"" {
+                inQuotes = true
+            } else if c == "," {
+                fields.append(field)
+                field = ""
+            } else {
+                field.append(c)
+            }
+        }
+        if inQuotes { return nil }
+        fields.append(field)
+        return fields
+    }
+}

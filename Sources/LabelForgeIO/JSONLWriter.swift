@@ -1,0 +1,58 @@
+import Foundation
+import LabelForgeCore
+
+/// Writes canonical JSON lines to a file, flushing in small batches.
+///
+/// Used for manifests and outputs: every line is canonical JSON (DESIGN.md §3.4), so files
+/// compare byte for byte.
+public final class JSONLWriter {
+    private let handle: FileHandle
+    private var pending: [UInt8] = []
+    private var pendingLines = 0
+    private let flushEvery: Int
+    public let path: String
+
+    /// Opens `path` for appending, creating it when missing.
+    /// - Parameter flushEvery: how many lines to buffer before writing them out.
+    public init(path: String, flushEvery: Int = 32) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw LabelForgeError(.io, "Cannot create \(path); check that its directory is writable.")
+            }
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw LabelForgeError(.io, "Cannot open \(path) for writing.")
+        }
+        handle.seekToEndOfFile()
+        self.handle = handle
+        self.path = path
+        self.flushEvery = flushEvery
+    }
+
+    deinit {
+        try? flush()
+        try? handle.close()
+    }
+
+    /// Appends one value as a canonical JSON line.
+    public func append(_ value: JSONValue) throws {
+        CanonicalJSON.write(value, into: &pending)
+        pending.append(0x0A)
+        pendingLines += 1
+        if pendingLines >= flushEvery { try flush() }
+    }
+
+    /// Writes buffered lines to the file.
+    public func flush() throws {
+        guard !pending.isEmpty else { return }
+        try handle.write(contentsOf: pending)
+        pending.removeAll(keepingCapacity: true)
+        pendingLines = 0
+    }
+
+    /// Flushes and asks the OS to put the bytes on disk.
+    public func sync() throws {
+        try flush()
+        try handle.synchronize()
+    }
+}

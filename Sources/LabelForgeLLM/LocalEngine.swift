@@ -1,0 +1,176 @@
+import Foundation
+import LabelForgeCore
+import Logging
+import Subprocess
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How to start the embedded llama.cpp server (`engines[].kind: local`).
+public struct LocalEngineOptions: Sendable {
+    /// Path of the GGUF model file.
+    public var modelPath: String
+    /// Decoding slots (`--parallel`); strict determinism uses 1.
+    public var slots: Int
+    /// Context length per slot, in tokens.
+    public var contextPerSlot: Int
+    /// CPU threads; 0 lets llama.cpp decide.
+    public var threads: Int
+    /// Where the server's own log goes.
+    public var logPath: String
+    /// How long to wait for `/health` to answer 200.
+    public var startupTimeout: Duration
+
+    public init(
+        modelPath: String, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0, logPath: String,
+        startupTimeout: Duration = .seconds(120)
+    ) {
+        self.modelPath = modelPath
+        self.slots = slots
+        self.contextPerSlot = contextPerSlot
+        self.threads = threads
+        self.logPath = logPath
+        self.startupTimeout = startupTimeout
+    }
+}
+
+/// A running embedded engine, as the body of `LocalEngine.withRunning` sees it.
+public struct RunningLocalEngine: Sendable {
+    public var baseURL: String
+    /// `llama-server` (a binary) or `xllamacpp` (llama.cpp's server in-process in Python).
+    public var launcher: String
+    public var command: [String]
+}
+
+/// Starts llama.cpp's HTTP server on a free loopback port, waits until it is healthy, and stops
+/// it when the body returns, throws or is cancelled (DESIGN.md §3.6).
+///
+/// The server is `llama-server` when `LABELFORGE_LLAMA_SERVER` names it or it is on `PATH`;
+/// otherwise `scripts/llama_server.py`, which runs llama.cpp's server in-process through
+/// PyPI's `xllamacpp`, from the project's `.venv`.
+public enum LocalEngine {
+    /// Runs `body` while the engine is up.
+    /// - Throws: `LabelForgeError.engineUnavailable` when no launcher is found or the server
+    ///   does not become healthy; rethrows what `body` throws.
+    public static func withRunning<T: Sendable>(
+        _ options: LocalEngineOptions, logger: Logger,
+        _ body: (RunningLocalEngine) async throws -> T
+    ) async throws -> T {
+        guard FileManager.default.fileExists(atPath: options.modelPath) else {
+            throw LabelForgeError(
+                .fileNotFound,
+                "Model file \(options.modelPath) does not exist. Run `make setup` to install the default model, "
+                    + "or set engines[].model.path to a GGUF file.")
+        }
+        let port = try freeLoopbackPort()
+        let (executable, prefix, launcher) = try resolveLauncher()
+        let arguments =
+            prefix + [
+                "--model", options.modelPath, "--host", "127.0.0.1", "--port", String(port),
+                "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
+                "--log-file", options.logPath,
+            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
+        let baseURL = "http://127.0.0.1:\(port)"
+        logger.info("starting local engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")
+        var platform = PlatformOptions()
+        platform.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(3))]
+        let result = try await Subprocess.run(
+            .path(FilePath(executable)), arguments: Arguments(arguments), platformOptions: platform,
+            input: .none, output: .discarded, error: .discarded
+        ) { execution -> T in
+            let running = RunningLocalEngine(baseURL: baseURL, launcher: launcher, command: [executable] + arguments)
+            do {
+                try await waitForHealth(
+                    baseURL: baseURL, pid: execution.processIdentifier.value, options: options, logger: logger)
+                let value = try await body(running)
+                await execution.teardown(using: [.gracefulShutDown(allowedDurationToNextStep: .seconds(3))])
+                return value
+            } catch {
+                await execution.teardown(using: [.gracefulShutDown(allowedDurationToNextStep: .seconds(3))])
+                throw error
+            }
+        }
+        logger.info("local engine stopped")
+        return result.closureResult
+    }
+
+    /// The launcher that would be used now: `(executable, leading arguments, name)`.
+    public static func resolveLauncher() throws -> (String, [String], String) {
+        let environment = ProcessInfo.processInfo.environment
+        if let explicit = environment["LABELFORGE_LLAMA_SERVER"], !explicit.isEmpty {
+            return (explicit, [], "llama-server")
+        }
+        if let onPath = ProjectPaths.findOnPath("llama-server") {
+            return (onPath, [], "llama-server")
+        }
+        guard let python = ProjectPaths.venvPython(), let script = ProjectPaths.projectFile("scripts/llama_server.py")
+        else {
+            throw LabelForgeError(
+                .engineUnavailable,
+                "No local engine found: no llama-server on PATH and no .venv with xllamacpp. "
+                    + "Run `make setup` in the LabelForge checkout, or set LABELFORGE_LLAMA_SERVER.")
+        }
+        return (python, [script], "xllamacpp")
+    }
+
+    private static func waitForHealth(
+        baseURL: String, pid: pid_t, options: LocalEngineOptions, logger: Logger
+    ) async throws {
+        let client = OpenAIClient(options: EndpointOptions(baseURLs: [baseURL], maxRetries: 0), logger: logger)
+        defer { Task { await client.shutdown() } }
+        let deadline = ContinuousClock.now + options.startupTimeout
+        while ContinuousClock.now < deadline {
+            try Task.checkCancellation()
+            if let health = try? await client.get(path: "/health", timeout: .seconds(2)),
+                health["status"]?.stringValue == "ok"
+            {
+                return
+            }
+            if !isAlive(pid) {
+                throw LabelForgeError(
+                    .engineUnavailable,
+                    "The local engine exited during startup. Its log (\(options.logPath)) ends with: "
+                        + logTail(options.logPath))
+            }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        throw LabelForgeError(
+            .engineUnavailable,
+            "The local engine did not become healthy within \(options.startupTimeout). See \(options.logPath).")
+    }
+
+    private static func isAlive(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else {
+            return kill(pid, 0) == 0
+        }
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    private static func logTail(_ path: String) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "(no log)" }
+        return text.split(separator: "\n").suffix(3).joined(separator: " | ")
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LabelForgeError(.engineUnavailable, "Cannot open a socket to find a free port.") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw LabelForgeError(.engineUnavailable, "Cannot bind 127.0.0.1 to find a free port.") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,240 @@
+import AsyncHTTPClient
+import Foundation
+import LabelForgeCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Where and how to reach one engine over HTTP.
+public struct EndpointOptions: Sendable {
+    /// One or more base URLs (`http://host:port`); several are data-parallel replicas.
+    public var baseURLs: [String]
+    /// Sent as `Authorization: Bearer …`; never logged or written to a run file.
+    public var apiKey: String?
+    public var requestTimeout: Duration
+    public var maxRetries: Int
+    public var maxInFlight: Int
+    /// The first retry waits about this long; each further one twice as long, with full jitter.
+    public var retryBaseDelay: Duration
+
+    public init(
+        baseURLs: [String], apiKey: String? = nil, requestTimeout: Duration = .seconds(120), maxRetries: Int = 3,
+        maxInFlight: Int = 4, retryBaseDelay: Duration = .milliseconds(500)
+    ) {
+        self.baseURLs = baseURLs
+        self.apiKey = apiKey
+        self.requestTimeout = requestTimeout
+        self.maxRetries = maxRetries
+        self.maxInFlight = maxInFlight
+        self.retryBaseDelay = retryBaseDelay
+    }
+}
+
+/// The result of one HTTP exchange, retries included.
+public struct EngineReply: Sendable {
+    public var body: JSONValue
+    public var attempts: Int
+    public var latency: Duration
+}
+
+/// An HTTP client for OpenAI-compatible servers (vLLM, llama.cpp, SGLang, …).
+///
+/// Bounds in-flight requests, spreads them over replicas (least in flight first, skipping ones
+/// that just failed to connect), and retries 429, 5xx, timeouts and connection errors with
+/// exponential backoff and jitter. Other errors are final.
+public final class OpenAIClient: Sendable {
+    public let options: EndpointOptions
+    private let http: HTTPClient
+    private let limiter: ConcurrencyLimiter
+    private let replicas: Mutex<[ReplicaState]>
+    private let sent = Atomic<Int>(0)
+    private let logger: Logger
+
+    struct ReplicaState {
+        var baseURL: String
+        var inFlight = 0
+        var unhealthyUntil: ContinuousClock.Instant? = nil
+    }
+
+    public init(options: EndpointOptions, logger: Logger) {
+        self.options = options
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+        self.limiter = ConcurrencyLimiter(limit: options.maxInFlight)
+        self.replicas = Mutex(options.baseURLs.map { ReplicaState(baseURL: Self.trimmed($0)) })
+        self.logger = logger
+    }
+
+    /// Closes connections. Call once, when the client is no longer used.
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    /// How many HTTP requests this client has sent, retries included.
+    public var requestsSent: Int { sent.load(ordering: .relaxed) }
+
+    /// POSTs a JSON body to `path` on the least-loaded replica, with retries.
+    /// - Throws: `LabelForgeError` with code `engineHTTP`, `engineUnavailable`, `timeout` or
+    ///   `invalidResponse` after the last attempt.
+    public func post(path: String, body: JSONValue) async throws -> EngineReply {
+        try await limiter.withSlot {
+            try await self.withRetries { baseURL in
+                try await self.send(method: .POST, url: baseURL + path, body: CanonicalJSON.data(body))
+            }
+        }
+    }
+
+    /// GETs a JSON document from every replica's `path` and returns the first replica's.
+    public func get(path: String, timeout: Duration = .seconds(10)) async throws -> JSONValue {
+        let baseURL = replicas.withLock { $0[0].baseURL }
+        return try await send(method: .GET, url: baseURL + path, body: nil, timeout: timeout)
+    }
+
+    /// Checks that every replica answers; returns the first failure as a readable error.
+    public func checkReachable(path: String = "/v1/models") async throws {
+        for baseURL in replicas.withLock({ $0.map(\.baseURL) }) {
+            _ = try await send(method: .GET, url: baseURL + path, body: nil, timeout: .seconds(10))
+        }
+    }
+
+    private func withRetries(_ attempt: @Sendable (String) async throws -> JSONValue) async throws -> EngineReply {
+        let start = ContinuousClock.now
+        var attempts = 0
+        while true {
+            attempts += 1
+            let index = pickReplica()
+            let baseURL = replicas.withLock { $0[index].baseURL }
+            do {
+                defer { replicas.withLock { $0[index].inFlight -= 1 } }
+                let body = try await attempt(baseURL)
+                return EngineReply(body: body, attempts: attempts, latency: ContinuousClock.now - start)
+            } catch let failure as RequestFailure {
+                if failure.isConnectionError {
+                    replicas.withLock { $0[index].unhealthyUntil = .now + .seconds(5) }
+                }
+                guard failure.isRetryable, attempts <= options.maxRetries else {
+                    throw failure.error(attempts: attempts)
+                }
+                let delay = backoff(attempt: attempts, retryAfter: failure.retryAfter)
+                logger.debug("retrying after \(delay): \(failure.error(attempts: attempts))")
+                try await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func pickReplica() -> Int {
+        replicas.withLock { states in
+            let now = ContinuousClock.now
+            let healthy = states.indices.filter { states[$0].unhealthyUntil.map { $0 <= now } ?? true }
+            let candidates = healthy.isEmpty ? Array(states.indices) : healthy
+            let chosen = candidates.min { states[$0].inFlight < states[$1].inFlight }!
+            states[chosen].inFlight += 1
+            return chosen
+        }
+    }
+
+    private func backoff(attempt: Int, retryAfter: Duration?) -> Duration {
+        if let retryAfter { return retryAfter }
+        let ceiling = options.retryBaseDelay * Int(1 << min(attempt - 1, 6))
+        let ms = ceiling.components.seconds * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
+        return .milliseconds(Int64.random(in: (ms / 2)...max(ms / 2, ms)))
+    }
+
+    private func send(method: HTTPMethod, url: String, body: Data?, timeout: Duration? = nil) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        if let apiKey = options.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            sent.add(1, ordering: .relaxed)
+        }
+        let limit = timeout ?? options.requestTimeout
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await http.execute(request, timeout: .milliseconds(Int64(limit / .milliseconds(1))))
+            bytes = try await response.body.collect(upTo: 64 << 20)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw RequestFailure(url: url, status: nil, detail: Self.describe(error), timeout: limit, underlying: error)
+        }
+        let data = Data(bytes.readableBytesView)
+        guard (200..<300).contains(response.status.code) else {
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
+            throw RequestFailure(
+                url: url, status: Int(response.status.code), detail: Self.errorMessage(in: data), timeout: limit,
+                retryAfter: retryAfter)
+        }
+        do {
+            return try JSONValue.parse(data)
+        } catch {
+            throw LabelForgeError(.invalidResponse, "\(url) answered with a body that is not JSON.")
+        }
+    }
+
+    private static func trimmed(_ url: String) -> String {
+        var url = url
+        while url.hasSuffix("/") { url.removeLast() }
+        if url.hasSuffix("/v1") { url.removeLast(3) }
+        return url
+    }
+
+    private static func errorMessage(in data: Data) -> String {
+        if let json = try? JSONValue.parse(data) {
+            if let message = json["error"]?["message"]?.stringValue ?? json["message"]?.stringValue
+                ?? json["detail"]?.stringValue ?? json["error"]?.stringValue
+            {
+                return message
+            }
+        }
+        return String(decoding: data.prefix(300), as: UTF8.self)
+    }
+
+    private static func describe(_ error: Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connection timed out"
+            case .readTimeout, .deadlineExceeded: return "request timed out"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return String(describing: error)
+            }
+        }
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("ECONNREFUSED") {
+            return "connection refused"
+        }
+        return text
+    }
+}
+
+/// One failed HTTP attempt, classified for the retry policy.
+struct RequestFailure: Error {
+    var url: String
+    var status: Int?
+    var detail: String
+    var timeout: Duration
+    var retryAfter: Duration? = nil
+    var underlying: Error? = nil
+
+    var isConnectionError: Bool { status == nil && !isTimeout }
+    var isTimeout: Bool { detail.contains("timed out") }
+    var isRetryable: Bool {
+        guard let status else { return true }
+        return status == 429 || status == 408 || status >= 500
+    }
+
+    func error(attempts: Int) -> LabelForgeError {
+        let tries = attempts == 1 ? "" : " (after \(attempts) attempts)"
+        if let status {
+            return LabelForgeError(.engineHTTP, "\(url) answered HTTP \(status)\(tries): \(detail)")
+        }
+        if isTimeout {
+            return LabelForgeError(.timeout, "\(url): \(detail) after \(timeout)\(tries).")
+        }
+        return LabelForgeError(
+            .engineUnavailable, "Cannot reach the engine at \(url): \(detail)\(tries). Is the server running?")
+    }
+}

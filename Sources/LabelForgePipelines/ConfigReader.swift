@@ -1,0 +1,172 @@
+import Foundation
+import LabelForgeCore
+import Yams
+
+/// Reads one YAML node of a config file, keeping the file, line and key path for every error.
+///
+/// Unknown keys are errors that suggest the closest known key, so a typo never silently falls
+/// back to a default.
+struct ConfigReader {
+    let file: String
+    let node: Node
+    let path: String
+
+    init(file: String, node: Node, path: String) {
+        self.file = file
+        self.node = node
+        self.path = path
+    }
+
+    /// Parses a whole config file.
+    static func load(file: String) throws -> ConfigReader {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw LabelForgeError(.fileNotFound, "Cannot read the config file \(file).")
+        }
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw LabelForgeError(.invalidConfig, "\(file): the config file is empty.")
+            }
+            return ConfigReader(file: file, node: node, path: "")
+        } catch let error as YamlError {
+            throw LabelForgeError(.invalidConfig, "\(file): not valid YAML: \(error)")
+        }
+    }
+
+    var line: Int { node.mark?.line ?? 0 }
+
+    func error(_ message: String, at node: Node? = nil) -> LabelForgeError {
+        let line = (node ?? self.node).mark?.line ?? self.line
+        let where_ = path.isEmpty ? "" : " \(path):"
+        return LabelForgeError(.invalidConfig, "\(file):\(line):\(where_) \(message)")
+    }
+
+    private func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    /// The mapping's entries; fails when the node is not a mapping.
+    func mapping() throws -> [(key: String, keyNode: Node, value: ConfigReader)] {
+        guard case .mapping(let mapping) = node else {
+            throw error("expected a mapping of keys to values, found \(kind).")
+        }
+        return mapping.map { pair in
+            let key = pair.key.string ?? ""
+            return (key, pair.key, ConfigReader(file: file, node: pair.value, path: childPath(key)))
+        }
+    }
+
+    /// Fails on the first key that is not in `allowed`, suggesting the closest allowed key.
+    func checkKeys(_ allowed: [String]) throws {
+        for entry in try mapping() where !allowed.contains(entry.key) {
+            let suggestion = closest(to: entry.key, in: allowed).map { " Did you mean '\($0)'?" } ?? ""
+            let shown = path.isEmpty ? entry.key : "\(path).\(entry.key)"
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(file):\(entry.keyNode.mark?.line ?? line): unknown key '\(shown)'.\(suggestion)"
+                    + " Valid keys here: \(allowed.joined(separator: ", ")).")
+        }
+    }
+
+    func child(_ key: String) throws -> ConfigReader? {
+        guard let entry = try mapping().first(where: { $0.key == key }) else { return nil }
+        if case .scalar(let s) = entry.value.node, entry.value.node.null != nil || s.string == "~" || (s.string.isEmpty && s.style == .plain) {
+            return nil
+        }
+        return entry.value
+    }
+
+    func require(_ key: String) throws -> ConfigReader {
+        guard let value = try child(key) else {
+            throw error("missing required key '\(childPath(key))'.")
+        }
+        return value
+    }
+
+    func items() throws -> [ConfigReader] {
+        guard case .sequence(let sequence) = node else {
+            throw error("expected a list, found \(kind).")
+        }
+        return sequence.enumerated().map { ConfigReader(file: file, node: $1, path: "\(path)[\($0)]") }
+    }
+
+    func string() throws -> String {
+        guard case .scalar(let s) = node else { throw error("expected a string, found \(kind).") }
+        return s.string
+    }
+
+    func int() throws -> Int {
+        guard let value = node.int else { throw error("expected an integer, found '\(node.string ?? kind)'.") }
+        return value
+    }
+
+    func double() throws -> Double {
+        guard let value = node.float ?? node.int.map(Double.init) else {
+            throw error("expected a number, found '\(node.string ?? kind)'.")
+        }
+        return value
+    }
+
+    func bool() throws -> Bool {
+        guard let value = node.bool else { throw error("expected true or false, found '\(node.string ?? kind)'.") }
+        return value
+    }
+
+    func oneOf(_ allowed: [String]) throws -> String {
+        let value = try string()
+        guard allowed.contains(value) else {
+            let suggestion = closest(to: value, in: allowed).map { " Did you mean '\($0)'?" } ?? ""
+            throw error("'\(value)' is not one of \(allowed.joined(separator: ", ")).\(suggestion)")
+        }
+        return value
+    }
+
+    func stringList() throws -> [String] { try items().map { try $0.string() } }
+
+    /// The node as JSON (for schemas and free-form params).
+    func json() throws -> JSONValue {
+        switch node {
+        case .scalar(let s):
+            if s.style == .plain || s.style == .any {
+                if node.null != nil || s.string == "~" { return .null }
+                if let b = node.bool { return .bool(b) }
+                if let i = node.int { return .int(Int64(i)) }
+                if let d = node.float { return .double(d) }
+            }
+            return .string(s.string)
+        case .mapping:
+            var object: [String: JSONValue] = [:]
+            for entry in try mapping() { object[entry.key] = try entry.value.json() }
+            return .object(object)
+        case .sequence:
+            return .array(try items().map { try $0.json() })
+        }
+    }
+
+    private var kind: String {
+        switch node {
+        case .scalar: return "a scalar"
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        }
+    }
+}
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
+func closest(to word: String, in candidates: [String]) -> String? {
+    let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+    guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+    return best.1 <= max(2, word.count / 3) ? best.0 : nil
+}
+
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,122 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import Logging
+
+/// One configured engine, ready for requests.
+struct EngineHandle: Sendable {
+    var config: RunConfig.Engine
+    var dialect: EngineDialect
+    var client: OpenAIClient
+    var model: ResolvedModel
+    /// For `local` engines: which launcher ran the server.
+    var launcher: String?
+}
+
+/// The engines of a run: starts `local` ones, connects to the rest, and stops everything on exit.
+struct EngineSet: Sendable {
+    var handles: [String: EngineHandle]
+
+    func handle(_ name: String) -> EngineHandle { handles[name]! }
+
+    /// Total requests sent to all engines.
+    var requestsSent: Int { handles.values.reduce(0) { $0 + $1.client.requestsSent } }
+
+    func checkReachable() async throws {
+        for handle in handles.values.sorted(by: { $0.config.name < $1.config.name }) {
+            try await handle.client.checkReachable()
+        }
+    }
+
+    func probe() async -> [String: JSONValue] {
+        var infos: [String: JSONValue] = [:]
+        for (name, handle) in handles {
+            var info = await EngineInfo.probe(client: handle.client, dialect: handle.dialect)
+            if case .object(var object) = info {
+                object["launcher"] = handle.launcher.map(JSONValue.string) ?? .null
+                info = .object(object)
+            }
+            infos[name] = info
+        }
+        return infos
+    }
+
+    /// The `engines` entry of the manifest's run line: settings and what each engine reported.
+    func describe(infos: [String: JSONValue]) -> JSONValue {
+        .array(
+            handles.values.sorted(by: { $0.config.name < $1.config.name }).map { h in
+                [
+                    "name": .string(h.config.name), "kind": .string(h.config.kind), "dialect": .string(h.dialect.name),
+                    "slots": h.config.kind == "local" ? .int(Int64(h.config.slots)) : .null,
+                    "max_in_flight": .int(Int64(h.config.maxInFlight)), "replicas": .int(Int64(h.config.baseURLs.count)),
+                    "info": infos[h.config.name] ?? .null,
+                ]
+            })
+    }
+
+    /// Runs `body` with every engine up. Errors while starting a local engine go through
+    /// `onStartFailure`, which records them and returns the error to throw.
+    static func withEngines<T: Sendable>(
+        config: RunConfig, models: [ResolvedModel], logPath: String, logger: Logger,
+        _ body: (EngineSet) async throws -> T,
+        onStartFailure: (LabelForgeError) -> LabelForgeError
+    ) async throws -> T {
+        var started = false
+        do {
+            return try await start(
+                remaining: config.engines[...], config: config, models: models, logPath: logPath, logger: logger,
+                handles: [:]
+            ) { set in
+                started = true
+                return try await body(set)
+            }
+        } catch let error as LabelForgeError where !started {
+            throw onStartFailure(error)
+        }
+    }
+
+    private static func start<T: Sendable>(
+        remaining: ArraySlice<RunConfig.Engine>, config: RunConfig, models: [ResolvedModel], logPath: String,
+        logger: Logger, handles: [String: EngineHandle], _ body: (EngineSet) async throws -> T
+    ) async throws -> T {
+        guard let engine = remaining.first else {
+            let set = EngineSet(handles: handles)
+            do {
+                let value = try await body(set)
+                for handle in handles.values { await handle.client.shutdown() }
+                return value
+            } catch {
+                for handle in handles.values { await handle.client.shutdown() }
+                throw error
+            }
+        }
+        let model = models.first { $0.engine == engine.name }!
+        let dialect = EngineDialect(name: engine.dialect)!
+        func endpoint(_ urls: [String]) -> EndpointOptions {
+            let apiKey = engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
+            return EndpointOptions(
+                baseURLs: urls, apiKey: apiKey, requestTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
+                maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight)
+        }
+        if engine.kind == "local" {
+            let options = LocalEngineOptions(
+                modelPath: model.path!, slots: engine.slots, contextPerSlot: engine.contextPerSlot, logPath: logPath)
+            return try await LocalEngine.withRunning(options, logger: logger) { running in
+                var handles = handles
+                handles[engine.name] = EngineHandle(
+                    config: engine, dialect: dialect, client: OpenAIClient(options: endpoint([running.baseURL]), logger: logger),
+                    model: model, launcher: running.launcher)
+                return try await start(
+                    remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
+                    handles: handles, body)
+            }
+        }
+        var handles = handles
+        handles[engine.name] = EngineHandle(
+            config: engine, dialect: dialect, client: OpenAIClient(options: endpoint(engine.baseURLs), logger: logger),
+            model: model, launcher: nil)
+        return try await start(
+            remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
+            handles: handles, body)
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import LabelForgeCache
+import LabelForgeCore
+import LabelForgeLLM
+import Logging
+
+/// What one stage did for one row: the manifest's row line, and the output if there is one.
+struct StageOutcome: Sendable {
+    var stageID: String
+    var output: [String: JSONValue]?
+    var failure: StageFailure?
+    var requestKeys: [String] = []
+    var allFromCache = true
+    var attempts = 0
+    var latencyMs = 0
+    var tokensIn = 0
+    var tokensOut = 0
+}
+
+/// One row after every stage ran.
+struct RowResult: Sendable {
+    var index: Int
+    var rowID: String
+    var fields: [String: JSONValue]
+    var outcomes: [StageOutcome]
+}
+
+/// Runs one row through the row-wise stages: render → cache lookup → engine → validate → output.
+///
+/// A response that fails validation is retried with a new seed derived from
+/// `<stage id>#retry<k>`, so retries too are deterministic and cached.
+struct RowProcessor: Sendable {
+    var config: RunConfig
+    var pack: PromptPack
+    var stages: [any RowStage]
+    var engines: EngineSet
+    var engineInfos: [String: JSONValue]
+    var cache: SQLiteCache
+    var noCache: Bool
+    var logger: Logger
+
+    func process(index: Int, rowID: String, fields: [String: JSONValue]) async throws -> RowResult {
+        var outcomes: [StageOutcome] = []
+        for stage in stages {
+            try Task.checkCancellation()
+            outcomes.append(await run(stage, row: RowContext(rowID: rowID, index: index, fields: fields)))
+        }
+        return RowResult(index: index, rowID: rowID, fields: fields, outcomes: outcomes)
+    }
+
+    private func run(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
+        let start = ContinuousClock.now
+        var outcome = await attempts(stage, row: row)
+        outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
+        return outcome
+    }
+
+    private func attempts(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
+        let engine = engines.handle(stage.config.engine)
+        var outcome = StageOutcome(stageID: stage.config.id)
+        for attempt in 0...stage.config.maxValidationRetries {
+            let seedStage = attempt == 0 ? stage.config.id : "\(stage.config.id)#retry\(attempt)"
+            let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: 0)
+            let body: JSONValue
+            do {
+                let request = try stage.request(
+                    for: row, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
+                body = engine.dialect.body(for: request, modelID: engine.model.id)
+            } catch {
+                outcome.failure = StageFailure(errorClass: "render_error", message: String(describing: error))
+                return outcome
+            }
+            let material = CacheKey.material(
+                kind: "chat", dialect: engine.dialect.name, modelID: engine.model.id,
+                modelRevision: engine.model.revision, body: body)
+            let key = CacheKey(hex: ContentHash.hex(material))
+            outcome.requestKeys.append(key.description)
+            let raw: JSONValue
+            do {
+                if let cached = try await cachedResponse(key, engine: engine) {
+                    raw = cached
+                } else {
+                    outcome.allFromCache = false
+                    let reply = try await engine.client.post(path: "/v1/chat/completions", body: body)
+                    outcome.attempts += reply.attempts
+                    raw = reply.body
+                    try await cache.store(
+                        CacheEntry(key: key, request: material, response: raw, engineInfo: engineInfos[engine.config.name] ?? .null))
+                }
+            } catch is CancellationError {
+                outcome.failure = StageFailure(errorClass: "cancelled", message: "the run was interrupted")
+                return outcome
+            } catch let error as LabelForgeError {
+                outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
+                return outcome
+            } catch {
+                outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
+                return outcome
+            }
+            let response: ChatResponse
+            do {
+                response = try ChatResponse(raw: raw)
+            } catch {
+                outcome.failure = StageFailure(errorClass: "invalid_response", message: String(describing: error))
+                continue
+            }
+            outcome.tokensIn += response.promptTokens
+            outcome.tokensOut += response.completionTokens
+            switch stage.parse(response, dialect: engine.dialect) {
+            case .success(let fields):
+                outcome.output = fields
+                outcome.failure = nil
+                return outcome
+            case .failure(let failure):
+                outcome.failure = StageFailure(
+                    errorClass: failure.errorClass,
+                    message: failure.message + " (attempt \(attempt + 1) of \(stage.config.maxValidationRetries + 1))")
+            }
+        }
+        return outcome
+    }
+
+    private func cachedResponse(_ key: CacheKey, engine: EngineHandle) async throws -> JSONValue? {
+        guard !noCache, let entry = try await cache.lookup(key) else { return nil }
+        if config.matchEngineVersion {
+            let current = engineInfos[engine.config.name]
+            let fields = ["build_info", "version"]
+            if fields.contains(where: { entry.engineInfo[$0] != current?[$0] }) { return nil }
+        }
+        return entry.response
+    }
+}

@@ -1,0 +1,319 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+import Yams
+
+/// A pipeline run, as configured in YAML (see `docs/config.md`), with every default filled in.
+public struct RunConfig: Sendable {
+    public struct Dataset: Sendable {
+        public var path: String
+        public var format: DatasetFormat
+        public var idField: String?
+    }
+
+    public struct Model: Sendable {
+        /// The id sent as the body's `model` and used in cache keys; never a local path.
+        public var id: String
+        /// A GGUF file for `local` engines; defaults to the model `make setup` installs.
+        public var path: String?
+        /// The pinned revision; for `local` engines, defaults to the GGUF file's SHA-256.
+        public var revision: String?
+    }
+
+    public struct Engine: Sendable {
+        public var name: String
+        /// `local` (LabelForge starts llama.cpp's server) or `openai` (any compatible base URL).
+        public var kind: String
+        public var dialect: String
+        public var model: Model
+        public var baseURLs: [String]
+        /// The environment variable holding the API key; the key itself never enters a config.
+        public var apiKeyEnv: String?
+        public var slots: Int
+        public var contextPerSlot: Int
+        public var maxInFlight: Int
+        public var timeoutSeconds: Double
+        public var maxRetries: Int
+    }
+
+    public struct Sampling: Sendable {
+        public var temperature: Double
+        public var topP: Double?
+        public var maxTokens: Int
+        public var topLogprobs: Int?
+    }
+
+    public struct Label: Sendable {
+        public var name: String
+        public var description: String?
+    }
+
+    public struct Attribute: Sendable {
+        public var name: String
+        /// `enum`, `boolean`, `string` or `list`.
+        public var type: String
+        public var values: [String]
+        public var description: String?
+        public var goldField: String?
+    }
+
+    public struct Stage: Sendable {
+        public var id: String
+        public var type: String
+        public var engine: String
+        public var template: String
+        public var sampling: Sampling
+        public var labels: [Label]
+        public var attributes: [Attribute]
+        public var goldField: String?
+        public var maxValidationRetries: Int
+    }
+
+    public var file: String
+    public var name: String
+    public var seed: UInt64
+    /// `standard` or `strict` (see docs/determinism.md).
+    public var determinism: String
+    public var maxFailureRatio: Double
+    public var dataset: Dataset
+    public var engines: [Engine]
+    public var promptPack: String
+    public var cachePath: String?
+    public var matchEngineVersion: Bool
+    public var stages: [Stage]
+
+    public static let stageTypes = ["classify", "tag"]
+    public static let attributeTypes = ["enum", "boolean", "string", "list"]
+
+    /// Loads and validates a config file. Relative paths in it are relative to the current directory.
+    /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
+    public static func load(file: String) throws -> RunConfig {
+        let root = try ConfigReader.load(file: file)
+        try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages"])
+        let run = try root.child("run")
+        try run?.checkKeys(["name", "seed", "determinism", "max_failure_ratio"])
+        let name = try run?.child("name")?.string() ?? (file as NSString).lastPathComponent
+        let seedNode = try run?.child("seed")
+        let seed = try seedNode?.int() ?? 0
+        guard seed >= 0 else { throw seedNode!.error("the seed must be a non-negative integer.") }
+        let determinism = try run?.child("determinism")?.oneOf(["standard", "strict"]) ?? "standard"
+        let ratioNode = try run?.child("max_failure_ratio")
+        let maxFailureRatio = try ratioNode?.double() ?? 0.5
+        guard (0...1).contains(maxFailureRatio) else {
+            throw ratioNode!.error("max_failure_ratio must be between 0 and 1.")
+        }
+
+        let datasetNode = try root.require("dataset")
+        try datasetNode.checkKeys(["path", "format", "id_field"])
+        let datasetPath = try datasetNode.require("path").string()
+        let formatName =
+            try datasetNode.child("format")?.oneOf(DatasetFormat.all.map(\.name))
+            ?? (datasetPath.hasSuffix(".csv") ? "csv" : "jsonl")
+        let dataset = Dataset(
+            path: datasetPath, format: DatasetFormat(name: formatName)!,
+            idField: try datasetNode.child("id_field")?.string())
+
+        var engines: [Engine] = []
+        for node in try root.require("engines").items() {
+            engines.append(try parseEngine(node, strict: determinism == "strict"))
+        }
+        guard !engines.isEmpty else { throw root.error("'engines' needs at least one engine.") }
+        let engineNames = engines.map(\.name)
+        if let duplicate = engineNames.first(where: { name in engineNames.filter { $0 == name }.count > 1 }) {
+            throw root.error("two engines are named '\(duplicate)'; engine names must be unique.")
+        }
+
+        let prompts = try root.require("prompts")
+        try prompts.checkKeys(["pack"])
+        let pack = try prompts.require("pack").string()
+
+        let cache = try root.child("cache")
+        try cache?.checkKeys(["path", "match_engine_version"])
+
+        var stages: [Stage] = []
+        for node in try root.require("stages").items() {
+            let stage = try parseStage(node, engines: engineNames, defaultEngine: engineNames[0])
+            if stages.contains(where: { $0.id == stage.id }) {
+                throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
+            }
+            stages.append(stage)
+        }
+        guard !stages.isEmpty else { throw root.error("'stages' needs at least one stage.") }
+
+        return RunConfig(
+            file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
+            dataset: dataset, engines: engines, promptPack: pack, cachePath: try cache?.child("path")?.string(),
+            matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages)
+    }
+
+    private static func parseEngine(_ node: ConfigReader, strict: Bool) throws -> Engine {
+        try node.checkKeys([
+            "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
+            "max_in_flight", "timeout_s", "max_retries",
+        ])
+        let kind = try node.child("kind")?.oneOf(["local", "openai"]) ?? "local"
+        let modelNode = try node.require("model")
+        try modelNode.checkKeys(["id", "path", "revision"])
+        let model = Model(
+            id: try modelNode.require("id").string(), path: try modelNode.child("path")?.string(),
+            revision: try modelNode.child("revision")?.string())
+        var baseURLs = try node.child("base_urls")?.stringList() ?? []
+        if let single = try node.child("base_url")?.string() { baseURLs.insert(single, at: 0) }
+        if kind == "openai" && baseURLs.isEmpty {
+            throw node.error("an engine of kind 'openai' needs 'base_url' (or 'base_urls' for replicas).")
+        }
+        if kind == "openai" && model.revision == nil {
+            throw modelNode.error(
+                "an 'openai' engine needs model.revision (e.g. the Hugging Face commit) to pin its model.")
+        }
+        let slots = try node.child("slots")?.int() ?? 2
+        return Engine(
+            name: try node.child("name")?.string() ?? kind,
+            kind: kind,
+            dialect: try node.child("dialect")?.oneOf(EngineDialectNames.all) ?? (kind == "local" ? "llamacpp" : "openai"),
+            model: model, baseURLs: baseURLs,
+            apiKeyEnv: try node.child("api_key_env")?.string(),
+            slots: strict ? 1 : slots,
+            contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
+            maxInFlight: strict ? 1 : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : 16),
+            timeoutSeconds: try node.child("timeout_s")?.double() ?? 120,
+            maxRetries: try node.child("max_retries")?.int() ?? 3)
+    }
+
+    private static func parseStage(_ node: ConfigReader, engines: [String], defaultEngine: String) throws -> Stage {
+        try node.checkKeys([
+            "id", "type", "engine", "template", "sampling", "labels", "attributes", "gold_field",
+            "max_validation_retries",
+        ])
+        let type = try node.require("type").oneOf(stageTypes)
+        let id = try node.require("id").string()
+        guard id.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
+            throw node.error("stage id '\(id)' may use only letters, digits, '_', '-' and '.' (it names a file).")
+        }
+        let engineNode = try node.child("engine")
+        let engine = try engineNode?.oneOf(engines) ?? defaultEngine
+        let samplingNode = try node.child("sampling")
+        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs"])
+        let sampling = Sampling(
+            temperature: try samplingNode?.child("temperature")?.double() ?? 0,
+            topP: try samplingNode?.child("top_p")?.double(),
+            maxTokens: try samplingNode?.child("max_tokens")?.int() ?? (type == "classify" ? 16 : 128),
+            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? (type == "classify" ? 20 : nil))
+        var labels: [Label] = []
+        var attributes: [Attribute] = []
+        if type == "classify" {
+            for item in try node.require("labels").items() {
+                if case .scalar = item.node {
+                    labels.append(Label(name: try item.string(), description: nil))
+                } else {
+                    try item.checkKeys(["name", "description"])
+                    labels.append(
+                        Label(name: try item.require("name").string(), description: try item.child("description")?.string()))
+                }
+            }
+            guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
+        } else {
+            for item in try node.require("attributes").items() {
+                try item.checkKeys(["name", "type", "values", "description", "gold_field"])
+                let attributeType = try item.require("type").oneOf(attributeTypes)
+                let values = try item.child("values")?.stringList() ?? []
+                if (attributeType == "enum" || attributeType == "list") && values.isEmpty {
+                    throw item.error("an attribute of type '\(attributeType)' needs 'values'.")
+                }
+                attributes.append(
+                    Attribute(
+                        name: try item.require("name").string(), type: attributeType, values: values,
+                        description: try item.child("description")?.string(),
+                        goldField: try item.child("gold_field")?.string()))
+            }
+            guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
+        }
+        return Stage(
+            id: id, type: type, engine: engine, template: try node.child("template")?.string() ?? type,
+            sampling: sampling, labels: labels, attributes: attributes,
+            goldField: try node.child("gold_field")?.string(),
+            maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2)
+    }
+
+    /// The config with every default filled in, as written to `config.resolved.yaml`.
+    ///
+    /// Secrets never appear here: an engine's API key is named by its environment variable only.
+    public var resolvedJSON: JSONValue {
+        func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+        return [
+            "run": [
+                "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism),
+                "max_failure_ratio": .double(maxFailureRatio),
+            ],
+            "dataset": [
+                "path": .string(dataset.path), "format": .string(dataset.format.name), "id_field": optional(dataset.idField),
+            ],
+            "engines": .array(
+                engines.map { e in
+                    [
+                        "name": .string(e.name), "kind": .string(e.kind), "dialect": .string(e.dialect),
+                        "model": ["id": .string(e.model.id), "path": optional(e.model.path), "revision": optional(e.model.revision)],
+                        "base_urls": .array(e.baseURLs.map(JSONValue.string)), "api_key_env": optional(e.apiKeyEnv),
+                        "slots": .int(Int64(e.slots)), "context_per_slot": .int(Int64(e.contextPerSlot)),
+                        "max_in_flight": .int(Int64(e.maxInFlight)), "timeout_s": .double(e.timeoutSeconds),
+                        "max_retries": .int(Int64(e.maxRetries)),
+                    ]
+                }),
+            "prompts": ["pack": .string(promptPack)],
+            "cache": ["path": optional(cachePath), "match_engine_version": .bool(matchEngineVersion)],
+            "stages": .array(
+                stages.map { s in
+                    [
+                        "id": .string(s.id), "type": .string(s.type), "engine": .string(s.engine),
+                        "template": .string(s.template),
+                        "sampling": [
+                            "temperature": .double(s.sampling.temperature),
+                            "top_p": s.sampling.topP.map(JSONValue.double) ?? .null,
+                            "max_tokens": .int(Int64(s.sampling.maxTokens)),
+                            "top_logprobs": s.sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
+                        ],
+                        "labels": .array(
+                            s.labels.map { ["name": .string($0.name), "description": optional($0.description)] }),
+                        "attributes": .array(
+                            s.attributes.map {
+                                [
+                                    "name": .string($0.name), "type": .string($0.type),
+                                    "values": .array($0.values.map(JSONValue.string)),
+                                    "description": optional($0.description), "gold_field": optional($0.goldField),
+                                ]
+                            }),
+                        "gold_field": optional(s.goldField),
+                        "max_validation_retries": .int(Int64(s.maxValidationRetries)),
+                    ]
+                }),
+        ]
+    }
+}
+
+/// Dialect names, kept here so config parsing does not depend on the engine module's types.
+enum EngineDialectNames {
+    static let all = ["vllm", "llamacpp", "openai", "sglang"]
+}
+
+/// Writes JSON as YAML with keys in sorted order, for `config.resolved.yaml`.
+enum ResolvedYAML {
+    static func string(_ value: JSONValue) throws -> String {
+        try Yams.serialize(node: node(value), sortKeys: true)
+    }
+
+    private static func node(_ value: JSONValue) -> Node {
+        switch value {
+        case .null: return Node("null", Tag(.null))
+        case .bool(let b): return Node(b ? "true" : "false", Tag(.bool))
+        case .int, .double: return Node(CanonicalJSON.string(value), Tag(.float))
+        case .string(let s): return Node(s, Tag(.str), needsQuotes(s) ? .doubleQuoted : .any)
+        case .array(let items): return Node(items.map(node))
+        case .object(let members):
+            return Node(members.sorted { $0.key < $1.key }.map { (Node($0.key), node($0.value)) })
+        }
+    }
+
+    private static func needsQuotes(_ s: String) -> Bool {
+        ["null", "true", "false", "yes", "no", "~", ""].contains(s.lowercased()) || Double(s) != nil
+    }
+}

@@ -1,0 +1,85 @@
+import LabelForgeCore
+import LabelForgeEval
+
+/// Counts for one stage of a run.
+public struct StageStats: Sendable {
+    public var ok = 0
+    public var failed = 0
+    public var cacheHits = 0
+    public var cacheMisses = 0
+    public var tokensIn = 0
+    public var tokensOut = 0
+    public var errorsByClass: [String: Int] = [:]
+
+    var json: JSONValue {
+        [
+            "ok": .int(Int64(ok)), "failed": .int(Int64(failed)), "cache_hits": .int(Int64(cacheHits)),
+            "cache_misses": .int(Int64(cacheMisses)), "tokens_in": .int(Int64(tokensIn)),
+            "tokens_out": .int(Int64(tokensOut)),
+            "errors_by_class": .object(errorsByClass.mapValues { .int(Int64($0)) }),
+        ]
+    }
+}
+
+/// Agreement of one output field with a gold field.
+public struct GoldScore: Sendable {
+    public var stage: String
+    public var field: String
+    public var goldField: String
+    public var agreement: Agreement
+}
+
+/// Progress while a run is under way, for the CLI's progress bar.
+public struct RunProgress: Sendable {
+    public var done: Int
+    public var total: Int
+    public var failedRows: Int
+    public var cacheHits: Int
+    public var cacheLookups: Int
+    public var elapsedSeconds: Double
+}
+
+/// What a finished (or aborted) run did.
+public struct RunReport: Sendable {
+    /// `completed` or `aborted`.
+    public var status: String
+    public var runDirectory: RunDirectory
+    public var rows: Int
+    public var rowsFailed: Int
+    public var stages: [(id: String, stats: StageStats)]
+    public var engineRequests: Int
+    public var scores: [GoldScore]
+    public var elapsedSeconds: Double
+    public var abortReason: String?
+
+    public var cacheHits: Int { stages.reduce(0) { $0 + $1.stats.cacheHits } }
+    public var cacheLookups: Int { stages.reduce(0) { $0 + $1.stats.cacheHits + $1.stats.cacheMisses } }
+    public var cacheHitRate: Double { cacheLookups == 0 ? 0 : Double(cacheHits) / Double(cacheLookups) }
+
+    /// The report as Markdown, written to `report.md`.
+    public var markdown: String {
+        var lines = [
+            "# Run \(runDirectory.runID)", "",
+            "- status: \(status)" + (abortReason.map { " (\($0))" } ?? ""),
+            "- rows: \(rows) (\(rowsFailed) with a failed stage)",
+            "- cache hit rate: \(Self.percent(cacheHitRate)) (\(cacheHits)/\(cacheLookups) requests)",
+            "- engine requests sent: \(engineRequests)",
+            "- time: \(String(format: "%.1f", elapsedSeconds)) s", "",
+            "| stage | ok | failed | cache hits | tokens in | tokens out |", "|---|---|---|---|---|---|",
+        ]
+        for (id, s) in stages {
+            lines.append("| \(id) | \(s.ok) | \(s.failed) | \(s.cacheHits) | \(s.tokensIn) | \(s.tokensOut) |")
+        }
+        if !scores.isEmpty {
+            lines += ["", "| stage.field | gold | n | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+            for score in scores {
+                lines.append(
+                    "| \(score.stage).\(score.field) | \(score.goldField) | \(score.agreement.count) | "
+                        + "\(Self.percent(score.agreement.accuracy)) | \(String(format: "%.3f", score.agreement.macroF1)) |")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+}

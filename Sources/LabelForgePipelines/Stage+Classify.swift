@@ -1,0 +1,70 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `classify`: exactly one label from a fixed set, with a confidence when the engine gives logprobs.
+///
+/// The constraint is the tightest each dialect supports: a GBNF grammar with one alternative per
+/// label on llama.cpp, `structured_outputs.choice` on vLLM, a regex on SGLang, a JSON schema
+/// elsewhere. `confidence` is the probability of the chosen label under the constrained
+/// distribution: at each generated position, the chosen token's probability renormalized over the
+/// reported alternatives that can still lead to an allowed label, multiplied along the label.
+/// It is `null` when the engine returns no logprobs or the dialect wraps labels in JSON.
+public struct ClassifyStage: RowStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+    public let outputFields = ["label", "confidence"]
+
+    public var templateVariables: [String: JSONValue] {
+        [
+            "labels": .array(
+                config.labels.map { ["name": .string($0.name), "description": .string($0.description ?? "")] }),
+            "label_names": .string(config.labels.map(\.name).joined(separator: ", ")),
+        ]
+    }
+
+    public var constraint: OutputConstraint { .choice(config.labels.map(\.name)) }
+
+    public var goldPairs: [(output: String, gold: String)] {
+        config.goldField.map { [("label", $0)] } ?? []
+    }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        let label = dialect.choiceText(fromContent: response.content)
+        guard config.labels.contains(where: { $0.name == label }) else {
+            return .failure(
+                StageFailure(
+                    errorClass: "schema_violation",
+                    message: "the engine answered \(Self.quoted(response.content)), which is not one of the labels "
+                        + config.labels.map(\.name).joined(separator: ", ")))
+        }
+        let confidence = dialect.emitsBareChoices ? Self.confidence(of: label, among: config.labels.map(\.name), logprobs: response.logprobs) : nil
+        return .success(["label": .string(label), "confidence": confidence.map(JSONValue.double) ?? .null])
+    }
+
+    static func quoted(_ text: String) -> String {
+        "\"" + String(text.prefix(80)).replacingOccurrences(of: "\n", with: "\\n") + "\""
+    }
+
+    /// The constrained probability of `label` from per-token logprobs, or `nil` without them.
+    static func confidence(of label: String, among labels: [String], logprobs: [TokenLogprob]?) -> Double? {
+        guard let logprobs, !logprobs.isEmpty else { return nil }
+        var probability = 1.0
+        var prefix = ""
+        for token in logprobs {
+            guard prefix.count < label.count else { break }
+            var alternatives = token.top.map { ($0.token, $0.logprob) }
+            if !alternatives.contains(where: { $0.0 == token.token }) { alternatives.append((token.token, token.logprob)) }
+            let allowed = alternatives.filter { candidate in
+                let text = prefix + candidate.0
+                return !candidate.0.isEmpty && labels.contains { $0.hasPrefix(text) }
+            }
+            let total = allowed.reduce(0.0) { $0 + exp($1.1) }
+            guard total > 0 else { return nil }
+            probability *= exp(token.logprob) / total
+            prefix += token.token
+        }
+        guard prefix == label else { return nil }
+        return (probability * 1e6).rounded() / 1e6
+    }
+}

@@ -1,0 +1,63 @@
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `tag`: named, typed attributes returned as one JSON object.
+///
+/// The JSON schema is derived from the attribute definitions and sent as `response_format`
+/// json_schema; the response is validated against the same schema on the client, because
+/// servers are known to ignore schemas silently.
+public struct TagStage: RowStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+
+    public var outputFields: [String] { config.attributes.map(\.name) }
+
+    public var templateVariables: [String: JSONValue] {
+        [
+            "attributes": .array(
+                config.attributes.map { a in
+                    [
+                        "name": .string(a.name), "type": .string(a.type), "description": .string(a.description ?? ""),
+                        "values": .string(a.values.joined(separator: ", ")),
+                    ]
+                })
+        ]
+    }
+
+    public var schema: JSONValue {
+        var properties: [String: JSONValue] = [:]
+        for attribute in config.attributes {
+            let values = JSONValue.array(attribute.values.map(JSONValue.string))
+            switch attribute.type {
+            case "enum": properties[attribute.name] = ["type": "string", "enum": values]
+            case "boolean": properties[attribute.name] = ["type": "boolean"]
+            case "list": properties[attribute.name] = ["type": "array", "items": ["type": "string", "enum": values]]
+            default: properties[attribute.name] = ["type": "string"]
+            }
+        }
+        return [
+            "type": "object", "properties": .object(properties),
+            "required": .array(config.attributes.map { .string($0.name) }), "additionalProperties": false,
+        ]
+    }
+
+    public var constraint: OutputConstraint { .jsonSchema(name: config.id, schema: schema) }
+
+    public var goldPairs: [(output: String, gold: String)] {
+        config.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }
+    }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        guard let value = try? JSONValue.parse(response.content) else {
+            let reason = response.finishReason == "length" ? " (cut off at max_tokens)" : ""
+            return .failure(
+                StageFailure(
+                    errorClass: "schema_violation",
+                    message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
+        }
+        if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
+            return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
+        }
+        return .success(value.objectValue ?? [:])
+    }
+}

@@ -1,0 +1,208 @@
+import Foundation
+import LabelForgeCore
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// What the stub answers to one chat-completion request.
+public enum StubAnswer: Sendable {
+    /// A 200 response whose message content is this text.
+    case content(String)
+    /// An error response in vLLM's error shape.
+    case error(status: Int, message: String)
+}
+
+/// An HTTP server that speaks vLLM's OpenAI-compatible wire format, for what no real engine here
+/// can do: faults on demand and servers that ignore `response_format`.
+///
+/// Binds `127.0.0.1:0`; read `baseURL` for the port. Routes: `POST /v1/chat/completions`,
+/// `GET /v1/models`, `GET /version`, `GET /health`. Counts every chat request it receives.
+public final class StubEngine: Sendable {
+    public let model: String
+    private let channel: Channel
+    private let state: NIOLockedValueBox<State>
+
+    struct State {
+        var chatRequests = 0
+        var authorizations: [String] = []
+        var bodies: [JSONValue] = []
+    }
+
+    public var baseURL: String { "http://127.0.0.1:\(channel.localAddress!.port!)" }
+    /// Chat requests received so far.
+    public var chatRequests: Int { state.withLockedValue { $0.chatRequests } }
+    /// `Authorization` header values received (tests use this to prove the key was sent).
+    public var authorizations: [String] { state.withLockedValue { $0.authorizations } }
+    /// Request bodies received, in arrival order.
+    public var bodies: [JSONValue] { state.withLockedValue { $0.bodies } }
+
+    /// Starts the stub.
+    /// - Parameter answer: decides the reply to each chat request from its body; the default
+    ///   follows the request's constraint (first choice, or an object that fits the schema).
+    public static func start(
+        model: String = "stub-model", answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
+    ) async throws -> StubEngine {
+        let state = NIOLockedValueBox(State())
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(StubHandler(model: model, state: state, answer: answer))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return StubEngine(model: model, channel: channel, state: state)
+    }
+
+    private init(model: String, channel: Channel, state: NIOLockedValueBox<State>) {
+        self.model = model
+        self.channel = channel
+        self.state = state
+    }
+
+    public func stop() async {
+        try? await channel.close()
+    }
+
+    /// Answers the way a compliant server would: the first allowed choice, or the simplest
+    /// object that satisfies the `response_format` schema.
+    @Sendable public static func followConstraint(_ body: JSONValue) -> StubAnswer {
+        if let choices = body["structured_outputs"]?["choice"]?.arrayValue, let first = choices.first?.stringValue {
+            return .content(first)
+        }
+        if let schema = body["response_format"]?["json_schema"]?["schema"] {
+            return .content(CanonicalJSON.string(example(of: schema)))
+        }
+        return .content("ok")
+    }
+
+    /// The simplest value that satisfies a schema.
+    public static func example(of schema: JSONValue) -> JSONValue {
+        if let first = schema["enum"]?.arrayValue?.first { return first }
+        switch schema["type"]?.stringValue {
+        case "object":
+            var object: [String: JSONValue] = [:]
+            for (name, sub) in schema["properties"]?.objectValue ?? [:] { object[name] = example(of: sub) }
+            return .object(object)
+        case "array": return .array([example(of: schema["items"] ?? [:])])
+        case "boolean": return false
+        case "integer", "number": return .int(Int64(schema["minimum"]?.intValue ?? 0))
+        default: return "x"
+        }
+    }
+}
+
+private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let model: String
+    let state: NIOLockedValueBox<StubEngine.State>
+    let answer: @Sendable (JSONValue) -> StubAnswer
+    private var head: HTTPRequestHead?
+    private var body = ByteBuffer()
+
+    init(model: String, state: NIOLockedValueBox<StubEngine.State>, answer: @escaping @Sendable (JSONValue) -> StubAnswer) {
+        self.model = model
+        self.state = state
+        self.answer = answer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.clear()
+        case .body(var chunk):
+            body.writeBuffer(&chunk)
+        case .end:
+            guard let head else { return }
+            let (status, reply) = route(head)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(reply.count))
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    private func route(_ head: HTTPRequestHead) -> (Int, [UInt8]) {
+        switch (head.method, head.uri) {
+        case (.GET, "/health"):
+            return (200, [])
+        case (.GET, "/version"):
+            return (200, Array(#"{"version":"0.12.0"}"#.utf8))
+        case (.GET, "/v1/models"):
+            let models: JSONValue = [
+                "object": "list",
+                "data": [["id": .string(model), "object": "model", "created": 0, "owned_by": "vllm", "root": .string(model), "parent": nil, "max_model_len": 4096, "permission": []]],
+            ]
+            return (200, Array(CanonicalJSON.data(models)))
+        case (.POST, "/v1/chat/completions"):
+            return chat(head)
+        default:
+            return error(404, "Not Found", type: "NotFoundError")
+        }
+    }
+
+    private func chat(_ head: HTTPRequestHead) -> (Int, [UInt8]) {
+        let data = Data(body.readableBytesView)
+        guard let request = try? JSONValue.parse(data), request.objectValue != nil else {
+            return error(400, "Expecting value: line 1 column 1 (char 0)", type: "BadRequestError")
+        }
+        state.withLockedValue {
+            $0.chatRequests += 1
+            $0.bodies.append(request)
+            if let auth = head.headers.first(name: "Authorization") { $0.authorizations.append(auth) }
+        }
+        guard let messages = request["messages"]?.arrayValue, !messages.isEmpty else {
+            return error(400, "messages: Field required", type: "BadRequestError")
+        }
+        if request["guided_json"] != nil || request["guided_choice"] != nil {
+            // vLLM ≥ 0.12 ignores these silently; the stub refuses them so no test can rely on them.
+            return error(400, "guided_* fields were removed in vLLM 0.12", type: "BadRequestError")
+        }
+        switch answer(request) {
+        case .error(let status, let message):
+            return error(status, message, type: status == 429 ? "RateLimitError" : "InternalServerError")
+        case .content(let text):
+            let tokens = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            var choice: [String: JSONValue] = [
+                "index": 0,
+                "message": ["role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [], "reasoning_content": nil],
+                "logprobs": nil, "finish_reason": "stop", "stop_reason": nil,
+            ]
+            if request["logprobs"]?.boolValue == true {
+                let k = request["top_logprobs"]?.intValue ?? 0
+                choice["logprobs"] = [
+                    "content": .array(
+                        tokens.map { token in
+                            [
+                                "token": .string(token), "logprob": -0.25, "bytes": .array(token.utf8.map { .int(Int64($0)) }),
+                                "top_logprobs": .array(
+                                    ([token] + ["alt1", "alt2", "alt3"]).prefix(k).enumerated().map { i, t in
+                                        ["token": .string(t), "logprob": .double(-0.25 - Double(i) * 1.5), "bytes": .array(t.utf8.map { .int(Int64($0)) })]
+                                    }),
+                            ]
+                        })
+                ]
+            }
+            let promptTokens = Int64(CanonicalJSON.string(request["messages"]!).count / 4)
+            let reply: JSONValue = [
+                "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": .string(model),
+                "choices": [.object(choice)],
+                "usage": ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(Int64(tokens.count)), "total_tokens": .int(promptTokens + Int64(tokens.count)), "prompt_tokens_details": nil],
+                "prompt_logprobs": nil, "kv_transfer_params": nil,
+            ]
+            return (200, Array(CanonicalJSON.data(reply)))
+        }
+    }
+
+    private func error(_ status: Int, _ message: String, type: String) -> (Int, [UInt8]) {
+        let body: JSONValue = ["object": "error", "message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]
+        return (status, Array(CanonicalJSON.data(body)))
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import LabelForgeCache
+import Logging
+
+struct Cache: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Inspect the content-addressed response cache.",
+        subcommands: [Stats.self]
+    )
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the cache's entries, size and hit counts.")
+
+        @Option(name: .long, help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
+        var cachePath: String?
+
+        @Flag(name: .long, help: "Print JSON instead of text.")
+        var json = false
+
+        func run() async throws {
+            let cache: SQLiteCache
+            do {
+                cache = try SQLiteCache(path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+            } catch {
+                throw Terminal.exit(for: error)
+            }
+            let stats = try await cache.stats()
+            if json {
+                let kinds = stats.byKind.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+                print(
+                    "{\"bytes\":\(stats.bytes),\"entries\":\(stats.entries),\"hits\":\(stats.hits),\"kinds\":{\(kinds)},"
+                        + "\"path\":\"\(stats.path)\"}")
+            } else {
+                print("cache:   \(stats.path)")
+                print("entries: \(stats.entries)" + (stats.byKind.isEmpty ? "" : " (" + stats.byKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"))
+                print("size:    \(ByteCountFormatter.string(fromByteCount: stats.bytes, countStyle: .file))")
+                print("hits:    \(stats.hits)")
+            }
+        }
+    }
+}

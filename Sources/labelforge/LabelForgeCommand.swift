@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct LabelForgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "labelforge",
+        abstract: "Deterministic, replayable labeling and synthetic-data pipelines over LLM/VLM engines.",
+        discussion: """
+            Exit codes: 0 success; 1 the run failed or was aborted; 64 bad usage, config, dataset or prompt pack; \
+            69 the engine could not be reached or started; 130 interrupted.
+            """,
+        version: "0.1.0",
+        subcommands: [Run.self, Cache.self]
+    )
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import LabelForgeCore
+import LabelForgePipelines
+import Logging
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a pipeline of stages over a dataset.",
+        discussion: """
+            Every request carries a seed derived from the row and is cached under the hash of the full request, \
+            so running the same config again sends no requests. The run directory holds config.resolved.yaml, \
+            manifest.jsonl, outputs/<stage>.jsonl, dataset.jsonl and report.md.
+            """
+    )
+
+    @Option(name: .long, help: "The pipeline config (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Where run directories are created.")
+    var runsDir: String = "runs"
+
+    @Option(name: .long, help: "Process only the first N rows of the dataset.")
+    var limit: Int?
+
+    @Flag(name: .long, help: "Do not read cached responses (new responses are still written to the cache).")
+    var noCache = false
+
+    @Option(name: .long, help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
+    var cachePath: String?
+
+    @Flag(name: .long, help: "Log debug detail (requests retried, cache verification) to stderr.")
+    var verbose = false
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+    }
+
+    func run() async throws {
+        let logger = Terminal.logger(verbose: verbose)
+        let options = RunOptions(configPath: config, runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath)
+        let bar = ProgressLine()
+        let runner = Runner(options: options, logger: logger) { bar.update($0) }
+        let report: RunReport
+        do {
+            report = try await Terminal.interruptible { try await runner.run() }
+        } catch {
+            bar.finish()
+            throw Terminal.exit(for: error)
+        }
+        bar.finish()
+        Terminal.print(summary: report)
+        if report.status != "completed" { throw ExitCode(1) }
+    }
+}

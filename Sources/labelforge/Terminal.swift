@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import LabelForgeCore
+import LabelForgePipelines
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the CLI writes to the terminal: data to stdout, progress and errors to stderr.
+enum Terminal {
+    static let stderrIsTTY = isatty(2) == 1
+
+    static func logger(verbose: Bool) -> Logger {
+        var logger = Logger(label: "labelforge") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = verbose ? .debug : .warning
+        return logger
+    }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    }
+
+    /// Maps a library error to one stderr line and the documented exit code.
+    static func exit(for error: Error) -> ExitCode {
+        if error is CancellationError || Task.isCancelled {
+            printError("interrupted; the manifest was flushed.")
+            return ExitCode(130)
+        }
+        guard let error = error as? LabelForgeError else {
+            printError(String(describing: error))
+            return ExitCode(1)
+        }
+        printError(error.message)
+        if error.isUsageError { return ExitCode(64) }
+        if error.code == .engineUnavailable { return ExitCode(69) }
+        return ExitCode(1)
+    }
+
+    /// Runs `body`, cancelling it on SIGINT or SIGTERM so in-flight requests stop, the manifest is
+    /// flushed and the local engine is stopped.
+    static func interruptible<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let task = Task { try await body() }
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let sources = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { task.cancel() }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    static func print(summary report: RunReport) {
+        var lines = [
+            "run:            \(report.runDirectory.path)",
+            "status:         \(report.status)" + (report.abortReason.map { " (\($0))" } ?? ""),
+            "rows labeled:   \(report.rows - report.rowsFailed)/\(report.rows)"
+                + (report.rowsFailed > 0 ? " (\(report.rowsFailed) failed; see manifest.jsonl)" : ""),
+            "cache hit rate: \(String(format: "%.1f%%", report.cacheHitRate * 100)) (\(report.cacheHits)/\(report.cacheLookups))",
+            "engine requests sent: \(report.engineRequests)",
+        ]
+        for score in report.scores {
+            lines.append(
+                "accuracy \(score.stage).\(score.field) vs \(score.goldField): "
+                    + String(format: "%.1f%% (n=%d, macro-F1 %.3f)", score.agreement.accuracy * 100, score.agreement.count, score.agreement.macroF1))
+        }
+        lines.append("outputs:        \(report.runDirectory.outputsPath)/")
+        lines.append("report:         \(report.runDirectory.reportPath)")
+        Swift.print(lines.joined(separator: "\n"))
+    }
+}
+
+/// A one-line progress bar on a terminal; a plain log line every 10 s otherwise.
+final class ProgressLine: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lastDraw = Date.distantPast
+    private var drewBar = false
+
+    func update(_ p: RunProgress) {
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        let interval = Terminal.stderrIsTTY ? 0.1 : 10
+        guard now.timeIntervalSince(lastDraw) >= interval || p.done == p.total else { return }
+        lastDraw = now
+        let rate = p.elapsedSeconds > 0 ? Double(p.done) / p.elapsedSeconds : 0
+        let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
+        let hitRate = p.cacheLookups == 0 ? 0 : Double(p.cacheHits) / Double(p.cacheLookups) * 100
+        let text = String(
+            format: "%d/%d rows  %.1f rows/s  ETA %.0fs  cache %.0f%%  failed %d", p.done, p.total, rate, eta, hitRate,
+            p.failedRows)
+        if Terminal.stderrIsTTY {
+            let width = 24
+            let filled = p.total == 0 ? width : width * p.done / p.total
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(text)".utf8))
+            drewBar = true
+        } else {
+            FileHandle.standardError.write(Data("progress: \(text)\n".utf8))
+        }
+    }
+
+    func finish() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drewBar { FileHandle.standardError.write(Data("\n".utf8)) }
+        drewBar = false
+    }
+}

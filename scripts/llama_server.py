@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Runs llama.cpp's HTTP server in-process through PyPI's xllamacpp.
+
+LabelForge starts this when no `llama-server` binary is available. It takes the
+subset of llama-server's flags that LabelForge passes, so the Swift side builds
+one argument list for both: --model, --host, --port, --parallel, --ctx-size,
+--threads, --log-file, and --no-cache-prompt (a no-op here: LabelForge sends
+`cache_prompt` per request). It exits when its parent dies, so a killed
+LabelForge never leaves an engine behind.
+"""
+import argparse
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+
+
+def die_with_parent():
+    # PR_SET_PDEATHSIG = 1: the kernel sends SIGTERM when the parent exits.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", "-m", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--parallel", "-np", type=int, default=2)
+    parser.add_argument("--ctx-size", "-c", type=int, default=4096)
+    parser.add_argument("--threads", "-t", type=int, default=0)
+    parser.add_argument("--log-file", default=None)
+    parser.add_argument("--no-cache-prompt", action="store_true")
+    args = parser.parse_args()
+
+    die_with_parent()
+    parent = os.getppid()
+    if args.log_file:
+        fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.hostnames = [args.host]
+    params.port = args.port
+    params.n_parallel = args.parallel
+    params.n_ctx = args.ctx_size * args.parallel
+    if args.threads > 0:
+        params.cpuparams.n_threads = args.threads
+        params.cpuparams_batch.n_threads = args.threads
+    params.endpoint_props = True
+    params.warmup = False
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = xllamacpp.Server(params)
+    print(f"xllamacpp server listening on {args.host}:{args.port}", flush=True)
+    while not stop.is_set():
+        if os.getppid() != parent:
+            break
+        stop.wait(0.5)
+    del server
+    # xllamacpp's server threads do not always join on deletion; leave at once.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
