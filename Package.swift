@@ -76,13 +76,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .testTarget(name: "LabelForgeCoreTests", dependencies: ["LabelForgeCore"]),
-        .testTarget(name: "LabelForgeIOTests", dependencies: ["LabelForgeIO"]),
+        .testTarget(name: "LabelForgeIOTests", dependencies: ["LabelForgeIO", "LabelForgeTesting"]),
         .testTarget(name: "LabelForgeLLMTests", dependencies: ["LabelForgeLLM", "LabelForgeTesting"]),
         .testTarget(name: "LabelForgeCacheTests", dependencies: ["LabelForgeCache"]),
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
-        .testTarget(name: "LabelForgeEndToEndTests", dependencies: ["LabelForgeTesting"]),
+        .testTarget(
+            name: "LabelForgeEndToEndTests",
+            dependencies: ["LabelForgeTesting", "LabelForgeCore"]
+        ),
     ]
 )

@@ -6,6 +6,12 @@ public struct TokenLogprob: Sendable, Hashable {
     public var logprob: Double
     public var top: [(token: String, logprob: Double)]
 
+    public init(token: String, logprob: Double, top: [(token: String, logprob: Double)]) {
+        self.token = token
+        self.logprob = logprob
+        self.top = top
+    }
+
     public static func == (a: TokenLogprob, b: TokenLogprob) -> Bool {
         a.token == b.token && a.logprob == b.logprob && a.top.map(\.token) == b.top.map(\.token)
             && a.top.map(\.logprob) == b.top.map(\.logprob)

@@ -87,13 +87,21 @@ public final class OpenAIClient: Sendable {
     /// GETs a JSON document from every replica's `path` and returns the first replica's.
     public func get(path: String, timeout: Duration = .seconds(10)) async throws -> JSONValue {
         let baseURL = replicas.withLock { $0[0].baseURL }
-        return try await send(method: .GET, url: baseURL + path, body: nil, timeout: timeout)
+        do {
+            return try await send(method: .GET, url: baseURL + path, body: nil, timeout: timeout)
+        } catch let failure as RequestFailure {
+            throw failure.error(attempts: 1)
+        }
     }
 
     /// Checks that every replica answers; returns the first failure as a readable error.
     public func checkReachable(path: String = "/v1/models") async throws {
         for baseURL in replicas.withLock({ $0.map(\.baseURL) }) {
-            _ = try await send(method: .GET, url: baseURL + path, body: nil, timeout: .seconds(10))
+            do {
+                _ = try await send(method: .GET, url: baseURL + path, body: nil, timeout: .seconds(10))
+            } catch let failure as RequestFailure {
+                throw failure.error(attempts: 1)
+            }
         }
     }
 

@@ -130,7 +130,12 @@ final class RunExecution {
                         try collect(result)
                     }
                 }
-                if abortReason != nil { group.cancelAll() }
+                if abortReason != nil {
+                    // Rows still in flight are abandoned; the manifest records only finished ones.
+                    group.cancelAll()
+                    while let _ = try? await group.next() {}
+                    return
+                }
                 while let result = try await group.next() {
                     try collect(result)
                 }

@@ -1,0 +1,53 @@
+import Foundation
+import LabelForgeCache
+import LabelForgeCore
+import Logging
+import Testing
+
+@Suite struct SQLiteCacheTests {
+    func entry(_ text: String) -> CacheEntry {
+        let material = CacheKey.material(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: ["text": .string(text)])
+        return CacheEntry(
+            key: CacheKey(hex: ContentHash.hex(material)), request: material, response: ["answer": .string(text.uppercased())],
+            engineInfo: ["version": "0.12.0"])
+    }
+
+    @Test("entries round-trip through a real SQLite file and count hits")
+    func roundTrip() async throws {
+        let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
+        let e = entry("hello")
+        #expect(try await cache.lookup(e.key) == nil)
+        try await cache.store(e)
+        let found = try #require(try await cache.lookup(e.key))
+        #expect(found.response == ["answer": "HELLO"])
+        #expect(found.engineInfo["version"] == "0.12.0")
+        let stats = try await cache.stats()
+        #expect(stats.entries == 1)
+        #expect(stats.hits == 1)
+        #expect(stats.bytes > 0)
+        #expect(FileManager.default.fileExists(atPath: dir + "/cache.sqlite"))
+    }
+
+    @Test("a corrupt entry is a miss, never a wrong answer")
+    func corruptIsMiss() async throws {
+        let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
+        let e = entry("world")
+        try await cache.store(e)
+        try await cache.corruptForTesting(e.key)
+        #expect(try await cache.lookup(e.key) == nil)
+    }
+
+    @Test("two handles on one file see each other's writes (WAL, shared by concurrent runs)")
+    func sharedFile() async throws {
+        let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let a = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
+        let b = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
+        try await a.store(entry("one"))
+        #expect(try await b.lookup(entry("one").key) != nil)
+    }
+}

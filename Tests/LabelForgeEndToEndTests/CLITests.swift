@@ -1,0 +1,61 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+/// The CLI as a user meets it: the built binary, its output and its exit codes.
+@Suite struct CLITests {
+    @Test("--help lists the commands and run --help explains every option")
+    func help() async throws {
+        let top = try await CLI.run(["--help"])
+        #expect(top.exitCode == 0)
+        for word in ["run", "cache", "Exit codes"] { #expect(top.stdout.contains(word)) }
+        let run = try await CLI.run(["run", "--help"])
+        #expect(run.exitCode == 0)
+        for option in ["--config", "--runs-dir", "--limit", "--no-cache", "--cache-path", "--verbose"] {
+            #expect(run.stdout.contains(option), "run --help does not mention \(option)")
+        }
+    }
+
+    @Test("a config typo is one error line naming file, line and suggestion, exit 64")
+    func typo() async throws {
+        let ws = try TestWorkspace()
+        let config = try ws.write(
+            "c.yaml", "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstagse: []\n")
+        let result = try await CLI.run(["run", "--config", config])
+        #expect(result.exitCode == 64)
+        #expect(result.stderr.contains("\(config):4: unknown key 'stagse'. Did you mean 'stages'?"))
+        #expect(result.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test("an unreachable engine: one clear error line, exit 69, failure in the manifest")
+    func unreachable() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 2)
+        try ws.writePromptPack()
+        let config = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: \(ws.path("data/reviews.jsonl"))}
+            engines: [{kind: openai, base_url: "http://127.0.0.1:9", model: {id: m, revision: r}}]
+            prompts: {pack: \(ws.path("prompts"))}
+            stages: [{id: s, type: classify, template: classify, labels: [a, b]}]
+            """)
+        let result = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("cache.sqlite")])
+        #expect(result.exitCode == 69)
+        #expect(result.stderr.split(separator: "\n").count == 1)
+        #expect(result.stderr.contains("Cannot reach the engine at http://127.0.0.1:9"))
+        let runs = try FileManager.default.contentsOfDirectory(atPath: ws.path("runs"))
+        #expect(try ws.read("runs/\(try #require(runs.first))/manifest.jsonl").contains(#""status":"failed""#))
+    }
+
+    @Test("cache stats reports an empty cache")
+    func cacheStats() async throws {
+        let ws = try TestWorkspace()
+        let result = try await CLI.run(["cache", "stats", "--cache-path", ws.path("c/cache.sqlite"), "--json"])
+        #expect(result.exitCode == 0)
+        let stats = try JSONValue.parse(result.stdout)
+        #expect(stats["entries"] == 0)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+/// The real embedded engine: llama.cpp's server with the SmolLM2 GGUF that `make setup` installs.
+@Suite(.serialized) struct LocalEngineTests {
+    static let root = LabelForgeBinary.projectRoot()
+
+    func config(_ ws: TestWorkspace, determinism: String = "standard") throws -> String {
+        try ws.write(
+            "mvp.yaml",
+            try String(contentsOfFile: Self.root + "/configs/mvp.yaml", encoding: .utf8)
+                .replacingOccurrences(of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl")
+                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp")
+                .replacingOccurrences(of: "determinism: standard", with: "determinism: \(determinism)"))
+    }
+
+    func outputs(_ runDir: String) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        for name in ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"] {
+            files[name] = try Data(contentsOf: URL(fileURLWithPath: runDir + "/" + name))
+        }
+        return files
+    }
+
+    func runDir(from stdout: String) throws -> String {
+        let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
+        return line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test("a 20-row run twice: the second is 100% cache hits, sends zero requests, outputs byte-identical")
+    func cachedRerun() async throws {
+        let ws = try TestWorkspace()
+        let config = try config(ws)
+        let arguments = ["run", "--config", config, "--limit", "20", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("cache.sqlite")]
+
+        let first = try await CLI.run(arguments, workingDirectory: Self.root)
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("engine requests sent: 40"))
+        #expect(first.stdout.contains("rows labeled:   20/20"))
+        let second = try await CLI.run(arguments, workingDirectory: Self.root)
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("cache hit rate: 100.0% (40/40)"))
+        #expect(second.stdout.contains("engine requests sent: 0"))
+        let a = try runDir(from: first.stdout), b = try runDir(from: second.stdout)
+        #expect(a != b)
+        #expect(try outputs(a) == outputs(b))
+
+        // The manifest: a run line with pins and the engine's /props, 40 row lines, a summary.
+        let manifest = try String(contentsOfFile: a + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        #expect(manifest.count == 42)
+        let run = manifest[0]
+        #expect(run["type"] == "run")
+        #expect(run["models"]?.arrayValue?.first?["revision"]?.stringValue?.hasPrefix("sha256:") == true)
+        #expect(run["engines"]?.arrayValue?.first?["info"]?["total_slots"] == 2)
+        #expect(run["prompt_pack"]?["name"] == "mvp")
+        #expect(manifest[41]["type"] == "summary")
+        #expect(manifest[1...40].allSatisfy { $0["cache"] == "miss" && $0["error"] == nil })
+
+        // Labels are real model answers within the label set, with a constrained confidence.
+        let sentiment = try String(contentsOfFile: a + "/outputs/sentiment.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        #expect(sentiment.count == 20)
+        for row in sentiment {
+            #expect(["positive", "negative", "neutral"].contains(row["label"]?.stringValue ?? ""))
+            let confidence = try #require(row["confidence"]?.doubleValue)
+            #expect(confidence > 0 && confidence <= 1)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import LabelForgeCore
+@testable import LabelForgePipelines
+import LabelForgeTesting
+import Testing
+
+@Suite struct ConfigTests {
+    @Test("a typo names the file, line and key path and suggests the valid key")
+    func typo() throws {
+        let ws = try TestWorkspace()
+        let path = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: d.jsonl}
+            engines:
+              - kind: local
+                model: {id: m}
+            prompts: {pack: p}
+            stages:
+              - id: s
+                type: classify
+                labels: [a, b]
+                sampling:
+                  temprature: 0.5
+            """)
+        let error = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: path) }
+        #expect(error?.code == .invalidConfig)
+        #expect(error?.message.contains("\(path):11:") == true)
+        #expect(error?.message.contains("stages[0].sampling.temprature") == true)
+        #expect(error?.message.contains("Did you mean 'temperature'?") == true)
+    }
+
+    @Test("wrong types and missing fields name their place", arguments: [
+        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}, slots: two}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n", "engines[0].slots: expected an integer"),
+        ("dataset: {format: jsonl}\n", "missing required key 'dataset.path'"),
+        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: clasify, labels: [a, b]}]\n", "Did you mean 'classify'?"),
+    ])
+    func wrongTypes(yaml: String, fragment: String) throws {
+        let ws = try TestWorkspace()
+        let path = try ws.write("c.yaml", yaml)
+        let error = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: path) }
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("defaults are filled in and strict mode forces one slot and one request in flight")
+    func defaults() throws {
+        let ws = try TestWorkspace()
+        let path = try ws.write(
+            "c.yaml",
+            "run: {determinism: strict}\ndataset: {path: d.csv}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n")
+        let config = try RunConfig.load(file: path)
+        #expect(config.dataset.format == .csv)
+        #expect(config.engines[0].kind == "local")
+        #expect(config.engines[0].dialect == "llamacpp")
+        #expect(config.engines[0].slots == 1)
+        #expect(config.engines[0].maxInFlight == 1)
+        #expect(config.stages[0].template == "classify")
+        #expect(config.resolvedJSON["stages"]?.arrayValue?.first?["sampling"]?["temperature"] == 0.0)
+    }
+}
+
+@Suite struct PromptPackTests {
+    @Test("templates render as plain text, never HTML-escaped")
+    func noEscaping() throws {
+        let ws = try TestWorkspace()
+        try ws.write("p/pack.yaml", "name: p\nversion: \"2\"\n")
+        try ws.write("p/t.mustache", "Review: {{text}}")
+        let pack = try PromptPack.load(directory: ws.path("p"))
+        #expect(try pack.render("t", context: ["text": #"don't say "<b>" & go"#]) == #"Review: don't say "<b>" & go"#)
+        #expect(pack.name == "p" && pack.version == "2")
+    }
+
+    @Test("the pack hash changes when any file changes")
+    func hash() throws {
+        let ws = try TestWorkspace()
+        try ws.write("p/pack.yaml", "name: p\nversion: \"2\"\n")
+        try ws.write("p/t.mustache", "Review: {{text}}")
+        let before = try PromptPack.load(directory: ws.path("p")).contentHash
+        try ws.write("p/t.mustache", "Review:  {{text}}")
+        #expect(try PromptPack.load(directory: ws.path("p")).contentHash != before)
+    }
+
+    @Test("top-level fields are found, section-local names are not")
+    func fields() {
+        let fields = PromptPack.topLevelFields(in: "{{text}} {{{raw}}} {{& amp}} {{#labels}}{{name}}{{/labels}} {{^empty}}x{{/empty}} {{! note}}")
+        #expect(fields == ["text", "raw", "amp", "labels", "empty"])
+    }
+}
+
+@Suite struct ClassifyConfidenceTests {
+    @Test("confidence renormalizes over the reported alternatives that lead to an allowed label")
+    func renormalizes() {
+        // Measured on llama.cpp with a label grammar: raw logprobs at temperature 0.
+        let token = TokenLogprobFixture.make("neutral", -1.4409, [("neutral", -1.4409), ("negative", -2.3098), ("positive", -2.6442), ("The", -3.2012)])
+        let confidence = ClassifyStage.confidence(of: "neutral", among: ["positive", "negative", "neutral"], logprobs: [token])
+        #expect(abs(confidence! - 0.5815) < 0.001)
+    }
+
+    @Test("labels split over several tokens multiply along the path")
+    func multiToken() {
+        let first = TokenLogprobFixture.make("n", log(0.6), [("n", log(0.6)), ("p", log(0.4))])
+        let second = TokenLogprobFixture.make("egative", log(0.5), [("egative", log(0.5)), ("eutral", log(0.5))])
+        let confidence = ClassifyStage.confidence(of: "negative", among: ["positive", "negative", "neutral"], logprobs: [first, second])
+        #expect(abs(confidence! - 0.3) < 1e-6)
+    }
+
+    @Test("no logprobs means no confidence")
+    func none() {
+        #expect(ClassifyStage.confidence(of: "a", among: ["a", "b"], logprobs: nil) == nil)
+    }
+}
