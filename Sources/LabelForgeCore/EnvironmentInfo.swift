@@ -14,7 +14,8 @@ public struct EnvironmentInfo: Sendable {
         let processInfo = ProcessInfo.processInfo
         return EnvironmentInfo(
             os: osName(),
-            kernel: processInfo.operatingSystemVersionString,
+            kernel: (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? processInfo.operatingSystemVersionString,
             cpu: cpuModel(),
             cpuCount: processInfo.activeProcessorCount,
             memoryBytes: processInfo.physicalMemory,
