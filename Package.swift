@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(name: "LabelForgeIOTests", dependencies: ["LabelForgeIO", "LabelForgeTesting"]),
         .testTarget(name: "LabelForgeLLMTests", dependencies: ["LabelForgeLLM", "LabelForgeTesting"]),
         .testTarget(name: "LabelForgeCacheTests", dependencies: ["LabelForgeCache"]),
+        .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
         .testTarget(
             name: "LabelForgeEndToEndTests",

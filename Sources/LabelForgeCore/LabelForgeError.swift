@@ -21,6 +21,7 @@ public struct LabelForgeError: Error, Sendable, CustomStringConvertible, Equatab
         public static let cache = Code("cache_error")
         public static let runAborted = Code("run_aborted")
         public static let io = Code("io_error")
+        public static let interrupted = Code("interrupted")
     }
 
     public let code: Code

@@ -43,7 +43,10 @@ struct RowProcessor: Sendable {
         var outcomes: [StageOutcome] = []
         for stage in stages {
             try Task.checkCancellation()
-            outcomes.append(await run(stage, row: RowContext(rowID: rowID, index: index, fields: fields)))
+            let outcome = await run(stage, row: RowContext(rowID: rowID, index: index, fields: fields))
+            // An interrupted request is not a result: the row stays unfinished, to be resumed.
+            if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
+            outcomes.append(outcome)
         }
         return RowResult(index: index, rowID: rowID, fields: fields, outcomes: outcomes)
     }

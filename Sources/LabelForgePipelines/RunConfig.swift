@@ -75,6 +75,8 @@ public struct RunConfig: Sendable {
     /// `standard` or `strict` (see docs/determinism.md).
     public var determinism: String
     public var maxFailureRatio: Double
+    /// Process only the first N rows (`run.limit`, or `--limit`).
+    public var limit: Int?
     public var dataset: Dataset
     public var engines: [Engine]
     public var promptPack: String
@@ -91,7 +93,7 @@ public struct RunConfig: Sendable {
         let root = try ConfigReader.load(file: file)
         try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages"])
         let run = try root.child("run")
-        try run?.checkKeys(["name", "seed", "determinism", "max_failure_ratio"])
+        try run?.checkKeys(["name", "seed", "determinism", "max_failure_ratio", "limit"])
         let name = try run?.child("name")?.string() ?? (file as NSString).lastPathComponent
         let seedNode = try run?.child("seed")
         let seed = try seedNode?.int() ?? 0
@@ -102,6 +104,9 @@ public struct RunConfig: Sendable {
         guard (0...1).contains(maxFailureRatio) else {
             throw ratioNode!.error("max_failure_ratio must be between 0 and 1.")
         }
+        let limitNode = try run?.child("limit")
+        let limit = try limitNode?.int()
+        if let limit, limit < 1 { throw limitNode!.error("limit must be at least 1.") }
 
         let datasetNode = try root.require("dataset")
         try datasetNode.checkKeys(["path", "format", "id_field"])
@@ -142,7 +147,7 @@ public struct RunConfig: Sendable {
 
         return RunConfig(
             file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
-            dataset: dataset, engines: engines, promptPack: pack, cachePath: try cache?.child("path")?.string(),
+            limit: limit, dataset: dataset, engines: engines, promptPack: pack, cachePath: try cache?.child("path")?.string(),
             matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages)
     }
 
@@ -243,7 +248,7 @@ public struct RunConfig: Sendable {
         return [
             "run": [
                 "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism),
-                "max_failure_ratio": .double(maxFailureRatio),
+                "max_failure_ratio": .double(maxFailureRatio), "limit": limit.map { .int(Int64($0)) } ?? .null,
             ],
             "dataset": [
                 "path": .string(dataset.path), "format": .string(dataset.format.name), "id_field": optional(dataset.idField),

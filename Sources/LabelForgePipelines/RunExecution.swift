@@ -17,7 +17,6 @@ final class RunExecution {
     let directory: RunDirectory
     let manifest: JSONLWriter
     let totalRows: Int
-    let limit: Int?
     let logger: Logger
     let progress: @Sendable (RunProgress) -> Void
     let stages: [any RowStage]
@@ -29,26 +28,34 @@ final class RunExecution {
     private var abortReason: String?
     private let started = ContinuousClock.now
 
+    /// Row lines an interrupted run already recorded, by `ManifestRecovery.key`; those pairs are
+    /// not recorded again, and keep their recorded cache status and errors.
+    let previous: [String: JSONValue]
+
     init(
-        config: RunConfig, pack: PromptPack, stages: [any RowStage], engines: EngineSet, engineInfos: [String: JSONValue],
-        cache: SQLiteCache, directory: RunDirectory, manifest: JSONLWriter, totalRows: Int, noCache: Bool, limit: Int?,
-        logger: Logger, progress: @escaping @Sendable (RunProgress) -> Void
+        plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: SQLiteCache, directory: RunDirectory,
+        manifest: JSONLWriter, previous: [String: JSONValue], noCache: Bool, logger: Logger,
+        progress: @escaping @Sendable (RunProgress) -> Void
     ) {
-        self.config = config
-        self.stages = stages
+        self.config = plan.config
+        self.stages = plan.stages
         self.processor = RowProcessor(
-            config: config, pack: pack, stages: stages, engines: engines, engineInfos: engineInfos, cache: cache,
-            noCache: noCache, logger: logger)
+            config: plan.config, pack: plan.pack, stages: plan.stages, engines: engines, engineInfos: engineInfos,
+            cache: cache, noCache: noCache, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest
-        self.totalRows = totalRows
-        self.limit = limit
+        self.totalRows = plan.dataset.rows
+        self.previous = previous
         self.logger = logger
         self.progress = progress
     }
 
     func run() async throws -> RunReport {
+        // Outputs are always written whole, in input order; a resumed run rewrites them.
+        for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + [directory.path + "/dataset.jsonl"] {
+            try? FileManager.default.removeItem(atPath: path)
+        }
         let outputs = try Dictionary(
             uniqueKeysWithValues: stages.map { ($0.config.id, try JSONLWriter(path: directory.outputPath(stage: $0.config.id))) })
         let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
@@ -63,7 +70,19 @@ final class RunExecution {
         func write(_ result: RowResult) throws {
             var joinedOutputs: [String: JSONValue] = [:]
             var rowFailed = false
-            for outcome in result.outcomes {
+            for var outcome in result.outcomes {
+                let recorded = previous[ManifestRecovery.key(row: result.rowID, stage: outcome.stageID)]
+                if let recorded {
+                    // Keep what the interrupted run recorded: its cache status, tokens and errors.
+                    outcome.allFromCache = recorded["cache"] == "hit"
+                    outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
+                    outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
+                    if let error = recorded["error"] {
+                        outcome.output = nil
+                        outcome.failure = StageFailure(
+                            errorClass: error["class"]?.stringValue ?? "unknown", message: error["message"]?.stringValue ?? "")
+                    }
+                }
                 var record: [String: JSONValue] = ["row_id": .string(result.rowID)]
                 var line: [String: JSONValue] = [
                     "type": "row", "row_id": .string(result.rowID), "stage": .string(outcome.stageID),
@@ -93,7 +112,7 @@ final class RunExecution {
                 }
                 line["output_hash"] = .string(ContentHash.prefixed(ContentHash.hex(.object(record))))
                 stats[outcome.stageID] = stat
-                try manifest.append(.object(line))
+                if recorded == nil { try manifest.append(.object(line)) }
                 try outputs[outcome.stageID]!.append(.object(record))
                 record.removeValue(forKey: "row_id")
                 joinedOutputs[outcome.stageID] = .object(record)
@@ -145,6 +164,7 @@ final class RunExecution {
                 "type": "summary", "status": "interrupted", "counts": countsJSON(), "finished_at": .string(Timestamp.now()),
             ])
             try? manifest.sync()
+            if Task.isCancelled { throw CancellationError() }
             throw error
         }
 

@@ -10,19 +10,25 @@ import Logging
 public struct RunOptions: Sendable {
     public var configPath: String
     public var runsDir: String
-    /// Process only the first N rows.
+    /// Process only the first N rows (overrides `run.limit`).
     public var limit: Int?
     /// Skip cache reads (responses are still written).
     public var noCache: Bool
     /// Overrides the config's and the environment's cache location.
     public var cachePath: String?
+    /// Continue the interrupted run in this directory instead of starting a new one.
+    public var resume: String?
 
-    public init(configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false, cachePath: String? = nil) {
+    public init(
+        configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false, cachePath: String? = nil,
+        resume: String? = nil
+    ) {
         self.configPath = configPath
         self.runsDir = runsDir
         self.limit = limit
         self.noCache = noCache
         self.cachePath = cachePath
+        self.resume = resume
     }
 }
 
@@ -40,80 +46,100 @@ public final class Runner: Sendable {
     }
 
     /// Runs the pipeline to the end, or until `max_failure_ratio` aborts it.
-    /// - Throws: `LabelForgeError` for bad config, data or prompts (before any request), and when
-    ///   the engine cannot be reached (after recording the failure in the manifest).
+    /// - Throws: `LabelForgeError` for bad config, data or prompts (before any request); when
+    ///   the engine cannot be reached (after recording the failure in the manifest); and with code
+    ///   `interrupted` when cancelled (after flushing the manifest).
     public func run() async throws -> RunReport {
-        let config = try RunConfig.load(file: options.configPath)
-        let pack = try PromptPack.load(directory: config.promptPack)
-        let stages = config.stages.map(makeStage)
-        for stage in stages where !pack.templateNames.contains(stage.config.template) {
-            let hint = closest(to: stage.config.template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
-            throw LabelForgeError(
-                .invalidConfig,
-                "\(config.file): stage '\(stage.config.id)' uses template '\(stage.config.template)', which prompt pack "
-                    + "\(config.promptPack) does not have.\(hint)")
-        }
-        let dataset = try DatasetScan.scan(config: config, pack: pack, stages: stages, limit: options.limit)
-        let models = try config.engines.map { try ResolvedModel.resolve($0) }
-        let cache = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
-
-        var resolved = config.resolvedJSON
-        if case .object(var object) = resolved {
-            object["limit"] = options.limit.map { .int(Int64($0)) } ?? .null
-            resolved = .object(object)
-        }
-        let configHash = ContentHash.prefixed(ContentHash.hex(resolved))
-        let planHash = ContentHash.prefixed(
-            ContentHash.hex([
-                "config": resolved, "dataset": .string(dataset.fingerprint), "prompt_pack": .string(pack.contentHash),
-                "models": .array(models.map(\.pin)),
-            ]))
-        let directory = try RunDirectory.create(runsDir: options.runsDir, planHash: planHash)
-        try ResolvedYAML.string(resolved).write(toFile: directory.resolvedConfigPath, atomically: true, encoding: .utf8)
-        let manifest = try JSONLWriter(path: directory.manifestPath)
-        var runLine: [String: JSONValue] = [
-            "type": "run", "run_id": .string(directory.runID), "plan_hash": .string(planHash),
-            "config_hash": .string(configHash), "labelforge_version": .string(LabelForgeVersion.current),
-            "git_revision": GitRevision.current().map(JSONValue.string) ?? .null,
-            "dataset": [
-                "path": .string(config.dataset.path), "format": .string(config.dataset.format.name),
-                "fingerprint": .string(dataset.fingerprint), "rows": .int(Int64(dataset.rows)),
-            ],
-            "prompt_pack": ["name": .string(pack.name), "version": .string(pack.version), "hash": .string(pack.contentHash)],
-            "models": .array(models.map(\.pin)), "determinism": .string(config.determinism),
-            "run_seed": .int(Int64(config.seed)), "environment": EnvironmentInfo.capture().json,
-            "stages": .array(
-                stages.map { ["id": .string($0.config.id), "type": .string($0.config.type), "version": .int(Int64($0.version)), "engine": .string($0.config.engine)] }),
-            "created_at": .string(Timestamp.now()), "no_cache": .bool(options.noCache),
-            "limit": options.limit.map { .int(Int64($0)) } ?? .null,
-        ]
-
-        return try await EngineSet.withEngines(config: config, models: models, logPath: directory.engineLogPath, logger: logger) { engines in
-            do {
-                try await engines.checkReachable()
-            } catch let error as LabelForgeError {
-                runLine["engines"] = engines.describe(infos: [:])
-                try manifest.append(.object(runLine))
-                try manifest.append(["type": "summary", "status": "failed", "error": ["class": .string(error.code.rawValue), "message": .string(error.message)], "finished_at": .string(Timestamp.now())])
-                try manifest.sync()
-                throw LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+        let plan: RunPlan
+        let directory: RunDirectory
+        var previous: [String: JSONValue] = [:]
+        var recordedRunLine: JSONValue?
+        if let resume = options.resume {
+            let dir = resume.hasSuffix("/") ? String(resume.dropLast()) : resume
+            let resolvedPath = dir + "/config.resolved.yaml"
+            guard FileManager.default.fileExists(atPath: resolvedPath) else {
+                throw LabelForgeError(.fileNotFound, "\(dir) is not a run directory: it has no config.resolved.yaml.")
             }
-            let infos = await engines.probe()
-            runLine["engines"] = engines.describe(infos: infos)
-            try manifest.append(.object(runLine))
-            try manifest.flush()
-            let execution = RunExecution(
-                config: config, pack: pack, stages: stages, engines: engines, engineInfos: infos, cache: cache,
-                directory: directory, manifest: manifest, totalRows: dataset.rows, noCache: options.noCache,
-                limit: options.limit, logger: logger, progress: progress)
-            return try await execution.run()
-        } onStartFailure: { error in
-            runLine["engines"] = .array([])
-            try? manifest.append(.object(runLine))
-            try? manifest.append(["type": "summary", "status": "failed", "error": ["class": .string(error.code.rawValue), "message": .string(error.message)], "finished_at": .string(Timestamp.now())])
-            try? manifest.sync()
-            return LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+            plan = try RunPlan.prepare(configPath: resolvedPath, limit: nil)
+            directory = RunDirectory(runID: (dir as NSString).lastPathComponent, path: dir)
+            let state = try ManifestRecovery.repairAndRead(directory.manifestPath)
+            if state.completed {
+                throw LabelForgeError(.invalidConfig, "\(dir) already finished; there is nothing to resume.")
+            }
+            if let runLine = state.runLine {
+                let reasons = plan.differences(from: runLine)
+                guard reasons.isEmpty else {
+                    throw LabelForgeError(
+                        .invalidConfig, "Cannot resume \(dir): " + reasons.joined(separator: "; ") + ". Start a new run instead.")
+                }
+                recordedRunLine = runLine
+                previous = state.rows
+            } else {
+                try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
+            }
+            logger.info("resuming \(dir): \(previous.count) (row, stage) results already recorded")
+        } else {
+            plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
+            for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
+                logger.warning(
+                    "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`")
+            }
+            directory = try RunDirectory.create(runsDir: options.runsDir, planHash: plan.planHash)
+            try ResolvedYAML.string(plan.resolved).write(toFile: directory.resolvedConfigPath, atomically: true, encoding: .utf8)
         }
+        let config = plan.config
+        let cache = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
+        let manifest = try JSONLWriter(path: directory.manifestPath)
+        var runLine = plan.runLine(directory: directory, noCache: options.noCache)
+        let interrupted = LabelForgeError(
+            .interrupted,
+            "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(directory.path)")
+
+        do {
+            return try await EngineSet.withEngines(config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger) { engines in
+                do {
+                    try await engines.checkReachable()
+                } catch let error as LabelForgeError {
+                    if recordedRunLine == nil {
+                        runLine["engines"] = engines.describe(infos: [:])
+                        try manifest.append(.object(runLine))
+                    }
+                    try manifest.append(Self.failure(error))
+                    try manifest.sync()
+                    throw LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+                }
+                let infos = await engines.probe()
+                if recordedRunLine == nil {
+                    runLine["engines"] = engines.describe(infos: infos)
+                    try manifest.append(.object(runLine))
+                    try manifest.flush()
+                }
+                let execution = RunExecution(
+                    plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
+                    manifest: manifest, previous: previous, noCache: options.noCache, logger: logger, progress: progress)
+                return try await execution.run()
+            } onStartFailure: { error in
+                if recordedRunLine == nil {
+                    runLine["engines"] = .array([])
+                    try? manifest.append(.object(runLine))
+                }
+                try? manifest.append(Self.failure(error))
+                try? manifest.sync()
+                return LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+            }
+        } catch is CancellationError {
+            throw interrupted
+        } catch let error as LabelForgeError where error.code == .interrupted {
+            throw interrupted
+        }
+    }
+
+    static func failure(_ error: LabelForgeError) -> JSONValue {
+        [
+            "type": "summary", "status": "failed",
+            "error": ["class": .string(error.code.rawValue), "message": .string(error.message)],
+            "finished_at": .string(Timestamp.now()),
+        ]
     }
 }
 

@@ -14,8 +14,11 @@ struct Run: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The pipeline config (YAML).")
-    var config: String
+    @Option(name: .long, help: "The pipeline config (YAML). Not needed with --resume.")
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Continue the interrupted run in this directory (runs/<id>).", valueName: "run-dir"))
+    var resume: String?
 
     @Option(name: .long, help: "Where run directories are created.")
     var runsDir: String = "runs"
@@ -34,11 +37,14 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+        if config == nil && resume == nil { throw ValidationError("Give --config <file>, or --resume <run-dir>.") }
+        if resume != nil && limit != nil { throw ValidationError("--limit cannot change a resumed run's plan.") }
     }
 
     func run() async throws {
         let logger = Terminal.logger(verbose: verbose)
-        let options = RunOptions(configPath: config, runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath)
+        let options = RunOptions(
+            configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath, resume: resume)
         let bar = ProgressLine()
         let runner = Runner(options: options, logger: logger) { bar.update($0) }
         let report: RunReport

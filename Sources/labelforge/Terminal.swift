@@ -33,6 +33,7 @@ enum Terminal {
             return ExitCode(1)
         }
         printError(error.message)
+        if error.code == .interrupted { return ExitCode(130) }
         if error.isUsageError { return ExitCode(64) }
         if error.code == .engineUnavailable { return ExitCode(69) }
         return ExitCode(1)

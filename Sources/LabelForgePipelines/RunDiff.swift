@@ -1,0 +1,155 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeEval
+
+/// What changed between two runs: config, pins, and each stage's outputs with agreement
+/// statistics (`labelforge diff`).
+public struct RunDiff: Sendable {
+    public struct Change: Sendable {
+        public var path: String
+        public var a: String?
+        public var b: String?
+    }
+
+    public struct FieldDiff: Sendable {
+        public var name: String
+        /// `categorical` or `numeric`.
+        public var kind: String
+        /// Rows where both runs have a value for this field.
+        public var count: Int
+        public var agreement: Double
+        public var kappa: Double?
+        /// `confusion[a][b]`: rows labeled `a` in run a and `b` in run b.
+        public var confusion: [String: [String: Int]]
+        public var meanDelta: Double?
+        public var pearson: Double?
+        public var spearman: Double?
+    }
+
+    public struct Sample: Sendable {
+        public var rowID: String
+        public var a: JSONValue
+        public var b: JSONValue
+    }
+
+    public struct StageDiff: Sendable {
+        public var id: String
+        public var onlyA: Int
+        public var onlyB: Int
+        public var changed: Int
+        public var unchanged: Int
+        public var fields: [FieldDiff]
+        public var samples: [Sample]
+    }
+
+    public var a: String
+    public var b: String
+    public var config: [Change]
+    public var pins: [Change]
+    public var stages: [StageDiff]
+
+    /// Whether any output differs (rows added, removed or changed in any stage).
+    public var outputsDiffer: Bool {
+        stages.contains { $0.changed > 0 || $0.onlyA > 0 || $0.onlyB > 0 }
+    }
+
+    /// Compares run `a` with run `b`.
+    /// - Parameter sampleLimit: how many changed rows per stage to show with both values.
+    public static func compare(_ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int = 10) throws -> RunDiff {
+        RunDiff(
+            a: a.runID, b: b.runID, config: changes(a.resolvedConfig.flattened(), b.resolvedConfig.flattened()),
+            pins: changes(pins(a.runLine), pins(b.runLine)),
+            stages: try orderedUnion(a.stageIDs, b.stageIDs).map { try stageDiff($0, a, b, sampleLimit: sampleLimit) })
+    }
+
+    static func pins(_ run: JSONValue) -> [String: String] {
+        var pins: [String: String] = [:]
+        pins["determinism"] = run["determinism"]?.textForm
+        pins["run_seed"] = run["run_seed"]?.textForm
+        pins["dataset.fingerprint"] = run["dataset"]?["fingerprint"]?.textForm
+        pins["prompt_pack.version"] = run["prompt_pack"]?["version"]?.textForm
+        pins["prompt_pack.hash"] = run["prompt_pack"]?["hash"]?.textForm
+        for model in run["models"]?.arrayValue ?? [] {
+            let engine = model["engine"]?.textForm ?? "?"
+            pins["models.\(engine).id"] = model["id"]?.textForm
+            pins["models.\(engine).revision"] = model["revision"]?.textForm
+        }
+        for engine in run["engines"]?.arrayValue ?? [] {
+            let name = engine["name"]?.textForm ?? "?"
+            for key in ["build_info", "version", "total_slots"] {
+                if let value = engine["info"]?[key], !value.isNull { pins["engines.\(name).\(key)"] = value.textForm }
+            }
+        }
+        for stage in run["stages"]?.arrayValue ?? [] {
+            pins["stages.\(stage["id"]?.textForm ?? "?").version"] = stage["version"]?.textForm
+        }
+        return pins
+    }
+
+    private static func changes(_ a: [String: String], _ b: [String: String]) -> [Change] {
+        Set(a.keys).union(b.keys).sorted().compactMap { key in
+            a[key] == b[key] ? nil : Change(path: key, a: a[key], b: b[key])
+        }
+    }
+
+    private static func orderedUnion(_ a: [String], _ b: [String]) -> [String] {
+        a + b.filter { !a.contains($0) }
+    }
+
+    private static func stageDiff(_ id: String, _ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int) throws -> StageDiff {
+        let outA = try a.outputs(stage: id)
+        let outB = try b.outputs(stage: id)
+        var diff = StageDiff(id: id, onlyA: 0, onlyB: 0, changed: 0, unchanged: 0, fields: [], samples: [])
+        var names: Set<String> = []
+        for record in outA.records.values { names.formUnion(record.keys) }
+        for record in outB.records.values { names.formUnion(record.keys) }
+        let fieldNames = names.subtracting(["row_id"]).sorted()
+        for rowID in outA.order {
+            guard let recordB = outB.records[rowID] else { diff.onlyA += 1; continue }
+            let recordA = outA.records[rowID]!
+            if recordA == recordB {
+                diff.unchanged += 1
+            } else {
+                diff.changed += 1
+                if diff.samples.count < sampleLimit {
+                    diff.samples.append(Sample(rowID: rowID, a: .object(recordA), b: .object(recordB)))
+                }
+            }
+        }
+        diff.onlyB = outB.order.filter { outA.records[$0] == nil }.count
+        let shared = outA.order.filter { outB.records[$0] != nil }
+        diff.fields = fieldNames.filter { $0 != "error" }.map { name in
+            let pairs = shared.compactMap { rowID -> (JSONValue, JSONValue)? in
+                guard let x = outA.records[rowID]?[name], let y = outB.records[rowID]?[name], !x.isNull, !y.isNull else {
+                    return nil
+                }
+                return (x, y)
+            }
+            return fieldDiff(name, pairs)
+        }
+        return diff
+    }
+
+    static func fieldDiff(_ name: String, _ pairs: [(JSONValue, JSONValue)]) -> FieldDiff {
+        let numeric = !pairs.isEmpty && pairs.allSatisfy { pair in
+            if case .bool = pair.0 { return false }
+            return pair.0.doubleValue != nil && pair.1.doubleValue != nil
+        }
+        let agreement = pairs.isEmpty ? 1 : Double(pairs.filter { $0.0 == $0.1 }.count) / Double(pairs.count)
+        if numeric {
+            let x = pairs.map { $0.0.doubleValue! }
+            let y = pairs.map { $0.1.doubleValue! }
+            return FieldDiff(
+                name: name, kind: "numeric", count: pairs.count, agreement: agreement, kappa: nil, confusion: [:],
+                meanDelta: zip(x, y).map { $1 - $0 }.reduce(0, +) / Double(pairs.count),
+                pearson: Statistics.pearson(x, y), spearman: Statistics.spearman(x, y))
+        }
+        let x = pairs.map { $0.0.textForm }
+        let y = pairs.map { $0.1.textForm }
+        var confusion: [String: [String: Int]] = [:]
+        for (p, q) in zip(x, y) { confusion[p, default: [:]][q, default: 0] += 1 }
+        return FieldDiff(
+            name: name, kind: "categorical", count: pairs.count, agreement: agreement,
+            kappa: Statistics.cohenKappa(x, y), confusion: confusion, meanDelta: nil, pearson: nil, spearman: nil)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+import LabelForgeLLM
+
+/// Everything a run is determined by, resolved before any request: config with defaults,
+/// prompt pack, stages, dataset fingerprint and model pins, and the hashes over them.
+struct RunPlan: Sendable {
+    var config: RunConfig
+    var pack: PromptPack
+    var stages: [any RowStage]
+    var dataset: DatasetScan
+    var models: [ResolvedModel]
+    var resolved: JSONValue
+    var configHash: String
+    var planHash: String
+
+    /// Loads and checks a config; `limit` overrides `run.limit`.
+    static func prepare(configPath: String, limit: Int?) throws -> RunPlan {
+        var config = try RunConfig.load(file: configPath)
+        if let limit { config.limit = limit }
+        let pack = try PromptPack.load(directory: config.promptPack)
+        let stages = config.stages.map(makeStage)
+        for stage in stages where !pack.templateNames.contains(stage.config.template) {
+            let hint = closest(to: stage.config.template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(config.file): stage '\(stage.config.id)' uses template '\(stage.config.template)', which prompt pack "
+                    + "\(config.promptPack) does not have.\(hint)")
+        }
+        let dataset = try DatasetScan.scan(config: config, pack: pack, stages: stages, limit: config.limit)
+        let models = try config.engines.map { try ResolvedModel.resolve($0) }
+        let resolved = config.resolvedJSON
+        let planHash = ContentHash.prefixed(
+            ContentHash.hex([
+                "config": resolved, "dataset": .string(dataset.fingerprint), "prompt_pack": .string(pack.contentHash),
+                "models": .array(models.map(\.pin)),
+            ]))
+        return RunPlan(
+            config: config, pack: pack, stages: stages, dataset: dataset, models: models, resolved: resolved,
+            configHash: ContentHash.prefixed(ContentHash.hex(resolved)), planHash: planHash)
+    }
+
+    /// The first line of the manifest, without the engines (added once they answer).
+    func runLine(directory: RunDirectory, noCache: Bool) -> [String: JSONValue] {
+        [
+            "type": "run", "run_id": .string(directory.runID), "plan_hash": .string(planHash),
+            "config_hash": .string(configHash), "labelforge_version": .string(LabelForgeVersion.current),
+            "git_revision": GitRevision.current().map(JSONValue.string) ?? .null,
+            "dataset": [
+                "path": .string(config.dataset.path), "format": .string(config.dataset.format.name),
+                "fingerprint": .string(dataset.fingerprint), "rows": .int(Int64(dataset.rows)),
+            ],
+            "prompt_pack": ["name": .string(pack.name), "version": .string(pack.version), "hash": .string(pack.contentHash)],
+            "models": .array(models.map(\.pin)), "determinism": .string(config.determinism),
+            "run_seed": .int(Int64(config.seed)), "environment": EnvironmentInfo.capture().json,
+            "stages": .array(
+                stages.map {
+                    [
+                        "id": .string($0.config.id), "type": .string($0.config.type), "version": .int(Int64($0.version)),
+                        "engine": .string($0.config.engine),
+                    ]
+                }),
+            "created_at": .string(Timestamp.now()), "no_cache": .bool(noCache),
+            "limit": config.limit.map { .int(Int64($0)) } ?? .null,
+        ]
+    }
+
+    /// Why this plan differs from the one a manifest recorded, one clause per pin; empty when equal.
+    func differences(from run: JSONValue) -> [String] {
+        var reasons: [String] = []
+        if run["dataset"]?["fingerprint"]?.stringValue != dataset.fingerprint {
+            reasons.append(
+                "dataset \(config.dataset.path) changed (fingerprint \(run["dataset"]?["fingerprint"]?.textForm ?? "?") → \(dataset.fingerprint))")
+        }
+        if run["prompt_pack"]?["hash"]?.stringValue != pack.contentHash {
+            reasons.append(
+                "prompt pack \(config.promptPack) changed (hash \(run["prompt_pack"]?["hash"]?.textForm ?? "?") → \(pack.contentHash))")
+        }
+        let recorded = run["models"]?.arrayValue ?? []
+        for model in models {
+            let old = recorded.first { $0["engine"]?.stringValue == model.engine }
+            if old?["revision"]?.stringValue != model.revision || old?["id"]?.stringValue != model.id {
+                reasons.append(
+                    "model of engine '\(model.engine)' changed (\(old?["id"]?.textForm ?? "?")@\(old?["revision"]?.textForm ?? "?") → \(model.id)@\(model.revision))")
+            }
+        }
+        if reasons.isEmpty && run["config_hash"]?.stringValue != configHash {
+            reasons.append("the resolved config changed (config hash \(run["config_hash"]?.textForm ?? "?") → \(configHash))")
+        }
+        return reasons
+    }
+}
+
+/// A manifest read back for resuming: repairs a torn last line, and returns the (row, stage)
+/// lines already recorded.
+enum ManifestRecovery {
+    struct State {
+        var runLine: JSONValue?
+        var rows: [String: JSONValue]
+        var completed: Bool
+    }
+
+    static func key(row: String, stage: String) -> String { row + "\u{0}" + stage }
+
+    /// Truncates a partly written last line (a process killed mid-write), then reads the manifest.
+    static func repairAndRead(_ path: String) throws -> State {
+        guard var data = FileManager.default.contents(atPath: path) else { return State(rows: [:], completed: false) }
+        if let last = data.last, last != 0x0A {
+            let keep = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
+            data = data.prefix(keep)
+            guard let handle = FileHandle(forWritingAtPath: path) else {
+                throw LabelForgeError(.io, "Cannot repair \(path): not writable.")
+            }
+            try handle.truncate(atOffset: UInt64(keep))
+            try handle.close()
+        }
+        var state = State(rows: [:], completed: false)
+        for line in data.split(separator: 0x0A) {
+            guard let value = try? JSONValue.parse(Data(line)) else { continue }
+            switch value["type"]?.stringValue {
+            case "run": state.runLine = value
+            case "row":
+                if let row = value["row_id"]?.stringValue, let stage = value["stage"]?.stringValue {
+                    state.rows[key(row: row, stage: stage)] = value
+                }
+            case "summary":
+                state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
+            default: break
+            }
+        }
+        return state
+    }
+
+    /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.
+    static func unfinishedRuns(runsDir: String, planHash: String) -> [String] {
+        let prefix = String(planHash.dropFirst("sha256:".count).prefix(8))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDir)) ?? []
+        return names.sorted().filter { name in
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, parts[2] == prefix else { return false }
+            guard let state = try? readOnly(runsDir + "/" + name + "/manifest.jsonl") else { return false }
+            return state.runLine?["plan_hash"]?.stringValue == planHash && !state.completed
+        }.map { runsDir + "/" + $0 }
+    }
+
+    private static func readOnly(_ path: String) throws -> State? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        var state = State(rows: [:], completed: false)
+        for line in data.split(separator: 0x0A) {
+            guard let value = try? JSONValue.parse(Data(line)) else { continue }
+            if value["type"]?.stringValue == "run" { state.runLine = value }
+            if value["type"]?.stringValue == "summary" {
+                state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
+            }
+        }
+        return state
+    }
+}
