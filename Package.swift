@@ -89,7 +89,11 @@ let package = Package(
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
         .testTarget(
             name: "LabelForgeEndToEndTests",
-            dependencies: ["LabelForgeTesting", "LabelForgeCore"]
+            dependencies: [
+                "LabelForgeTesting", "LabelForgeCore",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
     ]
 )

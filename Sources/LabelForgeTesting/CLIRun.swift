@@ -26,6 +26,6 @@ public enum CLI {
         case .exited(let c): code = Int32(c)
         case .signaled(let s): code = 128 + Int32(s)
         }
-        return CLIResult(exitCode: code, stdout: result.standardOutput ?? "", stderr: result.standardError ?? "")
+        return CLIResult(exitCode: code, stdout: result.standardOutput, stderr: result.standardError)
     }
 }

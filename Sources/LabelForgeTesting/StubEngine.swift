@@ -41,7 +41,8 @@ public final class StubEngine: Sendable {
     /// - Parameter answer: decides the reply to each chat request from its body; the default
     ///   follows the request's constraint (first choice, or an object that fits the schema).
     public static func start(
-        model: String = "stub-model", answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
+        model: String = "stub-model", delay: Duration = .zero,
+        answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
     ) async throws -> StubEngine {
         let state = NIOLockedValueBox(State())
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -49,7 +50,7 @@ public final class StubEngine: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(StubHandler(model: model, state: state, answer: answer))
+                    channel.pipeline.addHandler(StubHandler(model: model, delay: delay, state: state, answer: answer))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -78,16 +79,29 @@ public final class StubEngine: Sendable {
         return .content("ok")
     }
 
-    /// The simplest value that satisfies a schema.
-    public static func example(of schema: JSONValue) -> JSONValue {
-        if let first = schema["enum"]?.arrayValue?.first { return first }
+    /// Follows the constraint like `followConstraint`, but picks among the allowed values by the
+    /// request's seed, so different rows get different, reproducible answers.
+    @Sendable public static func followConstraintBySeed(_ body: JSONValue) -> StubAnswer {
+        let pick = body["seed"]?.intValue ?? 0
+        if let choices = body["structured_outputs"]?["choice"]?.arrayValue, !choices.isEmpty {
+            return .content(choices[pick % choices.count].stringValue ?? "")
+        }
+        if let schema = body["response_format"]?["json_schema"]?["schema"] {
+            return .content(CanonicalJSON.string(example(of: schema, pick: pick)))
+        }
+        return .content("answer \(pick)")
+    }
+
+    /// The simplest value that satisfies a schema; `pick` chooses among enum values.
+    public static func example(of schema: JSONValue, pick: Int = 0) -> JSONValue {
+        if let values = schema["enum"]?.arrayValue, !values.isEmpty { return values[pick % values.count] }
         switch schema["type"]?.stringValue {
         case "object":
             var object: [String: JSONValue] = [:]
-            for (name, sub) in schema["properties"]?.objectValue ?? [:] { object[name] = example(of: sub) }
+            for (name, sub) in schema["properties"]?.objectValue ?? [:] { object[name] = example(of: sub, pick: pick) }
             return .object(object)
-        case "array": return .array([example(of: schema["items"] ?? [:])])
-        case "boolean": return false
+        case "array": return .array([example(of: schema["items"] ?? [:], pick: pick)])
+        case "boolean": return .bool(pick % 2 == 1)
         case "integer", "number": return .int(Int64(schema["minimum"]?.intValue ?? 0))
         default: return "x"
         }
@@ -99,13 +113,18 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPServerResponsePart
 
     let model: String
+    let delay: Duration
     let state: NIOLockedValueBox<StubEngine.State>
     let answer: @Sendable (JSONValue) -> StubAnswer
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
 
-    init(model: String, state: NIOLockedValueBox<StubEngine.State>, answer: @escaping @Sendable (JSONValue) -> StubAnswer) {
+    init(
+        model: String, delay: Duration, state: NIOLockedValueBox<StubEngine.State>,
+        answer: @escaping @Sendable (JSONValue) -> StubAnswer
+    ) {
         self.model = model
+        self.delay = delay
         self.state = state
         self.answer = answer
     }
@@ -123,9 +142,18 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(reply.count))
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
-            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            let responseHead = HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers)
+            let respond = {
+                context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+            if delay == .zero || head.method != .POST {
+                respond()
+            } else {
+                let nanoseconds = Int64(delay / .nanoseconds(1))
+                context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { respond() }
+            }
         }
     }
 

@@ -1,0 +1,155 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Subprocess
+import SystemPackage
+import Testing
+
+/// Crash safety: the CLI killed with SIGKILL at arbitrary moments, then resumed, must end with
+/// exactly the outputs of an uninterrupted run — no row lost, none duplicated.
+@Suite(.serialized) struct ResumeTests {
+    static let rows = 40
+
+    func workspace(stub: StubEngine) throws -> (TestWorkspace, String) {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: Self.rows)
+        try ws.writePromptPack()
+        let config = try ws.write(
+            "config.yaml",
+            """
+            run: {seed: 11}
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: e, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: m, revision: r}, max_in_flight: 4}
+            prompts: {pack: \(ws.path("prompts"))}
+            stages:
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+              - id: attributes
+                type: tag
+                template: tag
+                attributes: [{name: topic, type: enum, values: [quality, price, shipping]}, {name: flag, type: boolean}]
+            """)
+        return (ws, config)
+    }
+
+    func outputs(_ dir: String) throws -> [Data] {
+        try ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"].map {
+            try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0))
+        }
+    }
+
+    /// Starts the CLI and SIGKILLs it after `delay`, or lets it finish if it is faster.
+    func runAndKill(_ arguments: [String], after delay: Duration) async throws {
+        _ = try await Subprocess.run(
+            .path(FilePath(LabelForgeBinary.path())), arguments: Arguments(arguments), input: .none, output: .discarded,
+            error: .discarded
+        ) { execution in
+            try await Task.sleep(for: delay)
+            try? execution.send(signal: .kill)
+        }
+    }
+
+    @Test("SIGKILL at 5 moments, then --resume: outputs identical, no row lost or duplicated")
+    func killAndResume() async throws {
+        let stub = try await StubEngine.start(delay: .milliseconds(25), answer: StubEngine.followConstraintBySeed)
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        let referenceDir = ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let expected = try outputs(referenceDir)
+
+        var resumedTrials = 0
+        for (trial, milliseconds) in [150, 300, 450, 600, 800].enumerated() {
+            let runs = ws.path("trial\(trial)")
+            let cache = ws.path("cache\(trial).sqlite")
+            try await runAndKill(
+                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], after: .milliseconds(milliseconds))
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+            guard let name = names.first else {
+                // Killed before the run directory existed: nothing to resume, start again.
+                let again = try await CLI.run(["run", "--config", config, "--runs-dir", runs, "--cache-path", cache])
+                #expect(again.exitCode == 0)
+                continue
+            }
+            let dir = runs + "/" + name
+            let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
+            if !manifest.contains(#""status":"completed""#) {
+                let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", cache])
+                #expect(resumed.exitCode == 0, "trial \(trial): \(resumed.stderr)")
+                resumedTrials += 1
+            }
+            #expect(try outputs(dir) == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
+            let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+                .map { try JSONValue.parse(String($0)) }
+            let pairs = lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
+            #expect(pairs.count == Self.rows * 2, "trial \(trial): \(pairs.count) row lines")
+            #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
+            #expect(lines.filter { $0["type"] == "run" }.count == 1)
+            #expect(lines.last?["status"] == "completed")
+        }
+        // The kill moments span the run: most trials must really have been interrupted mid-run.
+        #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
+    }
+
+    @Test("a torn last manifest line is repaired, not rejected")
+    func tornLine() async throws {
+        let stub = try await StubEngine.start(answer: StubEngine.followConstraintBySeed)
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+        let first = try await CLI.run(["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+        #expect(first.exitCode == 0)
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let expected = try outputs(dir)
+        // Cut the manifest to its first 30 lines plus half of the 31st, as a kill mid-write would.
+        let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        let torn = lines.prefix(30).joined(separator: "\n") + "\n" + lines[30].prefix(lines[30].count / 2)
+        try torn.write(toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
+
+        let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
+        #expect(resumed.exitCode == 0, "\(resumed.stderr)")
+        #expect(try outputs(dir) == expected)
+        let repaired = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        #expect(repaired.allSatisfy { (try? JSONValue.parse(String($0))) != nil })
+        #expect(repaired.filter { $0.contains(#""type":"row""#) }.count == Self.rows * 2)
+    }
+
+    @Test("resuming refuses a run whose dataset changed, naming the file")
+    func changedDataset() async throws {
+        let stub = try await StubEngine.start()
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+        _ = try await CLI.run(["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        try (manifest.prefix(5).joined(separator: "\n") + "\n").write(toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
+        try ws.writeReviews(count: Self.rows + 1)
+        let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
+        #expect(resumed.exitCode == 64)
+        #expect(resumed.stderr.contains("reviews.jsonl changed"))
+    }
+
+    @Test("SIGINT stops cleanly: exit 130, the manifest flushed, and the message says how to resume")
+    func interrupt() async throws {
+        let stub = try await StubEngine.start(delay: .milliseconds(100), answer: StubEngine.followConstraintBySeed)
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+        let result = try await Subprocess.run(
+            .path(FilePath(LabelForgeBinary.path())),
+            arguments: ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            input: .none, output: .discarded, error: .string(limit: 1 << 16)
+        ) { execution in
+            try await Task.sleep(for: .milliseconds(700))
+            try? execution.send(signal: .interrupt)
+        }
+        #expect(result.terminationStatus == .exited(130))
+        #expect(result.standardError.contains("labelforge run --resume"))
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
+        #expect(manifest.contains(#""status":"interrupted""#))
+        let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
+        #expect(resumed.exitCode == 0)
+    }
+}
