@@ -77,6 +77,13 @@ public final class SQLiteCache: CacheStore {
             createdAt: Date(timeIntervalSince1970: row["created_at"]))
     }
 
+    /// Whether an entry exists for `key` (without verifying it or counting a hit).
+    public func contains(_ key: CacheKey) async throws -> Bool {
+        try await pool.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM entries WHERE key = ?)", arguments: [key.hex]) ?? false
+        }
+    }
+
     public func store(_ entry: CacheEntry) async throws {
         let request = CanonicalJSON.data(entry.request)
         let response = CanonicalJSON.data(entry.response)

@@ -22,6 +22,7 @@ public struct LabelForgeError: Error, Sendable, CustomStringConvertible, Equatab
         public static let runAborted = Code("run_aborted")
         public static let io = Code("io_error")
         public static let interrupted = Code("interrupted")
+        public static let cacheMiss = Code("cache_miss")
     }
 
     public let code: Code

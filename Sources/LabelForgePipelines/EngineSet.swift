@@ -54,6 +54,22 @@ struct EngineSet: Sendable {
             })
     }
 
+    /// Handles that never reach an engine, for cache-only replays.
+    static func offline(config: RunConfig, models: [ResolvedModel], logger: Logger) -> EngineSet {
+        var handles: [String: EngineHandle] = [:]
+        for engine in config.engines {
+            handles[engine.name] = EngineHandle(
+                config: engine, dialect: EngineDialect(name: engine.dialect)!,
+                client: OpenAIClient(options: EndpointOptions(baseURLs: ["http://offline.invalid"], maxRetries: 0), logger: logger),
+                model: models.first { $0.engine == engine.name }!, launcher: nil)
+        }
+        return EngineSet(handles: handles)
+    }
+
+    func shutdown() async {
+        for handle in handles.values { await handle.client.shutdown() }
+    }
+
     /// Runs `body` with every engine up. Errors while starting a local engine go through
     /// `onStartFailure`, which records them and returns the error to throw.
     static func withEngines<T: Sendable>(

@@ -37,6 +37,8 @@ struct RowProcessor: Sendable {
     var engineInfos: [String: JSONValue]
     var cache: SQLiteCache
     var noCache: Bool
+    /// Replay from cache only: a miss is a row error, never an engine call.
+    var offline: Bool = false
     var logger: Logger
 
     func process(index: Int, rowID: String, fields: [String: JSONValue]) async throws -> RowResult {
@@ -82,6 +84,11 @@ struct RowProcessor: Sendable {
             do {
                 if let cached = try await cachedResponse(key, engine: engine) {
                     raw = cached
+                } else if offline {
+                    outcome.allFromCache = false
+                    outcome.failure = StageFailure(
+                        errorClass: "cache_miss", message: "no cached response for \(key); replay without --allow-engine reads the cache only")
+                    return outcome
                 } else {
                     outcome.allFromCache = false
                     let reply = try await engine.client.post(path: "/v1/chat/completions", body: body)

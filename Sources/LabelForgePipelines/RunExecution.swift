@@ -34,14 +34,14 @@ final class RunExecution {
 
     init(
         plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: SQLiteCache, directory: RunDirectory,
-        manifest: JSONLWriter, previous: [String: JSONValue], noCache: Bool, logger: Logger,
+        manifest: JSONLWriter, previous: [String: JSONValue], noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void
     ) {
         self.config = plan.config
         self.stages = plan.stages
         self.processor = RowProcessor(
             config: plan.config, pack: plan.pack, stages: plan.stages, engines: engines, engineInfos: engineInfos,
-            cache: cache, noCache: noCache, logger: logger)
+            cache: cache, noCache: noCache, offline: offline, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest

@@ -18,10 +18,12 @@ public struct RunOptions: Sendable {
     public var cachePath: String?
     /// Continue the interrupted run in this directory instead of starting a new one.
     public var resume: String?
+    /// Re-execute a past run from its manifest instead of a config.
+    public var replay: ReplayOptions?
 
     public init(
         configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false, cachePath: String? = nil,
-        resume: String? = nil
+        resume: String? = nil, replay: ReplayOptions? = nil
     ) {
         self.configPath = configPath
         self.runsDir = runsDir
@@ -29,7 +31,27 @@ public struct RunOptions: Sendable {
         self.noCache = noCache
         self.cachePath = cachePath
         self.resume = resume
+        self.replay = replay
     }
+}
+
+/// How `labelforge replay` re-executes a run.
+public struct ReplayOptions: Sendable {
+    /// The run directory to replay (holding manifest.jsonl and config.resolved.yaml).
+    public var runDirectory: String
+    /// Ignore cached responses and call the engine again with the same seeds.
+    public var recompute: Bool
+    /// Call the engine for requests the cache lacks (otherwise replay uses the cache only).
+    public var allowEngine: Bool
+
+    public init(runDirectory: String, recompute: Bool = false, allowEngine: Bool = false) {
+        self.runDirectory = runDirectory
+        self.recompute = recompute
+        self.allowEngine = allowEngine
+    }
+
+    /// Whether no engine is started: every response must come from the cache.
+    var offline: Bool { !recompute && !allowEngine }
 }
 
 /// Runs a pipeline: streams rows through row-wise stages with bounded concurrency, serving
@@ -54,6 +76,7 @@ public final class Runner: Sendable {
         let directory: RunDirectory
         var previous: [String: JSONValue] = [:]
         var recordedRunLine: JSONValue?
+        var original: RunArtifacts?
         if let resume = options.resume {
             let dir = resume.hasSuffix("/") ? String(resume.dropLast()) : resume
             let resolvedPath = dir + "/config.resolved.yaml"
@@ -78,6 +101,16 @@ public final class Runner: Sendable {
                 try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
             }
             logger.info("resuming \(dir): \(previous.count) (row, stage) results already recorded")
+        } else if let replay = options.replay {
+            original = try RunArtifacts.load(replay.runDirectory)
+            let dir = original!.directory
+            plan = try RunPlan.prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
+            let reasons = plan.differences(from: original!.runLine)
+            guard reasons.isEmpty else {
+                throw LabelForgeError(.invalidConfig, "Cannot replay \(dir): " + reasons.joined(separator: "; ") + ".")
+            }
+            directory = try RunDirectory.create(runsDir: options.runsDir, planHash: plan.planHash)
+            try ResolvedYAML.string(plan.resolved).write(toFile: directory.resolvedConfigPath, atomically: true, encoding: .utf8)
         } else {
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
             for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
@@ -89,11 +122,45 @@ public final class Runner: Sendable {
         }
         let config = plan.config
         let cache = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
+        let noCache = options.noCache || options.replay?.recompute == true
+        if let replay = options.replay, replay.offline, let original {
+            let missing = try await Self.missingEntries(of: original, in: cache)
+            guard missing.isEmpty else {
+                try? FileManager.default.removeItem(atPath: directory.path)
+                throw LabelForgeError(
+                    .cacheMiss,
+                    "The cache lacks \(missing.count) response(s) of \(original.runID), e.g. "
+                        + missing.prefix(5).joined(separator: ", ")
+                        + ". Replay with --allow-engine to fetch them, or point --cache-path at the run's cache.")
+            }
+        }
         let manifest = try JSONLWriter(path: directory.manifestPath)
-        var runLine = plan.runLine(directory: directory, noCache: options.noCache)
+        var runLine = plan.runLine(directory: directory, noCache: noCache)
+        if let original { runLine["replay_of"] = .string(original.runID) }
         let interrupted = LabelForgeError(
             .interrupted,
             "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(directory.path)")
+
+        if options.replay?.offline == true, let original {
+            // Zero engine calls: no engine is started, and what the original engines reported is kept.
+            var infos: [String: JSONValue] = [:]
+            for engine in original.runLine["engines"]?.arrayValue ?? [] {
+                if let name = engine["name"]?.stringValue { infos[name] = engine["info"] ?? .null }
+            }
+            let engines = EngineSet.offline(config: config, models: plan.models, logger: logger)
+            runLine["engines"] = original.runLine["engines"] ?? .array([])
+            try manifest.append(.object(runLine))
+            try manifest.flush()
+            let execution = RunExecution(
+                plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
+                previous: [:], noCache: false, offline: true, logger: logger, progress: progress)
+            defer { Task { await engines.shutdown() } }
+            do {
+                return try await execution.run()
+            } catch is CancellationError {
+                throw interrupted
+            }
+        }
 
         do {
             return try await EngineSet.withEngines(config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger) { engines in
@@ -116,7 +183,7 @@ public final class Runner: Sendable {
                 }
                 let execution = RunExecution(
                     plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
-                    manifest: manifest, previous: previous, noCache: options.noCache, logger: logger, progress: progress)
+                    manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: logger, progress: progress)
                 return try await execution.run()
             } onStartFailure: { error in
                 if recordedRunLine == nil {
@@ -132,6 +199,18 @@ public final class Runner: Sendable {
         } catch let error as LabelForgeError where error.code == .interrupted {
             throw interrupted
         }
+    }
+
+    /// Request keys a run's manifest lists that the cache does not hold.
+    static func missingEntries(of run: RunArtifacts, in cache: SQLiteCache) async throws -> [String] {
+        var missing: [String] = []
+        for line in run.rowLines {
+            for key in line["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                let hex = key.hasPrefix("sha256:") ? String(key.dropFirst(7)) : key
+                if try await !cache.contains(CacheKey(hex: hex)) { missing.append(key) }
+            }
+        }
+        return missing
     }
 
     static func failure(_ error: LabelForgeError) -> JSONValue {

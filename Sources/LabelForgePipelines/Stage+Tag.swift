@@ -16,10 +16,12 @@ public struct TagStage: RowStage {
         [
             "attributes": .array(
                 config.attributes.map { a in
-                    [
+                    var attribute: [String: JSONValue] = [
                         "name": .string(a.name), "type": .string(a.type), "description": .string(a.description ?? ""),
-                        "values": .string(a.values.joined(separator: ", ")),
                     ]
+                    // Absent rather than empty, so `{{#values}}…{{/values}}` renders only when there are values.
+                    if !a.values.isEmpty { attribute["values"] = .string(a.values.joined(separator: ", ")) }
+                    return .object(attribute)
                 })
         ]
     }

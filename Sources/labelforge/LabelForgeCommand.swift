@@ -10,6 +10,6 @@ struct LabelForgeCommand: AsyncParsableCommand {
             69 the engine could not be reached or started; 130 interrupted.
             """,
         version: "0.1.0",
-        subcommands: [Run.self, Diff.self, Cache.self]
+        subcommands: [Run.self, Replay.self, Diff.self, Inspect.self, Cache.self]
     )
 }
