@@ -6,8 +6,9 @@ struct LabelForgeCommand: AsyncParsableCommand {
         commandName: "labelforge",
         abstract: "Deterministic, replayable labeling and synthetic-data pipelines over LLM/VLM engines.",
         discussion: """
-            Exit codes: 0 success; 1 the run failed or was aborted; 64 bad usage, config, dataset or prompt pack; \
-            69 the engine could not be reached or started; 130 interrupted.
+            Exit codes: 0 success; 1 the run failed or was aborted, or a replay found differing rows; 64 bad \
+            usage, config, dataset or prompt pack; 69 the engine could not be reached or started; 130 interrupted. \
+            diff: 0 no output differs, 1 some do, 2 error.
             """,
         version: "0.1.0",
         subcommands: [Run.self, Replay.self, Diff.self, Inspect.self, Cache.self]
