@@ -52,15 +52,20 @@ public final class SQLiteCache: CacheStore {
     }
 
     public func lookup(_ key: CacheKey) async throws -> CacheEntry? {
-        let row = try await pool.read { db in
-            try Row.fetchOne(
-                db, sql: "SELECT request, response, engine_info, integrity, created_at FROM entries WHERE key = ?",
-                arguments: [key.hex])
+        let stored = try await pool.read { db -> StoredEntry? in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT request, response, engine_info, integrity, created_at FROM entries WHERE key = ?",
+                    arguments: [key.hex])
+            else { return nil }
+            return StoredEntry(
+                request: row["request"], response: row["response"], engineInfo: row["engine_info"],
+                integrity: row["integrity"], createdAt: row["created_at"])
         }
-        guard let row else { return nil }
-        let request: Data = row["request"]
-        let response: Data = row["response"]
-        let integrity: String = row["integrity"]
+        guard let stored else { return nil }
+        let request = stored.request
+        let response = stored.response
+        let integrity = stored.integrity
         guard CacheEntry.integrityHash(key: key, request: request, response: response) == integrity,
             let requestJSON = try? JSONValue.parse(request), ContentHash.hex(requestJSON) == key.hex,
             let responseJSON = try? JSONValue.parse(response)
@@ -71,10 +76,10 @@ public final class SQLiteCache: CacheStore {
         try await pool.write { db in
             try db.execute(sql: "UPDATE entries SET hits = hits + 1 WHERE key = ?", arguments: [key.hex])
         }
-        let engineInfo = (try? JSONValue.parse(row["engine_info"] as Data)) ?? .null
+        let engineInfo = (try? JSONValue.parse(stored.engineInfo)) ?? .null
         return CacheEntry(
             key: key, request: requestJSON, response: responseJSON, engineInfo: engineInfo,
-            createdAt: Date(timeIntervalSince1970: row["created_at"]))
+            createdAt: Date(timeIntervalSince1970: stored.createdAt))
     }
 
     /// Whether an entry exists for `key` (without verifying it or counting a hit).
@@ -118,6 +123,14 @@ public final class SQLiteCache: CacheStore {
             bytes += size?.int64Value ?? 0
         }
         return CacheStats(entries: entries, bytes: bytes, hits: hits, byKind: kinds, path: path)
+    }
+
+    private struct StoredEntry: Sendable {
+        var request: Data
+        var response: Data
+        var engineInfo: Data
+        var integrity: String
+        var createdAt: Double
     }
 
     /// Overwrites an entry's stored response without fixing its integrity hash: tests use this

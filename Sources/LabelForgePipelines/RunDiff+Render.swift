@@ -84,7 +84,8 @@ extension RunDiff {
         return lines
     }
 
-    private static func values(_ record: JSONValue) -> String {
+    /// An output record without its `row_id`, as one line of canonical JSON.
+    public static func values(_ record: JSONValue) -> String {
         guard case .object(var members) = record else { return record.textForm }
         members.removeValue(forKey: "row_id")
         return CanonicalJSON.string(.object(members))

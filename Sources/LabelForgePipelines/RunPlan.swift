@@ -115,21 +115,7 @@ enum ManifestRecovery {
             try handle.truncate(atOffset: UInt64(keep))
             try handle.close()
         }
-        var state = State(rows: [:], completed: false)
-        for line in data.split(separator: 0x0A) {
-            guard let value = try? JSONValue.parse(Data(line)) else { continue }
-            switch value["type"]?.stringValue {
-            case "run": state.runLine = value
-            case "row":
-                if let row = value["row_id"]?.stringValue, let stage = value["stage"]?.stringValue {
-                    state.rows[key(row: row, stage: stage)] = value
-                }
-            case "summary":
-                state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
-            default: break
-            }
-        }
-        return state
+        return read(data)
     }
 
     /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.
@@ -145,13 +131,23 @@ enum ManifestRecovery {
     }
 
     private static func readOnly(_ path: String) throws -> State? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        return try read(Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    private static func read(_ data: Data) -> State {
         var state = State(rows: [:], completed: false)
         for line in data.split(separator: 0x0A) {
             guard let value = try? JSONValue.parse(Data(line)) else { continue }
-            if value["type"]?.stringValue == "run" { state.runLine = value }
-            if value["type"]?.stringValue == "summary" {
+            switch value["type"]?.stringValue {
+            case "run": state.runLine = value
+            case "row":
+                if let row = value["row_id"]?.stringValue, let stage = value["stage"]?.stringValue {
+                    state.rows[key(row: row, stage: stage)] = value
+                }
+            case "summary":
                 state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
+            default: break
             }
         }
         return state

@@ -62,15 +62,9 @@ struct Replay: AsyncParsableCommand {
             let total = stage.changed + stage.unchanged + stage.onlyA
             print("\(stage.id): reproduced \(stage.unchanged)/\(total) rows byte-identical")
             for sample in stage.samples {
-                print("  \(sample.rowID): \(Self.values(sample.a)) → \(Self.values(sample.b))")
+                print("  \(sample.rowID): \(RunDiff.values(sample.a)) → \(RunDiff.values(sample.b))")
             }
         }
         if diff.outputsDiffer { throw ExitCode(1) }
-    }
-
-    private static func values(_ record: JSONValue) -> String {
-        guard case .object(var members) = record else { return record.textForm }
-        members.removeValue(forKey: "row_id")
-        return CanonicalJSON.string(.object(members))
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeTesting
+import Subprocess
+import SystemPackage
 import Testing
 
 /// The real embedded engine: llama.cpp's server with the SmolLM2 GGUF that `make setup` installs.
@@ -108,6 +110,47 @@ import Testing
         for stage in ["sentiment", "attributes"] {
             #expect(replay.stdout.contains("\(stage): reproduced "), "\(replay.stdout)")
         }
+    }
+
+    @Test("on the real engine: SIGKILL then --resume, replay from cache, diff and inspect agree")
+    func resumeReplayDiffInspect() async throws {
+        let ws = try TestWorkspace()
+        let config = try config(ws, determinism: "strict")
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--limit", "16", "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref.sqlite")],
+            workingDirectory: Self.root)
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        let referenceDir = try runDir(from: reference.stdout)
+
+        // Kill a fresh run (empty cache) part-way, then resume it.
+        let killed = try await Subprocess.run(
+            .path(FilePath(LabelForgeBinary.path())),
+            arguments: ["run", "--config", config, "--limit", "16", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
+        ) { execution in
+            try await Task.sleep(for: .seconds(8))
+            try? execution.send(signal: .kill)
+        }
+        #expect(killed.terminationStatus == .signaled(9), "the run finished before it could be killed")
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")], workingDirectory: Self.root)
+        #expect(resumed.exitCode == 0, "\(resumed.stderr)")
+        #expect(try outputs(dir) == outputs(referenceDir))
+
+        let diff = try await CLI.run(["diff", referenceDir, dir])
+        #expect(diff.exitCode == 0, "\(diff.stdout)")
+
+        let replay = try await CLI.run(
+            ["replay", "--manifest", dir + "/manifest.jsonl", "--runs-dir", ws.path("replays"), "--cache-path", ws.path("c.sqlite")],
+            workingDirectory: Self.root)
+        #expect(replay.exitCode == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains("engine requests sent: 0"))
+        #expect(replay.stdout.contains("sentiment: reproduced 16/16 rows byte-identical"))
+
+        let inspect = try await CLI.run(["inspect", dir, "--row", "r0002", "--cache-path", ws.path("c.sqlite")])
+        #expect(inspect.exitCode == 0)
+        #expect(inspect.stdout.contains("Classify the sentiment of this product review."))
+        #expect(inspect.stdout.contains("seed "))
     }
 }
 

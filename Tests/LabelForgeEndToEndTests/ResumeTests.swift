@@ -152,4 +152,21 @@ import Testing
         let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
         #expect(resumed.exitCode == 0)
     }
+
+    @Test("running the same plan again while an unfinished run exists says so and how to resume")
+    func unfinishedWarning() async throws {
+        let stub = try await StubEngine.start()
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+        let arguments = ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")]
+        _ = try await CLI.run(arguments)
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+        try (manifest.prefix(10).joined(separator: "\n") + "\n").write(toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
+        let again = try await CLI.run(arguments)
+        #expect(again.exitCode == 0)
+        #expect(again.stderr.contains("an unfinished run of this plan exists in \(dir)"))
+        #expect(again.stderr.contains("labelforge run --resume \(dir)"))
+    }
 }
+
