@@ -59,7 +59,11 @@ public final class OpenAIClient: Sendable {
 
     public init(options: EndpointOptions, logger: Logger) {
         self.options = options
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton)
+        var configuration = HTTPClient.Configuration()
+        // A dead engine should fail fast into our own retry policy, not wait out the request timeout.
+        configuration.timeout.connect = .seconds(3)
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, options.maxInFlight)
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         self.limiter = ConcurrencyLimiter(limit: options.maxInFlight)
         self.replicas = Mutex(options.baseURLs.map { ReplicaState(baseURL: Self.trimmed($0)) })
         self.logger = logger
