@@ -57,6 +57,16 @@ public struct RunConfig: Sendable {
         public var goldField: String?
     }
 
+    /// One rubric criterion: an integer scale with optional anchor descriptions per level.
+    public struct Criterion: Sendable {
+        public var name: String
+        public var description: String?
+        public var min: Int
+        public var max: Int
+        /// Level → what that level means.
+        public var anchors: [Int: String]
+    }
+
     public struct Stage: Sendable {
         public var id: String
         public var type: String
@@ -65,6 +75,7 @@ public struct RunConfig: Sendable {
         public var sampling: Sampling
         public var labels: [Label]
         public var attributes: [Attribute]
+        public var criteria: [Criterion] = []
         public var goldField: String?
         public var maxValidationRetries: Int
     }
@@ -84,7 +95,7 @@ public struct RunConfig: Sendable {
     public var matchEngineVersion: Bool
     public var stages: [Stage]
 
-    public static let stageTypes = ["classify", "tag"]
+    public static let stageTypes = ["classify", "tag", "rubric_score"]
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     /// Loads and validates a config file. Relative paths in it are relative to the current directory.
@@ -187,7 +198,7 @@ public struct RunConfig: Sendable {
 
     private static func parseStage(_ node: ConfigReader, engines: [String], defaultEngine: String) throws -> Stage {
         try node.checkKeys([
-            "id", "type", "engine", "template", "sampling", "labels", "attributes", "gold_field",
+            "id", "type", "engine", "template", "sampling", "labels", "attributes", "criteria", "gold_field",
             "max_validation_retries",
         ])
         let type = try node.require("type").oneOf(stageTypes)
@@ -202,11 +213,33 @@ public struct RunConfig: Sendable {
         let sampling = Sampling(
             temperature: try samplingNode?.child("temperature")?.double() ?? 0,
             topP: try samplingNode?.child("top_p")?.double(),
-            maxTokens: try samplingNode?.child("max_tokens")?.int() ?? (type == "classify" ? 16 : 128),
-            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? (type == "classify" ? 20 : nil))
+            maxTokens: try samplingNode?.child("max_tokens")?.int() ?? ["classify": 16, "rubric_score": 192][type] ?? 128,
+            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? ["classify": 20, "rubric_score": 10][type])
         var labels: [Label] = []
         var attributes: [Attribute] = []
-        if type == "classify" {
+        var criteria: [Criterion] = []
+        if type == "rubric_score" {
+            for item in try node.require("criteria").items() {
+                try item.checkKeys(["name", "description", "scale", "anchors"])
+                let scale = try item.child("scale")
+                try scale?.checkKeys(["min", "max"])
+                let low = try scale?.child("min")?.int() ?? 1
+                let high = try scale?.child("max")?.int() ?? 5
+                guard low < high else { throw (scale ?? item).error("scale.min must be below scale.max.") }
+                var anchors: [Int: String] = [:]
+                for entry in try item.child("anchors")?.mapping() ?? [] {
+                    guard let level = Int(entry.key), (low...high).contains(level) else {
+                        throw entry.value.error("anchor '\(entry.key)' is not a level of the scale \(low)..\(high).")
+                    }
+                    anchors[level] = try entry.value.string()
+                }
+                criteria.append(
+                    Criterion(
+                        name: try item.require("name").string(), description: try item.child("description")?.string(),
+                        min: low, max: high, anchors: anchors))
+            }
+            guard !criteria.isEmpty else { throw node.error("a rubric_score stage needs at least one criterion.") }
+        } else if type == "classify" {
             for item in try node.require("labels").items() {
                 if case .scalar = item.node {
                     labels.append(Label(name: try item.string(), description: nil))
@@ -235,7 +268,7 @@ public struct RunConfig: Sendable {
         }
         return Stage(
             id: id, type: type, engine: engine, template: try node.child("template")?.string() ?? type,
-            sampling: sampling, labels: labels, attributes: attributes,
+            sampling: sampling, labels: labels, attributes: attributes, criteria: criteria,
             goldField: try node.child("gold_field")?.string(),
             maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2)
     }
@@ -285,6 +318,15 @@ public struct RunConfig: Sendable {
                                     "name": .string($0.name), "type": .string($0.type),
                                     "values": .array($0.values.map(JSONValue.string)),
                                     "description": optional($0.description), "gold_field": optional($0.goldField),
+                                ]
+                            }),
+                        "criteria": .array(
+                            s.criteria.map { c in
+                                [
+                                    "name": .string(c.name), "description": optional(c.description),
+                                    "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))],
+                                    "anchors": .object(
+                                        Dictionary(uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })),
                                 ]
                             }),
                         "gold_field": optional(s.goldField),

@@ -53,6 +53,7 @@ extension RowStage {
 public func makeStage(_ config: RunConfig.Stage) -> any RowStage {
     switch config.type {
     case "classify": return ClassifyStage(config: config)
+    case "rubric_score": return RubricScoreStage(config: config)
     default: return TagStage(config: config)
     }
 }

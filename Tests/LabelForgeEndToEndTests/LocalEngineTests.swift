@@ -152,5 +152,31 @@ import Testing
         #expect(inspect.stdout.contains("Classify the sentiment of this product review."))
         #expect(inspect.stdout.contains("seed "))
     }
+
+    @Test("rubric scores on the real engine: integer scores on the scale, with a logprob-weighted expectation")
+    func rubricScores() async throws {
+        let ws = try TestWorkspace()
+        let config = try ws.write(
+            "rubric.yaml",
+            try String(contentsOfFile: Self.root + "/configs/rubric.yaml", encoding: .utf8)
+                .replacingOccurrences(of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl")
+                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp"))
+        let result = try await CLI.run(
+            ["run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            workingDirectory: Self.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let rows = try String(contentsOfFile: try runDir(from: result.stdout) + "/outputs/usefulness.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(rows.count == 3)
+        for row in rows {
+            for criterion in ["specificity", "helpfulness"] {
+                let score = try #require(row["scores"]?[criterion]?.intValue)
+                #expect((1...5).contains(score))
+                let expected = try #require(row["expected_scores"]?[criterion]?.doubleValue)
+                #expect(expected >= 1 && expected <= 5)
+            }
+            #expect(row["rationale"]?.stringValue != nil)
+        }
+    }
 }
 

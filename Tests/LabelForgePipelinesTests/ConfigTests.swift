@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeLLM
 @testable import LabelForgePipelines
 import LabelForgeTesting
 import Testing
@@ -107,5 +108,31 @@ import Testing
     @Test("no logprobs means no confidence")
     func none() {
         #expect(ClassifyStage.confidence(of: "a", among: ["a", "b"], logprobs: nil) == nil)
+    }
+}
+
+@Suite struct RubricScoreTests {
+    static func tokens(_ pieces: [(String, Double, [(String, Double)])]) -> [TokenLogprob] {
+        pieces.map { TokenLogprobFixture.make($0.0, $0.1, $0.2) }
+    }
+
+    @Test("the expected score weights the valid levels at the score's token")
+    func expected() throws {
+        // As llama.cpp tokenized a real answer: `{"helpful` `ness` `":` ` ` `1` `,`
+        let top: [(String, Double)] = [("1", log(0.4)), ("3", log(0.2)), ("2", log(0.2)), ("x", log(0.1)), ("9", log(0.1))]
+        let pieces: [(String, Double, [(String, Double)])] = [
+            ("{\"helpful", -1, []), ("ness", -0.4, []), ("\":", -0.1, []), (" ", -0.5, []), ("1", log(0.4), top),
+            (",", -0.7, []),
+        ]
+        let logprobs = Self.tokens(pieces)
+        let value = try #require(RubricScoreStage.expectedScore(criterion: "helpfulness", range: 1...5, sampled: 1, logprobs: logprobs))
+        // (1·0.4 + 3·0.2 + 2·0.2) / 0.8 = 1.75; "x" is not a level and 9 is off the scale.
+        #expect(abs(value - 1.75) < 1e-9)
+    }
+
+    @Test("a score spelled over several tokens has no expectation")
+    func multiToken() {
+        let logprobs = Self.tokens([("\"q\": ", -1, []), ("1", -0.1, [("1", -0.1)]), ("0", -0.1, [])])
+        #expect(RubricScoreStage.expectedScore(criterion: "q", range: 1...10, sampled: 10, logprobs: logprobs) == nil)
     }
 }

@@ -1,0 +1,123 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `rubric_score`: integer scores per criterion on a fixed scale, plus a short rationale, as one
+/// JSON object guided by a schema.
+///
+/// When the engine returns logprobs, each criterion also gets its expected score (G-Eval style):
+/// at the token where the score is written, the probabilities of the alternatives that are valid
+/// levels of the scale, renormalized, weight those levels. It sits next to the sampled score and is
+/// `null` where no logprobs came back or the score's token is not a whole level (e.g. "1" of "10").
+public struct RubricScoreStage: RowStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+    public let outputFields = ["scores", "expected_scores", "score", "expected_score", "rationale"]
+    public var goldPairs: [(output: String, gold: String)] { [] }
+
+    public var templateVariables: [String: JSONValue] {
+        [
+            "criteria": .array(
+                config.criteria.map { c in
+                    var criterion: [String: JSONValue] = [
+                        "name": .string(c.name), "description": .string(c.description ?? ""),
+                        "min": .int(Int64(c.min)), "max": .int(Int64(c.max)),
+                    ]
+                    if !c.anchors.isEmpty {
+                        criterion["anchors"] = .string(
+                            c.anchors.keys.sorted().map { "\($0) = \(c.anchors[$0]!)" }.joined(separator: "; "))
+                    }
+                    return .object(criterion)
+                })
+        ]
+    }
+
+    public var schema: JSONValue {
+        var scores: [String: JSONValue] = [:]
+        for c in config.criteria {
+            scores[c.name] = ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
+        }
+        return [
+            "type": "object", "additionalProperties": false, "required": ["rationale", "scores"],
+            "properties": [
+                "rationale": ["type": "string", "maxLength": 300],
+                "scores": [
+                    "type": "object", "additionalProperties": false, "properties": .object(scores),
+                    "required": .array(config.criteria.map { .string($0.name) }),
+                ],
+            ],
+        ]
+    }
+
+    public var constraint: OutputConstraint { .jsonSchema(name: config.id, schema: schema) }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        guard let value = try? JSONValue.parse(response.content) else {
+            let reason = response.finishReason == "length" ? " (cut off at max_tokens; raise sampling.max_tokens)" : ""
+            return .failure(
+                StageFailure(
+                    errorClass: "schema_violation",
+                    message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
+        }
+        if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
+            return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
+        }
+        let scores = value["scores"]?.objectValue ?? [:]
+        var expected: [String: JSONValue] = [:]
+        for c in config.criteria {
+            expected[c.name] =
+                Self.expectedScore(
+                    criterion: c.name, range: c.min...c.max, sampled: scores[c.name]?.intValue, logprobs: response.logprobs
+                ).map(JSONValue.double)
+                ?? .null
+        }
+        let sampled = config.criteria.compactMap { scores[$0.name]?.doubleValue }
+        let expectations = config.criteria.compactMap { expected[$0.name]?.doubleValue }
+        return .success([
+            "scores": .object(scores), "expected_scores": .object(expected),
+            "score": .double(Self.rounded(sampled.reduce(0, +) / Double(max(1, sampled.count)))),
+            "expected_score": expectations.count == config.criteria.count
+                ? .double(Self.rounded(expectations.reduce(0, +) / Double(expectations.count))) : .null,
+            "rationale": value["rationale"] ?? "",
+        ])
+    }
+
+    static func rounded(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
+
+    /// Whether `text` ends with `"<key>":` and optional white space, i.e. a value comes next.
+    static func endsWithKey(_ text: String, _ key: String) -> Bool {
+        var rest = Substring(text)
+        while rest.last?.isWhitespace == true { rest.removeLast() }
+        guard rest.last == ":" else { return false }
+        rest.removeLast()
+        while rest.last?.isWhitespace == true { rest.removeLast() }
+        return rest.hasSuffix("\"" + key + "\"")
+    }
+
+    /// The probability-weighted score of one criterion from the tokens that wrote it.
+    /// - Parameter sampled: the score the response holds; the token must spell all of it.
+    static func expectedScore(
+        criterion: String, range: ClosedRange<Int>, sampled: Int?, logprobs: [TokenLogprob]?
+    ) -> Double? {
+        guard let logprobs else { return nil }
+        var text = ""
+        for token in logprobs {
+            // The first non-blank token after `"<criterion>":` is where the score is written.
+            if Self.endsWithKey(text, criterion) && !token.token.allSatisfy(\.isWhitespace) {
+                var alternatives = token.top.map { ($0.token, $0.logprob) }
+                if !alternatives.contains(where: { $0.0 == token.token }) { alternatives.append((token.token, token.logprob)) }
+                var weights: [Int: Double] = [:]
+                for (candidate, logprob) in alternatives {
+                    guard let level = Int(candidate.trimmingCharacters(in: .whitespaces)), range.contains(level) else { continue }
+                    weights[level, default: 0] += exp(logprob)
+                }
+                let total = weights.values.reduce(0, +)
+                guard total > 0, let emitted = Int(token.token.trimmingCharacters(in: .whitespaces)), emitted == sampled
+                else { return nil }
+                return rounded(weights.reduce(0) { $0 + Double($1.key) * $1.value } / total)
+            }
+            text += token.token
+        }
+        return nil
+    }
+}
