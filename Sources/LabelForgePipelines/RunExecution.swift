@@ -144,7 +144,9 @@ final class RunExecution {
                     group.addTask { try await processor.process(index: index, rowID: rowID, fields: record.fields) }
                     read += 1
                     inFlight += 1
-                    if inFlight >= window, let result = try await group.next() {
+                    // Wait while the window is full, and while finished rows queue up behind a slow
+                    // one (they are written in input order), so memory stays bounded either way.
+                    while inFlight >= window || pending.count >= window * 4, let result = try await group.next() {
                         inFlight -= 1
                         try collect(result)
                     }
