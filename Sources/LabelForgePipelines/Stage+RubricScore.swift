@@ -52,15 +52,10 @@ public struct RubricScoreStage: RowStage {
     public var constraint: OutputConstraint { .jsonSchema(name: config.id, schema: schema) }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        guard let value = try? JSONValue.parse(response.content) else {
-            let reason = response.finishReason == "length" ? " (cut off at max_tokens; raise sampling.max_tokens)" : ""
-            return .failure(
-                StageFailure(
-                    errorClass: "schema_violation",
-                    message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
-        }
-        if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
-            return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
+        let value: JSONValue
+        switch validatedJSON(response, schema: schema) {
+        case .success(let valid): value = valid
+        case .failure(let failure): return .failure(failure)
         }
         let scores = value["scores"]?.objectValue ?? [:]
         var expected: [String: JSONValue] = [:]

@@ -50,16 +50,6 @@ public struct TagStage: RowStage {
     }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        guard let value = try? JSONValue.parse(response.content) else {
-            let reason = response.finishReason == "length" ? " (cut off at max_tokens)" : ""
-            return .failure(
-                StageFailure(
-                    errorClass: "schema_violation",
-                    message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
-        }
-        if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
-            return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
-        }
-        return .success(value.objectValue ?? [:])
+        validatedJSON(response, schema: schema).map { $0.objectValue ?? [:] }
     }
 }

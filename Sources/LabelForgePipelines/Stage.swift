@@ -49,6 +49,22 @@ extension RowStage {
     }
 }
 
+/// Parses a response as a JSON document and validates it against `schema`; the shared first step
+/// of every schema-guided stage.
+func validatedJSON(_ response: ChatResponse, schema: JSONValue) -> Result<JSONValue, StageFailure> {
+    guard let value = try? JSONValue.parse(response.content) else {
+        let reason = response.finishReason == "length" ? " (cut off at max_tokens; raise sampling.max_tokens)" : ""
+        return .failure(
+            StageFailure(
+                errorClass: "schema_violation",
+                message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
+    }
+    if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
+        return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
+    }
+    return .success(value)
+}
+
 /// Builds the stage object for a configured stage.
 public func makeStage(_ config: RunConfig.Stage) -> any RowStage {
     switch config.type {
