@@ -128,7 +128,7 @@ import Testing
             arguments: ["run", "--config", config, "--limit", "16", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
             workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
         ) { execution in
-            try await Task.sleep(for: .seconds(8))
+            try await Task.sleep(for: .seconds(7))
             try? execution.send(signal: .kill)
         }
         #expect(killed.terminationStatus == .signaled(9), "the run finished before it could be killed")
