@@ -61,14 +61,14 @@ def main():
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    server = xllamacpp.Server(params)
+    server = xllamacpp.Server(params)  # serves from its own threads while this one waits
     print(f"xllamacpp server listening on {args.host}:{args.port}", flush=True)
     while not stop.is_set():
         if os.getppid() != parent:
             break
         stop.wait(0.5)
-    del server
-    # xllamacpp's server threads do not always join on deletion; leave at once.
+    # Leave at once: deleting the xllamacpp server can block forever joining its threads, which left
+    # orphaned engines behind when LabelForge was killed. Exiting the process closes the socket.
     os._exit(0)
 
 

@@ -15,27 +15,44 @@ public struct RunDirectory: Sendable {
     public var engineLogPath: String { path + "/engine.log" }
     public func outputPath(stage: String) -> String { outputsPath + "/\(stage).jsonl" }
 
-    /// Creates `<runsDir>/<yyyymmdd-hhmmss>-<plan hash prefix>`, adding `-2`, `-3`, … if it exists.
-    public static func create(runsDir: String, planHash: String, now: Date = Date()) throws -> RunDirectory {
+    /// Creates `<runsDir>/<yyyymmdd-hhmmss>-<plan hash prefix>`, adding `-2`, `-3`, … if it exists,
+    /// holding `config.resolved.yaml`, an empty manifest and `outputs/`.
+    ///
+    /// The directory is assembled under a hidden name and renamed into place, so a run killed at
+    /// any moment leaves either no directory or one that `--resume` can continue.
+    public static func create(runsDir: String, planHash: String, resolvedConfig: String, now: Date = Date()) throws
+        -> RunDirectory
+    {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd-HHmmss"
         let hex = planHash.hasPrefix("sha256:") ? String(planHash.dropFirst(7)) : planHash
         let base = "\(formatter.string(from: now))-\(hex.prefix(8))"
-        var runID = base
-        var suffix = 1
-        while FileManager.default.fileExists(atPath: runsDir + "/" + runID) {
-            suffix += 1
-            runID = "\(base)-\(suffix)"
-        }
-        let path = runsDir + "/" + runID
+        let fileManager = FileManager.default
         do {
-            try FileManager.default.createDirectory(atPath: path + "/outputs", withIntermediateDirectories: true)
+            try fileManager.createDirectory(atPath: runsDir, withIntermediateDirectories: true)
+            let staging = runsDir + "/.\(base)-\(UUID().uuidString).partial"
+            try fileManager.createDirectory(atPath: staging + "/outputs", withIntermediateDirectories: true)
+            try resolvedConfig.write(toFile: staging + "/config.resolved.yaml", atomically: true, encoding: .utf8)
+            _ = fileManager.createFile(atPath: staging + "/manifest.jsonl", contents: nil)
+            var runID = base
+            var suffix = 1
+            while true {
+                // rename(2) fails if the target exists, so two runs never share a directory.
+                if rename(staging, runsDir + "/" + runID) == 0 { break }
+                guard errno == EEXIST || errno == ENOTEMPTY else {
+                    throw LabelForgeError(.io, "Cannot create the run directory \(runsDir)/\(runID): \(String(cString: strerror(errno))).")
+                }
+                suffix += 1
+                runID = "\(base)-\(suffix)"
+            }
+            return RunDirectory(runID: runID, path: runsDir + "/" + runID)
+        } catch let error as LabelForgeError {
+            throw error
         } catch {
-            throw LabelForgeError(.io, "Cannot create the run directory \(path): \(error.localizedDescription)")
+            throw LabelForgeError(.io, "Cannot create a run directory under \(runsDir): \(error.localizedDescription)")
         }
-        return RunDirectory(runID: runID, path: path)
     }
 }
 

@@ -109,16 +109,16 @@ public final class Runner: Sendable {
             guard reasons.isEmpty else {
                 throw LabelForgeError(.invalidConfig, "Cannot replay \(dir): " + reasons.joined(separator: "; ") + ".")
             }
-            directory = try RunDirectory.create(runsDir: options.runsDir, planHash: plan.planHash)
-            try ResolvedYAML.string(plan.resolved).write(toFile: directory.resolvedConfigPath, atomically: true, encoding: .utf8)
+            directory = try RunDirectory.create(
+                runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         } else {
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
             for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
                 logger.warning(
                     "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`")
             }
-            directory = try RunDirectory.create(runsDir: options.runsDir, planHash: plan.planHash)
-            try ResolvedYAML.string(plan.resolved).write(toFile: directory.resolvedConfigPath, atomically: true, encoding: .utf8)
+            directory = try RunDirectory.create(
+                runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         }
         let config = plan.config
         let cache = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)

@@ -18,6 +18,17 @@ import Testing
                 .replacingOccurrences(of: "determinism: standard", with: "determinism: \(determinism)"))
     }
 
+    /// PIDs of live processes whose command line contains `text`.
+    static func processes(mentioning text: String) -> [String] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return pids.filter { pid in
+            guard Int(pid) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"),
+                let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), !stat.contains(") Z ")
+            else { return false }
+            return String(decoding: cmdline.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).contains(text)
+        }
+    }
+
     func outputs(_ runDir: String) throws -> [String: Data] {
         var files: [String: Data] = [:]
         for name in ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"] {
@@ -132,6 +143,13 @@ import Testing
             try? execution.send(signal: .kill)
         }
         #expect(killed.terminationStatus == .signaled(9), "the run finished before it could be killed")
+        // The engine dies with its parent: no llama.cpp server of this run may outlive the kill.
+        var survivors = Self.processes(mentioning: ws.path("runs"))
+        for _ in 0..<20 where !survivors.isEmpty {
+            try await Task.sleep(for: .milliseconds(250))
+            survivors = Self.processes(mentioning: ws.path("runs"))
+        }
+        #expect(survivors.isEmpty, "engine processes outlived a SIGKILLed labelforge: \(survivors)")
         let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
         let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")], workingDirectory: Self.root)
         #expect(resumed.exitCode == 0, "\(resumed.stderr)")
