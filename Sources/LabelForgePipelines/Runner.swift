@@ -102,10 +102,11 @@ public final class Runner: Sendable {
             }
             logger.info("resuming \(dir): \(previous.count) (row, stage) results already recorded")
         } else if let replay = options.replay {
-            original = try RunArtifacts.load(replay.runDirectory)
-            let dir = original!.directory
+            let artifacts = try RunArtifacts.load(replay.runDirectory)
+            original = artifacts
+            let dir = artifacts.directory
             plan = try RunPlan.prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
-            let reasons = plan.differences(from: original!.runLine)
+            let reasons = plan.differences(from: artifacts.runLine)
             guard reasons.isEmpty else {
                 throw LabelForgeError(.invalidConfig, "Cannot replay \(dir): " + reasons.joined(separator: "; ") + ".")
             }
