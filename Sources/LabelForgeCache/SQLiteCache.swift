@@ -18,8 +18,10 @@ public final class SQLiteCache: CacheStore {
         self.path = path
         self.logger = logger
         do {
-            try FileManager.default.createDirectory(
-                atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
             var config = Configuration()
             config.busyMode = .timeout(30)
             pool = try DatabasePool(path: path, configuration: config)

@@ -31,4 +31,21 @@ public enum ContentHash {
         }
         return hasher.finalize().map { String(format: "%02x", $0) }.joined()
     }
+
+    /// An incremental SHA-256 over a sequence of byte strings, for fingerprints built while streaming.
+    public struct Hasher {
+        private var inner = SHA256()
+
+        public init() {}
+
+        /// Adds `text` and a terminating NUL, so `["ab", "c"]` and `["a", "bc"]` hash differently.
+        public mutating func update(_ text: String) {
+            inner.update(data: Array(text.utf8) + [0])
+        }
+
+        /// `sha256:<hex>` of everything added.
+        public func finalize() -> String {
+            ContentHash.prefixed(inner.finalize().map { String(format: "%02x", $0) }.joined())
+        }
+    }
 }

@@ -8,11 +8,13 @@ public struct DatasetFormat: Hashable, Sendable, CustomStringConvertible {
 
     public static let jsonl = DatasetFormat("jsonl")
     public static let csv = DatasetFormat("csv")
-    public static let all: [DatasetFormat] = [.jsonl, .csv]
+    /// A directory tree of images: one row per image, `label` from its folder's name.
+    public static let imagefolder = DatasetFormat("imagefolder")
+    public static let all: [DatasetFormat] = [.jsonl, .csv, .imagefolder]
 
     /// The format with this name, or `nil` when LabelForge cannot read it.
     public init?(name: String) {
-        guard ["jsonl", "csv"].contains(name) else { return nil }
+        guard Self.all.map(\.name).contains(name) else { return nil }
         self.init(name)
     }
 
@@ -24,24 +26,40 @@ public struct DatasetFormat: Hashable, Sendable, CustomStringConvertible {
 public struct DatasetRecord: Sendable {
     /// 0-based position in the file, after blank lines are skipped.
     public let index: Int
-    /// The 1-based line where the record starts, for error messages.
+    /// The 1-based line where the record starts (for an image folder, the 1-based position).
     public let line: Int
     public let fields: [String: JSONValue]
+    /// Where the record is, for messages: `file:line`, or the image's path in an image folder.
+    public let location: String
 }
 
-/// Streams records out of a JSONL or CSV file, one at a time.
+/// Streams records out of a JSONL or CSV file, or an image folder, one at a time.
+///
+/// An image folder yields `{image, label, path}` per image file (PNG, JPEG, WebP, GIF by
+/// extension), in byte order of the paths: `image` and `path` are the path relative to the folder,
+/// `label` the name of the image's parent folder (`null` for images at the top).
 public final class DatasetReader {
     public let path: String
     public let format: DatasetFormat
-    private let lines: LineReader
+    private let lines: LineReader?
     private var header: [String]?
+    private var imagePaths: [String] = []
     private var nextIndex = 0
+
+    /// File extensions an image folder's images may have.
+    public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "webp", "gif"]
 
     /// - Throws: `LabelForgeError` when the file cannot be opened, or a CSV file has no header.
     public init(path: String, format: DatasetFormat) throws {
         self.path = path
         self.format = format
-        self.lines = try LineReader(path: path)
+        if format == .imagefolder {
+            lines = nil
+            imagePaths = try Self.listImages(in: path)
+            return
+        }
+        let lines = try LineReader(path: path)
+        self.lines = lines
         if format == .csv {
             guard let first = try CSVParser.record(from: lines) else {
                 throw LabelForgeError(
@@ -56,11 +74,46 @@ public final class DatasetReader {
     public func next() throws -> DatasetRecord? {
         switch format {
         case .csv: return try nextCSV()
+        case .imagefolder: return nextImage()
         default: return try nextJSONL()
         }
     }
 
+    private func nextImage() -> DatasetRecord? {
+        guard nextIndex < imagePaths.count else { return nil }
+        let relative = imagePaths[nextIndex]
+        let parts = relative.split(separator: "/")
+        let label: JSONValue = parts.count > 1 ? .string(String(parts[parts.count - 2])) : .null
+        defer { nextIndex += 1 }
+        return DatasetRecord(
+            index: nextIndex, line: nextIndex + 1,
+            fields: ["image": .string(relative), "label": label, "path": .string(relative)],
+            location: path + "/" + relative)
+    }
+
+    /// Image files under `directory`, relative to it, sorted by their UTF-8 bytes; hidden files skipped.
+    static func listImages(in directory: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw LabelForgeError(
+                .invalidDataset, "\(directory): an imagefolder dataset's path must be a directory of images.")
+        }
+        let paths = try FileManager.default.subpathsOfDirectory(atPath: directory)
+            .filter { path in
+                !path.split(separator: "/").contains { $0.hasPrefix(".") }
+                    && Self.imageExtensions.contains((path as NSString).pathExtension.lowercased())
+            }
+            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        guard !paths.isEmpty else {
+            throw LabelForgeError(
+                .invalidDataset,
+                "\(directory): no images found (looked for \(imageExtensions.sorted().joined(separator: ", ")) files).")
+        }
+        return paths
+    }
+
     private func nextJSONL() throws -> DatasetRecord? {
+        guard let lines else { return nil }
         while let text = lines.next() {
             if text.allSatisfy(\.isWhitespace) { continue }
             let value: JSONValue
@@ -77,13 +130,14 @@ public final class DatasetReader {
                     "\(path):\(lines.lineNumber): expected a JSON object, found a \(value.typeName).")
             }
             defer { nextIndex += 1 }
-            return DatasetRecord(index: nextIndex, line: lines.lineNumber, fields: fields)
+            return DatasetRecord(
+                index: nextIndex, line: lines.lineNumber, fields: fields, location: "\(path):\(lines.lineNumber)")
         }
         return nil
     }
 
     private func nextCSV() throws -> DatasetRecord? {
-        guard let header else { return nil }
+        guard let header, let lines else { return nil }
         while let record = try CSVParser.record(from: lines) {
             if record.fields.count == 1 && record.fields[0].isEmpty { continue }
             guard record.fields.count == header.count else {
@@ -95,14 +149,20 @@ public final class DatasetReader {
             var fields: [String: JSONValue] = [:]
             for (name, value) in zip(header, record.fields) { fields[name] = .string(value) }
             defer { nextIndex += 1 }
-            return DatasetRecord(index: nextIndex, line: record.line, fields: fields)
+            return DatasetRecord(index: nextIndex, line: record.line, fields: fields, location: "\(path):\(record.line)")
         }
         return nil
     }
 
-    /// The dataset's fingerprint: `sha256:` of the file's bytes.
-    public static func fingerprint(path: String) throws -> String {
-        ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+    /// The dataset file's fingerprint: `sha256:` of its bytes; for an image folder, of the list of
+    /// image paths (the images' bytes are added by whoever reads them, see `ImageFieldSet`).
+    public static func fingerprint(path: String, format: DatasetFormat) throws -> String {
+        if format == .imagefolder {
+            var hasher = ContentHash.Hasher()
+            for relative in try listImages(in: path) { hasher.update(relative) }
+            return hasher.finalize()
+        }
+        return ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
     }
 }
 

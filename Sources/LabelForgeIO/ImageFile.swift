@@ -1,6 +1,32 @@
 import Foundation
 import LabelForgeCore
 
+/// Why an image cannot be used; it fails the rows that need it, never the run.
+public struct ImageError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The error class recorded in the manifest and shown by `inspect`.
+    public struct Kind: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        public var description: String { name }
+
+        public static let missing = Kind(name: "image_missing")
+        public static let unreadable = Kind(name: "image_unreadable")
+        public static let unsupported = Kind(name: "image_unsupported")
+        public static let tooLarge = Kind(name: "image_too_large")
+        public static let truncated = Kind(name: "image_truncated")
+        /// The field does not hold an image reference (a path, a `data:` URL, or `{"base64": …}`).
+        public static let invalidReference = Kind(name: "image_invalid_reference")
+    }
+
+    public let kind: Kind
+    public let message: String
+    public var description: String { message }
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+}
+
 /// An image read from disk or from inline base64: its bytes' hash, type sniffed from magic bytes,
 /// and dimensions from its header (no decoding).
 public struct ImageFile: Sendable, Equatable {
@@ -30,41 +56,50 @@ public struct ImageFile: Sendable, Equatable {
     /// `sha256:<hex>` of the bytes: what row IDs and cache keys use, never the path.
     public var contentHash: String { ContentHash.prefixed(ContentHash.hex(bytes)) }
 
+    /// What a prompt template sees for an image: `{sha256, format, width, height}`, never its path
+    /// (a path in the prompt would make cache keys depend on where the file lives).
+    public var templateValue: JSONValue {
+        [
+            "sha256": .string(contentHash), "format": .string(format.rawValue),
+            "width": .int(Int64(width)), "height": .int(Int64(height)),
+        ]
+    }
+
     /// The image as an OpenAI `image_url` data URL.
     public var dataURL: String { "data:\(format.mediaType);base64,\(bytes.base64EncodedString())" }
 
     /// Reads and checks an image file.
-    /// - Throws: `LabelForgeError.invalidDataset` naming the file: missing, unsupported type, too
-    ///   large, or truncated.
+    /// - Throws: `ImageError` naming the file: missing, unsupported type, too large, or truncated.
     public static func read(path: String, limits: Limits = Limits()) throws -> ImageFile {
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else {
-            throw LabelForgeError(.invalidDataset, "image \(path) does not exist.")
+            throw ImageError(.missing, "image \(path) does not exist.")
         }
         let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
         guard size <= limits.maxBytes else {
-            throw LabelForgeError(.invalidDataset, "image \(path) is \(size) bytes, over the limit of \(limits.maxBytes).")
+            throw ImageError(.tooLarge, "image \(path) is \(size) bytes, over the limit of \(limits.maxBytes).")
         }
         guard let bytes = FileManager.default.contents(atPath: path) else {
-            throw LabelForgeError(.invalidDataset, "image \(path) cannot be read.")
+            throw ImageError(.unreadable, "image \(path) cannot be read (is it a directory, or unreadable?).")
         }
         return try parse(bytes, name: path, limits: limits)
     }
 
     /// Checks image bytes (for example decoded from an inline base64 field).
+    /// - Throws: `ImageError` naming `name`: unsupported type, too large, or truncated.
     public static func parse(_ bytes: Data, name: String, limits: Limits = Limits()) throws -> ImageFile {
         guard bytes.count <= limits.maxBytes else {
-            throw LabelForgeError(.invalidDataset, "image \(name) is \(bytes.count) bytes, over the limit of \(limits.maxBytes).")
+            throw ImageError(.tooLarge, "image \(name) is \(bytes.count) bytes, over the limit of \(limits.maxBytes).")
         }
         let b = [UInt8](bytes)
         guard let format = sniff(b) else {
-            throw LabelForgeError(.invalidDataset, "image \(name) is not a PNG, JPEG, WebP or GIF file.")
+            throw ImageError(.unsupported, "image \(name) is not a PNG, JPEG, WebP or GIF file.")
         }
         guard let (width, height) = dimensions(b, format: format), !isTruncated(b, format: format) else {
-            throw LabelForgeError(.invalidDataset, "image \(name) is truncated or its \(format.rawValue) header is damaged.")
+            throw ImageError(.truncated, "image \(name) is truncated or its \(format.rawValue) header is damaged.")
         }
         guard width > 0, height > 0, width * height <= limits.maxPixels else {
-            throw LabelForgeError(
-                .invalidDataset, "image \(name) is \(width)×\(height) pixels, over the limit of \(limits.maxPixels).")
+            throw ImageError(
+                .tooLarge, "image \(name) is \(width)×\(height) pixels, over the limit of \(limits.maxPixels).")
         }
         return ImageFile(bytes: bytes, format: format, width: width, height: height)
     }

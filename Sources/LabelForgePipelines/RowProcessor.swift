@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeIO
 import LabelForgeLLM
 import Logging
 
@@ -41,16 +42,18 @@ struct RowProcessor: Sendable {
     var offline: Bool = false
     var logger: Logger
 
-    func process(index: Int, rowID: String, fields: [String: JSONValue]) async throws -> RowResult {
+    func process(index: Int, rowID: String, record: LoadedRecord) async throws -> RowResult {
         var outcomes: [StageOutcome] = []
+        let row = RowContext(
+            rowID: rowID, index: index, fields: record.recorded, images: record.images, imageFailures: record.failures)
         for stage in stages {
             try Task.checkCancellation()
-            let outcome = await run(stage, row: RowContext(rowID: rowID, index: index, fields: fields))
+            let outcome = await run(stage, row: row)
             // An interrupted request is not a result: the row stays unfinished, to be resumed.
             if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
             outcomes.append(outcome)
         }
-        return RowResult(index: index, rowID: rowID, fields: fields, outcomes: outcomes)
+        return RowResult(index: index, rowID: rowID, fields: record.recorded, outcomes: outcomes)
     }
 
     private func run(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
@@ -61,19 +64,39 @@ struct RowProcessor: Sendable {
     }
 
     private func attempts(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
-        let engine = engines.handle(stage.config.engine)
         var outcome = StageOutcome(stageID: stage.config.id)
+        if let failure = stage.imageFailure(in: row) {
+            outcome.failure = StageFailure(errorClass: failure.kind.name, message: failure.message)
+            return outcome
+        }
+        var parts: [[String: JSONValue]] = []
+        for (index, call) in stage.calls(for: row).enumerated() {
+            guard let part = await attempts(stage, call: call, index: index, row: row, outcome: &outcome) else {
+                return outcome
+            }
+            parts.append(part)
+        }
+        outcome.output = stage.merge(parts)
+        return outcome
+    }
+
+    /// One call's attempts: returns its parsed fields, or `nil` with `outcome.failure` set.
+    private func attempts(
+        _ stage: any RowStage, call: StageCall, index: Int, row: RowContext, outcome: inout StageOutcome
+    ) async -> [String: JSONValue]? {
+        let engine = engines.handle(stage.config.engine)
         for attempt in 0...stage.config.maxValidationRetries {
-            let seedStage = attempt == 0 ? stage.config.id : "\(stage.config.id)#retry\(attempt)"
+            let callID = stage.config.id + call.seedSuffix
+            let seedStage = attempt == 0 ? callID : "\(callID)#retry\(attempt)"
             let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: 0)
             let body: JSONValue
             do {
                 let request = try stage.request(
-                    for: row, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
+                    for: row, call: call, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
                 body = engine.dialect.body(for: request, modelID: engine.model.id)
             } catch {
                 outcome.failure = StageFailure(errorClass: "render_error", message: String(describing: error))
-                return outcome
+                return nil
             }
             let material = CacheKey.material(
                 kind: "chat", dialect: engine.dialect.name, modelID: engine.model.id,
@@ -88,7 +111,7 @@ struct RowProcessor: Sendable {
                     outcome.allFromCache = false
                     outcome.failure = StageFailure(
                         errorClass: "cache_miss", message: "no cached response for \(key); replay without --allow-engine reads the cache only")
-                    return outcome
+                    return nil
                 } else {
                     outcome.allFromCache = false
                     let reply = try await engine.client.post(path: "/v1/chat/completions", body: body)
@@ -99,13 +122,13 @@ struct RowProcessor: Sendable {
                 }
             } catch is CancellationError {
                 outcome.failure = StageFailure(errorClass: "cancelled", message: "the run was interrupted")
-                return outcome
+                return nil
             } catch let error as LabelForgeError {
                 outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
-                return outcome
+                return nil
             } catch {
                 outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
-                return outcome
+                return nil
             }
             let response: ChatResponse
             do {
@@ -116,18 +139,17 @@ struct RowProcessor: Sendable {
             }
             outcome.tokensIn += response.promptTokens
             outcome.tokensOut += response.completionTokens
-            switch stage.parse(response, dialect: engine.dialect) {
+            switch stage.parse(response, call: index, dialect: engine.dialect) {
             case .success(let fields):
-                outcome.output = fields
                 outcome.failure = nil
-                return outcome
+                return fields
             case .failure(let failure):
                 outcome.failure = StageFailure(
                     errorClass: failure.errorClass,
                     message: failure.message + " (attempt \(attempt + 1) of \(stage.config.maxValidationRetries + 1))")
             }
         }
-        return outcome
+        return nil
     }
 
     private func cachedResponse(_ key: CacheKey, engine: EngineHandle) async throws -> JSONValue? {

@@ -9,6 +9,14 @@ public struct RunConfig: Sendable {
         public var path: String
         public var format: DatasetFormat
         public var idField: String?
+        /// Fields that hold images (paths, `data:` URLs or `{"base64": …}`); `[image]` for image folders.
+        public var imageFields: [String]
+        public var imageLimits: ImageFile.Limits
+
+        /// How this dataset's image fields are read.
+        public var images: ImageFieldSet {
+            ImageFieldSet(fields: imageFields, datasetPath: path, format: format, limits: imageLimits)
+        }
     }
 
     public struct Model: Sendable {
@@ -78,6 +86,16 @@ public struct RunConfig: Sendable {
         public var criteria: [Criterion] = []
         public var goldField: String?
         public var maxValidationRetries: Int
+        /// Image fields sent with the prompt, as `image_url` parts before the text.
+        public var images: [String] = []
+        /// `caption`: the style the template is asked for (e.g. `concise`, `detailed`, `alt_text`).
+        public var style: String? = nil
+        /// `caption`: the most words a caption may have; longer ones are recorded as `too_long`.
+        public var maxWords: Int? = nil
+        /// `rubric_score`: `pointwise` (score one candidate) or `pairwise` (compare two).
+        public var mode: String? = nil
+        /// `rubric_score` pairwise: the two row fields holding the candidates, as `a` and `b`.
+        public var candidates: [String] = []
     }
 
     public var file: String
@@ -95,7 +113,7 @@ public struct RunConfig: Sendable {
     public var matchEngineVersion: Bool
     public var stages: [Stage]
 
-    public static let stageTypes = ["classify", "tag", "rubric_score"]
+    public static let stageTypes = ["caption", "classify", "tag", "rubric_score"]
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     /// Loads and validates a config file. Relative paths in it are relative to the current directory.
@@ -120,14 +138,31 @@ public struct RunConfig: Sendable {
         if let limit, limit < 1 { throw limitNode!.error("limit must be at least 1.") }
 
         let datasetNode = try root.require("dataset")
-        try datasetNode.checkKeys(["path", "format", "id_field"])
+        try datasetNode.checkKeys(["path", "format", "id_field", "image_fields", "max_image_bytes", "max_image_pixels"])
         let datasetPath = try datasetNode.require("path").string()
+        var isDirectory: ObjCBool = false
+        let formatNode = try datasetNode.child("format")
         let formatName =
-            try datasetNode.child("format")?.oneOf(DatasetFormat.all.map(\.name))
-            ?? (datasetPath.hasSuffix(".csv") ? "csv" : "jsonl")
+            try formatNode?.oneOf(DatasetFormat.all.map(\.name))
+            ?? (FileManager.default.fileExists(atPath: datasetPath, isDirectory: &isDirectory) && isDirectory.boolValue
+                ? "imagefolder" : datasetPath.hasSuffix(".csv") ? "csv" : "jsonl")
+        let format = DatasetFormat(name: formatName)!
+        let imageFieldsNode = try datasetNode.child("image_fields")
+        let imageFields = try imageFieldsNode?.stringList() ?? (format == .imagefolder ? ["image"] : [])
+        if format == .imagefolder, let imageFieldsNode, imageFields != ["image"] {
+            throw imageFieldsNode.error("an imagefolder dataset has one image field, 'image'; leave image_fields out.")
+        }
+        let limitDefaults = ImageFile.Limits()
+        let maxBytesNode = try datasetNode.child("max_image_bytes")
+        let maxPixelsNode = try datasetNode.child("max_image_pixels")
+        let limits = ImageFile.Limits(
+            maxBytes: try maxBytesNode?.int() ?? limitDefaults.maxBytes,
+            maxPixels: try maxPixelsNode?.int() ?? limitDefaults.maxPixels)
+        if limits.maxBytes < 1 { throw maxBytesNode!.error("max_image_bytes must be at least 1.") }
+        if limits.maxPixels < 1 { throw maxPixelsNode!.error("max_image_pixels must be at least 1.") }
         let dataset = Dataset(
-            path: datasetPath, format: DatasetFormat(name: formatName)!,
-            idField: try datasetNode.child("id_field")?.string())
+            path: datasetPath, format: format, idField: try datasetNode.child("id_field")?.string(),
+            imageFields: imageFields, imageLimits: limits)
 
         var engines: [Engine] = []
         for node in try root.require("engines").items() {
@@ -148,7 +183,8 @@ public struct RunConfig: Sendable {
 
         var stages: [Stage] = []
         for node in try root.require("stages").items() {
-            let stage = try parseStage(node, engines: engineNames, defaultEngine: engineNames[0])
+            let stage = try parseStage(
+                node, engines: engineNames, defaultEngine: engineNames[0], imageFields: dataset.imageFields)
             if stages.contains(where: { $0.id == stage.id }) {
                 throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
             }
@@ -196,12 +232,43 @@ public struct RunConfig: Sendable {
             maxRetries: try node.child("max_retries")?.int() ?? 3)
     }
 
-    private static func parseStage(_ node: ConfigReader, engines: [String], defaultEngine: String) throws -> Stage {
+    private static func parseStage(
+        _ node: ConfigReader, engines: [String], defaultEngine: String, imageFields: [String]
+    ) throws -> Stage {
         try node.checkKeys([
             "id", "type", "engine", "template", "sampling", "labels", "attributes", "criteria", "gold_field",
-            "max_validation_retries",
+            "max_validation_retries", "images", "style", "max_words", "mode", "candidates",
         ])
         let type = try node.require("type").oneOf(stageTypes)
+        let imagesNode = try node.child("images")
+        let images = try imagesNode?.stringList() ?? imageFields
+        if let imagesNode, let unknown = images.first(where: { !imageFields.contains($0) }) {
+            throw imagesNode.error(
+                "'\(unknown)' is not an image field of the dataset; declare it in dataset.image_fields "
+                    + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
+        }
+        if type == "caption" && images.isEmpty {
+            throw node.error("a caption stage needs an image: set dataset.image_fields (or use format: imagefolder).")
+        }
+        for key in ["style", "max_words"] where type != "caption" {
+            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to caption stages only.") }
+        }
+        for key in ["mode", "candidates"] where type != "rubric_score" {
+            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to rubric_score stages only.") }
+        }
+        let maxWordsNode = try node.child("max_words")
+        let maxWords = try maxWordsNode?.int() ?? (type == "caption" ? 30 : nil)
+        if let maxWords, maxWords < 1 { throw maxWordsNode!.error("max_words must be at least 1.") }
+        let mode = type == "rubric_score" ? try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise" : nil
+        let candidatesNode = try node.child("candidates")
+        let candidates = try candidatesNode?.stringList() ?? []
+        if mode == "pairwise" && candidates.count != 2 {
+            throw (candidatesNode ?? node).error(
+                "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b].")
+        }
+        if mode == "pointwise", let candidatesNode {
+            throw candidatesNode.error("'candidates' applies to mode: pairwise only.")
+        }
         let id = try node.require("id").string()
         guard id.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
             throw node.error("stage id '\(id)' may use only letters, digits, '_', '-' and '.' (it names a file).")
@@ -213,7 +280,8 @@ public struct RunConfig: Sendable {
         let sampling = Sampling(
             temperature: try samplingNode?.child("temperature")?.double() ?? 0,
             topP: try samplingNode?.child("top_p")?.double(),
-            maxTokens: try samplingNode?.child("max_tokens")?.int() ?? ["classify": 16, "rubric_score": 192][type] ?? 128,
+            maxTokens: try samplingNode?.child("max_tokens")?.int()
+                ?? ["classify": 16, "rubric_score": 192, "caption": 96][type] ?? 128,
             topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? ["classify": 20, "rubric_score": 10][type])
         var labels: [Label] = []
         var attributes: [Attribute] = []
@@ -250,7 +318,7 @@ public struct RunConfig: Sendable {
                 }
             }
             guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
-        } else {
+        } else if type == "tag" {
             for item in try node.require("attributes").items() {
                 try item.checkKeys(["name", "type", "values", "description", "gold_field"])
                 let attributeType = try item.require("type").oneOf(attributeTypes)
@@ -270,7 +338,9 @@ public struct RunConfig: Sendable {
             id: id, type: type, engine: engine, template: try node.child("template")?.string() ?? type,
             sampling: sampling, labels: labels, attributes: attributes, criteria: criteria,
             goldField: try node.child("gold_field")?.string(),
-            maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2)
+            maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2,
+            images: images, style: type == "caption" ? try node.child("style")?.string() ?? "concise" : nil,
+            maxWords: maxWords, mode: mode, candidates: candidates)
     }
 
     /// The config with every default filled in, as written to `config.resolved.yaml`.
@@ -285,6 +355,9 @@ public struct RunConfig: Sendable {
             ],
             "dataset": [
                 "path": .string(dataset.path), "format": .string(dataset.format.name), "id_field": optional(dataset.idField),
+                "image_fields": .array(dataset.imageFields.map(JSONValue.string)),
+                "max_image_bytes": .int(Int64(dataset.imageLimits.maxBytes)),
+                "max_image_pixels": .int(Int64(dataset.imageLimits.maxPixels)),
             ],
             "engines": .array(
                 engines.map { e in
@@ -331,6 +404,9 @@ public struct RunConfig: Sendable {
                             }),
                         "gold_field": optional(s.goldField),
                         "max_validation_retries": .int(Int64(s.maxValidationRetries)),
+                        "images": .array(s.images.map(JSONValue.string)),
+                        "style": optional(s.style), "max_words": s.maxWords.map { .int(Int64($0)) } ?? .null,
+                        "mode": optional(s.mode), "candidates": .array(s.candidates.map(JSONValue.string)),
                     ]
                 }),
         ]

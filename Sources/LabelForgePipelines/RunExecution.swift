@@ -61,6 +61,7 @@ final class RunExecution {
         let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
         let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
         var assigner = RowIDAssigner(idField: config.dataset.idField)
+        let imageFields = config.dataset.images
         let window =
             config.determinism == "strict"
             ? 1 : max(1, Set(stages.map(\.config.engine)).reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2)
@@ -138,10 +139,11 @@ final class RunExecution {
                     }
                 }
                 while abortReason == nil, read < totalRows, let record = try reader.next() {
-                    let rowID = assigner.assign(record.fields)
+                    let loaded = imageFields.load(record)
+                    let rowID = assigner.assign(loaded.identity)
                     let processor = self.processor
                     let index = read
-                    group.addTask { try await processor.process(index: index, rowID: rowID, fields: record.fields) }
+                    group.addTask { try await processor.process(index: index, rowID: rowID, record: loaded) }
                     read += 1
                     inFlight += 1
                     // Wait while the window is full, and while finished rows queue up behind a slow

@@ -271,8 +271,17 @@ struct DatasetScan {
         }
         let reader = try DatasetReader(path: path, format: config.dataset.format)
         let needs = stages.map { stage in
-            (stage, pack.fields(of: stage.config.template).subtracting(stage.templateVariables.keys))
+            (
+                stage,
+                pack.fields(of: stage.config.template).subtracting(stage.templateVariables.keys)
+                    .subtracting(stage.callVariableNames).union(stage.inputFields)
+            )
         }
+        let images = config.dataset.images
+        // The dataset file alone does not pin images it refers to by path: fold in every image's
+        // content hash (or why it failed), so a changed image changes the plan.
+        var fingerprint = ContentHash.Hasher()
+        fingerprint.update(try DatasetReader.fingerprint(path: path, format: config.dataset.format))
         var rows = 0
         while let record = try reader.next() {
             if let limit, rows >= limit { break }
@@ -280,13 +289,24 @@ struct DatasetScan {
                 for field in fields.sorted() where record.fields[field] == nil {
                     throw LabelForgeError(
                         .invalidDataset,
-                        "\(path):\(record.line): the row has no field '\(field)', which template "
-                            + "'\(stage.config.template)' (stage '\(stage.config.id)') uses. Fields present: "
+                        "\(record.location): the row has no field '\(field)', which "
+                            + (stage.inputFields.contains(field) ? "" : "template '\(stage.config.template)' ")
+                            + "(stage '\(stage.config.id)') uses. Fields present: "
                             + record.fields.keys.sorted().joined(separator: ", ") + ".")
+                }
+            }
+            if !images.fields.isEmpty {
+                let loaded = images.load(record)
+                for field in images.fields {
+                    fingerprint.update(field)
+                    fingerprint.update(loaded.images[field]?.contentHash ?? loaded.failures[field]?.kind.name ?? "")
                 }
             }
             rows += 1
         }
-        return DatasetScan(rows: rows, fingerprint: try DatasetReader.fingerprint(path: path))
+        let datasetFingerprint =
+            images.fields.isEmpty
+            ? try DatasetReader.fingerprint(path: path, format: config.dataset.format) : fingerprint.finalize()
+        return DatasetScan(rows: rows, fingerprint: datasetFingerprint)
     }
 }

@@ -23,7 +23,7 @@ public struct ClassifyStage: RowStage {
         ]
     }
 
-    public var constraint: OutputConstraint { .choice(config.labels.map(\.name)) }
+    public var constraint: OutputConstraint? { .choice(config.labels.map(\.name)) }
 
     public var goldPairs: [(output: String, gold: String)] {
         config.goldField.map { [("label", $0)] } ?? []

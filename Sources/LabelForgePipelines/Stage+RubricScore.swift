@@ -49,7 +49,7 @@ public struct RubricScoreStage: RowStage {
         ]
     }
 
-    public var constraint: OutputConstraint { .jsonSchema(name: config.id, schema: schema) }
+    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         let value: JSONValue

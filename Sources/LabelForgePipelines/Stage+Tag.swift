@@ -43,7 +43,7 @@ public struct TagStage: RowStage {
         ]
     }
 
-    public var constraint: OutputConstraint { .jsonSchema(name: config.id, schema: schema) }
+    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     public var goldPairs: [(output: String, gold: String)] {
         config.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }

@@ -1,4 +1,5 @@
 import LabelForgeCore
+import LabelForgeIO
 import LabelForgeLLM
 
 /// One row as a stage sees it.
@@ -6,6 +7,23 @@ public struct RowContext: Sendable {
     public var rowID: String
     public var index: Int
     public var fields: [String: JSONValue]
+    /// The row's images that loaded, by field.
+    public var images: [String: ImageFile] = [:]
+    /// The row's images that did not load, by field; a stage that needs one fails for this row.
+    public var imageFailures: [String: ImageError] = [:]
+}
+
+/// One request a stage makes for a row. Most stages make one; a pairwise judge makes two.
+public struct StageCall: Sendable {
+    /// Appended to the stage id when seeds are derived, so each call has its own seed.
+    public var seedSuffix: String
+    /// Variables added to the template context for this call.
+    public var variables: [String: JSONValue]
+
+    public init(seedSuffix: String = "", variables: [String: JSONValue] = [:]) {
+        self.seedSuffix = seedSuffix
+        self.variables = variables
+    }
 }
 
 /// Why a response could not become a label; recorded in the manifest, never written as output.
@@ -26,22 +44,69 @@ public protocol RowStage: Sendable {
     var outputFields: [String] { get }
     /// Variables the stage adds to the template context besides the row's fields.
     var templateVariables: [String: JSONValue] { get }
-    /// The output constraint the engine must apply.
-    var constraint: OutputConstraint { get }
+    /// The output constraint the engine must apply; `nil` for free text.
+    var constraint: OutputConstraint? { get }
     /// Parses and validates a response into output fields.
     func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
     /// `(output field, gold field)` pairs to score against, where the dataset has gold labels.
     var goldPairs: [(output: String, gold: String)] { get }
+    /// The requests the stage makes for a row; one by default.
+    func calls(for row: RowContext) -> [StageCall]
+    /// Template variables its calls add (so rows need not have them); none by default.
+    var callVariableNames: Set<String> { get }
+    /// Row fields the stage reads besides those its template names; every row must have them.
+    var inputFields: [String] { get }
+    /// Parses the response to call `call`; `parse(_:dialect:)` by default.
+    func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
+    /// Combines the parsed calls into the stage's output; the only call's fields by default.
+    func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue]
 }
 
 extension RowStage {
-    /// The chat request for one row and attempt.
-    public func request(for row: RowContext, pack: PromptPack, seed: UInt32, cachePrompt: Bool) throws -> ChatRequest {
+    public func calls(for row: RowContext) -> [StageCall] { [StageCall()] }
+
+    public var callVariableNames: Set<String> { [] }
+
+    public var inputFields: [String] { [] }
+
+    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        parse(response, dialect: dialect)
+    }
+
+    public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] { calls.first ?? [:] }
+
+    /// The first image this stage needs that failed to load for the row, if any.
+    public func imageFailure(in row: RowContext) -> ImageError? {
+        config.images.lazy.compactMap { row.imageFailures[$0] }.first
+    }
+
+    /// The chat request for one row, call and attempt.
+    ///
+    /// The stage's images go first, as `image_url` parts with `data:` URLs, then the rendered text;
+    /// a stage without images sends its prompt as a plain string. Templates see each image as
+    /// `{sha256, format, width, height}`.
+    public func request(
+        for row: RowContext, call: StageCall = StageCall(), pack: PromptPack, seed: UInt32, cachePrompt: Bool
+    ) throws -> ChatRequest {
         var context = row.fields
+        for (key, image) in row.images { context[key] = image.templateValue }
         for (key, value) in templateVariables { context[key] = value }
+        for (key, value) in call.variables { context[key] = value }
         let prompt = try pack.render(config.template, context: context)
+        var content: JSONValue = .string(prompt)
+        if !config.images.isEmpty {
+            var parts: [JSONValue] = []
+            for field in config.images {
+                guard let image = row.images[field] else {
+                    throw LabelForgeError(.invalidDataset, "the row has no image in field '\(field)'.")
+                }
+                parts.append(["type": "image_url", "image_url": ["url": .string(image.dataURL)]])
+            }
+            parts.append(["type": "text", "text": .string(prompt)])
+            content = .array(parts)
+        }
         return ChatRequest(
-            messages: [ChatMessage(role: "user", text: prompt)],
+            messages: [ChatMessage(role: "user", content: content)],
             sampling: SamplingParams(
                 temperature: config.sampling.temperature, topP: config.sampling.topP,
                 maxTokens: config.sampling.maxTokens, seed: seed, topLogprobs: config.sampling.topLogprobs),
@@ -68,7 +133,9 @@ func validatedJSON(_ response: ChatResponse, schema: JSONValue) -> Result<JSONVa
 /// Builds the stage object for a configured stage.
 public func makeStage(_ config: RunConfig.Stage) -> any RowStage {
     switch config.type {
+    case "caption": return CaptionStage(config: config)
     case "classify": return ClassifyStage(config: config)
+    case "rubric_score" where config.mode == "pairwise": return PairwiseRubricStage(config: config)
     case "rubric_score": return RubricScoreStage(config: config)
     default: return TagStage(config: config)
     }

@@ -14,10 +14,12 @@ public enum StubAnswer: Sendable {
 }
 
 /// An HTTP server that speaks vLLM's OpenAI-compatible wire format, for what no real engine here
-/// can do: faults on demand and servers that ignore `response_format`.
+/// can do: a VLM (`StubEngine.vision()`), faults on demand, and servers that ignore `response_format`.
 ///
 /// Binds `127.0.0.1:0`; read `baseURL` for the port. Routes: `POST /v1/chat/completions`,
-/// `GET /v1/models`, `GET /version`, `GET /health`. Counts every chat request it receives.
+/// `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
+/// and answers errors in vLLM's shape, `{"error": {message, type, param, code}}`. Counts every chat
+/// request it receives.
 public final class StubEngine: Sendable {
     public let model: String
     private let channel: Channel
@@ -40,8 +42,9 @@ public final class StubEngine: Sendable {
     /// Starts the stub.
     /// - Parameter answer: decides the reply to each chat request from its body; the default
     ///   follows the request's constraint (first choice, or an object that fits the schema).
+    /// - Parameter imageLimit: images allowed per prompt, like vLLM's `--limit-mm-per-prompt`.
     public static func start(
-        model: String = "stub-model", delay: Duration = .zero,
+        model: String = "stub-model", delay: Duration = .zero, imageLimit: Int = 4,
         answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
     ) async throws -> StubEngine {
         let state = NIOLockedValueBox(State())
@@ -50,7 +53,8 @@ public final class StubEngine: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(StubHandler(model: model, delay: delay, state: state, answer: answer))
+                    channel.pipeline.addHandler(
+                        StubHandler(model: model, delay: delay, imageLimit: imageLimit, state: state, answer: answer))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
@@ -114,17 +118,19 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
 
     let model: String
     let delay: Duration
+    let imageLimit: Int
     let state: NIOLockedValueBox<StubEngine.State>
     let answer: @Sendable (JSONValue) -> StubAnswer
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
 
     init(
-        model: String, delay: Duration, state: NIOLockedValueBox<StubEngine.State>,
+        model: String, delay: Duration, imageLimit: Int, state: NIOLockedValueBox<StubEngine.State>,
         answer: @escaping @Sendable (JSONValue) -> StubAnswer
     ) {
         self.model = model
         self.delay = delay
+        self.imageLimit = imageLimit
         self.state = state
         self.answer = answer
     }
@@ -193,11 +199,17 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             // vLLM ≥ 0.12 ignores these silently; the stub refuses them so no test can rely on them.
             return error(400, "guided_* fields were removed in vLLM 0.12", type: "BadRequestError")
         }
+        do {
+            try StubEngine.validateMessages(messages, imageLimit: imageLimit)
+        } catch {
+            return self.error(error.status, error.message, type: "BadRequestError")
+        }
         switch answer(request) {
         case .error(let status, let message):
-            return error(status, message, type: status == 429 ? "RateLimitError" : "InternalServerError")
+            let type = [400: "BadRequestError", 404: "NotFoundError", 429: "RateLimitError"][status] ?? "InternalServerError"
+            return error(status, message, type: type)
         case .content(let text):
-            let tokens = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+            let tokens = StubEngine.tokens(text)
             var choice: [String: JSONValue] = [
                 "index": 0,
                 "message": ["role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [], "reasoning_content": nil],
@@ -209,10 +221,11 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                     "content": .array(
                         tokens.map { token in
                             [
-                                "token": .string(token), "logprob": -0.25, "bytes": .array(token.utf8.map { .int(Int64($0)) }),
+                                "token": .string(token), "logprob": .double(StubEngine.alternatives(for: token, count: 1)[0].1),
+                                "bytes": .array(token.utf8.map { .int(Int64($0)) }),
                                 "top_logprobs": .array(
-                                    ([token] + ["alt1", "alt2", "alt3"]).prefix(k).enumerated().map { i, t in
-                                        ["token": .string(t), "logprob": .double(-0.25 - Double(i) * 1.5), "bytes": .array(t.utf8.map { .int(Int64($0)) })]
+                                    StubEngine.alternatives(for: token, count: k).map { t, logprob in
+                                        ["token": .string(t), "logprob": .double(logprob), "bytes": .array(t.utf8.map { .int(Int64($0)) })]
                                     }),
                             ]
                         })
@@ -230,7 +243,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func error(_ status: Int, _ message: String, type: String) -> (Int, [UInt8]) {
-        let body: JSONValue = ["object": "error", "message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]
+        let body: JSONValue = ["error": ["message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]]
         return (status, Array(CanonicalJSON.data(body)))
     }
 }

@@ -49,12 +49,13 @@ import Testing
     }
 
     @Test("bad images are clear per-image errors", arguments: [
-        (Data("hello, not an image".utf8), "is not a PNG, JPEG, WebP or GIF"),
-        (png(width: 10, height: 10, complete: false), "truncated"),
-        (png(width: 20_000, height: 20_000), "over the limit"),
+        (Data("hello, not an image".utf8), ImageError.Kind.unsupported, "is not a PNG, JPEG, WebP or GIF"),
+        (png(width: 10, height: 10, complete: false), .truncated, "truncated"),
+        (png(width: 20_000, height: 20_000), .tooLarge, "over the limit"),
     ])
-    func bad(bytes: Data, fragment: String) {
-        let error = #expect(throws: LabelForgeError.self) { try ImageFile.parse(bytes, name: "img/7.png") }
+    func bad(bytes: Data, kind: ImageError.Kind, fragment: String) {
+        let error = #expect(throws: ImageError.self) { try ImageFile.parse(bytes, name: "img/7.png") }
+        #expect(error?.kind == kind)
         #expect(error?.message.contains("img/7.png") == true)
         #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
     }
@@ -62,12 +63,15 @@ import Testing
     @Test("a missing or oversized file names its path")
     func files() throws {
         let ws = try TestWorkspace()
-        #expect(throws: LabelForgeError.self) { try ImageFile.read(path: ws.path("nope.png")) }
+        #expect(throws: ImageError(.missing, "image \(ws.path("nope.png")) does not exist.")) {
+            try ImageFile.read(path: ws.path("nope.png"))
+        }
         try Self.png(width: 2, height: 2).write(to: URL(fileURLWithPath: ws.path("a.png")))
         #expect(try ImageFile.read(path: ws.path("a.png")).width == 2)
-        let error = #expect(throws: LabelForgeError.self) {
+        let error = #expect(throws: ImageError.self) {
             try ImageFile.read(path: ws.path("a.png"), limits: .init(maxBytes: 10))
         }
+        #expect(error?.kind == .tooLarge)
         #expect(error?.message.contains("over the limit of 10") == true)
     }
 }

@@ -1,0 +1,85 @@
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `rubric_score` with `mode: pairwise`: which of two candidates is better on each criterion.
+///
+/// Judges are biased towards one position, so every row is judged twice: with candidate `a` shown
+/// first, then with `b` shown first (its own seed, stage id + `#swapped`). Each call answers
+/// `{winner: {criterion: first|second|tie}, rationale}` under a JSON schema; the verdicts are mapped
+/// back to `a`/`b`, and a criterion whose two verdicts disagree is `inconsistent`.
+public struct PairwiseRubricStage: RowStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+    public let outputFields = ["winner", "inconsistent", "verdicts", "rationale"]
+    public var goldPairs: [(output: String, gold: String)] { [] }
+
+    /// Call names, in call order: which candidate the judge saw first.
+    static let orders = ["a_first", "b_first"]
+
+    public var templateVariables: [String: JSONValue] { RubricScoreStage(config: config).templateVariables }
+
+    public var callVariableNames: Set<String> { ["first", "second", "order"] }
+
+    public var inputFields: [String] { config.candidates }
+
+    public var schema: JSONValue {
+        var winners: [String: JSONValue] = [:]
+        for c in config.criteria { winners[c.name] = ["type": "string", "enum": ["first", "second", "tie"]] }
+        return [
+            "type": "object", "additionalProperties": false, "required": ["rationale", "winner"],
+            "properties": [
+                "rationale": ["type": "string", "maxLength": 300],
+                "winner": [
+                    "type": "object", "additionalProperties": false, "properties": .object(winners),
+                    "required": .array(config.criteria.map { .string($0.name) }),
+                ],
+            ],
+        ]
+    }
+
+    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
+
+    public func calls(for row: RowContext) -> [StageCall] {
+        let a = row.fields[config.candidates[0]]?.textForm ?? ""
+        let b = row.fields[config.candidates[1]]?.textForm ?? ""
+        return [
+            StageCall(variables: ["first": .string(a), "second": .string(b), "order": "a_first"]),
+            StageCall(seedSuffix: "#swapped", variables: ["first": .string(b), "second": .string(a), "order": "b_first"]),
+        ]
+    }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        parse(response, call: 0, dialect: dialect)
+    }
+
+    /// One call's verdicts, mapped from positions (`first`/`second`) back to candidates (`a`/`b`).
+    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        validatedJSON(response, schema: schema).map { value in
+            let swapped = call == 1
+            var verdicts: [String: JSONValue] = [:]
+            for (criterion, position) in value["winner"]?.objectValue ?? [:] {
+                switch position.stringValue {
+                case "first": verdicts[criterion] = swapped ? "b" : "a"
+                case "second": verdicts[criterion] = swapped ? "a" : "b"
+                default: verdicts[criterion] = "tie"
+                }
+            }
+            return ["verdicts": .object(verdicts), "rationale": value["rationale"] ?? ""]
+        }
+    }
+
+    public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] {
+        let first = calls.first?["verdicts"] ?? [:]
+        let second = calls.count > 1 ? calls[1]["verdicts"] ?? [:] : first
+        var winner: [String: JSONValue] = [:]
+        for c in config.criteria {
+            winner[c.name] = first[c.name] == second[c.name] ? first[c.name] ?? .null : "inconsistent"
+        }
+        return [
+            "winner": .object(winner),
+            "inconsistent": .bool(winner.values.contains("inconsistent")),
+            "verdicts": .object(Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["verdicts"] ?? .null }))),
+            "rationale": .object(Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["rationale"] ?? .null }))),
+        ]
+    }
+}

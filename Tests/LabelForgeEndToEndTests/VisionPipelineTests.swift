@@ -1,0 +1,158 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+/// `configs/vlm.yaml` over `data/shapes/`, run by the CLI against the stub VLM, which answers from
+/// the images' pixels, so every label is checked against the generator's ground truth.
+@Suite struct VisionPipelineTests {
+    static let rows = 60
+    /// caption + tag + classify + rubric + pairwise (two orders).
+    static let callsPerRow = 6
+
+    /// A workspace holding copies of data/shapes, prompts/vlm and configs/vlm.yaml, with the
+    /// config's base_url pointed at `stub`.
+    static func workspace(stub: StubEngine) throws -> TestWorkspace {
+        let ws = try TestWorkspace()
+        let root = LabelForgeBinary.projectRoot()
+        for directory in ["data/shapes", "prompts/vlm"] {
+            try FileManager.default.createDirectory(
+                atPath: ws.path((directory as NSString).deletingLastPathComponent), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: root + "/" + directory, toPath: ws.path(directory))
+        }
+        let config = try String(contentsOfFile: root + "/configs/vlm.yaml", encoding: .utf8)
+        #expect(config.contains("base_url: http://127.0.0.1:8000"))
+        try ws.write(
+            "configs/vlm.yaml", config.replacingOccurrences(of: "base_url: http://127.0.0.1:8000", with: "base_url: \(stub.baseURL)"))
+        return ws
+    }
+
+    static func run(_ ws: TestWorkspace) async throws -> String {
+        let result = try await CLI.run(
+            ["run", "--config", "configs/vlm.yaml", "--runs-dir", "runs", "--cache-path", "cache.sqlite"],
+            workingDirectory: ws.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
+        let directory = line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+        return directory.hasPrefix("/") ? directory : ws.path(directory)
+    }
+
+    static func lines(_ path: String) throws -> [JSONValue] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+    }
+
+    static func start() async throws -> StubEngine {
+        try await StubEngine.start(model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision())
+    }
+
+    @Test("tags, classes, captions and rubric scores match the ground truth; a second run is all cache hits")
+    func shapesPipeline() async throws {
+        let stub = try await Self.start()
+        defer { Task { await stub.stop() } }
+        let ws = try Self.workspace(stub: stub)
+        let first = try await Self.run(ws)
+        #expect(stub.chatRequests == Self.rows * Self.callsPerRow)
+
+        let truth = try Self.lines(ws.path("data/shapes/shapes.jsonl"))
+        #expect(truth.count == Self.rows)
+        for stage in ["caption", "attributes", "shape", "caption_score", "caption_preference"] {
+            let outputs = try Self.lines(first + "/outputs/\(stage).jsonl")
+            #expect(outputs.count == Self.rows && outputs.allSatisfy { $0["error"] == nil }, "\(stage)")
+        }
+        let tags = try Self.lines(first + "/outputs/attributes.jsonl")
+        #expect(tags.count == Self.rows)
+        for attribute in ["shape", "color", "count", "background"] {
+            let right = zip(tags, truth).filter { $0[attribute]?.textForm == $1[attribute]?.textForm }.count
+            #expect(Double(right) / Double(Self.rows) >= 0.95, "\(attribute): \(right)/\(Self.rows)")
+        }
+        let classes = try Self.lines(first + "/outputs/shape.jsonl")
+        #expect(zip(classes, truth).filter { $0["label"] == $1["shape"] }.count >= 57)
+
+        for (caption, row) in zip(try Self.lines(first + "/outputs/caption.jsonl"), truth) {
+            let scene = ShapeScene(
+                shape: row["shape"]!.textForm, color: row["color"]!.textForm, count: row["count"]!.intValue!,
+                background: row["background"]!.textForm)
+            #expect(scene.factsStated(in: caption["caption"]?.stringValue ?? "") == 4, "\(caption)")
+            #expect(caption["too_long"] == false)
+        }
+        // The rubric's score is 1 + the number of facts the candidate caption gets right (the stub's
+        // rule), and the logprob expectation sits next to it, pulled towards the neighbours.
+        for (score, row) in zip(try Self.lines(first + "/outputs/caption_score.jsonl"), truth) {
+            let facts = try #require(row["candidate_a_facts"]?.intValue)
+            #expect(score["scores"]?["accuracy"]?.intValue == 1 + facts, "\(score)")
+            let expected = try #require(score["expected_scores"]?["accuracy"]?.doubleValue, "\(score)")
+            #expect(expected >= 1 && expected <= 5 && abs(expected - Double(1 + facts)) < 0.5)
+        }
+        // A fair judge agrees with itself in both orders and picks the caption with more facts right.
+        for (preference, row) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth) {
+            let a = row["candidate_a_facts"]!.intValue!, b = row["candidate_b_facts"]!.intValue!
+            #expect(preference["inconsistent"] == false)
+            #expect(preference["winner"]?["accuracy"]?.stringValue == (a > b ? "a" : b > a ? "b" : "tie"), "\(preference)")
+        }
+
+        let second = try await Self.run(ws)
+        #expect(stub.chatRequests == Self.rows * Self.callsPerRow)
+        let rowLines = try Self.lines(second + "/manifest.jsonl").filter { $0["type"] == "row" }
+        #expect(rowLines.count == Self.rows * 5)
+        #expect(rowLines.allSatisfy { $0["cache"] == "hit" })
+        for stage in ["caption", "attributes", "shape", "caption_score", "caption_preference"] {
+            let a = try Data(contentsOf: URL(fileURLWithPath: first + "/outputs/\(stage).jsonl"))
+            let b = try Data(contentsOf: URL(fileURLWithPath: second + "/outputs/\(stage).jsonl"))
+            #expect(a == b, "\(stage) outputs differ between the runs")
+        }
+    }
+
+    @Test("changing one image's bytes changes only that row's ID and request keys")
+    func oneImageChanged() async throws {
+        let stub = try await Self.start()
+        defer { Task { await stub.stop() } }
+        let ws = try Self.workspace(stub: stub)
+        let before = try Self.lines(try await Self.run(ws) + "/manifest.jsonl").filter { $0["type"] == "row" }
+
+        // Same pixels, different bytes: a text chunk inserted before IEND.
+        let path = ws.path("data/shapes/images/square/shape_004.png")
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes.insert(contentsOf: PNGChunk.text("Comment", "edited"), at: bytes.count - 12)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        let sent = stub.chatRequests
+        let after = try Self.lines(try await Self.run(ws) + "/manifest.jsonl").filter { $0["type"] == "row" }
+
+        #expect(stub.chatRequests - sent == Self.callsPerRow)
+        #expect(before.count == after.count)
+        func keys(_ lines: [JSONValue]) -> [String: JSONValue] {
+            Dictionary(uniqueKeysWithValues: lines.map { ($0["row_id"]!.textForm + "/" + $0["stage"]!.textForm, $0["request_keys"]!) })
+        }
+        let (old, new) = (keys(before), keys(after))
+        let gone = Set(old.keys.filter { new[$0] != old[$0] }.map { String($0.split(separator: "/")[0]) })
+        let added = Set(new.keys.filter { old[$0] != new[$0] }.map { String($0.split(separator: "/")[0]) })
+        #expect(gone.count == 1 && added.count == 1, "changed rows: \(gone) → \(added)")
+        // It is the fifth row (index 4) whose ID changed; every other row kept its ID and keys.
+        let order = before.map { $0["row_id"]!.textForm }.enumerated().filter { $0.offset % 5 == 0 }.map(\.element)
+        #expect(order.firstIndex(of: gone.first ?? "") == 4)
+        #expect(after.filter { added.contains($0["row_id"]!.textForm) }.allSatisfy { $0["cache"] == "miss" })
+        #expect(after.filter { !added.contains($0["row_id"]!.textForm) }.allSatisfy { $0["cache"] == "hit" })
+    }
+}
+
+/// PNG chunks built by hand, for editing test images without changing their pixels.
+enum PNGChunk {
+    static func text(_ key: String, _ value: String) -> Data {
+        let body = Array("tEXt".utf8) + Array(key.utf8) + [0] + Array(value.utf8)
+        var out = Data()
+        let length = UInt32(body.count - 4)
+        out.append(contentsOf: [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)])
+        out.append(contentsOf: body)
+        let crc = crc32(body)
+        out.append(contentsOf: [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
+        return out
+    }
+
+    static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return crc ^ 0xFFFF_FFFF
+    }
+}
