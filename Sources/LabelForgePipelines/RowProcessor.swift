@@ -12,6 +12,8 @@ struct StageOutcome: Sendable {
     var failure: StageFailure?
     var requestKeys: [String] = []
     var allFromCache = true
+    /// How many of `requestKeys` were answered from the cache.
+    var cacheHits = 0
     var attempts = 0
     var latencyMs = 0
     var tokensIn = 0
@@ -107,6 +109,7 @@ struct RowProcessor: Sendable {
             do {
                 if let cached = try await cachedResponse(key, engine: engine) {
                     raw = cached
+                    outcome.cacheHits += 1
                 } else if offline {
                     outcome.allFromCache = false
                     outcome.failure = StageFailure(

@@ -76,6 +76,7 @@ final class RunExecution {
                 if let recorded {
                     // Keep what the interrupted run recorded: its cache status, tokens and errors.
                     outcome.allFromCache = recorded["cache"] == "hit"
+                    outcome.cacheHits = outcome.allFromCache ? outcome.requestKeys.count : 0
                     outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
                     outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
                     if let error = recorded["error"] {
@@ -88,15 +89,15 @@ final class RunExecution {
                 var line: [String: JSONValue] = [
                     "type": "row", "row_id": .string(result.rowID), "stage": .string(outcome.stageID),
                     "request_keys": .array(outcome.requestKeys.map(JSONValue.string)),
-                    "cache": .string(outcome.allFromCache ? "hit" : "miss"), "attempts": .int(Int64(outcome.attempts)),
+                    // "none": the row failed before any request (e.g. its image did not load).
+                    "cache": .string(outcome.requestKeys.isEmpty ? "none" : outcome.allFromCache ? "hit" : "miss"),
+                    "attempts": .int(Int64(outcome.attempts)),
                     "latency_ms": .int(Int64(outcome.latencyMs)), "tokens_in": .int(Int64(outcome.tokensIn)),
                     "tokens_out": .int(Int64(outcome.tokensOut)),
                 ]
                 var stat = stats[outcome.stageID, default: StageStats()]
-                if outcome.allFromCache { stat.cacheHits += outcome.requestKeys.count } else {
-                    stat.cacheMisses += 1
-                    stat.cacheHits += outcome.requestKeys.count - 1
-                }
+                stat.cacheHits += outcome.cacheHits
+                stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
                 stat.tokensIn += outcome.tokensIn
                 stat.tokensOut += outcome.tokensOut
                 if let output = outcome.output {

@@ -30,10 +30,11 @@ public enum RunInspection {
             }
             let latencies = lines.compactMap { $0["latency_ms"]?.doubleValue }.sorted()
             let hits = lines.filter { $0["cache"] == "hit" }.count
+            let lookups = lines.filter { $0["cache"] == "hit" || $0["cache"] == "miss" }.count
             return [
                 "id": .string(stage), "rows": .int(Int64(lines.count)), "ok": .int(Int64(lines.count - failed.count)),
                 "failed": .int(Int64(failed.count)),
-                "cache_hit_rate": lines.isEmpty ? .null : .double(Double(hits) / Double(lines.count)),
+                "cache_hit_rate": lookups == 0 ? .null : .double(Double(hits) / Double(lookups)),
                 "tokens_in": .int(Int64(lines.reduce(0) { $0 + ($1["tokens_in"]?.intValue ?? 0) })),
                 "tokens_out": .int(Int64(lines.reduce(0) { $0 + ($1["tokens_out"]?.intValue ?? 0) })),
                 "latency_ms": [

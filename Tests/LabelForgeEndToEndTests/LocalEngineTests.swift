@@ -196,5 +196,37 @@ import Testing
             #expect(row["rationale"]?.stringValue != nil)
         }
     }
-}
 
+    @Test("pairwise judging on the real engine: both orders asked with their own seeds, disagreement recorded")
+    func pairwiseBothOrders() async throws {
+        let ws = try TestWorkspace()
+        let config = try ws.write(
+            "pairwise.yaml",
+            try String(contentsOfFile: Self.root + "/configs/pairwise.yaml", encoding: .utf8)
+                .replacingOccurrences(of: "path: data/mvp/review_pairs.jsonl", with: "path: \(Self.root)/data/mvp/review_pairs.jsonl")
+                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp"))
+        let result = try await CLI.run(
+            ["run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            workingDirectory: Self.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("engine requests sent: 6"))
+        let run = try runDir(from: result.stdout)
+        let rows = try String(contentsOfFile: run + "/outputs/preference.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(rows.count == 3)
+        for row in rows {
+            var disagreed = false
+            for criterion in ["specificity", "helpfulness"] {
+                let aFirst = try #require(row["verdicts"]?["a_first"]?[criterion]?.stringValue)
+                let bFirst = try #require(row["verdicts"]?["b_first"]?[criterion]?.stringValue)
+                #expect(["a", "b", "tie"].contains(aFirst) && ["a", "b", "tie"].contains(bFirst))
+                #expect(row["winner"]?[criterion]?.stringValue == (aFirst == bFirst ? aFirst : "inconsistent"))
+                disagreed = disagreed || aFirst != bFirst
+            }
+            #expect(row["inconsistent"]?.boolValue == disagreed)
+        }
+        let lines = try String(contentsOfFile: run + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }.filter { $0["type"] == "row" }
+        #expect(lines.allSatisfy { Set($0["request_keys"]?.arrayValue ?? []).count == 2 })
+    }
+}

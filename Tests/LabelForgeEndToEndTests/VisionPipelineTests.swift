@@ -102,6 +102,21 @@ import Testing
         }
     }
 
+    @Test("a judge biased towards the first position is caught: every pairwise verdict is inconsistent")
+    func positionBias() async throws {
+        let stub = try await StubEngine.start(model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision(positionBias: true))
+        defer { Task { await stub.stop() } }
+        let ws = try Self.workspace(stub: stub)
+        let run = try await Self.run(ws)
+        let preferences = try Self.lines(run + "/outputs/caption_preference.jsonl")
+        #expect(preferences.count == Self.rows)
+        for preference in preferences {
+            #expect(preference["inconsistent"] == true)
+            #expect(preference["winner"] == ["accuracy": "inconsistent"])
+            #expect(preference["verdicts"] == ["a_first": ["accuracy": "a"], "b_first": ["accuracy": "b"]])
+        }
+    }
+
     @Test("changing one image's bytes changes only that row's ID and request keys")
     func oneImageChanged() async throws {
         let stub = try await Self.start()

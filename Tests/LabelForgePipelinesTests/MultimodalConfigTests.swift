@@ -1,0 +1,96 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+import LabelForgeLLM
+@testable import LabelForgePipelines
+import LabelForgeTesting
+import Testing
+
+/// Config and stage logic for images, captions and pairwise judging.
+@Suite struct MultimodalConfigTests {
+    static let head = "dataset: {path: d.jsonl, image_fields: [image]}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
+
+    @Test("image settings are checked and name their place", arguments: [
+        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n",
+         "a caption stage needs an image"),
+        (head + "stages: [{id: t, type: tag, images: [photo], attributes: [{name: a, type: string}]}]\n",
+         "stages[0].images: 'photo' is not an image field of the dataset"),
+        (head + "stages: [{id: r, type: rubric_score, mode: pairwise, criteria: [{name: q}]}]\n",
+         "needs 'candidates'"),
+        (head + "stages: [{id: r, type: rubric_score, mode: pointwise, candidates: [a, b], criteria: [{name: q}]}]\n",
+         "'candidates' applies to mode: pairwise only"),
+        (head + "stages: [{id: c, type: classify, style: short, labels: [a, b]}]\n",
+         "'style' applies to caption stages only"),
+        ("dataset: {path: d.jsonl, max_image_bytes: 0}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: classify, labels: [a, b]}]\n",
+         "dataset.max_image_bytes: max_image_bytes must be at least 1"),
+    ])
+    func invalid(yaml: String, fragment: String) throws {
+        let ws = try TestWorkspace()
+        let path = try ws.write("c.yaml", yaml)
+        let error = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: path) }
+        #expect(error?.code == .invalidConfig)
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("stages send the dataset's images by default; images: [] makes a stage text-only; a folder is an imagefolder")
+    func defaults() throws {
+        let ws = try TestWorkspace()
+        try FileManager.default.createDirectory(atPath: ws.path("pics"), withIntermediateDirectories: true)
+        let path = try ws.write(
+            "c.yaml",
+            Self.head + "stages: [{id: c, type: caption}, {id: t, type: classify, labels: [a, b], images: []}]\n")
+        let config = try RunConfig.load(file: path)
+        #expect(config.stages[0].images == ["image"])
+        #expect(config.stages[0].style == "concise" && config.stages[0].maxWords == 30)
+        #expect(config.stages[1].images.isEmpty)
+        let folder = try RunConfig.load(
+            file: ws.write("f.yaml", "dataset: {path: \(ws.path("pics"))}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n"))
+        #expect(folder.dataset.format == .imagefolder)
+        #expect(folder.dataset.imageFields == ["image"])
+    }
+
+    @Test("an image goes first as an image_url data URL part; the template sees its hash and size, not its path")
+    func imageParts() throws {
+        let ws = try TestWorkspace()
+        try ws.write("p/pack.yaml", "name: p\nversion: \"1\"\n")
+        try ws.write("p/caption.mustache", "{{image.width}}x{{image.height}} {{image.format}} in {{max_words}} words")
+        let config = try RunConfig.load(file: ws.write("c.yaml", Self.head + "stages: [{id: c, type: caption}]\n"))
+        let png = try Data(
+            contentsOf: URL(fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
+        let image = try ImageFile.parse(png, name: "x")
+        let row = RowContext(rowID: "r", index: 0, fields: ["image": "secret/dir/x.png"], images: ["image": image])
+        let stage = makeStage(config.stages[0])
+        let request = try stage.request(for: row, pack: PromptPack.load(directory: ws.path("p")), seed: 1, cachePrompt: true)
+        let parts = try #require(request.messages[0].content.arrayValue)
+        #expect(parts.count == 2)
+        #expect(parts[0] == ["type": "image_url", "image_url": ["url": .string(image.dataURL)]])
+        #expect(parts[1] == ["type": "text", "text": "96x96 png in 30 words"])
+        #expect(request.constraint == nil)
+        // The cache key holds the image's hash, never its bytes or path.
+        let body = EngineDialect.vllm.body(for: request, modelID: "m")
+        let material = CanonicalJSON.string(CacheKey.material(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: body))
+        #expect(material.contains(image.contentHash))
+        #expect(!material.contains("base64") && !material.contains("secret/dir"))
+    }
+
+    @Test("captions are trimmed and unwrapped; long or cut-off ones are flagged, empty ones fail")
+    func captions() throws {
+        let ws = try TestWorkspace()
+        let config = try RunConfig.load(
+            file: ws.write("c.yaml", Self.head + "stages: [{id: c, type: caption, max_words: 3}]\n"))
+        let stage = CaptionStage(config: config.stages[0])
+        func parse(_ text: String, finish: String = "stop") -> Result<[String: JSONValue], StageFailure> {
+            let raw: JSONValue = [
+                "choices": [["message": ["content": .string(text)], "finish_reason": .string(finish)]],
+                "usage": ["prompt_tokens": 1, "completion_tokens": 1],
+            ]
+            return stage.parse(try! ChatResponse(raw: raw), dialect: .vllm)
+        }
+        #expect(try parse("  Caption: \"a red circle\"\n").get() == [
+            "caption": "a red circle", "words": 3, "truncated": false, "too_long": false,
+        ])
+        #expect(try parse("two blue squares on gray", finish: "length").get()["truncated"] == true)
+        #expect(try parse("two blue squares on gray").get()["too_long"] == true)
+        #expect(throws: StageFailure.self) { try parse("  \"\" ").get() }
+    }
+}
