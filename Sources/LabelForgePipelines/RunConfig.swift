@@ -253,8 +253,11 @@ public struct RunConfig: Sendable {
         for key in ["style", "max_words"] where type != "caption" {
             if let extra = try node.child(key) { throw extra.error("'\(key)' applies to caption stages only.") }
         }
+        // `config.resolved.yaml` lists every key, with `null` or `[]` where it does not apply.
         for key in ["mode", "candidates"] where type != "rubric_score" {
-            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to rubric_score stages only.") }
+            if let extra = try node.child(key), try key == "mode" || !extra.items().isEmpty {
+                throw extra.error("'\(key)' applies to rubric_score stages only.")
+            }
         }
         let maxWordsNode = try node.child("max_words")
         let maxWords = try maxWordsNode?.int() ?? (type == "caption" ? 30 : nil)
@@ -266,7 +269,7 @@ public struct RunConfig: Sendable {
             throw (candidatesNode ?? node).error(
                 "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b].")
         }
-        if mode == "pointwise", let candidatesNode {
+        if mode == "pointwise", let candidatesNode, !candidates.isEmpty {
             throw candidatesNode.error("'candidates' applies to mode: pairwise only.")
         }
         let id = try node.require("id").string()

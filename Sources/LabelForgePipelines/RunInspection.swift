@@ -144,6 +144,15 @@ public enum RunInspection {
         return out.joined(separator: "\n") + "\n"
     }
 
+    /// Content parts as people read them: `[image sha256:…]` for each image, then the text.
+    static func render(parts: JSONValue) -> String {
+        guard let parts = parts.arrayValue else { return CanonicalJSON.string(parts) }
+        return parts.map { part in
+            if let url = part["image_url"]?["url"]?.stringValue { return "[image \(url)]" }
+            return part["text"]?.stringValue ?? CanonicalJSON.string(part)
+        }.joined(separator: "\n")
+    }
+
     /// A row's lineage for people.
     public static func render(row: JSONValue) -> String {
         var out = ["row \(row["row_id"]?.textForm ?? "?")", "  input: \(CanonicalJSON.string(row["input"] ?? .null))"]
@@ -157,7 +166,7 @@ public enum RunInspection {
                 out.append("  request \(request["key"]?.textForm ?? "?") seed \(request["seed"]?.textForm ?? "?")")
                 if let missing = request["missing"] { out.append("    (\(missing.textForm))"); continue }
                 for message in request["messages"]?.arrayValue ?? [] {
-                    let content = message["content"]?.stringValue ?? CanonicalJSON.string(message["content"] ?? .null)
+                    let content = message["content"]?.stringValue ?? Self.render(parts: message["content"] ?? .null)
                     out.append("    \(message["role"]?.textForm ?? "?"): " + content.replacingOccurrences(of: "\n", with: "\n      "))
                 }
                 let answer = request["response"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.textForm ?? "?"

@@ -98,6 +98,11 @@ import Testing
             #expect(inspect.stdout.contains(errorClass), "\(errorClass) missing from inspect:\n\(inspect.stdout)")
         }
         #expect(inspect.stdout.contains("gone.png"))
+        // One row's lineage shows its image by hash, then the rendered prompt.
+        let lineage = try await CLI.run(["inspect", run, "--row", try #require(tags[0]["row_id"]?.stringValue)])
+        #expect(lineage.exitCode == 0, "\(lineage.stderr)")
+        #expect(lineage.stdout.contains("user: [image sha256:"), "\(lineage.stdout)")
+        #expect(lineage.stdout.contains("Tag the image (96x96)."))
     }
 
     @Test("an image folder becomes rows of image, label (the folder) and path; moving a file keeps its row ID")

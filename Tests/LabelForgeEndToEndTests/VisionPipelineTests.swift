@@ -100,6 +100,16 @@ import Testing
             let b = try Data(contentsOf: URL(fileURLWithPath: second + "/outputs/\(stage).jsonl"))
             #expect(a == b, "\(stage) outputs differ between the runs")
         }
+
+        // Replay from the cache alone, with the engine gone.
+        await stub.stop()
+        let replay = try await CLI.run(
+            ["replay", "--manifest", first + "/manifest.jsonl", "--runs-dir", "runs", "--cache-path", "cache.sqlite"],
+            workingDirectory: ws.root)
+        #expect(replay.exitCode == 0, "\(replay.stderr)")
+        for stage in ["caption", "attributes", "shape", "caption_score", "caption_preference"] {
+            #expect(replay.stdout.contains("\(stage): reproduced 60/60 rows byte-identical"), "\(replay.stdout)")
+        }
     }
 
     @Test("a judge biased towards the first position is caught: every pairwise verdict is inconsistent")

@@ -94,3 +94,23 @@ import Testing
         #expect(throws: StageFailure.self) { try parse("  \"\" ").get() }
     }
 }
+
+extension MultimodalConfigTests {
+    @Test("config.resolved.yaml loads back as the same config, for every stage type")
+    func resolvedRoundTrip() throws {
+        let ws = try TestWorkspace()
+        let config = try RunConfig.load(
+            file: ws.write(
+                "c.yaml",
+                Self.head + """
+                    stages:
+                      - {id: c, type: caption, style: detailed}
+                      - {id: k, type: classify, labels: [a, b], images: []}
+                      - {id: t, type: tag, attributes: [{name: a, type: string}]}
+                      - {id: r, type: rubric_score, criteria: [{name: q}]}
+                      - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
+                    """))
+        let reloaded = try RunConfig.load(file: ws.write("resolved.yaml", try ResolvedYAML.string(config.resolvedJSON)))
+        #expect(reloaded.resolvedJSON == config.resolvedJSON)
+    }
+}
