@@ -48,7 +48,10 @@ extension RunDiff {
             out.append(
                 h + "stage \(s.id): \(s.changed) changed, \(s.unchanged) unchanged, \(s.onlyA) only in a, \(s.onlyB) only in b")
             for f in s.fields {
-                if f.kind == "numeric" {
+                if f.kind == "text" {
+                    out.append(
+                        bullet + "\(f.name) (text, n=\(f.count)): identical in \(String(format: "%.1f%%", f.agreement * 100))")
+                } else if f.kind == "numeric" {
                     out.append(
                         bullet + "\(f.name) (numeric, n=\(f.count)): mean delta \(Self.format(f.meanDelta)), "
                             + "pearson \(Self.format(f.pearson)), spearman \(Self.format(f.spearman))")

@@ -13,7 +13,8 @@ public struct RunDiff: Sendable {
 
     public struct FieldDiff: Sendable {
         public var name: String
-        /// `categorical` or `numeric`.
+        /// `categorical`, `numeric`, or `text` (free text such as captions: too many distinct values
+        /// for a confusion table, so only exact agreement is reported).
         public var kind: String
         /// Rows where both runs have a value for this field.
         public var count: Int
@@ -100,10 +101,13 @@ public struct RunDiff: Sendable {
         let outA = try a.outputs(stage: id)
         let outB = try b.outputs(stage: id)
         var diff = StageDiff(id: id, onlyA: 0, onlyB: 0, changed: 0, unchanged: 0, fields: [], samples: [])
+        // Object-valued outputs (rubric `scores`, pairwise `winner`) are compared per member.
+        let flatA = outA.records.mapValues(Self.flattened)
+        let flatB = outB.records.mapValues(Self.flattened)
         var names: Set<String> = []
-        for record in outA.records.values { names.formUnion(record.keys) }
-        for record in outB.records.values { names.formUnion(record.keys) }
-        let fieldNames = names.subtracting(["row_id"]).sorted()
+        for record in flatA.values { names.formUnion(record.keys) }
+        for record in flatB.values { names.formUnion(record.keys) }
+        let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
         for rowID in outA.order {
             guard let recordB = outB.records[rowID] else { diff.onlyA += 1; continue }
             let recordA = outA.records[rowID]!
@@ -118,9 +122,9 @@ public struct RunDiff: Sendable {
         }
         diff.onlyB = outB.order.filter { outA.records[$0] == nil }.count
         let shared = outA.order.filter { outB.records[$0] != nil }
-        diff.fields = fieldNames.filter { $0 != "error" }.map { name in
+        diff.fields = fieldNames.map { name in
             let pairs = shared.compactMap { rowID -> (JSONValue, JSONValue)? in
-                guard let x = outA.records[rowID]?[name], let y = outB.records[rowID]?[name], !x.isNull, !y.isNull else {
+                guard let x = flatA[rowID]?[name], let y = flatB[rowID]?[name], !x.isNull, !y.isNull else {
                     return nil
                 }
                 return (x, y)
@@ -129,6 +133,22 @@ public struct RunDiff: Sendable {
         }
         return diff
     }
+
+    /// A record with object values spread into `name.member` fields, recursively.
+    static func flattened(_ record: [String: JSONValue]) -> [String: JSONValue] {
+        var out: [String: JSONValue] = [:]
+        for (key, value) in record {
+            if case .object(let members) = value, !members.isEmpty {
+                for (member, inner) in flattened(members) { out[key + "." + member] = inner }
+            } else {
+                out[key] = value
+            }
+        }
+        return out
+    }
+
+    /// Above this many distinct values a categorical field is reported as free text.
+    static let maxCategories = 20
 
     static func fieldDiff(_ name: String, _ pairs: [(JSONValue, JSONValue)]) -> FieldDiff {
         let numeric = !pairs.isEmpty && pairs.allSatisfy { pair in
@@ -146,6 +166,11 @@ public struct RunDiff: Sendable {
         }
         let x = pairs.map { $0.0.textForm }
         let y = pairs.map { $0.1.textForm }
+        if Set(x + y).count > maxCategories {
+            return FieldDiff(
+                name: name, kind: "text", count: pairs.count, agreement: agreement, kappa: nil, confusion: [:],
+                meanDelta: nil, pearson: nil, spearman: nil)
+        }
         var confusion: [String: [String: Int]] = [:]
         for (p, q) in zip(x, y) { confusion[p, default: [:]][q, default: 0] += 1 }
         return FieldDiff(

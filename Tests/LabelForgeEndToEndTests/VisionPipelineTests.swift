@@ -27,9 +27,9 @@ import Testing
         return ws
     }
 
-    static func run(_ ws: TestWorkspace) async throws -> String {
+    static func run(_ ws: TestWorkspace, cache: String = "cache.sqlite") async throws -> String {
         let result = try await CLI.run(
-            ["run", "--config", "configs/vlm.yaml", "--runs-dir", "runs", "--cache-path", "cache.sqlite"],
+            ["run", "--config", "configs/vlm.yaml", "--runs-dir", "runs", "--cache-path", cache],
             workingDirectory: ws.root)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
@@ -112,12 +112,16 @@ import Testing
         }
     }
 
-    @Test("a judge biased towards the first position is caught: every pairwise verdict is inconsistent")
+    @Test("a judge biased towards the first position is caught: every pairwise verdict is inconsistent, and diff shows it")
     func positionBias() async throws {
-        let stub = try await StubEngine.start(model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision(positionBias: true))
-        defer { Task { await stub.stop() } }
-        let ws = try Self.workspace(stub: stub)
-        let run = try await Self.run(ws)
+        let fair = try await Self.start()
+        let biased = try await StubEngine.start(model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision(positionBias: true))
+        defer { Task { await fair.stop(); await biased.stop() } }
+        let ws = try Self.workspace(stub: fair)
+        let fairRun = try await Self.run(ws)
+        let config = try ws.read("configs/vlm.yaml").replacingOccurrences(of: fair.baseURL, with: biased.baseURL)
+        try ws.write("configs/vlm.yaml", config)
+        let run = try await Self.run(ws, cache: "biased.sqlite")
         let preferences = try Self.lines(run + "/outputs/caption_preference.jsonl")
         #expect(preferences.count == Self.rows)
         for preference in preferences {
@@ -125,6 +129,20 @@ import Testing
             #expect(preference["winner"] == ["accuracy": "inconsistent"])
             #expect(preference["verdicts"] == ["a_first": ["accuracy": "a"], "b_first": ["accuracy": "b"]])
         }
+
+        // diff compares object outputs per member, and free text by exact agreement only.
+        let diff = try await CLI.run(["diff", fairRun, run, "--format", "json"])
+        #expect(diff.exitCode == 1, "\(diff.stderr)")
+        let stages = try JSONValue.parse(diff.stdout)["stages"]?.arrayValue ?? []
+        func field(_ stage: String, _ name: String) -> JSONValue? {
+            stages.first { $0["id"]?.stringValue == stage }?["fields"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+        }
+        #expect(field("caption_preference", "winner.accuracy")?["agreement"]?.doubleValue == 0)
+        #expect(field("caption_preference", "winner.accuracy")?["confusion"]?["a"]?["inconsistent"]?.intValue ?? 0 > 0)
+        #expect(field("caption_preference", "verdicts.b_first.accuracy")?["kind"] == "categorical")
+        #expect(field("caption_score", "scores.accuracy")?["kind"] == "numeric")
+        #expect(field("caption", "caption")?["kind"] == "text")
+        #expect(field("caption", "caption")?["agreement"]?.doubleValue == 1)
     }
 
     @Test("changing one image's bytes changes only that row's ID and request keys")
