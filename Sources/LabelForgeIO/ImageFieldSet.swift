@@ -44,7 +44,8 @@ public struct ImageFieldSet: Sendable {
                 loaded.identity[field] = .string(image.contentHash)
                 if inline { loaded.recorded[field] = .string(image.contentHash) }
             } catch let error as ImageError {
-                loaded.failures[field] = ImageError(error.kind, "\(record.location), field '\(field)': \(error.message)")
+                loaded.failures[field] = ImageError(
+                    error.kind, "\(record.location), field '\(field)': \(error.message)")
                 // An inline image that fails is still recorded by hash, never as its base64 text.
                 if let value = record.fields[field], Self.isInline(value) {
                     let hash = ContentHash.prefixed(ContentHash.hex(value))
@@ -92,7 +93,8 @@ public struct ImageFieldSet: Sendable {
     private func decode(_ payload: String) throws -> ImageFile {
         guard payload.utf8.count / 4 * 3 <= limits.maxBytes + 3 else {
             throw ImageError(
-                .tooLarge, "the inline image is about \(payload.utf8.count / 4 * 3) bytes, over the limit of \(limits.maxBytes).")
+                .tooLarge,
+                "the inline image is about \(payload.utf8.count / 4 * 3) bytes, over the limit of \(limits.maxBytes).")
         }
         guard let bytes = Data(base64Encoded: payload) else {
             throw ImageError(.invalidReference, "the inline image is not valid base64.")

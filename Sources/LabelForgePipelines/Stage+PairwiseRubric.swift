@@ -44,7 +44,8 @@ public struct PairwiseRubricStage: RowStage {
         let b = row.fields[config.candidates[1]]?.textForm ?? ""
         return [
             StageCall(variables: ["first": .string(a), "second": .string(b), "order": "a_first"]),
-            StageCall(seedSuffix: "#swapped", variables: ["first": .string(b), "second": .string(a), "order": "b_first"]),
+            StageCall(
+                seedSuffix: "#swapped", variables: ["first": .string(b), "second": .string(a), "order": "b_first"]),
         ]
     }
 
@@ -53,7 +54,9 @@ public struct PairwiseRubricStage: RowStage {
     }
 
     /// One call's verdicts, mapped from positions (`first`/`second`) back to candidates (`a`/`b`).
-    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<
+        [String: JSONValue], StageFailure
+    > {
         validatedJSON(response, schema: schema).map { value in
             let swapped = call == 1
             var verdicts: [String: JSONValue] = [:]
@@ -78,8 +81,10 @@ public struct PairwiseRubricStage: RowStage {
         return [
             "winner": .object(winner),
             "inconsistent": .bool(winner.values.contains("inconsistent")),
-            "verdicts": .object(Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["verdicts"] ?? .null }))),
-            "rationale": .object(Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["rationale"] ?? .null }))),
+            "verdicts": .object(
+                Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["verdicts"] ?? .null }))),
+            "rationale": .object(
+                Dictionary(uniqueKeysWithValues: zip(Self.orders, calls.map { $0["rationale"] ?? .null }))),
         ]
     }
 }

@@ -31,7 +31,11 @@ public enum PNGDecoder {
             throw PNGDecodingError(description: "cannot identify image file")
         }
         var i = 8
-        var width = 0, height = 0, bitDepth = 0, colorType = 0, interlace = 0
+        var width = 0
+        var height = 0
+        var bitDepth = 0
+        var colorType = 0
+        var interlace = 0
         var palette: [UInt8] = []
         var compressed: [UInt8] = []
         var ended = false
@@ -78,12 +82,20 @@ public enum PNGDecoder {
         for p in 0..<(width * height) {
             let s = p * channels
             switch colorType {
-            case 0, 4: rgb[p * 3] = rows[s]; rgb[p * 3 + 1] = rows[s]; rgb[p * 3 + 2] = rows[s]
+            case 0, 4:
+                rgb[p * 3] = rows[s]
+                rgb[p * 3 + 1] = rows[s]
+                rgb[p * 3 + 2] = rows[s]
             case 3:
                 let entry = Int(rows[s]) * 3
                 guard entry + 2 < palette.count else { throw PNGDecodingError(description: "bad palette index") }
-                rgb[p * 3] = palette[entry]; rgb[p * 3 + 1] = palette[entry + 1]; rgb[p * 3 + 2] = palette[entry + 2]
-            default: rgb[p * 3] = rows[s]; rgb[p * 3 + 1] = rows[s + 1]; rgb[p * 3 + 2] = rows[s + 2]
+                rgb[p * 3] = palette[entry]
+                rgb[p * 3 + 1] = palette[entry + 1]
+                rgb[p * 3 + 2] = palette[entry + 2]
+            default:
+                rgb[p * 3] = rows[s]
+                rgb[p * 3 + 1] = rows[s + 1]
+                rgb[p * 3 + 2] = rows[s + 2]
             }
         }
         return RGBImage(width: width, height: height, pixels: rgb)

@@ -41,7 +41,8 @@ public struct ShapeScene: Sendable, Equatable {
     /// other pixels, ignoring specks), their color, and their kind from how much of the bounding box
     /// each fills: a square about all of it, a circle π/4, a triangle half.
     public static func read(_ image: RGBImage) -> ShapeScene {
-        let w = image.width, h = image.height
+        let w = image.width
+        let h = image.height
         var border: [Int: Int] = [:]
         func key(_ p: (r: Int, g: Int, b: Int)) -> Int { p.r << 16 | p.g << 8 | p.b }
         for x in 0..<w {
@@ -64,7 +65,8 @@ public struct ShapeScene: Sendable, Equatable {
         }
         var seen = [Bool](repeating: false, count: w * h)
         var shapes: [String] = []
-        var sum = (0, 0, 0), total = 0
+        var sum = (0, 0, 0)
+        var total = 0
         for start in 0..<(w * h) where foreground[start] && !seen[start] {
             var stack = [start]
             seen[start] = true
@@ -72,7 +74,8 @@ public struct ShapeScene: Sendable, Equatable {
             var (minX, minY, maxX, maxY) = (w, h, 0, 0)
             var local = (0, 0, 0)
             while let i = stack.popLast() {
-                let x = i % w, y = i / w
+                let x = i % w
+                let y = i / w
                 area += 1
                 (minX, minY, maxX, maxY) = (min(minX, x), min(minY, y), max(maxX, x), max(maxY, y))
                 let p = image.pixel(x: x, y: y)
@@ -104,7 +107,9 @@ public struct ShapeScene: Sendable, Equatable {
     /// before "background").
     public func factsStated(in caption: String) -> Int {
         let words = caption.lowercased().split { !$0.isLetter && !$0.isNumber }.map(String.init)
-        let singular = words.map { $0.hasSuffix("s") && Self.shapeNames.contains(String($0.dropLast())) ? String($0.dropLast()) : $0 }
+        let singular = words.map {
+            $0.hasSuffix("s") && Self.shapeNames.contains(String($0.dropLast())) ? String($0.dropLast()) : $0
+        }
         var facts = 0
         if let i = singular.firstIndex(where: Self.shapeNames.contains) {
             if singular[i] == shape { facts += 1 }

@@ -27,7 +27,9 @@ extension StubEngine {
             } catch {
                 return .error(status: 400, message: "cannot identify image file: \(error)")
             }
-            if let choices = body["structured_outputs"]?["choice"]?.arrayValue?.compactMap(\.stringValue), !choices.isEmpty {
+            if let choices = body["structured_outputs"]?["choice"]?.arrayValue?.compactMap(\.stringValue),
+                !choices.isEmpty
+            {
                 for wanted in [scene.shape, scene.color, scene.background, String(scene.count)] {
                     if let match = choices.first(where: { $0.lowercased() == wanted }) { return .content(match) }
                 }
@@ -52,7 +54,8 @@ extension StubEngine {
                 let stated = scene.factsStated(in: caption)
                 var values: [String: JSONValue] = [:]
                 for (criterion, range) in scores {
-                    let low = range["minimum"]?.intValue ?? 1, high = range["maximum"]?.intValue ?? 5
+                    let low = range["minimum"]?.intValue ?? 1
+                    let high = range["maximum"]?.intValue ?? 5
                     values[criterion] = .int(Int64(low + Int((Double((high - low) * stated) / 4).rounded())))
                 }
                 answer["scores"] = .object(values)
@@ -101,7 +104,8 @@ extension StubEngine {
                 throw StubRejection(message: "messages.\(m).role: Field required")
             }
             guard ["system", "user", "assistant", "tool", "developer"].contains(role) else {
-                throw StubRejection(message: "messages.\(m).role: Input should be 'system', 'user', 'assistant', 'tool' or 'developer'")
+                throw StubRejection(
+                    message: "messages.\(m).role: Input should be 'system', 'user', 'assistant', 'tool' or 'developer'")
             }
             switch message["content"] {
             case .string?, .null?, nil: continue
@@ -192,6 +196,7 @@ extension StubEngine {
             let all = [(token, log(0.8)), (String((digit + 1) % 10), log(0.12)), (String((digit + 9) % 10), log(0.08))]
             return Array(all.prefix(count))
         }
-        return Array(([token] + ["alt1", "alt2", "alt3"]).prefix(count).enumerated().map { ($1, -0.25 - Double($0) * 1.5) })
+        return Array(
+            ([token] + ["alt1", "alt2", "alt3"]).prefix(count).enumerated().map { ($1, -0.25 - Double($0) * 1.5) })
     }
 }

@@ -22,7 +22,9 @@ import Testing
     }()
 
     static func run(_ ws: TestWorkspace, _ config: String) async throws -> (CLIResult, String) {
-        let result = try await CLI.run(["run", "--config", ws.write("config.yaml", config), "--runs-dir", ws.path("runs")])
+        let result = try await CLI.run([
+            "run", "--config", ws.write("config.yaml", config), "--runs-dir", ws.path("runs"),
+        ])
         let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("run:") }
         return (result, line.map { $0.dropFirst(4).trimmingCharacters(in: .whitespaces) } ?? "")
     }
@@ -37,7 +39,9 @@ import Testing
         defer { Task { await stub.stop() } }
         let ws = try TestWorkspace()
         try FileManager.default.createDirectory(atPath: ws.path("data/img"), withIntermediateDirectories: true)
-        for name in ["000", "001", "002"] { try Self.image(name).write(to: URL(fileURLWithPath: ws.path("data/img/\(name).png"))) }
+        for name in ["000", "001", "002"] {
+            try Self.image(name).write(to: URL(fileURLWithPath: ws.path("data/img/\(name).png")))
+        }
         try Self.image("003").prefix(200).write(to: URL(fileURLWithPath: ws.path("data/img/cut.png")))
         try Data("not an image at all".utf8).write(to: URL(fileURLWithPath: ws.path("data/img/text.png")))
         try Self.hugePNG.write(to: URL(fileURLWithPath: ws.path("data/img/huge.png")))
@@ -74,14 +78,20 @@ import Testing
 
         let tags = try Self.lines(run + "/outputs/tags.jsonl")
         #expect(tags.count == 10)
-        #expect(tags.map { $0["shape"]?.stringValue } == ["circle", "square", "triangle", nil, nil, nil, nil, nil, "circle", "square"])
+        #expect(
+            tags.map { $0["shape"]?.stringValue } == [
+                "circle", "square", "triangle", nil, nil, nil, nil, nil, "circle", "square",
+            ])
         let classes = tags.map { $0["error"]?["class"]?.stringValue }
-        #expect(classes == [
-            nil, nil, nil, "image_truncated", "image_unsupported", "image_too_large", "image_missing",
-            "image_invalid_reference", nil, nil,
-        ])
+        #expect(
+            classes == [
+                nil, nil, nil, "image_truncated", "image_unsupported", "image_too_large", "image_missing",
+                "image_invalid_reference", nil, nil,
+            ])
         let missing = try #require(tags[6]["error"]?["message"]?.stringValue)
-        #expect(missing.contains("rows.jsonl:7, field 'image'") && missing.contains("data/img/gone.png does not exist"), "\(missing)")
+        #expect(
+            missing.contains("rows.jsonl:7, field 'image'") && missing.contains("data/img/gone.png does not exist"),
+            "\(missing)")
         // The text-only stage ran for every row; the stub saw only the five good images.
         #expect(try Self.lines(run + "/outputs/note.jsonl").allSatisfy { $0["label"] != nil })
         #expect(stub.chatRequests == 5 + 10)
@@ -94,7 +104,9 @@ import Testing
 
         let inspect = try await CLI.run(["inspect", run])
         #expect(inspect.exitCode == 0)
-        for errorClass in ["image_truncated", "image_unsupported", "image_too_large", "image_missing", "image_invalid_reference"] {
+        for errorClass in [
+            "image_truncated", "image_unsupported", "image_too_large", "image_missing", "image_invalid_reference",
+        ] {
             #expect(inspect.stdout.contains(errorClass), "\(errorClass) missing from inspect:\n\(inspect.stdout)")
         }
         #expect(inspect.stdout.contains("gone.png"))
@@ -129,7 +141,8 @@ import Testing
         #expect(resolved.contains("format: imagefolder"))
         let joined = try Self.lines(run + "/dataset.jsonl")
         #expect(joined.count == 60)
-        #expect(joined[0]["input"] == ["image": "circle/shape_000.png", "label": "circle", "path": "circle/shape_000.png"])
+        #expect(
+            joined[0]["input"] == ["image": "circle/shape_000.png", "label": "circle", "path": "circle/shape_000.png"])
         let manifest = try Self.lines(run + "/manifest.jsonl")
         let accuracy = try #require(manifest.last?["gold"]?.arrayValue?.first?["accuracy"]?.doubleValue)
         #expect(accuracy == 1)
@@ -140,7 +153,8 @@ import Testing
         let (second, moved) = try await Self.run(ws, config)
         #expect(second.exitCode == 0, "\(second.stderr)")
         #expect(stub.chatRequests == sent)
-        let ids = { (path: String) in Set(try Self.lines(path + "/outputs/shape.jsonl").map { $0["row_id"]!.textForm }) }
+        let ids = { (path: String) in Set(try Self.lines(path + "/outputs/shape.jsonl").map { $0["row_id"]!.textForm })
+        }
         #expect(try ids(run) == ids(moved))
     }
 }

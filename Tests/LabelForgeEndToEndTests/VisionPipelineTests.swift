@@ -23,7 +23,8 @@ import Testing
         let config = try String(contentsOfFile: root + "/configs/vlm.yaml", encoding: .utf8)
         #expect(config.contains("base_url: http://127.0.0.1:8000"))
         try ws.write(
-            "configs/vlm.yaml", config.replacingOccurrences(of: "base_url: http://127.0.0.1:8000", with: "base_url: \(stub.baseURL)"))
+            "configs/vlm.yaml",
+            config.replacingOccurrences(of: "base_url: http://127.0.0.1:8000", with: "base_url: \(stub.baseURL)"))
         return ws
     }
 
@@ -85,9 +86,11 @@ import Testing
         }
         // A fair judge agrees with itself in both orders and picks the caption with more facts right.
         for (preference, row) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth) {
-            let a = row["candidate_a_facts"]!.intValue!, b = row["candidate_b_facts"]!.intValue!
+            let a = row["candidate_a_facts"]!.intValue!
+            let b = row["candidate_b_facts"]!.intValue!
             #expect(preference["inconsistent"] == false)
-            #expect(preference["winner"]?["accuracy"]?.stringValue == (a > b ? "a" : b > a ? "b" : "tie"), "\(preference)")
+            #expect(
+                preference["winner"]?["accuracy"]?.stringValue == (a > b ? "a" : b > a ? "b" : "tie"), "\(preference)")
         }
 
         let second = try await Self.run(ws)
@@ -112,11 +115,19 @@ import Testing
         }
     }
 
-    @Test("a judge biased towards the first position is caught: every pairwise verdict is inconsistent, and diff shows it")
+    @Test(
+        "a judge biased towards the first position is caught: every pairwise verdict is inconsistent, and diff shows it"
+    )
     func positionBias() async throws {
         let fair = try await Self.start()
-        let biased = try await StubEngine.start(model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision(positionBias: true))
-        defer { Task { await fair.stop(); await biased.stop() } }
+        let biased = try await StubEngine.start(
+            model: "Qwen/Qwen2.5-VL-3B-Instruct", answer: StubEngine.vision(positionBias: true))
+        defer {
+            Task {
+                await fair.stop()
+                await biased.stop()
+            }
+        }
         let ws = try Self.workspace(stub: fair)
         let fairRun = try await Self.run(ws)
         let config = try ws.read("configs/vlm.yaml").replacingOccurrences(of: fair.baseURL, with: biased.baseURL)
@@ -135,7 +146,9 @@ import Testing
         #expect(diff.exitCode == 1, "\(diff.stderr)")
         let stages = try JSONValue.parse(diff.stdout)["stages"]?.arrayValue ?? []
         func field(_ stage: String, _ name: String) -> JSONValue? {
-            stages.first { $0["id"]?.stringValue == stage }?["fields"]?.arrayValue?.first { $0["name"]?.stringValue == name }
+            stages.first { $0["id"]?.stringValue == stage }?["fields"]?.arrayValue?.first {
+                $0["name"]?.stringValue == name
+            }
         }
         #expect(field("caption_preference", "winner.accuracy")?["agreement"]?.doubleValue == 0)
         #expect(field("caption_preference", "winner.accuracy")?["confusion"]?["a"]?["inconsistent"]?.intValue ?? 0 > 0)
@@ -163,7 +176,10 @@ import Testing
         #expect(stub.chatRequests - sent == Self.callsPerRow)
         #expect(before.count == after.count)
         func keys(_ lines: [JSONValue]) -> [String: JSONValue] {
-            Dictionary(uniqueKeysWithValues: lines.map { ($0["row_id"]!.textForm + "/" + $0["stage"]!.textForm, $0["request_keys"]!) })
+            Dictionary(
+                uniqueKeysWithValues: lines.map {
+                    ($0["row_id"]!.textForm + "/" + $0["stage"]!.textForm, $0["request_keys"]!)
+                })
         }
         let (old, new) = (keys(before), keys(after))
         let gone = Set(old.keys.filter { new[$0] != old[$0] }.map { String($0.split(separator: "/")[0]) })
@@ -183,7 +199,9 @@ enum PNGChunk {
         let body = Array("tEXt".utf8) + Array(key.utf8) + [0] + Array(value.utf8)
         var out = Data()
         let length = UInt32(body.count - 4)
-        out.append(contentsOf: [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)])
+        out.append(contentsOf: [
+            UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+        ])
         out.append(contentsOf: body)
         let crc = crc32(body)
         out.append(contentsOf: [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])

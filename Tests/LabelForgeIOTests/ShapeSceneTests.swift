@@ -27,7 +27,8 @@ import Testing
     @Test("a PNG cut short is refused, not misread")
     func truncated() throws {
         let data = try Data(
-            contentsOf: URL(fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
+            contentsOf: URL(
+                fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
         #expect(throws: PNGDecodingError.self) { try PNGDecoder.decode(data.prefix(data.count / 2)) }
     }
 }

@@ -25,18 +25,36 @@ import Testing
         OpenAIClient(options: EndpointOptions(baseURLs: [url], maxRetries: 0), logger: Logger(label: "test"))
     }
 
-    @Test("malformed image parts are refused with a 400, as vLLM refuses them", arguments: [
-        (["type": "image_url", "image_url": .string(dataURL)], "image_url: Input should be a valid dictionary"),
-        (["type": "image_url", "image_url": ["detail": "low"]], "image_url.url: Field required"),
-        (["type": "image_url", "image_url": ["url": "ftp://host/x.png"]], "must be either a HTTP, data or file URL"),
-        (["type": "image_url", "image_url": ["url": "data:image/png,abc"]], "not enough values to unpack"),
-        (["type": "image_url", "image_url": ["url": "data:image/png;utf8,abc"]], "Only base64 data URLs are supported"),
-        (["type": "image_url", "image_url": ["url": "data:image/png;base64,@@@"]], "Incorrect padding"),
-        (["type": "image_url", "image_url": ["url": .string("data:image/png;base64," + Data("hello".utf8).base64EncodedString())]], "cannot identify image file"),
-        (["type": "image_url", "image_url": ["url": .string("data:image/png;base64," + png.prefix(100).base64EncodedString())]], "truncated"),
-        (["type": "image", "image": "x"], "Unknown part type: image"),
-        (["image_url": ["url": .string(dataURL)]], "content.0.type: Field required"),
-    ] as [(JSONValue, String)])
+    @Test(
+        "malformed image parts are refused with a 400, as vLLM refuses them",
+        arguments: [
+            (["type": "image_url", "image_url": .string(dataURL)], "image_url: Input should be a valid dictionary"),
+            (["type": "image_url", "image_url": ["detail": "low"]], "image_url.url: Field required"),
+            (
+                ["type": "image_url", "image_url": ["url": "ftp://host/x.png"]],
+                "must be either a HTTP, data or file URL"
+            ),
+            (["type": "image_url", "image_url": ["url": "data:image/png,abc"]], "not enough values to unpack"),
+            (
+                ["type": "image_url", "image_url": ["url": "data:image/png;utf8,abc"]],
+                "Only base64 data URLs are supported"
+            ),
+            (["type": "image_url", "image_url": ["url": "data:image/png;base64,@@@"]], "Incorrect padding"),
+            (
+                [
+                    "type": "image_url",
+                    "image_url": ["url": .string("data:image/png;base64," + Data("hello".utf8).base64EncodedString())],
+                ], "cannot identify image file"
+            ),
+            (
+                [
+                    "type": "image_url",
+                    "image_url": ["url": .string("data:image/png;base64," + png.prefix(100).base64EncodedString())],
+                ], "truncated"
+            ),
+            (["type": "image", "image": "x"], "Unknown part type: image"),
+            (["image_url": ["url": .string(dataURL)]], "content.0.type: Field required"),
+        ] as [(JSONValue, String)])
     func refusesMalformedImageParts(part: JSONValue, fragment: String) async throws {
         let stub = try await StubEngine.start(answer: StubEngine.vision())
         let client = Self.client(stub.baseURL)
@@ -82,7 +100,8 @@ import Testing
     func answersFromPixels() async throws {
         let stub = try await StubEngine.start(answer: StubEngine.vision())
         let client = Self.client(stub.baseURL)
-        var body = Self.body([["type": "image_url", "image_url": ["url": .string(Self.dataURL)]], Self.text]).objectValue!
+        var body = Self.body([["type": "image_url", "image_url": ["url": .string(Self.dataURL)]], Self.text])
+            .objectValue!
         body["logprobs"] = true
         body["top_logprobs"] = 2
         let reply = try await client.post(path: "/v1/chat/completions", body: .object(body))

@@ -2,28 +2,45 @@ import Foundation
 import LabelForgeCore
 import LabelForgeIO
 import LabelForgeLLM
-@testable import LabelForgePipelines
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgePipelines
+
 /// Config and stage logic for images, captions and pairwise judging.
 @Suite struct MultimodalConfigTests {
-    static let head = "dataset: {path: d.jsonl, image_fields: [image]}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
+    static let head =
+        "dataset: {path: d.jsonl, image_fields: [image]}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
 
-    @Test("image settings are checked and name their place", arguments: [
-        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n",
-         "a caption stage needs an image"),
-        (head + "stages: [{id: t, type: tag, images: [photo], attributes: [{name: a, type: string}]}]\n",
-         "stages[0].images: 'photo' is not an image field of the dataset"),
-        (head + "stages: [{id: r, type: rubric_score, mode: pairwise, criteria: [{name: q}]}]\n",
-         "needs 'candidates'"),
-        (head + "stages: [{id: r, type: rubric_score, mode: pointwise, candidates: [a, b], criteria: [{name: q}]}]\n",
-         "'candidates' applies to mode: pairwise only"),
-        (head + "stages: [{id: c, type: classify, style: short, labels: [a, b]}]\n",
-         "'style' applies to caption stages only"),
-        ("dataset: {path: d.jsonl, max_image_bytes: 0}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: classify, labels: [a, b]}]\n",
-         "dataset.max_image_bytes: max_image_bytes must be at least 1"),
-    ])
+    @Test(
+        "image settings are checked and name their place",
+        arguments: [
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n",
+                "a caption stage needs an image"
+            ),
+            (
+                head + "stages: [{id: t, type: tag, images: [photo], attributes: [{name: a, type: string}]}]\n",
+                "stages[0].images: 'photo' is not an image field of the dataset"
+            ),
+            (
+                head + "stages: [{id: r, type: rubric_score, mode: pairwise, criteria: [{name: q}]}]\n",
+                "needs 'candidates'"
+            ),
+            (
+                head
+                    + "stages: [{id: r, type: rubric_score, mode: pointwise, candidates: [a, b], criteria: [{name: q}]}]\n",
+                "'candidates' applies to mode: pairwise only"
+            ),
+            (
+                head + "stages: [{id: c, type: classify, style: short, labels: [a, b]}]\n",
+                "'style' applies to caption stages only"
+            ),
+            (
+                "dataset: {path: d.jsonl, max_image_bytes: 0}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: classify, labels: [a, b]}]\n",
+                "dataset.max_image_bytes: max_image_bytes must be at least 1"
+            ),
+        ])
     func invalid(yaml: String, fragment: String) throws {
         let ws = try TestWorkspace()
         let path = try ws.write("c.yaml", yaml)
@@ -44,7 +61,10 @@ import Testing
         #expect(config.stages[0].style == "concise" && config.stages[0].maxWords == 30)
         #expect(config.stages[1].images.isEmpty)
         let folder = try RunConfig.load(
-            file: ws.write("f.yaml", "dataset: {path: \(ws.path("pics"))}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n"))
+            file: ws.write(
+                "f.yaml",
+                "dataset: {path: \(ws.path("pics"))}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: c, type: caption}]\n"
+            ))
         #expect(folder.dataset.format == .imagefolder)
         #expect(folder.dataset.imageFields == ["image"])
     }
@@ -56,11 +76,13 @@ import Testing
         try ws.write("p/caption.mustache", "{{image.width}}x{{image.height}} {{image.format}} in {{max_words}} words")
         let config = try RunConfig.load(file: ws.write("c.yaml", Self.head + "stages: [{id: c, type: caption}]\n"))
         let png = try Data(
-            contentsOf: URL(fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
+            contentsOf: URL(
+                fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
         let image = try ImageFile.parse(png, name: "x")
         let row = RowContext(rowID: "r", index: 0, fields: ["image": "secret/dir/x.png"], images: ["image": image])
         let stage = makeStage(config.stages[0])
-        let request = try stage.request(for: row, pack: PromptPack.load(directory: ws.path("p")), seed: 1, cachePrompt: true)
+        let request = try stage.request(
+            for: row, pack: PromptPack.load(directory: ws.path("p")), seed: 1, cachePrompt: true)
         let parts = try #require(request.messages[0].content.arrayValue)
         #expect(parts.count == 2)
         #expect(parts[0] == ["type": "image_url", "image_url": ["url": .string(image.dataURL)]])
@@ -68,7 +90,8 @@ import Testing
         #expect(request.constraint == nil)
         // The cache key holds the image's hash, never its bytes or path.
         let body = EngineDialect.vllm.body(for: request, modelID: "m")
-        let material = CanonicalJSON.string(CacheKey.material(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: body))
+        let material = CanonicalJSON.string(
+            CacheKey.material(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: body))
         #expect(material.contains(image.contentHash))
         #expect(!material.contains("base64") && !material.contains("secret/dir"))
     }
@@ -86,9 +109,10 @@ import Testing
             ]
             return stage.parse(try! ChatResponse(raw: raw), dialect: .vllm)
         }
-        #expect(try parse("  Caption: \"a red circle\"\n").get() == [
-            "caption": "a red circle", "words": 3, "truncated": false, "too_long": false,
-        ])
+        #expect(
+            try parse("  Caption: \"a red circle\"\n").get() == [
+                "caption": "a red circle", "words": 3, "truncated": false, "too_long": false,
+            ])
         #expect(try parse("two blue squares on gray", finish: "length").get()["truncated"] == true)
         #expect(try parse("two blue squares on gray").get()["too_long"] == true)
         #expect(throws: StageFailure.self) { try parse("  \"\" ").get() }
