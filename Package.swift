@@ -86,7 +86,10 @@ let package = Package(
         .testTarget(name: "LabelForgeCoreTests", dependencies: ["LabelForgeCore"]),
         .testTarget(name: "LabelForgeIOTests", dependencies: ["LabelForgeIO", "LabelForgeTesting"]),
         .testTarget(name: "LabelForgeLLMTests", dependencies: ["LabelForgeLLM", "LabelForgeTesting"]),
-        .testTarget(name: "LabelForgeCacheTests", dependencies: ["LabelForgeCache"]),
+        .testTarget(
+            name: "LabelForgeCacheTests",
+            dependencies: ["LabelForgeCache", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
         .testTarget(

@@ -134,12 +134,4 @@ public final class SQLiteCache: CacheStore {
         var integrity: String
         var createdAt: Double
     }
-
-    /// Overwrites an entry's stored response without fixing its integrity hash: tests use this
-    /// to prove a corrupt entry is a miss.
-    public func corruptForTesting(_ key: CacheKey) async throws {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE entries SET response = ? WHERE key = ?", arguments: [Data("{}".utf8), key.hex])
-        }
-    }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import LabelForgeCache
 import LabelForgeCore
 import Logging
@@ -37,7 +38,10 @@ import Testing
         let cache = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
         let e = entry("world")
         try await cache.store(e)
-        try await cache.corruptForTesting(e.key)
+        // Another process rewrites the stored response without fixing its integrity hash.
+        try await DatabaseQueue(path: dir + "/cache.sqlite").write { db in
+            try db.execute(sql: "UPDATE entries SET response = ? WHERE key = ?", arguments: [Data("{}".utf8), e.key.hex])
+        }
         #expect(try await cache.lookup(e.key) == nil)
     }
 
