@@ -97,7 +97,8 @@ public struct ImageFile: Sendable, Equatable {
         guard let (width, height) = dimensions(b, format: format), !isTruncated(b, format: format) else {
             throw ImageError(.truncated, "image \(name) is truncated or its \(format.rawValue) header is damaged.")
         }
-        guard width > 0, height > 0, width * height <= limits.maxPixels else {
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard width > 0, height > 0, !overflow, pixels <= limits.maxPixels else {
             throw ImageError(
                 .tooLarge, "image \(name) is \(width)×\(height) pixels, over the limit of \(limits.maxPixels).")
         }

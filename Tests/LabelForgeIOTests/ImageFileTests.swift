@@ -52,6 +52,7 @@ import Testing
         (Data("hello, not an image".utf8), ImageError.Kind.unsupported, "is not a PNG, JPEG, WebP or GIF"),
         (png(width: 10, height: 10, complete: false), .truncated, "truncated"),
         (png(width: 20_000, height: 20_000), .tooLarge, "over the limit"),
+        (png(width: 0xFFFF_FFFF, height: 0xFFFF_FFFF), .tooLarge, "over the limit"),  // no overflow trap
     ])
     func bad(bytes: Data, kind: ImageError.Kind, fragment: String) {
         let error = #expect(throws: ImageError.self) { try ImageFile.parse(bytes, name: "img/7.png") }
