@@ -27,10 +27,10 @@ public struct ImageFieldSet: Sendable {
     /// folder itself for `imagefolder`.
     public init(fields: [String], datasetPath: String, format: DatasetFormat, limits: ImageFile.Limits) {
         let isFolder = format == .imagefolder
+        let directory = isFolder ? datasetPath : (datasetPath as NSString).deletingLastPathComponent
         self.init(
-            fields: fields,
-            baseDirectory: isFolder ? datasetPath : (datasetPath as NSString).deletingLastPathComponent,
-            limits: limits, locatorFields: isFolder ? ["path"] : [])
+            fields: fields, baseDirectory: directory.isEmpty ? "." : directory, limits: limits,
+            locatorFields: isFolder ? ["path"] : [])
     }
 
     /// Reads and checks every image of one record. A bad image is that field's failure, not a throw.
@@ -59,10 +59,15 @@ public struct ImageFieldSet: Sendable {
         return loaded
     }
 
-    /// Whether a field value carries the image's bytes itself.
+    /// Longer strings are not taken for paths (likely bare base64): they are recorded by hash.
+    static let maxPathLength = 4096
+
+    /// Whether a field value carries (or may carry) the image's bytes itself, so run files record
+    /// it by hash, never as text.
     static func isInline(_ value: JSONValue) -> Bool {
         if value.objectValue?["base64"] != nil { return true }
-        return value.stringValue?.hasPrefix("data:") == true
+        guard let text = value.stringValue else { return false }
+        return text.hasPrefix("data:") || text.utf8.count > maxPathLength
     }
 
     private func image(in value: JSONValue?, field: String) throws -> (ImageFile, inline: Bool) {
@@ -74,6 +79,11 @@ public struct ImageFieldSet: Sendable {
                 throw ImageError(.invalidReference, "the data URL is not of the form data:image/…;base64,….")
             }
             return (try decode(String(text[text.index(after: comma)...])), true)
+        case .string(let text) where text.utf8.count > Self.maxPathLength:
+            throw ImageError(
+                .invalidReference,
+                "the value is \(text.utf8.count) characters, too long for a path; for inline images use "
+                    + "data:image/…;base64,… or {\"base64\": …}.")
         case .string(let text) where !text.isEmpty:
             let path = text.hasPrefix("/") ? text : baseDirectory + "/" + text
             return (try ImageFile.read(path: path, limits: limits), false)
@@ -91,7 +101,7 @@ public struct ImageFieldSet: Sendable {
     }
 
     private func decode(_ payload: String) throws -> ImageFile {
-        guard payload.utf8.count / 4 * 3 <= limits.maxBytes + 3 else {
+        guard payload.utf8.count / 4 * 3 - 3 <= limits.maxBytes else {
             throw ImageError(
                 .tooLarge,
                 "the inline image is about \(payload.utf8.count / 4 * 3) bytes, over the limit of \(limits.maxBytes).")
@@ -112,6 +122,14 @@ public struct LoadedRecord: Sendable {
     public var identity: [String: JSONValue]
     /// The record as run outputs repeat it: inline images replaced by their content hash.
     public var recorded: [String: JSONValue]
+
+    /// `identity`, with a configured ID column as the dataset has it (even `path` or an image field).
+    public func identity(idField: String?) -> [String: JSONValue] {
+        guard let idField, let value = recorded[idField] else { return identity }
+        var record = identity
+        record[idField] = value
+        return record
+    }
 
     /// What a template sees for each image field: its hash, format and size, never its path.
     public var templateFields: [String: JSONValue] { images.mapValues(\.templateValue) }

@@ -97,8 +97,11 @@ public struct ImageFile: Sendable, Equatable {
         guard let (width, height) = dimensions(b, format: format), !isTruncated(b, format: format) else {
             throw ImageError(.truncated, "image \(name) is truncated or its \(format.rawValue) header is damaged.")
         }
+        guard width > 0, height > 0 else {
+            throw ImageError(.truncated, "image \(name) has a \(format.rawValue) header of \(width)×\(height) pixels; it is damaged.")
+        }
         let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
-        guard width > 0, height > 0, !overflow, pixels <= limits.maxPixels else {
+        guard !overflow, pixels <= limits.maxPixels else {
             throw ImageError(
                 .tooLarge, "image \(name) is \(width)×\(height) pixels, over the limit of \(limits.maxPixels).")
         }

@@ -67,8 +67,8 @@ struct RowProcessor: Sendable {
 
     private func attempts(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
         var outcome = StageOutcome(stageID: stage.config.id)
-        if let failure = stage.imageFailure(in: row) {
-            outcome.failure = StageFailure(errorClass: failure.kind.name, message: failure.message)
+        if let failure = stage.inputFailure(in: row) {
+            outcome.failure = failure
             return outcome
         }
         var parts: [[String: JSONValue]] = []

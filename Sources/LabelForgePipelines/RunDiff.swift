@@ -147,7 +147,8 @@ public struct RunDiff: Sendable {
         return out
     }
 
-    /// Above this many distinct values a categorical field is reported as free text.
+    /// A field with more distinct values than this, and than half its rows, is reported as free
+    /// text (a classify stage with many labels stays categorical on enough rows).
     static let maxCategories = 20
 
     static func fieldDiff(_ name: String, _ pairs: [(JSONValue, JSONValue)]) -> FieldDiff {
@@ -166,7 +167,7 @@ public struct RunDiff: Sendable {
         }
         let x = pairs.map { $0.0.textForm }
         let y = pairs.map { $0.1.textForm }
-        if Set(x + y).count > maxCategories {
+        if Set(x + y).count > max(maxCategories, pairs.count / 2) {
             return FieldDiff(
                 name: name, kind: "text", count: pairs.count, agreement: agreement, kappa: nil, confusion: [:],
                 meanDelta: nil, pearson: nil, spearman: nil)

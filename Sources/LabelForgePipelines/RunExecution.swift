@@ -141,7 +141,7 @@ final class RunExecution {
                 }
                 while abortReason == nil, read < totalRows, let record = try reader.next() {
                     let loaded = imageFields.load(record)
-                    let rowID = assigner.assign(loaded.identity)
+                    let rowID = assigner.assign(loaded.identity(idField: config.dataset.idField))
                     let processor = self.processor
                     let index = read
                     group.addTask { try await processor.process(index: index, rowID: rowID, record: loaded) }

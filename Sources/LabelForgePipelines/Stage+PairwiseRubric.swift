@@ -39,6 +39,19 @@ public struct PairwiseRubricStage: RowStage {
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
+    /// A candidate that is null or empty is not judged: the row fails with `missing_candidate`.
+    public func inputFailure(in row: RowContext) -> StageFailure? {
+        if let failure = imageFailure(in: row) { return failure }
+        for field in config.candidates {
+            let value = row.fields[field]
+            if value == nil || value == .null || value?.textForm.allSatisfy(\.isWhitespace) == true {
+                return StageFailure(
+                    errorClass: "missing_candidate", message: "candidate field '\(field)' is empty in this row; nothing to compare")
+            }
+        }
+        return nil
+    }
+
     public func calls(for row: RowContext) -> [StageCall] {
         let a = row.fields[config.candidates[0]]?.textForm ?? ""
         let b = row.fields[config.candidates[1]]?.textForm ?? ""

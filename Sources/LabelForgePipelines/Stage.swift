@@ -60,6 +60,9 @@ public protocol RowStage: Sendable {
     func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
     /// Combines the parsed calls into the stage's output; the only call's fields by default.
     func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue]
+    /// Why this row cannot be sent at all (an image that did not load, a missing candidate), if so;
+    /// the row then fails this stage without a request.
+    func inputFailure(in row: RowContext) -> StageFailure?
 }
 
 extension RowStage {
@@ -75,9 +78,13 @@ extension RowStage {
 
     public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] { calls.first ?? [:] }
 
-    /// The first image this stage needs that failed to load for the row, if any.
-    public func imageFailure(in row: RowContext) -> ImageError? {
-        config.images.lazy.compactMap { row.imageFailures[$0] }.first
+    public func inputFailure(in row: RowContext) -> StageFailure? { imageFailure(in: row) }
+
+    /// The first image this stage needs that failed to load for the row, as a stage failure.
+    public func imageFailure(in row: RowContext) -> StageFailure? {
+        config.images.lazy.compactMap { row.imageFailures[$0] }.first.map {
+            StageFailure(errorClass: $0.kind.name, message: $0.message)
+        }
     }
 
     /// The chat request for one row, call and attempt.

@@ -1,6 +1,6 @@
 import Foundation
 import LabelForgeCore
-import LabelForgeIO
+@testable import LabelForgeIO
 import LabelForgeTesting
 import Testing
 
@@ -53,6 +53,7 @@ import Testing
         (png(width: 10, height: 10, complete: false), .truncated, "truncated"),
         (png(width: 20_000, height: 20_000), .tooLarge, "over the limit"),
         (png(width: 0xFFFF_FFFF, height: 0xFFFF_FFFF), .tooLarge, "over the limit"),  // no overflow trap
+        (gif(width: 0, height: 0), .truncated, "damaged"),
     ])
     func bad(bytes: Data, kind: ImageError.Kind, fragment: String) {
         let error = #expect(throws: ImageError.self) { try ImageFile.parse(bytes, name: "img/7.png") }
@@ -74,5 +75,29 @@ import Testing
         }
         #expect(error?.kind == .tooLarge)
         #expect(error?.message.contains("over the limit of 10") == true)
+    }
+
+    @Test("image paths resolve from the dataset's directory, '.' when it has none; id_field reads the record as given")
+    func references() throws {
+        let ws = try TestWorkspace()
+        try Self.png(width: 3, height: 2).write(to: URL(fileURLWithPath: ws.path("a.png")))
+        let record = DatasetRecord(index: 0, line: 1, fields: ["image": "a.png", "path": "x/a.png"], location: "rows.jsonl:1")
+        let nested = ImageFieldSet(fields: ["image"], datasetPath: ws.path("rows.jsonl"), format: .jsonl, limits: .init())
+        #expect(nested.load(record).images["image"]?.width == 3)
+        let bare = ImageFieldSet(fields: ["image"], datasetPath: "rows.jsonl", format: .jsonl, limits: .init())
+        #expect(bare.baseDirectory == ".")
+
+        let folder = ImageFieldSet(fields: ["image"], datasetPath: ws.root, format: .imagefolder, limits: .init())
+        let loaded = folder.load(record)
+        #expect(loaded.identity["path"] == nil)
+        #expect(loaded.identity["image"]?.stringValue?.hasPrefix("sha256:") == true)
+        #expect(loaded.identity(idField: "path")["path"] == "x/a.png")
+
+        // A bare base64 string is not a path: refused, and recorded by hash.
+        let raw = String(repeating: "QUJD", count: 2000)
+        let bad = nested.load(DatasetRecord(index: 1, line: 2, fields: ["image": .string(raw)], location: "rows.jsonl:2"))
+        #expect(bad.failures["image"]?.kind == .invalidReference)
+        #expect(bad.failures["image"]?.message.contains("QUJD") == false)
+        #expect(bad.recorded["image"]?.stringValue?.hasPrefix("sha256:") == true)
     }
 }

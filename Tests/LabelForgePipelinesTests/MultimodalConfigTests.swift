@@ -138,3 +138,21 @@ extension MultimodalConfigTests {
         #expect(reloaded.resolvedJSON == config.resolvedJSON)
     }
 }
+
+extension MultimodalConfigTests {
+    @Test("a pairwise row whose candidate is null or empty fails without a request")
+    func missingCandidate() throws {
+        let ws = try TestWorkspace()
+        let config = try RunConfig.load(
+            file: ws.write(
+                "c.yaml",
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
+                    + "stages: [{id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}]\n"))
+        let stage = makeStage(config.stages[0])
+        #expect(stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": "two"])) == nil)
+        for y: JSONValue in [.null, "", "  "] {
+            let failure = stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": y]))
+            #expect(failure?.errorClass == "missing_candidate")
+        }
+    }
+}
