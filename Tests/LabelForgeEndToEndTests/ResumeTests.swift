@@ -67,7 +67,8 @@ import Testing
             let cache = ws.path("cache\(trial).sqlite")
             try await runAndKill(
                 ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], after: .milliseconds(milliseconds))
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+            // A hidden `.…partial` directory is a run killed while its directory was being staged.
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter { !$0.hasPrefix(".") }
             guard let name = names.first else {
                 // Killed before the run directory existed: nothing to resume, start again.
                 let again = try await CLI.run(["run", "--config", config, "--runs-dir", runs, "--cache-path", cache])
