@@ -32,6 +32,7 @@ public struct RunDirectory: Sendable {
         let fileManager = FileManager.default
         do {
             try fileManager.createDirectory(atPath: runsDir, withIntermediateDirectories: true)
+            removeAbandonedStaging(in: runsDir, now: Date())
             let staging = runsDir + "/.\(base)-\(UUID().uuidString).partial"
             try fileManager.createDirectory(atPath: staging + "/outputs", withIntermediateDirectories: true)
             try resolvedConfig.write(toFile: staging + "/config.resolved.yaml", atomically: true, encoding: .utf8)
@@ -52,6 +53,24 @@ public struct RunDirectory: Sendable {
             throw error
         } catch {
             throw LabelForgeError(.io, "Cannot create a run directory under \(runsDir): \(error.localizedDescription)")
+        }
+    }
+}
+
+extension RunDirectory {
+    /// Staging takes milliseconds; one older than this was left by a run killed while staging.
+    static let abandonedStagingAge: TimeInterval = 600
+
+    /// Removes hidden `.…partial` directories that runs killed mid-staging left behind.
+    static func removeAbandonedStaging(in runsDir: String, now: Date) {
+        let fileManager = FileManager.default
+        for name in (try? fileManager.contentsOfDirectory(atPath: runsDir)) ?? []
+        where name.hasPrefix(".") && name.hasSuffix(".partial") {
+            let path = runsDir + "/" + name
+            guard let modified = (try? fileManager.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                now.timeIntervalSince(modified) > abandonedStagingAge
+            else { continue }
+            try? fileManager.removeItem(atPath: path)
         }
     }
 }
