@@ -16,6 +16,11 @@ public enum ContentHash {
     /// `sha256:<hex>`: the form stored in manifests and cache entries.
     public static func prefixed(_ hex: String) -> String { "sha256:" + hex }
 
+    /// The hex digits of a `sha256:<hex>` value (a bare hex string is returned as is).
+    public static func unprefixed(_ value: String) -> String {
+        value.hasPrefix("sha256:") ? String(value.dropFirst("sha256:".count)) : value
+    }
+
     /// Hashes a file by streaming it in 1 MiB chunks, so large model files never sit in memory.
     /// - Throws: `LabelForgeError` with code `fileNotFound` when the file cannot be opened.
     public static func hexOfFile(atPath path: String) throws -> String {

@@ -130,7 +130,4 @@ public struct LoadedRecord: Sendable {
         record[idField] = value
         return record
     }
-
-    /// What a template sees for each image field: its hash, format and size, never its path.
-    public var templateFields: [String: JSONValue] { images.mapValues(\.templateValue) }
 }

@@ -11,13 +11,18 @@ struct StageOutcome: Sendable {
     var output: [String: JSONValue]?
     var failure: StageFailure?
     var requestKeys: [String] = []
-    var allFromCache = true
     /// How many of `requestKeys` were answered from the cache.
     var cacheHits = 0
     var attempts = 0
     var latencyMs = 0
     var tokensIn = 0
     var tokensOut = 0
+
+    /// The manifest's `cache`: `hit` when every request came from the cache, `miss` when one did
+    /// not, `none` when the row failed before any request.
+    var cacheStatus: String {
+        requestKeys.isEmpty ? "none" : cacheHits == requestKeys.count ? "hit" : "miss"
+    }
 }
 
 /// One row after every stage ran.
@@ -111,12 +116,10 @@ struct RowProcessor: Sendable {
                     raw = cached
                     outcome.cacheHits += 1
                 } else if offline {
-                    outcome.allFromCache = false
                     outcome.failure = StageFailure(
                         errorClass: "cache_miss", message: "no cached response for \(key); replay without --allow-engine reads the cache only")
                     return nil
                 } else {
-                    outcome.allFromCache = false
                     let reply = try await engine.client.post(path: "/v1/chat/completions", body: body)
                     outcome.attempts += reply.attempts
                     raw = reply.body

@@ -21,11 +21,11 @@ public struct RunArtifacts: Sendable {
         var runLine: JSONValue?
         var summary: JSONValue?
         var rows: [JSONValue] = []
-        let text = try String(contentsOfFile: manifestPath, encoding: .utf8)
-        for (number, line) in text.split(separator: "\n").enumerated() {
+        let lines = try String(contentsOfFile: manifestPath, encoding: .utf8).split(separator: "\n")
+        for (number, line) in lines.enumerated() {
             guard let value = try? JSONValue.parse(String(line)) else {
                 // A torn last line (a run killed mid-write) is skipped; anything else is corruption.
-                if number == text.split(separator: "\n").count - 1 { continue }
+                if number == lines.count - 1 { continue }
                 throw LabelForgeError(.invalidJSON, "\(manifestPath):\(number + 1): not a JSON line.")
             }
             switch value["type"]?.stringValue {
@@ -74,21 +74,28 @@ public struct RunArtifacts: Sendable {
 extension JSONValue {
     /// Leaf values by key path (`stages[0].sampling.temperature`), each as canonical JSON.
     public func flattened(prefix: String = "") -> [String: String] {
+        leaves(prefix: prefix).mapValues(CanonicalJSON.string)
+    }
+
+    /// Leaf values by key path. Objects are always opened; arrays only when `intoArrays` (otherwise
+    /// a list is one value). An empty object or array is a leaf of its own.
+    public func leaves(prefix: String = "", intoArrays: Bool = true) -> [String: JSONValue] {
+        func path(_ key: String) -> String { prefix.isEmpty ? key : "\(prefix).\(key)" }
         switch self {
-        case .object(let members):
-            var out: [String: String] = [:]
+        case .object(let members) where !members.isEmpty || prefix.isEmpty:
+            var out: [String: JSONValue] = [:]
             for (key, value) in members {
-                out.merge(value.flattened(prefix: prefix.isEmpty ? key : "\(prefix).\(key)")) { a, _ in a }
+                out.merge(value.leaves(prefix: path(key), intoArrays: intoArrays)) { a, _ in a }
             }
-            if members.isEmpty && !prefix.isEmpty { out[prefix] = "{}" }
             return out
-        case .array(let items):
-            var out: [String: String] = [:]
-            for (i, item) in items.enumerated() { out.merge(item.flattened(prefix: "\(prefix)[\(i)]")) { a, _ in a } }
-            if items.isEmpty && !prefix.isEmpty { out[prefix] = "[]" }
+        case .array(let items) where intoArrays && (!items.isEmpty || prefix.isEmpty):
+            var out: [String: JSONValue] = [:]
+            for (i, item) in items.enumerated() {
+                out.merge(item.leaves(prefix: "\(prefix)[\(i)]", intoArrays: intoArrays)) { a, _ in a }
+            }
             return out
         default:
-            return [prefix: CanonicalJSON.string(self)]
+            return [prefix: self]
         }
     }
 }

@@ -102,8 +102,8 @@ public struct RunDiff: Sendable {
         let outB = try b.outputs(stage: id)
         var diff = StageDiff(id: id, onlyA: 0, onlyB: 0, changed: 0, unchanged: 0, fields: [], samples: [])
         // Object-valued outputs (rubric `scores`, pairwise `winner`) are compared per member.
-        let flatA = outA.records.mapValues(Self.flattened)
-        let flatB = outB.records.mapValues(Self.flattened)
+        let flatA = outA.records.mapValues { JSONValue.object($0).leaves(intoArrays: false) }
+        let flatB = outB.records.mapValues { JSONValue.object($0).leaves(intoArrays: false) }
         var names: Set<String> = []
         for record in flatA.values { names.formUnion(record.keys) }
         for record in flatB.values { names.formUnion(record.keys) }
@@ -132,19 +132,6 @@ public struct RunDiff: Sendable {
             return fieldDiff(name, pairs)
         }
         return diff
-    }
-
-    /// A record with object values spread into `name.member` fields, recursively.
-    static func flattened(_ record: [String: JSONValue]) -> [String: JSONValue] {
-        var out: [String: JSONValue] = [:]
-        for (key, value) in record {
-            if case .object(let members) = value, !members.isEmpty {
-                for (member, inner) in flattened(members) { out[key + "." + member] = inner }
-            } else {
-                out[key] = value
-            }
-        }
-        return out
     }
 
     /// A field with more distinct values than this, and than half its rows, is reported as free

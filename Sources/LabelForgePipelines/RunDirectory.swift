@@ -27,8 +27,7 @@ public struct RunDirectory: Sendable {
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyyMMdd-HHmmss"
-        let hex = planHash.hasPrefix("sha256:") ? String(planHash.dropFirst(7)) : planHash
-        let base = "\(formatter.string(from: now))-\(hex.prefix(8))"
+        let base = "\(formatter.string(from: now))-\(ContentHash.unprefixed(planHash).prefix(8))"
         let fileManager = FileManager.default
         do {
             try fileManager.createDirectory(atPath: runsDir, withIntermediateDirectories: true)

@@ -75,9 +75,8 @@ final class RunExecution {
                 let recorded = previous[ManifestRecovery.key(row: result.rowID, stage: outcome.stageID)]
                 if let recorded {
                     // Keep what the interrupted run recorded: its cache status, tokens and errors.
-                    outcome.allFromCache = recorded["cache"] == "hit"
                     outcome.cacheHits =
-                        recorded["cache_hits"]?.intValue ?? (outcome.allFromCache ? outcome.requestKeys.count : 0)
+                        recorded["cache_hits"]?.intValue ?? (recorded["cache"] == "hit" ? outcome.requestKeys.count : 0)
                     outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
                     outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
                     if let error = recorded["error"] {
@@ -90,8 +89,7 @@ final class RunExecution {
                 var line: [String: JSONValue] = [
                     "type": "row", "row_id": .string(result.rowID), "stage": .string(outcome.stageID),
                     "request_keys": .array(outcome.requestKeys.map(JSONValue.string)),
-                    // "none": the row failed before any request (e.g. its image did not load).
-                    "cache": .string(outcome.requestKeys.isEmpty ? "none" : outcome.allFromCache ? "hit" : "miss"),
+                    "cache": .string(outcome.cacheStatus),
                     "attempts": .int(Int64(outcome.attempts)), "cache_hits": .int(Int64(outcome.cacheHits)),
                     "latency_ms": .int(Int64(outcome.latencyMs)), "tokens_in": .int(Int64(outcome.tokensIn)),
                     "tokens_out": .int(Int64(outcome.tokensOut)),

@@ -72,8 +72,7 @@ public enum RunInspection {
             else { continue }
             var requests: [JSONValue] = []
             for key in line["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
-                let hex = key.hasPrefix("sha256:") ? String(key.dropFirst(7)) : key
-                if let entry = try await cache.lookup(CacheKey(hex: hex)) {
+                if let entry = try await cache.lookup(CacheKey(hex: ContentHash.unprefixed(key))) {
                     let body = entry.request["body"] ?? .null
                     requests.append([
                         "key": .string(key), "seed": body["seed"] ?? .null, "messages": body["messages"] ?? .null,

@@ -41,6 +41,24 @@ struct RunPlan: Sendable {
             configHash: ContentHash.prefixed(ContentHash.hex(resolved)), planHash: planHash)
     }
 
+    /// The plan a run directory was made with (its `config.resolved.yaml`), checked against the
+    /// pins its manifest recorded, for `--resume` and `replay`.
+    /// - Parameters:
+    ///   - refusal: the start of the error when they differ, e.g. "Cannot resume".
+    ///   - advice: appended to that error.
+    static func reload(runDirectory dir: String, recorded runLine: JSONValue?, refusal: String, advice: String = "")
+        throws -> RunPlan
+    {
+        let plan = try prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
+        if let runLine {
+            let reasons = plan.differences(from: runLine)
+            guard reasons.isEmpty else {
+                throw LabelForgeError(.invalidConfig, "\(refusal) \(dir): " + reasons.joined(separator: "; ") + "." + advice)
+            }
+        }
+        return plan
+    }
+
     /// The first line of the manifest, without the engines (added once they answer).
     func runLine(directory: RunDirectory, noCache: Bool) -> [String: JSONValue] {
         [
@@ -120,7 +138,7 @@ enum ManifestRecovery {
 
     /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.
     static func unfinishedRuns(runsDir: String, planHash: String) -> [String] {
-        let prefix = String(planHash.dropFirst("sha256:".count).prefix(8))
+        let prefix = String(ContentHash.unprefixed(planHash).prefix(8))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDir)) ?? []
         return names.sorted().filter { name in
             let parts = name.split(separator: "-")

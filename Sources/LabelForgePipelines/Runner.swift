@@ -83,18 +83,14 @@ public final class Runner: Sendable {
             guard FileManager.default.fileExists(atPath: resolvedPath) else {
                 throw LabelForgeError(.fileNotFound, "\(dir) is not a run directory: it has no config.resolved.yaml.")
             }
-            plan = try RunPlan.prepare(configPath: resolvedPath, limit: nil)
             directory = RunDirectory(runID: (dir as NSString).lastPathComponent, path: dir)
             let state = try ManifestRecovery.repairAndRead(directory.manifestPath)
             if state.completed {
                 throw LabelForgeError(.invalidConfig, "\(dir) already finished; there is nothing to resume.")
             }
+            plan = try RunPlan.reload(
+                runDirectory: dir, recorded: state.runLine, refusal: "Cannot resume", advice: " Start a new run instead.")
             if let runLine = state.runLine {
-                let reasons = plan.differences(from: runLine)
-                guard reasons.isEmpty else {
-                    throw LabelForgeError(
-                        .invalidConfig, "Cannot resume \(dir): " + reasons.joined(separator: "; ") + ". Start a new run instead.")
-                }
                 recordedRunLine = runLine
                 previous = state.rows
             } else {
@@ -104,12 +100,7 @@ public final class Runner: Sendable {
         } else if let replay = options.replay {
             let artifacts = try RunArtifacts.load(replay.runDirectory)
             original = artifacts
-            let dir = artifacts.directory
-            plan = try RunPlan.prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
-            let reasons = plan.differences(from: artifacts.runLine)
-            guard reasons.isEmpty else {
-                throw LabelForgeError(.invalidConfig, "Cannot replay \(dir): " + reasons.joined(separator: "; ") + ".")
-            }
+            plan = try RunPlan.reload(runDirectory: artifacts.directory, recorded: artifacts.runLine, refusal: "Cannot replay")
             directory = try RunDirectory.create(
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         } else {
@@ -207,8 +198,7 @@ public final class Runner: Sendable {
         var missing: [String] = []
         for line in run.rowLines {
             for key in line["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
-                let hex = key.hasPrefix("sha256:") ? String(key.dropFirst(7)) : key
-                if try await !cache.contains(CacheKey(hex: hex)) { missing.append(key) }
+                if try await !cache.contains(CacheKey(hex: ContentHash.unprefixed(key))) { missing.append(key) }
             }
         }
         return missing
@@ -274,19 +264,20 @@ struct DatasetScan {
             (
                 stage,
                 pack.fields(of: stage.config.template).subtracting(stage.templateVariables.keys)
-                    .subtracting(stage.callVariableNames).union(stage.inputFields)
+                    .subtracting(stage.callVariableNames).union(stage.inputFields).sorted()
             )
         }
         let images = config.dataset.images
+        let fileFingerprint = try DatasetReader.fingerprint(path: path, format: config.dataset.format)
         // The dataset file alone does not pin images it refers to by path: fold in every image's
         // content hash (or why it failed), so a changed image changes the plan.
         var fingerprint = ContentHash.Hasher()
-        fingerprint.update(try DatasetReader.fingerprint(path: path, format: config.dataset.format))
+        fingerprint.update(fileFingerprint)
         var rows = 0
         while let record = try reader.next() {
             if let limit, rows >= limit { break }
             for (stage, fields) in needs {
-                for field in fields.sorted() where record.fields[field] == nil {
+                for field in fields where record.fields[field] == nil {
                     throw LabelForgeError(
                         .invalidDataset,
                         "\(record.location): the row has no field '\(field)', which "
@@ -304,9 +295,6 @@ struct DatasetScan {
             }
             rows += 1
         }
-        let datasetFingerprint =
-            images.fields.isEmpty
-            ? try DatasetReader.fingerprint(path: path, format: config.dataset.format) : fingerprint.finalize()
-        return DatasetScan(rows: rows, fingerprint: datasetFingerprint)
+        return DatasetScan(rows: rows, fingerprint: images.fields.isEmpty ? fileFingerprint : fingerprint.finalize())
     }
 }

@@ -23,18 +23,9 @@ public struct PairwiseRubricStage: RowStage {
     public var inputFields: [String] { config.candidates }
 
     public var schema: JSONValue {
-        var winners: [String: JSONValue] = [:]
-        for c in config.criteria { winners[c.name] = ["type": "string", "enum": ["first", "second", "tie"]] }
-        return [
-            "type": "object", "additionalProperties": false, "required": ["rationale", "winner"],
-            "properties": [
-                "rationale": ["type": "string", "maxLength": 300],
-                "winner": [
-                    "type": "object", "additionalProperties": false, "properties": .object(winners),
-                    "required": .array(config.criteria.map { .string($0.name) }),
-                ],
-            ],
-        ]
+        RubricScoreStage.judgeSchema(field: "winner", criteria: config.criteria) { _ in
+            ["type": "string", "enum": ["first", "second", "tie"]]
+        }
     }
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }

@@ -33,17 +33,24 @@ public struct RubricScoreStage: RowStage {
     }
 
     public var schema: JSONValue {
-        var scores: [String: JSONValue] = [:]
-        for c in config.criteria {
-            scores[c.name] = ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
+        Self.judgeSchema(field: "scores", criteria: config.criteria) { c in
+            ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
         }
-        return [
-            "type": "object", "additionalProperties": false, "required": ["rationale", "scores"],
+    }
+
+    /// `{rationale: string ≤ 300 chars, <field>: {criterion: <verdict>}}`, everything required: the
+    /// answer shape of every judge (scores here, pairwise winners in `PairwiseRubricStage`).
+    static func judgeSchema(
+        field: String, criteria: [RunConfig.Criterion], verdict: (RunConfig.Criterion) -> JSONValue
+    ) -> JSONValue {
+        [
+            "type": "object", "additionalProperties": false, "required": ["rationale", .string(field)],
             "properties": [
                 "rationale": ["type": "string", "maxLength": 300],
-                "scores": [
-                    "type": "object", "additionalProperties": false, "properties": .object(scores),
-                    "required": .array(config.criteria.map { .string($0.name) }),
+                field: [
+                    "type": "object", "additionalProperties": false,
+                    "properties": .object(Dictionary(criteria.map { ($0.name, verdict($0)) }) { _, last in last }),
+                    "required": .array(criteria.map { .string($0.name) }),
                 ],
             ],
         ]

@@ -37,6 +37,17 @@ import Testing
         return files
     }
 
+    /// Runs the checkout's `configs/<name>` as is (from the checkout, so its relative paths hold) on
+    /// its first `limit` rows, with runs and cache in `ws`.
+    func run(config name: String, limit: Int, in ws: TestWorkspace) async throws -> CLIResult {
+        try await CLI.run(
+            [
+                "run", "--config", "configs/\(name)", "--limit", String(limit), "--runs-dir", ws.path("runs"),
+                "--cache-path", ws.path("c.sqlite"),
+            ],
+            workingDirectory: Self.root)
+    }
+
     func runDir(from stdout: String) throws -> String {
         let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
         return line.dropFirst(4).trimmingCharacters(in: .whitespaces)
@@ -174,14 +185,7 @@ import Testing
     @Test("rubric scores on the real engine: integer scores on the scale, with a logprob-weighted expectation")
     func rubricScores() async throws {
         let ws = try TestWorkspace()
-        let config = try ws.write(
-            "rubric.yaml",
-            try String(contentsOfFile: Self.root + "/configs/rubric.yaml", encoding: .utf8)
-                .replacingOccurrences(of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl")
-                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp"))
-        let result = try await CLI.run(
-            ["run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
-            workingDirectory: Self.root)
+        let result = try await run(config: "rubric.yaml", limit: 3, in: ws)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let rows = try String(contentsOfFile: try runDir(from: result.stdout) + "/outputs/usefulness.jsonl", encoding: .utf8)
             .split(separator: "\n").map { try JSONValue.parse(String($0)) }
@@ -200,14 +204,7 @@ import Testing
     @Test("pairwise judging on the real engine: both orders asked with their own seeds, disagreement recorded")
     func pairwiseBothOrders() async throws {
         let ws = try TestWorkspace()
-        let config = try ws.write(
-            "pairwise.yaml",
-            try String(contentsOfFile: Self.root + "/configs/pairwise.yaml", encoding: .utf8)
-                .replacingOccurrences(of: "path: data/mvp/review_pairs.jsonl", with: "path: \(Self.root)/data/mvp/review_pairs.jsonl")
-                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp"))
-        let result = try await CLI.run(
-            ["run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
-            workingDirectory: Self.root)
+        let result = try await run(config: "pairwise.yaml", limit: 3, in: ws)
         #expect(result.exitCode == 0, "\(result.stderr)")
         #expect(result.stdout.contains("engine requests sent: 6"))
         let run = try runDir(from: result.stdout)
