@@ -29,8 +29,12 @@ public enum RunInspection {
                 errors[errorClass] = (errors[errorClass].map { $0.count + 1 } ?? 1, errors[errorClass]?.example ?? example)
             }
             let latencies = lines.compactMap { $0["latency_ms"]?.doubleValue }.sorted()
-            let hits = lines.filter { $0["cache"] == "hit" }.count
-            let lookups = lines.filter { $0["cache"] == "hit" || $0["cache"] == "miss" }.count
+            // Per request key, as `run` reports it (manifests before `cache_hits`: a hit line's keys all hit).
+            let lookups = lines.reduce(0) { $0 + ($1["request_keys"]?.arrayValue?.count ?? 0) }
+            let hits = lines.reduce(0) { total, line in
+                total + (line["cache_hits"]?.intValue
+                    ?? (line["cache"] == "hit" ? line["request_keys"]?.arrayValue?.count ?? 0 : 0))
+            }
             return [
                 "id": .string(stage), "rows": .int(Int64(lines.count)), "ok": .int(Int64(lines.count - failed.count)),
                 "failed": .int(Int64(failed.count)),

@@ -110,6 +110,8 @@ import Testing
             #expect(inspect.stdout.contains(errorClass), "\(errorClass) missing from inspect:\n\(inspect.stdout)")
         }
         #expect(inspect.stdout.contains("gone.png"))
+        // Rows that made no request do not count as cache lookups.
+        #expect(inspect.stdout.contains("stage tags: 5 ok, 5 failed, cache 0.0%"), "\(inspect.stdout)")
         // One row's lineage shows its image by hash, then the rendered prompt.
         let lineage = try await CLI.run(["inspect", run, "--row", try #require(tags[0]["row_id"]?.stringValue)])
         #expect(lineage.exitCode == 0, "\(lineage.stderr)")
