@@ -2,47 +2,88 @@ import Foundation
 import LabelForgeCore
 
 /// One cached engine exchange: the canonical request material, the response and who answered.
-public struct CacheEntry: Sendable {
+public struct CacheEntry: Sendable, Equatable {
     public var key: CacheKey
     /// The canonical document whose hash is `key` (CacheKey.material).
     public var request: JSONValue
     public var response: JSONValue
+    /// Binary data kept beside the JSON response, e.g. little-endian float32 vectors.
+    public var payload: Data?
     public var engineInfo: JSONValue
     public var createdAt: Date
 
-    public init(key: CacheKey, request: JSONValue, response: JSONValue, engineInfo: JSONValue, createdAt: Date = Date()) {
+    public init(
+        key: CacheKey, request: JSONValue, response: JSONValue, payload: Data? = nil, engineInfo: JSONValue,
+        createdAt: Date = Date()
+    ) {
         self.key = key
         self.request = request
         self.response = response
+        self.payload = payload
         self.engineInfo = engineInfo
         self.createdAt = createdAt
     }
 
+    /// The request kind recorded in the key material (`chat`, `embeddings`, `rerank`).
+    public var kind: String { request["kind"]?.stringValue ?? "chat" }
+
     /// The hash stored beside an entry and checked on every read: a corrupt entry is a miss.
-    static func integrityHash(key: CacheKey, request: Data, response: Data) -> String {
+    ///
+    /// Entries without a payload hash exactly as they did before payloads existed.
+    static func integrityHash(key: CacheKey, request: Data, response: Data, payload: Data?) -> String {
         var material = Data(key.hex.utf8)
         material.append(0)
         material.append(request)
         material.append(0)
         material.append(response)
+        if let payload {
+            material.append(0)
+            material.append(payload)
+        }
         return ContentHash.prefixed(ContentHash.hex(material))
     }
+
+    /// Whether the entry is what its key says: the request material hashes to the key.
+    var isConsistent: Bool { ContentHash.hex(request) == key.hex }
 }
 
 /// Counts a cache reports about itself (`labelforge cache stats`).
+///
+/// Hits are not counted here: a hit never writes to the cache; the runs' manifests count them.
 public struct CacheStats: Sendable {
     public var entries: Int
     public var bytes: Int64
-    public var hits: Int
     public var byKind: [String: Int]
     public var path: String
 }
 
-/// Where cached engine responses live.
+/// Where cached engine responses live: SQLite by default, memory for tests, and more stores
+/// (filesystem, S3) behind the same protocol.
+///
+/// Reads verify every entry; a corrupt entry is a miss, never a wrong answer.
 public protocol CacheStore: Sendable {
-    /// The entry for `key`, or `nil` on a miss (including an entry that failed verification).
-    func lookup(_ key: CacheKey) async throws -> CacheEntry?
-    /// Stores an entry, replacing any with the same key.
-    func store(_ entry: CacheEntry) async throws
+    /// The verified entries for `keys`; missing and corrupt ones are absent.
+    func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry]
+    /// Stores entries, replacing any with the same key, in one transaction where the store has them.
+    func store(_ entries: [CacheEntry]) async throws
+    /// Which of `keys` the store holds, without reading or verifying them.
+    func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey>
     func stats() async throws -> CacheStats
+}
+
+extension CacheStore {
+    /// The verified entry for `key`, or `nil` on a miss.
+    public func lookup(_ key: CacheKey) async throws -> CacheEntry? {
+        try await entries(for: [key])[key]
+    }
+
+    /// Stores one entry.
+    public func store(_ entry: CacheEntry) async throws {
+        try await store([entry])
+    }
+
+    /// Whether the store holds `key`.
+    public func contains(_ key: CacheKey) async throws -> Bool {
+        try await existing([key]).contains(key)
+    }
 }

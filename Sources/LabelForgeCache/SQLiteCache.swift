@@ -5,8 +5,9 @@ import Logging
 
 /// The default cache: one SQLite file in WAL mode, so concurrent runs can share it.
 ///
-/// Each row holds the canonical request material, the response, engine info and an integrity
-/// hash over all three that is checked on every read.
+/// Each row holds the canonical request material, the response (with an optional binary payload),
+/// engine info and an integrity hash over them that is checked on every read. Reads never write:
+/// hit counts live in the runs' manifests.
 public final class SQLiteCache: CacheStore {
     public let path: String
     private let pool: DatabasePool
@@ -38,6 +39,9 @@ public final class SQLiteCache: CacheStore {
                     t.column("hits", .integer).notNull().defaults(to: 0)
                 }
             }
+            migrator.registerMigration("v2-payload") { db in
+                try db.alter(table: "entries") { t in t.add(column: "payload", .blob) }
+            }
             try migrator.migrate(pool)
         } catch {
             throw LabelForgeError(.cache, "Cannot open the cache at \(path): \(error). Check the path and permissions.")
@@ -53,83 +57,109 @@ public final class SQLiteCache: CacheStore {
         return home + "/.cache/labelforge/cache.sqlite"
     }
 
-    public func lookup(_ key: CacheKey) async throws -> CacheEntry? {
-        let stored = try await pool.read { db -> StoredEntry? in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT request, response, engine_info, integrity, created_at FROM entries WHERE key = ?",
-                    arguments: [key.hex])
-            else { return nil }
-            return StoredEntry(
-                request: row["request"], response: row["response"], engineInfo: row["engine_info"],
-                integrity: row["integrity"], createdAt: row["created_at"])
+    public func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
+        guard !keys.isEmpty else { return [:] }
+        let hexes = keys.map(\.hex)
+        let stored = try await pool.read { db -> [StoredEntry] in
+            var rows: [StoredEntry] = []
+            // SQLite bounds the number of bound parameters; 500 per query stays far below it.
+            for start in stride(from: 0, to: hexes.count, by: 500) {
+                let chunk = Array(hexes[start..<min(start + 500, hexes.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                for row in try Row.fetchAll(
+                    db,
+                    sql: "SELECT key, request, response, payload, engine_info, integrity, created_at FROM entries WHERE key IN (\(marks))",
+                    arguments: StatementArguments(chunk))
+                {
+                    rows.append(
+                        StoredEntry(
+                            key: row["key"], request: row["request"], response: row["response"], payload: row["payload"],
+                            engineInfo: row["engine_info"], integrity: row["integrity"], createdAt: row["created_at"]))
+                }
+            }
+            return rows
         }
-        guard let stored else { return nil }
-        let request = stored.request
-        let response = stored.response
-        let integrity = stored.integrity
-        guard CacheEntry.integrityHash(key: key, request: request, response: response) == integrity,
-            let requestJSON = try? JSONValue.parse(request), ContentHash.hex(requestJSON) == key.hex,
-            let responseJSON = try? JSONValue.parse(response)
-        else {
-            logger.warning("cache entry \(key) failed verification; treating it as a miss")
-            return nil
+        var found: [CacheKey: CacheEntry] = [:]
+        for entry in stored {
+            let key = CacheKey(hex: entry.key)
+            guard CacheEntry.integrityHash(key: key, request: entry.request, response: entry.response, payload: entry.payload)
+                == entry.integrity,
+                let requestJSON = try? JSONValue.parse(entry.request), ContentHash.hex(requestJSON) == key.hex,
+                let responseJSON = try? JSONValue.parse(entry.response)
+            else {
+                logger.warning("cache entry \(key) failed verification; treating it as a miss")
+                continue
+            }
+            found[key] = CacheEntry(
+                key: key, request: requestJSON, response: responseJSON, payload: entry.payload,
+                engineInfo: (try? JSONValue.parse(entry.engineInfo)) ?? .null,
+                createdAt: Date(timeIntervalSince1970: entry.createdAt))
         }
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE entries SET hits = hits + 1 WHERE key = ?", arguments: [key.hex])
-        }
-        let engineInfo = (try? JSONValue.parse(stored.engineInfo)) ?? .null
-        return CacheEntry(
-            key: key, request: requestJSON, response: responseJSON, engineInfo: engineInfo,
-            createdAt: Date(timeIntervalSince1970: stored.createdAt))
+        return found
     }
 
-    /// Whether an entry exists for `key` (without verifying it or counting a hit).
-    public func contains(_ key: CacheKey) async throws -> Bool {
-        try await pool.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS(SELECT 1 FROM entries WHERE key = ?)", arguments: [key.hex]) ?? false
+    public func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey> {
+        let hexes = keys.map(\.hex)
+        return try await pool.read { db in
+            var present: Set<CacheKey> = []
+            for start in stride(from: 0, to: hexes.count, by: 500) {
+                let chunk = Array(hexes[start..<min(start + 500, hexes.count)])
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                for hex in try String.fetchAll(
+                    db, sql: "SELECT key FROM entries WHERE key IN (\(marks))", arguments: StatementArguments(chunk))
+                {
+                    present.insert(CacheKey(hex: hex))
+                }
+            }
+            return present
         }
     }
 
-    public func store(_ entry: CacheEntry) async throws {
-        let request = CanonicalJSON.data(entry.request)
-        let response = CanonicalJSON.data(entry.response)
-        let integrity = CacheEntry.integrityHash(key: entry.key, request: request, response: response)
-        let kind = entry.request["kind"]?.stringValue ?? "chat"
+    public func store(_ entries: [CacheEntry]) async throws {
+        guard !entries.isEmpty else { return }
+        let rows = entries.map { entry -> StatementArguments in
+            let request = CanonicalJSON.data(entry.request)
+            let response = CanonicalJSON.data(entry.response)
+            let integrity = CacheEntry.integrityHash(key: entry.key, request: request, response: response, payload: entry.payload)
+            return [
+                entry.key.hex, entry.kind, request, response, entry.payload, CanonicalJSON.data(entry.engineInfo), integrity,
+                entry.createdAt.timeIntervalSince1970,
+            ] as StatementArguments
+        }
         try await pool.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR REPLACE INTO entries (key, kind, request, response, engine_info, integrity, created_at, hits)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, 0)
-                    """,
-                arguments: [
-                    entry.key.hex, kind, request, response, CanonicalJSON.data(entry.engineInfo), integrity,
-                    entry.createdAt.timeIntervalSince1970,
-                ])
+            for row in rows {
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO entries (key, kind, request, response, payload, engine_info, integrity, created_at, hits)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                        """,
+                    arguments: row)
+            }
         }
     }
 
     public func stats() async throws -> CacheStats {
-        let (entries, hits, kinds) = try await pool.read { db -> (Int, Int, [String: Int]) in
+        let (entries, kinds) = try await pool.read { db -> (Int, [String: Int]) in
             let entries = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM entries") ?? 0
-            let hits = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(hits), 0) FROM entries") ?? 0
             var kinds: [String: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT kind, COUNT(*) AS n FROM entries GROUP BY kind") {
                 kinds[row["kind"]] = row["n"]
             }
-            return (entries, hits, kinds)
+            return (entries, kinds)
         }
         var bytes: Int64 = 0
         for suffix in ["", "-wal", "-shm"] {
             let size = (try? FileManager.default.attributesOfItem(atPath: path + suffix)[.size] as? NSNumber) ?? nil
             bytes += size?.int64Value ?? 0
         }
-        return CacheStats(entries: entries, bytes: bytes, hits: hits, byKind: kinds, path: path)
+        return CacheStats(entries: entries, bytes: bytes, byKind: kinds, path: path)
     }
 
     private struct StoredEntry: Sendable {
+        var key: String
         var request: Data
         var response: Data
+        var payload: Data?
         var engineInfo: Data
         var integrity: String
         var createdAt: Double

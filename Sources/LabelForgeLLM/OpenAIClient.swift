@@ -36,6 +36,12 @@ public struct EngineReply: Sendable {
     public var body: JSONValue
     public var attempts: Int
     public var latency: Duration
+
+    public init(body: JSONValue, attempts: Int = 1, latency: Duration = .zero) {
+        self.body = body
+        self.attempts = attempts
+        self.latency = latency
+    }
 }
 
 /// An HTTP client for OpenAI-compatible servers (vLLM, llama.cpp, SGLang, …).

@@ -19,6 +19,15 @@ struct EngineSet: Sendable {
 
     func handle(_ name: String) -> EngineHandle { handles[name]! }
 
+    /// Every engine as the request executor reaches it, by name.
+    func endpoints(infos: [String: JSONValue]) -> [String: EngineEndpoint] {
+        handles.mapValues { h in
+            EngineEndpoint(
+                name: h.config.name, dialect: h.dialect, modelID: h.model.id, modelRevision: h.model.revision,
+                transport: h.client, info: infos[h.config.name] ?? .null)
+        }
+    }
+
     /// Total requests sent to all engines.
     var requestsSent: Int { handles.values.reduce(0) { $0 + $1.client.requestsSent } }
 

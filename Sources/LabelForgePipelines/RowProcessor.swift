@@ -41,12 +41,8 @@ struct RowProcessor: Sendable {
     var config: RunConfig
     var pack: PromptPack
     var stages: [any RowStage]
-    var engines: EngineSet
-    var engineInfos: [String: JSONValue]
-    var cache: SQLiteCache
-    var noCache: Bool
-    /// Replay from cache only: a miss is a row error, never an engine call.
-    var offline: Bool = false
+    var endpoints: [String: EngineEndpoint]
+    var executor: RequestExecutor
     var logger: Logger
 
     func process(index: Int, rowID: String, record: LoadedRecord) async throws -> RowResult {
@@ -91,41 +87,27 @@ struct RowProcessor: Sendable {
     private func attempts(
         _ stage: any RowStage, call: StageCall, index: Int, row: RowContext, outcome: inout StageOutcome
     ) async -> [String: JSONValue]? {
-        let engine = engines.handle(stage.config.engine)
+        let engine = endpoints[stage.config.engine]!
         for attempt in 0...stage.config.maxValidationRetries {
             let callID = stage.config.id + call.seedSuffix
             let seedStage = attempt == 0 ? callID : "\(callID)#retry\(attempt)"
             let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: 0)
-            let body: JSONValue
+            let request: EngineRequest
             do {
-                let request = try stage.request(
+                let chat = try stage.request(
                     for: row, call: call, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
-                body = engine.dialect.body(for: request, modelID: engine.model.id)
+                request = EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID))
             } catch {
                 outcome.failure = StageFailure(errorClass: "render_error", message: String(describing: error))
                 return nil
             }
-            let material = CacheKey.material(
-                kind: "chat", dialect: engine.dialect.name, modelID: engine.model.id,
-                modelRevision: engine.model.revision, body: body)
-            let key = CacheKey(hex: ContentHash.hex(material))
-            outcome.requestKeys.append(key.description)
+            outcome.requestKeys.append(RequestExecutor.key(of: request, on: engine).description)
             let raw: JSONValue
             do {
-                if let cached = try await cachedResponse(key, engine: engine) {
-                    raw = cached
-                    outcome.cacheHits += 1
-                } else if offline {
-                    outcome.failure = StageFailure(
-                        errorClass: "cache_miss", message: "no cached response for \(key); replay without --allow-engine reads the cache only")
-                    return nil
-                } else {
-                    let reply = try await engine.client.post(path: "/v1/chat/completions", body: body)
-                    outcome.attempts += reply.attempts
-                    raw = reply.body
-                    try await cache.store(
-                        CacheEntry(key: key, request: material, response: raw, engineInfo: engineInfos[engine.config.name] ?? .null))
-                }
+                let answer = try await executor.execute(request, on: engine)
+                if answer.servedWithoutRequest { outcome.cacheHits += 1 }
+                outcome.attempts += answer.attempts
+                raw = answer.response
             } catch is CancellationError {
                 outcome.failure = StageFailure(errorClass: "cancelled", message: "the run was interrupted")
                 return nil
@@ -156,15 +138,5 @@ struct RowProcessor: Sendable {
             }
         }
         return nil
-    }
-
-    private func cachedResponse(_ key: CacheKey, engine: EngineHandle) async throws -> JSONValue? {
-        guard !noCache, let entry = try await cache.lookup(key) else { return nil }
-        if config.matchEngineVersion {
-            let current = engineInfos[engine.config.name]
-            let fields = ["build_info", "version"]
-            if fields.contains(where: { entry.engineInfo[$0] != current?[$0] }) { return nil }
-        }
-        return entry.response
     }
 }

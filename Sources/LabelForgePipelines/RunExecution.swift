@@ -33,15 +33,18 @@ final class RunExecution {
     let previous: [String: JSONValue]
 
     init(
-        plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: SQLiteCache, directory: RunDirectory,
+        plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore, directory: RunDirectory,
         manifest: JSONLWriter, previous: [String: JSONValue], noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void
     ) {
         self.config = plan.config
         self.stages = plan.stages
+        let executor = RequestExecutor(
+            cache: cache, readCache: !noCache, offline: offline, matchEngineVersion: plan.config.matchEngineVersion,
+            logger: logger)
         self.processor = RowProcessor(
-            config: plan.config, pack: plan.pack, stages: plan.stages, engines: engines, engineInfos: engineInfos,
-            cache: cache, noCache: noCache, offline: offline, logger: logger)
+            config: plan.config, pack: plan.pack, stages: plan.stages,
+            endpoints: engines.endpoints(infos: engineInfos), executor: executor, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest

@@ -113,7 +113,7 @@ public final class Runner: Sendable {
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         }
         let config = plan.config
-        let cache = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
+        let cache: any CacheStore = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
         let noCache = options.noCache || options.replay?.recompute == true
         if let replay = options.replay, replay.offline, let original {
             let missing = try await Self.missingEntries(of: original, in: cache)
@@ -194,14 +194,10 @@ public final class Runner: Sendable {
     }
 
     /// Request keys a run's manifest lists that the cache does not hold.
-    static func missingEntries(of run: RunArtifacts, in cache: SQLiteCache) async throws -> [String] {
-        var missing: [String] = []
-        for line in run.rowLines {
-            for key in line["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
-                if try await !cache.contains(CacheKey(hex: ContentHash.unprefixed(key))) { missing.append(key) }
-            }
-        }
-        return missing
+    static func missingEntries(of run: RunArtifacts, in cache: any CacheStore) async throws -> [String] {
+        let keys = run.rowLines.flatMap { $0["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        let present = try await cache.existing(keys.map { CacheKey(hex: ContentHash.unprefixed($0)) })
+        return keys.filter { !present.contains(CacheKey(hex: ContentHash.unprefixed($0))) }
     }
 
     static func failure(_ error: LabelForgeError) -> JSONValue {

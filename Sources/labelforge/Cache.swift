@@ -29,13 +29,12 @@ struct Cache: AsyncParsableCommand {
             if json {
                 let kinds = stats.byKind.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
                 print(
-                    "{\"bytes\":\(stats.bytes),\"entries\":\(stats.entries),\"hits\":\(stats.hits),\"kinds\":{\(kinds)},"
+                    "{\"bytes\":\(stats.bytes),\"entries\":\(stats.entries),\"kinds\":{\(kinds)},"
                         + "\"path\":\"\(stats.path)\"}")
             } else {
                 print("cache:   \(stats.path)")
                 print("entries: \(stats.entries)" + (stats.byKind.isEmpty ? "" : " (" + stats.byKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"))
                 print("size:    \(ByteCountFormatter.string(fromByteCount: stats.bytes, countStyle: .file))")
-                print("hits:    \(stats.hits)")
             }
         }
     }

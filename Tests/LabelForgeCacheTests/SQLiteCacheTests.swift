@@ -13,7 +13,7 @@ import Testing
             engineInfo: ["version": "0.12.0"])
     }
 
-    @Test("entries round-trip through a real SQLite file and count hits")
+    @Test("entries round-trip through a real SQLite file; a hit writes nothing")
     func roundTrip() async throws {
         let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -26,7 +26,10 @@ import Testing
         #expect(found.engineInfo["version"] == "0.12.0")
         let stats = try await cache.stats()
         #expect(stats.entries == 1)
-        #expect(stats.hits == 1)
+        let hits = try await DatabaseQueue(path: dir + "/cache.sqlite").read { db in
+            try Int.fetchOne(db, sql: "SELECT SUM(hits) FROM entries")
+        }
+        #expect(hits == 0)
         #expect(stats.bytes > 0)
         #expect(FileManager.default.fileExists(atPath: dir + "/cache.sqlite"))
     }
@@ -53,5 +56,38 @@ import Testing
         let b = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
         try await a.store(entry("one"))
         #expect(try await b.lookup(entry("one").key) != nil)
+    }
+
+    @Test("binary payloads round-trip and are covered by the integrity hash")
+    func payload() async throws {
+        let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t"))
+        var stored = entry("vector")
+        stored.payload = Data([0, 0, 128, 63, 0, 0, 0, 64])
+        let e = stored
+        try await cache.store(e)
+        #expect(try await cache.lookup(e.key)?.payload == e.payload)
+        try await DatabaseQueue(path: dir + "/cache.sqlite").write { db in
+            try db.execute(sql: "UPDATE entries SET payload = ? WHERE key = ?", arguments: [Data([0, 0, 128, 63, 0, 0, 0, 65]), e.key.hex])
+        }
+        #expect(try await cache.lookup(e.key) == nil)
+    }
+
+    @Test("batch reads return only the keys present, and the in-memory store behaves the same")
+    func batch() async throws {
+        let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let stores: [any CacheStore] = [try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t")), InMemoryCache()]
+        for cache in stores {
+            let stored = (0..<700).map { entry("text \($0)") }
+            try await cache.store(stored)
+            let asked = stored.map(\.key) + [entry("absent").key]
+            let found = try await cache.entries(for: asked)
+            #expect(found.count == 700)
+            #expect(found[stored[650].key]?.response == ["answer": "TEXT 650"])
+            #expect(try await cache.existing(asked).count == 700)
+            #expect(try await cache.stats().entries == 700)
+        }
     }
 }

@@ -76,3 +76,59 @@ import Testing
         #expect(!CanonicalJSON.string(bodyA).contains("10.0.0.1"))
     }
 }
+
+/// Keys computed before the request executor existed: the kernel must not change them by accident.
+@Suite struct PinnedCacheKeyTests {
+    static let schema: JSONValue = [
+        "type": "object", "additionalProperties": false, "required": ["topic", "mentions_price"],
+        "properties": ["topic": ["type": "string", "enum": ["quality", "price"]], "mentions_price": ["type": "boolean"]],
+    ]
+
+    static func requests() -> [(String, ChatRequest)] {
+        let classify = ChatRequest(
+            messages: [ChatMessage(role: "user", text: "Review: great blender\nLabel:")],
+            sampling: SamplingParams(temperature: 0, maxTokens: 16, seed: 123_456_789, topLogprobs: 20),
+            constraint: .choice(["positive", "negative", "neutral"]))
+        let tag = ChatRequest(
+            messages: [ChatMessage(role: "user", text: "Tag: too pricey")],
+            sampling: SamplingParams(temperature: 0, maxTokens: 128, seed: 42),
+            constraint: .jsonSchema(name: "attributes", schema: schema), cachePrompt: false)
+        let caption = ChatRequest(
+            messages: [
+                ChatMessage(
+                    role: "user",
+                    content: [
+                        ["type": "image_url", "image_url": ["url": .string("data:image/png;base64," + Data([1, 2, 3]).base64EncodedString())]],
+                        ["type": "text", "text": "Describe the image."],
+                    ])
+            ],
+            sampling: SamplingParams(temperature: 0, maxTokens: 96, seed: 7))
+        return [("classify", classify), ("tag", tag), ("caption", caption)]
+    }
+
+    static let pinned: [String: String] = [
+        "classify/vllm": "832fdb9211e9b03c7a9655a705cb987820d422e33722aafd40be3de113ca6247",
+        "classify/llamacpp": "ad0c234ade6fa4b8c30efe9bcadf9077ec35e7fed7448e723010799448a0966e",
+        "classify/openai": "aec448bb574a469070f335a6585e686359d2b35813827350724f761f7aee1ce3",
+        "tag/vllm": "9ca5d500a38503865401fcd0787fc62e7d161378bd34bdf52fae8149fdfca618",
+        "tag/llamacpp": "07840364d6a95a50f3a0a3b20a0a09fe330e3907b323dfde0f22fbfdaa7cd18e",
+        "caption/vllm": "86ac10e3e3cde298eb4be05df4e5d3bfd0b79604d48edf16e10344cd8460016c",
+    ]
+
+    @Test("chat cache keys of classify, tag and caption requests are the ones computed before the kernel")
+    func pinnedKeys() {
+        var actual: [String: String] = [:]
+        for (name, request) in Self.requests() {
+            for dialect in EngineDialect.all where Self.pinned["\(name)/\(dialect.name)"] != nil {
+                actual["\(name)/\(dialect.name)"] =
+                    CacheKey.compute(
+                        kind: "chat", dialect: dialect.name, modelID: "smollm2-135m-instruct-q4_1",
+                        modelRevision: "sha256:abc", body: dialect.body(for: request, modelID: "smollm2-135m-instruct-q4_1")
+                    ).hex
+            }
+        }
+        for key in Self.pinned.keys.sorted() {
+            #expect(actual[key] == Self.pinned[key], "\(key): \(actual[key] ?? "nil")")
+        }
+    }
+}

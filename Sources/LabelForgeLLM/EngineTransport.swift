@@ -1,0 +1,54 @@
+import LabelForgeCore
+
+/// What an engine request asks for; its name is part of the cache key, its path is where it goes.
+///
+/// A struct with static members rather than an enum, so new kinds never break callers.
+public struct RequestKind: Hashable, Sendable, CustomStringConvertible {
+    /// The `kind` recorded in cache keys and entries.
+    public let name: String
+    /// The HTTP path on an OpenAI-compatible server.
+    public let path: String
+
+    public var description: String { name }
+
+    public init(name: String, path: String) {
+        self.name = name
+        self.path = path
+    }
+
+    /// `POST /v1/chat/completions`.
+    public static let chat = RequestKind(name: "chat", path: "/v1/chat/completions")
+    /// `POST /v1/embeddings`.
+    public static let embeddings = RequestKind(name: "embeddings", path: "/v1/embeddings")
+    /// `POST /v1/rerank`, the shape vLLM and llama.cpp share.
+    public static let rerank = RequestKind(name: "rerank", path: "/v1/rerank")
+}
+
+/// One request as it goes on the wire: its kind and the body a dialect wrote.
+public struct EngineRequest: Sendable, Hashable {
+    public var kind: RequestKind
+    public var body: JSONValue
+
+    public init(kind: RequestKind, body: JSONValue) {
+        self.kind = kind
+        self.body = body
+    }
+}
+
+/// Carries requests to an engine and brings back its JSON answer.
+///
+/// The HTTP transport is `OpenAIClient`; tests use an in-memory one (`InMemoryTransport` in
+/// LabelForgeTesting), so orchestration is tested without sockets.
+public protocol EngineTransport: Sendable {
+    /// Sends one request, with the transport's own retry policy.
+    /// - Throws: `LabelForgeError` when the engine cannot answer; `CancellationError` when cancelled.
+    func send(_ request: EngineRequest) async throws -> EngineReply
+    /// How many requests went out so far, retries included.
+    var requestsSent: Int { get }
+}
+
+extension OpenAIClient: EngineTransport {
+    public func send(_ request: EngineRequest) async throws -> EngineReply {
+        try await post(path: request.kind.path, body: request.body)
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import LabelForgeCache
+import LabelForgeCore
+import LabelForgeLLM
+import Logging
+import Synchronization
+
+/// One engine as the executor sees it: how to key its requests and how to reach it.
+struct EngineEndpoint: Sendable {
+    var name: String
+    var dialect: EngineDialect
+    var modelID: String
+    var modelRevision: String
+    var transport: any EngineTransport
+    /// What the engine reported about itself; stored with every entry it answers.
+    var info: JSONValue
+}
+
+/// A request's answer and where it came from.
+struct ExecutedRequest: Sendable {
+    enum Source: Sendable {
+        /// A verified cache entry.
+        case cache
+        /// This call sent the request.
+        case engine
+        /// Another caller was already sending the same request; this one shared its answer.
+        case shared
+    }
+
+    var key: CacheKey
+    var response: JSONValue
+    /// The binary part of the answer (embeddings' vectors), as the cache keeps it.
+    var payload: Data?
+    var source: Source
+    /// HTTP attempts this call made (0 unless `source` is `.engine`).
+    var attempts: Int
+
+    /// Whether no engine request was made for this call.
+    var servedWithoutRequest: Bool { source != .engine }
+}
+
+/// The one path every engine call takes: verified cache lookup → single flight per cache key →
+/// transport → cache store.
+///
+/// Two callers asking for the same key at the same moment send one request: the first sends it,
+/// the others wait for its answer. Nothing here knows about stages or rows.
+final class RequestExecutor: Sendable {
+    let cache: any CacheStore
+    /// Whether cache entries are read (`--no-cache` and `--recompute` skip reads, not writes).
+    let readCache: Bool
+    /// Replay from cache only: a miss is an error, never an engine call.
+    let offline: Bool
+    /// Serve an entry only when the engine that answered it reported the same version.
+    let matchEngineVersion: Bool
+    private let logger: Logger
+    private let flights = Mutex<[CacheKey: [CheckedContinuation<ExecutedRequest, any Error>]]>([:])
+
+    init(cache: any CacheStore, readCache: Bool, offline: Bool, matchEngineVersion: Bool, logger: Logger) {
+        self.cache = cache
+        self.readCache = readCache
+        self.offline = offline
+        self.matchEngineVersion = matchEngineVersion
+        self.logger = logger
+    }
+
+    /// The canonical key material of a request to an engine (see `CacheKey.material`).
+    static func material(of request: EngineRequest, on engine: EngineEndpoint) -> JSONValue {
+        CacheKey.material(
+            kind: request.kind.name, dialect: engine.dialect.name, modelID: engine.modelID,
+            modelRevision: engine.modelRevision, body: request.body)
+    }
+
+    /// The cache key of a request to an engine.
+    static func key(of request: EngineRequest, on engine: EngineEndpoint) -> CacheKey {
+        CacheKey(hex: ContentHash.hex(material(of: request, on: engine)))
+    }
+
+    /// Answers a request from the cache, a request already in flight, or the engine.
+    /// - Throws: `LabelForgeError` with code `cacheMiss` when offline and the cache lacks it; the
+    ///   transport's errors; `CancellationError`.
+    func execute(_ request: EngineRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
+        let material = Self.material(of: request, on: engine)
+        let key = CacheKey(hex: ContentHash.hex(material))
+        while true {
+            if readCache, let entry = try await cache.lookup(key), accepts(entry, from: engine) {
+                return ExecutedRequest(key: key, response: entry.response, payload: entry.payload, source: .cache, attempts: 0)
+            }
+            if offline {
+                throw LabelForgeError(
+                    .cacheMiss, "no cached response for \(key); replay without --allow-engine reads the cache only")
+            }
+            let isLeader = flights.withLock { flights in
+                if flights[key] != nil { return false }
+                flights[key] = []
+                return true
+            }
+            if isLeader { break }
+            do {
+                var answer = try await withCheckedThrowingContinuation { continuation in
+                    let joined = flights.withLock { flights in
+                        guard flights[key] != nil else { return false }
+                        flights[key]!.append(continuation)
+                        return true
+                    }
+                    if !joined { continuation.resume(throwing: FlightLanded()) }
+                }
+                answer.source = .shared
+                answer.attempts = 0
+                return answer
+            } catch is FlightLanded {
+                // The flight landed between the two locks: its answer is in the cache now.
+                continue
+            }
+        }
+        let result: Result<ExecutedRequest, any Error>
+        do {
+            result = .success(try await send(request, key: key, material: material, to: engine))
+        } catch {
+            result = .failure(error)
+        }
+        let waiters = flights.withLock { $0.removeValue(forKey: key) ?? [] }
+        for waiter in waiters { waiter.resume(with: result) }
+        return try result.get()
+    }
+
+    /// Callers waiting on a flight for `key` right now (for tests of single flight).
+    func waiters(for key: CacheKey) -> Int {
+        flights.withLock { $0[key]?.count ?? 0 }
+    }
+
+    private func send(_ request: EngineRequest, key: CacheKey, material: JSONValue, to engine: EngineEndpoint)
+        async throws -> ExecutedRequest
+    {
+        let reply = try await engine.transport.send(request)
+        var response = reply.body
+        var payload: Data?
+        if request.kind == .embeddings {
+            (response, payload) = try EmbeddingsResponse.split(reply.body)
+        }
+        try await cache.store(
+            CacheEntry(key: key, request: material, response: response, payload: payload, engineInfo: engine.info))
+        return ExecutedRequest(key: key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
+    }
+
+    private func accepts(_ entry: CacheEntry, from engine: EngineEndpoint) -> Bool {
+        guard matchEngineVersion else { return true }
+        return !["build_info", "version"].contains { entry.engineInfo[$0] != engine.info[$0] }
+    }
+
+    private struct FlightLanded: Error {}
+}
