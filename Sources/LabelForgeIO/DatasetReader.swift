@@ -31,6 +31,13 @@ public struct DatasetRecord: Sendable {
     public let fields: [String: JSONValue]
     /// Where the record is, for messages: `file:line`, or the image's path in an image folder.
     public let location: String
+
+    public init(index: Int, line: Int, fields: [String: JSONValue], location: String) {
+        self.index = index
+        self.line = line
+        self.fields = fields
+        self.location = location
+    }
 }
 
 /// Streams records out of a JSONL or CSV file, or an image folder, one at a time.

@@ -25,16 +25,19 @@ public struct SamplingParams: Sendable, Hashable {
     public var seed: UInt32? = nil
     /// How many alternatives to return per generated token; `nil` asks for no logprobs.
     public var topLogprobs: Int? = nil
+    /// Strings that end generation; not sent when empty.
+    public var stop: [String] = []
 
     public init(
         temperature: Double = 0, topP: Double? = nil, maxTokens: Int = 64, seed: UInt32? = nil,
-        topLogprobs: Int? = nil
+        topLogprobs: Int? = nil, stop: [String] = []
     ) {
         self.temperature = temperature
         self.topP = topP
         self.maxTokens = maxTokens
         self.seed = seed
         self.topLogprobs = topLogprobs
+        self.stop = stop
     }
 }
 

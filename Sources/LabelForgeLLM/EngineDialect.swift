@@ -40,6 +40,7 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
         ]
         if let topP = request.sampling.topP { body["top_p"] = .double(topP) }
         if let seed = request.sampling.seed { body["seed"] = .int(Int64(seed)) }
+        if !request.sampling.stop.isEmpty { body["stop"] = .array(request.sampling.stop.map(JSONValue.string)) }
         if let k = request.sampling.topLogprobs {
             body["logprobs"] = true
             body["top_logprobs"] = .int(Int64(k))

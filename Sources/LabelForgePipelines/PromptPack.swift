@@ -47,7 +47,7 @@ public struct PromptPack: Sendable {
             let text = String(decoding: bytes, as: UTF8.self)
             do {
                 let template = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text)
-                templates[String(file.dropLast(".mustache".count))] = (template, topLevelFields(in: text))
+                templates[String(file.dropLast(".mustache".count))] = (template, topLevelNames(in: text))
             } catch {
                 throw LabelForgeError(
                     .invalidPromptPack, "\(directory)/\(file): the template does not parse: \(error).")
@@ -63,6 +63,11 @@ public struct PromptPack: Sendable {
 
     /// Row fields a template reads outside sections (those must exist in every row).
     public func fields(of template: String) -> Set<String> {
+        Set((templates[template]?.fields ?? []).map(Self.rootName))
+    }
+
+    /// Full names a template reads outside sections, dotted paths included (`caption.caption`).
+    public func references(of template: String) -> Set<String> {
         templates[template]?.fields ?? []
     }
 
@@ -93,6 +98,11 @@ public struct PromptPack: Sendable {
     /// Names referenced by `{{name}}`, `{{{name}}}`, `{{&name}}`, `{{#name}}` and `{{^name}}`
     /// outside any section; names inside sections may refer to the section's items.
     static func topLevelFields(in text: String) -> Set<String> {
+        Set(topLevelNames(in: text).map(rootName))
+    }
+
+    /// Like `topLevelFields`, with dotted names kept whole.
+    static func topLevelNames(in text: String) -> Set<String> {
         var fields: Set<String> = []
         var depth = 0
         var rest = Substring(text)
@@ -108,14 +118,14 @@ public struct PromptPack: Sendable {
             case "/": depth -= 1; continue
             case "#", "^":
                 tag.removeFirst()
-                if depth == 0 { fields.insert(rootName(tag)) }
+                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
                 depth += 1
             case "{", "&":
                 tag.removeFirst()
                 if tag.hasSuffix("}") { tag.removeLast() }
-                if depth == 0 { fields.insert(rootName(tag)) }
+                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
             default:
-                if depth == 0 { fields.insert(rootName(tag)) }
+                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
             }
         }
         fields.remove(".")
@@ -123,7 +133,7 @@ public struct PromptPack: Sendable {
         return fields
     }
 
-    private static func rootName(_ tag: String) -> String {
-        String(tag.trimmingCharacters(in: .whitespaces).split(separator: ".").first ?? "")
+    static func rootName(_ name: String) -> String {
+        String(name.split(separator: ".").first ?? "")
     }
 }

@@ -25,48 +25,159 @@ struct StageOutcome: Sendable {
     }
 }
 
-/// One row after every stage ran.
-struct RowResult: Sendable {
-    var index: Int
+/// What one stage did for one row, ready to be written: the manifest line's facts, the output
+/// line's fields, and whether the row was dropped.
+struct StageEmission: Sendable {
     var rowID: String
+    var outcome: StageOutcome
+    /// The output line without `row_id`: output fields, or `error`.
+    var record: [String: JSONValue]
+    /// Why a filter or barrier dropped the row; the line then goes to `<stage>.rejected.jsonl`.
+    var rejection: String?
+    /// For rows fanned out by this stage: the parent row and the sample index.
+    var parent: String?
+    var sampleIndex: Int?
+    /// The row's input fields, for scoring against gold labels.
     var fields: [String: JSONValue]
-    var outcomes: [StageOutcome]
 }
 
-/// Runs one row through the row-wise stages: render → cache lookup → engine → validate → output.
+/// One source row after a segment's stages: what each stage did, and the rows that come out.
+struct SegmentResult: Sendable {
+    var emissions: [StageEmission]
+    var rows: [PipelineRow]
+    /// Whether any stage failed for this row or a row fanned out of it.
+    var failed: Bool { emissions.contains { $0.outcome.failure != nil } }
+}
+
+/// Runs rows through row-wise stages: render → executor (cache, single flight, engine) →
+/// validate → output, with filters and fan-out in between.
 ///
 /// A response that fails validation is retried with a new seed derived from
 /// `<stage id>#retry<k>`, so retries too are deterministic and cached.
 struct RowProcessor: Sendable {
     var config: RunConfig
     var pack: PromptPack
-    var stages: [any RowStage]
+    var graph: StageGraph
     var endpoints: [String: EngineEndpoint]
     var executor: RequestExecutor
+    /// Row lines an interrupted run recorded, by `ManifestRecovery.key`: a failure recorded there
+    /// stays a failure, so the manifest, the outputs and downstream stages agree.
+    var previous: [String: JSONValue] = [:]
     var logger: Logger
 
-    func process(index: Int, rowID: String, record: LoadedRecord) async throws -> RowResult {
-        var outcomes: [StageOutcome] = []
-        let row = RowContext(
-            rowID: rowID, index: index, fields: record.recorded, images: record.images, imageFailures: record.failures)
+    /// Passes one row through `stages`, in order; every stage sees every row the stage before it emitted.
+    func process(_ row: PipelineRow, through stages: [any PipelineStage]) async throws -> SegmentResult {
+        var current = [row]
+        var emissions: [StageEmission] = []
         for stage in stages {
-            try Task.checkCancellation()
-            let outcome = await run(stage, row: row)
-            // An interrupted request is not a result: the row stays unfinished, to be resumed.
-            if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
-            outcomes.append(outcome)
+            var next: [PipelineRow] = []
+            for row in current {
+                try Task.checkCancellation()
+                for (emission, out) in try await apply(stage, to: row) {
+                    emissions.append(emission)
+                    if let out { next.append(out) }
+                }
+            }
+            current = next
         }
-        return RowResult(index: index, rowID: rowID, fields: record.recorded, outcomes: outcomes)
+        return SegmentResult(emissions: emissions, rows: current)
     }
 
-    private func run(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
+    /// Why `row` cannot go to `stage`: an upstream stage it reads failed for this row.
+    func upstreamFailure(of stage: String, in row: PipelineRow) -> StageFailure? {
+        row.firstFailed(among: graph.reads(of: stage)).map {
+            StageFailure(errorClass: "upstream_failed", message: "upstream stage '\($0)' failed for this row")
+        }
+    }
+
+    /// One stage on one row: the emissions, each with the row that continues (nil when dropped).
+    private func apply(_ stage: any PipelineStage, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)] {
+        let id = stage.config.id
+        let fields = row.loaded.recorded
+        let fansOut = ((stage as? any RowStage)?.samples ?? 1) > 1
+        func emission(_ outcome: StageOutcome, for row: PipelineRow, rejection: String? = nil) -> StageEmission {
+            var record = outcome.output ?? [:]
+            if let failure = outcome.failure {
+                record = ["error": ["class": .string(failure.errorClass), "message": .string(failure.message)]]
+            }
+            if fansOut, let parent = row.parent {
+                record["parent_row_id"] = .string(parent)
+                record["sample_index"] = row.sampleIndex.map { .int(Int64($0)) } ?? .null
+            }
+            return StageEmission(
+                rowID: row.rowID, outcome: outcome, record: record, rejection: rejection,
+                parent: record["parent_row_id"]?.stringValue, sampleIndex: record["sample_index"]?.intValue, fields: fields)
+        }
+        func continuing(_ row: PipelineRow, _ emission: StageEmission) -> (StageEmission, PipelineRow?) {
+            var row = row
+            row.outputs[id] = emission.record
+            return (emission, row)
+        }
+
+        if let filter = stage as? FilterStage {
+            var outcome = StageOutcome(stageID: id)
+            if let failure = upstreamFailure(of: id, in: row) {
+                outcome.failure = failure
+                return [(emission(outcome, for: row, rejection: "upstream_failed: " + failure.message), nil)]
+            }
+            if let reason = filter.rejection(of: row.context(reading: graph.reads(of: id))) {
+                outcome.output = ["kept": false]
+                return [(emission(outcome, for: row, rejection: reason), nil)]
+            }
+            outcome.output = ["kept": true]
+            return [continuing(row, emission(outcome, for: row))]
+        }
+        guard let stage = stage as? any RowStage else { return [] }
+        if let failure = upstreamFailure(of: id, in: row) {
+            var outcome = StageOutcome(stageID: id)
+            outcome.failure = failure
+            let rows = stage.samples > 1 ? (0..<stage.samples).map { child(of: row, stage: id, sample: $0) } : [row]
+            return rows.map { continuing($0, emission(outcome, for: $0)) }
+        }
+        let context = row.context(reading: graph.reads(of: id))
+        if stage.samples == 1 {
+            let outcome = try await run(stage, row: context, sample: 0)
+            return [continuing(row, emission(outcome, for: row))]
+        }
+        var results: [(StageEmission, PipelineRow?)] = []
+        for sample in 0..<stage.samples {
+            let child = child(of: row, stage: id, sample: sample)
+            var outcome = try await run(stage, row: context, sample: sample)
+            if let recorded = previous[ManifestRecovery.key(row: child.rowID, stage: id)]?["error"] {
+                outcome.output = nil
+                outcome.failure = StageFailure(
+                    errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
+            }
+            results.append(continuing(child, emission(outcome, for: child)))
+        }
+        return results
+    }
+
+    private func child(of row: PipelineRow, stage: String, sample: Int) -> PipelineRow {
+        var child = row
+        child.rowID = PipelineRow.childID(parent: row.rowID, stage: stage, sample: sample)
+        child.order = row.order + [sample]
+        child.parent = row.rowID
+        child.sampleIndex = sample
+        return child
+    }
+
+    /// One stage's calls for one row (sample), timed; a failure an interrupted run recorded stays.
+    private func run(_ stage: any RowStage, row: RowContext, sample: Int) async throws -> StageOutcome {
         let start = ContinuousClock.now
-        var outcome = await attempts(stage, row: row)
+        var outcome = await attempts(stage, row: row, sample: sample)
         outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
+        // An interrupted request is not a result: the row stays unfinished, to be resumed.
+        if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
+        if stage.samples == 1, let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: stage.config.id)]?["error"] {
+            outcome.output = nil
+            outcome.failure = StageFailure(
+                errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
+        }
         return outcome
     }
 
-    private func attempts(_ stage: any RowStage, row: RowContext) async -> StageOutcome {
+    private func attempts(_ stage: any RowStage, row: RowContext, sample: Int) async -> StageOutcome {
         var outcome = StageOutcome(stageID: stage.config.id)
         if let failure = stage.inputFailure(in: row) {
             outcome.failure = failure
@@ -74,7 +185,7 @@ struct RowProcessor: Sendable {
         }
         var parts: [[String: JSONValue]] = []
         for (index, call) in stage.calls(for: row).enumerated() {
-            guard let part = await attempts(stage, call: call, index: index, row: row, outcome: &outcome) else {
+            guard let part = await attempts(stage, call: call, index: index, row: row, sample: sample, outcome: &outcome) else {
                 return outcome
             }
             parts.append(part)
@@ -85,13 +196,13 @@ struct RowProcessor: Sendable {
 
     /// One call's attempts: returns its parsed fields, or `nil` with `outcome.failure` set.
     private func attempts(
-        _ stage: any RowStage, call: StageCall, index: Int, row: RowContext, outcome: inout StageOutcome
+        _ stage: any RowStage, call: StageCall, index: Int, row: RowContext, sample: Int, outcome: inout StageOutcome
     ) async -> [String: JSONValue]? {
         let engine = endpoints[stage.config.engine]!
         for attempt in 0...stage.config.maxValidationRetries {
             let callID = stage.config.id + call.seedSuffix
             let seedStage = attempt == 0 ? callID : "\(callID)#retry\(attempt)"
-            let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: 0)
+            let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: sample)
             let request: EngineRequest
             do {
                 let chat = try stage.request(

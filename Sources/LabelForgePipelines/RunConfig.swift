@@ -49,6 +49,8 @@ public struct RunConfig: Sendable {
         public var topP: Double?
         public var maxTokens: Int
         public var topLogprobs: Int?
+        /// Strings that end generation; sent only when non-empty.
+        public var stop: [String] = []
     }
 
     public struct Label: Sendable {
@@ -94,8 +96,21 @@ public struct RunConfig: Sendable {
         public var maxWords: Int? = nil
         /// `rubric_score`: `pointwise` (score one candidate) or `pairwise` (compare two).
         public var mode: String? = nil
-        /// `rubric_score` pairwise: the two row fields holding the candidates, as `a` and `b`.
+        /// `rubric_score` pairwise: the two row fields (or `stage.field` outputs) holding the candidates, as `a` and `b`.
         public var candidates: [String] = []
+        /// Where the stage is declared, `file:line`, for errors about it.
+        public var location: String = ""
+        /// `generate`: samples per row (`n`); more than one fans the row out.
+        public var samples: Int = 1
+        /// `filter`: which rows continue.
+        public var keep: RowPredicate? = nil
+        /// `dedup`: the field (or `stage.field` output) compared.
+        public var field: String? = nil
+        /// `dedup`: `exact` (normalized text).
+        public var method: String? = nil
+
+        /// Whether the stage sends requests to an engine (filter and dedup do not).
+        public var sendsRequests: Bool { !["filter", "dedup"].contains(type) }
     }
 
     public var file: String
@@ -113,7 +128,7 @@ public struct RunConfig: Sendable {
     public var matchEngineVersion: Bool
     public var stages: [Stage]
 
-    public static let stageTypes = ["caption", "classify", "tag", "rubric_score"]
+    public static let stageTypes = ["caption", "classify", "tag", "rubric_score", "generate", "filter", "dedup"]
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     /// Loads and validates a config file. Relative paths in it are relative to the current directory.
@@ -237,9 +252,16 @@ public struct RunConfig: Sendable {
     ) throws -> Stage {
         try node.checkKeys([
             "id", "type", "engine", "template", "sampling", "labels", "attributes", "criteria", "gold_field",
-            "max_validation_retries", "images", "style", "max_words", "mode", "candidates",
+            "max_validation_retries", "images", "style", "max_words", "mode", "candidates", "n", "keep", "field", "method",
         ])
         let type = try node.require("type").oneOf(stageTypes)
+        for key in ["n"] where type != "generate" {
+            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to generate stages only.") }
+        }
+        if let extra = try node.child("keep"), type != "filter" { throw extra.error("'keep' applies to filter stages only.") }
+        for key in ["field", "method"] where type != "dedup" {
+            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to dedup stages only.") }
+        }
         let imagesNode = try node.child("images")
         let images = try imagesNode?.stringList() ?? imageFields
         if let imagesNode, let unknown = images.first(where: { !imageFields.contains($0) }) {
@@ -279,13 +301,29 @@ public struct RunConfig: Sendable {
         let engineNode = try node.child("engine")
         let engine = try engineNode?.oneOf(engines) ?? defaultEngine
         let samplingNode = try node.child("sampling")
-        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs"])
+        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs", "stop"])
+        let stopNode = try samplingNode?.child("stop")
+        if let stopNode, type != "generate", try !stopNode.items().isEmpty {
+            throw stopNode.error("'stop' applies to generate stages only.")
+        }
         let sampling = Sampling(
-            temperature: try samplingNode?.child("temperature")?.double() ?? 0,
+            temperature: try samplingNode?.child("temperature")?.double() ?? (type == "generate" ? 0.7 : 0),
             topP: try samplingNode?.child("top_p")?.double(),
             maxTokens: try samplingNode?.child("max_tokens")?.int()
-                ?? ["classify": 16, "rubric_score": 192, "caption": 96][type] ?? 128,
-            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? ["classify": 20, "rubric_score": 10][type])
+                ?? ["classify": 16, "rubric_score": 192, "caption": 96, "generate": 256][type] ?? 128,
+            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? ["classify": 20, "rubric_score": 10][type],
+            stop: try stopNode?.stringList() ?? [])
+        let samplesNode = try node.child("n")
+        let samples = try samplesNode?.int() ?? 1
+        if samples < 1 { throw samplesNode!.error("n must be at least 1.") }
+        var keep: RowPredicate?
+        if type == "filter" { keep = try RowPredicate.parse(try node.require("keep")) }
+        var field: String?
+        var method: String?
+        if type == "dedup" {
+            field = try node.require("field").string()
+            method = try node.child("method")?.oneOf(["exact"]) ?? "exact"
+        }
         var labels: [Label] = []
         var attributes: [Attribute] = []
         var criteria: [Criterion] = []
@@ -343,7 +381,8 @@ public struct RunConfig: Sendable {
             goldField: try node.child("gold_field")?.string(),
             maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2,
             images: images, style: type == "caption" ? try node.child("style")?.string() ?? "concise" : nil,
-            maxWords: maxWords, mode: mode, candidates: candidates)
+            maxWords: maxWords, mode: mode, candidates: candidates, location: "\(node.file):\(node.line)",
+            samples: samples, keep: keep, field: field, method: method)
     }
 
     /// The config with every default filled in, as written to `config.resolved.yaml`.
@@ -375,44 +414,65 @@ public struct RunConfig: Sendable {
                 }),
             "prompts": ["pack": .string(promptPack)],
             "cache": ["path": optional(cachePath), "match_engine_version": .bool(matchEngineVersion)],
-            "stages": .array(
-                stages.map { s in
-                    [
-                        "id": .string(s.id), "type": .string(s.type), "engine": .string(s.engine),
-                        "template": .string(s.template),
-                        "sampling": [
-                            "temperature": .double(s.sampling.temperature),
-                            "top_p": s.sampling.topP.map(JSONValue.double) ?? .null,
-                            "max_tokens": .int(Int64(s.sampling.maxTokens)),
-                            "top_logprobs": s.sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
-                        ],
-                        "labels": .array(
-                            s.labels.map { ["name": .string($0.name), "description": optional($0.description)] }),
-                        "attributes": .array(
-                            s.attributes.map {
-                                [
-                                    "name": .string($0.name), "type": .string($0.type),
-                                    "values": .array($0.values.map(JSONValue.string)),
-                                    "description": optional($0.description), "gold_field": optional($0.goldField),
-                                ]
-                            }),
-                        "criteria": .array(
-                            s.criteria.map { c in
-                                [
-                                    "name": .string(c.name), "description": optional(c.description),
-                                    "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))],
-                                    "anchors": .object(
-                                        Dictionary(uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })),
-                                ]
-                            }),
-                        "gold_field": optional(s.goldField),
-                        "max_validation_retries": .int(Int64(s.maxValidationRetries)),
-                        "images": .array(s.images.map(JSONValue.string)),
-                        "style": optional(s.style), "max_words": s.maxWords.map { .int(Int64($0)) } ?? .null,
-                        "mode": optional(s.mode), "candidates": .array(s.candidates.map(JSONValue.string)),
-                    ]
-                }),
+            "stages": .array(stages.map(\.resolvedJSON)),
         ]
+    }
+}
+
+extension RunConfig.Stage {
+    /// The stage as `config.resolved.yaml` lists it.
+    var resolvedJSON: JSONValue {
+        func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+        let labels: [JSONValue] = self.labels.map { ["name": .string($0.name), "description": optional($0.description)] }
+        let attributes: [JSONValue] = self.attributes.map {
+            [
+                "name": .string($0.name), "type": .string($0.type), "values": .array($0.values.map(JSONValue.string)),
+                "description": optional($0.description), "gold_field": optional($0.goldField),
+            ]
+        }
+        let criteria: [JSONValue] = self.criteria.map { c in
+            let anchors = Dictionary(uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })
+            return [
+                "name": .string(c.name), "description": optional(c.description),
+                "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))], "anchors": .object(anchors),
+            ]
+        }
+        var json: [String: JSONValue] = [
+            "id": .string(id), "type": .string(type), "engine": .string(engine), "template": .string(template),
+            "sampling": .object(samplingJSON), "labels": .array(labels), "attributes": .array(attributes),
+            "criteria": .array(criteria), "gold_field": optional(goldField),
+            "max_validation_retries": .int(Int64(maxValidationRetries)), "images": .array(images.map(JSONValue.string)),
+            "style": optional(style), "max_words": maxWords.map { .int(Int64($0)) } ?? .null, "mode": optional(mode),
+            "candidates": .array(candidates.map(JSONValue.string)),
+        ]
+        json.merge(typeSpecificJSON) { a, _ in a }
+        return .object(json)
+    }
+
+    var samplingJSON: [String: JSONValue] {
+        var json: [String: JSONValue] = [
+            "temperature": .double(sampling.temperature),
+            "top_p": sampling.topP.map(JSONValue.double) ?? .null,
+            "max_tokens": .int(Int64(sampling.maxTokens)),
+            "top_logprobs": sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
+        ]
+        if type == "generate" { json["stop"] = .array(sampling.stop.map(JSONValue.string)) }
+        return json
+    }
+
+    /// Keys only some stage types have, as `config.resolved.yaml` lists them; absent for other
+    /// types so that their resolved configs (and plan hashes) stay as they were.
+    var typeSpecificJSON: [String: JSONValue] {
+        switch type {
+        case "generate":
+            return ["n": .int(Int64(samples))]
+        case "filter":
+            return keep.map { ["keep": $0.json] } ?? [:]
+        case "dedup":
+            return ["field": field.map(JSONValue.string) ?? .null, "method": method.map(JSONValue.string) ?? .null]
+        default:
+            return [:]
+        }
     }
 }
 

@@ -6,12 +6,15 @@ import LabelForgeIO
 import LabelForgeLLM
 import Logging
 
-/// The streaming part of a run: reads rows, keeps a bounded window of them in flight, and writes
-/// manifest lines and outputs in input order as rows finish.
+/// The streaming part of a run: reads rows, keeps a bounded window of them in flight through each
+/// stretch of row-wise stages, runs barriers between stretches, and writes manifest lines and
+/// outputs in input order as rows finish.
 ///
-/// Memory holds at most the in-flight window plus rows that finished ahead of a slower one.
+/// Memory holds at most the in-flight window plus rows that finished ahead of a slower one; a
+/// barrier's input and result live in hidden row files of the run directory.
 final class RunExecution {
     let config: RunConfig
+    let graph: StageGraph
     let processor: RowProcessor
     let engines: EngineSet
     let directory: RunDirectory
@@ -19,13 +22,11 @@ final class RunExecution {
     let totalRows: Int
     let logger: Logger
     let progress: @Sendable (RunProgress) -> Void
-    let stages: [any RowStage]
 
     private var stats: [String: StageStats] = [:]
     private var scores: [String: Agreement] = [:]
-    private var done = 0
-    private var failedRows = 0
-    private var abortReason: String?
+    private var budget: FailureBudget
+    private var recordedBarriers: Set<String>
     private let started = ContinuousClock.now
 
     /// Row lines an interrupted run already recorded, by `ManifestRecovery.key`; those pairs are
@@ -34,137 +35,65 @@ final class RunExecution {
 
     init(
         plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore, directory: RunDirectory,
-        manifest: JSONLWriter, previous: [String: JSONValue], noCache: Bool, offline: Bool, logger: Logger,
+        manifest: JSONLWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void
     ) {
         self.config = plan.config
-        self.stages = plan.stages
+        self.graph = plan.graph
         let executor = RequestExecutor(
             cache: cache, readCache: !noCache, offline: offline, matchEngineVersion: plan.config.matchEngineVersion,
             logger: logger)
+        self.previous = previous?.rows ?? [:]
+        self.recordedBarriers = previous?.barriers ?? []
         self.processor = RowProcessor(
-            config: plan.config, pack: plan.pack, stages: plan.stages,
-            endpoints: engines.endpoints(infos: engineInfos), executor: executor, logger: logger)
+            config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: engines.endpoints(infos: engineInfos),
+            executor: executor, previous: self.previous, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest
         self.totalRows = plan.dataset.rows
-        self.previous = previous
+        self.budget = FailureBudget(maxRatio: plan.config.maxFailureRatio)
         self.logger = logger
         self.progress = progress
     }
 
+    private var stateDirectory: String { directory.path + "/.state" }
+
+    private func rejectedPath(stage: String) -> String { directory.outputsPath + "/\(stage).rejected.jsonl" }
+
     func run() async throws -> RunReport {
+        let stages = graph.order
         // Outputs are always written whole, in input order; a resumed run rewrites them.
-        for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + [directory.path + "/dataset.jsonl"] {
+        let dropsRows = stages.filter { $0 is FilterStage || $0 is any BarrierStage }.map(\.config.id)
+        for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + dropsRows.map(rejectedPath)
+            + [directory.path + "/dataset.jsonl", stateDirectory]
+        {
             try? FileManager.default.removeItem(atPath: path)
         }
-        let outputs = try Dictionary(
-            uniqueKeysWithValues: stages.map { ($0.config.id, try JSONLWriter(path: directory.outputPath(stage: $0.config.id))) })
-        let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
-        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
-        var assigner = RowIDAssigner(idField: config.dataset.idField)
-        let imageFields = config.dataset.images
-        let window =
-            config.determinism == "strict"
-            ? 1 : max(1, Set(stages.map(\.config.engine)).reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2)
-        var pending: [Int: RowResult] = [:]
-        var nextToWrite = 0
-
-        func write(_ result: RowResult) throws {
-            var joinedOutputs: [String: JSONValue] = [:]
-            var rowFailed = false
-            for var outcome in result.outcomes {
-                let recorded = previous[ManifestRecovery.key(row: result.rowID, stage: outcome.stageID)]
-                if let recorded {
-                    // Keep what the interrupted run recorded: its cache status, tokens and errors.
-                    outcome.cacheHits =
-                        recorded["cache_hits"]?.intValue ?? (recorded["cache"] == "hit" ? outcome.requestKeys.count : 0)
-                    outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
-                    outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
-                    if let error = recorded["error"] {
-                        outcome.output = nil
-                        outcome.failure = StageFailure(
-                            errorClass: error["class"]?.stringValue ?? "unknown", message: error["message"]?.stringValue ?? "")
-                    }
-                }
-                var record: [String: JSONValue] = ["row_id": .string(result.rowID)]
-                var line: [String: JSONValue] = [
-                    "type": "row", "row_id": .string(result.rowID), "stage": .string(outcome.stageID),
-                    "request_keys": .array(outcome.requestKeys.map(JSONValue.string)),
-                    "cache": .string(outcome.cacheStatus),
-                    "attempts": .int(Int64(outcome.attempts)), "cache_hits": .int(Int64(outcome.cacheHits)),
-                    "latency_ms": .int(Int64(outcome.latencyMs)), "tokens_in": .int(Int64(outcome.tokensIn)),
-                    "tokens_out": .int(Int64(outcome.tokensOut)),
-                ]
-                var stat = stats[outcome.stageID, default: StageStats()]
-                stat.cacheHits += outcome.cacheHits
-                stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
-                stat.tokensIn += outcome.tokensIn
-                stat.tokensOut += outcome.tokensOut
-                if let output = outcome.output {
-                    for (key, value) in output { record[key] = value }
-                    stat.ok += 1
-                    scoreGold(outcome.stageID, output: output, row: result.fields)
-                } else {
-                    let failure = outcome.failure ?? StageFailure(errorClass: "unknown", message: "no output")
-                    record["error"] = ["class": .string(failure.errorClass), "message": .string(failure.message)]
-                    line["error"] = record["error"]
-                    stat.failed += 1
-                    stat.errorsByClass[failure.errorClass, default: 0] += 1
-                    rowFailed = true
-                }
-                line["output_hash"] = .string(ContentHash.prefixed(ContentHash.hex(.object(record))))
-                stats[outcome.stageID] = stat
-                if recorded == nil { try manifest.append(.object(line)) }
-                try outputs[outcome.stageID]!.append(.object(record))
-                record.removeValue(forKey: "row_id")
-                joinedOutputs[outcome.stageID] = .object(record)
-            }
-            try joined.append(["row_id": .string(result.rowID), "input": .object(result.fields), "outputs": .object(joinedOutputs)])
-            done += 1
-            if rowFailed { failedRows += 1 }
-            if done >= 10 && Double(failedRows) / Double(done) > config.maxFailureRatio && abortReason == nil {
-                abortReason = "\(failedRows) of the first \(done) rows failed, above max_failure_ratio \(config.maxFailureRatio)"
-            }
-            reportProgress()
+        var outputs: [String: JSONLWriter] = [:]
+        var rejected: [String: JSONLWriter] = [:]
+        for stage in stages where !(stage is any BarrierStage) {
+            outputs[stage.config.id] = try JSONLWriter(path: directory.outputPath(stage: stage.config.id))
         }
+        for id in dropsRows where outputs[id] != nil { rejected[id] = try JSONLWriter(path: rejectedPath(stage: id)) }
+        let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
 
         do {
-            try await withThrowingTaskGroup(of: RowResult.self) { group in
-                var inFlight = 0
-                var read = 0
-                func collect(_ result: RowResult) throws {
-                    pending[result.index] = result
-                    while let next = pending.removeValue(forKey: nextToWrite) {
-                        try write(next)
-                        nextToWrite += 1
-                    }
+            var source = try datasetSource()
+            for (index, segment) in graph.segments.enumerated() {
+                let barrierInput = try segment.barrier.map { _ in
+                    try RowFileWriter(path: stateDirectory + "/segment-\(index).rows.jsonl")
                 }
-                while abortReason == nil, read < totalRows, let record = try reader.next() {
-                    let loaded = imageFields.load(record)
-                    let rowID = assigner.assign(loaded.identity(idField: config.dataset.idField))
-                    let processor = self.processor
-                    let index = read
-                    group.addTask { try await processor.process(index: index, rowID: rowID, record: loaded) }
-                    read += 1
-                    inFlight += 1
-                    // Wait while the window is full, and while finished rows queue up behind a slow
-                    // one (they are written in input order), so memory stays bounded either way.
-                    while inFlight >= window || pending.count >= window * 4, let result = try await group.next() {
-                        inFlight -= 1
-                        try collect(result)
-                    }
+                try await stream(
+                    source, through: segment.stages, countingInputRows: index == 0, outputs: outputs, rejected: rejected
+                ) { row in
+                    if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: joined) }
                 }
-                if abortReason != nil {
-                    // Rows still in flight are abandoned; the manifest records only finished ones.
-                    group.cancelAll()
-                    while let _ = try? await group.next() {}
-                    return
-                }
-                while let result = try await group.next() {
-                    try collect(result)
-                }
+                guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else { break }
+                try barrierInput.commit()
+                let result = try runBarrier(barrier, input: barrierInput.path)
+                let reader = try RowFileReader(path: result, images: config.dataset.images)
+                source = { try reader.next() }
             }
         } catch {
             try? manifest.append([
@@ -176,11 +105,13 @@ final class RunExecution {
         }
 
         for writer in outputs.values { try writer.sync() }
+        for writer in rejected.values { try writer.sync() }
         try joined.sync()
         let report = makeReport()
         var digests: [String: JSONValue] = [:]
         for stage in stages {
             let path = directory.outputPath(stage: stage.config.id)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
             digests[stage.config.id] = .string(ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path)))
         }
         var summary: [String: JSONValue] = [
@@ -196,15 +127,205 @@ final class RunExecution {
                     ]
                 }),
         ]
-        if let abortReason { summary["abort_reason"] = .string(abortReason) }
+        if let abortReason = budget.abortReason { summary["abort_reason"] = .string(abortReason) }
         try manifest.append(.object(summary))
         try manifest.sync()
+        try? FileManager.default.removeItem(atPath: stateDirectory)
         try report.markdown.write(toFile: directory.reportPath, atomically: true, encoding: .utf8)
         return report
     }
 
+    /// The dataset's rows, with IDs assigned and images loaded, up to the run's limit.
+    private func datasetSource() throws -> () throws -> PipelineRow? {
+        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+        var assigner = RowIDAssigner(idField: config.dataset.idField)
+        let images = config.dataset.images
+        let idField = config.dataset.idField
+        let limit = totalRows
+        var read = 0
+        return {
+            guard read < limit, let record = try reader.next() else { return nil }
+            let loaded = images.load(record)
+            let rowID = assigner.assign(loaded.identity(idField: idField))
+            read += 1
+            return PipelineRow(rowID: rowID, order: [read - 1], source: record, loaded: loaded)
+        }
+    }
+
+    /// Streams rows through a stretch of row-wise stages with bounded concurrency, writing each
+    /// source row's emissions in input order and handing the rows that come out to `sink`.
+    private func stream(
+        _ source: () throws -> PipelineRow?, through stages: [any PipelineStage], countingInputRows: Bool,
+        outputs: [String: JSONLWriter], rejected: [String: JSONLWriter], sink: (PipelineRow) throws -> Void
+    ) async throws {
+        let engineNames = Set(stages.compactMap { ($0 as? any RowStage)?.config.engine })
+        let capacity =
+            config.determinism == "strict"
+            ? 1 : max(1, engineNames.reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2)
+        var window = OrderedWindow<SegmentResult>(capacity: capacity)
+        let processor = self.processor
+        func collect(_ index: Int, _ result: SegmentResult) throws {
+            for ready in window.complete(index, with: result) {
+                for emission in ready.emissions {
+                    try write(emission, outputs: outputs, rejected: rejected)
+                }
+                for row in ready.rows { try sink(row) }
+                if countingInputRows {
+                    budget.record(failed: ready.failed)
+                    reportProgress()
+                }
+            }
+        }
+        try await withThrowingTaskGroup(of: (Int, SegmentResult).self) { group in
+            while budget.abortReason == nil, let row = try source() {
+                let index = window.admit()
+                group.addTask { (index, try await processor.process(row, through: stages)) }
+                // Wait while the window is full, and while finished rows queue up behind a slow
+                // one (they are written in input order), so memory stays bounded either way.
+                while !window.canAdmit, let (index, result) = try await group.next() {
+                    try collect(index, result)
+                }
+            }
+            if budget.abortReason != nil {
+                // Rows still in flight are abandoned; the manifest records only finished ones.
+                group.cancelAll()
+                while let _ = try? await group.next() {}
+                return
+            }
+            while let (index, result) = try await group.next() {
+                try collect(index, result)
+            }
+        }
+    }
+
+    /// Runs a barrier over its committed input and commits its result; returns the result's path.
+    private func runBarrier(_ barrier: any BarrierStage, input: String) throws -> String {
+        let id = barrier.config.id
+        let images = config.dataset.images
+        let result = try RowFileWriter(path: stateDirectory + "/\(id).rows.jsonl")
+        let outputPath = directory.outputPath(stage: id)
+        let output = try JSONLWriter(path: outputPath + ".tmp")
+        let rejectedOutput = try JSONLWriter(path: rejectedPath(stage: id) + ".tmp")
+        let writers = [id: output]
+        let rejectedWriters = [id: rejectedOutput]
+        let reads = graph.reads(of: id)
+        var rowsIn = 0
+        let start = ContinuousClock.now
+        try barrier.run(
+            rows: { try RowFileReader(path: input, images: images) },
+            context: { $0.context(reading: reads) },
+            failure: { self.processor.upstreamFailure(of: id, in: $0) }
+        ) { row, verdict in
+            rowsIn += 1
+            var outcome = StageOutcome(stageID: id)
+            var record: [String: JSONValue]
+            var rejection: String?
+            switch verdict {
+            case .keep(let fields):
+                outcome.output = fields
+                record = fields
+            case .drop(let fields, let reason):
+                outcome.output = fields
+                record = fields
+                rejection = reason
+            case .fail(let failure):
+                outcome.failure = failure
+                record = ["error": ["class": .string(failure.errorClass), "message": .string(failure.message)]]
+            }
+            let emission = StageEmission(
+                rowID: row.rowID, outcome: outcome, record: record, rejection: rejection, fields: row.loaded.recorded)
+            try write(emission, outputs: writers, rejected: rejectedWriters)
+            if rejection == nil {
+                var row = row
+                row.outputs[id] = record
+                try result.append(row)
+            }
+        }
+        try output.sync()
+        try rejectedOutput.sync()
+        try result.commit()
+        for path in [outputPath, rejectedPath(stage: id)] {
+            try? FileManager.default.removeItem(atPath: path)
+            try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+        }
+        if !recordedBarriers.contains(id) {
+            try manifest.append([
+                "type": "barrier", "stage": .string(id), "rows_in": .int(Int64(rowsIn)), "rows_out": .int(Int64(result.count)),
+                "result_digest": .string(ContentHash.prefixed(try ContentHash.hexOfFile(atPath: result.path))),
+                "latency_ms": .int(Int64((ContinuousClock.now - start) / .milliseconds(1))),
+            ])
+            try manifest.sync()
+        }
+        return result.path
+    }
+
+    private func write(
+        _ emission: StageEmission, outputs: [String: JSONLWriter], rejected: [String: JSONLWriter]
+    ) throws {
+        var outcome = emission.outcome
+        let stageID = outcome.stageID
+        let recorded = previous[ManifestRecovery.key(row: emission.rowID, stage: stageID)]
+        if let recorded {
+            // Keep what the interrupted run recorded: its cache status and tokens.
+            outcome.cacheHits =
+                recorded["cache_hits"]?.intValue ?? (recorded["cache"] == "hit" ? outcome.requestKeys.count : 0)
+            outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
+            outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
+        }
+        var record: [String: JSONValue] = ["row_id": .string(emission.rowID)]
+        for (key, value) in emission.record { record[key] = value }
+        var line: [String: JSONValue] = [
+            "type": "row", "row_id": .string(emission.rowID), "stage": .string(stageID),
+            "request_keys": .array(outcome.requestKeys.map(JSONValue.string)),
+            "cache": .string(outcome.cacheStatus),
+            "attempts": .int(Int64(outcome.attempts)), "cache_hits": .int(Int64(outcome.cacheHits)),
+            "latency_ms": .int(Int64(outcome.latencyMs)), "tokens_in": .int(Int64(outcome.tokensIn)),
+            "tokens_out": .int(Int64(outcome.tokensOut)),
+        ]
+        if let parent = emission.parent {
+            line["parent_row_id"] = .string(parent)
+            line["sample_index"] = emission.sampleIndex.map { .int(Int64($0)) } ?? .null
+        }
+        var stat = stats[stageID, default: StageStats()]
+        stat.cacheHits += outcome.cacheHits
+        stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
+        stat.tokensIn += outcome.tokensIn
+        stat.tokensOut += outcome.tokensOut
+        if let failure = outcome.failure {
+            line["error"] = ["class": .string(failure.errorClass), "message": .string(failure.message)]
+            stat.failed += 1
+            stat.errorsByClass[failure.errorClass, default: 0] += 1
+        } else {
+            stat.ok += 1
+            if let output = outcome.output { scoreGold(stageID, output: output, row: emission.fields) }
+        }
+        if let rejection = emission.rejection {
+            line["dropped"] = true
+            record["reason"] = .string(rejection)
+            stat.dropped += 1
+        }
+        line["output_hash"] = .string(ContentHash.prefixed(ContentHash.hex(.object(record))))
+        stats[stageID] = stat
+        if recorded == nil { try manifest.append(.object(line)) }
+        if emission.rejection != nil {
+            try rejected[stageID]?.append(.object(record))
+        } else {
+            try outputs[stageID]?.append(.object(record))
+        }
+    }
+
+    /// A row that passed every stage: one line of `dataset.jsonl`, its input and every output.
+    private func writeFinal(_ row: PipelineRow, to joined: JSONLWriter) throws {
+        var line: [String: JSONValue] = [
+            "row_id": .string(row.rowID), "input": .object(row.loaded.recorded),
+            "outputs": .object(row.outputs.mapValues(JSONValue.object)),
+        ]
+        if let parent = row.parent { line["parent_row_id"] = .string(parent) }
+        try joined.append(.object(line))
+    }
+
     private func scoreGold(_ stageID: String, output: [String: JSONValue], row: [String: JSONValue]) {
-        guard let stage = stages.first(where: { $0.config.id == stageID }) else { return }
+        guard let stage = graph.order.first(where: { $0.config.id == stageID }) as? any RowStage else { return }
         for (field, goldField) in stage.goldPairs {
             guard let gold = row[goldField], !gold.isNull, let predicted = output[field] else { continue }
             scores["\(stageID)\u{0}\(field)\u{0}\(goldField)", default: Agreement()].add(
@@ -214,7 +335,7 @@ final class RunExecution {
 
     private func countsJSON() -> JSONValue {
         [
-            "rows": .int(Int64(done)), "rows_failed": .int(Int64(failedRows)),
+            "rows": .int(Int64(budget.rows)), "rows_failed": .int(Int64(budget.failed)),
             "stages": .object(stats.mapValues(\.json)),
         ]
     }
@@ -224,7 +345,7 @@ final class RunExecution {
         let lookups = stats.values.reduce(0) { $0 + $1.cacheHits + $1.cacheMisses }
         progress(
             RunProgress(
-                done: done, total: totalRows, failedRows: failedRows, cacheHits: hits, cacheLookups: lookups,
+                done: budget.rows, total: totalRows, failedRows: budget.failed, cacheHits: hits, cacheLookups: lookups,
                 elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000))
     }
 
@@ -234,9 +355,10 @@ final class RunExecution {
             return GoldScore(stage: parts[0], field: parts[1], goldField: parts[2], agreement: scores[key]!)
         }
         return RunReport(
-            status: abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: done,
-            rowsFailed: failedRows, stages: stages.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
+            status: budget.abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: budget.rows,
+            rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
             engineRequests: engines.requestsSent, scores: scoreList,
-            elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000, abortReason: abortReason)
+            elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
+            abortReason: budget.abortReason)
     }
 }

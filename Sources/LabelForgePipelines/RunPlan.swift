@@ -8,7 +8,8 @@ import LabelForgeLLM
 struct RunPlan: Sendable {
     var config: RunConfig
     var pack: PromptPack
-    var stages: [any RowStage]
+    var stages: [any PipelineStage]
+    var graph: StageGraph
     var dataset: DatasetScan
     var models: [ResolvedModel]
     var resolved: JSONValue
@@ -21,14 +22,15 @@ struct RunPlan: Sendable {
         if let limit { config.limit = limit }
         let pack = try PromptPack.load(directory: config.promptPack)
         let stages = config.stages.map(makeStage)
-        for stage in stages where !pack.templateNames.contains(stage.config.template) {
+        for stage in stages where stage is any RowStage && !pack.templateNames.contains(stage.config.template) {
             let hint = closest(to: stage.config.template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
             throw LabelForgeError(
                 .invalidConfig,
                 "\(config.file): stage '\(stage.config.id)' uses template '\(stage.config.template)', which prompt pack "
                     + "\(config.promptPack) does not have.\(hint)")
         }
-        let dataset = try DatasetScan.scan(config: config, pack: pack, stages: stages, limit: config.limit)
+        let graph = try StageGraph.build(stages: stages, pack: pack)
+        let dataset = try DatasetScan.scan(config: config, pack: pack, graph: graph, limit: config.limit)
         let models = try config.engines.map { try ResolvedModel.resolve($0) }
         let resolved = config.resolvedJSON
         let planHash = ContentHash.prefixed(
@@ -37,7 +39,7 @@ struct RunPlan: Sendable {
                 "models": .array(models.map(\.pin)),
             ]))
         return RunPlan(
-            config: config, pack: pack, stages: stages, dataset: dataset, models: models, resolved: resolved,
+            config: config, pack: pack, stages: stages, graph: graph, dataset: dataset, models: models, resolved: resolved,
             configHash: ContentHash.prefixed(ContentHash.hex(resolved)), planHash: planHash)
     }
 
@@ -117,6 +119,8 @@ enum ManifestRecovery {
         var runLine: JSONValue?
         var rows: [String: JSONValue]
         var completed: Bool
+        /// Barriers whose result the run committed.
+        var barriers: Set<String> = []
     }
 
     static func key(row: String, stage: String) -> String { row + "\u{0}" + stage }
@@ -163,6 +167,8 @@ enum ManifestRecovery {
                 if let row = value["row_id"]?.stringValue, let stage = value["stage"]?.stringValue {
                     state.rows[key(row: row, stage: stage)] = value
                 }
+            case "barrier":
+                if let stage = value["stage"]?.stringValue { state.barriers.insert(stage) }
             case "summary":
                 state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
             default: break

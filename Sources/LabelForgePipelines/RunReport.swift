@@ -10,14 +10,18 @@ public struct StageStats: Sendable {
     public var tokensIn = 0
     public var tokensOut = 0
     public var errorsByClass: [String: Int] = [:]
+    /// Rows a filter or a barrier removed.
+    public var dropped = 0
 
     var json: JSONValue {
-        [
+        var json: [String: JSONValue] = [
             "ok": .int(Int64(ok)), "failed": .int(Int64(failed)), "cache_hits": .int(Int64(cacheHits)),
             "cache_misses": .int(Int64(cacheMisses)), "tokens_in": .int(Int64(tokensIn)),
             "tokens_out": .int(Int64(tokensOut)),
             "errors_by_class": .object(errorsByClass.mapValues { .int(Int64($0)) }),
         ]
+        if dropped > 0 { json["dropped"] = .int(Int64(dropped)) }
+        return .object(json)
     }
 }
 

@@ -74,7 +74,7 @@ public final class Runner: Sendable {
     public func run() async throws -> RunReport {
         let plan: RunPlan
         let directory: RunDirectory
-        var previous: [String: JSONValue] = [:]
+        var previous: ManifestRecovery.State?
         var recordedRunLine: JSONValue?
         var original: RunArtifacts?
         if let resume = options.resume {
@@ -92,11 +92,11 @@ public final class Runner: Sendable {
                 runDirectory: dir, recorded: state.runLine, refusal: "Cannot resume", advice: " Start a new run instead.")
             if let runLine = state.runLine {
                 recordedRunLine = runLine
-                previous = state.rows
+                previous = state
             } else {
                 try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
             }
-            logger.info("resuming \(dir): \(previous.count) (row, stage) results already recorded")
+            logger.info("resuming \(dir): \(previous?.rows.count ?? 0) (row, stage) results already recorded")
         } else if let replay = options.replay {
             let artifacts = try RunArtifacts.load(replay.runDirectory)
             original = artifacts
@@ -145,7 +145,7 @@ public final class Runner: Sendable {
             try manifest.flush()
             let execution = RunExecution(
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
-                previous: [:], noCache: false, offline: true, logger: logger, progress: progress)
+                previous: nil, noCache: false, offline: true, logger: logger, progress: progress)
             defer { Task { await engines.shutdown() } }
             do {
                 return try await execution.run()
@@ -250,17 +250,22 @@ struct DatasetScan {
     var rows: Int
     var fingerprint: String
 
-    static func scan(config: RunConfig, pack: PromptPack, stages: [any RowStage], limit: Int?) throws -> DatasetScan {
+    static func scan(config: RunConfig, pack: PromptPack, graph: StageGraph, limit: Int?) throws -> DatasetScan {
         let path = config.dataset.path
         guard FileManager.default.fileExists(atPath: path) else {
             throw LabelForgeError(.fileNotFound, "\(config.file): dataset.path '\(path)' does not exist.")
         }
-        let reader = try DatasetReader(path: path, format: config.dataset.format)
-        let needs = stages.map { stage in
-            (
+        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+        let needs = graph.order.map { stage -> (any PipelineStage, [String]) in
+            guard let stage = stage as? any RowStage else {
+                return (stage, graph.rowFields(stage.optionReferences).map(PromptPack.rootName).sorted())
+            }
+            let readStages = Set(graph.reads(of: stage.config.id))
+            let templateFields = graph.rowFields(pack.references(of: stage.config.template).sorted()).map(PromptPack.rootName)
+            return (
                 stage,
-                pack.fields(of: stage.config.template).subtracting(stage.templateVariables.keys)
-                    .subtracting(stage.callVariableNames).union(stage.inputFields).sorted()
+                Set(templateFields).subtracting(stage.templateVariables.keys).subtracting(stage.callVariableNames)
+                    .subtracting(readStages).union(graph.rowFields(stage.inputFields)).sorted()
             )
         }
         let images = config.dataset.images
@@ -277,9 +282,10 @@ struct DatasetScan {
                     throw LabelForgeError(
                         .invalidDataset,
                         "\(record.location): the row has no field '\(field)', which "
-                            + (stage.inputFields.contains(field) ? "" : "template '\(stage.config.template)' ")
+                            + ((stage as? any RowStage).map { $0.inputFields.contains(field) ? "" : "template '\($0.config.template)' " } ?? "")
                             + "(stage '\(stage.config.id)') uses. Fields present: "
-                            + record.fields.keys.sorted().joined(separator: ", ") + ".")
+                            + record.fields.keys.sorted().joined(separator: ", ") + "; stages: "
+                            + graph.order.map(\.config.id).joined(separator: ", ") + ".")
                 }
             }
             if !images.fields.isEmpty {

@@ -22,6 +22,8 @@ public struct PairwiseRubricStage: RowStage {
 
     public var inputFields: [String] { config.candidates }
 
+    public var optionReferences: [String] { config.candidates }
+
     public var schema: JSONValue {
         RubricScoreStage.judgeSchema(field: "winner", criteria: config.criteria) { _ in
             ["type": "string", "enum": ["first", "second", "tie"]]
@@ -34,7 +36,7 @@ public struct PairwiseRubricStage: RowStage {
     public func inputFailure(in row: RowContext) -> StageFailure? {
         if let failure = imageFailure(in: row) { return failure }
         for field in config.candidates {
-            let value = row.fields[field]
+            let value = row.value(at: field)
             if value == nil || value == .null || value?.textForm.allSatisfy(\.isWhitespace) == true {
                 return StageFailure(
                     errorClass: "missing_candidate", message: "candidate field '\(field)' is empty in this row; nothing to compare")
@@ -44,8 +46,8 @@ public struct PairwiseRubricStage: RowStage {
     }
 
     public func calls(for row: RowContext) -> [StageCall] {
-        let a = row.fields[config.candidates[0]]?.textForm ?? ""
-        let b = row.fields[config.candidates[1]]?.textForm ?? ""
+        let a = row.value(at: config.candidates[0])?.textForm ?? ""
+        let b = row.value(at: config.candidates[1])?.textForm ?? ""
         return [
             StageCall(variables: ["first": .string(a), "second": .string(b), "order": "a_first"]),
             StageCall(

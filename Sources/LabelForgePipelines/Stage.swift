@@ -11,6 +11,34 @@ public struct RowContext: Sendable {
     public var images: [String: ImageFile] = [:]
     /// The row's images that did not load, by field; a stage that needs one fails for this row.
     public var imageFailures: [String: ImageError] = [:]
+    /// Outputs of the upstream stages this stage reads, by stage id; templates see them as
+    /// `{{<stage>.<field>}}`.
+    public var upstream: [String: [String: JSONValue]] = [:]
+
+    /// A row field, or `<stage>.<field>` for an upstream output this stage reads.
+    public func value(at path: String) -> JSONValue? {
+        if let dot = path.firstIndex(of: "."), let outputs = upstream[String(path[..<dot])] {
+            return outputs[String(path[path.index(after: dot)...])]
+        }
+        return fields[path]
+    }
+}
+
+/// What every stage has, whether it sends requests (`RowStage`), only looks at rows
+/// (`FilterStage`) or consumes the whole row set (`BarrierStage`).
+public protocol PipelineStage: Sendable {
+    var config: RunConfig.Stage { get }
+    /// Bumped when the stage's prompting or parsing logic changes.
+    var version: Int { get }
+    /// Output fields, in the order they are documented.
+    var outputFields: [String] { get }
+    /// Field paths the stage's options read (candidates, filter clauses, a dedup field); each is a
+    /// row field or `<stage>.<field>`.
+    var optionReferences: [String] { get }
+}
+
+extension PipelineStage {
+    public var optionReferences: [String] { [] }
 }
 
 /// One request a stage makes for a row. Most stages make one; a pairwise judge makes two.
@@ -36,12 +64,9 @@ public struct StageFailure: Error, Sendable {
 ///
 /// Parsing is a pure function of the response, so cached responses reproduce a stage's outputs
 /// without an engine.
-public protocol RowStage: Sendable {
-    var config: RunConfig.Stage { get }
-    /// Bumped when the stage's prompting or parsing logic changes.
-    var version: Int { get }
-    /// Output fields, in the order they are documented.
-    var outputFields: [String] { get }
+public protocol RowStage: PipelineStage {
+    /// Samples per row: more than one fans the row out into that many rows.
+    var samples: Int { get }
     /// Variables the stage adds to the template context besides the row's fields.
     var templateVariables: [String: JSONValue] { get }
     /// The output constraint the engine must apply; `nil` for free text.
@@ -66,6 +91,8 @@ public protocol RowStage: Sendable {
 }
 
 extension RowStage {
+    public var samples: Int { 1 }
+
     public func calls(for row: RowContext) -> [StageCall] { [StageCall()] }
 
     public var callVariableNames: Set<String> { [] }
@@ -97,6 +124,7 @@ extension RowStage {
     ) throws -> ChatRequest {
         var context = row.fields
         for (key, image) in row.images { context[key] = image.templateValue }
+        for (stage, outputs) in row.upstream { context[stage] = .object(outputs) }
         for (key, value) in templateVariables { context[key] = value }
         for (key, value) in call.variables { context[key] = value }
         let prompt = try pack.render(config.template, context: context)
@@ -116,7 +144,8 @@ extension RowStage {
             messages: [ChatMessage(role: "user", content: content)],
             sampling: SamplingParams(
                 temperature: config.sampling.temperature, topP: config.sampling.topP,
-                maxTokens: config.sampling.maxTokens, seed: seed, topLogprobs: config.sampling.topLogprobs),
+                maxTokens: config.sampling.maxTokens, seed: seed, topLogprobs: config.sampling.topLogprobs,
+                stop: config.sampling.stop),
             constraint: constraint, cachePrompt: cachePrompt)
     }
 }
@@ -138,8 +167,11 @@ func validatedJSON(_ response: ChatResponse, schema: JSONValue) -> Result<JSONVa
 }
 
 /// Builds the stage object for a configured stage.
-public func makeStage(_ config: RunConfig.Stage) -> any RowStage {
+public func makeStage(_ config: RunConfig.Stage) -> any PipelineStage {
     switch config.type {
+    case "generate": return GenerateStage(config: config)
+    case "filter": return FilterStage(config: config)
+    case "dedup": return DedupStage(config: config)
     case "caption": return CaptionStage(config: config)
     case "classify": return ClassifyStage(config: config)
     case "rubric_score" where config.mode == "pairwise": return PairwiseRubricStage(config: config)

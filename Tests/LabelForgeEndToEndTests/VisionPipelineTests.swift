@@ -76,17 +76,26 @@ import Testing
             #expect(scene.factsStated(in: caption["caption"]?.stringValue ?? "") == 4, "\(caption)")
             #expect(caption["too_long"] == false)
         }
-        // The rubric's score is 1 + the number of facts the candidate caption gets right (the stub's
-        // rule), and the logprob expectation sits next to it, pulled towards the neighbours.
-        for (score, row) in zip(try Self.lines(first + "/outputs/caption_score.jsonl"), truth) {
-            let facts = try #require(row["candidate_a_facts"]?.intValue)
+        // The rubric judges the caption stage's own caption: its score is 1 + the number of facts that
+        // caption gets right (the stub's rule), and the logprob expectation sits next to it.
+        let captions = try Self.lines(first + "/outputs/caption.jsonl")
+        func facts(ofCaption index: Int) -> Int {
+            let row = truth[index]
+            return ShapeScene(
+                shape: row["shape"]!.textForm, color: row["color"]!.textForm, count: row["count"]!.intValue!,
+                background: row["background"]!.textForm
+            ).factsStated(in: captions[index]["caption"]?.stringValue ?? "")
+        }
+        for (index, score) in try Self.lines(first + "/outputs/caption_score.jsonl").enumerated() {
+            let facts = facts(ofCaption: index)
             #expect(score["scores"]?["accuracy"]?.intValue == 1 + facts, "\(score)")
             let expected = try #require(score["expected_scores"]?["accuracy"]?.doubleValue, "\(score)")
             #expect(expected >= 1 && expected <= 5 && abs(expected - Double(1 + facts)) < 0.5)
         }
-        // A fair judge agrees with itself in both orders and picks the caption with more facts right.
-        for (preference, row) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth) {
-            let a = row["candidate_a_facts"]!.intValue!
+        // A fair judge agrees with itself in both orders and picks the caption with more facts right:
+        // the caption stage's (a) against the dataset's reference caption (b).
+        for (index, (preference, row)) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth).enumerated() {
+            let a = facts(ofCaption: index)
             let b = row["candidate_b_facts"]!.intValue!
             #expect(preference["inconsistent"] == false)
             #expect(

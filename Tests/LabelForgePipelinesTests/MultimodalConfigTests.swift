@@ -80,7 +80,7 @@ import Testing
                 fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
         let image = try ImageFile.parse(png, name: "x")
         let row = RowContext(rowID: "r", index: 0, fields: ["image": "secret/dir/x.png"], images: ["image": image])
-        let stage = makeStage(config.stages[0])
+        let stage = try #require(makeStage(config.stages[0]) as? any RowStage)
         let request = try stage.request(
             for: row, pack: PromptPack.load(directory: ws.path("p")), seed: 1, cachePrompt: true)
         let parts = try #require(request.messages[0].content.arrayValue)
@@ -148,7 +148,7 @@ extension MultimodalConfigTests {
                 "c.yaml",
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
                     + "stages: [{id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}]\n"))
-        let stage = makeStage(config.stages[0])
+        let stage = try #require(makeStage(config.stages[0]) as? any RowStage)
         #expect(stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": "two"])) == nil)
         for y: JSONValue in [.null, "", "  "] {
             let failure = stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": y]))

@@ -1,0 +1,112 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+
+/// A row as it moves through the stage graph: its input record, the outputs of the stages it has
+/// passed, its lineage and its place in the total order.
+struct PipelineRow: Sendable {
+    var rowID: String
+    /// Input index, then one sample index per fan-out: rows are written in this order.
+    var order: [Int]
+    /// The record as the dataset has it (images by reference), to reload images after a barrier.
+    var source: DatasetRecord
+    var loaded: LoadedRecord
+    /// Each passed stage's output line without `row_id`; a failed stage's holds `error`.
+    var outputs: [String: [String: JSONValue]] = [:]
+    /// The row this one was fanned out from, and which sample it is.
+    var parent: String? = nil
+    var sampleIndex: Int? = nil
+
+    /// The first of `stages` this row failed, if any.
+    func firstFailed(among stages: [String]) -> String? {
+        stages.first { outputs[$0]?["error"] != nil }
+    }
+
+    /// The row as `stage` sees it: its fields, images, and the outputs of the stages in `reads`.
+    func context(reading reads: [String]) -> RowContext {
+        var upstream: [String: [String: JSONValue]] = [:]
+        for stage in reads { if let output = outputs[stage] { upstream[stage] = output } }
+        return RowContext(
+            rowID: rowID, index: order[0], fields: loaded.recorded, images: loaded.images, imageFailures: loaded.failures,
+            upstream: upstream)
+    }
+
+    /// The ID of sample `sample` of `stage` fanned out from `parent`: the first 32 hex digits of
+    /// the hash of `{parent, stage, sample}`, so it depends on nothing but those.
+    static func childID(parent: String, stage: String, sample: Int) -> String {
+        String(
+            ContentHash.hex(["parent": .string(parent), "stage": .string(stage), "sample": .int(Int64(sample))]).prefix(32))
+    }
+
+    /// The line a row file keeps for this row.
+    var json: JSONValue {
+        [
+            "row_id": .string(rowID), "order": .array(order.map { .int(Int64($0)) }),
+            "parent": parent.map(JSONValue.string) ?? .null,
+            "sample_index": sampleIndex.map { .int(Int64($0)) } ?? .null,
+            "source": [
+                "fields": .object(source.fields), "index": .int(Int64(source.index)), "line": .int(Int64(source.line)),
+                "location": .string(source.location),
+            ],
+            "outputs": .object(outputs.mapValues(JSONValue.object)),
+        ]
+    }
+}
+
+/// Rows in a hidden file of the run directory: a barrier's input and its committed result.
+///
+/// Written to `<path>.tmp` and renamed into place by `commit()`, so a file that exists is whole.
+final class RowFileWriter {
+    let path: String
+    private let writer: JSONLWriter
+    private(set) var count = 0
+
+    init(path: String) throws {
+        self.path = path
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try? FileManager.default.removeItem(atPath: path + ".tmp")
+        writer = try JSONLWriter(path: path + ".tmp", flushEvery: 256)
+    }
+
+    func append(_ row: PipelineRow) throws {
+        try writer.append(row.json)
+        count += 1
+    }
+
+    /// Makes the file whole under its final name.
+    func commit() throws {
+        try writer.sync()
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+    }
+}
+
+/// Streams the rows of a row file, reloading each row's images from its dataset record.
+final class RowFileReader {
+    private let lines: LineReader
+    private let images: ImageFieldSet
+
+    init(path: String, images: ImageFieldSet) throws {
+        lines = try LineReader(path: path)
+        self.images = images
+    }
+
+    func next() throws -> PipelineRow? {
+        guard let line = lines.next() else { return nil }
+        let value = try JSONValue.parse(line)
+        guard let rowID = value["row_id"]?.stringValue, let source = value["source"],
+            let fields = source["fields"]?.objectValue
+        else {
+            throw LabelForgeError(.io, "\(lines.path):\(lines.lineNumber): not a row of a LabelForge row file.")
+        }
+        let record = DatasetRecord(
+            index: source["index"]?.intValue ?? 0, line: source["line"]?.intValue ?? 0, fields: fields,
+            location: source["location"]?.stringValue ?? "")
+        return PipelineRow(
+            rowID: rowID, order: value["order"]?.arrayValue?.compactMap(\.intValue) ?? [], source: record,
+            loaded: images.load(record),
+            outputs: (value["outputs"]?.objectValue ?? [:]).compactMapValues(\.objectValue),
+            parent: value["parent"]?.stringValue, sampleIndex: value["sample_index"]?.intValue)
+    }
+}

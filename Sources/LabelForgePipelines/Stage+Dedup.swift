@@ -1,0 +1,82 @@
+import Foundation
+import LabelForgeCore
+
+/// What a barrier decided for one row.
+enum BarrierVerdict: Sendable {
+    /// The row continues, with these output fields.
+    case keep([String: JSONValue])
+    /// The row stops here; the fields go to `outputs/<stage>.rejected.jsonl` with the reason.
+    case drop([String: JSONValue], reason: String)
+    /// The row continues, failed for this stage (e.g. `upstream_failed`).
+    case fail(StageFailure)
+}
+
+/// A dataset-wide stage: consumes its upstream's whole row set and decides per row.
+///
+/// Rows stream from disk, as often as the algorithm needs to read them; the barrier holds in memory
+/// only what its algorithm needs. Its result is committed atomically in the run directory.
+protocol BarrierStage: PipelineStage {
+    /// Reads the rows (`rows()` opens a fresh pass in input order) and calls `emit` once per row,
+    /// in that order.
+    /// - Parameters:
+    ///   - context: the row as this stage sees it (its upstream outputs included).
+    ///   - failure: why the row cannot be judged (an upstream stage it reads failed), if so.
+    func run(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) throws
+}
+
+/// `dedup` with `method: exact`: rows whose field is the same text after normalization (Unicode
+/// NFKC, case folding, whitespace collapsed) are duplicates; the first in output order is kept.
+///
+/// Outputs `key` (hash of the normalized text) and `duplicates` (how many rows were removed as its
+/// duplicates); removed rows name the kept row as `duplicate_of`. Memory: one entry per distinct text.
+struct DedupStage: BarrierStage {
+    let config: RunConfig.Stage
+    let version = 1
+    let outputFields = ["key", "duplicates"]
+
+    var optionReferences: [String] { config.field.map { [$0] } ?? [] }
+
+    /// The text as compared: NFKC, case-folded, runs of whitespace as one space, trimmed.
+    static func normalized(_ text: String) -> String {
+        text.precomposedStringWithCompatibilityMapping
+            .folding(options: [.caseInsensitive], locale: nil)
+            .split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+    }
+
+    func run(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) throws {
+        let field = config.field ?? ""
+        func key(_ row: PipelineRow) -> String? {
+            guard failure(row) == nil, let value = context(row).value(at: field), !value.isNull else { return nil }
+            return ContentHash.prefixed(ContentHash.hex(Data(Self.normalized(value.textForm).utf8)))
+        }
+        var groupSizes: [String: Int] = [:]
+        let counting = try rows()
+        while let row = try counting.next() {
+            if let key = key(row) { groupSizes[key, default: 0] += 1 }
+        }
+        var kept: [String: String] = [:]
+        let deciding = try rows()
+        while let row = try deciding.next() {
+            if let reason = failure(row) {
+                try emit(row, .fail(reason))
+            } else if let key = key(row) {
+                if let first = kept[key] {
+                    try emit(row, .drop(["key": .string(key), "duplicate_of": .string(first)], reason: "duplicate of \(first)"))
+                } else {
+                    kept[key] = row.rowID
+                    try emit(row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]))
+                }
+            } else {
+                try emit(
+                    row,
+                    .fail(StageFailure(errorClass: "missing_field", message: "the row has no value at '\(field)' to compare")))
+            }
+        }
+    }
+}

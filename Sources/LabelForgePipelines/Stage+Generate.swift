@@ -1,0 +1,42 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `generate`: free text from a template, `n` samples per row.
+///
+/// With `n > 1` every row fans out into `n` rows, each with its own seed (the sample index is part
+/// of the seed, so sample 0 keeps the seed of `n: 1`), its own request and cache entry, and a row
+/// ID derived from the parent's ID, the stage id and the sample index.
+public struct GenerateStage: RowStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+    public let outputFields = ["text", "finish_reason"]
+    public var templateVariables: [String: JSONValue] { [:] }
+    public var constraint: OutputConstraint? { nil }
+    public var goldPairs: [(output: String, gold: String)] { [] }
+    public var samples: Int { config.samples }
+
+    /// An empty answer is retried with the next retry seed; anything else is kept as generated.
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        let text = response.content.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else {
+            return .failure(StageFailure(errorClass: "empty_output", message: "the engine generated no text"))
+        }
+        return .success(["text": .string(text), "finish_reason": response.finishReason.map(JSONValue.string) ?? .null])
+    }
+}
+
+/// `filter`: keeps the rows its predicate accepts; no request. Rejected rows go to
+/// `outputs/<stage>.rejected.jsonl` with the reason, and are absent downstream.
+public struct FilterStage: PipelineStage {
+    public let config: RunConfig.Stage
+    public let version = 1
+    public let outputFields = ["kept"]
+
+    public var optionReferences: [String] { config.keep?.fields ?? [] }
+
+    /// `nil` when the row is kept, else why not.
+    func rejection(of row: RowContext) -> String? {
+        config.keep?.rejection { row.value(at: $0) }
+    }
+}

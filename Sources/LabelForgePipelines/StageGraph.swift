@@ -1,0 +1,120 @@
+import LabelForgeCore
+
+/// The stages of a run in execution order, what each reads from upstream, and where the
+/// barriers cut the stream.
+///
+/// A stage reads another's outputs through `{{<stage>.<field>}}` in its template or a
+/// `<stage>.<field>` path in its options (candidates, filter clauses, a dedup field). The order is
+/// the topological order of those reads, ties broken by config order. A stage that changes the row
+/// set (a filter, a fan-out, a barrier) also orders the stages listed after it: they run after it
+/// and see its rows.
+struct StageGraph: Sendable {
+    /// One stretch of the stream: row-wise stages, then the barrier that ends it, if any.
+    struct Segment: Sendable {
+        var stages: [any PipelineStage]
+        var barrier: (any BarrierStage)?
+    }
+
+    var order: [any PipelineStage]
+    /// Upstream stage ids each stage reads, in execution order.
+    var reads: [String: [String]]
+    var segments: [Segment]
+
+    /// Orders `stages` (given in config order) and checks every reference.
+    /// - Throws: `LabelForgeError.invalidConfig` naming the config file, line, stage and template
+    ///   of a reference to an unknown output, a stage that reads itself, or a cycle.
+    static func build(stages: [any PipelineStage], pack: PromptPack) throws -> StageGraph {
+        let ids = stages.map(\.config.id)
+        let byID = Dictionary(uniqueKeysWithValues: stages.map { ($0.config.id, $0) })
+        var reads: [String: Set<String>] = [:]
+        for stage in stages {
+            let config = stage.config
+            var paths: [(path: String, via: String)] = stage.optionReferences.map { ($0, "its options") }
+            if stage is any RowStage {
+                let names = pack.references(of: config.template)
+                paths += names.sorted().map { ($0, "template '\(config.template)'") }
+                for name in names where byID[name] != nil && names.contains(where: { $0.hasPrefix(name + ".") }) {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(config.location): template '\(config.template)' (stage '\(config.id)') uses both {{\(name)}} "
+                            + "and {{\(name).…}}; '\(name)' is also a stage id. Rename the stage or the field.")
+                }
+            }
+            for (path, via) in paths {
+                guard let dot = path.firstIndex(of: "."), let upstream = byID[String(path[..<dot])] else { continue }
+                let field = String(path[path.index(after: dot)...])
+                if upstream.config.id == config.id {
+                    throw LabelForgeError(
+                        .invalidConfig, "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
+                }
+                guard upstream.outputFields.contains(field) else {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(config.location): stage '\(config.id)' reads '\(path)' in \(via), but stage '\(upstream.config.id)' "
+                            + "has no output '\(field)'. Its outputs: \(upstream.outputFields.joined(separator: ", ")).")
+                }
+                reads[config.id, default: []].insert(upstream.config.id)
+            }
+        }
+
+        // Edges: upstream → reader, and row-set changer → every stage listed after it.
+        var before: [String: Set<String>] = [:]
+        for (reader, upstreams) in reads { before[reader, default: []].formUnion(upstreams) }
+        for (index, stage) in stages.enumerated() where Self.changesRowSet(stage) {
+            for later in ids[(index + 1)...] { before[later, default: []].insert(stage.config.id) }
+        }
+        var order: [String] = []
+        var placed: Set<String> = []
+        while order.count < ids.count {
+            guard let next = ids.first(where: { !placed.contains($0) && before[$0, default: []].isSubset(of: placed) }) else {
+                let stuck = ids.filter { !placed.contains($0) }
+                let detail = stuck.map { id in
+                    let waits = before[id, default: []].subtracting(placed).sorted()
+                    return "'\(id)' (\(byID[id]!.config.location)) after \(waits.map { "'\($0)'" }.joined(separator: ", "))"
+                }
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "the stages \(stuck.map { "'\($0)'" }.joined(separator: ", ")) cannot be ordered: "
+                        + detail.joined(separator: "; ")
+                        + ". A stage can read only stages that run before it, and every stage listed after a filter, "
+                        + "a fan-out (n > 1) or a dataset-wide stage runs after it.")
+            }
+            order.append(next)
+            placed.insert(next)
+        }
+
+        let position = Dictionary(uniqueKeysWithValues: order.enumerated().map { ($1, $0) })
+        var segments: [Segment] = [Segment(stages: [], barrier: nil)]
+        for id in order {
+            let stage = byID[id]!
+            if let barrier = stage as? any BarrierStage {
+                segments[segments.count - 1].barrier = barrier
+                segments.append(Segment(stages: [], barrier: nil))
+            } else {
+                segments[segments.count - 1].stages.append(stage)
+            }
+        }
+        return StageGraph(
+            order: order.map { byID[$0]! },
+            reads: reads.mapValues { $0.sorted { position[$0]! < position[$1]! } },
+            segments: segments)
+    }
+
+    /// Whether a stage drops, multiplies or replaces rows.
+    static func changesRowSet(_ stage: any PipelineStage) -> Bool {
+        if stage is FilterStage || stage is any BarrierStage { return true }
+        return ((stage as? any RowStage)?.samples ?? 1) > 1
+    }
+
+    /// The upstream stages `stage` reads.
+    func reads(of stage: String) -> [String] { reads[stage] ?? [] }
+
+    /// Row fields (not stage outputs) a path list names.
+    func rowFields(_ paths: [String]) -> [String] {
+        let ids = Set(order.map(\.config.id))
+        return paths.filter { path in
+            guard let dot = path.firstIndex(of: ".") else { return true }
+            return !ids.contains(String(path[..<dot]))
+        }
+    }
+}
