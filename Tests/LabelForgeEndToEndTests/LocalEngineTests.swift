@@ -94,6 +94,59 @@ import Testing
         }
     }
 
+    @Test("configs/kernel-demo.yaml on the real engine: classify → filter → generate n=2 → dedup; rerun all hits; replay, diff, inspect")
+    func kernelDemo() async throws {
+        let ws = try TestWorkspace()
+        let first = try await run(config: "kernel-demo.yaml", limit: 16, in: ws)
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        let a = try runDir(from: first.stdout)
+        func lines(_ file: String) throws -> [JSONValue] {
+            try String(contentsOfFile: a + "/" + file, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        }
+        let sentiment = try lines("outputs/sentiment.jsonl")
+        let kept = try lines("outputs/needs_reply.jsonl")
+        let rejected = try lines("outputs/needs_reply.rejected.jsonl")
+        #expect(sentiment.count == 16)
+        #expect(kept.count + rejected.count == 16)
+        // The filter's rule holds on the real model's labels and confidences.
+        let labels = Dictionary(uniqueKeysWithValues: sentiment.map { ($0["row_id"]!.stringValue!, $0) })
+        for row in kept {
+            let label = labels[row["row_id"]!.stringValue!]!
+            #expect(label["label"] == "positive" && (label["confidence"]?.doubleValue ?? 0) >= 0.92)
+        }
+        let replies = try lines("outputs/reply.jsonl")
+        #expect(replies.count == 2 * kept.count)
+        #expect(replies.map { $0["parent_row_id"] } == kept.flatMap { [$0["row_id"]!, $0["row_id"]!] })
+        let unique = try lines("outputs/unique_replies.jsonl")
+        #expect(unique.count + (try lines("outputs/unique_replies.rejected.jsonl")).count == replies.count)
+        #expect(try lines("dataset.jsonl").count == unique.count)
+
+        let second = try await run(config: "kernel-demo.yaml", limit: 16, in: ws)
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("cache hit rate: 100.0%"))
+        #expect(second.stdout.contains("engine requests sent: 0"))
+        let b = try runDir(from: second.stdout)
+        for file in [
+            "sentiment", "needs_reply", "needs_reply.rejected", "reply", "unique_replies", "unique_replies.rejected",
+        ] {
+            #expect(
+                FileManager.default.contents(atPath: a + "/outputs/\(file).jsonl")
+                    == FileManager.default.contents(atPath: b + "/outputs/\(file).jsonl"), "\(file)")
+        }
+        let replay = try await CLI.run(
+            ["replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+        #expect(replay.exitCode == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains("engine requests sent: 0"))
+        for (stage, count) in [("sentiment", 16), ("needs_reply", kept.count), ("reply", replies.count), ("unique_replies", unique.count)] {
+            #expect(replay.stdout.contains("\(stage): reproduced \(count)/\(count) rows byte-identical"), "\(replay.stdout)")
+        }
+        let diff = try await CLI.run(["diff", a, b])
+        #expect(diff.exitCode == 0, "\(diff.stdout) \(diff.stderr)")
+        #expect(diff.stdout.contains("stage reply: 0 changed, \(replies.count) unchanged"))
+        let inspect = try await CLI.run(["inspect", a, "--row", replies[0]["row_id"]!.stringValue!, "--cache-path", ws.path("c.sqlite")])
+        #expect(inspect.exitCode == 0, "\(inspect.stderr)")
+    }
+
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
     func strictIsRepeatable() async throws {
         let ws = try TestWorkspace()

@@ -95,6 +95,86 @@ import Testing
         #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
     }
 
+    /// Free text repeats per review number modulo 7, so the exact dedup has duplicates to remove.
+    @Sendable static func repeating(_ body: JSONValue) -> StubAnswer {
+        guard body["structured_outputs"] == nil, body["response_format"] == nil else {
+            return StubEngine.followConstraintBySeed(body)
+        }
+        let prompt = CanonicalJSON.string(body["messages"] ?? nil)
+        let number = Int(prompt.components(separatedBy: "number ").dropFirst().first?.prefix { $0.isNumber } ?? "") ?? 0
+        return .content("Reply \(number % 7), sample \((body["seed"]?.intValue ?? 0) % 2)")
+    }
+
+    @Test("SIGKILL at 5 moments of a pipeline with a barrier in the middle, then --resume: outputs identical")
+    func killAndResumeAcrossBarrier() async throws {
+        let stub = try await StubEngine.start(delay: .milliseconds(20), answer: Self.repeating)
+        defer { Task { await stub.stop() } }
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: Self.rows)
+        try ws.writePromptPack()
+        try ws.write("prompts/reply.mustache", "Reply to this {{sentiment.label}} review: {{text}}\n")
+        try ws.write("prompts/judge.mustache", "Is this reply good? {{reply.text}}\n")
+        let config = try ws.write(
+            "config.yaml",
+            """
+            run: {seed: 11}
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: e, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: m, revision: r}, max_in_flight: 4}
+            prompts: {pack: \(ws.path("prompts"))}
+            stages:
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+              - {id: reply, type: generate, template: reply, n: 2}
+              - {id: unique, type: dedup, field: reply.text}
+              - {id: judge, type: classify, template: judge, labels: [good, bad]}
+            """)
+        let files = [
+            "outputs/sentiment.jsonl", "outputs/reply.jsonl", "outputs/unique.jsonl", "outputs/unique.rejected.jsonl",
+            "outputs/judge.jsonl", "dataset.jsonl",
+        ]
+        func outputs(_ dir: String) throws -> [Data] { try files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) } }
+
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        let referenceDir = ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let expected = try outputs(referenceDir)
+        let kept = try String(contentsOfFile: referenceDir + "/outputs/unique.jsonl", encoding: .utf8).split(separator: "\n").count
+        #expect(kept > 0 && kept <= 14, "at most 7 × 2 distinct replies survive the dedup, not \(kept)")
+
+        var resumedTrials = 0
+        for (trial, milliseconds) in [200, 450, 700, 950, 1300].enumerated() {
+            let runs = ws.path("trial\(trial)")
+            let cache = ws.path("cache\(trial).sqlite")
+            try await runAndKill(
+                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], after: .milliseconds(milliseconds))
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter { !$0.hasPrefix(".") }
+            guard let name = names.first else {
+                let again = try await CLI.run(["run", "--config", config, "--runs-dir", runs, "--cache-path", cache])
+                #expect(again.exitCode == 0)
+                continue
+            }
+            let dir = runs + "/" + name
+            let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
+            if !manifest.contains(#""status":"completed""#) {
+                let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", cache])
+                #expect(resumed.exitCode == 0, "trial \(trial): \(resumed.stderr)")
+                resumedTrials += 1
+            }
+            #expect(try outputs(dir) == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
+            let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+                .map { try JSONValue.parse(String($0)) }
+            let pairs = lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
+            // sentiment 40 + reply 80 + unique 80 + judge on the kept replies.
+            #expect(pairs.count == Self.rows + 4 * Self.rows + kept, "trial \(trial): \(pairs.count) row lines")
+            #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
+            #expect(lines.filter { $0["type"] == "barrier" }.count == 1, "trial \(trial): one barrier line")
+            #expect(lines.last?["status"] == "completed")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/.state"))
+        }
+        #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
+    }
+
     @Test("a torn last manifest line is repaired, not rejected")
     func tornLine() async throws {
         let stub = try await StubEngine.start(answer: StubEngine.followConstraintBySeed)
