@@ -1,6 +1,6 @@
 import Foundation
 
-/// The content address of one engine request (DESIGN.md §3.3).
+/// The content address of one engine request (docs/architecture.md).
 ///
 /// `key = sha256(canonical {schema_version, kind, dialect, model {id, revision}, body})`, where
 /// `body` is the request body exactly as sent with each inline image replaced by the hash of its

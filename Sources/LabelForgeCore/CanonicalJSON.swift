@@ -1,6 +1,6 @@
 import Foundation
 
-/// Canonical JSON encoding (DESIGN.md §3.1): UTF-8, object keys sorted by code point, no
+/// Canonical JSON encoding (docs/architecture.md): UTF-8, object keys sorted by code point, no
 /// insignificant whitespace, integers without fraction, other numbers in shortest round-trip form.
 ///
 /// Everything LabelForge hashes or writes to a run directory goes through here, so equal values

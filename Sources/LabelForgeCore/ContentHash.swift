@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 
-/// SHA-256 content hashes, the only hash LabelForge uses (DESIGN.md §3.1).
+/// SHA-256 content hashes, the only hash LabelForge uses (docs/architecture.md).
 public enum ContentHash {
     /// Lowercase hex SHA-256 of raw bytes.
     public static func hex(_ data: some DataProtocol) -> String {

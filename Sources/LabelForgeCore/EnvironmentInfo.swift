@@ -1,6 +1,6 @@
 import Foundation
 
-/// The machine a run ran on, recorded in every manifest (DESIGN.md §3.4).
+/// The machine a run ran on, recorded in every manifest (docs/architecture.md).
 public struct EnvironmentInfo: Sendable {
     public var os: String
     public var kernel: String

@@ -1,4 +1,4 @@
-/// Stable row identifiers (DESIGN.md §3.1).
+/// Stable row identifiers (docs/architecture.md).
 ///
 /// A row's ID is its configured id column when present, otherwise the first 32 hex digits of the
 /// hash of its canonical record. Identical records get `#2`, `#3`, … in input order, so IDs never

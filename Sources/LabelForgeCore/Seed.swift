@@ -1,4 +1,4 @@
-/// Per-request seeds (DESIGN.md §3.2).
+/// Per-request seeds (docs/architecture.md).
 public enum Seed {
     /// The seed for one request: the first 8 hex digits of
     /// `sha256("<runSeed>|<stageID>|<rowID>|<sampleIndex>")` as a `UInt32`.

@@ -3,7 +3,7 @@ import LabelForgeCore
 
 /// Writes canonical JSON lines to a file, flushing in small batches.
 ///
-/// Used for manifests and outputs: every line is canonical JSON (DESIGN.md §3.4), so files
+/// Used for manifests and outputs: every line is canonical JSON (docs/architecture.md), so files
 /// compare byte for byte.
 public final class JSONLWriter {
     private let handle: FileHandle

@@ -26,13 +26,17 @@ public struct EmbeddingsResponse: Sendable, Hashable {
     public init(raw: JSONValue) throws {
         guard let data = raw["data"]?.arrayValue, !data.isEmpty else {
             throw LabelForgeError(
-                .invalidResponse, "The engine's embeddings response has no data[]: \(CanonicalJSON.string(raw).prefix(300))")
+                .invalidResponse,
+                "The engine's embeddings response has no data[]: \(CanonicalJSON.string(raw).prefix(300))")
         }
-        let ordered = data.enumerated().sorted { ($0.element["index"]?.intValue ?? $0.offset) < ($1.element["index"]?.intValue ?? $1.offset) }
+        let ordered = data.enumerated().sorted {
+            ($0.element["index"]?.intValue ?? $0.offset) < ($1.element["index"]?.intValue ?? $1.offset)
+        }
         var vectors: [[Float]] = []
         for (_, item) in ordered {
             guard let values = item["embedding"]?.arrayValue else {
-                throw LabelForgeError(.invalidResponse, "An embeddings item has no 'embedding' array (base64 encoding is not requested).")
+                throw LabelForgeError(
+                    .invalidResponse, "An embeddings item has no 'embedding' array (base64 encoding is not requested).")
             }
             vectors.append(values.map { Float($0.doubleValue ?? .nan) })
         }
@@ -79,7 +83,9 @@ public struct EmbeddingsResponse: Sendable, Hashable {
     public static func decodeFloats(_ data: Data) -> [Float] {
         let bytes = [UInt8](data)
         return stride(from: 0, to: bytes.count - 3, by: 4).map { i in
-            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+            Float(
+                bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(
+                    bytes[i + 3]) << 24)
         }
     }
 }
@@ -119,7 +125,8 @@ public struct RerankResponse: Sendable, Hashable {
             scores[index] = score
         }
         if let missing = scores.firstIndex(where: { $0 == nil }) {
-            throw LabelForgeError(.invalidResponse, "The engine's rerank response has no score for document \(missing).")
+            throw LabelForgeError(
+                .invalidResponse, "The engine's rerank response has no score for document \(missing).")
         }
         self.scores = scores.map { $0! }
     }

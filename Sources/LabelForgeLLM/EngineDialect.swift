@@ -1,7 +1,7 @@
 import Foundation
 import LabelForgeCore
 
-/// How requests are written for one family of OpenAI-compatible servers (DESIGN.md §3.6).
+/// How requests are written for one family of OpenAI-compatible servers (docs/architecture.md).
 ///
 /// Dialects differ in how they take structured-output constraints; each uses the tightest one
 /// its server supports. The dialect's name is part of every cache key, so changing how a dialect

@@ -45,7 +45,7 @@ public struct RunningLocalEngine: Sendable {
 }
 
 /// Starts llama.cpp's HTTP server on a free loopback port, waits until it is healthy, and stops
-/// it when the body returns, throws or is cancelled (DESIGN.md §3.6).
+/// it when the body returns, throws or is cancelled (docs/architecture.md).
 ///
 /// The server is `llama-server` when `LABELFORGE_LLAMA_SERVER` names it or it is on `PATH`;
 /// otherwise `scripts/llama_server.py`, which runs llama.cpp's server in-process through

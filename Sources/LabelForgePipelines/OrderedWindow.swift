@@ -33,7 +33,8 @@ struct OrderedWindow<Result> {
 
     /// Records that row `index` finished; returns every result now ready, in input order.
     mutating func complete(_ index: Int, with result: Result) -> [Result] {
-        precondition(index >= nextToRelease && index < admitted && pending[index] == nil, "row \(index) completed twice")
+        precondition(
+            index >= nextToRelease && index < admitted && pending[index] == nil, "row \(index) completed twice")
         inFlight -= 1
         pending[index] = result
         var ready: [Result] = []

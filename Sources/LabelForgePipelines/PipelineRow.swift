@@ -27,7 +27,8 @@ struct PipelineRow: Sendable {
         var upstream: [String: [String: JSONValue]] = [:]
         for stage in reads { if let output = outputs[stage] { upstream[stage] = output } }
         return RowContext(
-            rowID: rowID, index: order[0], fields: loaded.recorded, images: loaded.images, imageFailures: loaded.failures,
+            rowID: rowID, index: order[0], fields: loaded.recorded, images: loaded.images,
+            imageFailures: loaded.failures,
             upstream: upstream)
     }
 
@@ -35,7 +36,8 @@ struct PipelineRow: Sendable {
     /// the hash of `{parent, stage, sample}`, so it depends on nothing but those.
     static func childID(parent: String, stage: String, sample: Int) -> String {
         String(
-            ContentHash.hex(["parent": .string(parent), "stage": .string(stage), "sample": .int(Int64(sample))]).prefix(32))
+            ContentHash.hex(["parent": .string(parent), "stage": .string(stage), "sample": .int(Int64(sample))]).prefix(
+                32))
     }
 
     /// The line a row file keeps for this row.

@@ -2,7 +2,7 @@ import Foundation
 import LabelForgeCore
 import Mustache
 
-/// A directory of prompt templates with a `pack.yaml` naming it (DESIGN.md §3.7).
+/// A directory of prompt templates with a `pack.yaml` naming it (docs/architecture.md).
 ///
 /// Templates render as plain text: swift-mustache escapes HTML by default, which would silently
 /// change prompts and cache keys, so every template is parsed with the TEXT content type.

@@ -83,7 +83,8 @@ final class RequestExecutor: Sendable {
         let key = CacheKey(hex: ContentHash.hex(material))
         while true {
             if readCache, let entry = try await cache.lookup(key), accepts(entry, from: engine) {
-                return ExecutedRequest(key: key, response: entry.response, payload: entry.payload, source: .cache, attempts: 0)
+                return ExecutedRequest(
+                    key: key, response: entry.response, payload: entry.payload, source: .cache, attempts: 0)
             }
             if offline {
                 throw LabelForgeError(
@@ -139,7 +140,8 @@ final class RequestExecutor: Sendable {
         }
         try await cache.store(
             CacheEntry(key: key, request: material, response: response, payload: payload, engineInfo: engine.info))
-        return ExecutedRequest(key: key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
+        return ExecutedRequest(
+            key: key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
     }
 
     private func accepts(_ entry: CacheEntry, from engine: EngineEndpoint) -> Bool {

@@ -79,12 +79,15 @@ public indirect enum RowPredicate: Sendable, Equatable {
             return nil
         case .any(let items):
             let reasons = items.map { $0.rejection(value) }
-            return reasons.contains { $0 == nil } ? nil : "none of: " + reasons.compactMap { $0 }.joined(separator: "; ")
+            return reasons.contains { $0 == nil }
+                ? nil : "none of: " + reasons.compactMap { $0 }.joined(separator: "; ")
         case .not(let inner):
             return inner.rejection(value) == nil ? "not (\(inner.description))" : nil
         case .test(let field, let op, let expected):
             let actual = value(field)
-            return Self.holds(op, actual, expected) ? nil : "\(field) is \(actual.map(CanonicalJSON.string) ?? "missing"), not \(Self.phrase(op)) \(CanonicalJSON.string(expected))"
+            return Self.holds(op, actual, expected)
+                ? nil
+                : "\(field) is \(actual.map(CanonicalJSON.string) ?? "missing"), not \(Self.phrase(op)) \(CanonicalJSON.string(expected))"
         }
     }
 

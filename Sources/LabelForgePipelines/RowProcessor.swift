@@ -91,7 +91,8 @@ struct RowProcessor: Sendable {
     }
 
     /// One stage on one row: the emissions, each with the row that continues (nil when dropped).
-    private func apply(_ stage: any PipelineStage, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)] {
+    private func apply(_ stage: any PipelineStage, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)]
+    {
         let id = stage.config.id
         let fields = row.loaded.recorded
         let fansOut = ((stage as? any RowStage)?.samples ?? 1) > 1
@@ -106,7 +107,8 @@ struct RowProcessor: Sendable {
             }
             return StageEmission(
                 rowID: row.rowID, outcome: outcome, record: record, rejection: rejection,
-                parent: record["parent_row_id"]?.stringValue, sampleIndex: record["sample_index"]?.intValue, fields: fields)
+                parent: record["parent_row_id"]?.stringValue, sampleIndex: record["sample_index"]?.intValue,
+                fields: fields)
         }
         func continuing(_ row: PipelineRow, _ emission: StageEmission) -> (StageEmission, PipelineRow?) {
             var row = row
@@ -146,7 +148,8 @@ struct RowProcessor: Sendable {
             if let recorded = previous[ManifestRecovery.key(row: child.rowID, stage: id)]?["error"] {
                 outcome.output = nil
                 outcome.failure = StageFailure(
-                    errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
+                    errorClass: recorded["class"]?.stringValue ?? "unknown",
+                    message: recorded["message"]?.stringValue ?? "")
             }
             results.append(continuing(child, emission(outcome, for: child)))
         }
@@ -169,10 +172,13 @@ struct RowProcessor: Sendable {
         outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         // An interrupted request is not a result: the row stays unfinished, to be resumed.
         if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
-        if stage.samples == 1, let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: stage.config.id)]?["error"] {
+        if stage.samples == 1,
+            let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: stage.config.id)]?["error"]
+        {
             outcome.output = nil
             outcome.failure = StageFailure(
-                errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
+                errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? ""
+            )
         }
         return outcome
     }
@@ -185,7 +191,9 @@ struct RowProcessor: Sendable {
         }
         var parts: [[String: JSONValue]] = []
         for (index, call) in stage.calls(for: row).enumerated() {
-            guard let part = await attempts(stage, call: call, index: index, row: row, sample: sample, outcome: &outcome) else {
+            guard
+                let part = await attempts(stage, call: call, index: index, row: row, sample: sample, outcome: &outcome)
+            else {
                 return outcome
             }
             parts.append(part)

@@ -3,7 +3,7 @@ import LabelForgeCore
 import LabelForgeIO
 import LabelForgeLLM
 
-/// A run's directory, `runs/<run_id>/` (DESIGN.md §3.4).
+/// A run's directory, `runs/<run_id>/` (docs/architecture.md).
 public struct RunDirectory: Sendable {
     public let runID: String
     public let path: String

@@ -34,7 +34,8 @@ final class RunExecution {
     let previous: [String: JSONValue]
 
     init(
-        plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore, directory: RunDirectory,
+        plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore,
+        directory: RunDirectory,
         manifest: JSONLWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void
     ) {
@@ -97,7 +98,8 @@ final class RunExecution {
             }
         } catch {
             try? manifest.append([
-                "type": "summary", "status": "interrupted", "counts": countsJSON(), "finished_at": .string(Timestamp.now()),
+                "type": "summary", "status": "interrupted", "counts": countsJSON(),
+                "finished_at": .string(Timestamp.now()),
             ])
             try? manifest.sync()
             if Task.isCancelled { throw CancellationError() }
@@ -189,7 +191,7 @@ final class RunExecution {
             if budget.abortReason != nil {
                 // Rows still in flight are abandoned; the manifest records only finished ones.
                 group.cancelAll()
-                while let _ = try? await group.next() {}
+                while (try? await group.next()) != nil {}
                 return
             }
             while let (index, result) = try await group.next() {
@@ -250,7 +252,8 @@ final class RunExecution {
         }
         if !recordedBarriers.contains(id) {
             try manifest.append([
-                "type": "barrier", "stage": .string(id), "rows_in": .int(Int64(rowsIn)), "rows_out": .int(Int64(result.count)),
+                "type": "barrier", "stage": .string(id), "rows_in": .int(Int64(rowsIn)),
+                "rows_out": .int(Int64(result.count)),
                 "result_digest": .string(ContentHash.prefixed(try ContentHash.hexOfFile(atPath: result.path))),
                 "latency_ms": .int(Int64((ContinuousClock.now - start) / .milliseconds(1))),
             ])

@@ -67,15 +67,20 @@ struct DedupStage: BarrierStage {
                 try emit(row, .fail(reason))
             } else if let key = key(row) {
                 if let first = kept[key] {
-                    try emit(row, .drop(["key": .string(key), "duplicate_of": .string(first)], reason: "duplicate of \(first)"))
+                    try emit(
+                        row,
+                        .drop(["key": .string(key), "duplicate_of": .string(first)], reason: "duplicate of \(first)"))
                 } else {
                     kept[key] = row.rowID
-                    try emit(row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]))
+                    try emit(
+                        row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]))
                 }
             } else {
                 try emit(
                     row,
-                    .fail(StageFailure(errorClass: "missing_field", message: "the row has no value at '\(field)' to compare")))
+                    .fail(
+                        StageFailure(
+                            errorClass: "missing_field", message: "the row has no value at '\(field)' to compare")))
             }
         }
     }

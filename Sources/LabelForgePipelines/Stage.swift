@@ -60,7 +60,7 @@ public struct StageFailure: Error, Sendable {
     public var message: String
 }
 
-/// A row-wise stage: turns a row into a request and a response into output fields (DESIGN.md §3.5).
+/// A row-wise stage: turns a row into a request and a response into output fields (docs/architecture.md).
 ///
 /// Parsing is a pure function of the response, so cached responses reproduce a stage's outputs
 /// without an engine.

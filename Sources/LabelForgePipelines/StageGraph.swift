@@ -45,13 +45,15 @@ struct StageGraph: Sendable {
                 let field = String(path[path.index(after: dot)...])
                 if upstream.config.id == config.id {
                     throw LabelForgeError(
-                        .invalidConfig, "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
+                        .invalidConfig,
+                        "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
                 }
                 guard upstream.outputFields.contains(field) else {
                     throw LabelForgeError(
                         .invalidConfig,
                         "\(config.location): stage '\(config.id)' reads '\(path)' in \(via), but stage '\(upstream.config.id)' "
-                            + "has no output '\(field)'. Its outputs: \(upstream.outputFields.joined(separator: ", ")).")
+                            + "has no output '\(field)'. Its outputs: \(upstream.outputFields.joined(separator: ", "))."
+                    )
                 }
                 reads[config.id, default: []].insert(upstream.config.id)
             }
@@ -66,11 +68,13 @@ struct StageGraph: Sendable {
         var order: [String] = []
         var placed: Set<String> = []
         while order.count < ids.count {
-            guard let next = ids.first(where: { !placed.contains($0) && before[$0, default: []].isSubset(of: placed) }) else {
+            guard let next = ids.first(where: { !placed.contains($0) && before[$0, default: []].isSubset(of: placed) })
+            else {
                 let stuck = ids.filter { !placed.contains($0) }
                 let detail = stuck.map { id in
                     let waits = before[id, default: []].subtracting(placed).sorted()
-                    return "'\(id)' (\(byID[id]!.config.location)) after \(waits.map { "'\($0)'" }.joined(separator: ", "))"
+                    return
+                        "'\(id)' (\(byID[id]!.config.location)) after \(waits.map { "'\($0)'" }.joined(separator: ", "))"
                 }
                 throw LabelForgeError(
                     .invalidConfig,

@@ -20,7 +20,9 @@ public final class InMemoryTransport: EngineTransport {
     /// - Parameters:
     ///   - gated: when true, every answer waits for `open()`.
     ///   - answer: the response body for a request; throw to simulate an engine error.
-    public init(gated: Bool = false, answer: @escaping @Sendable (EngineRequest) throws -> JSONValue = InMemoryTransport.echo) {
+    public init(
+        gated: Bool = false, answer: @escaping @Sendable (EngineRequest) throws -> JSONValue = InMemoryTransport.echo
+    ) {
         self.answer = answer
         state.withLockedValue { $0.gateOpen = !gated }
     }
@@ -64,7 +66,10 @@ public final class InMemoryTransport: EngineTransport {
                 "data": .array(
                     inputs.enumerated().map { index, text in
                         let length = Double(text.stringValue?.count ?? 0)
-                        return ["object": "embedding", "index": .int(Int64(index)), "embedding": [.double(length), 1.0, -0.5]]
+                        return [
+                            "object": "embedding", "index": .int(Int64(index)),
+                            "embedding": [.double(length), 1.0, -0.5],
+                        ]
                     }),
                 "usage": ["prompt_tokens": .int(Int64(inputs.count)), "total_tokens": .int(Int64(inputs.count))],
             ]
@@ -73,7 +78,10 @@ public final class InMemoryTransport: EngineTransport {
             return [
                 "results": .array(
                     documents.enumerated().map { index, text in
-                        ["index": .int(Int64(index)), "relevance_score": .double(1.0 / Double(1 + (text.stringValue?.count ?? 0)))]
+                        [
+                            "index": .int(Int64(index)),
+                            "relevance_score": .double(1.0 / Double(1 + (text.stringValue?.count ?? 0))),
+                        ]
                     })
             ]
         default:
@@ -86,7 +94,10 @@ public final class InMemoryTransport: EngineTransport {
         [
             "id": "chatcmpl-memory", "object": "chat.completion", "model": "memory",
             "choices": [
-                ["index": 0, "message": ["role": "assistant", "content": .string(content)], "finish_reason": .string(finishReason)]
+                [
+                    "index": 0, "message": ["role": "assistant", "content": .string(content)],
+                    "finish_reason": .string(finishReason),
+                ]
             ],
             "usage": ["prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5],
         ]

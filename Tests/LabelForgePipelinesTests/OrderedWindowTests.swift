@@ -1,5 +1,6 @@
-@testable import LabelForgePipelines
 import Testing
+
+@testable import LabelForgePipelines
 
 @Suite struct OrderedWindowTests {
     @Test("results finished out of order are released in input order")

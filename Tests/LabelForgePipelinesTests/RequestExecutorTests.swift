@@ -2,29 +2,33 @@ import Foundation
 import LabelForgeCache
 import LabelForgeCore
 import LabelForgeLLM
-@testable import LabelForgePipelines
 import LabelForgeTesting
 import Logging
 import Testing
 
+@testable import LabelForgePipelines
+
 /// The executor with an in-memory cache and transport: no HTTP, no SQLite.
 @Suite struct RequestExecutorTests {
     static func endpoint(_ transport: InMemoryTransport, info: JSONValue = ["version": "1"]) -> EngineEndpoint {
-        EngineEndpoint(name: "memory", dialect: .vllm, modelID: "m", modelRevision: "r1", transport: transport, info: info)
+        EngineEndpoint(
+            name: "memory", dialect: .vllm, modelID: "m", modelRevision: "r1", transport: transport, info: info)
     }
 
     static func chat(_ text: String, seed: UInt32 = 1) -> EngineRequest {
         EngineRequest(
             kind: .chat,
             body: EngineDialect.vllm.body(
-                for: ChatRequest(messages: [ChatMessage(role: "user", text: text)], sampling: SamplingParams(seed: seed)),
+                for: ChatRequest(
+                    messages: [ChatMessage(role: "user", text: text)], sampling: SamplingParams(seed: seed)),
                 modelID: "m"))
     }
 
     static func executor(_ cache: any CacheStore = InMemoryCache(), readCache: Bool = true, offline: Bool = false)
         -> RequestExecutor
     {
-        RequestExecutor(cache: cache, readCache: readCache, offline: offline, matchEngineVersion: false, logger: Logger(label: "t"))
+        RequestExecutor(
+            cache: cache, readCache: readCache, offline: offline, matchEngineVersion: false, logger: Logger(label: "t"))
     }
 
     @Test("8 callers asking the same key at the same moment send one request and share its answer")
@@ -92,7 +96,8 @@ import Testing
         let cache = InMemoryCache()
         let executor = Self.executor(cache)
         let engine = Self.endpoint(transport)
-        let request = EngineRequest(kind: .embeddings, body: EmbeddingsRequest(input: ["abc", "hello"]).body(modelID: "m"))
+        let request = EngineRequest(
+            kind: .embeddings, body: EmbeddingsRequest(input: ["abc", "hello"]).body(modelID: "m"))
         let sent = try await executor.execute(request, on: engine)
         let cached = try await executor.execute(request, on: engine)
         #expect(cached.source == .cache)

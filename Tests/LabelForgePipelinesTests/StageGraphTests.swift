@@ -1,8 +1,9 @@
 import Foundation
 import LabelForgeCore
-@testable import LabelForgePipelines
 import LabelForgeTesting
 import Testing
+
+@testable import LabelForgePipelines
 
 /// The stage graph: references between stages, filters, fan-out and a barrier, against the stub.
 @Suite struct StageGraphTests {
@@ -65,7 +66,9 @@ import Testing
 
     static func lines(_ path: String) throws -> [JSONValue] {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
-        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONValue.parse(String($0))
+        }
     }
 
     static func workspace() throws -> TestWorkspace {
@@ -83,13 +86,16 @@ import Testing
         let stub = try await StubEngine.start(answer: Self.answer)
         defer { Task { await stub.stop() } }
         let config = try Self.config(ws, baseURL: stub.baseURL, stages: Self.kernelStages)
-        let report = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         #expect(report.status == "completed")
         #expect(report.stages.map(\.0) == ["sentiment", "needs_reply", "reply", "judge", "unique", "after"])
         let dir = report.runDirectory
 
         let sentiment = try Self.lines(dir.outputPath(stage: "sentiment"))
-        #expect(sentiment.map { $0["label"]?.stringValue } == (0..<9).map { ["positive", "negative", "neutral"][$0 % 3] })
+        #expect(
+            sentiment.map { $0["label"]?.stringValue } == (0..<9).map { ["positive", "negative", "neutral"][$0 % 3] })
         // r1, r2, r4, r5, r7, r8 pass the filter; r0, r3, r6 (positive) are rejected with the reason.
         let kept = try Self.lines(dir.outputPath(stage: "needs_reply")).map { $0["row_id"]?.stringValue ?? "" }
         #expect(kept == ["r1", "r2", "r4", "r5", "r7", "r8"])
@@ -109,7 +115,8 @@ import Testing
         let unique = try Self.lines(dir.outputPath(stage: "unique"))
         let removed = try Self.lines(dir.outputsPath + "/unique.rejected.jsonl")
         #expect(unique.count + removed.count == 12)
-        let texts = Dictionary(uniqueKeysWithValues: replies.map { ($0["row_id"]!.stringValue!, $0["text"]!.stringValue!) })
+        let texts = Dictionary(
+            uniqueKeysWithValues: replies.map { ($0["row_id"]!.stringValue!, $0["text"]!.stringValue!) })
         #expect(Set(unique.map { texts[$0["row_id"]!.stringValue!]! }).count == unique.count)
         for duplicate in removed {
             let keptID = try #require(duplicate["duplicate_of"]?.stringValue)
@@ -127,9 +134,13 @@ import Testing
 
         // A second run: every request from the cache, byte-identical outputs.
         let requests = stub.chatRequests
-        let second = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         #expect(stub.chatRequests == requests)
-        for file in ["sentiment", "needs_reply", "needs_reply.rejected", "reply", "judge", "unique", "unique.rejected", "after"] {
+        for file in [
+            "sentiment", "needs_reply", "needs_reply.rejected", "reply", "judge", "unique", "unique.rejected", "after",
+        ] {
             let a = try String(contentsOfFile: dir.outputsPath + "/\(file).jsonl", encoding: .utf8)
             let b = try String(contentsOfFile: second.runDirectory.outputsPath + "/\(file).jsonl", encoding: .utf8)
             #expect(a == b, "\(file)")
@@ -149,15 +160,21 @@ import Testing
               - {id: reply, type: generate, template: reply}
             """
         let config = try Self.config(ws, baseURL: stub.baseURL, stages: stages)
-        let first = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let first = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         // Same labels, other label order in the config: the classify requests change, its answers do not.
         let reordered = try Self.config(
             ws, baseURL: stub.baseURL,
-            stages: stages.replacingOccurrences(of: "[positive, negative, neutral]", with: "[positive, negative, neutral, mixed]"))
-        let second = try await Runner(options: RunOptions(configPath: reordered, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+            stages: stages.replacingOccurrences(
+                of: "[positive, negative, neutral]", with: "[positive, negative, neutral, mixed]"))
+        let second = try await Runner(
+            options: RunOptions(configPath: reordered, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         func keys(_ dir: RunDirectory, _ stage: String) throws -> [String: JSONValue] {
             Dictionary(
-                uniqueKeysWithValues: try Self.lines(dir.manifestPath).filter { $0["stage"]?.stringValue == stage }.map {
+                uniqueKeysWithValues: try Self.lines(dir.manifestPath).filter { $0["stage"]?.stringValue == stage }.map
+                {
                     ($0["row_id"]!.stringValue!, $0["request_keys"]!)
                 })
         }
@@ -167,8 +184,11 @@ import Testing
         let replyB = try keys(second.runDirectory, "reply")
         for (index, (a, b)) in zip(labelsA, labelsB).enumerated() {
             let row = "r\(index)"
-            if a == b { #expect(replyA[row] == replyB[row], "\(row): same label, same key") }
-            else { #expect(replyA[row] != replyB[row], "\(row): changed label, changed key") }
+            if a == b {
+                #expect(replyA[row] == replyB[row], "\(row): same label, same key")
+            } else {
+                #expect(replyA[row] != replyB[row], "\(row): changed label, changed key")
+            }
         }
         #expect(zip(labelsA, labelsB).contains { $0 != $1 })
         #expect(zip(labelsA, labelsB).contains { $0 == $1 })
@@ -189,7 +209,9 @@ import Testing
                   - {id: reply, type: generate, template: reply}
                   - {id: other, type: classify, template: classify, labels: [x, y]}
                 """)
-        let report = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         let replies = try Self.lines(report.runDirectory.outputPath(stage: "reply"))
         #expect(replies[1]["error"]?["class"] == "upstream_failed")
         #expect(replies[1]["error"]?["message"]?.stringValue?.contains("'sentiment'") == true)
@@ -206,8 +228,14 @@ import Testing
     @Test(
         "bad references are config errors naming the file, line and stage",
         arguments: [
-            ("  - {id: a, type: generate, template: t1}\n  - {id: b, type: generate, template: t2}", "cannot be ordered", "{{b.text}}", "{{a.text}}"),
-            ("  - {id: a, type: generate, template: t1}\n  - {id: b, type: generate, template: t2}", "has no output 'label'", "", "{{a.label}}"),
+            (
+                "  - {id: a, type: generate, template: t1}\n  - {id: b, type: generate, template: t2}",
+                "cannot be ordered", "{{b.text}}", "{{a.text}}"
+            ),
+            (
+                "  - {id: a, type: generate, template: t1}\n  - {id: b, type: generate, template: t2}",
+                "has no output 'label'", "", "{{a.label}}"
+            ),
             ("  - {id: a, type: generate, template: t1}", "reads its own output", "{{a.text}}", ""),
         ])
     func badReferences(stages: String, fragment: String, t1: String, t2: String) throws {
@@ -228,8 +256,10 @@ import Testing
         func check(_ p: RowPredicate) -> Bool { p.rejection { row[$0] } == nil }
         #expect(check(.test(field: "s.label", op: "in", value: ["negative", "neutral"])))
         #expect(!check(.test(field: "s.label", op: "eq", value: "positive")))
-        #expect(check(.all([.test(field: "s.confidence", op: "gte", value: 0.8), .test(field: "n", op: "lt", value: 4)])))
-        #expect(!check(.any([.test(field: "s.confidence", op: "gt", value: 0.95), .test(field: "n", op: "ne", value: 3)])))
+        #expect(
+            check(.all([.test(field: "s.confidence", op: "gte", value: 0.8), .test(field: "n", op: "lt", value: 4)])))
+        #expect(
+            !check(.any([.test(field: "s.confidence", op: "gt", value: 0.95), .test(field: "n", op: "ne", value: 3)])))
         #expect(check(.not(.test(field: "missing", op: "eq", value: 1))))
         #expect(!check(.test(field: "missing", op: "ne", value: 1)))
         #expect(check(.test(field: "missing", op: "exists", value: false)))
