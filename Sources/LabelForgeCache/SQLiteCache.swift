@@ -58,61 +58,69 @@ public final class SQLiteCache: CacheStore {
     }
 
     public func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
-        guard !keys.isEmpty else { return [:] }
-        let hexes = keys.map(\.hex)
-        let stored = try await pool.read { db -> [StoredEntry] in
-            var rows: [StoredEntry] = []
-            // SQLite bounds the number of bound parameters; 500 per query stays far below it.
-            for start in stride(from: 0, to: hexes.count, by: 500) {
-                let chunk = Array(hexes[start..<min(start + 500, hexes.count)])
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                for row in try Row.fetchAll(
+        let stored = try await pool.read { db in
+            try Self.inChunks(keys) { marks, arguments in
+                try Row.fetchAll(
                     db,
-                    sql: "SELECT key, request, response, payload, engine_info, integrity, created_at FROM entries WHERE key IN (\(marks))",
-                    arguments: StatementArguments(chunk))
-                {
-                    rows.append(
-                        StoredEntry(
-                            key: row["key"], request: row["request"], response: row["response"], payload: row["payload"],
-                            engineInfo: row["engine_info"], integrity: row["integrity"], createdAt: row["created_at"]))
+                    sql: """
+                        SELECT key, request, response, payload, engine_info, integrity, created_at
+                        FROM entries WHERE key IN (\(marks))
+                        """,
+                    arguments: arguments
+                ).map {
+                    StoredEntry(
+                        key: $0["key"], request: $0["request"], response: $0["response"], payload: $0["payload"],
+                        engineInfo: $0["engine_info"], integrity: $0["integrity"], createdAt: $0["created_at"])
                 }
             }
-            return rows
         }
         var found: [CacheKey: CacheEntry] = [:]
-        for entry in stored {
-            let key = CacheKey(hex: entry.key)
-            guard CacheEntry.integrityHash(key: key, request: entry.request, response: entry.response, payload: entry.payload)
-                == entry.integrity,
-                let requestJSON = try? JSONValue.parse(entry.request), ContentHash.hex(requestJSON) == key.hex,
-                let responseJSON = try? JSONValue.parse(entry.response)
+        for stored in stored {
+            let key = CacheKey(hex: stored.key)
+            guard
+                CacheEntry.integrityHash(
+                    key: key, request: stored.request, response: stored.response, payload: stored.payload)
+                    == stored.integrity,
+                let request = try? JSONValue.parse(stored.request), let response = try? JSONValue.parse(stored.response)
             else {
                 logger.warning("cache entry \(key) failed verification; treating it as a miss")
                 continue
             }
-            found[key] = CacheEntry(
-                key: key, request: requestJSON, response: responseJSON, payload: entry.payload,
-                engineInfo: (try? JSONValue.parse(entry.engineInfo)) ?? .null,
-                createdAt: Date(timeIntervalSince1970: entry.createdAt))
+            let entry = CacheEntry(
+                key: key, request: request, response: response, payload: stored.payload,
+                engineInfo: (try? JSONValue.parse(stored.engineInfo)) ?? .null,
+                createdAt: Date(timeIntervalSince1970: stored.createdAt))
+            guard entry.isConsistent else {
+                logger.warning("cache entry \(key) failed verification; treating it as a miss")
+                continue
+            }
+            found[key] = entry
         }
         return found
     }
 
     public func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey> {
-        let hexes = keys.map(\.hex)
-        return try await pool.read { db in
-            var present: Set<CacheKey> = []
-            for start in stride(from: 0, to: hexes.count, by: 500) {
-                let chunk = Array(hexes[start..<min(start + 500, hexes.count)])
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                for hex in try String.fetchAll(
-                    db, sql: "SELECT key FROM entries WHERE key IN (\(marks))", arguments: StatementArguments(chunk))
-                {
-                    present.insert(CacheKey(hex: hex))
-                }
-            }
-            return present
+        try await pool.read { db in
+            Set(
+                try Self.inChunks(keys) { marks, arguments in
+                    try String.fetchAll(
+                        db, sql: "SELECT key FROM entries WHERE key IN (\(marks))", arguments: arguments)
+                }.map { CacheKey(hex: $0) })
         }
+    }
+
+    /// Runs `query` over `keys` in chunks of 500 (SQLite bounds the number of bound parameters),
+    /// with the chunk's `?, ?, …` placeholders and arguments, and joins the results.
+    private static func inChunks<T>(
+        _ keys: [CacheKey], _ query: (_ marks: String, _ arguments: StatementArguments) throws -> [T]
+    ) throws -> [T] {
+        var results: [T] = []
+        for start in stride(from: 0, to: keys.count, by: 500) {
+            let chunk = keys[start..<min(start + 500, keys.count)].map(\.hex)
+            results += try query(
+                Array(repeating: "?", count: chunk.count).joined(separator: ","), StatementArguments(chunk))
+        }
+        return results
     }
 
     public func store(_ entries: [CacheEntry]) async throws {
@@ -120,9 +128,11 @@ public final class SQLiteCache: CacheStore {
         let rows = entries.map { entry -> StatementArguments in
             let request = CanonicalJSON.data(entry.request)
             let response = CanonicalJSON.data(entry.response)
-            let integrity = CacheEntry.integrityHash(key: entry.key, request: request, response: response, payload: entry.payload)
+            let integrity = CacheEntry.integrityHash(
+                key: entry.key, request: request, response: response, payload: entry.payload)
             return [
-                entry.key.hex, entry.kind, request, response, entry.payload, CanonicalJSON.data(entry.engineInfo), integrity,
+                entry.key.hex, entry.kind, request, response, entry.payload, CanonicalJSON.data(entry.engineInfo),
+                integrity,
                 entry.createdAt.timeIntervalSince1970,
             ] as StatementArguments
         }

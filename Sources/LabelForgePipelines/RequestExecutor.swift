@@ -16,6 +16,22 @@ struct EngineEndpoint: Sendable {
     var info: JSONValue
 }
 
+/// A request with its cache key, computed once: the key material hashes the whole body.
+struct PreparedRequest: Sendable {
+    var request: EngineRequest
+    /// The canonical document whose hash is `key` (see `CacheKey.material`).
+    var material: JSONValue
+    var key: CacheKey
+
+    init(_ request: EngineRequest, on engine: EngineEndpoint) {
+        self.request = request
+        material = CacheKey.material(
+            kind: request.kind.name, dialect: engine.dialect.name, modelID: engine.modelID,
+            modelRevision: engine.modelRevision, body: request.body)
+        key = CacheKey(hex: ContentHash.hex(material))
+    }
+}
+
 /// A request's answer and where it came from.
 struct ExecutedRequest: Sendable {
     enum Source: Sendable {
@@ -63,24 +79,16 @@ final class RequestExecutor: Sendable {
         self.logger = logger
     }
 
-    /// The canonical key material of a request to an engine (see `CacheKey.material`).
-    static func material(of request: EngineRequest, on engine: EngineEndpoint) -> JSONValue {
-        CacheKey.material(
-            kind: request.kind.name, dialect: engine.dialect.name, modelID: engine.modelID,
-            modelRevision: engine.modelRevision, body: request.body)
-    }
-
-    /// The cache key of a request to an engine.
-    static func key(of request: EngineRequest, on engine: EngineEndpoint) -> CacheKey {
-        CacheKey(hex: ContentHash.hex(material(of: request, on: engine)))
-    }
-
     /// Answers a request from the cache, a request already in flight, or the engine.
     /// - Throws: `LabelForgeError` with code `cacheMiss` when offline and the cache lacks it; the
     ///   transport's errors; `CancellationError`.
     func execute(_ request: EngineRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
-        let material = Self.material(of: request, on: engine)
-        let key = CacheKey(hex: ContentHash.hex(material))
+        try await execute(PreparedRequest(request, on: engine), on: engine)
+    }
+
+    /// Answers a prepared request; see `execute(_:on:)`.
+    func execute(_ prepared: PreparedRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
+        let key = prepared.key
         while true {
             if readCache, let entry = try await cache.lookup(key), accepts(entry, from: engine) {
                 return ExecutedRequest(
@@ -115,7 +123,7 @@ final class RequestExecutor: Sendable {
         }
         let result: Result<ExecutedRequest, any Error>
         do {
-            result = .success(try await send(request, key: key, material: material, to: engine))
+            result = .success(try await send(prepared, to: engine))
         } catch {
             result = .failure(error)
         }
@@ -129,9 +137,8 @@ final class RequestExecutor: Sendable {
         flights.withLock { $0[key]?.count ?? 0 }
     }
 
-    private func send(_ request: EngineRequest, key: CacheKey, material: JSONValue, to engine: EngineEndpoint)
-        async throws -> ExecutedRequest
-    {
+    private func send(_ prepared: PreparedRequest, to engine: EngineEndpoint) async throws -> ExecutedRequest {
+        let request = prepared.request
         let reply = try await engine.transport.send(request)
         var response = reply.body
         var payload: Data?
@@ -139,9 +146,11 @@ final class RequestExecutor: Sendable {
             (response, payload) = try EmbeddingsResponse.split(reply.body)
         }
         try await cache.store(
-            CacheEntry(key: key, request: material, response: response, payload: payload, engineInfo: engine.info))
+            CacheEntry(
+                key: prepared.key, request: prepared.material, response: response, payload: payload,
+                engineInfo: engine.info))
         return ExecutedRequest(
-            key: key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
+            key: prepared.key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
     }
 
     private func accepts(_ entry: CacheEntry, from engine: EngineEndpoint) -> Bool {

@@ -23,6 +23,11 @@ struct StageOutcome: Sendable {
     var cacheStatus: String {
         requestKeys.isEmpty ? "none" : cacheHits == requestKeys.count ? "hit" : "miss"
     }
+
+    /// The output line's fields without `row_id`: the output, or `error`.
+    var record: [String: JSONValue] {
+        failure.map { ["error": $0.json] } ?? output ?? [:]
+    }
 }
 
 /// What one stage did for one row, ready to be written: the manifest line's facts, the output
@@ -30,15 +35,23 @@ struct StageOutcome: Sendable {
 struct StageEmission: Sendable {
     var rowID: String
     var outcome: StageOutcome
-    /// The output line without `row_id`: output fields, or `error`.
-    var record: [String: JSONValue]
     /// Why a filter or barrier dropped the row; the line then goes to `<stage>.rejected.jsonl`.
-    var rejection: String?
+    var rejection: String? = nil
     /// For rows fanned out by this stage: the parent row and the sample index.
-    var parent: String?
-    var sampleIndex: Int?
+    var parent: String? = nil
+    var sampleIndex: Int? = nil
     /// The row's input fields, for scoring against gold labels.
     var fields: [String: JSONValue]
+
+    /// The output line without `row_id`: the outcome's fields, then the lineage of a fanned-out row.
+    var record: [String: JSONValue] {
+        var record = outcome.record
+        if let parent {
+            record["parent_row_id"] = .string(parent)
+            record["sample_index"] = sampleIndex.map { .int(Int64($0)) } ?? .null
+        }
+        return record
+    }
 }
 
 /// One source row after a segment's stages: what each stage did, and the rows that come out.
@@ -94,64 +107,46 @@ struct RowProcessor: Sendable {
     private func apply(_ stage: any PipelineStage, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)]
     {
         let id = stage.config.id
-        let fields = row.loaded.recorded
         let fansOut = ((stage as? any RowStage)?.samples ?? 1) > 1
-        func emission(_ outcome: StageOutcome, for row: PipelineRow, rejection: String? = nil) -> StageEmission {
-            var record = outcome.output ?? [:]
-            if let failure = outcome.failure {
-                record = ["error": ["class": .string(failure.errorClass), "message": .string(failure.message)]]
+        func emit(_ outcome: StageOutcome, for row: PipelineRow, rejection: String? = nil) -> (
+            StageEmission, PipelineRow?
+        ) {
+            var outcome = outcome
+            // A failure an interrupted run recorded stays a failure, here and downstream.
+            if let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: id)]?["error"] {
+                outcome.output = nil
+                outcome.failure = StageFailure(recorded: recorded)
             }
-            if fansOut, let parent = row.parent {
-                record["parent_row_id"] = .string(parent)
-                record["sample_index"] = row.sampleIndex.map { .int(Int64($0)) } ?? .null
-            }
-            return StageEmission(
-                rowID: row.rowID, outcome: outcome, record: record, rejection: rejection,
-                parent: record["parent_row_id"]?.stringValue, sampleIndex: record["sample_index"]?.intValue,
-                fields: fields)
-        }
-        func continuing(_ row: PipelineRow, _ emission: StageEmission) -> (StageEmission, PipelineRow?) {
+            let emission = StageEmission(
+                rowID: row.rowID, outcome: outcome, rejection: rejection, parent: fansOut ? row.parent : nil,
+                sampleIndex: fansOut ? row.sampleIndex : nil, fields: row.loaded.recorded)
+            guard rejection == nil else { return (emission, nil) }
             var row = row
             row.outputs[id] = emission.record
             return (emission, row)
         }
 
+        var outcome = StageOutcome(stageID: id)
+        let upstreamFailure = upstreamFailure(of: id, in: row)
         if let filter = stage as? FilterStage {
-            var outcome = StageOutcome(stageID: id)
-            if let failure = upstreamFailure(of: id, in: row) {
-                outcome.failure = failure
-                return [(emission(outcome, for: row, rejection: "upstream_failed: " + failure.message), nil)]
+            if let upstreamFailure {
+                outcome.failure = upstreamFailure
+                return [emit(outcome, for: row, rejection: "upstream_failed: " + upstreamFailure.message)]
             }
-            if let reason = filter.rejection(of: row.context(reading: graph.reads(of: id))) {
-                outcome.output = ["kept": false]
-                return [(emission(outcome, for: row, rejection: reason), nil)]
-            }
-            outcome.output = ["kept": true]
-            return [continuing(row, emission(outcome, for: row))]
+            let rejection = filter.rejection(of: row.context(reading: graph.reads(of: id)))
+            outcome.output = ["kept": .bool(rejection == nil)]
+            return [emit(outcome, for: row, rejection: rejection)]
         }
         guard let stage = stage as? any RowStage else { return [] }
-        if let failure = upstreamFailure(of: id, in: row) {
-            var outcome = StageOutcome(stageID: id)
-            outcome.failure = failure
-            let rows = stage.samples > 1 ? (0..<stage.samples).map { child(of: row, stage: id, sample: $0) } : [row]
-            return rows.map { continuing($0, emission(outcome, for: $0)) }
+        let rows = fansOut ? (0..<stage.samples).map { child(of: row, stage: id, sample: $0) } : [row]
+        if let upstreamFailure {
+            outcome.failure = upstreamFailure
+            return rows.map { emit(outcome, for: $0) }
         }
         let context = row.context(reading: graph.reads(of: id))
-        if stage.samples == 1 {
-            let outcome = try await run(stage, row: context, sample: 0)
-            return [continuing(row, emission(outcome, for: row))]
-        }
         var results: [(StageEmission, PipelineRow?)] = []
-        for sample in 0..<stage.samples {
-            let child = child(of: row, stage: id, sample: sample)
-            var outcome = try await run(stage, row: context, sample: sample)
-            if let recorded = previous[ManifestRecovery.key(row: child.rowID, stage: id)]?["error"] {
-                outcome.output = nil
-                outcome.failure = StageFailure(
-                    errorClass: recorded["class"]?.stringValue ?? "unknown",
-                    message: recorded["message"]?.stringValue ?? "")
-            }
-            results.append(continuing(child, emission(outcome, for: child)))
+        for (sample, out) in rows.enumerated() {
+            results.append(emit(try await run(stage, row: context, sample: sample), for: out))
         }
         return results
     }
@@ -165,21 +160,13 @@ struct RowProcessor: Sendable {
         return child
     }
 
-    /// One stage's calls for one row (sample), timed; a failure an interrupted run recorded stays.
+    /// One stage's calls for one row (sample), timed.
     private func run(_ stage: any RowStage, row: RowContext, sample: Int) async throws -> StageOutcome {
         let start = ContinuousClock.now
         var outcome = await attempts(stage, row: row, sample: sample)
         outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         // An interrupted request is not a result: the row stays unfinished, to be resumed.
         if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
-        if stage.samples == 1,
-            let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: stage.config.id)]?["error"]
-        {
-            outcome.output = nil
-            outcome.failure = StageFailure(
-                errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? ""
-            )
-        }
         return outcome
     }
 
@@ -211,16 +198,18 @@ struct RowProcessor: Sendable {
             let callID = stage.config.id + call.seedSuffix
             let seedStage = attempt == 0 ? callID : "\(callID)#retry\(attempt)"
             let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: sample)
-            let request: EngineRequest
+            let request: PreparedRequest
             do {
                 let chat = try stage.request(
                     for: row, call: call, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
-                request = EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID))
+                request = PreparedRequest(
+                    EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID)),
+                    on: engine)
             } catch {
                 outcome.failure = StageFailure(errorClass: "render_error", message: String(describing: error))
                 return nil
             }
-            outcome.requestKeys.append(RequestExecutor.key(of: request, on: engine).description)
+            outcome.requestKeys.append(request.key.description)
             let raw: JSONValue
             do {
                 let answer = try await executor.execute(request, on: engine)

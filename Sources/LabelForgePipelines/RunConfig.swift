@@ -108,9 +108,6 @@ public struct RunConfig: Sendable {
         public var field: String? = nil
         /// `dedup`: `exact` (normalized text).
         public var method: String? = nil
-
-        /// Whether the stage sends requests to an engine (filter and dedup do not).
-        public var sendsRequests: Bool { !["filter", "dedup"].contains(type) }
     }
 
     public var file: String

@@ -169,7 +169,8 @@ final class RunExecution {
         func collect(_ index: Int, _ result: SegmentResult) throws {
             for ready in window.complete(index, with: result) {
                 for emission in ready.emissions {
-                    try write(emission, outputs: outputs, rejected: rejected)
+                    let stage = emission.outcome.stageID
+                    try write(emission, output: outputs[stage], rejected: rejected[stage])
                 }
                 for row in ready.rows { try sink(row) }
                 if countingInputRows {
@@ -208,8 +209,6 @@ final class RunExecution {
         let outputPath = directory.outputPath(stage: id)
         let output = try JSONLWriter(path: outputPath + ".tmp")
         let rejectedOutput = try JSONLWriter(path: rejectedPath(stage: id) + ".tmp")
-        let writers = [id: output]
-        let rejectedWriters = [id: rejectedOutput]
         let reads = graph.reads(of: id)
         var rowsIn = 0
         let start = ContinuousClock.now
@@ -219,27 +218,19 @@ final class RunExecution {
             failure: { self.processor.upstreamFailure(of: id, in: $0) }
         ) { row, verdict in
             rowsIn += 1
-            var outcome = StageOutcome(stageID: id)
-            var record: [String: JSONValue]
-            var rejection: String?
+            var emission = StageEmission(
+                rowID: row.rowID, outcome: StageOutcome(stageID: id), fields: row.loaded.recorded)
             switch verdict {
-            case .keep(let fields):
-                outcome.output = fields
-                record = fields
+            case .keep(let fields): emission.outcome.output = fields
             case .drop(let fields, let reason):
-                outcome.output = fields
-                record = fields
-                rejection = reason
-            case .fail(let failure):
-                outcome.failure = failure
-                record = ["error": ["class": .string(failure.errorClass), "message": .string(failure.message)]]
+                emission.outcome.output = fields
+                emission.rejection = reason
+            case .fail(let failure): emission.outcome.failure = failure
             }
-            let emission = StageEmission(
-                rowID: row.rowID, outcome: outcome, record: record, rejection: rejection, fields: row.loaded.recorded)
-            try write(emission, outputs: writers, rejected: rejectedWriters)
-            if rejection == nil {
+            try write(emission, output: output, rejected: rejectedOutput)
+            if emission.rejection == nil {
                 var row = row
-                row.outputs[id] = record
+                row.outputs[id] = emission.record
                 try result.append(row)
             }
         }
@@ -262,9 +253,9 @@ final class RunExecution {
         return result.path
     }
 
-    private func write(
-        _ emission: StageEmission, outputs: [String: JSONLWriter], rejected: [String: JSONLWriter]
-    ) throws {
+    /// Writes one emission: its manifest line (unless an interrupted run recorded it), its output or
+    /// rejected line, and its counts.
+    private func write(_ emission: StageEmission, output: JSONLWriter?, rejected: JSONLWriter?) throws {
         var outcome = emission.outcome
         let stageID = outcome.stageID
         let recorded = previous[ManifestRecovery.key(row: emission.rowID, stage: stageID)]
@@ -295,7 +286,7 @@ final class RunExecution {
         stat.tokensIn += outcome.tokensIn
         stat.tokensOut += outcome.tokensOut
         if let failure = outcome.failure {
-            line["error"] = ["class": .string(failure.errorClass), "message": .string(failure.message)]
+            line["error"] = failure.json
             stat.failed += 1
             stat.errorsByClass[failure.errorClass, default: 0] += 1
         } else {
@@ -310,11 +301,7 @@ final class RunExecution {
         line["output_hash"] = .string(ContentHash.prefixed(ContentHash.hex(.object(record))))
         stats[stageID] = stat
         if recorded == nil { try manifest.append(.object(line)) }
-        if emission.rejection != nil {
-            try rejected[stageID]?.append(.object(record))
-        } else {
-            try outputs[stageID]?.append(.object(record))
-        }
+        try (emission.rejection == nil ? output : rejected)?.append(.object(record))
     }
 
     /// A row that passed every stage: one line of `dataset.jsonl`, its input and every output.

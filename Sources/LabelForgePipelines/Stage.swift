@@ -58,6 +58,17 @@ public struct StageCall: Sendable {
 public struct StageFailure: Error, Sendable {
     public var errorClass: String
     public var message: String
+
+    /// `{class, message}`, as output and manifest lines record it.
+    public var json: JSONValue { ["class": .string(errorClass), "message": .string(message)] }
+}
+
+extension StageFailure {
+    /// A failure a manifest line recorded as `{class, message}`.
+    init(recorded: JSONValue) {
+        self.init(
+            errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
+    }
 }
 
 /// A row-wise stage: turns a row into a request and a response into output fields (docs/architecture.md).
@@ -99,7 +110,9 @@ extension RowStage {
 
     public var inputFields: [String] { [] }
 
-    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<
+        [String: JSONValue], StageFailure
+    > {
         parse(response, dialect: dialect)
     }
 
@@ -161,7 +174,8 @@ func validatedJSON(_ response: ChatResponse, schema: JSONValue) -> Result<JSONVa
                 message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
     }
     if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
-        return .failure(StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
+        return .failure(
+            StageFailure(errorClass: "schema_violation", message: "the answer violates the schema: \(violation)"))
     }
     return .success(value)
 }

@@ -32,10 +32,10 @@ import Testing
         return (ws, config)
     }
 
+    static let files = ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"]
+
     func outputs(_ dir: String) throws -> [Data] {
-        try ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"].map {
-            try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0))
-        }
+        try Self.files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) }
     }
 
     /// Starts the CLI and SIGKILLs it after `delay`, or lets it finish if it is faster.
@@ -49,26 +49,24 @@ import Testing
         }
     }
 
-    @Test("SIGKILL at 5 moments, then --resume: outputs identical, no row lost or duplicated")
-    func killAndResume() async throws {
-        let stub = try await StubEngine.start(delay: .milliseconds(25), answer: StubEngine.followConstraintBySeed)
-        defer { Task { await stub.stop() } }
-        let (ws, config) = try workspace(stub: stub)
-
-        let reference = try await CLI.run(
-            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
-        #expect(reference.exitCode == 0, "\(reference.stderr)")
-        let referenceDir = ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
-        let expected = try outputs(referenceDir)
-
+    /// Runs `config` once per moment, SIGKILLs it then, resumes it when unfinished, and checks that
+    /// the trial's `files` equal `expected` and that its manifest ends completed with one run line;
+    /// `check` sees each trial's manifest lines. Returns how many trials were killed mid-run.
+    func killAndResumeTrials(
+        config: String, in ws: TestWorkspace, at moments: [Int], files: [String], expected: [Data],
+        check: (_ trial: Int, _ dir: String, _ lines: [JSONValue]) -> Void
+    ) async throws -> Int {
         var resumedTrials = 0
-        for (trial, milliseconds) in [150, 300, 450, 600, 800].enumerated() {
+        for (trial, milliseconds) in moments.enumerated() {
             let runs = ws.path("trial\(trial)")
             let cache = ws.path("cache\(trial).sqlite")
             try await runAndKill(
-                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], after: .milliseconds(milliseconds))
+                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache],
+                after: .milliseconds(milliseconds))
             // A hidden `.…partial` directory is a run killed while its directory was being staged.
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter { !$0.hasPrefix(".") }
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter {
+                !$0.hasPrefix(".")
+            }
             guard let name = names.first else {
                 // Killed before the run directory existed: nothing to resume, start again.
                 let again = try await CLI.run(["run", "--config", config, "--runs-dir", runs, "--cache-path", cache])
@@ -82,14 +80,41 @@ import Testing
                 #expect(resumed.exitCode == 0, "trial \(trial): \(resumed.stderr)")
                 resumedTrials += 1
             }
-            #expect(try outputs(dir) == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
+            let outputs = try files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) }
+            #expect(outputs == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
             let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
                 .map { try JSONValue.parse(String($0)) }
-            let pairs = lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
-            #expect(pairs.count == Self.rows * 2, "trial \(trial): \(pairs.count) row lines")
-            #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
             #expect(lines.filter { $0["type"] == "run" }.count == 1)
             #expect(lines.last?["status"] == "completed")
+            check(trial, dir, lines)
+        }
+        return resumedTrials
+    }
+
+    /// `type: row` lines as `row_id/stage` pairs.
+    static func rowPairs(_ lines: [JSONValue]) -> [String] {
+        lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
+    }
+
+    @Test("SIGKILL at 5 moments, then --resume: outputs identical, no row lost or duplicated")
+    func killAndResume() async throws {
+        let stub = try await StubEngine.start(delay: .milliseconds(25), answer: StubEngine.followConstraintBySeed)
+        defer { Task { await stub.stop() } }
+        let (ws, config) = try workspace(stub: stub)
+
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        let referenceDir =
+            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let expected = try outputs(referenceDir)
+
+        let resumedTrials = try await killAndResumeTrials(
+            config: config, in: ws, at: [150, 300, 450, 600, 800], files: Self.files, expected: expected
+        ) { trial, _, lines in
+            let pairs = Self.rowPairs(lines)
+            #expect(pairs.count == Self.rows * 2, "trial \(trial): \(pairs.count) row lines")
+            #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
         }
         // The kill moments span the run: most trials must really have been interrupted mid-run.
         #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
@@ -132,44 +157,26 @@ import Testing
             "outputs/sentiment.jsonl", "outputs/reply.jsonl", "outputs/unique.jsonl", "outputs/unique.rejected.jsonl",
             "outputs/judge.jsonl", "dataset.jsonl",
         ]
-        func outputs(_ dir: String) throws -> [Data] { try files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) } }
 
         let reference = try await CLI.run(
             ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
         #expect(reference.exitCode == 0, "\(reference.stderr)")
-        let referenceDir = ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
-        let expected = try outputs(referenceDir)
-        let kept = try String(contentsOfFile: referenceDir + "/outputs/unique.jsonl", encoding: .utf8).split(separator: "\n").count
+        let referenceDir =
+            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let expected = try files.map { try Data(contentsOf: URL(fileURLWithPath: referenceDir + "/" + $0)) }
+        let kept = try String(contentsOfFile: referenceDir + "/outputs/unique.jsonl", encoding: .utf8).split(
+            separator: "\n"
+        ).count
         #expect(kept > 0 && kept <= 14, "at most 7 × 2 distinct replies survive the dedup, not \(kept)")
 
-        var resumedTrials = 0
-        for (trial, milliseconds) in [200, 450, 700, 950, 1300].enumerated() {
-            let runs = ws.path("trial\(trial)")
-            let cache = ws.path("cache\(trial).sqlite")
-            try await runAndKill(
-                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], after: .milliseconds(milliseconds))
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter { !$0.hasPrefix(".") }
-            guard let name = names.first else {
-                let again = try await CLI.run(["run", "--config", config, "--runs-dir", runs, "--cache-path", cache])
-                #expect(again.exitCode == 0)
-                continue
-            }
-            let dir = runs + "/" + name
-            let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
-            if !manifest.contains(#""status":"completed""#) {
-                let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", cache])
-                #expect(resumed.exitCode == 0, "trial \(trial): \(resumed.stderr)")
-                resumedTrials += 1
-            }
-            #expect(try outputs(dir) == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
-            let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
-                .map { try JSONValue.parse(String($0)) }
-            let pairs = lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
+        let resumedTrials = try await killAndResumeTrials(
+            config: config, in: ws, at: [200, 450, 700, 950, 1300], files: files, expected: expected
+        ) { trial, dir, lines in
+            let pairs = Self.rowPairs(lines)
             // sentiment 40 + reply 80 + unique 80 + judge on the kept replies.
             #expect(pairs.count == Self.rows + 4 * Self.rows + kept, "trial \(trial): \(pairs.count) row lines")
             #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
             #expect(lines.filter { $0["type"] == "barrier" }.count == 1, "trial \(trial): one barrier line")
-            #expect(lines.last?["status"] == "completed")
             #expect(!FileManager.default.fileExists(atPath: dir + "/.state"))
         }
         #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
@@ -180,7 +187,9 @@ import Testing
         let stub = try await StubEngine.start(answer: StubEngine.followConstraintBySeed)
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
-        let first = try await CLI.run(["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+        let first = try await CLI.run([
+            "run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite"),
+        ])
         #expect(first.exitCode == 0)
         let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
         let expected = try outputs(dir)
@@ -202,10 +211,13 @@ import Testing
         let stub = try await StubEngine.start()
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
-        _ = try await CLI.run(["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+        _ = try await CLI.run([
+            "run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite"),
+        ])
         let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
-        try (manifest.prefix(5).joined(separator: "\n") + "\n").write(toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
+        try (manifest.prefix(5).joined(separator: "\n") + "\n").write(
+            toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
         try ws.writeReviews(count: Self.rows + 1)
         let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
         #expect(resumed.exitCode == 64)
@@ -243,11 +255,11 @@ import Testing
         _ = try await CLI.run(arguments)
         let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
-        try (manifest.prefix(10).joined(separator: "\n") + "\n").write(toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
+        try (manifest.prefix(10).joined(separator: "\n") + "\n").write(
+            toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
         let again = try await CLI.run(arguments)
         #expect(again.exitCode == 0)
         #expect(again.stderr.contains("an unfinished run of this plan exists in \(dir)"))
         #expect(again.stderr.contains("labelforge run --resume \(dir)"))
     }
 }
-

@@ -37,7 +37,7 @@ import Testing
         let executor = Self.executor()
         let engine = Self.endpoint(transport)
         let request = Self.chat("same prompt")
-        let key = RequestExecutor.key(of: request, on: engine)
+        let key = PreparedRequest(request, on: engine).key
         let answers = try await withThrowingTaskGroup(of: ExecutedRequest.self) { group in
             for _ in 0..<8 { group.addTask { try await executor.execute(request, on: engine) } }
             // Hold the one request until the other seven have joined its flight.
@@ -109,7 +109,7 @@ import Testing
         let entry = try #require(try await cache.lookup(cached.key))
         #expect(entry.kind == "embeddings")
         // The chat key of the same body under another kind is another key.
-        let asChat = RequestExecutor.key(of: EngineRequest(kind: .chat, body: request.body), on: engine)
+        let asChat = PreparedRequest(EngineRequest(kind: .chat, body: request.body), on: engine).key
         #expect(asChat != cached.key)
     }
 
