@@ -118,27 +118,29 @@ public enum LocalEngine {
     private static func waitForHealth(
         baseURL: String, pid: pid_t, options: LocalEngineOptions, logger: Logger
     ) async throws {
-        let client = OpenAIClient(options: EndpointOptions(baseURLs: [baseURL], maxRetries: 0), logger: logger)
-        defer { Task { await client.shutdown() } }
-        let deadline = ContinuousClock.now + options.startupTimeout
-        while ContinuousClock.now < deadline {
-            try Task.checkCancellation()
-            if let health = try? await client.get(path: "/health", timeout: .seconds(2)),
-                health["status"]?.stringValue == "ok"
-            {
-                return
+        try await OpenAIClient.withClient(
+            options: EndpointOptions(baseURLs: [baseURL], maxRetries: 0), logger: logger
+        ) { client in
+            let deadline = ContinuousClock.now + options.startupTimeout
+            while ContinuousClock.now < deadline {
+                try Task.checkCancellation()
+                if let health = try? await client.get(path: "/health", timeout: .seconds(2)),
+                    health["status"]?.stringValue == "ok"
+                {
+                    return
+                }
+                if !isAlive(pid) {
+                    throw LabelForgeError(
+                        .engineUnavailable,
+                        "The local engine exited during startup. Its log (\(options.logPath)) ends with: "
+                            + logTail(options.logPath))
+                }
+                try await Task.sleep(for: .milliseconds(250))
             }
-            if !isAlive(pid) {
-                throw LabelForgeError(
-                    .engineUnavailable,
-                    "The local engine exited during startup. Its log (\(options.logPath)) ends with: "
-                        + logTail(options.logPath))
-            }
-            try await Task.sleep(for: .milliseconds(250))
+            throw LabelForgeError(
+                .engineUnavailable,
+                "The local engine did not become healthy within \(options.startupTimeout). See \(options.logPath).")
         }
-        throw LabelForgeError(
-            .engineUnavailable,
-            "The local engine did not become healthy within \(options.startupTimeout). See \(options.logPath).")
     }
 
     private static func isAlive(_ pid: pid_t) -> Bool {

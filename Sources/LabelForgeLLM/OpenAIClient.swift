@@ -75,6 +75,21 @@ public final class OpenAIClient: Sendable {
         self.logger = logger
     }
 
+    /// Runs `body` with a new client and shuts the client down when `body` returns or throws.
+    public static func withClient<T: Sendable>(
+        options: EndpointOptions, logger: Logger, _ body: (OpenAIClient) async throws -> T
+    ) async throws -> T {
+        let client = OpenAIClient(options: options, logger: logger)
+        do {
+            let value = try await body(client)
+            await client.shutdown()
+            return value
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
     /// Closes connections. Call once, when the client is no longer used.
     public func shutdown() async {
         try? await http.shutdown()

@@ -146,12 +146,15 @@ public final class Runner: Sendable {
             let execution = RunExecution(
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
                 previous: nil, noCache: false, offline: true, logger: logger, progress: progress)
-            defer { Task { await engines.shutdown() } }
+            let result: Result<RunReport, any Error>
             do {
-                return try await execution.run()
-            } catch is CancellationError {
-                throw interrupted
+                result = .success(try await execution.run())
+            } catch {
+                result = .failure(error)
             }
+            await engines.shutdown()
+            if case .failure(let error) = result, error is CancellationError { throw interrupted }
+            return try result.get()
         }
 
         do {

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Client overhead of the hot path: a release build of labelforge runs N classify rows against a
+# zero-latency OpenAI-compatible stub (nginx, `return 200` with one valid chat completion), then
+# the same number of requests go through Python's `openai` AsyncOpenAI + asyncio at the same
+# concurrency. Prints both rates, their ratio, a fully cached rerun's rate, and labelforge's peak
+# RSS at N and at 10×N rows (it should not grow with the row count).
+# Usage: bench/client_overhead.sh [ROWS=20000] [CONCURRENCY=64]
+# Installs nginx (Debian) and, into a git-ignored .venv-bench, the `openai` package when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-20000}
+CONCURRENCY=${2:-64}
+BIG=$((ROWS * 10))
+
+command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
+if [ ! -x .venv-bench/bin/python3 ]; then python3 -m venv .venv-bench; fi
+.venv-bench/bin/python3 -c "import openai" 2>/dev/null || .venv-bench/bin/python3 -m pip -q install openai
+swift build -c release --product labelforge -q
+BIN=$(swift build -c release --show-bin-path)/labelforge
+
+work=$(mktemp -d)
+cleanup() { [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+completion='{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"positive"},"finish_reason":"stop"}],"usage":{"prompt_tokens":60,"completion_tokens":1,"total_tokens":61}}'
+mkdir -p "$work/nginx"
+cat > "$work/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  keepalive_requests 10000000;
+  server {
+    listen 127.0.0.1:$port;
+    default_type application/json;
+    location = /v1/chat/completions { return 200 '$completion'; }
+    location = /v1/models { return 200 '{"object":"list","data":[{"id":"bench","object":"model"}]}'; }
+    location / { return 404 '{"error":{"message":"not found"}}'; }
+  }
+}
+CONF
+nginx -c "$work/nginx.conf" -p "$work/nginx"
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null && break; sleep 0.1; done
+
+python3 - "$work" "$BIG" <<'PY'
+import json, sys
+work, big = sys.argv[1], int(sys.argv[2])
+with open(f"{work}/reviews.jsonl", "w") as f:
+    for i in range(big):
+        f.write(json.dumps({"id": f"b{i:07d}", "text": f"Review number {i}: the blender is fine and works as described."}) + "\n")
+PY
+mkdir -p "$work/prompts"
+printf 'name: bench\nversion: "1"\n' > "$work/prompts/pack.yaml"
+printf 'Classify the sentiment of this review.\nReview: {{text}}\nAnswer with one of {{label_names}}.\n' > "$work/prompts/classify.mustache"
+config() {
+  cat > "$work/$1.yaml" <<YAML
+run: {name: bench, seed: 1, limit: $2}
+dataset: {path: $work/reviews.jsonl, id_field: id}
+engines:
+  - {name: stub, kind: openai, dialect: vllm, base_url: "http://127.0.0.1:$port", model: {id: bench, revision: r1}, max_in_flight: $CONCURRENCY, max_retries: 0}
+prompts: {pack: $work/prompts}
+stages:
+  - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+YAML
+}
+config small "$ROWS"
+config big "$BIG"
+
+# Prints "<rows/s> <peak RSS MB>" of one labelforge run.
+run() {
+  local rows=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr"; exit 1; }
+  read -r seconds kb < "$work/time"
+  python3 -c "print(f'{$rows / $seconds:.0f} {$kb / 1024:.0f}')"
+}
+read -r first first_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
+read -r cached cached_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
+read -r big_rate big_rss < <(run "$BIG" --config "$work/big.yaml" --runs-dir "$work/runs" --cache-path "$work/big.sqlite")
+
+python_rate=$(.venv-bench/bin/python3 - "$port" "$ROWS" "$CONCURRENCY" <<'PY'
+import asyncio, sys, time
+from openai import AsyncOpenAI
+port, rows, concurrency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+
+async def main():
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="bench", max_retries=0)
+    gate = asyncio.Semaphore(concurrency)
+    async def one(i):
+        async with gate:
+            prompt = (f"Classify the sentiment of this review.\nReview: Review number {i}: the blender is fine and "
+                      "works as described.\nAnswer with one of positive, negative, neutral.\n")
+            r = await client.chat.completions.create(
+                model="bench", messages=[{"role": "user", "content": prompt}], temperature=0, max_tokens=16, seed=i,
+                extra_body={"structured_outputs": {"choice": ["positive", "negative", "neutral"]}})
+            assert r.choices[0].message.content == "positive"
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(rows)))
+    print(f"{rows / (time.perf_counter() - start):.0f}")
+    await client.close()
+
+asyncio.run(main())
+PY
+)
+
+echo "client_overhead: nginx stub on 127.0.0.1:$port, concurrency $CONCURRENCY, release build"
+echo "labelforge, $ROWS classify rows, first run (cache writes + manifest): $first rows/s, peak RSS $first_rss MB"
+echo "labelforge, $ROWS rows, fully cached rerun: $cached rows/s, peak RSS $cached_rss MB"
+echo "labelforge, $BIG rows, first run: $big_rate rows/s, peak RSS $big_rss MB"
+echo "python openai AsyncOpenAI + asyncio, $ROWS requests: $python_rate req/s"
+python3 -c "print(f'ratio labelforge / python: {$first / $python_rate:.2f}x')"
