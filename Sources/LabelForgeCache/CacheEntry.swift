@@ -4,8 +4,11 @@ import LabelForgeCore
 /// One cached engine exchange: the canonical request material, the response and who answered.
 public struct CacheEntry: Sendable, Equatable {
     public var key: CacheKey
-    /// The canonical document whose hash is `key` (CacheKey.material).
-    public var request: JSONValue
+    /// The canonical JSON bytes of the document whose hash is `key` (CacheKey.material), as stored:
+    /// verified by hashing the bytes, parsed only when someone reads `request`.
+    public var requestData: Data
+    /// The request kind recorded in the key material (`chat`, `embeddings`, `rerank`).
+    public var kind: String
     public var response: JSONValue
     /// Binary data kept beside the JSON response, e.g. little-endian float32 vectors.
     public var payload: Data?
@@ -16,16 +19,26 @@ public struct CacheEntry: Sendable, Equatable {
         key: CacheKey, request: JSONValue, response: JSONValue, payload: Data? = nil, engineInfo: JSONValue,
         createdAt: Date = Date()
     ) {
+        self.init(
+            key: key, requestData: CanonicalJSON.data(request), kind: request["kind"]?.stringValue ?? "chat",
+            response: response, payload: payload, engineInfo: engineInfo, createdAt: createdAt)
+    }
+
+    init(
+        key: CacheKey, requestData: Data, kind: String, response: JSONValue, payload: Data?, engineInfo: JSONValue,
+        createdAt: Date
+    ) {
         self.key = key
-        self.request = request
+        self.requestData = requestData
+        self.kind = kind
         self.response = response
         self.payload = payload
         self.engineInfo = engineInfo
         self.createdAt = createdAt
     }
 
-    /// The request kind recorded in the key material (`chat`, `embeddings`, `rerank`).
-    public var kind: String { request["kind"]?.stringValue ?? "chat" }
+    /// The canonical document whose hash is `key`.
+    public var request: JSONValue { (try? JSONValue.parse(requestData)) ?? .null }
 
     /// The hash stored beside an entry and checked on every read: a corrupt entry is a miss.
     ///
@@ -44,7 +57,7 @@ public struct CacheEntry: Sendable, Equatable {
     }
 
     /// Whether the entry is what its key says: the request material hashes to the key.
-    var isConsistent: Bool { ContentHash.hex(request) == key.hex }
+    var isConsistent: Bool { ContentHash.hex(requestData) == key.hex }
 }
 
 /// Counts a cache reports about itself (`labelforge cache stats`).

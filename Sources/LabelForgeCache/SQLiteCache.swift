@@ -63,13 +63,14 @@ public final class SQLiteCache: CacheStore {
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT key, request, response, payload, engine_info, integrity, created_at
+                        SELECT key, kind, request, response, payload, engine_info, integrity, created_at
                         FROM entries WHERE key IN (\(marks))
                         """,
                     arguments: arguments
                 ).map {
                     StoredEntry(
-                        key: $0["key"], request: $0["request"], response: $0["response"], payload: $0["payload"],
+                        key: $0["key"], kind: $0["kind"], request: $0["request"], response: $0["response"],
+                        payload: $0["payload"],
                         engineInfo: $0["engine_info"], integrity: $0["integrity"], createdAt: $0["created_at"])
                 }
             }
@@ -81,13 +82,13 @@ public final class SQLiteCache: CacheStore {
                 CacheEntry.integrityHash(
                     key: key, request: stored.request, response: stored.response, payload: stored.payload)
                     == stored.integrity,
-                let request = try? JSONValue.parse(stored.request), let response = try? JSONValue.parse(stored.response)
+                let response = try? JSONValue.parse(stored.response)
             else {
                 logger.warning("cache entry \(key) failed verification; treating it as a miss")
                 continue
             }
             let entry = CacheEntry(
-                key: key, request: request, response: response, payload: stored.payload,
+                key: key, requestData: stored.request, kind: stored.kind, response: response, payload: stored.payload,
                 engineInfo: (try? JSONValue.parse(stored.engineInfo)) ?? .null,
                 createdAt: Date(timeIntervalSince1970: stored.createdAt))
             guard entry.isConsistent else {
@@ -126,7 +127,7 @@ public final class SQLiteCache: CacheStore {
     public func store(_ entries: [CacheEntry]) async throws {
         guard !entries.isEmpty else { return }
         let rows = entries.map { entry -> StatementArguments in
-            let request = CanonicalJSON.data(entry.request)
+            let request = entry.requestData
             let response = CanonicalJSON.data(entry.response)
             let integrity = CacheEntry.integrityHash(
                 key: entry.key, request: request, response: response, payload: entry.payload)
@@ -167,6 +168,7 @@ public final class SQLiteCache: CacheStore {
 
     private struct StoredEntry: Sendable {
         var key: String
+        var kind: String
         var request: Data
         var response: Data
         var payload: Data?

@@ -5,7 +5,20 @@ import Foundation
 public enum ContentHash {
     /// Lowercase hex SHA-256 of raw bytes.
     public static func hex(_ data: some DataProtocol) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        lowercaseHex(SHA256.hash(data: data))
+    }
+
+    /// Bytes as lowercase hex digits (on every hot path: keys, seeds, row IDs; `String(format:)`
+    /// per byte cost more than the hash itself).
+    static func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Lowercase hex SHA-256 of a value's canonical JSON.
@@ -34,7 +47,7 @@ public enum ContentHash {
             if chunk.isEmpty { break }
             hasher.update(data: chunk)
         }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return lowercaseHex(hasher.finalize())
     }
 
     /// An incremental SHA-256 over a sequence of byte strings, for fingerprints built while streaming.
@@ -50,7 +63,7 @@ public enum ContentHash {
 
         /// `sha256:<hex>` of everything added.
         public func finalize() -> String {
-            ContentHash.prefixed(inner.finalize().map { String(format: "%02x", $0) }.joined())
+            ContentHash.prefixed(lowercaseHex(inner.finalize()))
         }
     }
 }

@@ -142,24 +142,14 @@ extension JSONValue {
     /// - Throws: `LabelForgeError` with code `invalidJSON` when the text is not JSON.
     public static func parse(_ data: Data) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
+            return try JSONParser.parse(data)
         } catch {
-            throw LabelForgeError(.invalidJSON, "Not valid JSON: \(JSONValue.describe(decodingError: error)).")
+            throw LabelForgeError(.invalidJSON, "Not valid JSON: \(error).")
         }
     }
 
     /// Parses JSON text given as a string.
     public static func parse(_ text: String) throws -> JSONValue {
         try parse(Data(text.utf8))
-    }
-
-    private static func describe(decodingError error: Error) -> String {
-        if case DecodingError.dataCorrupted(let context) = error {
-            if let underlying = context.underlyingError as NSError? {
-                return underlying.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
-            }
-            return context.debugDescription
-        }
-        return String(describing: error)
     }
 }

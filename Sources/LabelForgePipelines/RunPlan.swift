@@ -147,14 +147,25 @@ enum ManifestRecovery {
         return names.sorted().filter { name in
             let parts = name.split(separator: "-")
             guard parts.count >= 3, parts[2] == prefix else { return false }
-            guard let state = try? readOnly(runsDir + "/" + name + "/manifest.jsonl") else { return false }
-            return state.runLine?["plan_hash"]?.stringValue == planHash && !state.completed
+            guard let (first, last) = ends(of: runsDir + "/" + name + "/manifest.jsonl") else { return false }
+            let completed = last?["type"] == "summary" && ["completed", "aborted"].contains(last?["status"]?.stringValue ?? "")
+            return first?["plan_hash"]?.stringValue == planHash && !completed
         }.map { runsDir + "/" + $0 }
     }
 
-    private static func readOnly(_ path: String) throws -> State? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        return try read(Data(contentsOf: URL(fileURLWithPath: path)))
+    /// A manifest's first and last lines, parsed (`nil` for a torn or missing one), read without
+    /// reading the rows in between; `nil` when the file cannot be opened.
+    private static func ends(of path: String) -> (JSONValue?, JSONValue?)? {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        let head = handle.readData(ofLength: 1 << 20)
+        let first = head.split(separator: 0x0A).first.flatMap { try? JSONValue.parse(Data($0)) }
+        guard let size = try? handle.seekToEnd() else { return (first, nil) }
+        try? handle.seek(toOffset: size > 1 << 20 ? size - (1 << 20) : 0)
+        let tail = handle.readDataToEndOfFile()
+        guard tail.last == 0x0A else { return (first, nil) }
+        let last = tail.dropLast().split(separator: 0x0A).last.flatMap { try? JSONValue.parse(Data($0)) }
+        return (first, last)
     }
 
     private static func read(_ data: Data) -> State {
