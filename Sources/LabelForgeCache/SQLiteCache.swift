@@ -60,12 +60,13 @@ public final class SQLiteCache: CacheStore {
     public func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
         let stored = try await pool.read { db in
             try Self.inChunks(keys) { marks, arguments in
+                // Cached statements: compiling the SQL (and GRDB's authorizer pass) cost more than the read.
                 try Row.fetchAll(
-                    db,
-                    sql: """
-                        SELECT key, kind, request, response, payload, engine_info, integrity, created_at
-                        FROM entries WHERE key IN (\(marks))
-                        """,
+                    db.cachedStatement(
+                        sql: """
+                            SELECT key, kind, request, response, payload, engine_info, integrity, created_at
+                            FROM entries WHERE key IN (\(marks))
+                            """),
                     arguments: arguments
                 ).map {
                     StoredEntry(
@@ -105,7 +106,7 @@ public final class SQLiteCache: CacheStore {
             Set(
                 try Self.inChunks(keys) { marks, arguments in
                     try String.fetchAll(
-                        db, sql: "SELECT key FROM entries WHERE key IN (\(marks))", arguments: arguments)
+                        db.cachedStatement(sql: "SELECT key FROM entries WHERE key IN (\(marks))"), arguments: arguments)
                 }.map { CacheKey(hex: $0) })
         }
     }
@@ -138,14 +139,12 @@ public final class SQLiteCache: CacheStore {
             ] as StatementArguments
         }
         try await pool.write { db in
-            for row in rows {
-                try db.execute(
-                    sql: """
-                        INSERT OR REPLACE INTO entries (key, kind, request, response, payload, engine_info, integrity, created_at, hits)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
-                        """,
-                    arguments: row)
-            }
+            let insert = try db.cachedStatement(
+                sql: """
+                    INSERT OR REPLACE INTO entries (key, kind, request, response, payload, engine_info, integrity, created_at, hits)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
+                    """)
+            for row in rows { try insert.execute(arguments: row) }
         }
     }
 

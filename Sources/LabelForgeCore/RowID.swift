@@ -6,10 +6,15 @@
 public struct RowIDAssigner: Sendable {
     private var seen: [String: Int] = [:]
     private let idField: String?
+    private let repeats: RowIDRepeats?
 
-    /// - Parameter idField: the column that holds each row's ID, if the dataset has one.
-    public init(idField: String?) {
+    /// - Parameters:
+    ///   - idField: the column that holds each row's ID, if the dataset has one.
+    ///   - repeats: which base IDs can repeat, from a first pass over the same rows; with it, only
+    ///     those are remembered, so memory does not grow with the number of unique rows.
+    public init(idField: String?, repeats: RowIDRepeats? = nil) {
         self.idField = idField
+        self.repeats = repeats
     }
 
     /// The base ID of a record, before duplicates are numbered.
@@ -23,8 +28,37 @@ public struct RowIDAssigner: Sendable {
     /// Assigns the next record its ID, numbering repeats of an ID already seen.
     public mutating func assign(_ record: [String: JSONValue]) -> String {
         let base = Self.baseID(for: record, idField: idField)
+        if let repeats, !repeats.mayRepeat(base) { return base }
         let count = (seen[base] ?? 0) + 1
         seen[base] = count
         return count == 1 ? base : "\(base)#\(count)"
     }
+}
+
+/// Which base row IDs may occur more than once in a dataset, found in a first pass.
+///
+/// During the pass it keeps one hash per ID; afterwards only the hashes seen twice. A hash seen
+/// twice may be a true repeat or two IDs whose hashes collide; either way `RowIDAssigner` then
+/// counts those IDs exactly, so no ID is ever numbered wrongly.
+public struct RowIDRepeats: Sendable {
+    private var seen: Set<Int> = []
+    private var repeated: Set<Int> = []
+
+    public init() {}
+
+    /// Records one row's base ID (`RowIDAssigner.baseID`).
+    public mutating func add(_ baseID: String) {
+        let hash = baseID.hashValue
+        if !seen.insert(hash).inserted { repeated.insert(hash) }
+    }
+
+    /// The record of repeats without the per-row hashes, for the run that follows the pass.
+    public func finished() -> RowIDRepeats {
+        var done = RowIDRepeats()
+        done.repeated = repeated
+        return done
+    }
+
+    /// Whether `baseID` may have been seen more than once.
+    public func mayRepeat(_ baseID: String) -> Bool { repeated.contains(baseID.hashValue) }
 }

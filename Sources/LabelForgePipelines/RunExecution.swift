@@ -20,6 +20,8 @@ final class RunExecution {
     let directory: RunDirectory
     let manifest: JSONLWriter
     let totalRows: Int
+    /// Which row IDs may repeat (from the plan's first pass over the dataset).
+    let repeats: RowIDRepeats
     let logger: Logger
     let progress: @Sendable (RunProgress) -> Void
 
@@ -42,7 +44,7 @@ final class RunExecution {
         self.config = plan.config
         self.graph = plan.graph
         let executor = RequestExecutor(
-            cache: cache, readCache: !noCache, offline: offline, matchEngineVersion: plan.config.matchEngineVersion,
+            cache: CoalescingCache(cache), readCache: !noCache, offline: offline, matchEngineVersion: plan.config.matchEngineVersion,
             logger: logger)
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []
@@ -53,6 +55,7 @@ final class RunExecution {
         self.directory = directory
         self.manifest = manifest
         self.totalRows = plan.dataset.rows
+        self.repeats = plan.dataset.repeats
         self.budget = FailureBudget(maxRatio: plan.config.maxFailureRatio)
         self.logger = logger
         self.progress = progress
@@ -139,8 +142,9 @@ final class RunExecution {
 
     /// The dataset's rows, with IDs assigned and images loaded, up to the run's limit.
     private func datasetSource() throws -> () throws -> PipelineRow? {
+        let repeats = self.repeats
         let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
-        var assigner = RowIDAssigner(idField: config.dataset.idField)
+        var assigner = RowIDAssigner(idField: config.dataset.idField, repeats: repeats)
         let images = config.dataset.images
         let idField = config.dataset.idField
         let limit = totalRows

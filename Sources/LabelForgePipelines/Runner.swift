@@ -252,6 +252,8 @@ struct ResolvedModel: Sendable {
 struct DatasetScan {
     var rows: Int
     var fingerprint: String
+    /// Which row IDs may repeat, so the run remembers only those.
+    var repeats: RowIDRepeats
 
     static func scan(config: RunConfig, pack: PromptPack, graph: StageGraph, limit: Int?) throws -> DatasetScan {
         let path = config.dataset.path
@@ -278,6 +280,7 @@ struct DatasetScan {
         var fingerprint = ContentHash.Hasher()
         fingerprint.update(fileFingerprint)
         var rows = 0
+        var repeats = RowIDRepeats()
         while let record = try reader.next() {
             if let limit, rows >= limit { break }
             for (stage, fields) in needs {
@@ -291,15 +294,16 @@ struct DatasetScan {
                             + graph.order.map(\.config.id).joined(separator: ", ") + ".")
                 }
             }
-            if !images.fields.isEmpty {
-                let loaded = images.load(record)
-                for field in images.fields {
-                    fingerprint.update(field)
-                    fingerprint.update(loaded.images[field]?.contentHash ?? loaded.failures[field]?.kind.name ?? "")
-                }
+            let loaded = images.load(record)
+            for field in images.fields {
+                fingerprint.update(field)
+                fingerprint.update(loaded.images[field]?.contentHash ?? loaded.failures[field]?.kind.name ?? "")
             }
+            repeats.add(RowIDAssigner.baseID(for: loaded.identity(idField: config.dataset.idField), idField: config.dataset.idField))
             rows += 1
         }
-        return DatasetScan(rows: rows, fingerprint: images.fields.isEmpty ? fileFingerprint : fingerprint.finalize())
+        return DatasetScan(
+            rows: rows, fingerprint: images.fields.isEmpty ? fileFingerprint : fingerprint.finalize(),
+            repeats: repeats.finished())
     }
 }

@@ -63,3 +63,22 @@ import Testing
         #expect(Seed.derive(runSeed: 1, stageID: "s", rowID: "r", sampleIndex: 1) != base)
     }
 }
+
+@Suite struct RowIDRepeatsTests {
+    @Test("with a first pass's record of repeats, IDs are numbered exactly as without it")
+    func sameIDs() {
+        let records: [[String: JSONValue]] = (0..<500).map { i in
+            // Every 7th record repeats an earlier text; ids repeat for every 11th.
+            ["text": .string("row \(i % 7 == 0 ? 3 : i)"), "id": .string("id\(i % 11 == 0 ? 5 : i)")]
+        }
+        for idField in [nil, "id"] as [String?] {
+            var pass = RowIDRepeats()
+            for record in records { pass.add(RowIDAssigner.baseID(for: record, idField: idField)) }
+            var plain = RowIDAssigner(idField: idField)
+            var lean = RowIDAssigner(idField: idField, repeats: pass.finished())
+            let expected = records.map { plain.assign($0) }
+            #expect(records.map { lean.assign($0) } == expected)
+            #expect(expected.contains { $0.hasSuffix("#2") })
+        }
+    }
+}
