@@ -36,8 +36,10 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
             "model": .string(modelID),
             "messages": .array(request.messages.map(\.json)),
             "temperature": .double(request.sampling.temperature),
-            "max_tokens": .int(Int64(request.sampling.maxTokens)),
         ]
+        // vLLM deprecates `max_tokens` for OpenAI's `max_completion_tokens`; llama.cpp and SGLang
+        // read `max_tokens`.
+        body[self == .vllm ? "max_completion_tokens" : "max_tokens"] = .int(Int64(request.sampling.maxTokens))
         if let topP = request.sampling.topP { body["top_p"] = .double(topP) }
         if let seed = request.sampling.seed { body["seed"] = .int(Int64(seed)) }
         if !request.sampling.stop.isEmpty { body["stop"] = .array(request.sampling.stop.map(JSONValue.string)) }

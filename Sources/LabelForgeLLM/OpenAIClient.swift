@@ -262,7 +262,11 @@ struct RequestFailure: Error {
     func error(attempts: Int) -> LabelForgeError {
         let tries = attempts == 1 ? "" : " (after \(attempts) attempts)"
         if let status {
-            return LabelForgeError(.engineHTTP, "\(url) answered HTTP \(status)\(tries): \(detail)")
+            // vLLM refuses `top_logprobs` above its `--max-logprobs` (default 20) with a 400.
+            let hint =
+                status == 400 && detail.lowercased().contains("logprobs")
+                ? " Lower the stage's sampling.top_logprobs, or start vLLM with a higher --max-logprobs." : ""
+            return LabelForgeError(.engineHTTP, "\(url) answered HTTP \(status)\(tries): \(detail)\(hint)")
         }
         if isTimeout {
             return LabelForgeError(.timeout, "\(url): \(detail) after \(timeout)\(tries).")

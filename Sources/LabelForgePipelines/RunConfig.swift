@@ -51,6 +51,9 @@ public struct RunConfig: Sendable {
         public var topLogprobs: Int?
         /// Strings that end generation; sent only when non-empty.
         public var stop: [String] = []
+        /// The temperature of validation retries when `temperature` is lower, so a retry can
+        /// change the answer (at temperature 0 engines sample greedily and ignore the seed).
+        public var retryTemperature: Double = 0.7
     }
 
     public struct Label: Sendable {
@@ -298,18 +301,23 @@ public struct RunConfig: Sendable {
         let engineNode = try node.child("engine")
         let engine = try engineNode?.oneOf(engines) ?? defaultEngine
         let samplingNode = try node.child("sampling")
-        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs", "stop"])
+        let maxTokensGiven = try samplingNode?.child("max_tokens") != nil
+        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs", "stop", "retry_temperature"])
+        // `top_logprobs: null` asks for none, unlike leaving the key out (the stage's default).
+        let topLogprobsGiven = try samplingNode?.mapping().contains { $0.key == "top_logprobs" } ?? false
         let stopNode = try samplingNode?.child("stop")
         if let stopNode, type != "generate", try !stopNode.items().isEmpty {
             throw stopNode.error("'stop' applies to generate stages only.")
         }
-        let sampling = Sampling(
+        var sampling = Sampling(
             temperature: try samplingNode?.child("temperature")?.double() ?? (type == "generate" ? 0.7 : 0),
             topP: try samplingNode?.child("top_p")?.double(),
             maxTokens: try samplingNode?.child("max_tokens")?.int()
-                ?? ["classify": 16, "rubric_score": 192, "caption": 96, "generate": 256][type] ?? 128,
-            topLogprobs: try samplingNode?.child("top_logprobs")?.int() ?? ["classify": 20, "rubric_score": 10][type],
-            stop: try stopNode?.stringList() ?? [])
+                ?? ["classify": 16, "caption": 96, "generate": 256][type] ?? 128,
+            topLogprobs: try samplingNode?.child("top_logprobs")?.int()
+                ?? (topLogprobsGiven ? nil : ["classify": 20, "rubric_score": 10][type]),
+            stop: try stopNode?.stringList() ?? [],
+            retryTemperature: try samplingNode?.child("retry_temperature")?.double() ?? 0.7)
         let samplesNode = try node.child("n")
         let samples = try samplesNode?.int() ?? 1
         if samples < 1 { throw samplesNode!.error("n must be at least 1.") }
@@ -371,6 +379,9 @@ public struct RunConfig: Sendable {
                         goldField: try item.child("gold_field")?.string()))
             }
             guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
+        }
+        if type == "rubric_score" && !maxTokensGiven {
+            sampling.maxTokens = RubricScoreStage.defaultMaxTokens(criteria: criteria, pairwise: mode == "pairwise")
         }
         return Stage(
             id: id, type: type, engine: engine, template: try node.child("template")?.string() ?? type,
@@ -452,6 +463,7 @@ extension RunConfig.Stage {
             "top_p": sampling.topP.map(JSONValue.double) ?? .null,
             "max_tokens": .int(Int64(sampling.maxTokens)),
             "top_logprobs": sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
+            "retry_temperature": .double(sampling.retryTemperature),
         ]
         if type == "generate" { json["stop"] = .array(sampling.stop.map(JSONValue.string)) }
         return json

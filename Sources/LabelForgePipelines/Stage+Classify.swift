@@ -29,6 +29,9 @@ public struct ClassifyStage: RowStage {
         config.goldField.map { [("label", $0)] } ?? []
     }
 
+    /// The confidence comes from logprobs only where labels are emitted as bare tokens.
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { dialect.emitsBareChoices }
+
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         let label = dialect.choiceText(fromContent: response.content)
         guard config.labels.contains(where: { $0.name == label }) else {

@@ -20,15 +20,14 @@ public struct PairwiseRubricStage: RowStage {
 
     public var callVariableNames: Set<String> { ["first", "second", "order"] }
 
+    /// Verdicts are words, not scores: no expectation is computed, so no logprobs are asked for.
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
+
     public var inputFields: [String] { config.candidates }
 
     public var optionReferences: [String] { config.candidates }
 
-    public var schema: JSONValue {
-        RubricScoreStage.judgeSchema(field: "winner", criteria: config.criteria) { _ in
-            ["type": "string", "enum": ["first", "second", "tie"]]
-        }
-    }
+    public var schema: JSONValue { RubricScoreStage.schema(criteria: config.criteria, pairwise: true) }
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
@@ -39,7 +38,8 @@ public struct PairwiseRubricStage: RowStage {
             let value = row.value(at: field)
             if value == nil || value == .null || value?.textForm.allSatisfy(\.isWhitespace) == true {
                 return StageFailure(
-                    errorClass: "missing_candidate", message: "candidate field '\(field)' is empty in this row; nothing to compare")
+                    errorClass: "missing_candidate",
+                    message: "candidate field '\(field)' is empty in this row; nothing to compare")
             }
         }
         return nil

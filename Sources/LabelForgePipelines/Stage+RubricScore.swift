@@ -32,10 +32,17 @@ public struct RubricScoreStage: RowStage {
         ]
     }
 
-    public var schema: JSONValue {
-        Self.judgeSchema(field: "scores", criteria: config.criteria) { c in
-            ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
-        }
+    public var schema: JSONValue { Self.schema(criteria: config.criteria, pairwise: false) }
+
+    /// The judge schema: integer scores per criterion, or (pairwise) a winner per criterion.
+    static func schema(criteria: [RunConfig.Criterion], pairwise: Bool) -> JSONValue {
+        pairwise
+            ? judgeSchema(field: "winner", criteria: criteria) { _ in
+                ["type": "string", "enum": ["first", "second", "tie"]]
+            }
+            : judgeSchema(field: "scores", criteria: criteria) { c in
+                ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
+            }
     }
 
     /// `{rationale: string ≤ 300 chars, <field>: {criterion: <verdict>}}`, everything required: the
@@ -58,6 +65,12 @@ public struct RubricScoreStage: RowStage {
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
+    /// `max_tokens` when the config gives none: one token per character of the longest answer the
+    /// judge schema allows (a 300-character rationale and every criterion's verdict), plus 16.
+    static func defaultMaxTokens(criteria: [RunConfig.Criterion], pairwise: Bool) -> Int {
+        (JSONSchemaBound.maxCompactLength(of: schema(criteria: criteria, pairwise: pairwise)) ?? 368) + 16
+    }
+
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         let value: JSONValue
         switch validatedJSON(response, schema: schema) {
@@ -69,7 +82,8 @@ public struct RubricScoreStage: RowStage {
         for c in config.criteria {
             expected[c.name] =
                 Self.expectedScore(
-                    criterion: c.name, range: c.min...c.max, sampled: scores[c.name]?.intValue, logprobs: response.logprobs
+                    criterion: c.name, range: c.min...c.max, sampled: scores[c.name]?.intValue,
+                    logprobs: response.logprobs
                 ).map(JSONValue.double)
                 ?? .null
         }
@@ -107,10 +121,14 @@ public struct RubricScoreStage: RowStage {
             // The first non-blank token after `"<criterion>":` is where the score is written.
             if Self.endsWithKey(text, criterion) && !token.token.allSatisfy(\.isWhitespace) {
                 var alternatives = token.top.map { ($0.token, $0.logprob) }
-                if !alternatives.contains(where: { $0.0 == token.token }) { alternatives.append((token.token, token.logprob)) }
+                if !alternatives.contains(where: { $0.0 == token.token }) {
+                    alternatives.append((token.token, token.logprob))
+                }
                 var weights: [Int: Double] = [:]
                 for (candidate, logprob) in alternatives {
-                    guard let level = Int(candidate.trimmingCharacters(in: .whitespaces)), range.contains(level) else { continue }
+                    guard let level = Int(candidate.trimmingCharacters(in: .whitespaces)), range.contains(level) else {
+                        continue
+                    }
                     weights[level, default: 0] += exp(logprob)
                 }
                 let total = weights.values.reduce(0, +)

@@ -33,7 +33,14 @@ public struct TagStage: RowStage {
             switch attribute.type {
             case "enum": properties[attribute.name] = ["type": "string", "enum": values]
             case "boolean": properties[attribute.name] = ["type": "boolean"]
-            case "list": properties[attribute.name] = ["type": "array", "items": ["type": "string", "enum": values]]
+            case "list":
+                // Bounded, so a small model cannot repeat one value until max_tokens. Not
+                // `uniqueItems`: vLLM counts it among the features xgrammar lacks and leaves
+                // xgrammar for it; repeats are collapsed on the client instead.
+                properties[attribute.name] = [
+                    "type": "array", "items": ["type": "string", "enum": values],
+                    "maxItems": .int(Int64(attribute.values.count)),
+                ]
             default: properties[attribute.name] = ["type": "string"]
             }
         }
@@ -49,7 +56,17 @@ public struct TagStage: RowStage {
         config.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }
     }
 
+    /// A `list` attribute's repeated values are collapsed to their first occurrence before the
+    /// answer is validated (a server may not enforce `maxItems`).
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        validatedJSON(response, schema: schema).map { $0.objectValue ?? [:] }
+        validatedJSON(response, schema: schema) { value in
+            guard var fields = value.objectValue else { return value }
+            for attribute in config.attributes where attribute.type == "list" {
+                guard let items = fields[attribute.name]?.arrayValue else { continue }
+                var seen: Set<JSONValue> = []
+                fields[attribute.name] = .array(items.filter { seen.insert($0).inserted })
+            }
+            return .object(fields)
+        }.map { $0.objectValue ?? [:] }
     }
 }

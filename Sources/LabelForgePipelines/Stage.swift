@@ -96,6 +96,9 @@ public protocol RowStage: PipelineStage {
     func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
     /// Combines the parsed calls into the stage's output; the only call's fields by default.
     func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue]
+    /// Whether the stage reads logprobs from responses in this dialect; when it does not, none are
+    /// asked for (they cost the engine time and change nothing). True by default.
+    func usesLogprobs(in dialect: EngineDialect) -> Bool
     /// Why this row cannot be sent at all (an image that did not load, a missing candidate), if so;
     /// the row then fails this stage without a request.
     func inputFailure(in row: RowContext) -> StageFailure?
@@ -103,6 +106,8 @@ public protocol RowStage: PipelineStage {
 
 extension RowStage {
     public var samples: Int { 1 }
+
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { true }
 
     public func calls(for row: RowContext) -> [StageCall] { [StageCall()] }
 
@@ -165,8 +170,11 @@ extension RowStage {
 
 /// Parses a response as a JSON document and validates it against `schema`; the shared first step
 /// of every schema-guided stage.
-func validatedJSON(_ response: ChatResponse, schema: JSONValue) -> Result<JSONValue, StageFailure> {
-    guard let value = try? JSONValue.parse(response.content) else {
+/// - Parameter prepare: applied to the parsed answer before validation (e.g. collapsing repeats).
+func validatedJSON(
+    _ response: ChatResponse, schema: JSONValue, prepare: (JSONValue) -> JSONValue = { $0 }
+) -> Result<JSONValue, StageFailure> {
+    guard let value = (try? JSONValue.parse(response.content)).map(prepare) else {
         let reason = response.finishReason == "length" ? " (cut off at max_tokens; raise sampling.max_tokens)" : ""
         return .failure(
             StageFailure(

@@ -78,6 +78,8 @@ import Testing
 }
 
 /// Keys computed before the request executor existed: the kernel must not change them by accident.
+/// The `vllm` keys changed once on purpose: vLLM deprecates `max_tokens`, so that dialect sends
+/// `max_completion_tokens` (the llama.cpp and OpenAI keys are still the original ones).
 @Suite struct PinnedCacheKeyTests {
     static let schema: JSONValue = [
         "type": "object", "additionalProperties": false, "required": ["topic", "mentions_price"],
@@ -107,12 +109,12 @@ import Testing
     }
 
     static let pinned: [String: String] = [
-        "classify/vllm": "832fdb9211e9b03c7a9655a705cb987820d422e33722aafd40be3de113ca6247",
+        "classify/vllm": "abb023b8c3d666f0c48cad14d55696c91061d47d0df416f90d8ec55015ebcf79",
         "classify/llamacpp": "ad0c234ade6fa4b8c30efe9bcadf9077ec35e7fed7448e723010799448a0966e",
         "classify/openai": "aec448bb574a469070f335a6585e686359d2b35813827350724f761f7aee1ce3",
-        "tag/vllm": "9ca5d500a38503865401fcd0787fc62e7d161378bd34bdf52fae8149fdfca618",
+        "tag/vllm": "54af5506c2cfd25479386f9861afdf7ffacd9f32d8d3c0af525e3e6413ba868e",
         "tag/llamacpp": "07840364d6a95a50f3a0a3b20a0a09fe330e3907b323dfde0f22fbfdaa7cd18e",
-        "caption/vllm": "86ac10e3e3cde298eb4be05df4e5d3bfd0b79604d48edf16e10344cd8460016c",
+        "caption/vllm": "2ad8de46d08062e3577dda8e961391dcef85aef3669698c13d35f482cb74418c",
     ]
 
     @Test("chat cache keys of classify, tag and caption requests are the ones computed before the kernel")

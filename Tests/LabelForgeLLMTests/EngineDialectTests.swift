@@ -42,3 +42,15 @@ import Testing
         #expect(EngineDialect.llamacpp.body(for: request, modelID: "smollm2")["model"] == "smollm2")
     }
 }
+
+@Suite struct SamplingWireTests {
+    @Test("vLLM gets max_completion_tokens; llama.cpp, SGLang and plain OpenAI servers get max_tokens")
+    func maxTokensField() {
+        let request = ChatRequest(messages: [ChatMessage(role: "user", text: "x")], sampling: SamplingParams(maxTokens: 7))
+        #expect(EngineDialect.vllm.body(for: request, modelID: "m")["max_completion_tokens"] == 7)
+        #expect(EngineDialect.vllm.body(for: request, modelID: "m")["max_tokens"] == nil)
+        for dialect in [EngineDialect.llamacpp, .sglang, .openai] {
+            #expect(dialect.body(for: request, modelID: "m")["max_tokens"] == 7, "\(dialect)")
+        }
+    }
+}
