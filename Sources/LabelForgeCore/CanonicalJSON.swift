@@ -21,8 +21,24 @@ public enum CanonicalJSON {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The bytes sent to an engine: canonical, except that a JSON schema's `properties` are written
+    /// in the order of its `required` list. Structured-output backends (xgrammar, llguidance,
+    /// llama.cpp) generate object members in `properties` order, so that order must be the
+    /// configured one; `required` is an array, so the order is also in every hash of the body.
+    public static func wire(_ value: JSONValue) -> Data {
+        var out = [UInt8]()
+        out.reserveCapacity(256)
+        write(value, into: &out, schemaOrder: true)
+        return Data(out)
+    }
+
     /// Appends the canonical encoding of `value` to `out`.
     public static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        write(value, into: &out, schemaOrder: false)
+    }
+
+    private static func write(_ value: JSONValue, into out: inout [UInt8], schemaOrder: Bool, keyOrder: [String]? = nil)
+    {
         switch value {
         case .null:
             out.append(contentsOf: "null".utf8)
@@ -38,18 +54,25 @@ public enum CanonicalJSON {
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                write(item, into: &out)
+                write(item, into: &out, schemaOrder: schemaOrder)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
             // UTF-8 byte order is code point order.
-            let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            var keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            if let keyOrder {
+                let first = keyOrder.filter { members[$0] != nil }
+                keys = first + keys.filter { !first.contains($0) }
+            }
+            let required = schemaOrder ? members["required"]?.arrayValue?.compactMap(\.stringValue) : nil
             for (i, key) in keys.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 writeString(key, into: &out)
                 out.append(UInt8(ascii: ":"))
-                write(members[key]!, into: &out)
+                write(
+                    members[key]!, into: &out, schemaOrder: schemaOrder,
+                    keyOrder: key == "properties" && members[key]?.objectValue != nil ? required : nil)
             }
             out.append(UInt8(ascii: "}"))
         }

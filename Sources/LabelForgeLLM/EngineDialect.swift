@@ -10,9 +10,9 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     public var description: String { name }
 
-    /// vLLM ≥ 0.12: `structured_outputs: {choice}` and `response_format` json_schema.
+    /// vLLM ≥ 0.12: `structured_outputs: {choice}`, and `structured_outputs: {json, disable_any_whitespace}`.
     public static let vllm = EngineDialect("vllm")
-    /// llama.cpp's `llama-server`: a GBNF `grammar` for choices, `response_format` json_schema for objects.
+    /// llama.cpp's `llama-server`: GBNF `grammar`s, for choices and for compact JSON objects.
     public static let llamacpp = EngineDialect("llamacpp")
     /// Any OpenAI-compatible server: everything as `response_format` json_schema.
     public static let openai = EngineDialect("openai")
@@ -61,7 +61,19 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
                 body["response_format"] = Self.responseFormat(name: "choice", schema: Self.choiceSchema(labels))
             }
         case .jsonSchema(let name, let schema)?:
-            body["response_format"] = Self.responseFormat(name: name, schema: schema)
+            switch self {
+            case .vllm:
+                // Compact JSON: free whitespace is where small models loop until max_tokens.
+                body["structured_outputs"] = ["json": schema, "disable_any_whitespace": true]
+            case .llamacpp:
+                if let grammar = JSONSchemaGrammar.gbnf(for: schema) {
+                    body["grammar"] = .string(grammar)
+                } else {
+                    body["response_format"] = Self.responseFormat(name: name, schema: schema)
+                }
+            default:
+                body["response_format"] = Self.responseFormat(name: name, schema: schema)
+            }
         case nil:
             break
         }

@@ -104,7 +104,7 @@ public final class OpenAIClient: Sendable {
     public func post(path: String, body: JSONValue) async throws -> EngineReply {
         try await limiter.withSlot {
             try await self.withRetries { baseURL in
-                try await self.send(method: .POST, url: baseURL + path, body: CanonicalJSON.data(body))
+                try await self.send(method: .POST, url: baseURL + path, body: CanonicalJSON.wire(body))
             }
         }
     }

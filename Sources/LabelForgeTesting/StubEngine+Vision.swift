@@ -11,7 +11,7 @@ extension StubEngine {
     /// A stub VLM: reads the request's images (PNG) and answers from their pixels.
     ///
     /// - `structured_outputs.choice`: the choice naming the shape, else the color, else the background.
-    /// - `response_format` json_schema: properties `shape`, `color`, `count`, `background` get what
+    /// - a JSON schema (`structured_outputs.json` or `response_format`): properties `shape`, `color`, `count`, `background` get what
     ///   the image shows (as the schema's type); `scores` (a rubric) get, per criterion, the share of
     ///   the four facts the line `Caption: …` of the prompt states correctly, on the criterion's scale;
     ///   `winner` (a pairwise judge) prefers the candidate (`First: …` / `Second: …`) stating more facts,
@@ -35,7 +35,7 @@ extension StubEngine {
                 }
                 return .content(choices[0])
             }
-            guard let schema = body["response_format"]?["json_schema"]?["schema"] else {
+            guard let schema = StubEngine.schema(in: body) else {
                 return .content(scene.caption)
             }
             var answer = example(of: schema).objectValue ?? [:]

@@ -77,7 +77,7 @@ public final class StubEngine: Sendable {
         if let choices = body["structured_outputs"]?["choice"]?.arrayValue, let first = choices.first?.stringValue {
             return .content(first)
         }
-        if let schema = body["response_format"]?["json_schema"]?["schema"] {
+        if let schema = schema(in: body) {
             return .content(CanonicalJSON.string(example(of: schema)))
         }
         return .content("ok")
@@ -90,10 +90,16 @@ public final class StubEngine: Sendable {
         if let choices = body["structured_outputs"]?["choice"]?.arrayValue, !choices.isEmpty {
             return .content(choices[pick % choices.count].stringValue ?? "")
         }
-        if let schema = body["response_format"]?["json_schema"]?["schema"] {
+        if let schema = schema(in: body) {
             return .content(CanonicalJSON.string(example(of: schema, pick: pick)))
         }
         return .content("answer \(pick)")
+    }
+
+    /// The JSON schema a request constrains its answer to, in either of vLLM's forms:
+    /// `structured_outputs.json` or `response_format` json_schema.
+    public static func schema(in body: JSONValue) -> JSONValue? {
+        body["structured_outputs"]?["json"] ?? body["response_format"]?["json_schema"]?["schema"]
     }
 
     /// The simplest value that satisfies a schema; `pick` chooses among enum values.

@@ -78,8 +78,9 @@ import Testing
 }
 
 /// Keys computed before the request executor existed: the kernel must not change them by accident.
-/// The `vllm` keys changed once on purpose: vLLM deprecates `max_tokens`, so that dialect sends
-/// `max_completion_tokens` (the llama.cpp and OpenAI keys are still the original ones).
+/// Changed on purpose, once each: the `vllm` keys (vLLM deprecates `max_tokens`, so that dialect
+/// sends `max_completion_tokens`), and JSON-schema requests on vLLM and llama.cpp (compact JSON:
+/// `disable_any_whitespace` and a GBNF grammar). classify on llama.cpp and OpenAI keeps its key.
 @Suite struct PinnedCacheKeyTests {
     static let schema: JSONValue = [
         "type": "object", "additionalProperties": false, "required": ["topic", "mentions_price"],
@@ -112,8 +113,8 @@ import Testing
         "classify/vllm": "abb023b8c3d666f0c48cad14d55696c91061d47d0df416f90d8ec55015ebcf79",
         "classify/llamacpp": "ad0c234ade6fa4b8c30efe9bcadf9077ec35e7fed7448e723010799448a0966e",
         "classify/openai": "aec448bb574a469070f335a6585e686359d2b35813827350724f761f7aee1ce3",
-        "tag/vllm": "54af5506c2cfd25479386f9861afdf7ffacd9f32d8d3c0af525e3e6413ba868e",
-        "tag/llamacpp": "07840364d6a95a50f3a0a3b20a0a09fe330e3907b323dfde0f22fbfdaa7cd18e",
+        "tag/vllm": "c55fa75dd4a15811737c86ad779e210ac0a42a851c903ae688859b28729c9da2",
+        "tag/llamacpp": "4c0f80809a5ca1ca0070c9ef58c7f7add2e5b8af002b70dab1bd4c63555acee4",
         "caption/vllm": "2ad8de46d08062e3577dda8e961391dcef85aef3669698c13d35f482cb74418c",
     ]
 

@@ -25,16 +25,48 @@ import Testing
         #expect(body["cache_prompt"] == false)
     }
 
-    @Test("JSON schemas go as response_format json_schema with name and schema")
+    @Test(
+        "JSON schemas: compact on vLLM (disable_any_whitespace) and llama.cpp (a GBNF grammar), response_format elsewhere"
+    )
     func jsonSchema() {
         var tagged = request
-        tagged.constraint = .jsonSchema(name: "tags", schema: ["type": "object"])
-        for dialect in EngineDialect.all {
+        let schema: JSONValue = [
+            "type": "object", "required": ["topic", "flag"], "additionalProperties": false,
+            "properties": ["topic": ["type": "string", "enum": ["a", "b"]], "flag": ["type": "boolean"]],
+        ]
+        tagged.constraint = .jsonSchema(name: "tags", schema: schema)
+        for dialect in [EngineDialect.openai, .sglang] {
             let body = dialect.body(for: tagged, modelID: "m")
             #expect(body["response_format"]?["type"] == "json_schema")
             #expect(body["response_format"]?["json_schema"]?["name"] == "tags")
-            #expect(body["response_format"]?["json_schema"]?["schema"] == ["type": "object"])
+            #expect(body["response_format"]?["json_schema"]?["schema"] == schema)
         }
+        let vllm = EngineDialect.vllm.body(for: tagged, modelID: "m")
+        #expect(vllm["structured_outputs"] == ["json": schema, "disable_any_whitespace": true])
+        #expect(vllm["response_format"] == nil)
+        let llama = EngineDialect.llamacpp.body(for: tagged, modelID: "m")
+        #expect(llama["response_format"] == nil)
+        #expect(
+            llama["grammar"]?.stringValue?.contains(
+                #""{" "\"topic\":" ("\"a\"" | "\"b\"") "," "\"flag\":" ("true" | "false") "}""#) == true, "\(llama)")
+        // A schema the grammar cannot express (an optional member) goes as response_format.
+        tagged.constraint = .jsonSchema(
+            name: "opt", schema: ["type": "object", "properties": ["x": ["type": "boolean"]]])
+        #expect(EngineDialect.llamacpp.body(for: tagged, modelID: "m")["response_format"] != nil)
+    }
+
+    @Test("the wire writes a schema's properties in the order of its required list; hashing stays canonical")
+    func propertyOrder() throws {
+        let schema: JSONValue = [
+            "type": "object", "required": ["topic", "mentions_price"],
+            "properties": ["topic": ["type": "string"], "mentions_price": ["type": "boolean"]],
+        ]
+        let wire = String(
+            decoding: CanonicalJSON.wire(["response_format": ["json_schema": ["schema": schema]]]), as: UTF8.self)
+        #expect(
+            wire.contains(#""properties":{"topic":{"type":"string"},"mentions_price":{"type":"boolean"}}"#), "\(wire)")
+        #expect(CanonicalJSON.string(schema).contains(#""properties":{"mentions_price""#))
+        #expect(try JSONValue.parse(wire) == ["response_format": ["json_schema": ["schema": schema]]])
     }
 
     @Test("the body's model is the configured id")
@@ -46,7 +78,8 @@ import Testing
 @Suite struct SamplingWireTests {
     @Test("vLLM gets max_completion_tokens; llama.cpp, SGLang and plain OpenAI servers get max_tokens")
     func maxTokensField() {
-        let request = ChatRequest(messages: [ChatMessage(role: "user", text: "x")], sampling: SamplingParams(maxTokens: 7))
+        let request = ChatRequest(
+            messages: [ChatMessage(role: "user", text: "x")], sampling: SamplingParams(maxTokens: 7))
         #expect(EngineDialect.vllm.body(for: request, modelID: "m")["max_completion_tokens"] == 7)
         #expect(EngineDialect.vllm.body(for: request, modelID: "m")["max_tokens"] == nil)
         for dialect in [EngineDialect.llamacpp, .sglang, .openai] {

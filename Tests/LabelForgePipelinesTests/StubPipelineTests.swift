@@ -51,7 +51,7 @@ import Testing
     /// Ignores every constraint for rows whose prompt contains VIOLATE; follows it otherwise.
     @Sendable static func violating(_ body: JSONValue) -> StubAnswer {
         if CanonicalJSON.string(body["messages"] ?? nil).contains("VIOLATE") {
-            return .content(body["response_format"] == nil ? "I think it is positive!" : #"{"topic": 3}"#)
+            return .content(StubEngine.schema(in: body) == nil ? "I think it is positive!" : #"{"topic": 3}"#)
         }
         return StubEngine.followConstraint(body)
     }

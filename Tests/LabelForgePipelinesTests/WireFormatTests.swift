@@ -55,7 +55,7 @@ import Testing
         }
         #expect(asked(["positive", "negative"]).allSatisfy { $0["top_logprobs"] == 20 && $0["logprobs"] == true })
         #expect(asked(["x", "y"]).allSatisfy { $0["top_logprobs"] == nil && $0["logprobs"] == nil })
-        let pairwise = bodies.filter { $0["response_format"] != nil }
+        let pairwise = bodies.filter { StubEngine.schema(in: $0) != nil }
         #expect(pairwise.count == 6)
         #expect(pairwise.allSatisfy { $0["top_logprobs"] == nil && $0["logprobs"] == nil })
 
@@ -95,7 +95,7 @@ import Testing
                 "  - {id: t, type: tag, template: tag, attributes: [{name: tags, type: list, values: [price, quality, shipping]}]}"
         )
         let schema = try #require(
-            stub.bodies.first?["response_format"]?["json_schema"]?["schema"]?["properties"]?["tags"])
+            stub.bodies.first.flatMap(StubEngine.schema)?["properties"]?["tags"])
         #expect(schema["maxItems"] == 3)
         #expect(schema["uniqueItems"] == nil)
         let output = try String(contentsOfFile: report.runDirectory.outputPath(stage: "t"), encoding: .utf8)
