@@ -41,7 +41,9 @@ public struct TagStage: RowStage {
                     "type": "array", "items": ["type": "string", "enum": values],
                     "maxItems": .int(Int64(attribute.values.count)),
                 ]
-            default: properties[attribute.name] = ["type": "string"]
+            default:
+                // Bounded, so a free-text attribute cannot run on until max_tokens.
+                properties[attribute.name] = ["type": "string", "maxLength": .int(Int64(Self.maxStringLength))]
             }
         }
         return [
@@ -51,6 +53,9 @@ public struct TagStage: RowStage {
     }
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
+
+    /// The longest value a `string` attribute may have, in characters.
+    static let maxStringLength = 200
 
     public var goldPairs: [(output: String, gold: String)] {
         config.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeLLM
 import LabelForgeTesting
 import Testing
 
@@ -113,5 +114,18 @@ import Testing
             pairwise: false)
         #expect(two > one)
         #expect(JSONSchemaBound.maxCompactLength(of: ["type": "string"]) == nil)
+    }
+
+    @Test("a string attribute is bounded, and llama.cpp's grammar carries the bound")
+    func boundedString() throws {
+        let config = RunConfig.Stage(
+            id: "t", type: "tag", engine: "e", template: "tag",
+            sampling: RunConfig.Sampling(temperature: 0, topP: nil, maxTokens: 64, topLogprobs: nil), labels: [],
+            attributes: [RunConfig.Attribute(name: "note", type: "string", values: [], description: nil, goldField: nil)],
+            goldField: nil, maxValidationRetries: 0)
+        let schema = TagStage(config: config).schema
+        #expect(schema["properties"]?["note"]?["maxLength"] == 200)
+        let grammar = try #require(JSONSchemaGrammar.gbnf(for: schema))
+        #expect(grammar.contains("char{0,200}"), "\(grammar)")
     }
 }
