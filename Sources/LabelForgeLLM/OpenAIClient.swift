@@ -173,7 +173,8 @@ public final class OpenAIClient: Sendable {
         return .milliseconds(Int64.random(in: (ms / 2)...max(ms / 2, ms)))
     }
 
-    private func send(method: HTTPMethod, url: String, body: Data?, timeout: Duration? = nil) async throws -> JSONValue {
+    private func send(method: HTTPMethod, url: String, body: Data?, timeout: Duration? = nil) async throws -> JSONValue
+    {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")

@@ -205,7 +205,9 @@ struct RowProcessor: Sendable {
                 if !stage.usesLogprobs(in: engine.dialect) { chat.sampling.topLogprobs = nil }
                 // At temperature 0 an engine samples greedily (vLLM ignores the seed), so a retry
                 // with only a new seed would repeat the invalid answer: retries sample warmer.
-                if attempt > 0 { chat.sampling.temperature = max(chat.sampling.temperature, stage.config.sampling.retryTemperature) }
+                if attempt > 0 {
+                    chat.sampling.temperature = max(chat.sampling.temperature, stage.config.sampling.retryTemperature)
+                }
                 request = PreparedRequest(
                     EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID)),
                     on: engine)

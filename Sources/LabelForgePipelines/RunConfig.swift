@@ -209,7 +209,8 @@ public struct RunConfig: Sendable {
 
         return RunConfig(
             file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
-            limit: limit, dataset: dataset, engines: engines, promptPack: pack, cachePath: try cache?.child("path")?.string(),
+            limit: limit, dataset: dataset, engines: engines, promptPack: pack,
+            cachePath: try cache?.child("path")?.string(),
             matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages)
     }
 
@@ -237,7 +238,8 @@ public struct RunConfig: Sendable {
         return Engine(
             name: try node.child("name")?.string() ?? kind,
             kind: kind,
-            dialect: try node.child("dialect")?.oneOf(EngineDialectNames.all) ?? (kind == "local" ? "llamacpp" : "openai"),
+            dialect: try node.child("dialect")?.oneOf(EngineDialectNames.all)
+                ?? (kind == "local" ? "llamacpp" : "openai"),
             model: model, baseURLs: baseURLs,
             apiKeyEnv: try node.child("api_key_env")?.string(),
             slots: strict ? 1 : slots,
@@ -252,13 +254,16 @@ public struct RunConfig: Sendable {
     ) throws -> Stage {
         try node.checkKeys([
             "id", "type", "engine", "template", "sampling", "labels", "attributes", "criteria", "gold_field",
-            "max_validation_retries", "images", "style", "max_words", "mode", "candidates", "n", "keep", "field", "method",
+            "max_validation_retries", "images", "style", "max_words", "mode", "candidates", "n", "keep", "field",
+            "method",
         ])
         let type = try node.require("type").oneOf(stageTypes)
         for key in ["n"] where type != "generate" {
             if let extra = try node.child(key) { throw extra.error("'\(key)' applies to generate stages only.") }
         }
-        if let extra = try node.child("keep"), type != "filter" { throw extra.error("'keep' applies to filter stages only.") }
+        if let extra = try node.child("keep"), type != "filter" {
+            throw extra.error("'keep' applies to filter stages only.")
+        }
         for key in ["field", "method"] where type != "dedup" {
             if let extra = try node.child(key) { throw extra.error("'\(key)' applies to dedup stages only.") }
         }
@@ -284,12 +289,14 @@ public struct RunConfig: Sendable {
         let maxWordsNode = try node.child("max_words")
         let maxWords = try maxWordsNode?.int() ?? (type == "caption" ? 30 : nil)
         if let maxWords, maxWords < 1 { throw maxWordsNode!.error("max_words must be at least 1.") }
-        let mode = type == "rubric_score" ? try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise" : nil
+        let mode =
+            type == "rubric_score" ? try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise" : nil
         let candidatesNode = try node.child("candidates")
         let candidates = try candidatesNode?.stringList() ?? []
         if mode == "pairwise" && candidates.count != 2 {
             throw (candidatesNode ?? node).error(
-                "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b].")
+                "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b]."
+            )
         }
         if mode == "pointwise", let candidatesNode, !candidates.isEmpty {
             throw candidatesNode.error("'candidates' applies to mode: pairwise only.")
@@ -360,7 +367,9 @@ public struct RunConfig: Sendable {
                 } else {
                     try item.checkKeys(["name", "description"])
                     labels.append(
-                        Label(name: try item.require("name").string(), description: try item.child("description")?.string()))
+                        Label(
+                            name: try item.require("name").string(),
+                            description: try item.child("description")?.string()))
                 }
             }
             guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
@@ -404,7 +413,8 @@ public struct RunConfig: Sendable {
                 "max_failure_ratio": .double(maxFailureRatio), "limit": limit.map { .int(Int64($0)) } ?? .null,
             ],
             "dataset": [
-                "path": .string(dataset.path), "format": .string(dataset.format.name), "id_field": optional(dataset.idField),
+                "path": .string(dataset.path), "format": .string(dataset.format.name),
+                "id_field": optional(dataset.idField),
                 "image_fields": .array(dataset.imageFields.map(JSONValue.string)),
                 "max_image_bytes": .int(Int64(dataset.imageLimits.maxBytes)),
                 "max_image_pixels": .int(Int64(dataset.imageLimits.maxPixels)),
@@ -413,7 +423,10 @@ public struct RunConfig: Sendable {
                 engines.map { e in
                     [
                         "name": .string(e.name), "kind": .string(e.kind), "dialect": .string(e.dialect),
-                        "model": ["id": .string(e.model.id), "path": optional(e.model.path), "revision": optional(e.model.revision)],
+                        "model": [
+                            "id": .string(e.model.id), "path": optional(e.model.path),
+                            "revision": optional(e.model.revision),
+                        ],
                         "base_urls": .array(e.baseURLs.map(JSONValue.string)), "api_key_env": optional(e.apiKeyEnv),
                         "slots": .int(Int64(e.slots)), "context_per_slot": .int(Int64(e.contextPerSlot)),
                         "max_in_flight": .int(Int64(e.maxInFlight)), "timeout_s": .double(e.timeoutSeconds),
@@ -431,7 +444,9 @@ extension RunConfig.Stage {
     /// The stage as `config.resolved.yaml` lists it.
     var resolvedJSON: JSONValue {
         func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        let labels: [JSONValue] = self.labels.map { ["name": .string($0.name), "description": optional($0.description)] }
+        let labels: [JSONValue] = self.labels.map {
+            ["name": .string($0.name), "description": optional($0.description)]
+        }
         let attributes: [JSONValue] = self.attributes.map {
             [
                 "name": .string($0.name), "type": .string($0.type), "values": .array($0.values.map(JSONValue.string)),
@@ -439,7 +454,8 @@ extension RunConfig.Stage {
             ]
         }
         let criteria: [JSONValue] = self.criteria.map { c in
-            let anchors = Dictionary(uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })
+            let anchors = Dictionary(
+                uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })
             return [
                 "name": .string(c.name), "description": optional(c.description),
                 "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))], "anchors": .object(anchors),

@@ -44,7 +44,8 @@ final class RunExecution {
         self.config = plan.config
         self.graph = plan.graph
         let executor = RequestExecutor(
-            cache: CoalescingCache(cache), readCache: !noCache, offline: offline, matchEngineVersion: plan.config.matchEngineVersion,
+            cache: CoalescingCache(cache), readCache: !noCache, offline: offline,
+            matchEngineVersion: plan.config.matchEngineVersion,
             logger: logger)
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []

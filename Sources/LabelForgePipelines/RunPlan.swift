@@ -39,7 +39,8 @@ struct RunPlan: Sendable {
                 "models": .array(models.map(\.pin)),
             ]))
         return RunPlan(
-            config: config, pack: pack, stages: stages, graph: graph, dataset: dataset, models: models, resolved: resolved,
+            config: config, pack: pack, stages: stages, graph: graph, dataset: dataset, models: models,
+            resolved: resolved,
             configHash: ContentHash.prefixed(ContentHash.hex(resolved)), planHash: planHash)
     }
 
@@ -55,7 +56,8 @@ struct RunPlan: Sendable {
         if let runLine {
             let reasons = plan.differences(from: runLine)
             guard reasons.isEmpty else {
-                throw LabelForgeError(.invalidConfig, "\(refusal) \(dir): " + reasons.joined(separator: "; ") + "." + advice)
+                throw LabelForgeError(
+                    .invalidConfig, "\(refusal) \(dir): " + reasons.joined(separator: "; ") + "." + advice)
             }
         }
         return plan
@@ -71,13 +73,16 @@ struct RunPlan: Sendable {
                 "path": .string(config.dataset.path), "format": .string(config.dataset.format.name),
                 "fingerprint": .string(dataset.fingerprint), "rows": .int(Int64(dataset.rows)),
             ],
-            "prompt_pack": ["name": .string(pack.name), "version": .string(pack.version), "hash": .string(pack.contentHash)],
+            "prompt_pack": [
+                "name": .string(pack.name), "version": .string(pack.version), "hash": .string(pack.contentHash),
+            ],
             "models": .array(models.map(\.pin)), "determinism": .string(config.determinism),
             "run_seed": .int(Int64(config.seed)), "environment": EnvironmentInfo.capture().json,
             "stages": .array(
                 stages.map {
                     [
-                        "id": .string($0.config.id), "type": .string($0.config.type), "version": .int(Int64($0.version)),
+                        "id": .string($0.config.id), "type": .string($0.config.type),
+                        "version": .int(Int64($0.version)),
                         "engine": .string($0.config.engine),
                     ]
                 }),
@@ -91,22 +96,26 @@ struct RunPlan: Sendable {
         var reasons: [String] = []
         if run["dataset"]?["fingerprint"]?.stringValue != dataset.fingerprint {
             reasons.append(
-                "dataset \(config.dataset.path) changed (fingerprint \(run["dataset"]?["fingerprint"]?.textForm ?? "?") → \(dataset.fingerprint))")
+                "dataset \(config.dataset.path) changed (fingerprint \(run["dataset"]?["fingerprint"]?.textForm ?? "?") → \(dataset.fingerprint))"
+            )
         }
         if run["prompt_pack"]?["hash"]?.stringValue != pack.contentHash {
             reasons.append(
-                "prompt pack \(config.promptPack) changed (hash \(run["prompt_pack"]?["hash"]?.textForm ?? "?") → \(pack.contentHash))")
+                "prompt pack \(config.promptPack) changed (hash \(run["prompt_pack"]?["hash"]?.textForm ?? "?") → \(pack.contentHash))"
+            )
         }
         let recorded = run["models"]?.arrayValue ?? []
         for model in models {
             let old = recorded.first { $0["engine"]?.stringValue == model.engine }
             if old?["revision"]?.stringValue != model.revision || old?["id"]?.stringValue != model.id {
                 reasons.append(
-                    "model of engine '\(model.engine)' changed (\(old?["id"]?.textForm ?? "?")@\(old?["revision"]?.textForm ?? "?") → \(model.id)@\(model.revision))")
+                    "model of engine '\(model.engine)' changed (\(old?["id"]?.textForm ?? "?")@\(old?["revision"]?.textForm ?? "?") → \(model.id)@\(model.revision))"
+                )
             }
         }
         if reasons.isEmpty && run["config_hash"]?.stringValue != configHash {
-            reasons.append("the resolved config changed (config hash \(run["config_hash"]?.textForm ?? "?") → \(configHash))")
+            reasons.append(
+                "the resolved config changed (config hash \(run["config_hash"]?.textForm ?? "?") → \(configHash))")
         }
         return reasons
     }
@@ -148,7 +157,8 @@ enum ManifestRecovery {
             let parts = name.split(separator: "-")
             guard parts.count >= 3, parts[2] == prefix else { return false }
             guard let (first, last) = ends(of: runsDir + "/" + name + "/manifest.jsonl") else { return false }
-            let completed = last?["type"] == "summary" && ["completed", "aborted"].contains(last?["status"]?.stringValue ?? "")
+            let completed =
+                last?["type"] == "summary" && ["completed", "aborted"].contains(last?["status"]?.stringValue ?? "")
             return first?["plan_hash"]?.stringValue == planHash && !completed
         }.map { runsDir + "/" + $0 }
     }

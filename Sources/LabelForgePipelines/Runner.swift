@@ -22,7 +22,8 @@ public struct RunOptions: Sendable {
     public var replay: ReplayOptions?
 
     public init(
-        configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false, cachePath: String? = nil,
+        configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false,
+        cachePath: String? = nil,
         resume: String? = nil, replay: ReplayOptions? = nil
     ) {
         self.configPath = configPath
@@ -89,7 +90,8 @@ public final class Runner: Sendable {
                 throw LabelForgeError(.invalidConfig, "\(dir) already finished; there is nothing to resume.")
             }
             plan = try RunPlan.reload(
-                runDirectory: dir, recorded: state.runLine, refusal: "Cannot resume", advice: " Start a new run instead.")
+                runDirectory: dir, recorded: state.runLine, refusal: "Cannot resume",
+                advice: " Start a new run instead.")
             if let runLine = state.runLine {
                 recordedRunLine = runLine
                 previous = state
@@ -100,20 +102,23 @@ public final class Runner: Sendable {
         } else if let replay = options.replay {
             let artifacts = try RunArtifacts.load(replay.runDirectory)
             original = artifacts
-            plan = try RunPlan.reload(runDirectory: artifacts.directory, recorded: artifacts.runLine, refusal: "Cannot replay")
+            plan = try RunPlan.reload(
+                runDirectory: artifacts.directory, recorded: artifacts.runLine, refusal: "Cannot replay")
             directory = try RunDirectory.create(
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         } else {
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
             for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
                 logger.warning(
-                    "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`")
+                    "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`"
+                )
             }
             directory = try RunDirectory.create(
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         }
         let config = plan.config
-        let cache: any CacheStore = try SQLiteCache(path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
+        let cache: any CacheStore = try SQLiteCache(
+            path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
         let noCache = options.noCache || options.replay?.recompute == true
         if let replay = options.replay, replay.offline, let original {
             let missing = try await Self.missingEntries(of: original, in: cache)
@@ -144,7 +149,8 @@ public final class Runner: Sendable {
             try manifest.append(.object(runLine))
             try manifest.flush()
             let execution = RunExecution(
-                plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
+                plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
+                manifest: manifest,
                 previous: nil, noCache: false, offline: true, logger: logger, progress: progress)
             let result: Result<RunReport, any Error>
             do {
@@ -158,7 +164,9 @@ public final class Runner: Sendable {
         }
 
         do {
-            return try await EngineSet.withEngines(config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger) { engines in
+            return try await EngineSet.withEngines(
+                config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger
+            ) { engines in
                 do {
                     try await engines.checkReachable()
                 } catch let error as LabelForgeError {
@@ -168,7 +176,8 @@ public final class Runner: Sendable {
                     }
                     try manifest.append(Self.failure(error))
                     try manifest.sync()
-                    throw LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+                    throw LabelForgeError(
+                        error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
                 }
                 let infos = await engines.probe()
                 if recordedRunLine == nil {
@@ -178,7 +187,8 @@ public final class Runner: Sendable {
                 }
                 let execution = RunExecution(
                     plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
-                    manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: logger, progress: progress)
+                    manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: logger,
+                    progress: progress)
                 return try await execution.run()
             } onStartFailure: { error in
                 if recordedRunLine == nil {
@@ -187,7 +197,8 @@ public final class Runner: Sendable {
                 }
                 try? manifest.append(Self.failure(error))
                 try? manifest.sync()
-                return LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+                return LabelForgeError(
+                    error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
             }
         } catch is CancellationError {
             throw interrupted
@@ -231,7 +242,8 @@ struct ResolvedModel: Sendable {
 
     static func resolve(_ engine: RunConfig.Engine) throws -> ResolvedModel {
         guard engine.kind == "local" else {
-            return ResolvedModel(engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
+            return ResolvedModel(
+                engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
         guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultModelFile) else {
             throw LabelForgeError(
@@ -266,7 +278,8 @@ struct DatasetScan {
                 return (stage, graph.rowFields(stage.optionReferences).map(PromptPack.rootName).sorted())
             }
             let readStages = Set(graph.reads(of: stage.config.id))
-            let templateFields = graph.rowFields(pack.references(of: stage.config.template).sorted()).map(PromptPack.rootName)
+            let templateFields = graph.rowFields(pack.references(of: stage.config.template).sorted()).map(
+                PromptPack.rootName)
             return (
                 stage,
                 Set(templateFields).subtracting(stage.templateVariables.keys).subtracting(stage.callVariableNames)
@@ -288,7 +301,9 @@ struct DatasetScan {
                     throw LabelForgeError(
                         .invalidDataset,
                         "\(record.location): the row has no field '\(field)', which "
-                            + ((stage as? any RowStage).map { $0.inputFields.contains(field) ? "" : "template '\($0.config.template)' " } ?? "")
+                            + ((stage as? any RowStage).map {
+                                $0.inputFields.contains(field) ? "" : "template '\($0.config.template)' "
+                            } ?? "")
                             + "(stage '\(stage.config.id)') uses. Fields present: "
                             + record.fields.keys.sorted().joined(separator: ", ") + "; stages: "
                             + graph.order.map(\.config.id).joined(separator: ", ") + ".")
@@ -299,7 +314,9 @@ struct DatasetScan {
                 fingerprint.update(field)
                 fingerprint.update(loaded.images[field]?.contentHash ?? loaded.failures[field]?.kind.name ?? "")
             }
-            repeats.add(RowIDAssigner.baseID(for: loaded.identity(idField: config.dataset.idField), idField: config.dataset.idField))
+            repeats.add(
+                RowIDAssigner.baseID(
+                    for: loaded.identity(idField: config.dataset.idField), idField: config.dataset.idField))
             rows += 1
         }
         return DatasetScan(

@@ -41,7 +41,9 @@ public struct ClassifyStage: RowStage {
                     message: "the engine answered \(Self.quoted(response.content)), which is not one of the labels "
                         + config.labels.map(\.name).joined(separator: ", ")))
         }
-        let confidence = dialect.emitsBareChoices ? Self.confidence(of: label, among: config.labels.map(\.name), logprobs: response.logprobs) : nil
+        let confidence =
+            dialect.emitsBareChoices
+            ? Self.confidence(of: label, among: config.labels.map(\.name), logprobs: response.logprobs) : nil
         return .success(["label": .string(label), "confidence": confidence.map(JSONValue.double) ?? .null])
     }
 
@@ -57,7 +59,9 @@ public struct ClassifyStage: RowStage {
         for token in logprobs {
             guard prefix.count < label.count else { break }
             var alternatives = token.top.map { ($0.token, $0.logprob) }
-            if !alternatives.contains(where: { $0.0 == token.token }) { alternatives.append((token.token, token.logprob)) }
+            if !alternatives.contains(where: { $0.0 == token.token }) {
+                alternatives.append((token.token, token.logprob))
+            }
             let allowed = alternatives.filter { candidate in
                 let text = prefix + candidate.0
                 return !candidate.0.isEmpty && labels.contains { $0.hasPrefix(text) }
