@@ -2,9 +2,9 @@ import Foundation
 import LabelForgeCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Reads a text file one line at a time without loading it whole.
@@ -14,6 +14,9 @@ public final class LineReader {
     private var capacity: Int = 0
     /// The 1-based number of the line most recently returned.
     public private(set) var lineNumber = 0
+    /// Whether the line most recently returned ended with a newline; only a file's last line can
+    /// lack one (for example, one a killed process left half written).
+    public private(set) var terminated = true
     public let path: String
 
     /// - Throws: `LabelForgeError.fileNotFound` when the file cannot be opened.
@@ -35,6 +38,7 @@ public final class LineReader {
         let count = getline(&buffer, &capacity, file)
         guard count >= 0, let buffer else { return nil }
         lineNumber += 1
+        terminated = count > 0 && buffer[count - 1] == 0x0A
         var length = count
         while length > 0 && (buffer[length - 1] == 0x0A || buffer[length - 1] == 0x0D) { length -= 1 }
         return buffer.withMemoryRebound(to: UInt8.self, capacity: length) {

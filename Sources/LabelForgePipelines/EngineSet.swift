@@ -51,16 +51,13 @@ struct EngineSet: Sendable {
     }
 
     /// The `engines` entry of the manifest's run line: settings and what each engine reported.
-    func describe(infos: [String: JSONValue]) -> JSONValue {
-        .array(
-            handles.values.sorted(by: { $0.config.name < $1.config.name }).map { h in
-                [
-                    "name": .string(h.config.name), "kind": .string(h.config.kind), "dialect": .string(h.dialect.name),
-                    "slots": h.config.kind == "local" ? .int(Int64(h.config.slots)) : .null,
-                    "max_in_flight": .int(Int64(h.config.maxInFlight)), "replicas": .int(Int64(h.config.baseURLs.count)),
-                    "info": infos[h.config.name] ?? .null,
-                ]
-            })
+    func describe(infos: [String: JSONValue]) -> [RunRecord.EnginePin] {
+        handles.values.sorted(by: { $0.config.name < $1.config.name }).map { h in
+            RunRecord.EnginePin(
+                name: h.config.name, kind: h.config.kind, dialect: h.dialect.name,
+                slots: h.config.kind == "local" ? h.config.slots : nil, maxInFlight: h.config.maxInFlight,
+                replicas: h.config.baseURLs.count, info: infos[h.config.name] ?? .null)
+        }
     }
 
     /// Handles that never reach an engine, for cache-only replays.
@@ -69,7 +66,8 @@ struct EngineSet: Sendable {
         for engine in config.engines {
             handles[engine.name] = EngineHandle(
                 config: engine, dialect: EngineDialect(name: engine.dialect)!,
-                client: OpenAIClient(options: EndpointOptions(baseURLs: ["http://offline.invalid"], maxRetries: 0), logger: logger),
+                client: OpenAIClient(
+                    options: EndpointOptions(baseURLs: ["http://offline.invalid"], maxRetries: 0), logger: logger),
                 model: models.first { $0.engine == engine.name }!, launcher: nil)
         }
         return EngineSet(handles: handles)
@@ -129,7 +127,8 @@ struct EngineSet: Sendable {
             return try await LocalEngine.withRunning(options, logger: logger) { running in
                 var handles = handles
                 handles[engine.name] = EngineHandle(
-                    config: engine, dialect: dialect, client: OpenAIClient(options: endpoint([running.baseURL]), logger: logger),
+                    config: engine, dialect: dialect,
+                    client: OpenAIClient(options: endpoint([running.baseURL]), logger: logger),
                     model: model, launcher: running.launcher)
                 return try await start(
                     remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,

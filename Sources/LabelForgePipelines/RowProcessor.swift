@@ -75,7 +75,7 @@ struct RowProcessor: Sendable {
     var executor: RequestExecutor
     /// Row lines an interrupted run recorded, by `ManifestRecovery.key`: a failure recorded there
     /// stays a failure, so the manifest, the outputs and downstream stages agree.
-    var previous: [String: JSONValue] = [:]
+    var previous: [String: RowRecord] = [:]
     var logger: Logger
 
     /// Passes one row through `stages`, in order; every stage sees every row the stage before it emitted.
@@ -113,9 +113,9 @@ struct RowProcessor: Sendable {
         ) {
             var outcome = outcome
             // A failure an interrupted run recorded stays a failure, here and downstream.
-            if let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: id)]?["error"] {
+            if let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: id)]?.error {
                 outcome.output = nil
-                outcome.failure = StageFailure(recorded: recorded)
+                outcome.failure = recorded
             }
             let emission = StageEmission(
                 rowID: row.rowID, outcome: outcome, rejection: rejection, parent: fansOut ? row.parent : nil,

@@ -1,73 +1,103 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeIO
 import Yams
 
-/// A finished run directory read back: its manifest's run and summary lines, resolved config and
-/// outputs. Used by `diff` (and later `inspect` and `replay`).
+/// A run directory read back: its manifest's run and summary records and its resolved config.
+/// Row records and outputs are streamed on demand (`manifest()`, `outputs(stage:)`), never loaded
+/// whole, so `diff`, `inspect` and `replay` stay small on large runs.
 public struct RunArtifacts: Sendable {
     public var directory: String
-    public var runLine: JSONValue
-    public var summary: JSONValue?
-    public var rowLines: [JSONValue]
+    public var run: RunRecord
+    /// The manifest's last record when it is a summary; `nil` for a run still under way or killed.
+    public var summary: SummaryRecord?
     public var resolvedConfig: JSONValue
 
-    /// Reads a run directory.
-    /// - Throws: `LabelForgeError.fileNotFound` when it has no manifest.
+    public var manifestPath: String { directory + "/manifest.jsonl" }
+
+    /// Reads a run directory's first and last manifest records and its resolved config.
+    /// - Throws: `LabelForgeError.fileNotFound` when it has no manifest, `invalidJSON` when the
+    ///   manifest does not start with a run record.
     public static func load(_ directory: String) throws -> RunArtifacts {
+        let directory = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         let manifestPath = directory + "/manifest.jsonl"
         guard FileManager.default.fileExists(atPath: manifestPath) else {
             throw LabelForgeError(.fileNotFound, "\(directory) is not a run directory: it has no manifest.jsonl.")
         }
-        var runLine: JSONValue?
-        var summary: JSONValue?
-        var rows: [JSONValue] = []
-        let lines = try String(contentsOfFile: manifestPath, encoding: .utf8).split(separator: "\n")
-        for (number, line) in lines.enumerated() {
-            guard let value = try? JSONValue.parse(String(line)) else {
-                // A torn last line (a run killed mid-write) is skipped; anything else is corruption.
-                if number == lines.count - 1 { continue }
-                throw LabelForgeError(.invalidJSON, "\(manifestPath):\(number + 1): not a JSON line.")
-            }
-            switch value["type"]?.stringValue {
-            case "run": runLine = value
-            case "summary": summary = value
-            case "row": rows.append(value)
-            default: break
-            }
+        guard let ends = ManifestReader.ends(of: manifestPath), case .run(let run) = ends.first else {
+            // Read it strictly to say which line is wrong; an empty manifest means the run never started.
+            _ = try ManifestReader(path: manifestPath).read()
+            throw LabelForgeError(.invalidJSON, "\(manifestPath) has no run record; the run never started.")
         }
-        guard let runLine else {
-            throw LabelForgeError(.invalidJSON, "\(manifestPath) has no run line; the run never started.")
-        }
+        var summary: SummaryRecord?
+        if case .summary(let last) = ends.last { summary = last }
         var config: JSONValue = .null
         if let yaml = try? String(contentsOfFile: directory + "/config.resolved.yaml", encoding: .utf8),
             let node = try Yams.compose(yaml: yaml)
         {
             config = try ConfigReader(file: directory + "/config.resolved.yaml", node: node, path: "").json()
         }
-        return RunArtifacts(directory: directory, runLine: runLine, summary: summary, rowLines: rows, resolvedConfig: config)
+        return RunArtifacts(directory: directory, run: run, summary: summary, resolvedConfig: config)
     }
 
-    public var runID: String { runLine["run_id"]?.stringValue ?? (directory as NSString).lastPathComponent }
+    public var runID: String { run.runID }
 
     /// Stage ids in pipeline order.
-    public var stageIDs: [String] {
-        runLine["stages"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
+    public var stageIDs: [String] { run.stages.map(\.id) }
+
+    /// The manifest's records, streamed.
+    public func manifest() throws -> ManifestReader {
+        try ManifestReader(path: manifestPath)
     }
 
-    /// A stage's output records by row ID, in file order.
-    public func outputs(stage: String) throws -> (order: [String], records: [String: [String: JSONValue]]) {
-        let path = directory + "/outputs/\(stage).jsonl"
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return ([], [:]) }
-        var order: [String] = []
-        var records: [String: [String: JSONValue]] = [:]
-        for line in text.split(separator: "\n") {
-            guard let record = try JSONValue.parse(String(line)).objectValue, let id = record["row_id"]?.stringValue else {
-                continue
-            }
-            order.append(id)
-            records[id] = record
+    /// A stage's output file, streamed one record at a time in file order (empty when the stage
+    /// wrote none).
+    public func outputs(stage: String) throws -> OutputReader {
+        try OutputReader(path: directory + "/outputs/\(stage).jsonl")
+    }
+}
+
+/// Reads an output file (`outputs/<stage>.jsonl`) one record at a time.
+public final class OutputReader {
+    private let lines: LineReader?
+    public let path: String
+
+    /// A missing file reads as empty.
+    public init(path: String) throws {
+        self.path = path
+        lines = FileManager.default.fileExists(atPath: path) ? try LineReader(path: path) : nil
+    }
+
+    /// The next record with its row ID and its line as written; `nil` at the end.
+    /// - Throws: `LabelForgeError.invalidJSON` naming `path:line` for a line that is not a record.
+    public func next() throws -> (rowID: String, record: [String: JSONValue], line: String)? {
+        guard let lines else { return nil }
+        while let line = lines.next() {
+            if line.isEmpty { continue }
+            return try parse(line, number: lines.lineNumber)
         }
-        return (order, records)
+        return nil
+    }
+
+    /// The record of one row, reading on until it is found; lines of other rows are not parsed.
+    public func record(of rowID: String) throws -> [String: JSONValue]? {
+        guard let lines else { return nil }
+        let needle = "\"row_id\":" + CanonicalJSON.string(.string(rowID))
+        while let line = lines.next() {
+            guard line.contains(needle) else { continue }
+            let parsed = try parse(line, number: lines.lineNumber)
+            if parsed.rowID == rowID { return parsed.record }
+        }
+        return nil
+    }
+
+    private func parse(_ line: String, number: Int) throws -> (rowID: String, record: [String: JSONValue], line: String)
+    {
+        guard let record = try? JSONValue.parse(line).objectValue, let id = record["row_id"]?.stringValue else {
+            throw LabelForgeError(
+                .invalidJSON, "\(path):\(number): not an output record (a JSON object with a row_id).")
+        }
+        return (id, record, line)
     }
 }
 

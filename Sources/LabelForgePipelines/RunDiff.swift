@@ -59,31 +59,28 @@ public struct RunDiff: Sendable {
     public static func compare(_ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int = 10) throws -> RunDiff {
         RunDiff(
             a: a.runID, b: b.runID, config: changes(a.resolvedConfig.flattened(), b.resolvedConfig.flattened()),
-            pins: changes(pins(a.runLine), pins(b.runLine)),
+            pins: changes(pins(a.run), pins(b.run)),
             stages: try orderedUnion(a.stageIDs, b.stageIDs).map { try stageDiff($0, a, b, sampleLimit: sampleLimit) })
     }
 
-    static func pins(_ run: JSONValue) -> [String: String] {
-        var pins: [String: String] = [:]
-        pins["determinism"] = run["determinism"]?.textForm
-        pins["run_seed"] = run["run_seed"]?.textForm
-        pins["dataset.fingerprint"] = run["dataset"]?["fingerprint"]?.textForm
-        pins["prompt_pack.version"] = run["prompt_pack"]?["version"]?.textForm
-        pins["prompt_pack.hash"] = run["prompt_pack"]?["hash"]?.textForm
-        for model in run["models"]?.arrayValue ?? [] {
-            let engine = model["engine"]?.textForm ?? "?"
-            pins["models.\(engine).id"] = model["id"]?.textForm
-            pins["models.\(engine).revision"] = model["revision"]?.textForm
+    static func pins(_ run: RunRecord) -> [String: String] {
+        var pins: [String: String] = [
+            "determinism": run.determinism, "run_seed": String(run.runSeed),
+            "dataset.fingerprint": run.dataset.fingerprint, "prompt_pack.version": run.promptPack.version,
+            "prompt_pack.hash": run.promptPack.hash,
+        ]
+        for model in run.models {
+            pins["models.\(model.engine).id"] = model.id
+            pins["models.\(model.engine).revision"] = model.revision
         }
-        for engine in run["engines"]?.arrayValue ?? [] {
-            let name = engine["name"]?.textForm ?? "?"
+        for engine in run.engines {
             for key in ["build_info", "version", "total_slots"] {
-                if let value = engine["info"]?[key], !value.isNull { pins["engines.\(name).\(key)"] = value.textForm }
+                if let value = engine.info[key], !value.isNull {
+                    pins["engines.\(engine.name).\(key)"] = value.textForm
+                }
             }
         }
-        for stage in run["stages"]?.arrayValue ?? [] {
-            pins["stages.\(stage["id"]?.textForm ?? "?").version"] = stage["version"]?.textForm
-        }
+        for stage in run.stages { pins["stages.\(stage.id).version"] = String(stage.version) }
         return pins
     }
 
@@ -97,21 +94,37 @@ public struct RunDiff: Sendable {
         a + b.filter { !a.contains($0) }
     }
 
-    private static func stageDiff(_ id: String, _ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int) throws -> StageDiff {
-        let outA = try a.outputs(stage: id)
-        let outB = try b.outputs(stage: id)
+    /// One stage's outputs compared. Run b's records are held as their lines (a fraction of their
+    /// parsed size) and run a's are streamed against them, in a's order.
+    private static func stageDiff(_ id: String, _ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int) throws
+        -> StageDiff
+    {
         var diff = StageDiff(id: id, onlyA: 0, onlyB: 0, changed: 0, unchanged: 0, fields: [], samples: [])
         // Object-valued outputs (rubric `scores`, pairwise `winner`) are compared per member.
-        let flatA = outA.records.mapValues { JSONValue.object($0).leaves(intoArrays: false) }
-        let flatB = outB.records.mapValues { JSONValue.object($0).leaves(intoArrays: false) }
+        func leaves(_ record: [String: JSONValue]) -> [String: JSONValue] {
+            JSONValue.object(record).leaves(intoArrays: false)
+        }
         var names: Set<String> = []
-        for record in flatA.values { names.formUnion(record.keys) }
-        for record in flatB.values { names.formUnion(record.keys) }
-        let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
-        for rowID in outA.order {
-            guard let recordB = outB.records[rowID] else { diff.onlyA += 1; continue }
-            let recordA = outA.records[rowID]!
-            if recordA == recordB {
+        var linesB: [String: String] = [:]
+        let readerB = try b.outputs(stage: id)
+        while let (rowID, record, line) = try readerB.next() {
+            names.formUnion(leaves(record).keys)
+            linesB[rowID] = line
+        }
+        var pairs: [String: [(JSONValue, JSONValue)]] = [:]
+        var matched = 0
+        let readerA = try a.outputs(stage: id)
+        while let (rowID, recordA, lineA) = try readerA.next() {
+            let flatA = leaves(recordA)
+            names.formUnion(flatA.keys)
+            guard let lineB = linesB[rowID] else {
+                diff.onlyA += 1
+                continue
+            }
+            matched += 1
+            // Output lines are canonical JSON: equal records have equal lines.
+            let recordB = lineA == lineB ? recordA : try JSONValue.parse(lineB).objectValue ?? [:]
+            if lineA == lineB {
                 diff.unchanged += 1
             } else {
                 diff.changed += 1
@@ -119,18 +132,15 @@ public struct RunDiff: Sendable {
                     diff.samples.append(Sample(rowID: rowID, a: .object(recordA), b: .object(recordB)))
                 }
             }
-        }
-        diff.onlyB = outB.order.filter { outA.records[$0] == nil }.count
-        let shared = outA.order.filter { outB.records[$0] != nil }
-        diff.fields = fieldNames.map { name in
-            let pairs = shared.compactMap { rowID -> (JSONValue, JSONValue)? in
-                guard let x = flatA[rowID]?[name], let y = flatB[rowID]?[name], !x.isNull, !y.isNull else {
-                    return nil
-                }
-                return (x, y)
+            let flatB = lineA == lineB ? flatA : leaves(recordB)
+            for (name, x) in flatA where !x.isNull {
+                guard let y = flatB[name], !y.isNull else { continue }
+                pairs[name, default: []].append((x, y))
             }
-            return fieldDiff(name, pairs)
         }
+        diff.onlyB = linesB.count - matched
+        let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
+        diff.fields = fieldNames.map { fieldDiff($0, pairs[$0] ?? []) }
         return diff
     }
 
@@ -139,10 +149,12 @@ public struct RunDiff: Sendable {
     static let maxCategories = 20
 
     static func fieldDiff(_ name: String, _ pairs: [(JSONValue, JSONValue)]) -> FieldDiff {
-        let numeric = !pairs.isEmpty && pairs.allSatisfy { pair in
-            if case .bool = pair.0 { return false }
-            return pair.0.doubleValue != nil && pair.1.doubleValue != nil
-        }
+        let numeric =
+            !pairs.isEmpty
+            && pairs.allSatisfy { pair in
+                if case .bool = pair.0 { return false }
+                return pair.0.doubleValue != nil && pair.1.doubleValue != nil
+            }
         let agreement = pairs.isEmpty ? 1 : Double(pairs.filter { $0.0 == $0.1 }.count) / Double(pairs.count)
         if numeric {
             let x = pairs.map { $0.0.doubleValue! }

@@ -18,7 +18,7 @@ final class RunExecution {
     let processor: RowProcessor
     let engines: EngineSet
     let directory: RunDirectory
-    let manifest: JSONLWriter
+    let manifest: ManifestWriter
     let totalRows: Int
     /// Which row IDs may repeat (from the plan's first pass over the dataset).
     let repeats: RowIDRepeats
@@ -31,14 +31,14 @@ final class RunExecution {
     private var recordedBarriers: Set<String>
     private let started = ContinuousClock.now
 
-    /// Row lines an interrupted run already recorded, by `ManifestRecovery.key`; those pairs are
+    /// Row records an interrupted run already wrote, by `ManifestRecovery.key`; those pairs are
     /// not recorded again, and keep their recorded cache status and errors.
-    let previous: [String: JSONValue]
+    let previous: [String: RowRecord]
 
     init(
         plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore,
         directory: RunDirectory,
-        manifest: JSONLWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
+        manifest: ManifestWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void
     ) {
         self.config = plan.config
@@ -101,10 +101,8 @@ final class RunExecution {
                 source = { try reader.next() }
             }
         } catch {
-            try? manifest.append([
-                "type": "summary", "status": "interrupted", "counts": countsJSON(),
-                "finished_at": .string(Timestamp.now()),
-            ])
+            try? manifest.append(
+                .summary(SummaryRecord(status: "interrupted", counts: counts, finishedAt: Timestamp.now())))
             try? manifest.sync()
             if Task.isCancelled { throw CancellationError() }
             throw error
@@ -114,27 +112,22 @@ final class RunExecution {
         for writer in rejected.values { try writer.sync() }
         try joined.sync()
         let report = makeReport()
-        var digests: [String: JSONValue] = [:]
+        var digests: [String: String] = [:]
         for stage in stages {
             let path = directory.outputPath(stage: stage.config.id)
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            digests[stage.config.id] = .string(ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path)))
+            digests[stage.config.id] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
         }
-        var summary: [String: JSONValue] = [
-            "type": "summary", "status": .string(report.status), "counts": countsJSON(),
-            "output_digests": .object(digests), "engine_requests": .int(Int64(report.engineRequests)),
-            "finished_at": .string(Timestamp.now()),
-            "gold": .array(
-                report.scores.map {
-                    [
-                        "stage": .string($0.stage), "field": .string($0.field), "gold_field": .string($0.goldField),
-                        "n": .int(Int64($0.agreement.count)), "accuracy": .double($0.agreement.accuracy),
-                        "macro_f1": .double($0.agreement.macroF1),
-                    ]
-                }),
-        ]
-        if let abortReason = budget.abortReason { summary["abort_reason"] = .string(abortReason) }
-        try manifest.append(.object(summary))
+        let summary = SummaryRecord(
+            status: report.status, counts: counts, outputDigests: digests, engineRequests: report.engineRequests,
+            finishedAt: Timestamp.now(),
+            gold: report.scores.map {
+                SummaryRecord.Gold(
+                    stage: $0.stage, field: $0.field, goldField: $0.goldField, n: $0.agreement.count,
+                    accuracy: $0.agreement.accuracy, macroF1: $0.agreement.macroF1)
+            },
+            abortReason: budget.abortReason)
+        try manifest.append(.summary(summary))
         try manifest.sync()
         try? FileManager.default.removeItem(atPath: stateDirectory)
         try report.markdown.write(toFile: directory.reportPath, atomically: true, encoding: .utf8)
@@ -247,12 +240,12 @@ final class RunExecution {
             try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
         }
         if !recordedBarriers.contains(id) {
-            try manifest.append([
-                "type": "barrier", "stage": .string(id), "rows_in": .int(Int64(rowsIn)),
-                "rows_out": .int(Int64(result.count)),
-                "result_digest": .string(ContentHash.prefixed(try ContentHash.hexOfFile(atPath: result.path))),
-                "latency_ms": .int(Int64((ContinuousClock.now - start) / .milliseconds(1))),
-            ])
+            try manifest.append(
+                .barrier(
+                    BarrierRecord(
+                        stage: id, rowsIn: rowsIn, rowsOut: result.count,
+                        resultDigest: ContentHash.prefixed(try ContentHash.hexOfFile(atPath: result.path)),
+                        latencyMs: Int((ContinuousClock.now - start) / .milliseconds(1)))))
             try manifest.sync()
         }
         return result.path
@@ -266,32 +259,23 @@ final class RunExecution {
         let recorded = previous[ManifestRecovery.key(row: emission.rowID, stage: stageID)]
         if let recorded {
             // Keep what the interrupted run recorded: its cache status and tokens.
-            outcome.cacheHits =
-                recorded["cache_hits"]?.intValue ?? (recorded["cache"] == "hit" ? outcome.requestKeys.count : 0)
-            outcome.tokensIn = recorded["tokens_in"]?.intValue ?? outcome.tokensIn
-            outcome.tokensOut = recorded["tokens_out"]?.intValue ?? outcome.tokensOut
+            outcome.cacheHits = recorded.cacheHits
+            outcome.tokensIn = recorded.tokensIn
+            outcome.tokensOut = recorded.tokensOut
         }
         var record: [String: JSONValue] = ["row_id": .string(emission.rowID)]
         for (key, value) in emission.record { record[key] = value }
-        var line: [String: JSONValue] = [
-            "type": "row", "row_id": .string(emission.rowID), "stage": .string(stageID),
-            "request_keys": .array(outcome.requestKeys.map(JSONValue.string)),
-            "cache": .string(outcome.cacheStatus),
-            "attempts": .int(Int64(outcome.attempts)), "cache_hits": .int(Int64(outcome.cacheHits)),
-            "latency_ms": .int(Int64(outcome.latencyMs)), "tokens_in": .int(Int64(outcome.tokensIn)),
-            "tokens_out": .int(Int64(outcome.tokensOut)),
-        ]
-        if let parent = emission.parent {
-            line["parent_row_id"] = .string(parent)
-            line["sample_index"] = emission.sampleIndex.map { .int(Int64($0)) } ?? .null
-        }
+        var line = RowRecord(
+            rowID: emission.rowID, stage: stageID, requestKeys: outcome.requestKeys, cache: outcome.cacheStatus,
+            attempts: outcome.attempts, cacheHits: outcome.cacheHits, latencyMs: outcome.latencyMs,
+            tokensIn: outcome.tokensIn, tokensOut: outcome.tokensOut, parentRowID: emission.parent,
+            sampleIndex: emission.sampleIndex, error: outcome.failure, outputHash: "")
         var stat = stats[stageID, default: StageStats()]
         stat.cacheHits += outcome.cacheHits
         stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
         stat.tokensIn += outcome.tokensIn
         stat.tokensOut += outcome.tokensOut
         if let failure = outcome.failure {
-            line["error"] = failure.json
             stat.failed += 1
             stat.errorsByClass[failure.errorClass, default: 0] += 1
         } else {
@@ -299,13 +283,13 @@ final class RunExecution {
             if let output = outcome.output { scoreGold(stageID, output: output, row: emission.fields) }
         }
         if let rejection = emission.rejection {
-            line["dropped"] = true
+            line.dropped = true
             record["reason"] = .string(rejection)
             stat.dropped += 1
         }
-        line["output_hash"] = .string(ContentHash.prefixed(ContentHash.hex(.object(record))))
+        line.outputHash = ContentHash.prefixed(ContentHash.hex(.object(record)))
         stats[stageID] = stat
-        if recorded == nil { try manifest.append(.object(line)) }
+        if recorded == nil { try manifest.append(.row(line)) }
         try (emission.rejection == nil ? output : rejected)?.append(.object(record))
     }
 
@@ -328,11 +312,8 @@ final class RunExecution {
         }
     }
 
-    private func countsJSON() -> JSONValue {
-        [
-            "rows": .int(Int64(budget.rows)), "rows_failed": .int(Int64(budget.failed)),
-            "stages": .object(stats.mapValues(\.json)),
-        ]
+    private var counts: SummaryRecord.Counts {
+        SummaryRecord.Counts(rows: budget.rows, rowsFailed: budget.failed, stages: stats)
     }
 
     private func reportProgress() {

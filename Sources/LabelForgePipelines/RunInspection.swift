@@ -4,52 +4,72 @@ import LabelForgeCore
 
 /// What a run did, read back from its directory (`labelforge inspect`).
 public enum RunInspection {
-    /// Header and per-stage statistics, as JSON.
-    public static func summary(_ run: RunArtifacts) -> JSONValue {
-        let line = run.runLine
+    /// Header and per-stage statistics, as JSON; the manifest is streamed once.
+    public static func summary(_ run: RunArtifacts) throws -> JSONValue {
+        let line = run.run
         let header: JSONValue = [
-            "run_id": line["run_id"] ?? .null, "plan_hash": line["plan_hash"] ?? .null,
-            "status": run.summary?["status"] ?? "unfinished",
-            "created_at": line["created_at"] ?? .null, "finished_at": run.summary?["finished_at"] ?? .null,
-            "labelforge_version": line["labelforge_version"] ?? .null, "git_revision": line["git_revision"] ?? .null,
-            "determinism": line["determinism"] ?? .null, "run_seed": line["run_seed"] ?? .null,
-            "models": line["models"] ?? .null, "prompt_pack": line["prompt_pack"] ?? .null,
-            "dataset": line["dataset"] ?? .null, "engines": line["engines"] ?? .null,
-            "environment": line["environment"] ?? .null, "replay_of": line["replay_of"] ?? .null,
-            "engine_requests": run.summary?["engine_requests"] ?? .null,
+            "run_id": .string(line.runID), "plan_hash": .string(line.planHash),
+            "status": .string(run.summary?.status ?? "unfinished"),
+            "created_at": .string(line.createdAt), "finished_at": .optional(run.summary?.finishedAt),
+            "labelforge_version": .string(line.labelforgeVersion), "git_revision": .optional(line.gitRevision),
+            "determinism": .string(line.determinism), "run_seed": .int(Int64(line.runSeed)),
+            "models": line.json["models"] ?? .null, "prompt_pack": line.json["prompt_pack"] ?? .null,
+            "dataset": line.json["dataset"] ?? .null, "engines": line.json["engines"] ?? .null,
+            "environment": line.environment, "replay_of": .optional(line.replayOf),
+            "engine_requests": .optional(run.summary?.engineRequests),
         ]
-        let gold = run.summary?["gold"]?.arrayValue ?? []
+        var tallies: [String: StageTally] = [:]
+        try run.manifest().forEachRow { tallies[$0.stage, default: StageTally()].add($0) }
+        let gold = run.summary?.gold ?? []
         let stages: [JSONValue] = run.stageIDs.map { stage in
-            let lines = run.rowLines.filter { $0["stage"]?.stringValue == stage }
-            let failed = lines.filter { $0["error"] != nil }
-            var errors: [String: (count: Int, example: JSONValue)] = [:]
-            for line in failed {
-                let errorClass = line["error"]?["class"]?.stringValue ?? "unknown"
-                let example: JSONValue = ["row_id": line["row_id"] ?? .null, "message": line["error"]?["message"] ?? .null]
-                errors[errorClass] = (errors[errorClass].map { $0.count + 1 } ?? 1, errors[errorClass]?.example ?? example)
-            }
-            let latencies = lines.compactMap { $0["latency_ms"]?.doubleValue }.sorted()
-            // Per request key, as `run` reports it (manifests before `cache_hits`: a hit line's keys all hit).
-            let lookups = lines.reduce(0) { $0 + ($1["request_keys"]?.arrayValue?.count ?? 0) }
-            let hits = lines.reduce(0) { total, line in
-                total + (line["cache_hits"]?.intValue
-                    ?? (line["cache"] == "hit" ? line["request_keys"]?.arrayValue?.count ?? 0 : 0))
-            }
+            let tally = tallies[stage] ?? StageTally()
+            let latencies = tally.latencies.sorted()
             return [
-                "id": .string(stage), "rows": .int(Int64(lines.count)), "ok": .int(Int64(lines.count - failed.count)),
-                "failed": .int(Int64(failed.count)),
-                "cache_hit_rate": lookups == 0 ? .null : .double(Double(hits) / Double(lookups)),
-                "tokens_in": .int(Int64(lines.reduce(0) { $0 + ($1["tokens_in"]?.intValue ?? 0) })),
-                "tokens_out": .int(Int64(lines.reduce(0) { $0 + ($1["tokens_out"]?.intValue ?? 0) })),
+                "id": .string(stage), "rows": .int(Int64(tally.rows)), "ok": .int(Int64(tally.rows - tally.failed)),
+                "failed": .int(Int64(tally.failed)), "dropped": .int(Int64(tally.dropped)),
+                "cache_hit_rate": tally.lookups == 0 ? .null : .double(Double(tally.hits) / Double(tally.lookups)),
+                "tokens_in": .int(Int64(tally.tokensIn)), "tokens_out": .int(Int64(tally.tokensOut)),
                 "latency_ms": [
-                    "p50": percentile(latencies, 0.50), "p95": percentile(latencies, 0.95), "p99": percentile(latencies, 0.99),
+                    "p50": percentile(latencies, 0.50), "p95": percentile(latencies, 0.95),
+                    "p99": percentile(latencies, 0.99),
                 ],
                 "errors": .object(
-                    errors.mapValues { ["count": .int(Int64($0.count)), "example": $0.example] }),
-                "gold": .array(gold.filter { $0["stage"]?.stringValue == stage }),
+                    tally.errors.mapValues { ["count": .int(Int64($0.count)), "example": $0.example] }),
+                "gold": .array(gold.filter { $0.stage == stage }.map(\.json)),
             ]
         }
         return ["run": header, "stages": .array(stages)]
+    }
+
+    /// One stage's row records, added up.
+    private struct StageTally {
+        var rows = 0
+        var failed = 0
+        var dropped = 0
+        var lookups = 0
+        var hits = 0
+        var tokensIn = 0
+        var tokensOut = 0
+        var latencies: [Double] = []
+        var errors: [String: (count: Int, example: JSONValue)] = [:]
+
+        mutating func add(_ row: RowRecord) {
+            rows += 1
+            if row.dropped { dropped += 1 }
+            // Per request key, as `run` reports it.
+            lookups += row.requestKeys.count
+            hits += row.cacheHits
+            tokensIn += row.tokensIn
+            tokensOut += row.tokensOut
+            latencies.append(Double(row.latencyMs))
+            if let error = row.error {
+                failed += 1
+                let example: JSONValue = ["row_id": .string(row.rowID), "message": .string(error.message)]
+                errors[error.errorClass] = (
+                    (errors[error.errorClass]?.count ?? 0) + 1, errors[error.errorClass]?.example ?? example
+                )
+            }
+        }
     }
 
     /// Nearest-rank percentile of sorted values; `null` for none.
@@ -60,22 +80,18 @@ public enum RunInspection {
     }
 
     /// One row's full lineage: inputs, and per stage the rendered messages, request keys, seeds,
-    /// raw responses (from the cache), parsed output, cache status and attempts.
+    /// raw responses (from the cache), parsed output, cache status and attempts. The manifest,
+    /// `dataset.jsonl` and the outputs are streamed; only this row's lines are parsed.
     /// - Throws: `LabelForgeError.invalidDataset` when the run has no such row.
     public static func row(_ rowID: String, run: RunArtifacts, cache: SQLiteCache) async throws -> JSONValue {
-        var input: JSONValue = .null
-        if let text = try? String(contentsOfFile: run.directory + "/dataset.jsonl", encoding: .utf8) {
-            for line in text.split(separator: "\n") where line.contains("\"row_id\":") {
-                let value = try JSONValue.parse(String(line))
-                if value["row_id"]?.stringValue == rowID { input = value["input"] ?? .null; break }
-            }
-        }
+        let input = try OutputReader(path: run.directory + "/dataset.jsonl").record(of: rowID)?["input"] ?? .null
+        var lines: [String: RowRecord] = [:]
+        try run.manifest().forEachRow { if $0.rowID == rowID { lines[$0.stage] = $0 } }
         var stages: [JSONValue] = []
         for stage in run.stageIDs {
-            guard let line = run.rowLines.last(where: { $0["row_id"]?.stringValue == rowID && $0["stage"]?.stringValue == stage })
-            else { continue }
+            guard let line = lines[stage] else { continue }
             var requests: [JSONValue] = []
-            for key in line["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+            for key in line.requestKeys {
                 if let entry = try await cache.lookup(CacheKey(hex: ContentHash.unprefixed(key))) {
                     let body = entry.request["body"] ?? .null
                     requests.append([
@@ -86,10 +102,10 @@ public enum RunInspection {
                     requests.append(["key": .string(key), "missing": "not in this cache"])
                 }
             }
-            let output = try run.outputs(stage: stage).records[rowID].map(JSONValue.object) ?? .null
+            let output = try run.outputs(stage: stage).record(of: rowID).map(JSONValue.object) ?? .null
             stages.append([
-                "stage": .string(stage), "cache": line["cache"] ?? .null, "attempts": line["attempts"] ?? .null,
-                "latency_ms": line["latency_ms"] ?? .null, "error": line["error"] ?? .null, "output": output,
+                "stage": .string(stage), "cache": .string(line.cache), "attempts": .int(Int64(line.attempts)),
+                "latency_ms": .int(Int64(line.latencyMs)), "error": line.error?.json ?? .null, "output": output,
                 "requests": .array(requests),
             ])
         }
@@ -113,7 +129,9 @@ public enum RunInspection {
         ]
         if let replayOf = run["replay_of"], !replayOf.isNull { out.append("  replay of:   \(replayOf.textForm)") }
         for model in run["models"]?.arrayValue ?? [] {
-            out.append("  model:       \(model["engine"]?.textForm ?? "?"): \(model["id"]?.textForm ?? "?") @ \(model["revision"]?.textForm ?? "?")")
+            out.append(
+                "  model:       \(model["engine"]?.textForm ?? "?"): \(model["id"]?.textForm ?? "?") @ \(model["revision"]?.textForm ?? "?")"
+            )
         }
         for engine in run["engines"]?.arrayValue ?? [] {
             let info = engine["info"] ?? .null
@@ -124,24 +142,31 @@ public enum RunInspection {
         }
         let env = run["environment"] ?? .null
         out.append(
-            "  environment: \(env["os"]?.textForm ?? "?"), \(env["cpu"]?.textForm ?? "?") ×\(env["cpu_count"]?.textForm ?? "?"), Swift \(env["swift_version"]?.textForm ?? "?")")
+            "  environment: \(env["os"]?.textForm ?? "?"), \(env["cpu"]?.textForm ?? "?") ×\(env["cpu_count"]?.textForm ?? "?"), Swift \(env["swift_version"]?.textForm ?? "?")"
+        )
         for stage in summary["stages"]?.arrayValue ?? [] {
             let latency = stage["latency_ms"] ?? .null
             let hitRate = stage["cache_hit_rate"]?.doubleValue.map { String(format: "%.1f%%", $0 * 100) } ?? "n/a"
             out.append("")
+            let dropped = stage["dropped"]?.intValue ?? 0
             out.append(
-                "stage \(stage["id"]?.textForm ?? "?"): \(stage["ok"]?.textForm ?? "0") ok, \(stage["failed"]?.textForm ?? "0") failed, cache \(hitRate), "
+                "stage \(stage["id"]?.textForm ?? "?"): \(stage["ok"]?.textForm ?? "0") ok, \(stage["failed"]?.textForm ?? "0") failed, "
+                    + (dropped > 0 ? "\(dropped) dropped, " : "") + "cache \(hitRate), "
                     + "tokens \(stage["tokens_in"]?.textForm ?? "0") in / \(stage["tokens_out"]?.textForm ?? "0") out")
             out.append(
-                "  latency ms: p50 \(latency["p50"]?.textForm ?? "-"), p95 \(latency["p95"]?.textForm ?? "-"), p99 \(latency["p99"]?.textForm ?? "-")")
+                "  latency ms: p50 \(latency["p50"]?.textForm ?? "-"), p95 \(latency["p95"]?.textForm ?? "-"), p99 \(latency["p99"]?.textForm ?? "-")"
+            )
             for (errorClass, error) in (stage["errors"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
                 out.append(
-                    "  error \(errorClass) ×\(error["count"]?.textForm ?? "?"), e.g. \(error["example"]?["row_id"]?.textForm ?? "?"): \(error["example"]?["message"]?.textForm ?? "")")
+                    "  error \(errorClass) ×\(error["count"]?.textForm ?? "?"), e.g. \(error["example"]?["row_id"]?.textForm ?? "?"): \(error["example"]?["message"]?.textForm ?? "")"
+                )
             }
             for gold in stage["gold"]?.arrayValue ?? [] {
                 let accuracy = gold["accuracy"]?.doubleValue.map { String(format: "%.1f%%", $0 * 100) } ?? "?"
                 let f1 = gold["macro_f1"]?.doubleValue.map { String(format: "%.3f", $0) } ?? "?"
-                out.append("  \(gold["field"]?.textForm ?? "?") vs gold \(gold["gold_field"]?.textForm ?? "?"): accuracy \(accuracy), macro-F1 \(f1) (n=\(gold["n"]?.textForm ?? "?"))")
+                out.append(
+                    "  \(gold["field"]?.textForm ?? "?") vs gold \(gold["gold_field"]?.textForm ?? "?"): accuracy \(accuracy), macro-F1 \(f1) (n=\(gold["n"]?.textForm ?? "?"))"
+                )
             }
         }
         return out.joined(separator: "\n") + "\n"
@@ -162,15 +187,21 @@ public enum RunInspection {
         for stage in row["stages"]?.arrayValue ?? [] {
             out.append("")
             out.append(
-                "stage \(stage["stage"]?.textForm ?? "?"): cache \(stage["cache"]?.textForm ?? "?"), attempts \(stage["attempts"]?.textForm ?? "?"), \(stage["latency_ms"]?.textForm ?? "?") ms")
+                "stage \(stage["stage"]?.textForm ?? "?"): cache \(stage["cache"]?.textForm ?? "?"), attempts \(stage["attempts"]?.textForm ?? "?"), \(stage["latency_ms"]?.textForm ?? "?") ms"
+            )
             out.append("  output: \(CanonicalJSON.string(stage["output"] ?? .null))")
             if let error = stage["error"], !error.isNull { out.append("  error:  \(CanonicalJSON.string(error))") }
             for request in stage["requests"]?.arrayValue ?? [] {
                 out.append("  request \(request["key"]?.textForm ?? "?") seed \(request["seed"]?.textForm ?? "?")")
-                if let missing = request["missing"] { out.append("    (\(missing.textForm))"); continue }
+                if let missing = request["missing"] {
+                    out.append("    (\(missing.textForm))")
+                    continue
+                }
                 for message in request["messages"]?.arrayValue ?? [] {
                     let content = message["content"]?.stringValue ?? Self.render(parts: message["content"] ?? .null)
-                    out.append("    \(message["role"]?.textForm ?? "?"): " + content.replacingOccurrences(of: "\n", with: "\n      "))
+                    out.append(
+                        "    \(message["role"]?.textForm ?? "?"): "
+                            + content.replacingOccurrences(of: "\n", with: "\n      "))
                 }
                 let answer = request["response"]?["choices"]?.arrayValue?.first?["message"]?["content"]?.textForm ?? "?"
                 out.append("    response: \(answer)")

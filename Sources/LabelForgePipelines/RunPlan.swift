@@ -49,12 +49,12 @@ struct RunPlan: Sendable {
     /// - Parameters:
     ///   - refusal: the start of the error when they differ, e.g. "Cannot resume".
     ///   - advice: appended to that error.
-    static func reload(runDirectory dir: String, recorded runLine: JSONValue?, refusal: String, advice: String = "")
+    static func reload(runDirectory dir: String, recorded run: RunRecord?, refusal: String, advice: String = "")
         throws -> RunPlan
     {
         let plan = try prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
-        if let runLine {
-            let reasons = plan.differences(from: runLine)
+        if let run {
+            let reasons = plan.differences(from: run)
             guard reasons.isEmpty else {
                 throw LabelForgeError(
                     .invalidConfig, "\(refusal) \(dir): " + reasons.joined(separator: "; ") + "." + advice)
@@ -64,69 +64,56 @@ struct RunPlan: Sendable {
     }
 
     /// The first line of the manifest, without the engines (added once they answer).
-    func runLine(directory: RunDirectory, noCache: Bool) -> [String: JSONValue] {
-        [
-            "type": "run", "run_id": .string(directory.runID), "plan_hash": .string(planHash),
-            "config_hash": .string(configHash), "labelforge_version": .string(LabelForgeVersion.current),
-            "git_revision": GitRevision.current().map(JSONValue.string) ?? .null,
-            "dataset": [
-                "path": .string(config.dataset.path), "format": .string(config.dataset.format.name),
-                "fingerprint": .string(dataset.fingerprint), "rows": .int(Int64(dataset.rows)),
-            ],
-            "prompt_pack": [
-                "name": .string(pack.name), "version": .string(pack.version), "hash": .string(pack.contentHash),
-            ],
-            "models": .array(models.map(\.pin)), "determinism": .string(config.determinism),
-            "run_seed": .int(Int64(config.seed)), "environment": EnvironmentInfo.capture().json,
-            "stages": .array(
-                stages.map {
-                    [
-                        "id": .string($0.config.id), "type": .string($0.config.type),
-                        "version": .int(Int64($0.version)),
-                        "engine": .string($0.config.engine),
-                    ]
-                }),
-            "created_at": .string(Timestamp.now()), "no_cache": .bool(noCache),
-            "limit": config.limit.map { .int(Int64($0)) } ?? .null,
-        ]
+    func runRecord(directory: RunDirectory, noCache: Bool) -> RunRecord {
+        RunRecord(
+            runID: directory.runID, planHash: planHash, configHash: configHash,
+            labelforgeVersion: LabelForgeVersion.current, gitRevision: GitRevision.current(),
+            dataset: RunRecord.DatasetPin(
+                path: config.dataset.path, format: config.dataset.format.name, fingerprint: dataset.fingerprint,
+                rows: dataset.rows),
+            promptPack: RunRecord.PromptPackPin(name: pack.name, version: pack.version, hash: pack.contentHash),
+            models: models.map(\.recordedPin), determinism: config.determinism, runSeed: config.seed,
+            environment: EnvironmentInfo.capture().json,
+            stages: stages.map {
+                RunRecord.StagePin(
+                    id: $0.config.id, type: $0.config.type, version: $0.version, engine: $0.config.engine)
+            },
+            createdAt: Timestamp.now(), noCache: noCache, limit: config.limit, engines: [], replayOf: nil)
     }
 
     /// Why this plan differs from the one a manifest recorded, one clause per pin; empty when equal.
-    func differences(from run: JSONValue) -> [String] {
+    func differences(from run: RunRecord) -> [String] {
         var reasons: [String] = []
-        if run["dataset"]?["fingerprint"]?.stringValue != dataset.fingerprint {
+        if run.dataset.fingerprint != dataset.fingerprint {
             reasons.append(
-                "dataset \(config.dataset.path) changed (fingerprint \(run["dataset"]?["fingerprint"]?.textForm ?? "?") → \(dataset.fingerprint))"
+                "dataset \(config.dataset.path) changed (fingerprint \(run.dataset.fingerprint) → \(dataset.fingerprint))"
             )
         }
-        if run["prompt_pack"]?["hash"]?.stringValue != pack.contentHash {
+        if run.promptPack.hash != pack.contentHash {
             reasons.append(
-                "prompt pack \(config.promptPack) changed (hash \(run["prompt_pack"]?["hash"]?.textForm ?? "?") → \(pack.contentHash))"
-            )
+                "prompt pack \(config.promptPack) changed (hash \(run.promptPack.hash) → \(pack.contentHash))")
         }
-        let recorded = run["models"]?.arrayValue ?? []
         for model in models {
-            let old = recorded.first { $0["engine"]?.stringValue == model.engine }
-            if old?["revision"]?.stringValue != model.revision || old?["id"]?.stringValue != model.id {
+            let old = run.models.first { $0.engine == model.engine }
+            if old?.revision != model.revision || old?.id != model.id {
                 reasons.append(
-                    "model of engine '\(model.engine)' changed (\(old?["id"]?.textForm ?? "?")@\(old?["revision"]?.textForm ?? "?") → \(model.id)@\(model.revision))"
+                    "model of engine '\(model.engine)' changed (\(old?.id ?? "?")@\(old?.revision ?? "?") → \(model.id)@\(model.revision))"
                 )
             }
         }
-        if reasons.isEmpty && run["config_hash"]?.stringValue != configHash {
-            reasons.append(
-                "the resolved config changed (config hash \(run["config_hash"]?.textForm ?? "?") → \(configHash))")
+        if reasons.isEmpty && run.configHash != configHash {
+            reasons.append("the resolved config changed (config hash \(run.configHash) → \(configHash))")
         }
         return reasons
     }
 }
 
 /// A manifest read back for resuming: repairs a torn last line, and returns the (row, stage)
-/// lines already recorded.
+/// records already written.
 enum ManifestRecovery {
     struct State {
-        var runLine: JSONValue?
-        var rows: [String: JSONValue]
+        var run: RunRecord?
+        var rows: [String: RowRecord]
         var completed: Bool
         /// Barriers whose result the run committed.
         var barriers: Set<String> = []
@@ -135,18 +122,38 @@ enum ManifestRecovery {
     static func key(row: String, stage: String) -> String { row + "\u{0}" + stage }
 
     /// Truncates a partly written last line (a process killed mid-write), then reads the manifest.
+    /// - Throws: `LabelForgeError.invalidJSON` naming the line when another line is not a record.
     static func repairAndRead(_ path: String) throws -> State {
-        guard var data = FileManager.default.contents(atPath: path) else { return State(rows: [:], completed: false) }
-        if let last = data.last, last != 0x0A {
-            let keep = data.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0
-            data = data.prefix(keep)
-            guard let handle = FileHandle(forWritingAtPath: path) else {
-                throw LabelForgeError(.io, "Cannot repair \(path): not writable.")
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { return State(rows: [:], completed: false) }
+        let size = try handle.seekToEnd()
+        if size > 0 {
+            // Find the last newline from the end; whatever follows it is a torn line.
+            var end = size
+            var keep: UInt64 = 0
+            while end > 0 {
+                let start = end > 65536 ? end - 65536 : 0
+                try handle.seek(toOffset: start)
+                let chunk = try handle.read(upToCount: Int(end - start)) ?? Data()
+                if let index = chunk.lastIndex(of: 0x0A) {
+                    keep = start + UInt64(index - chunk.startIndex) + 1
+                    break
+                }
+                end = start
             }
-            try handle.truncate(atOffset: UInt64(keep))
-            try handle.close()
+            if keep < size { try handle.truncate(atOffset: keep) }
         }
-        return read(data)
+        try handle.close()
+        var state = State(rows: [:], completed: false)
+        let reader = try ManifestReader(path: path)
+        while let record = try reader.read() {
+            switch record {
+            case .run(let run): state.run = run
+            case .row(let row): state.rows[key(row: row.rowID, stage: row.stage)] = row
+            case .barrier(let barrier): state.barriers.insert(barrier.stage)
+            case .summary(let summary): state.completed = summary.isFinal
+            }
+        }
+        return state
     }
 
     /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.
@@ -155,46 +162,12 @@ enum ManifestRecovery {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDir)) ?? []
         return names.sorted().filter { name in
             let parts = name.split(separator: "-")
-            guard parts.count >= 3, parts[2] == prefix else { return false }
-            guard let (first, last) = ends(of: runsDir + "/" + name + "/manifest.jsonl") else { return false }
-            let completed =
-                last?["type"] == "summary" && ["completed", "aborted"].contains(last?["status"]?.stringValue ?? "")
-            return first?["plan_hash"]?.stringValue == planHash && !completed
+            guard parts.count >= 3, parts[2] == prefix,
+                let (first, last) = ManifestReader.ends(of: runsDir + "/" + name + "/manifest.jsonl"),
+                case .run(let run) = first, run.planHash == planHash
+            else { return false }
+            if case .summary(let summary) = last, summary.isFinal { return false }
+            return true
         }.map { runsDir + "/" + $0 }
-    }
-
-    /// A manifest's first and last lines, parsed (`nil` for a torn or missing one), read without
-    /// reading the rows in between; `nil` when the file cannot be opened.
-    private static func ends(of path: String) -> (JSONValue?, JSONValue?)? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let head = handle.readData(ofLength: 1 << 20)
-        let first = head.split(separator: 0x0A).first.flatMap { try? JSONValue.parse(Data($0)) }
-        guard let size = try? handle.seekToEnd() else { return (first, nil) }
-        try? handle.seek(toOffset: size > 1 << 20 ? size - (1 << 20) : 0)
-        let tail = handle.readDataToEndOfFile()
-        guard tail.last == 0x0A else { return (first, nil) }
-        let last = tail.dropLast().split(separator: 0x0A).last.flatMap { try? JSONValue.parse(Data($0)) }
-        return (first, last)
-    }
-
-    private static func read(_ data: Data) -> State {
-        var state = State(rows: [:], completed: false)
-        for line in data.split(separator: 0x0A) {
-            guard let value = try? JSONValue.parse(Data(line)) else { continue }
-            switch value["type"]?.stringValue {
-            case "run": state.runLine = value
-            case "row":
-                if let row = value["row_id"]?.stringValue, let stage = value["stage"]?.stringValue {
-                    state.rows[key(row: row, stage: stage)] = value
-                }
-            case "barrier":
-                if let stage = value["stage"]?.stringValue { state.barriers.insert(stage) }
-            case "summary":
-                state.completed = ["completed", "aborted"].contains(value["status"]?.stringValue ?? "")
-            default: break
-            }
-        }
-        return state
     }
 }

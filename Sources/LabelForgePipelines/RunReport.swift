@@ -2,7 +2,7 @@ import LabelForgeCore
 import LabelForgeEval
 
 /// Counts for one stage of a run.
-public struct StageStats: Sendable {
+public struct StageStats: Sendable, Equatable {
     public var ok = 0
     public var failed = 0
     public var cacheHits = 0

@@ -76,7 +76,7 @@ public final class Runner: Sendable {
         let plan: RunPlan
         let directory: RunDirectory
         var previous: ManifestRecovery.State?
-        var recordedRunLine: JSONValue?
+        var recordedRun: RunRecord?
         var original: RunArtifacts?
         if let resume = options.resume {
             let dir = resume.hasSuffix("/") ? String(resume.dropLast()) : resume
@@ -90,10 +90,10 @@ public final class Runner: Sendable {
                 throw LabelForgeError(.invalidConfig, "\(dir) already finished; there is nothing to resume.")
             }
             plan = try RunPlan.reload(
-                runDirectory: dir, recorded: state.runLine, refusal: "Cannot resume",
+                runDirectory: dir, recorded: state.run, refusal: "Cannot resume",
                 advice: " Start a new run instead.")
-            if let runLine = state.runLine {
-                recordedRunLine = runLine
+            if let run = state.run {
+                recordedRun = run
                 previous = state
             } else {
                 try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
@@ -103,7 +103,7 @@ public final class Runner: Sendable {
             let artifacts = try RunArtifacts.load(replay.runDirectory)
             original = artifacts
             plan = try RunPlan.reload(
-                runDirectory: artifacts.directory, recorded: artifacts.runLine, refusal: "Cannot replay")
+                runDirectory: artifacts.directory, recorded: artifacts.run, refusal: "Cannot replay")
             directory = try RunDirectory.create(
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         } else {
@@ -131,9 +131,9 @@ public final class Runner: Sendable {
                         + ". Replay with --allow-engine to fetch them, or point --cache-path at the run's cache.")
             }
         }
-        let manifest = try JSONLWriter(path: directory.manifestPath)
-        var runLine = plan.runLine(directory: directory, noCache: noCache)
-        if let original { runLine["replay_of"] = .string(original.runID) }
+        let manifest = try ManifestWriter(path: directory.manifestPath)
+        var runRecord = plan.runRecord(directory: directory, noCache: noCache)
+        runRecord.replayOf = original?.runID
         let interrupted = LabelForgeError(
             .interrupted,
             "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(directory.path)")
@@ -141,12 +141,10 @@ public final class Runner: Sendable {
         if options.replay?.offline == true, let original {
             // Zero engine calls: no engine is started, and what the original engines reported is kept.
             var infos: [String: JSONValue] = [:]
-            for engine in original.runLine["engines"]?.arrayValue ?? [] {
-                if let name = engine["name"]?.stringValue { infos[name] = engine["info"] ?? .null }
-            }
+            for engine in original.run.engines { infos[engine.name] = engine.info }
             let engines = EngineSet.offline(config: config, models: plan.models, logger: logger)
-            runLine["engines"] = original.runLine["engines"] ?? .array([])
-            try manifest.append(.object(runLine))
+            runRecord.engines = original.run.engines
+            try manifest.append(.run(runRecord))
             try manifest.flush()
             let execution = RunExecution(
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
@@ -170,9 +168,9 @@ public final class Runner: Sendable {
                 do {
                     try await engines.checkReachable()
                 } catch let error as LabelForgeError {
-                    if recordedRunLine == nil {
-                        runLine["engines"] = engines.describe(infos: [:])
-                        try manifest.append(.object(runLine))
+                    if recordedRun == nil {
+                        runRecord.engines = engines.describe(infos: [:])
+                        try manifest.append(.run(runRecord))
                     }
                     try manifest.append(Self.failure(error))
                     try manifest.sync()
@@ -180,9 +178,9 @@ public final class Runner: Sendable {
                         error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
                 }
                 let infos = await engines.probe()
-                if recordedRunLine == nil {
-                    runLine["engines"] = engines.describe(infos: infos)
-                    try manifest.append(.object(runLine))
+                if recordedRun == nil {
+                    runRecord.engines = engines.describe(infos: infos)
+                    try manifest.append(.run(runRecord))
                     try manifest.flush()
                 }
                 let execution = RunExecution(
@@ -191,9 +189,9 @@ public final class Runner: Sendable {
                     progress: progress)
                 return try await execution.run()
             } onStartFailure: { error in
-                if recordedRunLine == nil {
-                    runLine["engines"] = .array([])
-                    try? manifest.append(.object(runLine))
+                if recordedRun == nil {
+                    runRecord.engines = []
+                    try? manifest.append(.run(runRecord))
                 }
                 try? manifest.append(Self.failure(error))
                 try? manifest.sync()
@@ -209,17 +207,20 @@ public final class Runner: Sendable {
 
     /// Request keys a run's manifest lists that the cache does not hold.
     static func missingEntries(of run: RunArtifacts, in cache: any CacheStore) async throws -> [String] {
-        let keys = run.rowLines.flatMap { $0["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        var keys: [String] = []
+        var seen: Set<String> = []
+        try run.manifest().forEachRow { row in
+            for key in row.requestKeys where seen.insert(key).inserted { keys.append(key) }
+        }
         let present = try await cache.existing(keys.map { CacheKey(hex: ContentHash.unprefixed($0)) })
         return keys.filter { !present.contains(CacheKey(hex: ContentHash.unprefixed($0))) }
     }
 
-    static func failure(_ error: LabelForgeError) -> JSONValue {
-        [
-            "type": "summary", "status": "failed",
-            "error": ["class": .string(error.code.rawValue), "message": .string(error.message)],
-            "finished_at": .string(Timestamp.now()),
-        ]
+    static func failure(_ error: LabelForgeError) -> ManifestRecord {
+        .summary(
+            SummaryRecord(
+                status: "failed", finishedAt: Timestamp.now(),
+                error: StageFailure(errorClass: error.code.rawValue, message: error.message)))
     }
 }
 
@@ -230,6 +231,11 @@ struct ResolvedModel: Sendable {
     var revision: String
     /// The GGUF file for `local` engines.
     var path: String?
+
+    var recordedPin: RunRecord.ModelPin {
+        RunRecord.ModelPin(
+            engine: engine, id: id, revision: revision, file: path.map { ($0 as NSString).lastPathComponent })
+    }
 
     var pin: JSONValue {
         [

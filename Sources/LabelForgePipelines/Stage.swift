@@ -55,20 +55,12 @@ public struct StageCall: Sendable {
 }
 
 /// Why a response could not become a label; recorded in the manifest, never written as output.
-public struct StageFailure: Error, Sendable {
+public struct StageFailure: Error, Sendable, Equatable {
     public var errorClass: String
     public var message: String
 
     /// `{class, message}`, as output and manifest lines record it.
     public var json: JSONValue { ["class": .string(errorClass), "message": .string(message)] }
-}
-
-extension StageFailure {
-    /// A failure a manifest line recorded as `{class, message}`.
-    init(recorded: JSONValue) {
-        self.init(
-            errorClass: recorded["class"]?.stringValue ?? "unknown", message: recorded["message"]?.stringValue ?? "")
-    }
 }
 
 /// A row-wise stage: turns a row into a request and a response into output fields (docs/architecture.md).

@@ -31,7 +31,7 @@ struct Inspect: AsyncParsableCommand {
                 let lineage = try await RunInspection.row(row, run: artifacts, cache: cache)
                 print(json ? CanonicalJSON.string(lineage) : RunInspection.render(row: lineage), terminator: json ? "\n" : "")
             } else {
-                let summary = RunInspection.summary(artifacts)
+                let summary = try RunInspection.summary(artifacts)
                 print(json ? CanonicalJSON.string(summary) : RunInspection.render(summary: summary), terminator: json ? "\n" : "")
             }
         } catch let error as LabelForgeError {
