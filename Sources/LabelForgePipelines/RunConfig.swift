@@ -80,37 +80,22 @@ public struct RunConfig: Sendable {
         public var anchors: [Int: String]
     }
 
+    /// One entry of `stages`: the keys every stage has, and its type's own options
+    /// (`StageRegistry`).
     public struct Stage: Sendable {
         public var id: String
+        /// A name in `StageRegistry`.
         public var type: String
         public var engine: String
         public var template: String
         public var sampling: Sampling
-        public var labels: [Label]
-        public var attributes: [Attribute]
-        public var criteria: [Criterion] = []
         public var goldField: String?
         public var maxValidationRetries: Int
-        /// Image fields sent with the prompt, as `image_url` parts before the text.
+        /// Image fields the stage sends, in order; default: every image field of the dataset.
         public var images: [String] = []
-        /// `caption`: the style the template is asked for (e.g. `concise`, `detailed`, `alt_text`).
-        public var style: String? = nil
-        /// `caption`: the most words a caption may have; longer ones are recorded as `too_long`.
-        public var maxWords: Int? = nil
-        /// `rubric_score`: `pointwise` (score one candidate) or `pairwise` (compare two).
-        public var mode: String? = nil
-        /// `rubric_score` pairwise: the two row fields (or `stage.field` outputs) holding the candidates, as `a` and `b`.
-        public var candidates: [String] = []
-        /// Where the stage is declared, `file:line`, for errors about it.
+        /// `file:line` of the stage's entry in the config, for errors about it.
         public var location: String = ""
-        /// `generate`: samples per row (`n`); more than one fans the row out.
-        public var samples: Int = 1
-        /// `filter`: which rows continue.
-        public var keep: RowPredicate? = nil
-        /// `dedup`: the field (or `stage.field` output) compared.
-        public var field: String? = nil
-        /// `dedup`: `exact` (normalized text).
-        public var method: String? = nil
+        public var options: any StageOptions
     }
 
     public var file: String
@@ -128,7 +113,6 @@ public struct RunConfig: Sendable {
     public var matchEngineVersion: Bool
     public var stages: [Stage]
 
-    public static let stageTypes = ["caption", "classify", "tag", "rubric_score", "generate", "filter", "dedup"]
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     /// Loads and validates a config file. Relative paths in it are relative to the current directory.
@@ -249,159 +233,6 @@ public struct RunConfig: Sendable {
             maxRetries: try node.child("max_retries")?.int() ?? 3)
     }
 
-    private static func parseStage(
-        _ node: ConfigReader, engines: [String], defaultEngine: String, imageFields: [String]
-    ) throws -> Stage {
-        try node.checkKeys([
-            "id", "type", "engine", "template", "sampling", "labels", "attributes", "criteria", "gold_field",
-            "max_validation_retries", "images", "style", "max_words", "mode", "candidates", "n", "keep", "field",
-            "method",
-        ])
-        let type = try node.require("type").oneOf(stageTypes)
-        for key in ["n"] where type != "generate" {
-            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to generate stages only.") }
-        }
-        if let extra = try node.child("keep"), type != "filter" {
-            throw extra.error("'keep' applies to filter stages only.")
-        }
-        for key in ["field", "method"] where type != "dedup" {
-            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to dedup stages only.") }
-        }
-        let imagesNode = try node.child("images")
-        let images = try imagesNode?.stringList() ?? imageFields
-        if let imagesNode, let unknown = images.first(where: { !imageFields.contains($0) }) {
-            throw imagesNode.error(
-                "'\(unknown)' is not an image field of the dataset; declare it in dataset.image_fields "
-                    + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
-        }
-        if type == "caption" && images.isEmpty {
-            throw node.error("a caption stage needs an image: set dataset.image_fields (or use format: imagefolder).")
-        }
-        for key in ["style", "max_words"] where type != "caption" {
-            if let extra = try node.child(key) { throw extra.error("'\(key)' applies to caption stages only.") }
-        }
-        // `config.resolved.yaml` lists every key, with `null` or `[]` where it does not apply.
-        for key in ["mode", "candidates"] where type != "rubric_score" {
-            if let extra = try node.child(key), try key == "mode" || !extra.items().isEmpty {
-                throw extra.error("'\(key)' applies to rubric_score stages only.")
-            }
-        }
-        let maxWordsNode = try node.child("max_words")
-        let maxWords = try maxWordsNode?.int() ?? (type == "caption" ? 30 : nil)
-        if let maxWords, maxWords < 1 { throw maxWordsNode!.error("max_words must be at least 1.") }
-        let mode =
-            type == "rubric_score" ? try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise" : nil
-        let candidatesNode = try node.child("candidates")
-        let candidates = try candidatesNode?.stringList() ?? []
-        if mode == "pairwise" && candidates.count != 2 {
-            throw (candidatesNode ?? node).error(
-                "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b]."
-            )
-        }
-        if mode == "pointwise", let candidatesNode, !candidates.isEmpty {
-            throw candidatesNode.error("'candidates' applies to mode: pairwise only.")
-        }
-        let id = try node.require("id").string()
-        guard id.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
-            throw node.error("stage id '\(id)' may use only letters, digits, '_', '-' and '.' (it names a file).")
-        }
-        let engineNode = try node.child("engine")
-        let engine = try engineNode?.oneOf(engines) ?? defaultEngine
-        let samplingNode = try node.child("sampling")
-        let maxTokensGiven = try samplingNode?.child("max_tokens") != nil
-        try samplingNode?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs", "stop", "retry_temperature"])
-        // `top_logprobs: null` asks for none, unlike leaving the key out (the stage's default).
-        let topLogprobsGiven = try samplingNode?.mapping().contains { $0.key == "top_logprobs" } ?? false
-        let stopNode = try samplingNode?.child("stop")
-        if let stopNode, type != "generate", try !stopNode.items().isEmpty {
-            throw stopNode.error("'stop' applies to generate stages only.")
-        }
-        var sampling = Sampling(
-            temperature: try samplingNode?.child("temperature")?.double() ?? (type == "generate" ? 0.7 : 0),
-            topP: try samplingNode?.child("top_p")?.double(),
-            maxTokens: try samplingNode?.child("max_tokens")?.int()
-                ?? ["classify": 16, "caption": 96, "generate": 256][type] ?? 128,
-            topLogprobs: try samplingNode?.child("top_logprobs")?.int()
-                ?? (topLogprobsGiven ? nil : ["classify": 20, "rubric_score": 10][type]),
-            stop: try stopNode?.stringList() ?? [],
-            retryTemperature: try samplingNode?.child("retry_temperature")?.double() ?? 0.7)
-        let samplesNode = try node.child("n")
-        let samples = try samplesNode?.int() ?? 1
-        if samples < 1 { throw samplesNode!.error("n must be at least 1.") }
-        var keep: RowPredicate?
-        if type == "filter" { keep = try RowPredicate.parse(try node.require("keep")) }
-        var field: String?
-        var method: String?
-        if type == "dedup" {
-            field = try node.require("field").string()
-            method = try node.child("method")?.oneOf(["exact"]) ?? "exact"
-        }
-        var labels: [Label] = []
-        var attributes: [Attribute] = []
-        var criteria: [Criterion] = []
-        if type == "rubric_score" {
-            for item in try node.require("criteria").items() {
-                try item.checkKeys(["name", "description", "scale", "anchors"])
-                let scale = try item.child("scale")
-                try scale?.checkKeys(["min", "max"])
-                let low = try scale?.child("min")?.int() ?? 1
-                let high = try scale?.child("max")?.int() ?? 5
-                guard low < high else { throw (scale ?? item).error("scale.min must be below scale.max.") }
-                var anchors: [Int: String] = [:]
-                for entry in try item.child("anchors")?.mapping() ?? [] {
-                    guard let level = Int(entry.key), (low...high).contains(level) else {
-                        throw entry.value.error("anchor '\(entry.key)' is not a level of the scale \(low)..\(high).")
-                    }
-                    anchors[level] = try entry.value.string()
-                }
-                criteria.append(
-                    Criterion(
-                        name: try item.require("name").string(), description: try item.child("description")?.string(),
-                        min: low, max: high, anchors: anchors))
-            }
-            guard !criteria.isEmpty else { throw node.error("a rubric_score stage needs at least one criterion.") }
-        } else if type == "classify" {
-            for item in try node.require("labels").items() {
-                if case .scalar = item.node {
-                    labels.append(Label(name: try item.string(), description: nil))
-                } else {
-                    try item.checkKeys(["name", "description"])
-                    labels.append(
-                        Label(
-                            name: try item.require("name").string(),
-                            description: try item.child("description")?.string()))
-                }
-            }
-            guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
-        } else if type == "tag" {
-            for item in try node.require("attributes").items() {
-                try item.checkKeys(["name", "type", "values", "description", "gold_field"])
-                let attributeType = try item.require("type").oneOf(attributeTypes)
-                let values = try item.child("values")?.stringList() ?? []
-                if (attributeType == "enum" || attributeType == "list") && values.isEmpty {
-                    throw item.error("an attribute of type '\(attributeType)' needs 'values'.")
-                }
-                attributes.append(
-                    Attribute(
-                        name: try item.require("name").string(), type: attributeType, values: values,
-                        description: try item.child("description")?.string(),
-                        goldField: try item.child("gold_field")?.string()))
-            }
-            guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
-        }
-        if type == "rubric_score" && !maxTokensGiven {
-            sampling.maxTokens = RubricScoreStage.defaultMaxTokens(criteria: criteria, pairwise: mode == "pairwise")
-        }
-        return Stage(
-            id: id, type: type, engine: engine, template: try node.child("template")?.string() ?? type,
-            sampling: sampling, labels: labels, attributes: attributes, criteria: criteria,
-            goldField: try node.child("gold_field")?.string(),
-            maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2,
-            images: images, style: type == "caption" ? try node.child("style")?.string() ?? "concise" : nil,
-            maxWords: maxWords, mode: mode, candidates: candidates, location: "\(node.file):\(node.line)",
-            samples: samples, keep: keep, field: field, method: method)
-    }
-
     /// The config with every default filled in, as written to `config.resolved.yaml`.
     ///
     /// Secrets never appear here: an engine's API key is named by its environment variable only.
@@ -437,67 +268,6 @@ public struct RunConfig: Sendable {
             "cache": ["path": optional(cachePath), "match_engine_version": .bool(matchEngineVersion)],
             "stages": .array(stages.map(\.resolvedJSON)),
         ]
-    }
-}
-
-extension RunConfig.Stage {
-    /// The stage as `config.resolved.yaml` lists it.
-    var resolvedJSON: JSONValue {
-        func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        let labels: [JSONValue] = self.labels.map {
-            ["name": .string($0.name), "description": optional($0.description)]
-        }
-        let attributes: [JSONValue] = self.attributes.map {
-            [
-                "name": .string($0.name), "type": .string($0.type), "values": .array($0.values.map(JSONValue.string)),
-                "description": optional($0.description), "gold_field": optional($0.goldField),
-            ]
-        }
-        let criteria: [JSONValue] = self.criteria.map { c in
-            let anchors = Dictionary(
-                uniqueKeysWithValues: c.anchors.map { (String($0.key), JSONValue.string($0.value)) })
-            return [
-                "name": .string(c.name), "description": optional(c.description),
-                "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))], "anchors": .object(anchors),
-            ]
-        }
-        var json: [String: JSONValue] = [
-            "id": .string(id), "type": .string(type), "engine": .string(engine), "template": .string(template),
-            "sampling": .object(samplingJSON), "labels": .array(labels), "attributes": .array(attributes),
-            "criteria": .array(criteria), "gold_field": optional(goldField),
-            "max_validation_retries": .int(Int64(maxValidationRetries)), "images": .array(images.map(JSONValue.string)),
-            "style": optional(style), "max_words": maxWords.map { .int(Int64($0)) } ?? .null, "mode": optional(mode),
-            "candidates": .array(candidates.map(JSONValue.string)),
-        ]
-        json.merge(typeSpecificJSON) { a, _ in a }
-        return .object(json)
-    }
-
-    var samplingJSON: [String: JSONValue] {
-        var json: [String: JSONValue] = [
-            "temperature": .double(sampling.temperature),
-            "top_p": sampling.topP.map(JSONValue.double) ?? .null,
-            "max_tokens": .int(Int64(sampling.maxTokens)),
-            "top_logprobs": sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
-            "retry_temperature": .double(sampling.retryTemperature),
-        ]
-        if type == "generate" { json["stop"] = .array(sampling.stop.map(JSONValue.string)) }
-        return json
-    }
-
-    /// Keys only some stage types have, as `config.resolved.yaml` lists them; absent for other
-    /// types so that their resolved configs (and plan hashes) stay as they were.
-    var typeSpecificJSON: [String: JSONValue] {
-        switch type {
-        case "generate":
-            return ["n": .int(Int64(samples))]
-        case "filter":
-            return keep.map { ["keep": $0.json] } ?? [:]
-        case "dedup":
-            return ["field": field.map(JSONValue.string) ?? .null, "method": method.map(JSONValue.string) ?? .null]
-        default:
-            return [:]
-        }
     }
 }
 

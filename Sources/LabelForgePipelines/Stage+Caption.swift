@@ -11,13 +11,14 @@ import LabelForgeLLM
 /// seed. A caption cut off at `max_tokens` or longer than `max_words` is kept and flagged.
 public struct CaptionStage: RowStage {
     public let config: RunConfig.Stage
+    public let options: CaptionOptions
     public let version = 1
     public let outputFields = ["caption", "words", "truncated", "too_long"]
     public var goldPairs: [(output: String, gold: String)] { [] }
     public var constraint: OutputConstraint? { nil }
 
-    var style: String { config.style ?? "concise" }
-    var maxWords: Int { config.maxWords ?? 30 }
+    var style: String { options.style }
+    var maxWords: Int { options.maxWords }
 
     /// Styles a prompt pack is expected to cover; another configured style is passed the same way.
     public static let knownStyles = ["concise", "detailed", "alt_text"]
@@ -53,4 +54,25 @@ public struct CaptionStage: RowStage {
         }
         return caption
     }
+}
+
+/// `caption`'s options: the style the template is asked for, and the most words a caption may have
+/// (longer ones are kept and flagged `too_long`).
+public struct CaptionOptions: ParsedStageOptions {
+    public var style = "concise"
+    public var maxWords = 30
+
+    static let keys = ["style", "max_words"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> CaptionOptions {
+        if context.images.isEmpty {
+            throw node.error("a caption stage needs an image: set dataset.image_fields (or use format: imagefolder).")
+        }
+        let maxWordsNode = try node.child("max_words")
+        let maxWords = try maxWordsNode?.int() ?? 30
+        if maxWords < 1 { throw maxWordsNode!.error("max_words must be at least 1.") }
+        return CaptionOptions(style: try node.child("style")?.string() ?? "concise", maxWords: maxWords)
+    }
+
+    public var resolvedJSON: [String: JSONValue] { ["style": .string(style), "max_words": .int(Int64(maxWords))] }
 }

@@ -12,18 +12,19 @@ import LabelForgeLLM
 /// It is `null` when the engine returns no logprobs or the dialect wraps labels in JSON.
 public struct ClassifyStage: RowStage {
     public let config: RunConfig.Stage
+    public let options: ClassifyOptions
     public let version = 1
     public let outputFields = ["label", "confidence"]
 
     public var templateVariables: [String: JSONValue] {
         [
             "labels": .array(
-                config.labels.map { ["name": .string($0.name), "description": .string($0.description ?? "")] }),
-            "label_names": .string(config.labels.map(\.name).joined(separator: ", ")),
+                options.labels.map { ["name": .string($0.name), "description": .string($0.description ?? "")] }),
+            "label_names": .string(options.labels.map(\.name).joined(separator: ", ")),
         ]
     }
 
-    public var constraint: OutputConstraint? { .choice(config.labels.map(\.name)) }
+    public var constraint: OutputConstraint? { .choice(options.labels.map(\.name)) }
 
     public var goldPairs: [(output: String, gold: String)] {
         config.goldField.map { [("label", $0)] } ?? []
@@ -34,16 +35,16 @@ public struct ClassifyStage: RowStage {
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         let label = dialect.choiceText(fromContent: response.content)
-        guard config.labels.contains(where: { $0.name == label }) else {
+        guard options.labels.contains(where: { $0.name == label }) else {
             return .failure(
                 StageFailure(
                     errorClass: "schema_violation",
                     message: "the engine answered \(Self.quoted(response.content)), which is not one of the labels "
-                        + config.labels.map(\.name).joined(separator: ", ")))
+                        + options.labels.map(\.name).joined(separator: ", ")))
         }
         let confidence =
             dialect.emitsBareChoices
-            ? Self.confidence(of: label, among: config.labels.map(\.name), logprobs: response.logprobs) : nil
+            ? Self.confidence(of: label, among: options.labels.map(\.name), logprobs: response.logprobs) : nil
         return .success(["label": .string(label), "confidence": confidence.map(JSONValue.double) ?? .null])
     }
 
@@ -73,5 +74,32 @@ public struct ClassifyStage: RowStage {
         }
         guard prefix == label else { return nil }
         return (probability * 1e6).rounded() / 1e6
+    }
+}
+
+/// `classify`'s options: the labels to choose from.
+public struct ClassifyOptions: ParsedStageOptions {
+    public var labels: [RunConfig.Label]
+
+    static let keys = ["labels"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
+        var labels: [RunConfig.Label] = []
+        for item in try node.require("labels").items() {
+            if case .scalar = item.node {
+                labels.append(RunConfig.Label(name: try item.string(), description: nil))
+            } else {
+                try item.checkKeys(["name", "description"])
+                labels.append(
+                    RunConfig.Label(
+                        name: try item.require("name").string(), description: try item.child("description")?.string()))
+            }
+        }
+        guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
+        return ClassifyOptions(labels: labels)
+    }
+
+    public var resolvedJSON: [String: JSONValue] {
+        ["labels": .array(labels.map { ["name": .string($0.name), "description": .optional($0.description)] })]
     }
 }

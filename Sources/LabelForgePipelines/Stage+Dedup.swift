@@ -34,10 +34,11 @@ protocol BarrierStage: PipelineStage {
 /// duplicates); removed rows name the kept row as `duplicate_of`. Memory: one entry per distinct text.
 struct DedupStage: BarrierStage {
     let config: RunConfig.Stage
+    let options: DedupOptions
     let version = 1
     let outputFields = ["key", "duplicates"]
 
-    var optionReferences: [String] { config.field.map { [$0] } ?? [] }
+    var optionReferences: [String] { [options.field] }
 
     /// The text as compared: NFKC, case-folded, runs of whitespace as one space, trimmed.
     static func normalized(_ text: String) -> String {
@@ -50,7 +51,7 @@ struct DedupStage: BarrierStage {
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
         emit: (PipelineRow, BarrierVerdict) throws -> Void
     ) throws {
-        let field = config.field ?? ""
+        let field = options.field
         func key(_ row: PipelineRow) -> String? {
             guard failure(row) == nil, let value = context(row).value(at: field), !value.isNull else { return nil }
             return ContentHash.prefixed(ContentHash.hex(Data(Self.normalized(value.textForm).utf8)))
@@ -84,4 +85,19 @@ struct DedupStage: BarrierStage {
             }
         }
     }
+}
+
+/// `dedup`'s options: the field (or `stage.field` output) compared, and the method (`exact`).
+public struct DedupOptions: ParsedStageOptions {
+    public var field: String
+    public var method = "exact"
+
+    static let keys = ["field", "method"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> DedupOptions {
+        DedupOptions(
+            field: try node.require("field").string(), method: try node.child("method")?.oneOf(["exact"]) ?? "exact")
+    }
+
+    public var resolvedJSON: [String: JSONValue] { ["field": .string(field), "method": .string(method)] }
 }

@@ -9,6 +9,7 @@ import LabelForgeLLM
 /// back to `a`/`b`, and a criterion whose two verdicts disagree is `inconsistent`.
 public struct PairwiseRubricStage: RowStage {
     public let config: RunConfig.Stage
+    public let options: RubricOptions
     public let version = 1
     public let outputFields = ["winner", "inconsistent", "verdicts", "rationale"]
     public var goldPairs: [(output: String, gold: String)] { [] }
@@ -16,25 +17,27 @@ public struct PairwiseRubricStage: RowStage {
     /// Call names, in call order: which candidate the judge saw first.
     static let orders = ["a_first", "b_first"]
 
-    public var templateVariables: [String: JSONValue] { RubricScoreStage(config: config).templateVariables }
+    public var templateVariables: [String: JSONValue] {
+        RubricScoreStage(config: config, options: options).templateVariables
+    }
 
     public var callVariableNames: Set<String> { ["first", "second", "order"] }
 
     /// Verdicts are words, not scores: no expectation is computed, so no logprobs are asked for.
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
 
-    public var inputFields: [String] { config.candidates }
+    public var inputFields: [String] { options.candidates }
 
-    public var optionReferences: [String] { config.candidates }
+    public var optionReferences: [String] { options.candidates }
 
-    public var schema: JSONValue { RubricScoreStage.schema(criteria: config.criteria, pairwise: true) }
+    public var schema: JSONValue { RubricScoreStage.schema(criteria: options.criteria, pairwise: true) }
 
     public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     /// A candidate that is null or empty is not judged: the row fails with `missing_candidate`.
     public func inputFailure(in row: RowContext) -> StageFailure? {
         if let failure = imageFailure(in: row) { return failure }
-        for field in config.candidates {
+        for field in options.candidates {
             let value = row.value(at: field)
             if value == nil || value == .null || value?.textForm.allSatisfy(\.isWhitespace) == true {
                 return StageFailure(
@@ -46,8 +49,8 @@ public struct PairwiseRubricStage: RowStage {
     }
 
     public func calls(for row: RowContext) -> [StageCall] {
-        let a = row.value(at: config.candidates[0])?.textForm ?? ""
-        let b = row.value(at: config.candidates[1])?.textForm ?? ""
+        let a = row.value(at: options.candidates[0])?.textForm ?? ""
+        let b = row.value(at: options.candidates[1])?.textForm ?? ""
         return [
             StageCall(variables: ["first": .string(a), "second": .string(b), "order": "a_first"]),
             StageCall(
@@ -81,7 +84,7 @@ public struct PairwiseRubricStage: RowStage {
         let first = calls.first?["verdicts"] ?? [:]
         let second = calls.count > 1 ? calls[1]["verdicts"] ?? [:] : first
         var winner: [String: JSONValue] = [:]
-        for c in config.criteria {
+        for c in options.criteria {
             winner[c.name] = first[c.name] == second[c.name] ? first[c.name] ?? .null : "inconsistent"
         }
         return [

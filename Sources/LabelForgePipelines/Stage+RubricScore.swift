@@ -11,6 +11,7 @@ import LabelForgeLLM
 /// `null` where no logprobs came back or the score's token is not a whole level (e.g. "1" of "10").
 public struct RubricScoreStage: RowStage {
     public let config: RunConfig.Stage
+    public let options: RubricOptions
     public let version = 1
     public let outputFields = ["scores", "expected_scores", "score", "expected_score", "rationale"]
     public var goldPairs: [(output: String, gold: String)] { [] }
@@ -18,7 +19,7 @@ public struct RubricScoreStage: RowStage {
     public var templateVariables: [String: JSONValue] {
         [
             "criteria": .array(
-                config.criteria.map { c in
+                options.criteria.map { c in
                     var criterion: [String: JSONValue] = [
                         "name": .string(c.name), "description": .string(c.description ?? ""),
                         "min": .int(Int64(c.min)), "max": .int(Int64(c.max)),
@@ -32,7 +33,7 @@ public struct RubricScoreStage: RowStage {
         ]
     }
 
-    public var schema: JSONValue { Self.schema(criteria: config.criteria, pairwise: false) }
+    public var schema: JSONValue { Self.schema(criteria: options.criteria, pairwise: false) }
 
     /// The judge schema: integer scores per criterion, or (pairwise) a winner per criterion.
     static func schema(criteria: [RunConfig.Criterion], pairwise: Bool) -> JSONValue {
@@ -79,7 +80,7 @@ public struct RubricScoreStage: RowStage {
         }
         let scores = value["scores"]?.objectValue ?? [:]
         var expected: [String: JSONValue] = [:]
-        for c in config.criteria {
+        for c in options.criteria {
             expected[c.name] =
                 Self.expectedScore(
                     criterion: c.name, range: c.min...c.max, sampled: scores[c.name]?.intValue,
@@ -87,12 +88,12 @@ public struct RubricScoreStage: RowStage {
                 ).map(JSONValue.double)
                 ?? .null
         }
-        let sampled = config.criteria.compactMap { scores[$0.name]?.doubleValue }
-        let expectations = config.criteria.compactMap { expected[$0.name]?.doubleValue }
+        let sampled = options.criteria.compactMap { scores[$0.name]?.doubleValue }
+        let expectations = options.criteria.compactMap { expected[$0.name]?.doubleValue }
         return .success([
             "scores": .object(scores), "expected_scores": .object(expected),
             "score": .double(Self.rounded(sampled.reduce(0, +) / Double(max(1, sampled.count)))),
-            "expected_score": expectations.count == config.criteria.count
+            "expected_score": expectations.count == options.criteria.count
                 ? .double(Self.rounded(expectations.reduce(0, +) / Double(expectations.count))) : .null,
             "rationale": value["rationale"] ?? "",
         ])
@@ -139,5 +140,70 @@ public struct RubricScoreStage: RowStage {
             text += token.token
         }
         return nil
+    }
+}
+
+/// `rubric_score`'s options: the criteria, `pointwise` (score one candidate) or `pairwise` (compare
+/// two), and for pairwise the two row fields (or `stage.field` outputs) holding the candidates.
+public struct RubricOptions: ParsedStageOptions {
+    public var criteria: [RunConfig.Criterion]
+    public var mode = "pointwise"
+    public var candidates: [String] = []
+
+    static let keys = ["criteria", "mode", "candidates"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RubricOptions {
+        let mode = try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise"
+        let candidatesNode = try node.child("candidates")
+        let candidates = try candidatesNode?.stringList() ?? []
+        if mode == "pairwise" && candidates.count != 2 {
+            throw (candidatesNode ?? node).error(
+                "a pairwise rubric_score stage needs 'candidates': the two row fields to compare, e.g. [response_a, response_b]."
+            )
+        }
+        if mode == "pointwise", let candidatesNode, !candidates.isEmpty {
+            throw candidatesNode.error("'candidates' applies to mode: pairwise only.")
+        }
+        var criteria: [RunConfig.Criterion] = []
+        for item in try node.require("criteria").items() {
+            try item.checkKeys(["name", "description", "scale", "anchors"])
+            let scale = try item.child("scale")
+            try scale?.checkKeys(["min", "max"])
+            let low = try scale?.child("min")?.int() ?? 1
+            let high = try scale?.child("max")?.int() ?? 5
+            guard low < high else { throw (scale ?? item).error("scale.min must be below scale.max.") }
+            var anchors: [Int: String] = [:]
+            for entry in try item.child("anchors")?.mapping() ?? [] {
+                guard let level = Int(entry.key), (low...high).contains(level) else {
+                    throw entry.value.error("anchor '\(entry.key)' is not a level of the scale \(low)..\(high).")
+                }
+                anchors[level] = try entry.value.string()
+            }
+            criteria.append(
+                RunConfig.Criterion(
+                    name: try item.require("name").string(), description: try item.child("description")?.string(),
+                    min: low, max: high, anchors: anchors))
+        }
+        guard !criteria.isEmpty else { throw node.error("a rubric_score stage needs at least one criterion.") }
+        return RubricOptions(criteria: criteria, mode: mode, candidates: candidates)
+    }
+
+    /// Room for the longest answer the judge schema allows.
+    public var defaultMaxTokens: Int? {
+        RubricScoreStage.defaultMaxTokens(criteria: criteria, pairwise: mode == "pairwise")
+    }
+
+    public var resolvedJSON: [String: JSONValue] {
+        let criteria: [JSONValue] = self.criteria.map { c in
+            [
+                "name": .string(c.name), "description": .optional(c.description),
+                "scale": ["min": .int(Int64(c.min)), "max": .int(Int64(c.max))],
+                "anchors": .object(
+                    Dictionary(uniqueKeysWithValues: c.anchors.map { (String($0.key), .string($0.value)) })),
+            ]
+        }
+        return [
+            "criteria": .array(criteria), "mode": .string(mode), "candidates": .array(candidates.map(JSONValue.string)),
+        ]
     }
 }

@@ -8,14 +8,15 @@ import LabelForgeLLM
 /// servers are known to ignore schemas silently.
 public struct TagStage: RowStage {
     public let config: RunConfig.Stage
+    public let options: TagOptions
     public let version = 1
 
-    public var outputFields: [String] { config.attributes.map(\.name) }
+    public var outputFields: [String] { options.attributes.map(\.name) }
 
     public var templateVariables: [String: JSONValue] {
         [
             "attributes": .array(
-                config.attributes.map { a in
+                options.attributes.map { a in
                     var attribute: [String: JSONValue] = [
                         "name": .string(a.name), "type": .string(a.type), "description": .string(a.description ?? ""),
                     ]
@@ -28,7 +29,7 @@ public struct TagStage: RowStage {
 
     public var schema: JSONValue {
         var properties: [String: JSONValue] = [:]
-        for attribute in config.attributes {
+        for attribute in options.attributes {
             let values = JSONValue.array(attribute.values.map(JSONValue.string))
             switch attribute.type {
             case "enum": properties[attribute.name] = ["type": "string", "enum": values]
@@ -48,7 +49,7 @@ public struct TagStage: RowStage {
         }
         return [
             "type": "object", "properties": .object(properties),
-            "required": .array(config.attributes.map { .string($0.name) }), "additionalProperties": false,
+            "required": .array(options.attributes.map { .string($0.name) }), "additionalProperties": false,
         ]
     }
 
@@ -58,7 +59,7 @@ public struct TagStage: RowStage {
     static let maxStringLength = 200
 
     public var goldPairs: [(output: String, gold: String)] {
-        config.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }
+        options.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }
     }
 
     /// A `list` attribute's repeated values are collapsed to their first occurrence before the
@@ -66,12 +67,52 @@ public struct TagStage: RowStage {
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         validatedJSON(response, schema: schema) { value in
             guard var fields = value.objectValue else { return value }
-            for attribute in config.attributes where attribute.type == "list" {
+            for attribute in options.attributes where attribute.type == "list" {
                 guard let items = fields[attribute.name]?.arrayValue else { continue }
                 var seen: Set<JSONValue> = []
                 fields[attribute.name] = .array(items.filter { seen.insert($0).inserted })
             }
             return .object(fields)
         }.map { $0.objectValue ?? [:] }
+    }
+}
+
+/// `tag`'s options: the attributes to fill in.
+public struct TagOptions: ParsedStageOptions {
+    public var attributes: [RunConfig.Attribute]
+
+    static let keys = ["attributes"]
+    static let attributeTypes = ["enum", "boolean", "string", "list"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> TagOptions {
+        var attributes: [RunConfig.Attribute] = []
+        for item in try node.require("attributes").items() {
+            try item.checkKeys(["name", "type", "values", "description", "gold_field"])
+            let type = try item.require("type").oneOf(attributeTypes)
+            let values = try item.child("values")?.stringList() ?? []
+            if (type == "enum" || type == "list") && values.isEmpty {
+                throw item.error("an attribute of type '\(type)' needs 'values'.")
+            }
+            attributes.append(
+                RunConfig.Attribute(
+                    name: try item.require("name").string(), type: type, values: values,
+                    description: try item.child("description")?.string(),
+                    goldField: try item.child("gold_field")?.string()))
+        }
+        guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
+        return TagOptions(attributes: attributes)
+    }
+
+    public var resolvedJSON: [String: JSONValue] {
+        [
+            "attributes": .array(
+                attributes.map {
+                    [
+                        "name": .string($0.name), "type": .string($0.type),
+                        "values": .array($0.values.map(JSONValue.string)), "description": .optional($0.description),
+                        "gold_field": .optional($0.goldField),
+                    ]
+                })
+        ]
     }
 }

@@ -179,17 +179,3 @@ func validatedJSON(
     }
     return .success(value)
 }
-
-/// Builds the stage object for a configured stage.
-public func makeStage(_ config: RunConfig.Stage) -> any PipelineStage {
-    switch config.type {
-    case "generate": return GenerateStage(config: config)
-    case "filter": return FilterStage(config: config)
-    case "dedup": return DedupStage(config: config)
-    case "caption": return CaptionStage(config: config)
-    case "classify": return ClassifyStage(config: config)
-    case "rubric_score" where config.mode == "pairwise": return PairwiseRubricStage(config: config)
-    case "rubric_score": return RubricScoreStage(config: config)
-    default: return TagStage(config: config)
-    }
-}

@@ -1,9 +1,10 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeLLM
-@testable import LabelForgePipelines
 import LabelForgeTesting
 import Testing
+
+@testable import LabelForgePipelines
 
 @Suite struct ConfigTests {
     @Test("a typo names the file, line and key path and suggests the valid key")
@@ -31,11 +32,35 @@ import Testing
         #expect(error?.message.contains("Did you mean 'temperature'?") == true)
     }
 
-    @Test("wrong types and missing fields name their place", arguments: [
-        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}, slots: two}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n", "engines[0].slots: expected an integer"),
-        ("dataset: {format: jsonl}\n", "missing required key 'dataset.path'"),
-        ("dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: clasify, labels: [a, b]}]\n", "Did you mean 'classify'?"),
-    ])
+    @Test(
+        "wrong types and missing fields name their place",
+        arguments: [
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}, slots: two}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n",
+                "engines[0].slots: expected an integer"
+            ),
+            ("dataset: {format: jsonl}\n", "missing required key 'dataset.path'"),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: clasify, labels: [a, b]}]\n",
+                "Did you mean 'classify'?"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, lables: [a, b]}]\n",
+                "unknown key 'stages[0].lables'. Did you mean 'labels'?"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b], n: 2}]\n",
+                "'n' applies to generate stages only"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: tag, attributes: [{name: a, type: string}], labels: [a, b]}]\n",
+                "'labels' applies to classify stages only"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b], sampling: {stop: [x]}}]\n",
+                "'stop' applies to generate stages only"
+            ),
+        ])
     func wrongTypes(yaml: String, fragment: String) throws {
         let ws = try TestWorkspace()
         let path = try ws.write("c.yaml", yaml)
@@ -48,7 +73,8 @@ import Testing
         let ws = try TestWorkspace()
         let path = try ws.write(
             "c.yaml",
-            "run: {determinism: strict}\ndataset: {path: d.csv}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n")
+            "run: {determinism: strict}\ndataset: {path: d.csv}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n"
+        )
         let config = try RunConfig.load(file: path)
         #expect(config.dataset.format == .csv)
         #expect(config.engines[0].kind == "local")
@@ -83,7 +109,8 @@ import Testing
 
     @Test("top-level fields are found, section-local names are not")
     func fields() {
-        let fields = PromptPack.topLevelFields(in: "{{text}} {{{raw}}} {{& amp}} {{#labels}}{{name}}{{/labels}} {{^empty}}x{{/empty}} {{! note}}")
+        let fields = PromptPack.topLevelFields(
+            in: "{{text}} {{{raw}}} {{& amp}} {{#labels}}{{name}}{{/labels}} {{^empty}}x{{/empty}} {{! note}}")
         #expect(fields == ["text", "raw", "amp", "labels", "empty"])
     }
 }
@@ -92,8 +119,10 @@ import Testing
     @Test("confidence renormalizes over the reported alternatives that lead to an allowed label")
     func renormalizes() {
         // Measured on llama.cpp with a label grammar: raw logprobs at temperature 0.
-        let token = TokenLogprobFixture.make("neutral", -1.4409, [("neutral", -1.4409), ("negative", -2.3098), ("positive", -2.6442), ("The", -3.2012)])
-        let confidence = ClassifyStage.confidence(of: "neutral", among: ["positive", "negative", "neutral"], logprobs: [token])
+        let token = TokenLogprobFixture.make(
+            "neutral", -1.4409, [("neutral", -1.4409), ("negative", -2.3098), ("positive", -2.6442), ("The", -3.2012)])
+        let confidence = ClassifyStage.confidence(
+            of: "neutral", among: ["positive", "negative", "neutral"], logprobs: [token])
         #expect(abs(confidence! - 0.5815) < 0.001)
     }
 
@@ -101,7 +130,8 @@ import Testing
     func multiToken() {
         let first = TokenLogprobFixture.make("n", log(0.6), [("n", log(0.6)), ("p", log(0.4))])
         let second = TokenLogprobFixture.make("egative", log(0.5), [("egative", log(0.5)), ("eutral", log(0.5))])
-        let confidence = ClassifyStage.confidence(of: "negative", among: ["positive", "negative", "neutral"], logprobs: [first, second])
+        let confidence = ClassifyStage.confidence(
+            of: "negative", among: ["positive", "negative", "neutral"], logprobs: [first, second])
         #expect(abs(confidence! - 0.3) < 1e-6)
     }
 
@@ -119,13 +149,16 @@ import Testing
     @Test("the expected score weights the valid levels at the score's token")
     func expected() throws {
         // As llama.cpp tokenized a real answer: `{"helpful` `ness` `":` ` ` `1` `,`
-        let top: [(String, Double)] = [("1", log(0.4)), ("3", log(0.2)), ("2", log(0.2)), ("x", log(0.1)), ("9", log(0.1))]
+        let top: [(String, Double)] = [
+            ("1", log(0.4)), ("3", log(0.2)), ("2", log(0.2)), ("x", log(0.1)), ("9", log(0.1)),
+        ]
         let pieces: [(String, Double, [(String, Double)])] = [
             ("{\"helpful", -1, []), ("ness", -0.4, []), ("\":", -0.1, []), (" ", -0.5, []), ("1", log(0.4), top),
             (",", -0.7, []),
         ]
         let logprobs = Self.tokens(pieces)
-        let value = try #require(RubricScoreStage.expectedScore(criterion: "helpfulness", range: 1...5, sampled: 1, logprobs: logprobs))
+        let value = try #require(
+            RubricScoreStage.expectedScore(criterion: "helpfulness", range: 1...5, sampled: 1, logprobs: logprobs))
         // (1·0.4 + 3·0.2 + 2·0.2) / 0.8 = 1.75; "x" is not a level and 9 is off the scale.
         #expect(abs(value - 1.75) < 1e-9)
     }

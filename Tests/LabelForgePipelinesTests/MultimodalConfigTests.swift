@@ -58,7 +58,8 @@ import Testing
             Self.head + "stages: [{id: c, type: caption}, {id: t, type: classify, labels: [a, b], images: []}]\n")
         let config = try RunConfig.load(file: path)
         #expect(config.stages[0].images == ["image"])
-        #expect(config.stages[0].style == "concise" && config.stages[0].maxWords == 30)
+        let caption = try #require(config.stages[0].options as? CaptionOptions)
+        #expect(caption.style == "concise" && caption.maxWords == 30)
         #expect(config.stages[1].images.isEmpty)
         let folder = try RunConfig.load(
             file: ws.write(
@@ -101,7 +102,7 @@ import Testing
         let ws = try TestWorkspace()
         let config = try RunConfig.load(
             file: ws.write("c.yaml", Self.head + "stages: [{id: c, type: caption, max_words: 3}]\n"))
-        let stage = CaptionStage(config: config.stages[0])
+        let stage = try #require(makeStage(config.stages[0]) as? CaptionStage)
         func parse(_ text: String, finish: String = "stop") -> Result<[String: JSONValue], StageFailure> {
             let raw: JSONValue = [
                 "choices": [["message": ["content": .string(text)], "finish_reason": .string(finish)]],
@@ -133,7 +134,11 @@ extension MultimodalConfigTests {
                       - {id: t, type: tag, attributes: [{name: a, type: string}]}
                       - {id: r, type: rubric_score, criteria: [{name: q}]}
                       - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
+                      - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
+                      - {id: f, type: filter, keep: {field: k.label, in: [a]}}
+                      - {id: d, type: dedup, field: g.text}
                     """))
+        #expect(Set(config.stages.map(\.type)) == Set(StageRegistry.names))
         let reloaded = try RunConfig.load(file: ws.write("resolved.yaml", try ResolvedYAML.string(config.resolvedJSON)))
         #expect(reloaded.resolvedJSON == config.resolvedJSON)
     }
@@ -147,7 +152,8 @@ extension MultimodalConfigTests {
             file: ws.write(
                 "c.yaml",
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
-                    + "stages: [{id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}]\n"))
+                    + "stages: [{id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}]\n"
+            ))
         let stage = try #require(makeStage(config.stages[0]) as? any RowStage)
         #expect(stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": "two"])) == nil)
         for y: JSONValue in [.null, "", "  "] {

@@ -118,12 +118,14 @@ import Testing
 
     @Test("a string attribute is bounded, and llama.cpp's grammar carries the bound")
     func boundedString() throws {
+        let options = TagOptions(attributes: [
+            RunConfig.Attribute(name: "note", type: "string", values: [], description: nil, goldField: nil)
+        ])
         let config = RunConfig.Stage(
             id: "t", type: "tag", engine: "e", template: "tag",
-            sampling: RunConfig.Sampling(temperature: 0, topP: nil, maxTokens: 64, topLogprobs: nil), labels: [],
-            attributes: [RunConfig.Attribute(name: "note", type: "string", values: [], description: nil, goldField: nil)],
-            goldField: nil, maxValidationRetries: 0)
-        let schema = TagStage(config: config).schema
+            sampling: RunConfig.Sampling(temperature: 0, topP: nil, maxTokens: 64, topLogprobs: nil),
+            goldField: nil, maxValidationRetries: 0, options: options)
+        let schema = TagStage(config: config, options: options).schema
         #expect(schema["properties"]?["note"]?["maxLength"] == 200)
         let grammar = try #require(JSONSchemaGrammar.gbnf(for: schema))
         #expect(grammar.contains("char{0,200}"), "\(grammar)")

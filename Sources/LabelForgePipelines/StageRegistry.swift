@@ -1,0 +1,198 @@
+import Foundation
+import LabelForgeCore
+
+/// What one stage type adds to the keys every stage has (docs/architecture.md, "Adding a stage").
+public protocol StageOptions: Sendable {
+    /// The options as `config.resolved.yaml` lists them.
+    var resolvedJSON: [String: JSONValue] { get }
+    /// `sampling.max_tokens` when the config leaves it out, where the options decide it (a judge's
+    /// schema); `nil` for the type's default.
+    var defaultMaxTokens: Int? { get }
+}
+
+extension StageOptions {
+    public var defaultMaxTokens: Int? { nil }
+}
+
+/// Options read from a stage's config node.
+protocol ParsedStageOptions: StageOptions {
+    /// The keys this type takes besides the common ones.
+    static var keys: [String] { get }
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> Self
+}
+
+/// What a stage type's options may depend on besides their own keys.
+struct StageParseContext {
+    /// The image fields the stage sends (its `images`, else the dataset's).
+    var images: [String]
+}
+
+/// Sampling settings a stage type defaults to.
+struct SamplingDefaults {
+    var temperature: Double = 0
+    var maxTokens = 128
+    var topLogprobs: Int? = nil
+    /// Whether the type takes `sampling.stop` (free text only).
+    var takesStop = false
+}
+
+/// One stage type: its config keys, how its options are read, and how its stage is built.
+struct StageType: Sendable {
+    let name: String
+    let keys: [String]
+    let sampling: SamplingDefaults
+    let parseOptions: @Sendable (ConfigReader, StageParseContext) throws -> any StageOptions
+    let make: @Sendable (RunConfig.Stage) -> any PipelineStage
+
+    init<Options: ParsedStageOptions>(
+        _ name: String, options: Options.Type, sampling: SamplingDefaults = SamplingDefaults(),
+        make: @escaping @Sendable (RunConfig.Stage, Options) -> any PipelineStage
+    ) {
+        self.name = name
+        self.keys = Options.keys
+        self.sampling = sampling
+        self.parseOptions = { try Options.parse($0, $1) }
+        // The registry parsed these options for this type, so the cast cannot fail.
+        self.make = { make($0, $0.options as! Options) }
+    }
+}
+
+extension SamplingDefaults: Sendable {}
+
+/// Every stage type, by the name configs give as `type`. Adding a stage type is one entry here
+/// plus its options and stage (docs/architecture.md).
+enum StageRegistry {
+    static let types: [StageType] = [
+        StageType("caption", options: CaptionOptions.self, sampling: SamplingDefaults(maxTokens: 96)) {
+            CaptionStage(config: $0, options: $1)
+        },
+        StageType("classify", options: ClassifyOptions.self, sampling: SamplingDefaults(maxTokens: 16, topLogprobs: 20))
+        {
+            ClassifyStage(config: $0, options: $1)
+        },
+        StageType("tag", options: TagOptions.self) { TagStage(config: $0, options: $1) },
+        StageType("rubric_score", options: RubricOptions.self, sampling: SamplingDefaults(topLogprobs: 10)) {
+            $1.mode == "pairwise"
+                ? PairwiseRubricStage(config: $0, options: $1) as any PipelineStage
+                : RubricScoreStage(config: $0, options: $1)
+        },
+        StageType(
+            "generate", options: GenerateOptions.self,
+            sampling: SamplingDefaults(temperature: 0.7, maxTokens: 256, takesStop: true)
+        ) { GenerateStage(config: $0, options: $1) },
+        StageType("filter", options: FilterOptions.self) { FilterStage(config: $0, options: $1) },
+        StageType("dedup", options: DedupOptions.self) { DedupStage(config: $0, options: $1) },
+    ]
+
+    static var names: [String] { types.map(\.name) }
+
+    static func type(named name: String) -> StageType? { types.first { $0.name == name } }
+
+    /// Keys every stage has, whatever its type.
+    static let commonKeys = [
+        "id", "type", "engine", "template", "sampling", "gold_field", "max_validation_retries", "images",
+    ]
+
+    /// Keys of the first stage types, which `config.resolved.yaml` lists for every stage (`null` or
+    /// `[]` where they do not apply), as it always has: plan hashes depend on it.
+    static let listedForEveryStage: [String: JSONValue] = [
+        "labels": [], "attributes": [], "criteria": [], "style": .null, "max_words": .null, "mode": .null,
+        "candidates": [],
+    ]
+}
+
+/// Builds the stage object for a configured stage.
+public func makeStage(_ config: RunConfig.Stage) -> any PipelineStage {
+    StageRegistry.type(named: config.type)!.make(config)
+}
+
+extension RunConfig {
+    /// Reads one entry of `stages`: the keys every stage has, then its type's options.
+    static func parseStage(
+        _ node: ConfigReader, engines: [String], defaultEngine: String, imageFields: [String]
+    ) throws -> Stage {
+        let allKeys =
+            StageRegistry.commonKeys
+            + StageRegistry.types.flatMap(\.keys).filter { key in
+                !StageRegistry.commonKeys.contains(key)
+            }
+        try node.checkKeys(allKeys.reduce(into: []) { if !$0.contains($1) { $0.append($1) } })
+        let type = StageRegistry.type(named: try node.require("type").oneOf(StageRegistry.names))!
+        // Another type's key is an error, unless `null` or `[]` as `config.resolved.yaml` lists it.
+        for entry in try node.mapping()
+        where !StageRegistry.commonKeys.contains(entry.key) && !type.keys.contains(entry.key) {
+            guard let value = try node.child(entry.key) else { continue }
+            if case .sequence(let items) = value.node, items.isEmpty { continue }
+            let owners = StageRegistry.types.filter { $0.keys.contains(entry.key) }.map(\.name)
+            throw value.error("'\(entry.key)' applies to \(owners.joined(separator: " and ")) stages only.")
+        }
+        let id = try node.require("id").string()
+        guard id.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
+            throw node.error("stage id '\(id)' may use only letters, digits, '_', '-' and '.' (it names a file).")
+        }
+        let imagesNode = try node.child("images")
+        let images = try imagesNode?.stringList() ?? imageFields
+        if let imagesNode, let unknown = images.first(where: { !imageFields.contains($0) }) {
+            throw imagesNode.error(
+                "'\(unknown)' is not an image field of the dataset; declare it in dataset.image_fields "
+                    + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
+        }
+        let options = try type.parseOptions(node, StageParseContext(images: images))
+        let engine = try node.child("engine")?.oneOf(engines) ?? defaultEngine
+        let sampling = try parseSampling(try node.child("sampling"), type: type, options: options)
+        return Stage(
+            id: id, type: type.name, engine: engine, template: try node.child("template")?.string() ?? type.name,
+            sampling: sampling, goldField: try node.child("gold_field")?.string(),
+            maxValidationRetries: try node.child("max_validation_retries")?.int() ?? 2, images: images,
+            location: "\(node.file):\(node.line)", options: options)
+    }
+
+    private static func parseSampling(_ node: ConfigReader?, type: StageType, options: any StageOptions) throws
+        -> Sampling
+    {
+        try node?.checkKeys(["temperature", "top_p", "max_tokens", "top_logprobs", "stop", "retry_temperature"])
+        // `top_logprobs: null` asks for none, unlike leaving the key out (the stage's default).
+        let topLogprobsGiven = try node?.mapping().contains { $0.key == "top_logprobs" } ?? false
+        let stopNode = try node?.child("stop")
+        if let stopNode, !type.sampling.takesStop, try !stopNode.items().isEmpty {
+            let owners = StageRegistry.types.filter(\.sampling.takesStop).map(\.name)
+            throw stopNode.error("'stop' applies to \(owners.joined(separator: " and ")) stages only.")
+        }
+        return Sampling(
+            temperature: try node?.child("temperature")?.double() ?? type.sampling.temperature,
+            topP: try node?.child("top_p")?.double(),
+            maxTokens: try node?.child("max_tokens")?.int() ?? options.defaultMaxTokens ?? type.sampling.maxTokens,
+            topLogprobs: try node?.child("top_logprobs")?.int()
+                ?? (topLogprobsGiven ? nil : type.sampling.topLogprobs),
+            stop: try stopNode?.stringList() ?? [],
+            retryTemperature: try node?.child("retry_temperature")?.double() ?? 0.7)
+    }
+}
+
+extension RunConfig.Stage {
+    /// The stage as `config.resolved.yaml` lists it.
+    var resolvedJSON: JSONValue {
+        var json = StageRegistry.listedForEveryStage
+        json.merge([
+            "id": .string(id), "type": .string(type), "engine": .string(engine), "template": .string(template),
+            "sampling": .object(samplingJSON), "gold_field": .optional(goldField),
+            "max_validation_retries": .int(Int64(maxValidationRetries)), "images": .array(images.map(JSONValue.string)),
+        ]) { _, new in new }
+        json.merge(options.resolvedJSON) { _, new in new }
+        return .object(json)
+    }
+
+    var samplingJSON: [String: JSONValue] {
+        var json: [String: JSONValue] = [
+            "temperature": .double(sampling.temperature),
+            "top_p": sampling.topP.map(JSONValue.double) ?? .null,
+            "max_tokens": .int(Int64(sampling.maxTokens)),
+            "top_logprobs": sampling.topLogprobs.map { .int(Int64($0)) } ?? .null,
+            "retry_temperature": .double(sampling.retryTemperature),
+        ]
+        if StageRegistry.type(named: type)?.sampling.takesStop == true {
+            json["stop"] = .array(sampling.stop.map(JSONValue.string))
+        }
+        return json
+    }
+}
