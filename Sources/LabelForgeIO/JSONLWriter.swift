@@ -42,6 +42,14 @@ public final class JSONLWriter {
         if pendingLines >= flushEvery { try flush() }
     }
 
+    /// Appends one line already serialized as canonical JSON (without its newline).
+    public func append(canonical bytes: [UInt8]) throws {
+        pending.append(contentsOf: bytes)
+        pending.append(0x0A)
+        pendingLines += 1
+        if pendingLines >= flushEvery { try flush() }
+    }
+
     /// Writes buffered lines to the file.
     public func flush() throws {
         guard !pending.isEmpty else { return }

@@ -12,7 +12,7 @@ public struct PromptPack: Sendable {
     public var version: String
     /// `sha256:` over every file's relative path and bytes, sorted by path.
     public var contentHash: String
-    private var templates: [String: (template: MustacheTemplate, fields: Set<String>)]
+    private var templates: [String: (template: MustacheTemplate, fields: Set<String>, reads: Set<String>?)]
 
     /// Loads every `*.mustache` file in `directory`.
     /// - Throws: `LabelForgeError.invalidPromptPack` naming the file that is missing or malformed.
@@ -38,7 +38,7 @@ public struct PromptPack: Sendable {
             }
             .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         var hashed = Data()
-        var templates: [String: (MustacheTemplate, Set<String>)] = [:]
+        var templates: [String: (MustacheTemplate, Set<String>, Set<String>?)] = [:]
         for file in files {
             let bytes = try Data(contentsOf: URL(fileURLWithPath: directory + "/" + file))
             hashed.append(contentsOf: Array(file.utf8) + [0])
@@ -47,7 +47,9 @@ public struct PromptPack: Sendable {
             let text = String(decoding: bytes, as: UTF8.self)
             do {
                 let template = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text)
-                templates[String(file.dropLast(".mustache".count))] = (template, topLevelNames(in: text))
+                templates[String(file.dropLast(".mustache".count))] = (
+                    template, topLevelNames(in: text), rootNamesAtAnyDepth(in: text)
+                )
             } catch {
                 throw LabelForgeError(
                     .invalidPromptPack, "\(directory)/\(file): the template does not parse: \(error).")
@@ -79,7 +81,41 @@ public struct PromptPack: Sendable {
             throw LabelForgeError(
                 .invalidPromptPack, "Prompt pack \(directory) has no template '\(template).mustache'.\(hint)")
         }
-        return entry.template.render(Self.mustacheValue(.object(context)))
+        guard let reads = entry.reads else { return entry.template.render(Self.mustacheValue(.object(context))) }
+        // Only what the template can read is converted for swift-mustache: rows carry many fields.
+        var picked: [String: Any] = [:]
+        for name in reads {
+            if let value = context[name] { picked[name] = Self.mustacheValue(value) }
+        }
+        return entry.template.render(picked)
+    }
+
+    /// The root of every name a template's tags use, inside sections too (a section looks names up
+    /// in the enclosing context when its item lacks them); `nil` when the template uses partials or
+    /// changes delimiters or uses transforms, whose names this scan cannot see.
+    static func rootNamesAtAnyDepth(in text: String) -> Set<String>? {
+        var names: Set<String> = []
+        var rest = Substring(text)
+        while let open = rest.range(of: "{{") {
+            rest = rest[open.upperBound...]
+            guard let close = rest.range(of: "}}") else { break }
+            var tag = rest[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            rest = rest[close.upperBound...]
+            if rest.hasPrefix("}") { rest = rest.dropFirst() }
+            guard let sigil = tag.first else { continue }
+            switch sigil {
+            case ">", "=", "<", "$": return nil
+            case "!", "%", "/": continue
+            case "#", "^", "{", "&":
+                tag.removeFirst()
+                if tag.hasSuffix("}") { tag.removeLast() }
+            default: break
+            }
+            // A transform (`{{uppercased(name)}}`) reads a name this scan does not parse.
+            if tag.contains("(") { return nil }
+            names.insert(rootName(tag.trimmingCharacters(in: .whitespaces)))
+        }
+        return names
     }
 
     /// JSON → the Foundation values swift-mustache walks.
@@ -115,7 +151,9 @@ public struct PromptPack: Sendable {
             guard let sigil = tag.first else { continue }
             switch sigil {
             case "!", "%", ">", "=": continue
-            case "/": depth -= 1; continue
+            case "/":
+                depth -= 1
+                continue
             case "#", "^":
                 tag.removeFirst()
                 if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }

@@ -193,20 +193,23 @@ struct RowProcessor: Sendable {
     private func attempts(
         _ stage: any RowStage, call: StageCall, index: Int, row: RowContext, sample: Int, outcome: inout StageOutcome
     ) async -> [String: JSONValue]? {
-        let engine = endpoints[stage.config.engine]!
-        for attempt in 0...stage.config.maxValidationRetries {
-            let callID = stage.config.id + call.seedSuffix
+        // `config` read once: through the existential, every read copies the whole struct.
+        let config = stage.config
+        let engine = endpoints[config.engine]!
+        let cachePrompt = self.config.determinism != "strict"
+        for attempt in 0...config.maxValidationRetries {
+            let callID = config.id + call.seedSuffix
             let seedStage = attempt == 0 ? callID : "\(callID)#retry\(attempt)"
-            let seed = Seed.derive(runSeed: config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: sample)
+            let seed = Seed.derive(runSeed: self.config.seed, stageID: seedStage, rowID: row.rowID, sampleIndex: sample)
             let request: PreparedRequest
             do {
                 var chat = try stage.request(
-                    for: row, call: call, pack: pack, seed: seed, cachePrompt: config.determinism != "strict")
+                    for: row, call: call, pack: pack, seed: seed, cachePrompt: cachePrompt)
                 if !stage.usesLogprobs(in: engine.dialect) { chat.sampling.topLogprobs = nil }
                 // At temperature 0 an engine samples greedily (vLLM ignores the seed), so a retry
                 // with only a new seed would repeat the invalid answer: retries sample warmer.
                 if attempt > 0 {
-                    chat.sampling.temperature = max(chat.sampling.temperature, stage.config.sampling.retryTemperature)
+                    chat.sampling.temperature = max(chat.sampling.temperature, config.sampling.retryTemperature)
                 }
                 request = PreparedRequest(
                     EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID)),
@@ -248,7 +251,7 @@ struct RowProcessor: Sendable {
             case .failure(let failure):
                 outcome.failure = StageFailure(
                     errorClass: failure.errorClass,
-                    message: failure.message + " (attempt \(attempt + 1) of \(stage.config.maxValidationRetries + 1))")
+                    message: failure.message + " (attempt \(attempt + 1) of \(config.maxValidationRetries + 1))")
             }
         }
         return nil

@@ -287,10 +287,13 @@ final class RunExecution {
             record["reason"] = .string(rejection)
             stat.dropped += 1
         }
-        line.outputHash = ContentHash.prefixed(ContentHash.hex(.object(record)))
+        // The line written is the canonical form the hash is taken over: serialize it once.
+        var bytes: [UInt8] = []
+        CanonicalJSON.write(.object(record), into: &bytes)
+        line.outputHash = ContentHash.prefixed(ContentHash.hex(bytes))
         stats[stageID] = stat
         if recorded == nil { try manifest.append(.row(line)) }
-        try (emission.rejection == nil ? output : rejected)?.append(.object(record))
+        try (emission.rejection == nil ? output : rejected)?.append(canonical: bytes)
     }
 
     /// A row that passed every stage: one line of `dataset.jsonl`, its input and every output.

@@ -13,18 +13,26 @@ import LabelForgeLLM
 public struct ClassifyStage: RowStage {
     public let config: RunConfig.Stage
     public let options: ClassifyOptions
+    public let templateVariables: [String: JSONValue]
+    public let constraint: OutputConstraint?
+
+    /// Computes once what every request of the stage shares.
+    public init(config: RunConfig.Stage, options: ClassifyOptions) {
+        self.config = config
+        self.options = options
+        templateVariables = Self.templateVariables(options)
+        constraint = .choice(options.labels.map(\.name))
+    }
     public let version = 1
     public let outputFields = ["label", "confidence"]
 
-    public var templateVariables: [String: JSONValue] {
+    static func templateVariables(_ options: ClassifyOptions) -> [String: JSONValue] {
         [
             "labels": .array(
                 options.labels.map { ["name": .string($0.name), "description": .string($0.description ?? "")] }),
             "label_names": .string(options.labels.map(\.name).joined(separator: ", ")),
         ]
     }
-
-    public var constraint: OutputConstraint? { .choice(options.labels.map(\.name)) }
 
     public var goldPairs: [(output: String, gold: String)] {
         config.goldField.map { [("label", $0)] } ?? []

@@ -10,6 +10,18 @@ import LabelForgeLLM
 public struct PairwiseRubricStage: RowStage {
     public let config: RunConfig.Stage
     public let options: RubricOptions
+    public let templateVariables: [String: JSONValue]
+    public let schema: JSONValue
+    public let constraint: OutputConstraint?
+
+    /// Computes once what every request of the stage shares.
+    public init(config: RunConfig.Stage, options: RubricOptions) {
+        self.config = config
+        self.options = options
+        templateVariables = Self.templateVariables(options)
+        schema = RubricScoreStage.schema(criteria: options.criteria, pairwise: true)
+        constraint = .jsonSchema(name: config.id, schema: schema)
+    }
     public let version = 1
     public let outputFields = ["winner", "inconsistent", "verdicts", "rationale"]
     public var goldPairs: [(output: String, gold: String)] { [] }
@@ -17,8 +29,8 @@ public struct PairwiseRubricStage: RowStage {
     /// Call names, in call order: which candidate the judge saw first.
     static let orders = ["a_first", "b_first"]
 
-    public var templateVariables: [String: JSONValue] {
-        RubricScoreStage(config: config, options: options).templateVariables
+    static func templateVariables(_ options: RubricOptions) -> [String: JSONValue] {
+        RubricScoreStage.templateVariables(options)
     }
 
     public var callVariableNames: Set<String> { ["first", "second", "order"] }
@@ -29,10 +41,6 @@ public struct PairwiseRubricStage: RowStage {
     public var inputFields: [String] { options.candidates }
 
     public var optionReferences: [String] { options.candidates }
-
-    public var schema: JSONValue { RubricScoreStage.schema(criteria: options.criteria, pairwise: true) }
-
-    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     /// A candidate that is null or empty is not judged: the row fails with `missing_candidate`.
     public func inputFailure(in row: RowContext) -> StageFailure? {

@@ -12,11 +12,23 @@ import LabelForgeLLM
 public struct RubricScoreStage: RowStage {
     public let config: RunConfig.Stage
     public let options: RubricOptions
+    public let templateVariables: [String: JSONValue]
+    public let schema: JSONValue
+    public let constraint: OutputConstraint?
+
+    /// Computes once what every request of the stage shares.
+    public init(config: RunConfig.Stage, options: RubricOptions) {
+        self.config = config
+        self.options = options
+        templateVariables = Self.templateVariables(options)
+        schema = Self.schema(criteria: options.criteria, pairwise: false)
+        constraint = .jsonSchema(name: config.id, schema: schema)
+    }
     public let version = 1
     public let outputFields = ["scores", "expected_scores", "score", "expected_score", "rationale"]
     public var goldPairs: [(output: String, gold: String)] { [] }
 
-    public var templateVariables: [String: JSONValue] {
+    static func templateVariables(_ options: RubricOptions) -> [String: JSONValue] {
         [
             "criteria": .array(
                 options.criteria.map { c in
@@ -32,8 +44,6 @@ public struct RubricScoreStage: RowStage {
                 })
         ]
     }
-
-    public var schema: JSONValue { Self.schema(criteria: options.criteria, pairwise: false) }
 
     /// The judge schema: integer scores per criterion, or (pairwise) a winner per criterion.
     static func schema(criteria: [RunConfig.Criterion], pairwise: Bool) -> JSONValue {
@@ -63,8 +73,6 @@ public struct RubricScoreStage: RowStage {
             ],
         ]
     }
-
-    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     /// `max_tokens` when the config gives none: one token per character of the longest answer the
     /// judge schema allows (a 300-character rationale and every criterion's verdict), plus 16.

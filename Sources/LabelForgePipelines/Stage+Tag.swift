@@ -9,11 +9,23 @@ import LabelForgeLLM
 public struct TagStage: RowStage {
     public let config: RunConfig.Stage
     public let options: TagOptions
+    public let templateVariables: [String: JSONValue]
+    public let schema: JSONValue
+    public let constraint: OutputConstraint?
+
+    /// Computes once what every request of the stage shares.
+    public init(config: RunConfig.Stage, options: TagOptions) {
+        self.config = config
+        self.options = options
+        templateVariables = Self.templateVariables(options)
+        schema = Self.schema(options)
+        constraint = .jsonSchema(name: config.id, schema: schema)
+    }
     public let version = 1
 
     public var outputFields: [String] { options.attributes.map(\.name) }
 
-    public var templateVariables: [String: JSONValue] {
+    static func templateVariables(_ options: TagOptions) -> [String: JSONValue] {
         [
             "attributes": .array(
                 options.attributes.map { a in
@@ -27,7 +39,7 @@ public struct TagStage: RowStage {
         ]
     }
 
-    public var schema: JSONValue {
+    static func schema(_ options: TagOptions) -> JSONValue {
         var properties: [String: JSONValue] = [:]
         for attribute in options.attributes {
             let values = JSONValue.array(attribute.values.map(JSONValue.string))
@@ -52,8 +64,6 @@ public struct TagStage: RowStage {
             "required": .array(options.attributes.map { .string($0.name) }), "additionalProperties": false,
         ]
     }
-
-    public var constraint: OutputConstraint? { .jsonSchema(name: config.id, schema: schema) }
 
     /// The longest value a `string` attribute may have, in characters.
     static let maxStringLength = 200

@@ -132,6 +132,7 @@ extension RowStage {
     public func request(
         for row: RowContext, call: StageCall = StageCall(), pack: PromptPack, seed: UInt32, cachePrompt: Bool
     ) throws -> ChatRequest {
+        let config = self.config
         var context = row.fields
         for (key, image) in row.images { context[key] = image.templateValue }
         for (stage, outputs) in row.upstream { context[stage] = .object(outputs) }

@@ -113,6 +113,23 @@ import Testing
             in: "{{text}} {{{raw}}} {{& amp}} {{#labels}}{{name}}{{/labels}} {{^empty}}x{{/empty}} {{! note}}")
         #expect(fields == ["text", "raw", "amp", "labels", "empty"])
     }
+
+    @Test("only the names a template can read are handed to mustache, sections' outer lookups included")
+    func readsOnlyWhatItNeeds() throws {
+        let text = "{{#labels}}{{name}} of {{text}}; {{/labels}}{{caption.caption}} {{{raw}}}"
+        #expect(PromptPack.rootNamesAtAnyDepth(in: text) == ["labels", "name", "text", "caption", "raw"])
+        #expect(PromptPack.rootNamesAtAnyDepth(in: "{{> other}}") == nil)
+        #expect(PromptPack.rootNamesAtAnyDepth(in: "{{=<% %>=}}<% text %>") == nil)
+        let ws = try TestWorkspace()
+        try ws.write("p/pack.yaml", "name: p\nversion: \"1\"\n")
+        try ws.write("p/t.mustache", text)
+        let pack = try PromptPack.load(directory: ws.path("p"))
+        let context: [String: JSONValue] = [
+            "labels": [["name": "a"], ["name": "b"]], "text": "T", "caption": ["caption": "C"], "raw": "<r>",
+            "unused": ["big": [1, 2, 3]],
+        ]
+        #expect(try pack.render("t", context: context) == "a of T; b of T; C <r>")
+    }
 }
 
 @Suite struct ClassifyConfidenceTests {
