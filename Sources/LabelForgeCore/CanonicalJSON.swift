@@ -45,7 +45,7 @@ public enum CanonicalJSON {
         case .bool(let b):
             out.append(contentsOf: (b ? "true" : "false").utf8)
         case .int(let i):
-            out.append(contentsOf: String(i).utf8)
+            writeInt(i, into: &out)
         case .double(let d):
             out.append(contentsOf: format(d).utf8)
         case .string(let s):
@@ -60,21 +60,43 @@ public enum CanonicalJSON {
         case .object(let members):
             out.append(UInt8(ascii: "{"))
             // UTF-8 byte order is code point order.
-            var keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            var pairs = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
             if let keyOrder {
                 let first = keyOrder.filter { members[$0] != nil }
-                keys = first + keys.filter { !first.contains($0) }
+                pairs = first.map { ($0, members[$0]!) } + pairs.filter { !first.contains($0.key) }
             }
             let required = schemaOrder ? members["required"]?.arrayValue?.compactMap(\.stringValue) : nil
-            for (i, key) in keys.enumerated() {
+            for (i, (key, member)) in pairs.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
                 writeString(key, into: &out)
                 out.append(UInt8(ascii: ":"))
                 write(
-                    members[key]!, into: &out, schemaOrder: schemaOrder,
-                    keyOrder: key == "properties" && members[key]?.objectValue != nil ? required : nil)
+                    member, into: &out, schemaOrder: schemaOrder,
+                    keyOrder: required != nil && key == "properties" && member.objectValue != nil ? required : nil)
             }
             out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// Decimal digits without a `String` in between.
+    private static func writeInt(_ value: Int64, into out: inout [UInt8]) {
+        guard value != .min else {
+            out.append(contentsOf: String(value).utf8)
+            return
+        }
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            out.append(contentsOf: buffer[(20 - count)...])
         }
     }
 
@@ -92,21 +114,28 @@ public enum CanonicalJSON {
 
     private static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
-            case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 0x08: out.append(contentsOf: [92, UInt8(ascii: "b")])
-            case 0x0C: out.append(contentsOf: [92, UInt8(ascii: "f")])
-            case 0..<0x20:
-                out.append(contentsOf: Array("\\u00".utf8))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default: out.append(byte)
+        var s = s
+        s.withUTF8 { bytes in
+            // Runs of bytes that need no escape are copied at once.
+            var start = 0
+            for (index, byte) in bytes.enumerated() where byte < 0x20 || byte == 0x22 || byte == 0x5C {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                start = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+                case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+                case 0x0A: out.append(contentsOf: [92, UInt8(ascii: "n")])
+                case 0x0D: out.append(contentsOf: [92, UInt8(ascii: "r")])
+                case 0x09: out.append(contentsOf: [92, UInt8(ascii: "t")])
+                case 0x08: out.append(contentsOf: [92, UInt8(ascii: "b")])
+                case 0x0C: out.append(contentsOf: [92, UInt8(ascii: "f")])
+                default:
+                    out.append(contentsOf: [92, UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0xF)])
+                }
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
         }
         out.append(UInt8(ascii: "\""))
     }

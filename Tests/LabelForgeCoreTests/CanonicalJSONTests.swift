@@ -28,6 +28,17 @@ import Testing
         #expect(CanonicalJSON.string(try JSONValue.parse(input)) == expected)
     }
 
+    @Test("integers and escapes are written byte for byte as JSON requires, at the edges too")
+    func edges() throws {
+        let ints: [Int64] = [0, 7, -7, 10, 1_000_000, Int64.max, Int64.min, -9_223_372_036_854_775_807]
+        for i in ints { #expect(CanonicalJSON.string(.int(i)) == String(i)) }
+        let text = "\"\\\u{08}\u{0C}\n\r\t\u{00}\u{1F} plain 日本 \u{7F}"
+        #expect(CanonicalJSON.string(.string(text)) == #""\"\\\b\f\n\r\t\u0000\u001f plain 日本 "# + "\u{7F}\"")
+        #expect(CanonicalJSON.string(.string("")) == #""""#)
+        #expect(CanonicalJSON.string(.string("\n")) == #""\n""#)
+        #expect(CanonicalJSON.string(["é": "x", "e": ["z": 1, "a": 2]]) == #"{"e":{"a":2,"z":1},"é":"x"}"#)
+    }
+
     @Test("sha256 of bytes matches the published test vector")
     func sha256Vector() {
         #expect(ContentHash.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
