@@ -247,6 +247,65 @@ public struct RowRecord: Sendable, Equatable {
         return .object(json)
     }
 
+    /// Appends the canonical form of `json` without building it: row lines are most of a
+    /// manifest. Keys in sorted order; `ManifestTests` checks the bytes equal `json`'s.
+    func write(into out: inout [UInt8]) {
+        var opening = UInt8(ascii: "{")
+        func key(_ name: StaticString) {
+            out.append(opening)
+            opening = UInt8(ascii: ",")
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func int(_ value: Int) { CanonicalJSON.writeInt(Int64(value), into: &out) }
+        func string(_ value: String) { CanonicalJSON.writeString(value, into: &out) }
+        key("attempts")
+        int(attempts)
+        key("cache")
+        string(cache)
+        key("cache_hits")
+        int(cacheHits)
+        if dropped {
+            key("dropped")
+            out.append(contentsOf: "true".utf8)
+        }
+        if let error {
+            key("error")
+            CanonicalJSON.write(error.json, into: &out)
+        }
+        key("latency_ms")
+        int(latencyMs)
+        key("output_hash")
+        string(outputHash)
+        if let parentRowID {
+            key("parent_row_id")
+            string(parentRowID)
+        }
+        key("request_keys")
+        out.append(UInt8(ascii: "["))
+        for (index, requestKey) in requestKeys.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            string(requestKey)
+        }
+        out.append(UInt8(ascii: "]"))
+        key("row_id")
+        string(rowID)
+        if parentRowID != nil {
+            key("sample_index")
+            if let sampleIndex { int(sampleIndex) } else { out.append(contentsOf: "null".utf8) }
+        }
+        key("stage")
+        string(stage)
+        key("tokens_in")
+        int(tokensIn)
+        key("tokens_out")
+        int(tokensOut)
+        key("type")
+        string("row")
+        out.append(UInt8(ascii: "}"))
+    }
+
     init(_ f: ManifestFields) throws {
         let keys = try f.strings("request_keys")
         let cache = try f.string("cache")
@@ -452,7 +511,14 @@ public final class ManifestWriter {
     }
 
     public func append(_ record: ManifestRecord) throws {
-        try lines.append(record.json)
+        if case .row(let row) = record {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(256)
+            row.write(into: &bytes)
+            try lines.append(canonical: bytes)
+        } else {
+            try lines.append(record.json)
+        }
     }
 
     /// Writes buffered lines to the file.

@@ -5,10 +5,13 @@ import Testing
 @Suite struct CanonicalJSONTests {
     @Test("keys sort by code point, numbers and strings encode canonically")
     func goldenVector() throws {
-        let value = try JSONValue.parse(#"{"b":1,"a":[1.5,0.1,1e-7,true,null,"é\"\\\n\u0001"],"B":{"z":-3,"é":2.0},"aa":1e21}"#)
+        let value = try JSONValue.parse(
+            #"{"b":1,"a":[1.5,0.1,1e-7,true,null,"é\"\\\n\u0001"],"B":{"z":-3,"é":2.0},"aa":1e21}"#)
         // Reference: Python json.dumps(sort_keys=True, separators=(",",":"), ensure_ascii=False),
         // with 2.0 written as the integer 2 and 1e21 in Swift's shortest form.
-        #expect(CanonicalJSON.string(value) == #"{"B":{"z":-3,"é":2},"a":[1.5,0.1,1e-07,true,null,"é\"\\\n\u0001"],"aa":1e+21,"b":1}"#)
+        #expect(
+            CanonicalJSON.string(value)
+                == #"{"B":{"z":-3,"é":2},"a":[1.5,0.1,1e-07,true,null,"é\"\\\n\u0001"],"aa":1e+21,"b":1}"#)
     }
 
     @Test("equal values give equal bytes whatever the input key order and spacing")
@@ -18,12 +21,14 @@ import Testing
         #expect(CanonicalJSON.data(a) == CanonicalJSON.data(b))
     }
 
-    @Test("uppercase sorts before lowercase and ASCII before non-ASCII", arguments: [
-        (#"{"a":1,"Z":2,"ä":3,"_":4}"#, #"{"Z":2,"_":4,"a":1,"ä":3}"#),
-        (#"{"aa":1,"a":2}"#, #"{"a":2,"aa":1}"#),
-        (#"[1.0, -0.0, 100, 3.25]"#, #"[1,0,100,3.25]"#),
-        (#""tab\there""#, #""tab\there""#),
-    ])
+    @Test(
+        "uppercase sorts before lowercase and ASCII before non-ASCII",
+        arguments: [
+            (#"{"a":1,"Z":2,"ä":3,"_":4}"#, #"{"Z":2,"_":4,"a":1,"ä":3}"#),
+            (#"{"aa":1,"a":2}"#, #"{"a":2,"aa":1}"#),
+            (#"[1.0, -0.0, 100, 3.25]"#, #"[1,0,100,3.25]"#),
+            (#""tab\there""#, #""tab\there""#),
+        ])
     func vectors(input: String, expected: String) throws {
         #expect(CanonicalJSON.string(try JSONValue.parse(input)) == expected)
     }
@@ -41,6 +46,7 @@ import Testing
 
     @Test("sha256 of bytes matches the published test vector")
     func sha256Vector() {
-        #expect(ContentHash.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            ContentHash.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
     }
 }

@@ -60,6 +60,26 @@ import Testing
         #expect(first.hasPrefix(#"{"attempts":1,"cache":"miss","cache_hits":0,"#))
     }
 
+    @Test("row lines written directly are the canonical form of the record's JSON")
+    func rowBytes() throws {
+        var rows = Self.records.compactMap { record -> RowRecord? in
+            if case .row(let row) = record { return row }
+            return nil
+        }
+        var odd = rows[0]
+        odd.rowID = "quote\"back\\slash\nnewline é"
+        odd.requestKeys = []
+        odd.parentRowID = "p"
+        odd.sampleIndex = nil
+        odd.tokensIn = -1
+        rows.append(odd)
+        for row in rows {
+            var bytes: [UInt8] = []
+            row.write(into: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == CanonicalJSON.string(row.json))
+        }
+    }
+
     @Test("records are Codable through their JSON form")
     func codable() throws {
         let data = try JSONEncoder().encode(Self.records)
