@@ -12,8 +12,12 @@ public struct CacheEntry: Sendable, Equatable {
     public var response: JSONValue
     /// Binary data kept beside the JSON response, e.g. little-endian float32 vectors.
     public var payload: Data?
-    public var engineInfo: JSONValue
+    /// What the engine reported about itself when it answered, as canonical JSON bytes: parsed only
+    /// when someone reads `engineInfo` (a cached rerun reads thousands of entries and no info).
+    public var engineInfoData: Data
     public var createdAt: Date
+
+    public var engineInfo: JSONValue { (try? JSONValue.parse(engineInfoData)) ?? .null }
 
     public init(
         key: CacheKey, request: JSONValue, response: JSONValue, payload: Data? = nil, engineInfo: JSONValue,
@@ -28,12 +32,21 @@ public struct CacheEntry: Sendable, Equatable {
         key: CacheKey, requestData: Data, kind: String, response: JSONValue, payload: Data?, engineInfo: JSONValue,
         createdAt: Date
     ) {
+        self.init(
+            key: key, requestData: requestData, kind: kind, response: response, payload: payload,
+            engineInfoData: CanonicalJSON.data(engineInfo), createdAt: createdAt)
+    }
+
+    init(
+        key: CacheKey, requestData: Data, kind: String, response: JSONValue, payload: Data?, engineInfoData: Data,
+        createdAt: Date
+    ) {
         self.key = key
         self.requestData = requestData
         self.kind = kind
         self.response = response
         self.payload = payload
-        self.engineInfo = engineInfo
+        self.engineInfoData = engineInfoData
         self.createdAt = createdAt
     }
 

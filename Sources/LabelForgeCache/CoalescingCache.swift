@@ -54,10 +54,14 @@ public final class CoalescingCache: CacheStore {
             let keys = (first ? own : []) + batch.flatMap(\.keys)
             do {
                 let found = try await base.entries(for: Array(Set(keys)))
-                if first { result = found.filter { own.contains($0.key) } }
-                for waiter in batch {
-                    waiter.continuation.resume(returning: found.filter { waiter.keys.contains($0.key) })
+                // Each caller's share, by lookup: filtering `found` per caller costs batch² work.
+                func share(_ keys: [CacheKey]) -> [CacheKey: CacheEntry] {
+                    var entries: [CacheKey: CacheEntry] = [:]
+                    for key in keys { entries[key] = found[key] }
+                    return entries
                 }
+                if first { result = share(own) }
+                for waiter in batch { waiter.continuation.resume(returning: share(waiter.keys)) }
             } catch {
                 for waiter in batch { waiter.continuation.resume(throwing: error) }
                 let rest = state.withLock { state in

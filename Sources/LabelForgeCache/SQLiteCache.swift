@@ -69,10 +69,10 @@ public final class SQLiteCache: CacheStore {
                             """),
                     arguments: arguments
                 ).map {
+                    // By index, in the SELECT's order: a lookup by name lowercases the name each time.
                     StoredEntry(
-                        key: $0["key"], kind: $0["kind"], request: $0["request"], response: $0["response"],
-                        payload: $0["payload"],
-                        engineInfo: $0["engine_info"], integrity: $0["integrity"], createdAt: $0["created_at"])
+                        key: $0[0], kind: $0[1], request: $0[2], response: $0[3], payload: $0[4], engineInfo: $0[5],
+                        integrity: $0[6], createdAt: $0[7])
                 }
             }
         }
@@ -88,15 +88,11 @@ public final class SQLiteCache: CacheStore {
                 logger.warning("cache entry \(key) failed verification; treating it as a miss")
                 continue
             }
-            let entry = CacheEntry(
+            // A corrupt row fails the integrity hash above; that the request hashes to the key was
+            // checked when the entry was stored.
+            found[key] = CacheEntry(
                 key: key, requestData: stored.request, kind: stored.kind, response: response, payload: stored.payload,
-                engineInfo: (try? JSONValue.parse(stored.engineInfo)) ?? .null,
-                createdAt: Date(timeIntervalSince1970: stored.createdAt))
-            guard entry.isConsistent else {
-                logger.warning("cache entry \(key) failed verification; treating it as a miss")
-                continue
-            }
-            found[key] = entry
+                engineInfoData: stored.engineInfo, createdAt: Date(timeIntervalSince1970: stored.createdAt))
         }
         return found
     }
@@ -106,7 +102,8 @@ public final class SQLiteCache: CacheStore {
             Set(
                 try Self.inChunks(keys) { marks, arguments in
                     try String.fetchAll(
-                        db.cachedStatement(sql: "SELECT key FROM entries WHERE key IN (\(marks))"), arguments: arguments)
+                        db.cachedStatement(sql: "SELECT key FROM entries WHERE key IN (\(marks))"), arguments: arguments
+                    )
                 }.map { CacheKey(hex: $0) })
         }
     }
@@ -127,13 +124,19 @@ public final class SQLiteCache: CacheStore {
 
     public func store(_ entries: [CacheEntry]) async throws {
         guard !entries.isEmpty else { return }
+        // Checked here, once, rather than on every read: an entry stored under another request's
+        // key would otherwise pass its integrity hash forever.
+        if let wrong = entries.first(where: { !$0.isConsistent }) {
+            throw LabelForgeError(
+                .io, "Refusing to cache an entry whose request does not hash to its key \(wrong.key); this is a bug.")
+        }
         let rows = entries.map { entry -> StatementArguments in
             let request = entry.requestData
             let response = CanonicalJSON.data(entry.response)
             let integrity = CacheEntry.integrityHash(
                 key: entry.key, request: request, response: response, payload: entry.payload)
             return [
-                entry.key.hex, entry.kind, request, response, entry.payload, CanonicalJSON.data(entry.engineInfo),
+                entry.key.hex, entry.kind, request, response, entry.payload, entry.engineInfoData,
                 integrity,
                 entry.createdAt.timeIntervalSince1970,
             ] as StatementArguments
