@@ -95,7 +95,7 @@ let package = Package(
         .testTarget(
             name: "LabelForgeEndToEndTests",
             dependencies: [
-                "LabelForgeTesting", "LabelForgeCore",
+                "LabelForgeTesting", "LabelForgeCore", "LabelForgeLLM",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

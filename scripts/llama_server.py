@@ -4,8 +4,9 @@
 LabelForge starts this when no `llama-server` binary is available. It takes the
 subset of llama-server's flags that LabelForge passes, so the Swift side builds
 one argument list for both: --model, --host, --port, --parallel, --ctx-size,
---threads, --log-file, and --no-cache-prompt (a no-op here: LabelForge sends
-`cache_prompt` per request). It exits when its parent dies, so a killed
+--threads, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
+/v1/rerank: embeddings with rank pooling), and --no-cache-prompt (a no-op here:
+LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
 """
 import argparse
@@ -35,6 +36,8 @@ def main():
     parser.add_argument("--threads", "-t", type=int, default=0)
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--no-cache-prompt", action="store_true")
+    parser.add_argument("--embedding", "--embeddings", action="store_true")
+    parser.add_argument("--reranking", "--rerank", action="store_true")
     args = parser.parse_args()
 
     die_with_parent()
@@ -56,6 +59,10 @@ def main():
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads
     params.endpoint_props = True
+    if args.embedding or args.reranking:
+        params.embedding = True
+    if args.reranking:
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_RANK
     params.warmup = False
 
     stop = threading.Event()

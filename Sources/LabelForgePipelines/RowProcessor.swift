@@ -17,6 +17,8 @@ struct StageOutcome: Sendable {
     var latencyMs = 0
     var tokensIn = 0
     var tokensOut = 0
+    /// An `embed` stage's vector; it goes to `outputs/<stage>.npy`, not into the JSON output.
+    var vector: [Float]? = nil
 
     /// The manifest's `cache`: `hit` when every request came from the cache, `miss` when one did
     /// not, `none` when the row failed before any request.
@@ -72,6 +74,8 @@ struct RowProcessor: Sendable {
     var pack: PromptPack
     var graph: StageGraph
     var endpoints: [String: EngineEndpoint]
+    /// Endpoints of `embed` stages by stage id: their engine's, behind the stage's batcher.
+    var embedEndpoints: [String: EngineEndpoint] = [:]
     var executor: RequestExecutor
     /// Row lines an interrupted run recorded, by `ManifestRecovery.key`: a failure recorded there
     /// stays a failure, so the manifest, the outputs and downstream stages agree.
@@ -137,6 +141,13 @@ struct RowProcessor: Sendable {
             outcome.output = ["kept": .bool(rejection == nil)]
             return [emit(outcome, for: row, rejection: rejection)]
         }
+        if let embed = stage as? EmbedStage {
+            if let upstreamFailure {
+                outcome.failure = upstreamFailure
+                return [emit(outcome, for: row)]
+            }
+            return [emit(try await run(embed, row: row.context(reading: graph.reads(of: id))), for: row)]
+        }
         guard let stage = stage as? any RowStage else { return [] }
         let rows = fansOut ? (0..<stage.samples).map { child(of: row, stage: id, sample: $0) } : [row]
         if let upstreamFailure {
@@ -167,6 +178,45 @@ struct RowProcessor: Sendable {
         outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         // An interrupted request is not a result: the row stays unfinished, to be resumed.
         if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
+        return outcome
+    }
+
+    /// One row's vector: a single-text embeddings request through the executor (and the stage's
+    /// batcher on a miss).
+    private func run(_ stage: EmbedStage, row: RowContext) async throws -> StageOutcome {
+        let start = ContinuousClock.now
+        var outcome = StageOutcome(stageID: stage.config.id)
+        guard let text = stage.text(of: row) else {
+            outcome.failure = StageFailure(
+                errorClass: "missing_field", message: "the row has no text in '\(stage.options.field)' to embed")
+            return outcome
+        }
+        let engine = embedEndpoints[stage.config.id] ?? endpoints[stage.config.engine]!
+        let request = PreparedRequest(EmbedStage.request(text: text, modelID: engine.modelID), on: engine)
+        outcome.requestKeys.append(request.key.description)
+        do {
+            let answer = try await executor.execute(request, on: engine)
+            if answer.servedWithoutRequest { outcome.cacheHits += 1 }
+            outcome.attempts += answer.attempts
+            let response =
+                try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
+                ?? EmbeddingsResponse(raw: answer.response)
+            guard response.vectors.count == 1, let vector = response.vectors.first, !vector.isEmpty else {
+                throw LabelForgeError(
+                    .invalidResponse, "expected one vector for one text, got \(response.vectors.count)")
+            }
+            outcome.tokensIn = response.promptTokens
+            outcome.output = EmbedStage.fields(of: vector)
+            outcome.vector = vector
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as LabelForgeError {
+            outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
+        } catch {
+            outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
+        }
+        if Task.isCancelled { throw CancellationError() }
+        outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         return outcome
     }
 

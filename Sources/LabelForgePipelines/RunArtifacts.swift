@@ -50,6 +50,13 @@ public struct RunArtifacts: Sendable {
         try ManifestReader(path: manifestPath)
     }
 
+    /// An `embed` stage's vectors (`outputs/<stage>.npy`), read a row at a time; `nil` when the
+    /// stage wrote none.
+    public func vectors(stage: String) throws -> NpyReader? {
+        let path = directory + "/outputs/\(stage).npy"
+        return FileManager.default.fileExists(atPath: path) ? try NpyReader(path: path) : nil
+    }
+
     /// A stage's output file, streamed one record at a time in file order (empty when the stage
     /// wrote none).
     public func outputs(stage: String) throws -> OutputReader {

@@ -42,6 +42,11 @@ public struct RunConfig: Sendable {
         public var maxInFlight: Int
         public var timeoutSeconds: Double
         public var maxRetries: Int
+        /// What the engine serves: `chat`, `embed` or `rerank`; a `local` engine starts its server
+        /// for it (one model, one task per server).
+        public var task: String = "chat"
+        /// CPU threads of a `local` engine; 0 lets llama.cpp decide (`nil` for other kinds).
+        public var threads: Int? = nil
     }
 
     public struct Sampling: Sendable {
@@ -182,8 +187,7 @@ public struct RunConfig: Sendable {
 
         var stages: [Stage] = []
         for node in try root.require("stages").items() {
-            let stage = try parseStage(
-                node, engines: engineNames, defaultEngine: engineNames[0], imageFields: dataset.imageFields)
+            let stage = try parseStage(node, engines: engines, imageFields: dataset.imageFields)
             if stages.contains(where: { $0.id == stage.id }) {
                 throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
             }
@@ -201,7 +205,7 @@ public struct RunConfig: Sendable {
     private static func parseEngine(_ node: ConfigReader, strict: Bool) throws -> Engine {
         try node.checkKeys([
             "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
-            "max_in_flight", "timeout_s", "max_retries",
+            "max_in_flight", "timeout_s", "max_retries", "task", "threads",
         ])
         let kind = try node.child("kind")?.oneOf(["local", "openai"]) ?? "local"
         let modelNode = try node.require("model")
@@ -219,6 +223,13 @@ public struct RunConfig: Sendable {
                 "an 'openai' engine needs model.revision (e.g. the Hugging Face commit) to pin its model.")
         }
         let slots = try node.child("slots")?.int() ?? 2
+        let task = try node.child("task")?.oneOf(["chat", "embed", "rerank"]) ?? "chat"
+        let threadsNode = try node.child("threads")
+        if let threadsNode, kind != "local" {
+            throw threadsNode.error("'threads' applies to engines of kind 'local' only.")
+        }
+        let threads = try threadsNode?.int() ?? Self.defaultThreads(task: task)
+        if threads < 0 { throw threadsNode!.error("threads must be 0 (llama.cpp decides) or more.") }
         return Engine(
             name: try node.child("name")?.string() ?? kind,
             kind: kind,
@@ -230,7 +241,16 @@ public struct RunConfig: Sendable {
             contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
             maxInFlight: strict ? 1 : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : 16),
             timeoutSeconds: try node.child("timeout_s")?.double() ?? 120,
-            maxRetries: try node.child("max_retries")?.int() ?? 3)
+            maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil)
+    }
+
+    /// Threads of a local engine when the config gives none. Chat engines: 0 (llama.cpp decides,
+    /// as always). Embedding and rerank engines: one core fewer than the machine has, at least
+    /// one: with every core, ggml's spinning threads stalled batches of 32 texts for seconds
+    /// whenever anything else ran (measured during a build on 2 cores: 1 thread 54 texts/s, slowest
+    /// batch 0.7 s; 2 threads 17 texts/s, slowest batch 4.8 s).
+    static func defaultThreads(task: String) -> Int {
+        task == "chat" ? 0 : max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
     }
 
     /// The config with every default filled in, as written to `config.resolved.yaml`.
@@ -261,7 +281,8 @@ public struct RunConfig: Sendable {
                         "base_urls": .array(e.baseURLs.map(JSONValue.string)), "api_key_env": optional(e.apiKeyEnv),
                         "slots": .int(Int64(e.slots)), "context_per_slot": .int(Int64(e.contextPerSlot)),
                         "max_in_flight": .int(Int64(e.maxInFlight)), "timeout_s": .double(e.timeoutSeconds),
-                        "max_retries": .int(Int64(e.maxRetries)),
+                        "max_retries": .int(Int64(e.maxRetries)), "task": .string(e.task),
+                        "threads": .optional(e.threads),
                     ]
                 }),
             "prompts": ["pack": .string(promptPack)],

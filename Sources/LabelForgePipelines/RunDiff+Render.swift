@@ -21,12 +21,19 @@ extension RunDiff {
                                 [
                                     "name": .string(f.name), "kind": .string(f.kind), "n": .int(Int64(f.count)),
                                     "agreement": .double(f.agreement), "kappa": number(f.kappa),
-                                    "confusion": .object(f.confusion.mapValues { .object($0.mapValues { .int(Int64($0)) }) }),
+                                    "confusion": .object(
+                                        f.confusion.mapValues { .object($0.mapValues { .int(Int64($0)) }) }),
                                     "mean_delta": number(f.meanDelta), "pearson": number(f.pearson),
                                     "spearman": number(f.spearman),
                                 ]
                             }),
                         "samples": .array(s.samples.map { ["row_id": .string($0.rowID), "a": $0.a, "b": $0.b] }),
+                        "vectors": s.vectors.map { v in
+                            [
+                                "n": .int(Int64(v.count)), "identical": .int(Int64(v.identical)),
+                                "mean_cosine": number(v.meanCosine), "min_cosine": number(v.minCosine),
+                            ]
+                        } ?? .null,
                     ]
                 }),
         ]
@@ -46,11 +53,15 @@ extension RunDiff {
         for s in stages {
             out.append("")
             out.append(
-                h + "stage \(s.id): \(s.changed) changed, \(s.unchanged) unchanged, \(s.onlyA) only in a, \(s.onlyB) only in b")
+                h
+                    + "stage \(s.id): \(s.changed) changed, \(s.unchanged) unchanged, \(s.onlyA) only in a, \(s.onlyB) only in b"
+            )
             for f in s.fields {
                 if f.kind == "text" {
                     out.append(
-                        bullet + "\(f.name) (text, n=\(f.count)): identical in \(String(format: "%.1f%%", f.agreement * 100))")
+                        bullet
+                            + "\(f.name) (text, n=\(f.count)): identical in \(String(format: "%.1f%%", f.agreement * 100))"
+                    )
                 } else if f.kind == "numeric" {
                     out.append(
                         bullet + "\(f.name) (numeric, n=\(f.count)): mean delta \(Self.format(f.meanDelta)), "
@@ -61,6 +72,12 @@ extension RunDiff {
                             + "kappa \(Self.format(f.kappa))")
                     if f.agreement < 1 { out += confusionTable(f.confusion, markdown: markdown) }
                 }
+            }
+            if let v = s.vectors {
+                out.append(
+                    bullet
+                        + "vectors (n=\(v.count)): \(v.identical) identical, cosine mean \(Self.format(v.meanCosine)), "
+                        + "min \(Self.format(v.minCosine))")
             }
             if !s.samples.isEmpty {
                 out.append(bullet + "changed rows (first \(s.samples.count)):")
@@ -78,12 +95,20 @@ extension RunDiff {
         let width = max(8, (rows + columns).map(\.count).max() ?? 8)
         func pad(_ s: String) -> String { s.padding(toLength: width, withPad: " ", startingAt: 0) }
         if markdown {
-            var lines = ["", "| a \\ b | " + columns.joined(separator: " | ") + " |", "|---|" + columns.map { _ in "---|" }.joined()]
-            for r in rows { lines.append("| \(r) | " + columns.map { String(confusion[r]?[$0] ?? 0) }.joined(separator: " | ") + " |") }
+            var lines = [
+                "", "| a \\ b | " + columns.joined(separator: " | ") + " |",
+                "|---|" + columns.map { _ in "---|" }.joined(),
+            ]
+            for r in rows {
+                lines.append(
+                    "| \(r) | " + columns.map { String(confusion[r]?[$0] ?? 0) }.joined(separator: " | ") + " |")
+            }
             return lines + [""]
         }
         var lines = ["    " + pad("a \\ b") + columns.map(pad).joined(separator: " ")]
-        for r in rows { lines.append("    " + pad(r) + columns.map { pad(String(confusion[r]?[$0] ?? 0)) }.joined(separator: " ")) }
+        for r in rows {
+            lines.append("    " + pad(r) + columns.map { pad(String(confusion[r]?[$0] ?? 0)) }.joined(separator: " "))
+        }
         return lines
     }
 

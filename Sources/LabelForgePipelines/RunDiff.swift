@@ -33,6 +33,16 @@ public struct RunDiff: Sendable {
         public var b: JSONValue
     }
 
+    /// An `embed` stage's vectors compared row by row (from both runs' `.npy` files).
+    public struct VectorDiff: Sendable {
+        /// Rows with a vector in both runs.
+        public var count: Int
+        /// Of those, rows whose vectors are bit-for-bit equal.
+        public var identical: Int
+        public var meanCosine: Double?
+        public var minCosine: Double?
+    }
+
     public struct StageDiff: Sendable {
         public var id: String
         public var onlyA: Int
@@ -41,6 +51,7 @@ public struct RunDiff: Sendable {
         public var unchanged: Int
         public var fields: [FieldDiff]
         public var samples: [Sample]
+        public var vectors: VectorDiff? = nil
     }
 
     public var a: String
@@ -113,6 +124,12 @@ public struct RunDiff: Sendable {
         }
         var pairs: [String: [(JSONValue, JSONValue)]] = [:]
         var matched = 0
+        // An embed stage's vectors live in `.npy` files: rows are compared by vector too, and their
+        // `index` (which shifts when a row fails) is left out of the comparison.
+        let vectorsA = try a.vectors(stage: id)
+        let vectorsB = try b.vectors(stage: id)
+        var vectorDiff = vectorsA != nil || vectorsB != nil ? VectorDiff(count: 0, identical: 0) : nil
+        var cosines: [Double] = []
         let readerA = try a.outputs(stage: id)
         while let (rowID, recordA, lineA) = try readerA.next() {
             let flatA = leaves(recordA)
@@ -124,7 +141,22 @@ public struct RunDiff: Sendable {
             matched += 1
             // Output lines are canonical JSON: equal records have equal lines.
             let recordB = lineA == lineB ? recordA : try JSONValue.parse(lineB).objectValue ?? [:]
-            if lineA == lineB {
+            var same = lineA == lineB
+            if vectorDiff != nil {
+                var withoutIndexA = recordA
+                var withoutIndexB = recordB
+                withoutIndexA["index"] = nil
+                withoutIndexB["index"] = nil
+                let x = try recordA["index"]?.intValue.flatMap { try vectorsA?.vector(at: $0) }
+                let y = try recordB["index"]?.intValue.flatMap { try vectorsB?.vector(at: $0) }
+                if let x, let y {
+                    vectorDiff!.count += 1
+                    if x == y { vectorDiff!.identical += 1 }
+                    cosines.append(Self.cosine(x, y))
+                }
+                same = withoutIndexA == withoutIndexB && x == y
+            }
+            if same {
                 diff.unchanged += 1
             } else {
                 diff.changed += 1
@@ -139,9 +171,22 @@ public struct RunDiff: Sendable {
             }
         }
         diff.onlyB = linesB.count - matched
+        if var vectorDiff {
+            vectorDiff.meanCosine = cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count)
+            vectorDiff.minCosine = cosines.min()
+            diff.vectors = vectorDiff
+        }
         let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
         diff.fields = fieldNames.map { fieldDiff($0, pairs[$0] ?? []) }
         return diff
+    }
+
+    static func cosine(_ x: [Float], _ y: [Float]) -> Double {
+        let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let norms =
+            x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            * y.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        return norms == 0 ? (x == y ? 1 : 0) : dot / norms
     }
 
     /// A field with more distinct values than this, and than half its rows, is reported as free

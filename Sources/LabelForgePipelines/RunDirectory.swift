@@ -42,7 +42,9 @@ public struct RunDirectory: Sendable {
                 // rename(2) fails if the target exists, so two runs never share a directory.
                 if rename(staging, runsDir + "/" + runID) == 0 { break }
                 guard errno == EEXIST || errno == ENOTEMPTY else {
-                    throw LabelForgeError(.io, "Cannot create the run directory \(runsDir)/\(runID): \(String(cString: strerror(errno))).")
+                    throw LabelForgeError(
+                        .io, "Cannot create the run directory \(runsDir)/\(runID): \(String(cString: strerror(errno)))."
+                    )
                 }
                 suffix += 1
                 runID = "\(base)-\(suffix)"
@@ -88,8 +90,9 @@ enum GitRevision {
     static func current() -> String? {
         guard let root = ProjectPaths.projectRoot() else { return nil }
         let gitDir = root + "/.git"
-        guard let head = try? String(contentsOfFile: gitDir + "/HEAD", encoding: .utf8)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard
+            let head = try? String(contentsOfFile: gitDir + "/HEAD", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
         else { return nil }
         guard head.hasPrefix("ref: ") else { return head }
         let ref = String(head.dropFirst(5))

@@ -26,6 +26,8 @@ final class RunExecution {
     let progress: @Sendable (RunProgress) -> Void
 
     private var stats: [String: StageStats] = [:]
+    /// `outputs/<stage>.npy` of each `embed` stage.
+    private var vectorFiles: [String: NpyWriter] = [:]
     private var scores: [String: Agreement] = [:]
     private var budget: FailureBudget
     private var recordedBarriers: Set<String>
@@ -49,9 +51,18 @@ final class RunExecution {
             logger: logger)
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []
+        let endpoints = engines.endpoints(infos: engineInfos)
+        var embedEndpoints: [String: EngineEndpoint] = [:]
+        for case let stage as EmbedStage in plan.graph.order {
+            guard var endpoint = endpoints[stage.config.engine] else { continue }
+            let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
+            endpoint.transport = EmbeddingBatcher(
+                base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
+            embedEndpoints[stage.config.id] = endpoint
+        }
         self.processor = RowProcessor(
-            config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: engines.endpoints(infos: engineInfos),
-            executor: executor, previous: self.previous, logger: logger)
+            config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
+            embedEndpoints: embedEndpoints, executor: executor, previous: self.previous, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest
@@ -65,6 +76,8 @@ final class RunExecution {
     private var stateDirectory: String { directory.path + "/.state" }
 
     private func rejectedPath(stage: String) -> String { directory.outputsPath + "/\(stage).rejected.jsonl" }
+
+    private func vectorsPath(stage: String) -> String { directory.outputsPath + "/\(stage).npy" }
 
     func run() async throws -> RunReport {
         let stages = graph.order
@@ -82,6 +95,9 @@ final class RunExecution {
         }
         for id in dropsRows where outputs[id] != nil { rejected[id] = try JSONLWriter(path: rejectedPath(stage: id)) }
         let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
+        for case let stage as EmbedStage in stages {
+            vectorFiles[stage.config.id] = try NpyWriter(path: vectorsPath(stage: stage.config.id))
+        }
 
         do {
             var source = try datasetSource()
@@ -110,6 +126,7 @@ final class RunExecution {
 
         for writer in outputs.values { try writer.sync() }
         for writer in rejected.values { try writer.sync() }
+        for writer in vectorFiles.values { try writer.finish() }
         try joined.sync()
         let report = makeReport()
         var digests: [String: String] = [:]
@@ -117,6 +134,10 @@ final class RunExecution {
             let path = directory.outputPath(stage: stage.config.id)
             guard FileManager.default.fileExists(atPath: path) else { continue }
             digests[stage.config.id] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+            if vectorFiles[stage.config.id] != nil {
+                digests[stage.config.id + ".npy"] = ContentHash.prefixed(
+                    try ContentHash.hexOfFile(atPath: vectorsPath(stage: stage.config.id)))
+            }
         }
         let summary = SummaryRecord(
             status: report.status, counts: counts, outputDigests: digests, engineRequests: report.engineRequests,
@@ -158,10 +179,16 @@ final class RunExecution {
         _ source: () throws -> PipelineRow?, through stages: [any PipelineStage], countingInputRows: Bool,
         outputs: [String: JSONLWriter], rejected: [String: JSONLWriter], sink: (PipelineRow) throws -> Void
     ) async throws {
-        let engineNames = Set(stages.compactMap { ($0 as? any RowStage)?.config.engine })
+        let chatEngines = Set(stages.compactMap { ($0 as? any RowStage)?.config.engine })
+        // Enough rows in flight to keep every engine busy, and every embed stage's batches full.
+        let batches = stages.compactMap { stage in
+            (stage as? EmbedStage).map { $0.options.batchSize * engines.handle($0.config.engine).config.maxInFlight }
+        }
+        let engineNames = chatEngines.union(stages.compactMap { ($0 as? EmbedStage)?.config.engine })
         let capacity =
             config.determinism == "strict"
-            ? 1 : max(1, engineNames.reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2)
+            ? 1
+            : max(1, engineNames.reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2, batches.max() ?? 0)
         var window = OrderedWindow<SegmentResult>(capacity: capacity)
         let processor = self.processor
         func collect(_ index: Int, _ result: SegmentResult) throws {
@@ -265,6 +292,10 @@ final class RunExecution {
         }
         var record: [String: JSONValue] = ["row_id": .string(emission.rowID)]
         for (key, value) in emission.record { record[key] = value }
+        if let vector = outcome.vector, outcome.failure == nil, let vectors = vectorFiles[stageID] {
+            record["index"] = .int(Int64(vectors.count))
+            try vectors.append(vector)
+        }
         var line = RowRecord(
             rowID: emission.rowID, stage: stageID, requestKeys: outcome.requestKeys, cache: outcome.cacheStatus,
             attempts: outcome.attempts, cacheHits: outcome.cacheHits, latencyMs: outcome.latencyMs,

@@ -21,9 +21,13 @@ public enum RunInspection {
         var tallies: [String: StageTally] = [:]
         try run.manifest().forEachRow { tallies[$0.stage, default: StageTally()].add($0) }
         let gold = run.summary?.gold ?? []
-        let stages: [JSONValue] = run.stageIDs.map { stage in
+        let stages: [JSONValue] = try run.stageIDs.map { stage in
             let tally = tallies[stage] ?? StageTally()
             let latencies = tally.latencies.sorted()
+            let vectors: JSONValue =
+                try run.vectors(stage: stage).map {
+                    ["rows": .int(Int64($0.rows)), "dimension": .int(Int64($0.dimension))]
+                } ?? .null
             return [
                 "id": .string(stage), "rows": .int(Int64(tally.rows)), "ok": .int(Int64(tally.rows - tally.failed)),
                 "failed": .int(Int64(tally.failed)), "dropped": .int(Int64(tally.dropped)),
@@ -36,6 +40,7 @@ public enum RunInspection {
                 "errors": .object(
                     tally.errors.mapValues { ["count": .int(Int64($0.count)), "example": $0.example] }),
                 "gold": .array(gold.filter { $0.stage == stage }.map(\.json)),
+                "vectors": vectors,
             ]
         }
         return ["run": header, "stages": .array(stages)]
@@ -102,7 +107,14 @@ public enum RunInspection {
                     requests.append(["key": .string(key), "missing": "not in this cache"])
                 }
             }
-            let output = try run.outputs(stage: stage).record(of: rowID).map(JSONValue.object) ?? .null
+            var output = try run.outputs(stage: stage).record(of: rowID).map(JSONValue.object) ?? .null
+            if let index = output["index"]?.intValue, let vector = try run.vectors(stage: stage)?.vector(at: index) {
+                // The first components, for a look; the whole vector is row `index` of the .npy.
+                output = .object(
+                    (output.objectValue ?? [:]).merging([
+                        "vector_head": .array(vector.prefix(8).map { .double((Double($0) * 1e6).rounded() / 1e6) })
+                    ]) { a, _ in a })
+            }
             stages.append([
                 "stage": .string(stage), "cache": .string(line.cache), "attempts": .int(Int64(line.attempts)),
                 "latency_ms": .int(Int64(line.latencyMs)), "error": line.error?.json ?? .null, "output": output,
@@ -159,6 +171,11 @@ public enum RunInspection {
             for (errorClass, error) in (stage["errors"]?.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
                 out.append(
                     "  error \(errorClass) ×\(error["count"]?.textForm ?? "?"), e.g. \(error["example"]?["row_id"]?.textForm ?? "?"): \(error["example"]?["message"]?.textForm ?? "")"
+                )
+            }
+            if let vectors = stage["vectors"], !vectors.isNull {
+                out.append(
+                    "  vectors: \(vectors["rows"]?.textForm ?? "?") × \(vectors["dimension"]?.textForm ?? "?") float32 in outputs/\(stage["id"]?.textForm ?? "?").npy"
                 )
             }
             for gold in stage["gold"]?.arrayValue ?? [] {

@@ -29,6 +29,7 @@ struct RunPlan: Sendable {
                 "\(config.file): stage '\(stage.config.id)' uses template '\(stage.config.template)', which prompt pack "
                     + "\(config.promptPack) does not have.\(hint)")
         }
+        try checkEngineTasks(stages: stages, config: config)
         let graph = try StageGraph.build(stages: stages, pack: pack)
         let dataset = try DatasetScan.scan(config: config, pack: pack, graph: graph, limit: config.limit)
         let models = try config.engines.map { try ResolvedModel.resolve($0) }
@@ -42,6 +43,25 @@ struct RunPlan: Sendable {
             config: config, pack: pack, stages: stages, graph: graph, dataset: dataset, models: models,
             resolved: resolved,
             configHash: ContentHash.prefixed(ContentHash.hex(resolved)), planHash: planHash)
+    }
+
+    /// Every stage's engine serves what the stage asks for: `embed` stages need an engine with
+    /// `task: embed`, stages that chat one with `task: chat`.
+    static func checkEngineTasks(stages: [any PipelineStage], config: RunConfig) throws {
+        for stage in stages {
+            guard let needed = StageRegistry.type(named: stage.config.type)?.engineTask,
+                let engine = config.engines.first(where: { $0.name == stage.config.engine }),
+                engine.task != needed
+            else { continue }
+            let example =
+                needed == "embed"
+                ? " e.g. {name: embedder, kind: local, task: embed, model: {id: all-minilm-l6-v2}}." : ""
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(stage.config.location): stage '\(stage.config.id)' (\(stage.config.type)) needs an engine with "
+                    + "task: \(needed), but engine '\(engine.name)' has task: \(engine.task). Add one to engines,\(example)"
+            )
+        }
     }
 
     /// The plan a run directory was made with (its `config.resolved.yaml`), checked against the

@@ -79,7 +79,8 @@ public struct RunReport: Sendable {
             for score in scores {
                 lines.append(
                     "| \(score.stage).\(score.field) | \(score.goldField) | \(score.agreement.count) | "
-                        + "\(Self.percent(score.agreement.accuracy)) | \(String(format: "%.3f", score.agreement.macroF1)) |")
+                        + "\(Self.percent(score.agreement.accuracy)) | \(String(format: "%.3f", score.agreement.macroF1)) |"
+                )
             }
         }
         return lines.joined(separator: "\n") + "\n"

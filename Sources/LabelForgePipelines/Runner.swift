@@ -245,16 +245,19 @@ struct ResolvedModel: Sendable {
     }
 
     static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    /// all-MiniLM-L6-v2 as `make setup` converts it (scripts/minilm_to_gguf.py).
+    static let defaultEmbeddingModelFile = "all-MiniLM-L6-v2.f16.gguf"
 
     static func resolve(_ engine: RunConfig.Engine) throws -> ResolvedModel {
         guard engine.kind == "local" else {
             return ResolvedModel(
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
-        guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultModelFile) else {
+        let defaultFile = engine.task == "chat" ? defaultModelFile : defaultEmbeddingModelFile
+        guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultFile) else {
             throw LabelForgeError(
                 .fileNotFound,
-                "The default model \(defaultModelFile) is not installed. Run `make setup`, or set engines[].model.path "
+                "The default model \(defaultFile) is not installed. Run `make setup`, or set engines[].model.path "
                     + "for engine '\(engine.name)' to a GGUF file.")
         }
         guard FileManager.default.fileExists(atPath: path) else {

@@ -41,16 +41,19 @@ struct StageType: Sendable {
     let name: String
     let keys: [String]
     let sampling: SamplingDefaults
+    /// The engine task the type's requests need (`chat`, `embed`); `nil` for stages that send none.
+    let engineTask: String?
     let parseOptions: @Sendable (ConfigReader, StageParseContext) throws -> any StageOptions
     let make: @Sendable (RunConfig.Stage) -> any PipelineStage
 
     init<Options: ParsedStageOptions>(
         _ name: String, options: Options.Type, sampling: SamplingDefaults = SamplingDefaults(),
-        make: @escaping @Sendable (RunConfig.Stage, Options) -> any PipelineStage
+        engineTask: String? = "chat", make: @escaping @Sendable (RunConfig.Stage, Options) -> any PipelineStage
     ) {
         self.name = name
         self.keys = Options.keys
         self.sampling = sampling
+        self.engineTask = engineTask
         self.parseOptions = { try Options.parse($0, $1) }
         // The registry parsed these options for this type, so the cast cannot fail.
         self.make = { make($0, $0.options as! Options) }
@@ -80,8 +83,9 @@ enum StageRegistry {
             "generate", options: GenerateOptions.self,
             sampling: SamplingDefaults(temperature: 0.7, maxTokens: 256, takesStop: true)
         ) { GenerateStage(config: $0, options: $1) },
-        StageType("filter", options: FilterOptions.self) { FilterStage(config: $0, options: $1) },
-        StageType("dedup", options: DedupOptions.self) { DedupStage(config: $0, options: $1) },
+        StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
+        StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
+        StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
     ]
 
     static var names: [String] { types.map(\.name) }
@@ -108,9 +112,7 @@ public func makeStage(_ config: RunConfig.Stage) -> any PipelineStage {
 
 extension RunConfig {
     /// Reads one entry of `stages`: the keys every stage has, then its type's options.
-    static func parseStage(
-        _ node: ConfigReader, engines: [String], defaultEngine: String, imageFields: [String]
-    ) throws -> Stage {
+    static func parseStage(_ node: ConfigReader, engines: [Engine], imageFields: [String]) throws -> Stage {
         let allKeys =
             StageRegistry.commonKeys
             + StageRegistry.types.flatMap(\.keys).filter { key in
@@ -138,7 +140,10 @@ extension RunConfig {
                     + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
         }
         let options = try type.parseOptions(node, StageParseContext(images: images))
-        let engine = try node.child("engine")?.oneOf(engines) ?? defaultEngine
+        // Default: the first engine serving what the type asks for, else the first engine.
+        let engine =
+            try node.child("engine")?.oneOf(engines.map(\.name))
+            ?? (engines.first { $0.task == type.engineTask } ?? engines[0]).name
         let sampling = try parseSampling(try node.child("sampling"), type: type, options: options)
         return Stage(
             id: id, type: type.name, engine: engine, template: try node.child("template")?.string() ?? type.name,

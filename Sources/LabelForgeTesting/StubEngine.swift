@@ -17,7 +17,7 @@ public enum StubAnswer: Sendable {
 /// can do: a VLM (`StubEngine.vision()`), faults on demand, and servers that ignore `response_format`.
 ///
 /// Binds `127.0.0.1:0`; read `baseURL` for the port. Routes: `POST /v1/chat/completions`,
-/// `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
+/// `POST /v1/embeddings`, `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
 /// and answers errors in vLLM's shape, `{"error": {message, type, param, code}}`. Counts every chat
 /// request it receives.
 public final class StubEngine: Sendable {
@@ -29,6 +29,19 @@ public final class StubEngine: Sendable {
         var chatRequests = 0
         var authorizations: [String] = []
         var bodies: [JSONValue] = []
+        var embeddingInputs: [[String]] = []
+    }
+
+    /// The inputs of each `/v1/embeddings` request received, in arrival order.
+    public var embeddingRequests: [[String]] { state.withLockedValue { $0.embeddingInputs } }
+
+    /// The stub's embedding of a text: 8 dimensions derived from its SHA-256, L2-normalized, so
+    /// equal texts get equal vectors and different texts (almost surely) different ones.
+    public static func embedding(of text: String) -> [Float] {
+        let digest = Array(ContentHash.hex(Data(text.utf8)).utf8)
+        let raw = (0..<8).map { Float(Int(digest[$0 * 2]) - 80) + Float(Int(digest[$0 * 2 + 1]) % 7) / 7 }
+        let norm = raw.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return raw.map { $0 / norm }
     }
 
     public var baseURL: String { "http://127.0.0.1:\(channel.localAddress!.port!)" }
@@ -154,7 +167,8 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(reply.count))
-            let responseHead = HTTPResponseHead(version: head.version, status: .init(statusCode: status), headers: headers)
+            let responseHead = HTTPResponseHead(
+                version: head.version, status: .init(statusCode: status), headers: headers)
             let respond = {
                 context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
@@ -178,11 +192,18 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         case (.GET, "/v1/models"):
             let models: JSONValue = [
                 "object": "list",
-                "data": [["id": .string(model), "object": "model", "created": 0, "owned_by": "vllm", "root": .string(model), "parent": nil, "max_model_len": 4096, "permission": []]],
+                "data": [
+                    [
+                        "id": .string(model), "object": "model", "created": 0, "owned_by": "vllm",
+                        "root": .string(model), "parent": nil, "max_model_len": 4096, "permission": [],
+                    ]
+                ],
             ]
             return (200, Array(CanonicalJSON.data(models)))
         case (.POST, "/v1/chat/completions"):
             return chat(head)
+        case (.POST, "/v1/embeddings"):
+            return embeddings()
         default:
             return error(404, "Not Found", type: "NotFoundError")
         }
@@ -212,13 +233,17 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         switch answer(request) {
         case .error(let status, let message):
-            let type = [400: "BadRequestError", 404: "NotFoundError", 429: "RateLimitError"][status] ?? "InternalServerError"
+            let type =
+                [400: "BadRequestError", 404: "NotFoundError", 429: "RateLimitError"][status] ?? "InternalServerError"
             return error(status, message, type: type)
         case .content(let text):
             let tokens = StubEngine.tokens(text)
             var choice: [String: JSONValue] = [
                 "index": 0,
-                "message": ["role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [], "reasoning_content": nil],
+                "message": [
+                    "role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [],
+                    "reasoning_content": nil,
+                ],
                 "logprobs": nil, "finish_reason": "stop", "stop_reason": nil,
             ]
             if request["logprobs"]?.boolValue == true {
@@ -227,11 +252,15 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                     "content": .array(
                         tokens.map { token in
                             [
-                                "token": .string(token), "logprob": .double(StubEngine.alternatives(for: token, count: 1)[0].1),
+                                "token": .string(token),
+                                "logprob": .double(StubEngine.alternatives(for: token, count: 1)[0].1),
                                 "bytes": .array(token.utf8.map { .int(Int64($0)) }),
                                 "top_logprobs": .array(
                                     StubEngine.alternatives(for: token, count: k).map { t, logprob in
-                                        ["token": .string(t), "logprob": .double(logprob), "bytes": .array(t.utf8.map { .int(Int64($0)) })]
+                                        [
+                                            "token": .string(t), "logprob": .double(logprob),
+                                            "bytes": .array(t.utf8.map { .int(Int64($0)) }),
+                                        ]
                                     }),
                             ]
                         })
@@ -241,15 +270,61 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             let reply: JSONValue = [
                 "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": .string(model),
                 "choices": [.object(choice)],
-                "usage": ["prompt_tokens": .int(promptTokens), "completion_tokens": .int(Int64(tokens.count)), "total_tokens": .int(promptTokens + Int64(tokens.count)), "prompt_tokens_details": nil],
+                "usage": [
+                    "prompt_tokens": .int(promptTokens), "completion_tokens": .int(Int64(tokens.count)),
+                    "total_tokens": .int(promptTokens + Int64(tokens.count)), "prompt_tokens_details": nil,
+                ],
                 "prompt_logprobs": nil, "kv_transfer_params": nil,
             ]
             return (200, Array(CanonicalJSON.data(reply)))
         }
     }
 
+    /// vLLM's `/v1/embeddings`: `input` a string or a non-empty list of strings, `model` the
+    /// served one; the answer lists one `embedding` per input with its `index`.
+    private func embeddings() -> (Int, [UInt8]) {
+        let data = Data(body.readableBytesView)
+        guard let request = try? JSONValue.parse(data), request.objectValue != nil else {
+            return error(400, "Expecting value: line 1 column 1 (char 0)", type: "BadRequestError")
+        }
+        guard request["model"]?.stringValue == model else {
+            return error(404, "The model `\(request["model"]?.textForm ?? "")` does not exist.", type: "NotFoundError")
+        }
+        let inputs: [String]
+        if let text = request["input"]?.stringValue {
+            inputs = [text]
+        } else if let items = request["input"]?.arrayValue, !items.isEmpty, items.allSatisfy({ $0.stringValue != nil })
+        {
+            inputs = items.compactMap(\.stringValue)
+        } else {
+            return error(400, "input: Input should be a valid string or list of strings", type: "BadRequestError")
+        }
+        if let format = request["encoding_format"]?.stringValue, !["float", "base64"].contains(format) {
+            return error(400, "encoding_format: Input should be 'float' or 'base64'", type: "BadRequestError")
+        }
+        state.withLockedValue { $0.embeddingInputs.append(inputs) }
+        let tokens = Int64(inputs.reduce(0) { $0 + StubEngine.tokens($1).count })
+        let reply: JSONValue = [
+            "id": "embd-stub", "object": "list", "created": 0, "model": .string(model),
+            "data": .array(
+                inputs.enumerated().map { index, text in
+                    [
+                        "index": .int(Int64(index)), "object": "embedding",
+                        "embedding": .array(StubEngine.embedding(of: text).map { .double(Double($0)) }),
+                    ]
+                }),
+            "usage": [
+                "prompt_tokens": .int(tokens), "total_tokens": .int(tokens), "completion_tokens": 0,
+                "prompt_tokens_details": nil,
+            ],
+        ]
+        return (200, Array(CanonicalJSON.data(reply)))
+    }
+
     private func error(_ status: Int, _ message: String, type: String) -> (Int, [UInt8]) {
-        let body: JSONValue = ["error": ["message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]]
+        let body: JSONValue = [
+            "error": ["message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]
+        ]
         return (status, Array(CanonicalJSON.data(body)))
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeLLM
 import LabelForgeTesting
 import Subprocess
 import SystemPackage
@@ -13,7 +14,9 @@ import Testing
         try ws.write(
             "mvp.yaml",
             try String(contentsOfFile: Self.root + "/configs/mvp.yaml", encoding: .utf8)
-                .replacingOccurrences(of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl")
+                .replacingOccurrences(
+                    of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl"
+                )
                 .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp")
                 .replacingOccurrences(of: "determinism: standard", with: "determinism: \(determinism)"))
     }
@@ -48,6 +51,40 @@ import Testing
             workingDirectory: Self.root)
     }
 
+    @Test(
+        "the embedding engine: all-MiniLM-L6-v2 as make setup converts it matches transformers' vectors (cosine ≥ 0.999)"
+    )
+    func minilmReference() async throws {
+        let fixture = try JSONValue.parse(
+            Data(contentsOf: URL(fileURLWithPath: Self.root + "/Tests/Fixtures/minilm-embeddings.json")))
+        let sentences = fixture["sentences"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let expected = fixture["embeddings"]?.arrayValue?.map { $0.arrayValue?.compactMap(\.doubleValue) ?? [] } ?? []
+        #expect(sentences.count == 8 && expected.count == 8)
+        let model = try #require(
+            ProjectPaths.defaultModel(named: "all-MiniLM-L6-v2.f16.gguf"), "run `make setup` to convert the model")
+        let ws = try TestWorkspace()
+        let options = LocalEngineOptions(
+            modelPath: model, task: .embed, slots: 1, contextPerSlot: 512, threads: 1, logPath: ws.path("engine.log"))
+        let vectors = try await LocalEngine.withRunning(options, logger: CapturedLogs().logger) { running in
+            try await OpenAIClient.withClient(
+                options: EndpointOptions(baseURLs: [running.baseURL], maxRetries: 0), logger: CapturedLogs().logger
+            ) { client in
+                let reply = try await client.send(
+                    EngineRequest(kind: .embeddings, body: EmbeddingsRequest(input: sentences).body(modelID: "minilm")))
+                return try EmbeddingsResponse(raw: reply.body).vectors
+            }
+        }
+        #expect(vectors.count == sentences.count)
+        for (vector, reference) in zip(vectors, expected) {
+            #expect(vector.count == 384)
+            let dot = zip(vector, reference).reduce(0.0) { $0 + Double($1.0) * $1.1 }
+            let norms =
+                vector.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+                * reference.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+            #expect(dot / norms >= 0.999, "cosine \(dot / norms)")
+        }
+    }
+
     func runDir(from stdout: String) throws -> String {
         let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
         return line.dropFirst(4).trimmingCharacters(in: .whitespaces)
@@ -57,7 +94,10 @@ import Testing
     func cachedRerun() async throws {
         let ws = try TestWorkspace()
         let config = try config(ws)
-        let arguments = ["run", "--config", config, "--limit", "20", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("cache.sqlite")]
+        let arguments = [
+            "run", "--config", config, "--limit", "20", "--runs-dir", ws.path("runs"), "--cache-path",
+            ws.path("cache.sqlite"),
+        ]
 
         let first = try await CLI.run(arguments, workingDirectory: Self.root)
         #expect(first.exitCode == 0, "\(first.stderr)")
@@ -67,7 +107,8 @@ import Testing
         #expect(second.exitCode == 0, "\(second.stderr)")
         #expect(second.stdout.contains("cache hit rate: 100.0% (40/40)"))
         #expect(second.stdout.contains("engine requests sent: 0"))
-        let a = try runDir(from: first.stdout), b = try runDir(from: second.stdout)
+        let a = try runDir(from: first.stdout)
+        let b = try runDir(from: second.stdout)
         #expect(a != b)
         #expect(try outputs(a) == outputs(b))
 
@@ -84,8 +125,10 @@ import Testing
         #expect(manifest[1...40].allSatisfy { $0["cache"] == "miss" && $0["error"] == nil })
 
         // Labels are real model answers within the label set, with a constrained confidence.
-        let sentiment = try String(contentsOfFile: a + "/outputs/sentiment.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONValue.parse(String($0)) }
+        let sentiment = try String(contentsOfFile: a + "/outputs/sentiment.jsonl", encoding: .utf8).split(
+            separator: "\n"
+        )
+        .map { try JSONValue.parse(String($0)) }
         #expect(sentiment.count == 20)
         for row in sentiment {
             #expect(["positive", "negative", "neutral"].contains(row["label"]?.stringValue ?? ""))
@@ -94,14 +137,18 @@ import Testing
         }
     }
 
-    @Test("configs/kernel-demo.yaml on the real engine: classify → filter → generate n=2 → dedup; rerun all hits; replay, diff, inspect")
+    @Test(
+        "configs/kernel-demo.yaml on the real engines: classify → filter → generate n=2 → dedup → embed; rerun all hits; replay, diff, inspect"
+    )
     func kernelDemo() async throws {
         let ws = try TestWorkspace()
         let first = try await run(config: "kernel-demo.yaml", limit: 16, in: ws)
         #expect(first.exitCode == 0, "\(first.stderr)")
         let a = try runDir(from: first.stdout)
         func lines(_ file: String) throws -> [JSONValue] {
-            try String(contentsOfFile: a + "/" + file, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+            try String(contentsOfFile: a + "/" + file, encoding: .utf8).split(separator: "\n").map {
+                try JSONValue.parse(String($0))
+            }
         }
         let sentiment = try lines("outputs/sentiment.jsonl")
         let kept = try lines("outputs/needs_reply.jsonl")
@@ -120,6 +167,13 @@ import Testing
         let unique = try lines("outputs/unique_replies.jsonl")
         #expect(unique.count + (try lines("outputs/unique_replies.rejected.jsonl")).count == replies.count)
         #expect(try lines("dataset.jsonl").count == unique.count)
+        // The replies that survive get a 384-d unit vector each, in output order, from the second engine.
+        let vectors = try lines("outputs/reply_vectors.jsonl")
+        #expect(vectors.map { $0["row_id"] } == unique.map { $0["row_id"] })
+        #expect(vectors.map { $0["index"]?.intValue } == Array(0..<unique.count))
+        #expect(vectors.allSatisfy { $0["dimension"] == 384 && abs(($0["norm"]?.doubleValue ?? 0) - 1) < 1e-3 })
+        let npy = try #require(FileManager.default.contents(atPath: a + "/outputs/reply_vectors.npy"))
+        #expect(npy.count == 128 + unique.count * 384 * 4)
 
         let second = try await run(config: "kernel-demo.yaml", limit: 16, in: ws)
         #expect(second.exitCode == 0, "\(second.stderr)")
@@ -127,23 +181,35 @@ import Testing
         #expect(second.stdout.contains("engine requests sent: 0"))
         let b = try runDir(from: second.stdout)
         for file in [
-            "sentiment", "needs_reply", "needs_reply.rejected", "reply", "unique_replies", "unique_replies.rejected",
+            "sentiment.jsonl", "needs_reply.jsonl", "needs_reply.rejected.jsonl", "reply.jsonl", "unique_replies.jsonl",
+            "unique_replies.rejected.jsonl", "reply_vectors.jsonl", "reply_vectors.npy",
         ] {
             #expect(
-                FileManager.default.contents(atPath: a + "/outputs/\(file).jsonl")
-                    == FileManager.default.contents(atPath: b + "/outputs/\(file).jsonl"), "\(file)")
+                FileManager.default.contents(atPath: a + "/outputs/\(file)")
+                    == FileManager.default.contents(atPath: b + "/outputs/\(file)"), "\(file)")
         }
         let replay = try await CLI.run(
-            ["replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+            [
+                "replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ])
         #expect(replay.exitCode == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("engine requests sent: 0"))
-        for (stage, count) in [("sentiment", 16), ("needs_reply", kept.count), ("reply", replies.count), ("unique_replies", unique.count)] {
-            #expect(replay.stdout.contains("\(stage): reproduced \(count)/\(count) rows byte-identical"), "\(replay.stdout)")
+        for (stage, count) in [
+            ("sentiment", 16), ("needs_reply", kept.count), ("reply", replies.count), ("unique_replies", unique.count),
+            ("reply_vectors", unique.count),
+        ] {
+            #expect(
+                replay.stdout.contains("\(stage): reproduced \(count)/\(count) rows byte-identical"), "\(replay.stdout)"
+            )
         }
         let diff = try await CLI.run(["diff", a, b])
         #expect(diff.exitCode == 0, "\(diff.stdout) \(diff.stderr)")
         #expect(diff.stdout.contains("stage reply: 0 changed, \(replies.count) unchanged"))
-        let inspect = try await CLI.run(["inspect", a, "--row", replies[0]["row_id"]!.stringValue!, "--cache-path", ws.path("c.sqlite")])
+        #expect(diff.stdout.contains("vectors (n=\(unique.count)): \(unique.count) identical"), "\(diff.stdout)")
+        let inspect = try await CLI.run([
+            "inspect", a, "--row", replies[0]["row_id"]!.stringValue!, "--cache-path", ws.path("c.sqlite"),
+        ])
         #expect(inspect.exitCode == 0, "\(inspect.stderr)")
     }
 
@@ -159,10 +225,12 @@ import Testing
         let second = try await CLI.run(arguments, workingDirectory: Self.root)
         #expect(first.exitCode == 0 && second.exitCode == 0, "\(first.stderr) \(second.stderr)")
         #expect(second.stdout.contains("engine requests sent: 16"))
-        let a = try runDir(from: first.stdout), b = try runDir(from: second.stdout)
+        let a = try runDir(from: first.stdout)
+        let b = try runDir(from: second.stdout)
         #expect(try outputs(a) == outputs(b))
         // The manifest records what the engine ran with, read back from /props.
-        let run = try JSONValue.parse(String(try String(contentsOfFile: a + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")[0]))
+        let run = try JSONValue.parse(
+            String(try String(contentsOfFile: a + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")[0]))
         #expect(run["engines"]?.arrayValue?.first?["info"]?["total_slots"] == 1)
         #expect(run["determinism"] == "strict")
     }
@@ -172,12 +240,18 @@ import Testing
         let ws = try TestWorkspace()
         let config = try config(ws)
         let first = try await CLI.run(
-            ["run", "--config", config, "--limit", "8", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            [
+                "run", "--config", config, "--limit", "8", "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ],
             workingDirectory: Self.root)
         #expect(first.exitCode == 0, "\(first.stderr)")
         let replay = try await CLI.run(
-            ["replay", "--manifest", try runDir(from: first.stdout) + "/manifest.jsonl", "--recompute", "--runs-dir", ws.path("runs"),
-             "--cache-path", ws.path("c.sqlite")],
+            [
+                "replay", "--manifest", try runDir(from: first.stdout) + "/manifest.jsonl", "--recompute", "--runs-dir",
+                ws.path("runs"),
+                "--cache-path", ws.path("c.sqlite"),
+            ],
             workingDirectory: Self.root)
         // Identical or not is what this measures (docs/determinism.md); both are valid outcomes.
         #expect(replay.exitCode == 0 || replay.exitCode == 1, "\(replay.stderr)")
@@ -192,7 +266,10 @@ import Testing
         let ws = try TestWorkspace()
         let config = try config(ws, determinism: "strict")
         let reference = try await CLI.run(
-            ["run", "--config", config, "--limit", "16", "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref.sqlite")],
+            [
+                "run", "--config", config, "--limit", "16", "--runs-dir", ws.path("ref"), "--cache-path",
+                ws.path("ref.sqlite"),
+            ],
             workingDirectory: Self.root)
         #expect(reference.exitCode == 0, "\(reference.stderr)")
         let referenceDir = try runDir(from: reference.stdout)
@@ -200,7 +277,10 @@ import Testing
         // Kill a fresh run (empty cache) part-way, then resume it.
         let killed = try await Subprocess.run(
             .path(FilePath(LabelForgeBinary.path())),
-            arguments: ["run", "--config", config, "--limit", "16", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            arguments: [
+                "run", "--config", config, "--limit", "16", "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ],
             workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
         ) { execution in
             try await Task.sleep(for: .seconds(7))
@@ -215,7 +295,8 @@ import Testing
         }
         #expect(survivors.isEmpty, "engine processes outlived a SIGKILLed labelforge: \(survivors)")
         let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
-        let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")], workingDirectory: Self.root)
+        let resumed = try await CLI.run(
+            ["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")], workingDirectory: Self.root)
         #expect(resumed.exitCode == 0, "\(resumed.stderr)")
         #expect(try outputs(dir) == outputs(referenceDir))
 
@@ -223,7 +304,10 @@ import Testing
         #expect(diff.exitCode == 0, "\(diff.stdout)")
 
         let replay = try await CLI.run(
-            ["replay", "--manifest", dir + "/manifest.jsonl", "--runs-dir", ws.path("replays"), "--cache-path", ws.path("c.sqlite")],
+            [
+                "replay", "--manifest", dir + "/manifest.jsonl", "--runs-dir", ws.path("replays"), "--cache-path",
+                ws.path("c.sqlite"),
+            ],
             workingDirectory: Self.root)
         #expect(replay.exitCode == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("engine requests sent: 0"))
@@ -240,8 +324,10 @@ import Testing
         let ws = try TestWorkspace()
         let result = try await run(config: "rubric.yaml", limit: 3, in: ws)
         #expect(result.exitCode == 0, "\(result.stderr)")
-        let rows = try String(contentsOfFile: try runDir(from: result.stdout) + "/outputs/usefulness.jsonl", encoding: .utf8)
-            .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        let rows = try String(
+            contentsOfFile: try runDir(from: result.stdout) + "/outputs/usefulness.jsonl", encoding: .utf8
+        )
+        .split(separator: "\n").map { try JSONValue.parse(String($0)) }
         #expect(rows.count == 3)
         for row in rows {
             for criterion in ["specificity", "helpfulness"] {

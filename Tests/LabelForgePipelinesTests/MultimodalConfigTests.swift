@@ -127,18 +127,25 @@ extension MultimodalConfigTests {
         let config = try RunConfig.load(
             file: ws.write(
                 "c.yaml",
-                Self.head + """
-                    stages:
-                      - {id: c, type: caption, style: detailed}
-                      - {id: k, type: classify, labels: [a, b], images: []}
-                      - {id: t, type: tag, attributes: [{name: a, type: string}]}
-                      - {id: r, type: rubric_score, criteria: [{name: q}]}
-                      - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
-                      - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
-                      - {id: f, type: filter, keep: {field: k.label, in: [a]}}
-                      - {id: d, type: dedup, field: g.text}
-                    """))
+                Self.head.replacingOccurrences(
+                    of: "engines: [{model: {id: m}}]",
+                    with: "engines: [{model: {id: m}}, {name: vectors, task: embed, threads: 1, model: {id: e}}]")
+                        + """
+                        stages:
+                          - {id: c, type: caption, style: detailed}
+                          - {id: k, type: classify, labels: [a, b], images: []}
+                          - {id: t, type: tag, attributes: [{name: a, type: string}]}
+                          - {id: r, type: rubric_score, criteria: [{name: q}]}
+                          - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
+                          - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
+                          - {id: f, type: filter, keep: {field: k.label, in: [a]}}
+                          - {id: d, type: dedup, field: g.text}
+                          - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
+                        """))
         #expect(Set(config.stages.map(\.type)) == Set(StageRegistry.names))
+        // Stages go to the first engine that serves what they ask for.
+        #expect(config.stages.first { $0.type == "embed" }?.engine == "vectors")
+        #expect(config.stages.first { $0.type == "classify" }?.engine == "local")
         let reloaded = try RunConfig.load(file: ws.write("resolved.yaml", try ResolvedYAML.string(config.resolvedJSON)))
         #expect(reloaded.resolvedJSON == config.resolvedJSON)
     }

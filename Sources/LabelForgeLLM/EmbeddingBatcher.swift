@@ -1,0 +1,133 @@
+import Foundation
+import LabelForgeCore
+import Synchronization
+
+/// A transport that sends single-text embeddings requests in batches: requests that arrive while
+/// earlier batches are on the wire wait, and the next batch takes up to `batchSize` of them as one
+/// `POST /v1/embeddings` with several inputs. Each caller gets back a body with its own vector
+/// (`index` 0), so every text keeps the cache key of its single-input request whatever batch it
+/// travelled in. Other requests pass straight through.
+///
+/// No timer and no task of its own: the caller that finds fewer than `maxConcurrentBatches`
+/// batches on the wire sends at once, with whatever waits, and keeps sending what queues up
+/// meanwhile; batches grow with the load.
+public final class EmbeddingBatcher: EngineTransport {
+    public let base: any EngineTransport
+    public let batchSize: Int
+    public let maxConcurrentBatches: Int
+    private let state = Mutex(State())
+
+    private struct Waiting {
+        var request: EngineRequest
+        var continuation: CheckedContinuation<EngineReply, any Error>
+    }
+
+    private struct State {
+        var queue: [Waiting] = []
+        var sending = 0
+    }
+
+    public init(base: any EngineTransport, batchSize: Int, maxConcurrentBatches: Int) {
+        self.base = base
+        self.batchSize = max(1, batchSize)
+        self.maxConcurrentBatches = max(1, maxConcurrentBatches)
+    }
+
+    public var requestsSent: Int { base.requestsSent }
+
+    public func send(_ request: EngineRequest) async throws -> EngineReply {
+        guard request.kind == .embeddings, request.body["input"]?.arrayValue?.count == 1 else {
+            return try await base.send(request)
+        }
+        while true {
+            let lead = state.withLock { state in
+                guard state.sending < maxConcurrentBatches else { return false }
+                state.sending += 1
+                return true
+            }
+            if lead { return try await sendAsLeader(request) }
+            do {
+                return try await withCheckedThrowingContinuation { continuation in
+                    let queued = state.withLock { state in
+                        // Every sender may have finished between the two locks: then nobody would
+                        // take this request, so its caller tries to become a sender instead.
+                        guard state.sending > 0 else { return false }
+                        state.queue.append(Waiting(request: request, continuation: continuation))
+                        return true
+                    }
+                    if !queued { continuation.resume(throwing: BecomeSender()) }
+                }
+            } catch is BecomeSender {
+                continue
+            }
+        }
+    }
+
+    private struct BecomeSender: Error {}
+
+    /// Sends `own` in the first batch with whatever waits, then keeps sending what queues up
+    /// until nothing waits; no task is spawned.
+    private func sendAsLeader(_ own: EngineRequest) async throws -> EngineReply {
+        var result: Result<EngineReply, any Error>?
+        while true {
+            let batch = state.withLock { state -> [Waiting] in
+                let room = result == nil ? batchSize - 1 : batchSize
+                let batch = Array(state.queue.prefix(room))
+                state.queue.removeFirst(batch.count)
+                if batch.isEmpty && result != nil { state.sending -= 1 }
+                return batch
+            }
+            if result != nil && batch.isEmpty { return try result!.get() }
+            let requests = (result == nil ? [own] : []) + batch.map(\.request)
+            let replies: Result<[EngineReply], any Error>
+            do {
+                replies = .success(try await send(requests))
+            } catch {
+                replies = .failure(error)
+            }
+            var waiting = batch[...]
+            switch replies {
+            case .success(var all):
+                if result == nil { result = .success(all.removeFirst()) }
+                for (waiter, reply) in zip(waiting, all) { waiter.continuation.resume(returning: reply) }
+            case .failure(let error):
+                if result == nil { result = .failure(error) }
+                while let waiter = waiting.popFirst() { waiter.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// One request for several single-text requests, split back into one reply each.
+    private func send(_ requests: [EngineRequest]) async throws -> [EngineReply] {
+        guard requests.count > 1 else { return [try await base.send(requests[0])] }
+        var body = requests[0].body.objectValue ?? [:]
+        body["input"] = .array(requests.map { $0.body["input"]?.arrayValue?.first ?? .null })
+        let reply = try await base.send(EngineRequest(kind: .embeddings, body: .object(body)))
+        return try Self.split(reply, count: requests.count)
+    }
+
+    /// One body per input, each with its vector as `data[0]` (index 0) and a share of the prompt
+    /// tokens (engines count them per batch only).
+    static func split(_ reply: EngineReply, count: Int) throws -> [EngineReply] {
+        guard let data = reply.body["data"]?.arrayValue, data.count == count else {
+            throw LabelForgeError(
+                .invalidResponse,
+                "The engine answered \(reply.body["data"]?.arrayValue?.count ?? 0) embeddings for \(count) inputs.")
+        }
+        var byIndex: [Int: JSONValue] = [:]
+        for (offset, item) in data.enumerated() { byIndex[item["index"]?.intValue ?? offset] = item }
+        let tokens = reply.body["usage"]?["prompt_tokens"]?.intValue ?? 0
+        return try (0..<count).map { index in
+            guard var item = byIndex[index]?.objectValue else {
+                throw LabelForgeError(
+                    .invalidResponse, "The engine's embeddings response has no item with index \(index).")
+            }
+            item["index"] = 0
+            var body = reply.body.objectValue ?? [:]
+            body["data"] = [.object(item)]
+            let share = tokens / count + (index < tokens % count ? 1 : 0)
+            body["usage"] = ["prompt_tokens": .int(Int64(share)), "total_tokens": .int(Int64(share))]
+            return EngineReply(body: .object(body), attempts: reply.attempts, latency: reply.latency)
+        }
+    }
+}

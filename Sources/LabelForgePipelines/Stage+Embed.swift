@@ -1,0 +1,61 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `embed`: one vector per row for a field's text (with an optional instruction prefix such as
+/// `query: `), from an engine that serves `/v1/embeddings`.
+///
+/// Each text is its own single-input request, so its cache key does not depend on the batch it
+/// travels in; `EmbeddingBatcher` sends up to `batch_size` of them at a time. Vectors go to
+/// `outputs/<stage>.npy` (float32, one row per output row, in output order); the stage's JSON output
+/// is the vector's `index` in that file, its `dimension` and its L2 `norm`.
+public struct EmbedStage: PipelineStage {
+    public let config: RunConfig.Stage
+    public let options: EmbedOptions
+    public let version = 1
+    public let outputFields = ["index", "dimension", "norm"]
+
+    public var optionReferences: [String] { [options.field] }
+
+    /// The text the engine embeds for a row; `nil` when the field is missing or null.
+    func text(of row: RowContext) -> String? {
+        guard let value = row.value(at: options.field), !value.isNull else { return nil }
+        return options.prefix + value.textForm
+    }
+
+    /// The single-input request for a text, as the engine's dialect writes it.
+    static func request(text: String, modelID: String) -> EngineRequest {
+        EngineRequest(kind: .embeddings, body: EmbeddingsRequest(input: [text]).body(modelID: modelID))
+    }
+
+    /// The output fields for a vector (its `index` is assigned when the vector is written).
+    static func fields(of vector: [Float]) -> [String: JSONValue] {
+        let norm = vector.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        return ["dimension": .int(Int64(vector.count)), "norm": .double((norm * 1e6).rounded() / 1e6)]
+    }
+}
+
+/// `embed`'s options: the field (or `stage.field` output) to embed, a prefix put before each text
+/// (e.g. `query: `, `passage: `), and how many texts go in one request.
+public struct EmbedOptions: ParsedStageOptions {
+    public var field: String
+    public var prefix = ""
+    public var batchSize = 32
+
+    static let keys = ["field", "prefix", "batch_size"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> EmbedOptions {
+        let batchNode = try node.child("batch_size")
+        let batchSize = try batchNode?.int() ?? 32
+        if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
+        return EmbedOptions(
+            field: try node.require("field").string(), prefix: try node.child("prefix")?.string() ?? "",
+            batchSize: batchSize)
+    }
+
+    public var resolvedJSON: [String: JSONValue] {
+        // `batch_size` changes how requests travel, never a vector: it is not part of the plan's
+        // identity beyond the resolved config, and cached vectors serve any batch size.
+        ["field": .string(field), "prefix": .string(prefix), "batch_size": .int(Int64(batchSize))]
+    }
+}

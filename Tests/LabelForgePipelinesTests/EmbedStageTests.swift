@@ -1,0 +1,133 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgePipelines
+
+@Suite struct EmbedStageTests {
+    static func config(_ ws: TestWorkspace, baseURL: String, batchSize: Int, extra: String = "") throws -> String {
+        try ws.write(
+            "config.yaml",
+            """
+            run: {name: embed-test, seed: 3}
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: chat, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+              - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0, max_in_flight: 2}
+            prompts: {pack: \(ws.path("prompts"))}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+              - {id: vec, type: embed, field: text, prefix: "passage: ", batch_size: \(batchSize)}
+            \(extra)
+            """)
+    }
+
+    /// The rows of an `.npy` file of float32 vectors, and its shape.
+    static func readNpy(_ path: String) throws -> (shape: [Int], rows: [[Float]]) {
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(Array(data[0..<8]) == [0x93] + Array("NUMPY".utf8) + [1, 0])
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+        #expect(header.hasPrefix("{'descr': '<f4', 'fortran_order': False, 'shape': ("))
+        #expect((10 + headerLength) % 64 == 0 && header.hasSuffix("\n"))
+        let shapeText = header.split(separator: "(")[1].split(separator: ")")[0]
+        let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let floats = EmbeddingsResponse.decodeFloats(Data(data[(10 + headerLength)...]))
+        let dimension = shape.count == 2 ? shape[1] : 0
+        let rows = dimension == 0 ? [] : (0..<shape[0]).map { Array(floats[($0 * dimension)..<(($0 + 1) * dimension)]) }
+        #expect(floats.count == shape.reduce(1, *))
+        return (shape, rows)
+    }
+
+    @Test("embed: one vector per row in outputs/<stage>.npy, index/dimension/norm in the JSONL, requests batched")
+    func vectors() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 10)
+        try ws.writePromptPack()
+        let stub = try await StubEngine.start()
+        let config = try Self.config(ws, baseURL: stub.baseURL, batchSize: 4)
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        let dir = report.runDirectory
+        let (shape, rows) = try Self.readNpy(dir.outputsPath + "/vec.npy")
+        #expect(shape == [10, 8])
+        let texts = (0..<10).map { "passage: Review number \($0): it's \"fine\" & works." }
+        #expect(rows == texts.map(StubEngine.embedding(of:)))
+        let lines = try StageGraphTests.lines(dir.outputPath(stage: "vec"))
+        #expect(lines.map { $0["index"]?.intValue } == Array(0..<10))
+        #expect(lines.allSatisfy { $0["dimension"] == 8 && abs(($0["norm"]?.doubleValue ?? 0) - 1) < 1e-5 })
+        // vLLM's wire format, in batches of at most 4 texts; every text sent once.
+        let batches = stub.embeddingRequests
+        #expect(batches.allSatisfy { (1...4).contains($0.count) })
+        #expect(batches.flatMap { $0 }.sorted() == texts.sorted())
+
+        // Another batch size re-uses every cached vector: no embeddings request, same bytes.
+        let second = try await Runner(
+            options: RunOptions(
+                configPath: try Self.config(ws, baseURL: stub.baseURL, batchSize: 3), runsDir: ws.path("runs")),
+            logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.embeddingRequests.count == batches.count)
+        #expect(second.cacheHitRate == 1)
+        for file in ["vec.npy", "vec.jsonl"] {
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: dir.outputsPath + "/" + file))
+                    == Data(contentsOf: URL(fileURLWithPath: second.runDirectory.outputsPath + "/" + file)))
+        }
+        await stub.stop()
+    }
+
+    @Test("an embed stage on an engine that does not serve embeddings is a config error naming both")
+    func engineTask() throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 2)
+        try ws.writePromptPack()
+        let path = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: \(ws.path("data/reviews.jsonl"))}
+            engines: [{name: chat, kind: openai, base_url: "http://127.0.0.1:9", model: {id: m, revision: r}}]
+            prompts: {pack: \(ws.path("prompts"))}
+            stages: [{id: vec, type: embed, field: text}]
+            """)
+        let error = #expect(throws: LabelForgeError.self) { try RunPlan.prepare(configPath: path, limit: nil) }
+        #expect(error?.message.contains("stage 'vec' (embed) needs an engine with task: embed") == true)
+        #expect(error?.message.contains("engine 'chat' has task: chat") == true)
+    }
+
+    @Test("the batcher sends waiting texts together, at most batch_size at a time, and answers each caller")
+    func batcher() async throws {
+        let transport = InMemoryTransport(gated: true)
+        let batcher = EmbeddingBatcher(base: transport, batchSize: 3, maxConcurrentBatches: 1)
+        let texts = (0..<7).map { "text \($0)\(String(repeating: "x", count: $0))" }
+        let vectors = try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in
+            for (index, text) in texts.enumerated() {
+                group.addTask {
+                    let reply = try await batcher.send(
+                        EngineRequest(kind: .embeddings, body: EmbeddingsRequest(input: [text]).body(modelID: "m")))
+                    return (index, try EmbeddingsResponse(raw: reply.body).vectors)
+                }
+            }
+            // Let every caller queue behind the first request, then release the engine.
+            while transport.requests.count < 1 { await Task.yield() }
+            try await Task.sleep(for: .milliseconds(50))
+            transport.open()
+            var vectors: [Int: [[Float]]] = [:]
+            for try await (index, vector) in group { vectors[index] = vector }
+            return vectors
+        }
+        for (index, text) in texts.enumerated() {
+            // The in-memory engine's first dimension is the text's length.
+            #expect(vectors[index] == [[Float(text.count), 1, -0.5]])
+        }
+        let sizes = transport.requests.map { $0.body["input"]?.arrayValue?.count ?? 0 }
+        #expect(sizes.reduce(0, +) == 7)
+        #expect(sizes.allSatisfy { $0 <= 3 })
+        #expect(sizes.count == 3, "\(sizes)")
+    }
+}
