@@ -247,8 +247,8 @@ public struct RunConfig: Sendable {
     /// Threads of a local engine when the config gives none. Chat engines: 0 (llama.cpp decides,
     /// as always). Embedding and rerank engines: one core fewer than the machine has, at least
     /// one: with every core, ggml's spinning threads stalled batches of 32 texts for seconds
-    /// whenever anything else ran (measured during a build on 2 cores: 1 thread 54 texts/s, slowest
-    /// batch 0.7 s; 2 threads 17 texts/s, slowest batch 4.8 s).
+    /// whenever anything else ran (2 cores, docs/config.md: idle, 2 threads 132 texts/s and 1
+    /// thread 91; during a build, 2 threads 17 texts/s with a batch up to 4.8 s, 1 thread 54).
     static func defaultThreads(task: String) -> Int {
         task == "chat" ? 0 : max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
     }
