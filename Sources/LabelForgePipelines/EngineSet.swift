@@ -77,17 +77,22 @@ struct EngineSet: Sendable {
         for handle in handles.values { await handle.client.shutdown() }
     }
 
-    /// Runs `body` with every engine up. Errors while starting a local engine go through
-    /// `onStartFailure`, which records them and returns the error to throw.
+    /// Runs `body` with every engine a stage sends requests to up (a local one as its own server);
+    /// engines no stage uses are neither started nor contacted. Errors while starting a local engine
+    /// go through `onStartFailure`, which records them and returns the error to throw.
     static func withEngines<T: Sendable>(
         config: RunConfig, models: [ResolvedModel], logPath: String, logger: Logger,
         _ body: (EngineSet) async throws -> T,
         onStartFailure: (LabelForgeError) -> LabelForgeError
     ) async throws -> T {
         var started = false
+        // Only engines a stage sends requests to are started: a config may list more.
+        let used = Set(
+            config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask != nil }.map(\.engine))
         do {
             return try await start(
-                remaining: config.engines[...], config: config, models: models, logPath: logPath, logger: logger,
+                remaining: config.engines.filter { used.contains($0.name) }[...], config: config, models: models,
+                logPath: logPath, logger: logger,
                 handles: [:]
             ) { set in
                 started = true

@@ -82,6 +82,35 @@ import Testing
         await stub.stop()
     }
 
+    @Test("an engine no stage uses is neither started nor contacted")
+    func unusedEngine() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 3)
+        try ws.writePromptPack()
+        let stub = try await StubEngine.start()
+        let config = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: chat, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+              - {name: nowhere, kind: openai, task: embed, base_url: "http://127.0.0.1:9", model: {id: e, revision: r1}, max_retries: 0}
+            prompts: {pack: \(ws.path("prompts"))}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages: [{id: sentiment, type: classify, template: classify, labels: [positive, negative]}]
+            """)
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        let runLine = try JSONValue.parse(
+            String(
+                try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8).split(separator: "\n")[0])
+        )
+        #expect(runLine["engines"]?.arrayValue?.compactMap { $0["name"]?.stringValue } == ["chat"])
+        await stub.stop()
+    }
+
     @Test("an embed stage on an engine that does not serve embeddings is a config error naming both")
     func engineTask() throws {
         let ws = try TestWorkspace()
