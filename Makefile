@@ -14,6 +14,7 @@ demo: setup build
 	$(BIN) run --config configs/mvp.yaml
 
 test: setup
+	@[ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
 	$(SWIFT) build --build-tests
 	LABELFORGE_BIN=$(CURDIR)/$(BIN) $(SWIFT) test --skip-build
 

@@ -86,8 +86,8 @@ enum Timestamp {
 }
 
 /// The checkout's git revision, read from `.git` without running git.
-enum GitRevision {
-    static func current() -> String? {
+public enum GitRevision {
+    public static func current() -> String? {
         guard let root = ProjectPaths.projectRoot() else { return nil }
         let gitDir = root + "/.git"
         guard

@@ -1,4 +1,6 @@
 import ArgumentParser
+import LabelForgeCore
+import LabelForgePipelines
 
 @main
 struct LabelForgeCommand: AsyncParsableCommand {
@@ -10,7 +12,8 @@ struct LabelForgeCommand: AsyncParsableCommand {
             usage, config, dataset or prompt pack; 69 the engine could not be reached or started; 130 interrupted. \
             diff: 0 no output differs, 1 some do, 2 error.
             """,
-        version: "0.1.0",
+        // The release and the checkout's git revision (read from `.git` when run from a checkout).
+        version: "labelforge \(LabelForgeVersion.current) (git \(GitRevision.current() ?? "revision unknown"))",
         subcommands: [Run.self, Replay.self, Diff.self, Inspect.self, Cache.self]
     )
 }

@@ -1,6 +1,8 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeTesting
+import Subprocess
+import SystemPackage
 import Testing
 
 /// The CLI as a user meets it: the built binary, its output and its exit codes.
@@ -15,6 +17,27 @@ import Testing
         for option in ["--config", "--runs-dir", "--limit", "--no-cache", "--cache-path", "--verbose"] {
             #expect(run.stdout.contains(option), "run --help does not mention \(option)")
         }
+    }
+
+    @Test("--version prints the release and the checkout's git revision")
+    func version() async throws {
+        let result = try await CLI.run(["--version"], workingDirectory: LabelForgeBinary.projectRoot())
+        #expect(result.exitCode == 0)
+        let line = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(line.hasPrefix("labelforge \(LabelForgeVersion.current) (git "), "\(line)")
+        // A checkout (CI clones one) names its revision: 40 hex digits.
+        #expect(line.range(of: "\\(git [0-9a-f]{40}\\)$", options: .regularExpression) != nil, "\(line)")
+    }
+
+    @Test("CITATION.cff is valid CFF 1.2 (cffconvert --validate, installed by make test)")
+    func citation() async throws {
+        let root = LabelForgeBinary.projectRoot()
+        let result = try await Subprocess.run(
+            .path(FilePath(root + "/.venv/bin/cffconvert")), arguments: ["--validate", "-i", root + "/CITATION.cff"],
+            output: .string(limit: 1 << 16), error: .string(limit: 1 << 16))
+        #expect(result.terminationStatus.isSuccess, "\(result.standardOutput) \(result.standardError)")
+        #expect(result.standardOutput.contains("valid according to schema version 1.2.0"))
+        #expect(FileManager.default.fileExists(atPath: root + "/LICENSE"))
     }
 
     @Test("a config typo is one error line naming file, line and suggestion, exit 64")
