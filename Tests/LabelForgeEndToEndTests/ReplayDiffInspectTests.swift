@@ -45,7 +45,9 @@ import Testing
         let sent = stub.chatRequests
         await stub.stop()
 
-        let replay = try await CLI.run(["replay", "--manifest", original + "/manifest.jsonl", "--runs-dir", ws.path("runs")])
+        let replay = try await CLI.run([
+            "replay", "--manifest", original + "/manifest.jsonl", "--runs-dir", ws.path("runs"),
+        ])
         #expect(replay.exitCode == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("sentiment: reproduced \(Self.rows)/\(Self.rows) rows byte-identical"))
         #expect(replay.stdout.contains("engine requests sent: 0"))
@@ -54,6 +56,50 @@ import Testing
             .dropFirst(8).split(separator: " ").first.map(String.init)
         let manifest = try String(contentsOfFile: try #require(replayDir) + "/manifest.jsonl", encoding: .utf8)
         #expect(manifest.contains(#""replay_of":"\#((original as NSString).lastPathComponent)""#))
+    }
+
+    @Test(
+        "export to Label Studio, answer, import-review: the answers become gold fields of a dataset the next run scores against"
+    )
+    func exportAndImport() async throws {
+        let stub = try await StubEngine.start(answer: StubEngine.followConstraintBySeed)
+        let (ws, config) = try workspace(stub: stub)
+        let original = try await run(config, ws)
+        let export = try await CLI.run(
+            ["export", original, "--format", "label-studio", "--stage", "sentiment", "--output", ws.path("ls")])
+        #expect(export.exitCode == 0, "\(export.stderr)")
+        #expect(export.stdout.contains("exported \(Self.rows) rows of stage sentiment"), "\(export.stdout)")
+        #expect(FileManager.default.fileExists(atPath: ws.path("ls/label_config.xml")))
+        // A reviewer accepts every prediction: Label Studio's export then has them as annotations.
+        var tasks = try #require(
+            try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: ws.path("ls/tasks.json")))).arrayValue)
+        for i in tasks.indices {
+            var task = tasks[i].objectValue!
+            let result = task["predictions"]?.arrayValue?.first?["result"] ?? []
+            task["annotations"] = [["was_cancelled": false, "result": result]]
+            tasks[i] = .object(task)
+        }
+        try CanonicalJSON.string(.array(tasks)).write(
+            toFile: ws.path("answers.json"), atomically: true, encoding: .utf8)
+        let imported = try await CLI.run([
+            "import-review", ws.path("answers.json"), "--output", ws.path("data/reviewed.jsonl"),
+        ])
+        #expect(imported.exitCode == 0, "\(imported.stderr)")
+        #expect(imported.stdout.contains("wrote \(Self.rows) rows"))
+        let rows = try String(contentsOfFile: ws.path("data/reviewed.jsonl"), encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        #expect(
+            rows.allSatisfy { ["positive", "negative", "neutral"].contains($0["gold_sentiment"]?.stringValue ?? "") })
+        // Scoring the same model against its own accepted answers: 100% agreement.
+        let rescored = try ws.write(
+            "rescored.yaml",
+            try String(contentsOfFile: config, encoding: .utf8)
+                .replacingOccurrences(of: "data/reviews.jsonl", with: "data/reviewed.jsonl")
+                .replacingOccurrences(of: "gold_field: sentiment", with: "gold_field: gold_sentiment"))
+        let second = try await CLI.run(["run", "--config", rescored, "--runs-dir", ws.path("runs")])
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("accuracy sentiment.label vs gold_sentiment: 100.0%"), "\(second.stdout)")
+        await stub.stop()
     }
 
     @Test("replay lists missing cache entries instead of calling the engine")
@@ -79,7 +125,9 @@ import Testing
         let (ws, config) = try workspace(stub: stub)
         let original = try await run(config, ws)
         try ws.write("prompts/classify.mustache", "Changed: {{text}}\n")
-        let replay = try await CLI.run(["replay", "--manifest", original + "/manifest.jsonl", "--runs-dir", ws.path("runs")])
+        let replay = try await CLI.run([
+            "replay", "--manifest", original + "/manifest.jsonl", "--runs-dir", ws.path("runs"),
+        ])
         #expect(replay.exitCode == 64)
         #expect(replay.stderr.contains("prompt pack \(ws.path("prompts")) changed"))
     }
@@ -128,7 +176,8 @@ import Testing
         let json = try await CLI.run(["diff", a, b, "--format", "json"])
         let value = try JSONValue.parse(json.stdout)
         #expect(value["outputs_differ"] == true)
-        let label = try #require(value["stages"]?.arrayValue?.first?["fields"]?.arrayValue?.first { $0["name"] == "label" })
+        let label = try #require(
+            value["stages"]?.arrayValue?.first?["fields"]?.arrayValue?.first { $0["name"] == "label" })
         #expect(label["n"] == .int(Int64(Self.rows)))
         #expect(label["kappa"]?.doubleValue != nil)
         let markdown = try await CLI.run(["diff", a, b, "--format", "markdown"])
@@ -140,7 +189,8 @@ import Testing
     @Test("inspect: header, per-stage counts, errors with an example, and one row's lineage")
     func inspect() async throws {
         let stub = try await StubEngine.start { body in
-            CanonicalJSON.string(body["messages"] ?? nil).contains("VIOLATE") ? .content("maybe?") : StubEngine.followConstraint(body)
+            CanonicalJSON.string(body["messages"] ?? nil).contains("VIOLATE")
+                ? .content("maybe?") : StubEngine.followConstraint(body)
         }
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)

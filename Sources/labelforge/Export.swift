@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import LabelForgeCore
+import LabelForgePipelines
+
+extension ReviewExport.Format: ExpressibleByArgument {}
+extension ReviewExport.Images: ExpressibleByArgument {}
+
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a stage's labels for human review: Label Studio, Argilla or JSONL.",
+        discussion: """
+            label-studio writes tasks.json (import it into a project) and label_config.xml (the project's labeling \
+            interface), with the model's answers as predictions; argilla writes records.jsonl and settings.json, with \
+            the answers as suggestions; jsonl writes rows.jsonl. Failed rows are left out. Import human answers back \
+            with `labelforge import-review`.
+            """
+    )
+
+    @Argument(help: "The run directory (runs/<id>).")
+    var run: String
+
+    @Option(name: .long, help: "label-studio, argilla or jsonl.")
+    var format: ReviewExport.Format
+
+    @Option(name: .long, help: "The stage to export (default: the first one with labels to review).")
+    var stage: String?
+
+    @Option(name: .long, help: "Where to write the files (default: <run>/export/<format>).")
+    var output: String?
+
+    @Option(name: .long, help: "Only rows whose output differs in this other run (the rows to look at first).")
+    var onlyDisagreements: String?
+
+    @Option(name: .long, help: "A random sample of this many rows (reproducible with --seed).")
+    var sample: Int?
+
+    @Option(name: .long, help: "The sample's seed.")
+    var seed: UInt64 = 0
+
+    @Option(name: .long, help: "Images as their file path or as data URLs: path or data-url.")
+    var images: ReviewExport.Images = .path
+
+    func run() async throws {
+        do {
+            let artifacts = try RunArtifacts.load(run)
+            let export = try ReviewExport(run: artifacts, stage: stage)
+            let rows = try export.rows(
+                disagreeingWith: try onlyDisagreements.map(RunArtifacts.load), sample: sample, seed: seed)
+            let directory = output ?? artifacts.directory + "/export/" + format.rawValue
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            var written: [String] = []
+            func write(_ name: String, _ text: String) throws {
+                try text.write(toFile: directory + "/" + name, atomically: true, encoding: .utf8)
+                written.append(directory + "/" + name)
+            }
+            switch format {
+            case .labelStudio:
+                try write("tasks.json", CanonicalJSON.string(export.labelStudioTasks(rows, images: images)) + "\n")
+                try write("label_config.xml", export.labelStudioConfig(rows))
+            case .argilla:
+                try write("settings.json", CanonicalJSON.string(export.argillaSettings(rows)) + "\n")
+                try write(
+                    "records.jsonl",
+                    export.argillaRecords(rows, images: images).map { CanonicalJSON.string($0) + "\n" }.joined())
+            case .jsonl:
+                try write("rows.jsonl", export.jsonlRecords(rows).map { CanonicalJSON.string($0) + "\n" }.joined())
+            }
+            print("exported \(rows.count) rows of stage \(export.stage)")
+            for path in written { print("  \(path)") }
+        } catch {
+            throw Terminal.exit(for: error)
+        }
+    }
+}
+
+struct ImportReview: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-review",
+        abstract: "Turn a Label Studio export of human answers into a dataset with gold fields.",
+        discussion: """
+            Each task becomes a row: its data fields plus gold_<question> per answered question (a question named \
+            stage.attribute becomes gold_stage_attribute). Point a stage's gold_field at them to score the next run.
+            """
+    )
+
+    @Argument(help: "A Label Studio JSON export (Export → JSON).")
+    var file: String
+
+    @Option(name: .long, help: "The dataset file to write (JSONL).")
+    var output: String
+
+    @Option(name: .long, help: "Prefix of the gold fields.")
+    var prefix: String = "gold_"
+
+    func run() async throws {
+        do {
+            let (rows, skipped) = try ReviewImport.rows(labelStudioExport: file, prefix: prefix)
+            try rows.map { CanonicalJSON.string($0) + "\n" }.joined().write(
+                toFile: output, atomically: true, encoding: .utf8)
+            print(
+                "wrote \(rows.count) rows to \(output)"
+                    + (skipped > 0 ? " (\(skipped) tasks without an answer left out)" : ""))
+        } catch {
+            throw Terminal.exit(for: error)
+        }
+    }
+}
