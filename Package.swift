@@ -52,6 +52,15 @@ let package = Package(
             name: "LabelForgeEval",
             dependencies: ["LabelForgeCore"]
         ),
+        // OpenBLAS from Debian (libopenblas-dev), for the matrix products of vector search.
+        .systemLibrary(
+            name: "COpenBLAS", path: "Sources/COpenBLAS",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "LabelForgeVectors",
+            dependencies: ["COpenBLAS"]
+        ),
         .target(
             name: "LabelForgePipelines",
             dependencies: [
@@ -91,6 +100,7 @@ let package = Package(
             dependencies: ["LabelForgeCache", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
+        .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors"]),
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
         .testTarget(
             name: "LabelForgeEndToEndTests",

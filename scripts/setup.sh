@@ -8,6 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
+
+# OpenBLAS (Debian's libopenblas-dev) for vector search's matrix products; the build links it.
+if ! ldconfig -p 2>/dev/null | grep -q "libopenblas.so " || \
+   { [ ! -e /usr/include/cblas.h ] && [ ! -e /usr/include/x86_64-linux-gnu/cblas.h ] && [ ! -e /usr/include/aarch64-linux-gnu/cblas.h ]; }; then
+  echo "setup: installing OpenBLAS (Debian libopenblas-dev)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libopenblas-dev >/dev/null
+fi
 VENV=.venv
 SMOLLM2_VERSION=0.1.2
 XLLAMACPP_VERSION=2026.10.11549
