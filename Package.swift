@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "LabelForgePipelines",
             dependencies: [
-                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval",
+                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval", "LabelForgeVectors",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),

@@ -181,6 +181,41 @@ struct RowProcessor: Sendable {
         return outcome
     }
 
+    /// Vectors for texts, for a dataset-wide stage: one single-text request each through the
+    /// executor (cache, single flight) and the stage's batcher, with enough in flight to fill batches.
+    func embed(_ texts: [String], stageID: String) async throws -> [[Float]] {
+        guard let engine = embedEndpoints[stageID] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no embedding engine.")
+        }
+        let window = 256
+        return try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
+            var vectors = [[Float]](repeating: [], count: texts.count)
+            var next = 0
+            func add() {
+                let index = next
+                next += 1
+                let request = PreparedRequest(
+                    EmbedStage.request(text: texts[index], modelID: engine.modelID), on: engine)
+                group.addTask {
+                    let answer = try await executor.execute(request, on: engine)
+                    let response =
+                        try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
+                        ?? EmbeddingsResponse(raw: answer.response)
+                    guard let vector = response.vectors.first, response.vectors.count == 1 else {
+                        throw LabelForgeError(.invalidResponse, "expected one vector for one text")
+                    }
+                    return (index, vector)
+                }
+            }
+            while next < min(window, texts.count) { add() }
+            while let (index, vector) = try await group.next() {
+                vectors[index] = vector
+                if next < texts.count { add() }
+            }
+            return vectors
+        }
+    }
+
     /// One row's vector: a single-text embeddings request through the executor (and the stage's
     /// batcher on a miss).
     private func run(_ stage: EmbedStage, row: RowContext) async throws -> StageOutcome {

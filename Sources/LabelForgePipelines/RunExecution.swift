@@ -53,11 +53,12 @@ final class RunExecution {
         self.recordedBarriers = previous?.barriers ?? []
         let endpoints = engines.endpoints(infos: engineInfos)
         var embedEndpoints: [String: EngineEndpoint] = [:]
-        for case let stage as EmbedStage in plan.graph.order {
-            guard var endpoint = endpoints[stage.config.engine] else { continue }
+        for stage in plan.graph.order {
+            let batchSize = (stage as? EmbedStage)?.options.batchSize ?? (stage as? MineStage)?.options.batchSize
+            guard let batchSize, var endpoint = endpoints[stage.config.engine] else { continue }
             let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
             endpoint.transport = EmbeddingBatcher(
-                base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
+                base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
             embedEndpoints[stage.config.id] = endpoint
         }
         self.processor = RowProcessor(
@@ -112,7 +113,7 @@ final class RunExecution {
                 }
                 guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else { break }
                 try barrierInput.commit()
-                let result = try runBarrier(barrier, input: barrierInput.path)
+                let result = try await runBarrier(barrier, input: barrierInput.path)
                 let reader = try RowFileReader(path: result, images: config.dataset.images)
                 source = { try reader.next() }
             }
@@ -227,7 +228,7 @@ final class RunExecution {
     }
 
     /// Runs a barrier over its committed input and commits its result; returns the result's path.
-    private func runBarrier(_ barrier: any BarrierStage, input: String) throws -> String {
+    private func runBarrier(_ barrier: any BarrierStage, input: String) async throws -> String {
         let id = barrier.config.id
         let images = config.dataset.images
         let result = try RowFileWriter(path: stateDirectory + "/\(id).rows.jsonl")
@@ -237,10 +238,22 @@ final class RunExecution {
         let reads = graph.reads(of: id)
         var rowsIn = 0
         let start = ContinuousClock.now
-        try barrier.run(
+        let processor = self.processor
+        let outputs = directory.outputsPath
+        let services = BarrierServices(
+            runSeed: config.seed,
+            embed: { try await processor.embed($0, stageID: id) },
+            writeOutput: { name, bytes in
+                let path = outputs + "/" + name
+                try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
+                try? FileManager.default.removeItem(atPath: path)
+                try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+            })
+        try await barrier.run(
             rows: { try RowFileReader(path: input, images: images) },
             context: { $0.context(reading: reads) },
-            failure: { self.processor.upstreamFailure(of: id, in: $0) }
+            failure: { self.processor.upstreamFailure(of: id, in: $0) },
+            services: services
         ) { row, verdict in
             rowsIn += 1
             var emission = StageEmission(

@@ -21,10 +21,22 @@ protocol BarrierStage: PipelineStage {
     /// - Parameters:
     ///   - context: the row as this stage sees it (its upstream outputs included).
     ///   - failure: why the row cannot be judged (an upstream stage it reads failed), if so.
+    ///   - services: what the run offers a barrier besides its rows (engine requests, files).
     func run(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        emit: (PipelineRow, BarrierVerdict) throws -> Void
-    ) throws
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) async throws
+}
+
+/// What the run offers a dataset-wide stage besides its rows.
+struct BarrierServices: Sendable {
+    /// The run's seed, for stages that sample.
+    var runSeed: UInt64
+    /// Vectors for texts from the stage's engine: one cached single-text request each, sent in
+    /// batches; in the order of the texts.
+    var embed: @Sendable ([String]) async throws -> [[Float]]
+    /// Writes a file of the stage's own into `outputs/`, atomically (e.g. a training file).
+    var writeOutput: @Sendable (_ name: String, _ bytes: [UInt8]) throws -> Void
 }
 
 /// `dedup` with `method: exact`: rows whose field is the same text after normalization (Unicode
@@ -49,8 +61,8 @@ struct DedupStage: BarrierStage {
 
     func run(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        emit: (PipelineRow, BarrierVerdict) throws -> Void
-    ) throws {
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) async throws {
         let field = options.field
         func key(_ row: PipelineRow) -> String? {
             guard failure(row) == nil, let value = context(row).value(at: field), !value.isNull else { return nil }

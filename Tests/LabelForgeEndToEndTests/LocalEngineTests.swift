@@ -213,6 +213,50 @@ import Testing
         #expect(inspect.exitCode == 0, "\(inspect.stderr)")
     }
 
+    @Test("configs/mining.yaml on the embedding engine: hard negatives, a training file; rerun all cached; replay")
+    func mining() async throws {
+        let ws = try TestWorkspace()
+        let first = try await run(config: "mining.yaml", limit: 24, in: ws)
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        let a = try runDir(from: first.stdout)
+        let rows = try String(contentsOfFile: a + "/outputs/negatives.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        #expect(rows.count == 24)
+        let pairs = try String(contentsOfFile: Self.root + "/data/mining/pairs.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        for (row, pair) in zip(rows, pairs) {
+            let negatives = row["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(!negatives.isEmpty && !negatives.contains(pair["passage"]!.stringValue!))
+            // The relative margin: no negative within 5% of the positive's score.
+            let positive = try #require(row["positive_score"]?.doubleValue)
+            #expect(
+                row["negative_scores"]?.arrayValue?.allSatisfy {
+                    ($0.doubleValue ?? 1) <= positive - abs(positive) * 0.05 + 1e-6
+                } == true)
+        }
+        let triplets = try String(contentsOfFile: a + "/outputs/negatives.triplet.jsonl", encoding: .utf8)
+        #expect(
+            triplets.split(separator: "\n").count == rows.reduce(0) { $0 + ($1["negatives"]?.arrayValue?.count ?? 0) })
+
+        let second = try await run(config: "mining.yaml", limit: 24, in: ws)
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
+        let b = try runDir(from: second.stdout)
+        for file in ["negatives.jsonl", "negatives.triplet.jsonl", "negatives.stats.json"] {
+            #expect(
+                FileManager.default.contents(atPath: a + "/outputs/" + file)
+                    == FileManager.default.contents(atPath: b + "/outputs/" + file), "\(file)")
+        }
+        let replay = try await CLI.run(
+            [
+                "replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ],
+            workingDirectory: Self.root)
+        #expect(replay.exitCode == 0, "\(replay.stderr)")
+        #expect(replay.stdout.contains("negatives: reproduced 24/24 rows byte-identical"), "\(replay.stdout)")
+    }
+
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
     func strictIsRepeatable() async throws {
         let ws = try TestWorkspace()

@@ -141,6 +141,7 @@ extension MultimodalConfigTests {
                           - {id: f, type: filter, keep: {field: k.label, in: [a]}}
                           - {id: d, type: dedup, field: g.text}
                           - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
+                          - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}
                         """))
         #expect(Set(config.stages.map(\.type)) == Set(StageRegistry.names))
         // Stages go to the first engine that serves what they ask for.

@@ -1,0 +1,294 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+import LabelForgeVectors
+
+/// `mine_hard_negatives`: for each (query, positive) row, the corpus passages that score high
+/// against the query but are not its positives (docs/mining.md).
+///
+/// A dataset-wide stage. The corpus is every distinct positive of the rows, plus a corpus file when
+/// configured (exact-string dedup, file texts first). Queries and passages are embedded through the
+/// stage's embedding engine — one cached request per text, so an `embed` stage with the same
+/// prefix shares the cache — searched exactly with `VectorSearch`, and selected with
+/// `HardNegatives`. Rows that repeat a query share its positives. Each row keeps its output
+/// (`negatives`, `negative_scores`, `positive_score`); the training file in sentence-transformers'
+/// layout goes to `outputs/<id>.<output_format>.jsonl`, the statistics to `outputs/<id>.stats.json`.
+struct MineStage: BarrierStage {
+    let config: RunConfig.Stage
+    let options: MineOptions
+    let version = 1
+    let outputFields = ["negatives", "negative_scores", "positive_score"]
+
+    var optionReferences: [String] { [options.query, options.positive] }
+
+    func run(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) async throws {
+        // Pass 1: queries, their positives and the corpus.
+        var corpusIndex: [String: Int] = [:]
+        var corpus: [String] = []
+        func passage(_ text: String) -> Int {
+            if let index = corpusIndex[text] { return index }
+            corpusIndex[text] = corpus.count
+            corpus.append(text)
+            return corpus.count - 1
+        }
+        for text in try options.corpusTexts() { _ = passage(text) }
+        var queryIndex: [String: Int] = [:]
+        var queries: [String] = []
+        var positives: [Set<Int>] = []
+        var seeds: [UInt64] = []
+        let reader = try rows()
+        while let row = try reader.next() {
+            guard failure(row) == nil, let (query, positive) = texts(of: context(row)) else { continue }
+            let p = passage(positive)
+            if let q = queryIndex[query] {
+                positives[q].insert(p)
+            } else {
+                queryIndex[query] = queries.count
+                queries.append(query)
+                positives.append([p])
+                seeds.append(
+                    UInt64(Seed.derive(runSeed: services.runSeed, stageID: config.id, rowID: row.rowID, sampleIndex: 0))
+                )
+            }
+        }
+
+        // Vectors, search and selection.
+        let queryVectors = VectorMatrix(try await services.embed(queries.map { options.queryPrefix + $0 })).normalized()
+        let corpusVectors = VectorMatrix(try await services.embed(corpus.map { options.corpusPrefix + $0 }))
+            .normalized()
+        let maxPositives = positives.map(\.count).max() ?? 1
+        let rangeMax = options.selection.rangeMax ?? options.selection.defaultRangeMax(maxPositives: maxPositives)
+        let hits =
+            queries.isEmpty
+            ? []
+            : VectorSearch.topK(
+                queries: queryVectors, corpus: corpusVectors, k: rangeMax + maxPositives,
+                queryBlock: options.queryBlock, corpusBlock: options.corpusBlock)
+        func score(_ q: Int, _ p: Int) -> Float {
+            zip(queryVectors.row(q), corpusVectors.row(p)).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        var selections: [HardNegatives.Selection] = []
+        var removed = HardNegatives.Removed()
+        for q in queries.indices {
+            var selectionOptions = options.selection
+            selectionOptions.rangeMax = rangeMax
+            let selection = HardNegatives.select(
+                candidates: hits[q], positives: positives[q], positiveScores: positives[q].map { score(q, $0) },
+                maxPositives: maxPositives, options: selectionOptions, seed: seeds[q])
+            removed = removed + selection.removed
+            selections.append(selection)
+        }
+
+        // Pass 2: every row's result, and the training file.
+        var training: [UInt8] = []
+        var positiveScores: [Double] = []
+        var negativeScores: [Double] = []
+        var short = 0
+        let again = try rows()
+        while let row = try again.next() {
+            if let failure = failure(row) {
+                try emit(row, .fail(failure))
+                continue
+            }
+            guard let (query, positive) = texts(of: context(row)), let q = queryIndex[query] else {
+                try emit(
+                    row,
+                    .fail(
+                        StageFailure(
+                            errorClass: "missing_field",
+                            message: "the row has no text in '\(options.query)' or '\(options.positive)'")))
+                continue
+            }
+            let selection = selections[q]
+            let positiveScore = Double(score(q, corpusIndex[positive]!))
+            let negatives = selection.negatives.map { corpus[$0.index] }
+            let scores = selection.negatives.map { Double($0.score) }
+            positiveScores.append(positiveScore)
+            negativeScores += scores
+            if negatives.count < options.selection.numNegatives { short += 1 }
+            for line in options.format.lines(
+                query: query, positive: positive, negatives: negatives, positiveScore: positiveScore,
+                negativeScores: scores, count: options.selection.numNegatives)
+            {
+                CanonicalJSON.write(line, into: &training)
+                training.append(0x0A)
+            }
+            try emit(
+                row,
+                .keep([
+                    "negatives": .array(negatives.map(JSONValue.string)),
+                    "negative_scores": .array(scores.map { .double(Self.rounded($0)) }),
+                    "positive_score": .double(Self.rounded(positiveScore)),
+                ]))
+        }
+        try services.writeOutput("\(config.id).\(options.format.rawValue).jsonl", training)
+        let stats: JSONValue = [
+            "queries": .int(Int64(queries.count)), "corpus": .int(Int64(corpus.count)),
+            "rows": .int(Int64(positiveScores.count)),
+            "mean_positive_score": positiveScores.isEmpty
+                ? .null : .double(Self.rounded(positiveScores.reduce(0, +) / Double(positiveScores.count))),
+            "mean_negative_score": negativeScores.isEmpty
+                ? .null : .double(Self.rounded(negativeScores.reduce(0, +) / Double(negativeScores.count))),
+            "removed": [
+                "absolute_margin": .int(Int64(removed.absoluteMargin)),
+                "relative_margin": .int(Int64(removed.relativeMargin)),
+                "max_score": .int(Int64(removed.maxScore)), "min_score": .int(Int64(removed.minScore)),
+            ],
+            "rows_short_of_negatives": .int(Int64(short)), "range_max": .int(Int64(rangeMax)),
+        ]
+        try services.writeOutput("\(config.id).stats.json", Array((CanonicalJSON.string(stats) + "\n").utf8))
+    }
+
+    private func texts(of row: RowContext) -> (String, String)? {
+        guard let query = row.value(at: options.query), !query.isNull, let positive = row.value(at: options.positive),
+            !positive.isNull
+        else { return nil }
+        return (query.textForm, positive.textForm)
+    }
+
+    /// Scores as outputs record them: 6 decimals, so outputs do not depend on float noise below that.
+    static func rounded(_ value: Double) -> Double { (value * 1e6).rounded() / 1e6 }
+}
+
+/// sentence-transformers' output layouts, so its trainers read the training file as is.
+enum MiningFormat: String, Sendable, CaseIterable {
+    /// `{anchor, positive, negative}`, one line per negative.
+    case triplet
+    /// `{anchor, positive, negative_1 … negative_n}`; rows with fewer negatives are left out.
+    case nTuple = "n-tuple"
+    /// `{query, answer, negative_1 … negative_n, score: [positive, negatives…]}`.
+    case nTupleScores = "n-tuple-scores"
+    /// `{anchor, positive, label}`: the positive with 1, each negative with 0.
+    case labeledPair = "labeled-pair"
+    /// `{anchor, positive: [texts], labels: [1, 0, …]}`.
+    case labeledList = "labeled-list"
+
+    func lines(
+        query: String, positive: String, negatives: [String], positiveScore: Double, negativeScores: [Double],
+        count: Int
+    ) -> [JSONValue] {
+        switch self {
+        case .triplet:
+            return negatives.map { ["anchor": .string(query), "positive": .string(positive), "negative": .string($0)] }
+        case .nTuple, .nTupleScores:
+            guard negatives.count >= count else { return [] }
+            var line: [String: JSONValue] =
+                self == .nTuple
+                ? ["anchor": .string(query), "positive": .string(positive)]
+                : ["query": .string(query), "answer": .string(positive)]
+            for (i, negative) in negatives.prefix(count).enumerated() { line["negative_\(i + 1)"] = .string(negative) }
+            if self == .nTupleScores {
+                line["score"] = .array(
+                    ([positiveScore] + negativeScores.prefix(count)).map { .double(MineStage.rounded($0)) })
+            }
+            return [.object(line)]
+        case .labeledPair:
+            return [["anchor": .string(query), "positive": .string(positive), "label": 1]]
+                + negatives.map { ["anchor": .string(query), "positive": .string($0), "label": 0] }
+        case .labeledList:
+            return [
+                [
+                    "anchor": .string(query), "positive": .array(([positive] + negatives).map(JSONValue.string)),
+                    "labels": .array([1] + negatives.map { _ in 0 }),
+                ]
+            ]
+        }
+    }
+}
+
+/// `mine_hard_negatives`'s options (docs/config.md, docs/mining.md).
+struct MineOptions: ParsedStageOptions {
+    var query: String
+    var positive: String
+    /// A JSONL file of extra passages and the field holding their text.
+    var corpusPath: String?
+    var corpusField = "text"
+    var queryPrefix = ""
+    var corpusPrefix = ""
+    var batchSize = 32
+    var selection = HardNegatives.Options()
+    var format = MiningFormat.triplet
+    var queryBlock = 1024
+    var corpusBlock = 8192
+
+    static let keys = [
+        "query", "positive", "corpus", "query_prefix", "corpus_prefix", "batch_size", "range_min", "range_max",
+        "max_score", "min_score", "absolute_margin", "relative_margin", "num_negatives", "sampling_strategy",
+        "output_format",
+        "query_block", "corpus_block",
+    ]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> MineOptions {
+        var options = MineOptions(
+            query: try node.require("query").string(), positive: try node.require("positive").string())
+        if let corpus = try node.child("corpus") {
+            try corpus.checkKeys(["path", "field"])
+            options.corpusPath = try corpus.require("path").string()
+            options.corpusField = try corpus.child("field")?.string() ?? "text"
+        }
+        options.queryPrefix = try node.child("query_prefix")?.string() ?? ""
+        options.corpusPrefix = try node.child("corpus_prefix")?.string() ?? ""
+        func positive(_ key: String, _ fallback: Int, minimum: Int = 1) throws -> Int {
+            let child = try node.child(key)
+            let value = try child?.int() ?? fallback
+            if value < minimum { throw child!.error("\(key) must be at least \(minimum).") }
+            return value
+        }
+        options.batchSize = try positive("batch_size", 32)
+        options.queryBlock = try positive("query_block", 1024)
+        options.corpusBlock = try positive("corpus_block", 8192)
+        options.selection.rangeMin = try positive("range_min", 0, minimum: 0)
+        options.selection.numNegatives = try positive("num_negatives", 3)
+        if let rangeMax = try node.child("range_max") {
+            let value = try rangeMax.int()
+            if value <= options.selection.rangeMin {
+                throw rangeMax.error("range_max must be above range_min (\(options.selection.rangeMin)).")
+            }
+            options.selection.rangeMax = value
+        }
+        options.selection.maxScore = try node.child("max_score").map { Float(try $0.double()) }
+        options.selection.minScore = try node.child("min_score").map { Float(try $0.double()) }
+        options.selection.absoluteMargin = try node.child("absolute_margin").map { Float(try $0.double()) }
+        options.selection.relativeMargin = try node.child("relative_margin").map { Float(try $0.double()) }
+        if let sampling = try node.child("sampling_strategy")?.oneOf(HardNegatives.Sampling.allCases.map(\.rawValue)) {
+            options.selection.sampling = HardNegatives.Sampling(rawValue: sampling)!
+        }
+        if let format = try node.child("output_format")?.oneOf(MiningFormat.allCases.map(\.rawValue)) {
+            options.format = MiningFormat(rawValue: format)!
+        }
+        return options
+    }
+
+    /// The corpus file's texts, in file order (none without a corpus file).
+    func corpusTexts() throws -> [String] {
+        guard let corpusPath else { return [] }
+        let reader = try DatasetReader(path: corpusPath, format: .jsonl)
+        var texts: [String] = []
+        while let record = try reader.next() {
+            guard let text = record.fields[corpusField], !text.isNull else {
+                throw LabelForgeError(
+                    .invalidDataset, "\(record.location): the corpus row has no '\(corpusField)' field.")
+            }
+            texts.append(text.textForm)
+        }
+        return texts
+    }
+
+    var resolvedJSON: [String: JSONValue] {
+        func number(_ value: Float?) -> JSONValue { value.map { .double(Double($0)) } ?? .null }
+        return [
+            "query": .string(query), "positive": .string(positive),
+            "corpus": corpusPath.map { ["path": .string($0), "field": .string(corpusField)] } ?? .null,
+            "query_prefix": .string(queryPrefix), "corpus_prefix": .string(corpusPrefix),
+            "batch_size": .int(Int64(batchSize)), "range_min": .int(Int64(selection.rangeMin)),
+            "range_max": selection.rangeMax.map { .int(Int64($0)) } ?? .null, "max_score": number(selection.maxScore),
+            "min_score": number(selection.minScore), "absolute_margin": number(selection.absoluteMargin),
+            "relative_margin": number(selection.relativeMargin), "num_negatives": .int(Int64(selection.numNegatives)),
+            "sampling_strategy": .string(selection.sampling.rawValue), "output_format": .string(format.rawValue),
+            "query_block": .int(Int64(queryBlock)), "corpus_block": .int(Int64(corpusBlock)),
+        ]
+    }
+}

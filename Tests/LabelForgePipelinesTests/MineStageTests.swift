@@ -1,0 +1,129 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgePipelines
+
+@Suite struct MineStageTests {
+    static let pairs = [
+        ("how do I reset my router", "Hold the reset button for ten seconds."),
+        ("battery drains fast", "Lower the screen brightness to save battery."),
+        ("how do I reset my router", "Unplug the router and plug it back in."),
+        ("screen is cracked", "Cracked screens are covered by the warranty."),
+        ("shipping takes long", "Standard shipping takes five to seven days."),
+        ("refund policy", "Refunds are issued within 14 days."),
+        ("does it come in blue", "The case is available in blue and red."),
+        ("warranty length", "The warranty lasts two years."),
+    ]
+
+    static func config(_ ws: TestWorkspace, baseURL: String, format: String = "triplet") throws -> String {
+        let lines = pairs.enumerated().map { i, pair in
+            CanonicalJSON.string(["id": .string("q\(i)"), "query": .string(pair.0), "passage": .string(pair.1)])
+        }
+        try ws.write("data/pairs.jsonl", lines.joined(separator: "\n") + "\n")
+        try ws.write(
+            "data/extra.jsonl",
+            #"{"text":"Our store opens at nine."}"# + "\n" + #"{"text":"Gift cards never expire."}"# + "\n")
+        try ws.writePromptPack()
+        return try ws.write(
+            "mine.yaml",
+            """
+            run: {name: mine-test, seed: 9}
+            dataset: {path: \(ws.path("data/pairs.jsonl")), id_field: id}
+            engines:
+              - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            prompts: {pack: \(ws.path("prompts"))}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - id: mined
+                type: mine_hard_negatives
+                query: query
+                positive: passage
+                corpus: {path: \(ws.path("data/extra.jsonl")), field: text}
+                query_prefix: "query: "
+                num_negatives: 3
+                range_max: 6
+                output_format: \(format)
+            """)
+    }
+
+    @Test("mine_hard_negatives: every positive of a query excluded, negatives best first, a training file and stats")
+    func mines() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let config = try Self.config(ws, baseURL: stub.baseURL)
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        let dir = report.runDirectory
+        let rows = try StageGraphTests.lines(dir.outputPath(stage: "mined"))
+        #expect(rows.count == Self.pairs.count)
+        let positivesOf = Dictionary(grouping: Self.pairs, by: \.0).mapValues { Set($0.map(\.1)) }
+        for (row, pair) in zip(rows, Self.pairs) {
+            let negatives = row["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let scores = row["negative_scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(negatives.count == 3 && scores.count == 3)
+            // The repeated query's two positives are both excluded, for both of its rows.
+            #expect(positivesOf[pair.0]!.isDisjoint(with: negatives))
+            #expect(scores == scores.sorted(by: >))
+            // Scores are cosines of the stub's vectors (the query with its prefix).
+            let q = StubEngine.embedding(of: "query: " + pair.0)
+            for (negative, score) in zip(negatives, scores) {
+                let n = StubEngine.embedding(of: negative)
+                let cosine = zip(q, n).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                #expect(abs(cosine - score) < 1e-5)
+            }
+        }
+        // Each distinct text embedded once: 7 queries, 8 passages + 2 corpus lines.
+        #expect(stub.embeddingRequests.flatMap { $0 }.count == 7 + 10)
+        let triplets = try StageGraphTests.lines(dir.outputsPath + "/mined.triplet.jsonl")
+        #expect(triplets.count == 3 * Self.pairs.count)
+        #expect(triplets.allSatisfy { $0["anchor"] != nil && $0["positive"] != nil && $0["negative"] != nil })
+        let stats = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: dir.outputsPath + "/mined.stats.json")))
+        #expect(stats["queries"] == 7 && stats["corpus"] == 10 && stats["rows_short_of_negatives"] == 0)
+
+        // A rerun: no new request, byte-identical outputs and training file.
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.embeddingRequests.flatMap { $0 }.count == 17)
+        for file in ["mined.jsonl", "mined.triplet.jsonl", "mined.stats.json"] {
+            #expect(
+                FileManager.default.contents(atPath: dir.outputsPath + "/" + file)
+                    == FileManager.default.contents(atPath: second.runDirectory.outputsPath + "/" + file), "\(file)")
+        }
+        await stub.stop()
+    }
+
+    @Test("the output formats follow sentence-transformers' column layouts")
+    func formats() {
+        let lines = { (format: MiningFormat) in
+            format.lines(
+                query: "q", positive: "p", negatives: ["n1", "n2"], positiveScore: 0.9, negativeScores: [0.5, 0.4],
+                count: 2)
+        }
+        #expect(
+            lines(.triplet) == [
+                ["anchor": "q", "positive": "p", "negative": "n1"], ["anchor": "q", "positive": "p", "negative": "n2"],
+            ])
+        #expect(lines(.nTuple) == [["anchor": "q", "positive": "p", "negative_1": "n1", "negative_2": "n2"]])
+        #expect(
+            lines(.nTupleScores) == [
+                ["query": "q", "answer": "p", "negative_1": "n1", "negative_2": "n2", "score": [0.9, 0.5, 0.4]]
+            ])
+        #expect(
+            lines(.labeledPair) == [
+                ["anchor": "q", "positive": "p", "label": 1], ["anchor": "q", "positive": "n1", "label": 0],
+                ["anchor": "q", "positive": "n2", "label": 0],
+            ])
+        #expect(lines(.labeledList) == [["anchor": "q", "positive": ["p", "n1", "n2"], "labels": [1, 0, 0]]])
+        // n-tuple rows need all n negatives.
+        #expect(
+            MiningFormat.nTuple.lines(
+                query: "q", positive: "p", negatives: ["n1"], positiveScore: 1, negativeScores: [0.5], count: 2
+            )
+            .isEmpty)
+    }
+}
