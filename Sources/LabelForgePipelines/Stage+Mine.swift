@@ -109,13 +109,10 @@ struct MineStage: BarrierStage {
             positiveScores.append(positiveScore)
             negativeScores += scores
             if negatives.count < options.selection.numNegatives { short += 1 }
-            for line in options.format.lines(
-                query: query, positive: positive, negatives: negatives, positiveScore: positiveScore,
-                negativeScores: scores, count: options.selection.numNegatives)
-            {
-                CanonicalJSON.write(line, into: &training)
-                training.append(0x0A)
-            }
+            let lines = options.format.lines(
+                columns: options.columns, query: query, positive: positive, negatives: negatives,
+                positiveScore: positiveScore, negativeScores: scores, count: options.selection.numNegatives)
+            for line in lines { MiningFormat.write(line, into: &training) }
             try emit(
                 row,
                 .keep([
@@ -153,49 +150,70 @@ struct MineStage: BarrierStage {
     static func rounded(_ value: Double) -> Double { (value * 1e6).rounded() / 1e6 }
 }
 
-/// sentence-transformers' output layouts, so its trainers read the training file as is.
+/// sentence-transformers' output layouts, so its trainers read the training file as is: columns
+/// named as in `mine_hard_negatives` (the query's and positive's field names, `negative…`, `label`,
+/// `scores`) and in its order, which its losses read by position.
 enum MiningFormat: String, Sendable, CaseIterable {
-    /// `{anchor, positive, negative}`, one line per negative.
+    /// `{query, positive, negative}`, one line per negative.
     case triplet
-    /// `{anchor, positive, negative_1 … negative_n}`; rows with fewer negatives are left out.
+    /// `{query, positive, negative_1 … negative_n}`; rows with fewer negatives are left out.
     case nTuple = "n-tuple"
-    /// `{query, answer, negative_1 … negative_n, score: [positive, negatives…]}`.
+    /// `n-tuple` plus `scores: [positive, negatives…]`.
     case nTupleScores = "n-tuple-scores"
-    /// `{anchor, positive, label}`: the positive with 1, each negative with 0.
+    /// `{query, positive, label}`: the positive with 1, each negative (in the positive's column) with 0.
     case labeledPair = "labeled-pair"
-    /// `{anchor, positive: [texts], labels: [1, 0, …]}`.
+    /// `{query, positive: [positive, negatives…], labels: [1, 0, …]}`.
     case labeledList = "labeled-list"
 
+    typealias Line = [(key: String, value: JSONValue)]
+
+    /// - Parameters:
+    ///   - columns: the names of the query's and the positive's columns.
     func lines(
-        query: String, positive: String, negatives: [String], positiveScore: Double, negativeScores: [Double],
-        count: Int
-    ) -> [JSONValue] {
+        columns: (query: String, positive: String), query: String, positive: String, negatives: [String],
+        positiveScore: Double, negativeScores: [Double], count: Int
+    ) -> [Line] {
+        let (q, p) = columns
         switch self {
         case .triplet:
-            return negatives.map { ["anchor": .string(query), "positive": .string(positive), "negative": .string($0)] }
+            return negatives.map { [(q, .string(query)), (p, .string(positive)), ("negative", .string($0))] }
         case .nTuple, .nTupleScores:
             guard negatives.count >= count else { return [] }
-            var line: [String: JSONValue] =
-                self == .nTuple
-                ? ["anchor": .string(query), "positive": .string(positive)]
-                : ["query": .string(query), "answer": .string(positive)]
-            for (i, negative) in negatives.prefix(count).enumerated() { line["negative_\(i + 1)"] = .string(negative) }
-            if self == .nTupleScores {
-                line["score"] = .array(
-                    ([positiveScore] + negativeScores.prefix(count)).map { .double(MineStage.rounded($0)) })
+            var line: Line = [(q, .string(query)), (p, .string(positive))]
+            for (i, negative) in negatives.prefix(count).enumerated() {
+                line.append(("negative_\(i + 1)", .string(negative)))
             }
-            return [.object(line)]
+            if self == .nTupleScores {
+                line.append(
+                    (
+                        "scores",
+                        .array(([positiveScore] + negativeScores.prefix(count)).map { .double(MineStage.rounded($0)) })
+                    ))
+            }
+            return [line]
         case .labeledPair:
-            return [["anchor": .string(query), "positive": .string(positive), "label": 1]]
-                + negatives.map { ["anchor": .string(query), "positive": .string($0), "label": 0] }
+            return [[(q, .string(query)), (p, .string(positive)), ("label", 1)]]
+                + negatives.map { [(q, .string(query)), (p, .string($0)), ("label", 0)] }
         case .labeledList:
             return [
                 [
-                    "anchor": .string(query), "positive": .array(([positive] + negatives).map(JSONValue.string)),
-                    "labels": .array([1] + negatives.map { _ in 0 }),
+                    (q, .string(query)), (p, .array(([positive] + negatives).map(JSONValue.string))),
+                    ("labels", .array([1] + negatives.map { _ in 0 })),
                 ]
             ]
         }
+    }
+
+    /// One JSON line with the columns in order (canonical JSON would sort them).
+    static func write(_ line: Line, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, (key, value)) in line.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            CanonicalJSON.writeString(key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            CanonicalJSON.write(value, into: &out)
+        }
+        out.append(contentsOf: [UInt8(ascii: "}"), 0x0A])
     }
 }
 
@@ -260,6 +278,13 @@ struct MineOptions: ParsedStageOptions {
             options.format = MiningFormat(rawValue: format)!
         }
         return options
+    }
+
+    /// The training file's column names: the last part of the query's and positive's field paths.
+    var columns: (query: String, positive: String) {
+        func name(_ path: String) -> String { String(path.split(separator: ".").last ?? Substring(path)) }
+        let names = (name(query), name(positive))
+        return names.0 == names.1 ? ("anchor", "positive") : names
     }
 
     /// The corpus file's texts, in file order (none without a corpus file).

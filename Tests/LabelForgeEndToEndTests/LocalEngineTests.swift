@@ -234,6 +234,34 @@ import Testing
                     ($0.doubleValue ?? 1) <= positive - abs(positive) * 0.05 + 1e-6
                 } == true)
         }
+        // The same negatives as sentence-transformers' own mine_hard_negatives on the same data and
+        // settings (Tests/Fixtures/mining-st-negatives.json, made by bench/st_mining_fixture.py),
+        // with scores within the two engines' float noise.
+        let reference = try #require(
+            try JSONValue.parse(
+                Data(contentsOf: URL(fileURLWithPath: Self.root + "/Tests/Fixtures/mining-st-negatives.json")))["rows"]?
+                .arrayValue)
+        #expect(reference.count == rows.count)
+        for (row, expected) in zip(rows, reference) {
+            let ours = row["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let theirs = expected["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let stScores = Array(expected["scores"]?.arrayValue?.dropFirst().compactMap(\.doubleValue) ?? [])
+            #expect(ours.count == theirs.count, "\(expected["query"]?.textForm ?? "")")
+            // Same negatives in the same order, except candidates whose scores tie within the float
+            // noise between the engines (llama.cpp f16 vs torch f32: < 1e-3), which may swap.
+            var start = 0
+            while ours.count == theirs.count, start < theirs.count {
+                var end = start + 1
+                while end < theirs.count && stScores[end - 1] - stScores[end] < 1e-3 { end += 1 }
+                #expect(
+                    Set(ours[start..<min(end, ours.count)]) == Set(theirs[start..<end]),
+                    "\(expected["query"]?.textForm ?? ""): \(ours) vs \(theirs)")
+                start = end
+            }
+            let scores = row["negative_scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(
+                zip(scores.sorted(), stScores.sorted()).allSatisfy { abs($0 - $1) < 2e-3 }, "\(scores) vs \(stScores)")
+        }
         let triplets = try String(contentsOfFile: a + "/outputs/negatives.triplet.jsonl", encoding: .utf8)
         #expect(
             triplets.split(separator: "\n").count == rows.reduce(0) { $0 + ($1["negatives"]?.arrayValue?.count ?? 0) })

@@ -80,7 +80,7 @@ import Testing
         #expect(stub.embeddingRequests.flatMap { $0 }.count == 7 + 10)
         let triplets = try StageGraphTests.lines(dir.outputsPath + "/mined.triplet.jsonl")
         #expect(triplets.count == 3 * Self.pairs.count)
-        #expect(triplets.allSatisfy { $0["anchor"] != nil && $0["positive"] != nil && $0["negative"] != nil })
+        #expect(triplets.allSatisfy { $0["query"] != nil && $0["passage"] != nil && $0["negative"] != nil })
         let stats = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: dir.outputsPath + "/mined.stats.json")))
         #expect(stats["queries"] == 7 && stats["corpus"] == 10 && stats["rows_short_of_negatives"] == 0)
 
@@ -97,33 +97,31 @@ import Testing
         await stub.stop()
     }
 
-    @Test("the output formats follow sentence-transformers' column layouts")
+    @Test("the output formats follow sentence-transformers' column names and order")
     func formats() {
-        let lines = { (format: MiningFormat) in
-            format.lines(
-                query: "q", positive: "p", negatives: ["n1", "n2"], positiveScore: 0.9, negativeScores: [0.5, 0.4],
-                count: 2)
+        func text(_ format: MiningFormat, negatives: [String] = ["n1", "n2"]) -> String {
+            var bytes: [UInt8] = []
+            for line in format.lines(
+                columns: ("query", "passage"), query: "q", positive: "p", negatives: negatives, positiveScore: 0.9,
+                negativeScores: [0.5, 0.4], count: 2)
+            {
+                MiningFormat.write(line, into: &bytes)
+            }
+            return String(decoding: bytes, as: UTF8.self)
         }
         #expect(
-            lines(.triplet) == [
-                ["anchor": "q", "positive": "p", "negative": "n1"], ["anchor": "q", "positive": "p", "negative": "n2"],
-            ])
-        #expect(lines(.nTuple) == [["anchor": "q", "positive": "p", "negative_1": "n1", "negative_2": "n2"]])
+            text(.triplet) == #"{"query":"q","passage":"p","negative":"n1"}"# + "\n"
+                + #"{"query":"q","passage":"p","negative":"n2"}"# + "\n")
+        #expect(text(.nTuple) == #"{"query":"q","passage":"p","negative_1":"n1","negative_2":"n2"}"# + "\n")
         #expect(
-            lines(.nTupleScores) == [
-                ["query": "q", "answer": "p", "negative_1": "n1", "negative_2": "n2", "score": [0.9, 0.5, 0.4]]
-            ])
+            text(.nTupleScores)
+                == #"{"query":"q","passage":"p","negative_1":"n1","negative_2":"n2","scores":[0.9,0.5,0.4]}"# + "\n")
         #expect(
-            lines(.labeledPair) == [
-                ["anchor": "q", "positive": "p", "label": 1], ["anchor": "q", "positive": "n1", "label": 0],
-                ["anchor": "q", "positive": "n2", "label": 0],
-            ])
-        #expect(lines(.labeledList) == [["anchor": "q", "positive": ["p", "n1", "n2"], "labels": [1, 0, 0]]])
+            text(.labeledPair)
+                == #"{"query":"q","passage":"p","label":1}"# + "\n" + #"{"query":"q","passage":"n1","label":0}"# + "\n"
+                + #"{"query":"q","passage":"n2","label":0}"# + "\n")
+        #expect(text(.labeledList) == #"{"query":"q","passage":["p","n1","n2"],"labels":[1,0,0]}"# + "\n")
         // n-tuple rows need all n negatives.
-        #expect(
-            MiningFormat.nTuple.lines(
-                query: "q", positive: "p", negatives: ["n1"], positiveScore: 1, negativeScores: [0.5], count: 2
-            )
-            .isEmpty)
+        #expect(text(.nTuple, negatives: ["n1"]).isEmpty)
     }
 }
