@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "labelforge",
             dependencies: [
-                "LabelForgePipelines",
+                "LabelForgePipelines", "LabelForgeVectors", "LabelForgeIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "LabelForgeEndToEndTests",
             dependencies: [
-                "LabelForgeTesting", "LabelForgeCore", "LabelForgeLLM",
+                "LabelForgeTesting", "LabelForgeCore", "LabelForgeLLM", "LabelForgeIO",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

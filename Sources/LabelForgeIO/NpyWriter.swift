@@ -112,6 +112,24 @@ public final class NpyReader {
 
     deinit { try? handle.close() }
 
+    /// Every row, row-major, read in one go.
+    public func readAll() throws -> [Float] {
+        try handle.seek(toOffset: dataOffset)
+        let data = handle.readDataToEndOfFile()
+        let count = rows * dimension
+        guard data.count >= count * 4 else {
+            throw LabelForgeError(.invalidJSON, "\(path) is shorter than its shape (\(rows) × \(dimension)) says.")
+        }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBytes { target in
+            data.withUnsafeBytes { source in
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[0..<(count * 4)]))
+            }
+        }
+        // The file is little-endian; so is every platform LabelForge builds for.
+        return values
+    }
+
     /// Row `index`, or `nil` when there is no such row.
     public func vector(at index: Int) throws -> [Float]? {
         guard index >= 0, index < rows, dimension > 0 else { return nil }

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeIO
 import LabelForgeTesting
 import Subprocess
 import SystemPackage
@@ -38,6 +39,37 @@ import Testing
         #expect(result.terminationStatus.isSuccess, "\(result.standardOutput) \(result.standardError)")
         #expect(result.standardOutput.contains("valid according to schema version 1.2.0"))
         #expect(FileManager.default.fileExists(atPath: root + "/LICENSE"))
+    }
+
+    @Test("mine selects hard negatives from .npy vectors: positives excluded, the margin kept, best first")
+    func mineFromVectors() async throws {
+        let ws = try TestWorkspace()
+        // Corpus rows on a circle; the query points at row 0 (its positive) and rows 1, 2 are close.
+        let angles: [Float] = [0, 0.1, 0.2, 0.3, 0.5, 1.0, 1.5]
+        let corpus = try NpyWriter(path: ws.path("c.npy"))
+        for a in angles { try corpus.append([cos(a), sin(a)]) }
+        try corpus.finish()
+        let queries = try NpyWriter(path: ws.path("q.npy"))
+        try queries.append([1, 0])
+        try queries.finish()
+        try ws.write("positives.txt", "0\n")
+        let result = try await CLI.run([
+            "mine", "--queries", ws.path("q.npy"), "--corpus", ws.path("c.npy"), "--positives",
+            ws.path("positives.txt"),
+            "--absolute-margin", "0.01", "--num-negatives", "3", "--range-max", "10", "--output", ws.path("out.jsonl"),
+        ])
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let line = try JSONValue.parse(try String(contentsOfFile: ws.path("out.jsonl"), encoding: .utf8))
+        // cos(0.1) = 0.995 is within 0.01 of the positive's 1.0: dropped; then 0.2, 0.3, 0.5.
+        #expect(line["negatives"] == [2, 3, 4])
+        let bad = try ws.write("bad.txt", "99\n")
+        let refused = try await CLI.run([
+            "mine", "--queries", ws.path("q.npy"), "--corpus", ws.path("c.npy"), "--positives", bad, "--output",
+            ws.path("x"),
+        ])
+        #expect(
+            refused.exitCode == 64 && refused.stderr.contains("bad.txt:1: not a list of corpus rows"),
+            "\(refused.stderr)")
     }
 
     @Test("a config typo is one error line naming file, line and suggestion, exit 64")
