@@ -2,7 +2,8 @@ import Foundation
 import LabelForgeCore
 import Synchronization
 
-/// A transport that sends single-text embeddings requests in batches: requests that arrive while
+/// A transport that sends single-text embeddings requests (and single-document rerank requests of
+/// one query) in batches: requests that arrive while
 /// earlier batches are on the wire wait, and the next batch takes up to `batchSize` of them as one
 /// `POST /v1/embeddings` with several inputs. Each caller gets back a body with its own vector
 /// (`index` 0), so every text keeps the cache key of its single-input request whatever batch it
@@ -36,9 +37,7 @@ public final class EmbeddingBatcher: EngineTransport {
     public var requestsSent: Int { base.requestsSent }
 
     public func send(_ request: EngineRequest) async throws -> EngineReply {
-        guard request.kind == .embeddings, request.body["input"]?.arrayValue?.count == 1 else {
-            return try await base.send(request)
-        }
+        guard Self.batchable(request) else { return try await base.send(request) }
         while true {
             let lead = state.withLock { state in
                 guard state.sending < maxConcurrentBatches else { return false }
@@ -72,8 +71,18 @@ public final class EmbeddingBatcher: EngineTransport {
         while true {
             let batch = state.withLock { state -> [Waiting] in
                 let room = result == nil ? batchSize - 1 : batchSize
-                let batch = Array(state.queue.prefix(room))
-                state.queue.removeFirst(batch.count)
+                // Only requests that differ in their one text travel together (rerank: one query).
+                let group = Self.groupKey(result == nil ? own : state.queue.first?.request)
+                var batch: [Waiting] = []
+                var rest: [Waiting] = []
+                for waiting in state.queue {
+                    if batch.count < room && Self.groupKey(waiting.request) == group {
+                        batch.append(waiting)
+                    } else {
+                        rest.append(waiting)
+                    }
+                }
+                state.queue = rest
                 if batch.isEmpty && result != nil { state.sending -= 1 }
                 return batch
             }
@@ -97,13 +106,58 @@ public final class EmbeddingBatcher: EngineTransport {
         }
     }
 
+    /// Single-text embeddings requests, and rerank requests for one document.
+    static func batchable(_ request: EngineRequest) -> Bool {
+        switch request.kind {
+        case .embeddings: return request.body["input"]?.arrayValue?.count == 1
+        case .rerank: return request.body["documents"]?.arrayValue?.count == 1
+        default: return false
+        }
+    }
+
+    /// What requests of one batch share: the body without its one text.
+    static func groupKey(_ request: EngineRequest?) -> JSONValue? {
+        guard let request, var body = request.body.objectValue else { return nil }
+        body["input"] = nil
+        body["documents"] = nil
+        body["top_n"] = nil
+        return [.string(request.kind.name), .object(body)]
+    }
+
     /// One request for several single-text requests, split back into one reply each.
     private func send(_ requests: [EngineRequest]) async throws -> [EngineReply] {
         guard requests.count > 1 else { return [try await base.send(requests[0])] }
         var body = requests[0].body.objectValue ?? [:]
+        let kind = requests[0].kind
+        if kind == .rerank {
+            body["documents"] = .array(requests.map { $0.body["documents"]?.arrayValue?.first ?? .null })
+            body["top_n"] = .int(Int64(requests.count))
+            let reply = try await base.send(EngineRequest(kind: .rerank, body: .object(body)))
+            return try Self.splitRerank(reply, count: requests.count)
+        }
         body["input"] = .array(requests.map { $0.body["input"]?.arrayValue?.first ?? .null })
         let reply = try await base.send(EngineRequest(kind: .embeddings, body: .object(body)))
         return try Self.split(reply, count: requests.count)
+    }
+
+    /// One rerank body per document, each with its result as index 0.
+    static func splitRerank(_ reply: EngineReply, count: Int) throws -> [EngineReply] {
+        var byIndex: [Int: JSONValue] = [:]
+        for result in reply.body["results"]?.arrayValue ?? [] {
+            if let index = result["index"]?.intValue { byIndex[index] = result }
+        }
+        return try (0..<count).map { index in
+            guard var result = byIndex[index]?.objectValue else {
+                throw LabelForgeError(
+                    .invalidResponse, "The engine's rerank response has no result for document \(index).")
+            }
+            result["index"] = 0
+            result["document"] = nil
+            var body = reply.body.objectValue ?? [:]
+            body["results"] = [.object(result)]
+            body["usage"] = nil
+            return EngineReply(body: .object(body), attempts: reply.attempts, latency: reply.latency)
+        }
     }
 
     /// One body per input, each with its vector as `data[0]` (index 0) and a share of the prompt

@@ -148,6 +148,13 @@ struct RowProcessor: Sendable {
             }
             return [emit(try await run(embed, row: row.context(reading: graph.reads(of: id))), for: row)]
         }
+        if let rerank = stage as? RerankStage {
+            if let upstreamFailure {
+                outcome.failure = upstreamFailure
+                return [emit(outcome, for: row)]
+            }
+            return [emit(try await run(rerank, row: row.context(reading: graph.reads(of: id))), for: row)]
+        }
         guard let stage = stage as? any RowStage else { return [] }
         let rows = fansOut ? (0..<stage.samples).map { child(of: row, stage: id, sample: $0) } : [row]
         if let upstreamFailure {
@@ -214,6 +221,51 @@ struct RowProcessor: Sendable {
             }
             return vectors
         }
+    }
+
+    /// One row's scores: a single-document rerank request per document, concurrently, through the
+    /// executor and the stage's batcher (which sends one query's pairs together).
+    private func run(_ stage: RerankStage, row: RowContext) async throws -> StageOutcome {
+        let start = ContinuousClock.now
+        var outcome = StageOutcome(stageID: stage.config.id)
+        guard let (query, documents) = stage.inputs(of: row) else {
+            outcome.failure = StageFailure(
+                errorClass: "missing_field",
+                message: "the row has no '\(stage.options.query)' or '\(stage.options.documents)' to rerank")
+            return outcome
+        }
+        let engine = embedEndpoints[stage.config.id] ?? endpoints[stage.config.engine]!
+        let requests = documents.map {
+            PreparedRequest(RerankStage.request(query: query, document: $0, modelID: engine.modelID), on: engine)
+        }
+        outcome.requestKeys = requests.map(\.key.description)
+        let executor = self.executor
+        do {
+            let answers = try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
+                for (index, request) in requests.enumerated() {
+                    group.addTask { (index, try await executor.execute(request, on: engine)) }
+                }
+                var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
+                for try await (index, answer) in group { answers[index] = answer }
+                return answers.map { $0! }
+            }
+            var scores: [Double] = []
+            for answer in answers {
+                if answer.servedWithoutRequest { outcome.cacheHits += 1 }
+                outcome.attempts += answer.attempts
+                scores.append(try RerankResponse(raw: answer.response, documents: 1).scores[0])
+            }
+            outcome.output = RerankStage.fields(scores: scores)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as LabelForgeError {
+            outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
+        } catch {
+            outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
+        }
+        if Task.isCancelled { throw CancellationError() }
+        outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
+        return outcome
     }
 
     /// One row's vector: a single-text embeddings request through the executor (and the stage's

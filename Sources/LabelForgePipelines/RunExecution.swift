@@ -54,7 +54,9 @@ final class RunExecution {
         let endpoints = engines.endpoints(infos: engineInfos)
         var embedEndpoints: [String: EngineEndpoint] = [:]
         for stage in plan.graph.order {
-            let batchSize = (stage as? EmbedStage)?.options.batchSize ?? (stage as? MineStage)?.options.batchSize
+            let batchSize =
+                (stage as? EmbedStage)?.options.batchSize ?? (stage as? MineStage)?.options.batchSize
+                ?? (stage as? RerankStage)?.options.batchSize
             guard let batchSize, var endpoint = endpoints[stage.config.engine] else { continue }
             let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
             endpoint.transport = EmbeddingBatcher(
@@ -185,7 +187,8 @@ final class RunExecution {
         let batches = stages.compactMap { stage in
             (stage as? EmbedStage).map { $0.options.batchSize * engines.handle($0.config.engine).config.maxInFlight }
         }
-        let engineNames = chatEngines.union(stages.compactMap { ($0 as? EmbedStage)?.config.engine })
+        let engineNames = chatEngines.union(
+            stages.compactMap { ($0 as? EmbedStage)?.config.engine ?? ($0 as? RerankStage)?.config.engine })
         let capacity =
             config.determinism == "strict"
             ? 1

@@ -86,6 +86,7 @@ enum StageRegistry {
         StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
         StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
         StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
+        StageType("rerank", options: RerankOptions.self, engineTask: "rerank") { RerankStage(config: $0, options: $1) },
         StageType("mine_hard_negatives", options: MineOptions.self, engineTask: "embed") {
             MineStage(config: $0, options: $1)
         },

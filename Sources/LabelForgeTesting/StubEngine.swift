@@ -17,7 +17,7 @@ public enum StubAnswer: Sendable {
 /// can do: a VLM (`StubEngine.vision()`), faults on demand, and servers that ignore `response_format`.
 ///
 /// Binds `127.0.0.1:0`; read `baseURL` for the port. Routes: `POST /v1/chat/completions`,
-/// `POST /v1/embeddings`, `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
+/// `POST /v1/embeddings`, `POST /v1/rerank`, `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
 /// and answers errors in vLLM's shape, `{"error": {message, type, param, code}}`. Counts every chat
 /// request it receives.
 public final class StubEngine: Sendable {
@@ -30,7 +30,11 @@ public final class StubEngine: Sendable {
         var authorizations: [String] = []
         var bodies: [JSONValue] = []
         var embeddingInputs: [[String]] = []
+        var rerankRequests: [[String]] = []
     }
+
+    /// The documents of each `/v1/rerank` request received, in arrival order.
+    public var rerankRequests: [[String]] { state.withLockedValue { $0.rerankRequests } }
 
     /// The inputs of each `/v1/embeddings` request received, in arrival order.
     public var embeddingRequests: [[String]] { state.withLockedValue { $0.embeddingInputs } }
@@ -204,6 +208,8 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             return chat(head)
         case (.POST, "/v1/embeddings"):
             return embeddings()
+        case (.POST, "/v1/rerank"), (.POST, "/rerank"):
+            return rerank()
         default:
             return error(404, "Not Found", type: "NotFoundError")
         }
@@ -317,6 +323,42 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                 "prompt_tokens": .int(tokens), "total_tokens": .int(tokens), "completion_tokens": 0,
                 "prompt_tokens_details": nil,
             ],
+        ]
+        return (200, Array(CanonicalJSON.data(reply)))
+    }
+
+    /// vLLM's `/v1/rerank`: `query` a string, `documents` a non-empty list of strings; results
+    /// `{index, document: {text}, relevance_score}` sorted by score, best first (top_n of them).
+    /// The score is the cosine of the stub's embeddings of query and document.
+    private func rerank() -> (Int, [UInt8]) {
+        let data = Data(body.readableBytesView)
+        guard let request = try? JSONValue.parse(data), request.objectValue != nil else {
+            return error(400, "Expecting value: line 1 column 1 (char 0)", type: "BadRequestError")
+        }
+        guard request["model"]?.stringValue == model else {
+            return error(404, "The model `\(request["model"]?.textForm ?? "")` does not exist.", type: "NotFoundError")
+        }
+        guard let query = request["query"]?.stringValue, let documents = request["documents"]?.arrayValue,
+            !documents.isEmpty, documents.allSatisfy({ $0.stringValue != nil })
+        else {
+            return error(400, "query and documents: a string and a non-empty list of strings", type: "BadRequestError")
+        }
+        let texts = documents.compactMap(\.stringValue)
+        state.withLockedValue { $0.rerankRequests.append(texts) }
+        let q = StubEngine.embedding(of: query)
+        let scored = texts.enumerated().map { index, text in
+            (index, text, Double(zip(q, StubEngine.embedding(of: text)).reduce(Float(0)) { $0 + $1.0 * $1.1 }))
+        }.sorted { $0.2 > $1.2 }
+        let topN = request["top_n"]?.intValue ?? texts.count
+        let reply: JSONValue = [
+            "id": "rerank-stub", "model": .string(model), "usage": ["total_tokens": .int(Int64(texts.count * 8))],
+            "results": .array(
+                scored.prefix(topN).map { index, text, score in
+                    [
+                        "index": .int(Int64(index)), "document": ["text": .string(text)],
+                        "relevance_score": .double(score),
+                    ]
+                }),
         ]
         return (200, Array(CanonicalJSON.data(reply)))
     }

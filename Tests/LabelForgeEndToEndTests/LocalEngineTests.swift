@@ -85,6 +85,26 @@ import Testing
         }
     }
 
+    @Test("the rerank engine: llama.cpp in rank mode answers /v1/rerank with one score per document (wire format only)")
+    func rerankWireFormat() async throws {
+        // MiniLM has no classification head, so its rank scores mean nothing: this checks the
+        // plumbing (task: rerank starts the server in rank mode; the response parses), not relevance.
+        let model = try #require(ProjectPaths.defaultModel(named: "all-MiniLM-L6-v2.f16.gguf"))
+        let ws = try TestWorkspace()
+        let options = LocalEngineOptions(
+            modelPath: model, task: .rerank, slots: 1, contextPerSlot: 512, threads: 1, logPath: ws.path("engine.log"))
+        let scores = try await LocalEngine.withRunning(options, logger: CapturedLogs().logger) { running in
+            try await OpenAIClient.withClient(
+                options: EndpointOptions(baseURLs: [running.baseURL], maxRetries: 0), logger: CapturedLogs().logger
+            ) { client in
+                let request = RerankRequest(query: "warranty", documents: ["two years", "free shipping", "blue"])
+                let reply = try await client.send(EngineRequest(kind: .rerank, body: request.body(modelID: "minilm")))
+                return try RerankResponse(raw: reply.body, documents: 3).scores
+            }
+        }
+        #expect(scores.count == 3 && scores.allSatisfy { $0.isFinite })
+    }
+
     func runDir(from stdout: String) throws -> String {
         let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
         return line.dropFirst(4).trimmingCharacters(in: .whitespaces)

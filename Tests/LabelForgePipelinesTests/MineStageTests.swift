@@ -97,6 +97,52 @@ import Testing
         await stub.stop()
     }
 
+    @Test("rerank the mined negatives: one cached request per pair, one query's pairs sent together, scores in order")
+    func rerankNegatives() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let base = try String(contentsOfFile: try Self.config(ws, baseURL: stub.baseURL), encoding: .utf8)
+        let config = try ws.write(
+            "rerank.yaml",
+            base.replacingOccurrences(
+                of: "prompts:",
+                with:
+                    "  - {name: ranker, kind: openai, dialect: vllm, task: rerank, base_url: \"\(stub.baseURL)\", model: {id: stub-model, revision: r1}, max_retries: 0}\nprompts:"
+            )
+                + "\n  - {id: ranked, type: rerank, query: query, documents: mined.negatives, batch_size: 2}\n")
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        let mined = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "mined"))
+        let ranked = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "ranked"))
+        #expect(ranked.count == Self.pairs.count)
+        for ((row, minedRow), pair) in zip(zip(ranked, mined), Self.pairs) {
+            let documents = minedRow["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let scores = row["scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(scores.count == documents.count)
+            let q = StubEngine.embedding(of: pair.0)
+            for (document, score) in zip(documents, scores) {
+                let cosine = zip(q, StubEngine.embedding(of: document)).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                #expect(abs(cosine - score) < 1e-5)
+            }
+            let order = row["order"]?.arrayValue?.compactMap(\.intValue) ?? []
+            #expect(order.map { scores[$0] } == scores.sorted(by: >))
+        }
+        // At most batch_size documents per request, never two queries in one.
+        let requests = stub.rerankRequests
+        #expect(requests.allSatisfy { (1...2).contains($0.count) })
+        #expect(requests.flatMap { $0 }.count == 3 * Self.pairs.count - 3, "the repeated query's pairs are cached")
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.rerankRequests.count == requests.count)
+        #expect(
+            FileManager.default.contents(atPath: report.runDirectory.outputPath(stage: "ranked"))
+                == FileManager.default.contents(atPath: second.runDirectory.outputPath(stage: "ranked")))
+        await stub.stop()
+    }
+
     @Test("the output formats follow sentence-transformers' column names and order")
     func formats() {
         func text(_ format: MiningFormat, negatives: [String] = ["n1", "n2"]) -> String {

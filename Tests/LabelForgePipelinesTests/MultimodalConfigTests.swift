@@ -129,20 +129,23 @@ extension MultimodalConfigTests {
                 "c.yaml",
                 Self.head.replacingOccurrences(
                     of: "engines: [{model: {id: m}}]",
-                    with: "engines: [{model: {id: m}}, {name: vectors, task: embed, threads: 1, model: {id: e}}]")
-                        + """
-                        stages:
-                          - {id: c, type: caption, style: detailed}
-                          - {id: k, type: classify, labels: [a, b], images: []}
-                          - {id: t, type: tag, attributes: [{name: a, type: string}]}
-                          - {id: r, type: rubric_score, criteria: [{name: q}]}
-                          - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
-                          - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
-                          - {id: f, type: filter, keep: {field: k.label, in: [a]}}
-                          - {id: d, type: dedup, field: g.text}
-                          - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
-                          - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}
-                        """))
+                    with:
+                        "engines: [{model: {id: m}}, {name: vectors, task: embed, threads: 1, model: {id: e}}, {name: ranker, task: rerank, model: {id: r}}]"
+                )
+                    + """
+                    stages:
+                      - {id: c, type: caption, style: detailed}
+                      - {id: k, type: classify, labels: [a, b], images: []}
+                      - {id: t, type: tag, attributes: [{name: a, type: string}]}
+                      - {id: r, type: rubric_score, criteria: [{name: q}]}
+                      - {id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}
+                      - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
+                      - {id: f, type: filter, keep: {field: k.label, in: [a]}}
+                      - {id: d, type: dedup, field: g.text}
+                      - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
+                      - {id: rr, type: rerank, query: g.text, documents: m.negatives, batch_size: 4}
+                      - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}
+                    """))
         #expect(Set(config.stages.map(\.type)) == Set(StageRegistry.names))
         // Stages go to the first engine that serves what they ask for.
         #expect(config.stages.first { $0.type == "embed" }?.engine == "vectors")
