@@ -88,7 +88,8 @@ struct EngineSet: Sendable {
         var started = false
         // Only engines a stage sends requests to are started: a config may list more.
         let used = Set(
-            config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask != nil }.map(\.engine))
+            config.stages.filter { ($0.options.engineTask ?? StageRegistry.type(named: $0.type)?.engineTask) != nil }
+                .map(\.engine))
         do {
             return try await start(
                 remaining: config.engines.filter { used.contains($0.name) }[...], config: config, models: models,

@@ -49,7 +49,9 @@ struct RunPlan: Sendable {
     /// `task: embed`, stages that chat one with `task: chat`.
     static func checkEngineTasks(stages: [any PipelineStage], config: RunConfig) throws {
         for stage in stages {
-            guard let needed = StageRegistry.type(named: stage.config.type)?.engineTask,
+            guard
+                let needed = stage.config.options.engineTask
+                    ?? StageRegistry.type(named: stage.config.type)?.engineTask,
                 let engine = config.engines.first(where: { $0.name == stage.config.engine }),
                 engine.task != needed
             else { continue }

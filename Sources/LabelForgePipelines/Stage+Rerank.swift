@@ -38,13 +38,15 @@ public struct RerankStage: PipelineStage {
     }
 }
 
-/// `rerank`'s options: the query's field, the documents' field, and pairs per request.
+/// `rerank`'s options: the query's field, the documents' field, pairs per request, and the method:
+/// `endpoint` (a reranker's `/v1/rerank`) or `judge` (a chat model asked yes or no per pair).
 public struct RerankOptions: ParsedStageOptions {
     public var query: String
     public var documents: String
     public var batchSize = 32
+    public var method = "endpoint"
 
-    static let keys = ["query", "documents", "batch_size"]
+    static let keys = ["query", "documents", "batch_size", "method"]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RerankOptions {
         let batchNode = try node.child("batch_size")
@@ -52,10 +54,70 @@ public struct RerankOptions: ParsedStageOptions {
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
         return RerankOptions(
             query: try node.require("query").string(), documents: try node.require("documents").string(),
-            batchSize: batchSize)
+            batchSize: batchSize, method: try node.child("method")?.oneOf(["endpoint", "judge"]) ?? "endpoint")
     }
 
+    /// The judge asks a chat model.
+    public var engineTask: String? { method == "judge" ? "chat" : nil }
+
     public var resolvedJSON: [String: JSONValue] {
-        ["query": .string(query), "documents": .string(documents), "batch_size": .int(Int64(batchSize))]
+        [
+            "query": .string(query), "documents": .string(documents), "batch_size": .int(Int64(batchSize)),
+            "method": .string(method),
+        ]
+    }
+}
+
+/// `rerank` with `method: judge`, for engines without `/v1/rerank`: the stage's template asks a chat
+/// model whether each document is relevant to the query (`{{query}}`, `{{document}}`), constrained to
+/// `yes` or `no`; a document's score is P(yes) from the constrained distribution of the answer
+/// (as `classify`'s confidence), 1 or 0 when the engine returns no logprobs. Requests carry no seed
+/// (decoding is greedy), so each (query, document) prompt is one cache entry whatever row asks.
+public struct RelevanceJudgeStage: RowStage {
+    public let config: RunConfig.Stage
+    public let options: RerankOptions
+    public let version = 1
+    public let outputFields = ["scores", "order"]
+    public var templateVariables: [String: JSONValue] { [:] }
+    public var constraint: OutputConstraint? { .choice(["yes", "no"]) }
+    public var goldPairs: [(output: String, gold: String)] { [] }
+    public var seeded: Bool { false }
+    public var callVariableNames: Set<String> { ["query", "document"] }
+    public var optionReferences: [String] { [options.query, options.documents] }
+
+    public func calls(for row: RowContext) -> [StageCall] {
+        guard let (query, documents) = RerankStage(config: config, options: options).inputs(of: row) else { return [] }
+        return documents.map {
+            StageCall(seedSuffix: "", variables: ["query": .string(query), "document": .string($0)])
+        }
+    }
+
+    public func inputFailure(in row: RowContext) -> StageFailure? {
+        RerankStage(config: config, options: options).inputs(of: row) == nil
+            ? StageFailure(
+                errorClass: "missing_field",
+                message: "the row has no '\(options.query)' or '\(options.documents)' to rerank")
+            : imageFailure(in: row)
+    }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        let answer = dialect.choiceText(fromContent: response.content)
+        guard answer == "yes" || answer == "no" else {
+            return .failure(
+                StageFailure(
+                    errorClass: "schema_violation",
+                    message: "the engine answered \(ClassifyStage.quoted(response.content)), not yes or no"))
+        }
+        let confidence =
+            dialect.emitsBareChoices
+            ? ClassifyStage.confidence(of: answer, among: ["yes", "no"], logprobs: response.logprobs) : nil
+        let probability = confidence ?? 1
+        return .success(["score": .double(answer == "yes" ? probability : 1 - probability)])
+    }
+
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { dialect.emitsBareChoices }
+
+    public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] {
+        RerankStage.fields(scores: calls.map { $0["score"]?.doubleValue ?? 0 })
     }
 }

@@ -94,12 +94,17 @@ public protocol RowStage: PipelineStage {
     /// Why this row cannot be sent at all (an image that did not load, a missing candidate), if so;
     /// the row then fails this stage without a request.
     func inputFailure(in row: RowContext) -> StageFailure?
+    /// Whether requests carry the row's seed. A stage that decodes greedily and wants one cache
+    /// entry per prompt whatever row it comes from (a relevance judge) sends none. True by default.
+    var seeded: Bool { get }
 }
 
 extension RowStage {
     public var samples: Int { 1 }
 
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { true }
+
+    public var seeded: Bool { true }
 
     public func calls(for row: RowContext) -> [StageCall] { [StageCall()] }
 
@@ -155,7 +160,8 @@ extension RowStage {
             messages: [ChatMessage(role: "user", content: content)],
             sampling: SamplingParams(
                 temperature: config.sampling.temperature, topP: config.sampling.topP,
-                maxTokens: config.sampling.maxTokens, seed: seed, topLogprobs: config.sampling.topLogprobs,
+                maxTokens: config.sampling.maxTokens, seed: seeded ? seed : nil,
+                topLogprobs: config.sampling.topLogprobs,
                 stop: config.sampling.stop),
             constraint: constraint, cachePrompt: cachePrompt)
     }

@@ -8,10 +8,14 @@ public protocol StageOptions: Sendable {
     /// `sampling.max_tokens` when the config leaves it out, where the options decide it (a judge's
     /// schema); `nil` for the type's default.
     var defaultMaxTokens: Int? { get }
+    /// The engine task these options need when it is not the type's (a rerank stage judged by a
+    /// chat model); `nil` for the type's.
+    var engineTask: String? { get }
 }
 
 extension StageOptions {
     public var defaultMaxTokens: Int? { nil }
+    public var engineTask: String? { nil }
 }
 
 /// Options read from a stage's config node.
@@ -86,7 +90,15 @@ enum StageRegistry {
         StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
         StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
         StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
-        StageType("rerank", options: RerankOptions.self, engineTask: "rerank") { RerankStage(config: $0, options: $1) },
+        // Sampling matters to `method: judge` only: a yes or no, with logprobs for P(yes).
+        StageType(
+            "rerank", options: RerankOptions.self, sampling: SamplingDefaults(maxTokens: 4, topLogprobs: 20),
+            engineTask: "rerank"
+        ) {
+            $1.method == "judge"
+                ? RelevanceJudgeStage(config: $0, options: $1) as any PipelineStage
+                : RerankStage(config: $0, options: $1)
+        },
         StageType("mine_hard_negatives", options: MineOptions.self, engineTask: "embed") {
             MineStage(config: $0, options: $1)
         },
@@ -144,10 +156,11 @@ extension RunConfig {
                     + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
         }
         let options = try type.parseOptions(node, StageParseContext(images: images))
-        // Default: the first engine serving what the type asks for, else the first engine.
+        // Default: the first engine serving what the stage asks for, else the first engine.
+        let task = options.engineTask ?? type.engineTask
         let engine =
             try node.child("engine")?.oneOf(engines.map(\.name))
-            ?? (engines.first { $0.task == type.engineTask } ?? engines[0]).name
+            ?? (engines.first { $0.task == task } ?? engines[0]).name
         let sampling = try parseSampling(try node.child("sampling"), type: type, options: options)
         return Stage(
             id: id, type: type.name, engine: engine, template: try node.child("template")?.string() ?? type.name,

@@ -282,6 +282,13 @@ import Testing
             #expect(
                 zip(scores.sorted(), stScores.sorted()).allSatisfy { abs($0 - $1) < 2e-3 }, "\(scores) vs \(stScores)")
         }
+        // The chat model judged every mined negative: P(yes) in [0, 1], one score per negative.
+        let judged = try String(contentsOfFile: a + "/outputs/judged.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        for (row, mined) in zip(judged, rows) {
+            let scores = row["scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(scores.count == mined["negatives"]?.arrayValue?.count && scores.allSatisfy { (0...1).contains($0) })
+        }
         let triplets = try String(contentsOfFile: a + "/outputs/negatives.triplet.jsonl", encoding: .utf8)
         #expect(
             triplets.split(separator: "\n").count == rows.reduce(0) { $0 + ($1["negatives"]?.arrayValue?.count ?? 0) })
@@ -290,7 +297,7 @@ import Testing
         #expect(second.exitCode == 0, "\(second.stderr)")
         #expect(second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
         let b = try runDir(from: second.stdout)
-        for file in ["negatives.jsonl", "negatives.triplet.jsonl", "negatives.stats.json"] {
+        for file in ["negatives.jsonl", "negatives.triplet.jsonl", "negatives.stats.json", "judged.jsonl"] {
             #expect(
                 FileManager.default.contents(atPath: a + "/outputs/" + file)
                     == FileManager.default.contents(atPath: b + "/outputs/" + file), "\(file)")
@@ -303,6 +310,7 @@ import Testing
             workingDirectory: Self.root)
         #expect(replay.exitCode == 0, "\(replay.stderr)")
         #expect(replay.stdout.contains("negatives: reproduced 24/24 rows byte-identical"), "\(replay.stdout)")
+        #expect(replay.stdout.contains("judged: reproduced 24/24 rows byte-identical"), "\(replay.stdout)")
     }
 
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")

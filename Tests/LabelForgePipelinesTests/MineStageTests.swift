@@ -143,6 +143,40 @@ import Testing
         await stub.stop()
     }
 
+    @Test("rerank with method judge: a chat model's P(yes) per pair, one cache entry per pair whatever row asks")
+    func judge() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let base = try String(contentsOfFile: try Self.config(ws, baseURL: stub.baseURL), encoding: .utf8)
+        try ws.write(
+            "prompts/relevance.mustache",
+            "Query: {{query}}\nPassage: {{document}}\nIs the passage relevant? yes or no.\n")
+        let config = try ws.write(
+            "judge.yaml",
+            base.replacingOccurrences(
+                of: "prompts:",
+                with:
+                    "  - {name: chat, kind: openai, dialect: vllm, base_url: \"\(stub.baseURL)\", model: {id: stub-model, revision: r1}, max_retries: 0}\nprompts:"
+            )
+                + "\n  - {id: judged, type: rerank, method: judge, template: relevance, query: query, documents: mined.negatives}\n"
+        )
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        let judged = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "judged"))
+        for row in judged {
+            let scores = row["scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(scores.count == 3 && scores.allSatisfy { (0...1).contains($0) })
+            let order = row["order"]?.arrayValue?.compactMap(\.intValue) ?? []
+            #expect(order.map { scores[$0] } == scores.sorted(by: >))
+        }
+        // Chat requests carry no seed: the repeated query's three pairs are asked once.
+        #expect(stub.chatRequests == 3 * Self.pairs.count - 3)
+        #expect(stub.bodies.allSatisfy { $0["seed"] == nil && $0["structured_outputs"]?["choice"] == ["yes", "no"] })
+        await stub.stop()
+    }
+
     @Test("the output formats follow sentence-transformers' column names and order")
     func formats() {
         func text(_ format: MiningFormat, negatives: [String] = ["n1", "n2"]) -> String {
