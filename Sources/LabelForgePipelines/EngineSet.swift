@@ -89,7 +89,7 @@ struct EngineSet: Sendable {
         // Only engines a stage sends requests to are started: a config may list more.
         let used = Set(
             config.stages.filter { ($0.options.engineTask ?? StageRegistry.type(named: $0.type)?.engineTask) != nil }
-                .map(\.engine))
+                .map(\.engine) + config.stages.flatMap { $0.options.extraEngines.map(\.name) })
         do {
             return try await start(
                 remaining: config.engines.filter { used.contains($0.name) }[...], config: config, models: models,

@@ -76,6 +76,8 @@ struct RowProcessor: Sendable {
     var endpoints: [String: EngineEndpoint]
     /// Endpoints of `embed` stages by stage id: their engine's, behind the stage's batcher.
     var embedEndpoints: [String: EngineEndpoint] = [:]
+    /// Rerankers of dataset-wide stages by stage id (behind a batcher).
+    var rerankEndpoints: [String: EngineEndpoint] = [:]
     var executor: RequestExecutor
     /// Row lines an interrupted run recorded, by `ManifestRecovery.key`: a failure recorded there
     /// stays a failure, so the manifest, the outputs and downstream stages agree.
@@ -220,6 +222,28 @@ struct RowProcessor: Sendable {
                 if next < texts.count { add() }
             }
             return vectors
+        }
+    }
+
+    /// Scores of documents for a query, for a dataset-wide stage's reranker: one cached request per
+    /// pair, concurrently, through the executor and the stage's batcher.
+    func rerank(query: String, documents: [String], stageID: String) async throws -> [Double] {
+        guard let engine = rerankEndpoints[stageID] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
+        }
+        let executor = self.executor
+        return try await withThrowingTaskGroup(of: (Int, Double).self) { group in
+            for (index, document) in documents.enumerated() {
+                let request = PreparedRequest(
+                    RerankStage.request(query: query, document: document, modelID: engine.modelID), on: engine)
+                group.addTask {
+                    let answer = try await executor.execute(request, on: engine)
+                    return (index, try RerankResponse(raw: answer.response, documents: 1).scores[0])
+                }
+            }
+            var scores = [Double](repeating: 0, count: documents.count)
+            for try await (index, score) in group { scores[index] = score }
+            return scores
         }
     }
 

@@ -63,9 +63,18 @@ final class RunExecution {
                 base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
             embedEndpoints[stage.config.id] = endpoint
         }
+        var rerankEndpoints: [String: EngineEndpoint] = [:]
+        for case let stage as MineStage in plan.graph.order {
+            guard let name = stage.options.rerankEngine, var endpoint = endpoints[name] else { continue }
+            let maxInFlight = plan.config.engines.first { $0.name == name }?.maxInFlight ?? 1
+            endpoint.transport = EmbeddingBatcher(
+                base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
+            rerankEndpoints[stage.config.id] = endpoint
+        }
         self.processor = RowProcessor(
             config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
-            embedEndpoints: embedEndpoints, executor: executor, previous: self.previous, logger: logger)
+            embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
+            previous: self.previous, logger: logger)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest
@@ -246,6 +255,7 @@ final class RunExecution {
         let services = BarrierServices(
             runSeed: config.seed,
             embed: { try await processor.embed($0, stageID: id) },
+            rerank: { try await processor.rerank(query: $0, documents: $1, stageID: id) },
             writeOutput: { name, bytes in
                 let path = outputs + "/" + name
                 try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
@@ -375,6 +385,29 @@ final class RunExecution {
                 elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000))
     }
 
+    /// Each mining stage's statistics (its `stats.json`) for the report.
+    private func miningSections() -> [String] {
+        graph.order.compactMap { stage -> [String]? in
+            guard stage is MineStage,
+                let data = FileManager.default.contents(
+                    atPath: directory.outputsPath + "/\(stage.config.id).stats.json"),
+                let stats = try? JSONValue.parse(data)
+            else { return nil }
+            let removed = stats["removed"] ?? .null
+            return [
+                "## Mining: \(stage.config.id)", "",
+                "- queries: \(stats["queries"]?.textForm ?? "?"), corpus passages: \(stats["corpus"]?.textForm ?? "?"), "
+                    + "window end (range_max): \(stats["range_max"]?.textForm ?? "?")",
+                "- mean positive score: \(stats["mean_positive_score"]?.textForm ?? "n/a"), "
+                    + "mean negative score: \(stats["mean_negative_score"]?.textForm ?? "n/a")",
+                "- candidates removed: absolute margin \(removed["absolute_margin"]?.textForm ?? "0"), relative margin "
+                    + "\(removed["relative_margin"]?.textForm ?? "0"), max score \(removed["max_score"]?.textForm ?? "0"), "
+                    + "min score \(removed["min_score"]?.textForm ?? "0")",
+                "- rows with fewer negatives than asked: \(stats["rows_short_of_negatives"]?.textForm ?? "?")",
+            ]
+        }.flatMap { $0 }
+    }
+
     private func makeReport() -> RunReport {
         let scoreList = scores.keys.sorted().map { key -> GoldScore in
             let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
@@ -385,6 +418,6 @@ final class RunExecution {
             rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
             engineRequests: engines.requestsSent, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
-            abortReason: budget.abortReason)
+            abortReason: budget.abortReason, sections: miningSections())
     }
 }

@@ -49,6 +49,20 @@ struct RunPlan: Sendable {
     /// `task: embed`, stages that chat one with `task: chat`.
     static func checkEngineTasks(stages: [any PipelineStage], config: RunConfig) throws {
         for stage in stages {
+            for (name, task) in stage.config.options.extraEngines {
+                guard let engine = config.engines.first(where: { $0.name == name }) else {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(stage.config.location): stage '\(stage.config.id)' names engine '\(name)', which engines do not "
+                            + "list (engines: \(config.engines.map(\.name).joined(separator: ", "))).")
+                }
+                guard engine.task == task else {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(stage.config.location): stage '\(stage.config.id)' needs engine '\(name)' to have task: \(task), "
+                            + "but it has task: \(engine.task).")
+                }
+            }
             guard
                 let needed = stage.config.options.engineTask
                     ?? StageRegistry.type(named: stage.config.type)?.engineTask,

@@ -55,6 +55,8 @@ public struct RunReport: Sendable {
     public var scores: [GoldScore]
     public var elapsedSeconds: Double
     public var abortReason: String?
+    /// Sections stages add to the report (e.g. mining statistics), as Markdown lines.
+    public var sections: [String] = []
 
     public var cacheHits: Int { stages.reduce(0) { $0 + $1.stats.cacheHits } }
     public var cacheLookups: Int { stages.reduce(0) { $0 + $1.stats.cacheHits + $1.stats.cacheMisses } }
@@ -83,6 +85,7 @@ public struct RunReport: Sendable {
                 )
             }
         }
+        if !sections.isEmpty { lines += [""] + sections }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -35,6 +35,9 @@ struct BarrierServices: Sendable {
     /// Vectors for texts from the stage's engine: one cached single-text request each, sent in
     /// batches; in the order of the texts.
     var embed: @Sendable ([String]) async throws -> [[Float]]
+    /// Scores of documents for a query from the stage's reranker: one cached request per pair,
+    /// a query's pairs sent together; in the order of the documents.
+    var rerank: @Sendable (_ query: String, _ documents: [String]) async throws -> [Double]
     /// Writes a file of the stage's own into `outputs/`, atomically (e.g. a training file).
     var writeOutput: @Sendable (_ name: String, _ bytes: [UInt8]) throws -> Void
 }

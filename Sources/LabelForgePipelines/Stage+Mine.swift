@@ -67,16 +67,35 @@ struct MineStage: BarrierStage {
             : VectorSearch.topK(
                 queries: queryVectors, corpus: corpusVectors, k: rangeMax + maxPositives,
                 queryBlock: options.queryBlock, corpusBlock: options.corpusBlock)
+        // With a reranker, every candidate of the window and every positive is scored again by it, and
+        // the margins, bounds and ranks below are in its scores (as sentence-transformers does with
+        // a cross-encoder).
+        var rescored: [[Int: Float]] = Array(repeating: [:], count: queries.count)
+        if options.rerankEngine != nil {
+            for q in queries.indices {
+                let documents = Array(Set(hits[q].map(\.index)).union(positives[q])).sorted()
+                let scores = try await services.rerank(queries[q], documents.map { corpus[$0] })
+                for (document, value) in zip(documents, scores) { rescored[q][document] = Float(value) }
+            }
+        }
         func score(_ q: Int, _ p: Int) -> Float {
-            zip(queryVectors.row(q), corpusVectors.row(p)).reduce(0) { $0 + $1.0 * $1.1 }
+            rescored[q][p] ?? zip(queryVectors.row(q), corpusVectors.row(p)).reduce(0) { $0 + $1.0 * $1.1 }
         }
         var selections: [HardNegatives.Selection] = []
         var removed = HardNegatives.Removed()
         for q in queries.indices {
             var selectionOptions = options.selection
             selectionOptions.rangeMax = rangeMax
+            var candidates = hits[q]
+            if !rescored[q].isEmpty {
+                let rank = Dictionary(uniqueKeysWithValues: candidates.enumerated().map { ($1.index, $0) })
+                candidates = candidates.map {
+                    VectorSearch.Hit(index: $0.index, score: rescored[q][$0.index] ?? $0.score)
+                }
+                .sorted { $0.score > $1.score || ($0.score == $1.score && rank[$0.index]! < rank[$1.index]!) }
+            }
             let selection = HardNegatives.select(
-                candidates: hits[q], positives: positives[q], positiveScores: positives[q].map { score(q, $0) },
+                candidates: candidates, positives: positives[q], positiveScores: positives[q].map { score(q, $0) },
                 maxPositives: maxPositives, options: selectionOptions, seed: seeds[q])
             removed = removed + selection.removed
             selections.append(selection)
@@ -231,12 +250,14 @@ struct MineOptions: ParsedStageOptions {
     var format = MiningFormat.triplet
     var queryBlock = 1024
     var corpusBlock = 8192
+    /// An engine serving `/v1/rerank` that scores the candidate window again before selection.
+    var rerankEngine: String?
 
     static let keys = [
         "query", "positive", "corpus", "query_prefix", "corpus_prefix", "batch_size", "range_min", "range_max",
         "max_score", "min_score", "absolute_margin", "relative_margin", "num_negatives", "sampling_strategy",
         "output_format",
-        "query_block", "corpus_block",
+        "query_block", "corpus_block", "rerank_engine",
     ]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> MineOptions {
@@ -274,11 +295,15 @@ struct MineOptions: ParsedStageOptions {
         if let sampling = try node.child("sampling_strategy")?.oneOf(HardNegatives.Sampling.allCases.map(\.rawValue)) {
             options.selection.sampling = HardNegatives.Sampling(rawValue: sampling)!
         }
+        options.rerankEngine = try node.child("rerank_engine")?.string()
         if let format = try node.child("output_format")?.oneOf(MiningFormat.allCases.map(\.rawValue)) {
             options.format = MiningFormat(rawValue: format)!
         }
         return options
     }
+
+    /// The reranker, when one scores the window.
+    var extraEngines: [(name: String, task: String)] { rerankEngine.map { [($0, "rerank")] } ?? [] }
 
     /// The training file's column names: the last part of the query's and positive's field paths.
     var columns: (query: String, positive: String) {
@@ -314,6 +339,7 @@ struct MineOptions: ParsedStageOptions {
             "relative_margin": number(selection.relativeMargin), "num_negatives": .int(Int64(selection.numNegatives)),
             "sampling_strategy": .string(selection.sampling.rawValue), "output_format": .string(format.rawValue),
             "query_block": .int(Int64(queryBlock)), "corpus_block": .int(Int64(corpusBlock)),
+            "rerank_engine": rerankEngine.map(JSONValue.string) ?? .null,
         ]
     }
 }

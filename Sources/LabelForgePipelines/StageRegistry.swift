@@ -11,11 +11,15 @@ public protocol StageOptions: Sendable {
     /// The engine task these options need when it is not the type's (a rerank stage judged by a
     /// chat model); `nil` for the type's.
     var engineTask: String? { get }
+    /// Engines the options name besides the stage's own, with the task each must serve (a mining
+    /// stage's reranker).
+    var extraEngines: [(name: String, task: String)] { get }
 }
 
 extension StageOptions {
     public var defaultMaxTokens: Int? { nil }
     public var engineTask: String? { nil }
+    public var extraEngines: [(name: String, task: String)] { [] }
 }
 
 /// Options read from a stage's config node.

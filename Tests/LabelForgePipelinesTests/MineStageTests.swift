@@ -83,6 +83,8 @@ import Testing
         #expect(triplets.allSatisfy { $0["query"] != nil && $0["passage"] != nil && $0["negative"] != nil })
         let stats = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: dir.outputsPath + "/mined.stats.json")))
         #expect(stats["queries"] == 7 && stats["corpus"] == 10 && stats["rows_short_of_negatives"] == 0)
+        let markdown = try String(contentsOfFile: dir.reportPath, encoding: .utf8)
+        #expect(markdown.contains("## Mining: mined") && markdown.contains("rows with fewer negatives than asked: 0"))
 
         // A rerun: no new request, byte-identical outputs and training file.
         let second = try await Runner(
@@ -140,6 +142,47 @@ import Testing
         #expect(
             FileManager.default.contents(atPath: report.runDirectory.outputPath(stage: "ranked"))
                 == FileManager.default.contents(atPath: second.runDirectory.outputPath(stage: "ranked")))
+        await stub.stop()
+    }
+
+    @Test("mine_hard_negatives with a reranker: the candidate window and the positives scored again, then selected")
+    func rerankedWindow() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let base = try String(contentsOfFile: try Self.config(ws, baseURL: stub.baseURL), encoding: .utf8)
+        let config = try ws.write(
+            "window.yaml",
+            base.replacingOccurrences(
+                of: "prompts:",
+                with:
+                    "  - {name: ranker, kind: openai, dialect: vllm, task: rerank, base_url: \"\(stub.baseURL)\", model: {id: stub-model, revision: r1}, max_retries: 0}\nprompts:"
+            )
+            .replacingOccurrences(of: "    num_negatives: 3", with: "    num_negatives: 3\n    rerank_engine: ranker"))
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        let rows = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "mined"))
+        func relevance(_ query: String, _ text: String) -> Double {
+            zip(StubEngine.embedding(of: query), StubEngine.embedding(of: text)).reduce(0.0) {
+                $0 + Double($1.0) * Double($1.1)
+            }
+        }
+        for (row, pair) in zip(rows, Self.pairs) {
+            // Scores are the reranker's (the stub: cosine of the texts without the query prefix).
+            let negatives = row["negatives"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            let scores = row["negative_scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            #expect(!negatives.isEmpty && scores == scores.sorted(by: >))
+            for (negative, score) in zip(negatives, scores) { #expect(abs(relevance(pair.0, negative) - score) < 1e-5) }
+            #expect(abs((row["positive_score"]?.doubleValue ?? 9) - relevance(pair.0, pair.1)) < 1e-5)
+        }
+        #expect(!stub.rerankRequests.isEmpty)
+        let missing = try ws.write(
+            "missing.yaml",
+            try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                of: "rerank_engine: ranker", with: "rerank_engine: nowhere"))
+        let error = #expect(throws: LabelForgeError.self) { try RunPlan.prepare(configPath: missing, limit: nil) }
+        #expect(error?.message.contains("names engine 'nowhere'") == true)
         await stub.stop()
     }
 
