@@ -38,7 +38,8 @@ public struct ChatResponse: Sendable {
     public init(raw: JSONValue) throws {
         guard let choice = raw["choices"]?.arrayValue?.first, let message = choice["message"] else {
             throw LabelForgeError(
-                .invalidResponse, "The engine's response has no choices[0].message: \(CanonicalJSON.string(raw).prefix(300))")
+                .invalidResponse,
+                "The engine's response has no choices[0].message: \(CanonicalJSON.string(raw).prefix(300))")
         }
         self.raw = raw
         content = message["content"]?.stringValue ?? ""

@@ -111,6 +111,7 @@ public final class EmbeddingBatcher: EngineTransport {
         switch request.kind {
         case .embeddings: return request.body["input"]?.arrayValue?.count == 1
         case .rerank: return request.body["documents"]?.arrayValue?.count == 1
+        case .score: return request.body["text_2"]?.arrayValue?.count == 1
         default: return false
         }
     }
@@ -121,6 +122,7 @@ public final class EmbeddingBatcher: EngineTransport {
         body["input"] = nil
         body["documents"] = nil
         body["top_n"] = nil
+        body["text_2"] = nil
         return [.string(request.kind.name), .object(body)]
     }
 
@@ -129,6 +131,11 @@ public final class EmbeddingBatcher: EngineTransport {
         guard requests.count > 1 else { return [try await base.send(requests[0])] }
         var body = requests[0].body.objectValue ?? [:]
         let kind = requests[0].kind
+        if kind == .score {
+            body["text_2"] = .array(requests.map { $0.body["text_2"]?.arrayValue?.first ?? .null })
+            let reply = try await base.send(EngineRequest(kind: .score, body: .object(body)))
+            return try Self.splitRerank(reply, count: requests.count, key: "data")
+        }
         if kind == .rerank {
             body["documents"] = .array(requests.map { $0.body["documents"]?.arrayValue?.first ?? .null })
             body["top_n"] = .int(Int64(requests.count))
@@ -141,9 +148,9 @@ public final class EmbeddingBatcher: EngineTransport {
     }
 
     /// One rerank body per document, each with its result as index 0.
-    static func splitRerank(_ reply: EngineReply, count: Int) throws -> [EngineReply] {
+    static func splitRerank(_ reply: EngineReply, count: Int, key: String = "results") throws -> [EngineReply] {
         var byIndex: [Int: JSONValue] = [:]
-        for result in reply.body["results"]?.arrayValue ?? [] {
+        for result in reply.body[key]?.arrayValue ?? [] {
             if let index = result["index"]?.intValue { byIndex[index] = result }
         }
         return try (0..<count).map { index in
@@ -154,7 +161,7 @@ public final class EmbeddingBatcher: EngineTransport {
             result["index"] = 0
             result["document"] = nil
             var body = reply.body.objectValue ?? [:]
-            body["results"] = [.object(result)]
+            body[key] = [.object(result)]
             body["usage"] = nil
             return EngineReply(body: .object(body), attempts: reply.attempts, latency: reply.latency)
         }

@@ -109,16 +109,25 @@ public struct RerankRequest: Sendable, Hashable {
     }
 }
 
+extension RerankRequest {
+    /// The body of vLLM's `/score`: `text_1` the query, `text_2` the documents.
+    public func scoreBody(modelID: String) -> JSONValue {
+        ["model": .string(modelID), "text_1": .string(query), "text_2": .array(documents.map(JSONValue.string))]
+    }
+}
+
 /// Relevance scores of a rerank response, one per document in request order.
 public struct RerankResponse: Sendable, Hashable {
     public var scores: [Double]
 
-    /// Parses `results[] {index, relevance_score}` into scores by document index.
+    /// Parses `results[] {index, relevance_score}` (or `/score`'s `data[] {index, score}`) into
+    /// scores by document index.
     /// - Parameter documents: how many documents were sent.
     /// - Throws: `LabelForgeError.invalidResponse` when a document has no score.
     public init(raw: JSONValue, documents: Int) throws {
         var scores = [Double?](repeating: nil, count: documents)
-        for result in raw["results"]?.arrayValue ?? [] {
+        // `/v1/rerank` answers `results`, vLLM's `/score` answers `data`.
+        for result in raw["results"]?.arrayValue ?? raw["data"]?.arrayValue ?? [] {
             guard let index = result["index"]?.intValue, scores.indices.contains(index),
                 let score = result["relevance_score"]?.doubleValue ?? result["score"]?.doubleValue
             else { continue }

@@ -22,6 +22,8 @@ public struct RequestKind: Hashable, Sendable, CustomStringConvertible {
     public static let embeddings = RequestKind(name: "embeddings", path: "/v1/embeddings")
     /// `POST /v1/rerank`, the shape vLLM and llama.cpp share.
     public static let rerank = RequestKind(name: "rerank", path: "/v1/rerank")
+    /// `POST /score`, vLLM's own scoring API (`text_1` against `text_2`).
+    public static let score = RequestKind(name: "score", path: "/score")
 }
 
 /// One request as it goes on the wire: its kind and the body a dialect wrote.

@@ -260,7 +260,9 @@ struct RowProcessor: Sendable {
         }
         let engine = embedEndpoints[stage.config.id] ?? endpoints[stage.config.engine]!
         let requests = documents.map {
-            PreparedRequest(RerankStage.request(query: query, document: $0, modelID: engine.modelID), on: engine)
+            PreparedRequest(
+                RerankStage.request(
+                    query: query, document: $0, modelID: engine.modelID, endpoint: stage.options.endpoint), on: engine)
         }
         outcome.requestKeys = requests.map(\.key.description)
         let executor = self.executor

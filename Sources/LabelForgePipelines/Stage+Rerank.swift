@@ -25,8 +25,12 @@ public struct RerankStage: PipelineStage {
         return (query.textForm, documents.arrayValue?.map(\.textForm) ?? [documents.textForm])
     }
 
-    static func request(query: String, document: String, modelID: String) -> EngineRequest {
-        EngineRequest(kind: .rerank, body: RerankRequest(query: query, documents: [document]).body(modelID: modelID))
+    static func request(query: String, document: String, modelID: String, endpoint: String = "rerank") -> EngineRequest
+    {
+        let request = RerankRequest(query: query, documents: [document])
+        return endpoint == "score"
+            ? EngineRequest(kind: .score, body: request.scoreBody(modelID: modelID))
+            : EngineRequest(kind: .rerank, body: request.body(modelID: modelID))
     }
 
     static func fields(scores: [Double]) -> [String: JSONValue] {
@@ -45,8 +49,10 @@ public struct RerankOptions: ParsedStageOptions {
     public var documents: String
     public var batchSize = 32
     public var method = "endpoint"
+    /// `rerank` (`POST /v1/rerank`, vLLM and llama.cpp) or `score` (vLLM's `POST /score`).
+    public var endpoint = "rerank"
 
-    static let keys = ["query", "documents", "batch_size", "method"]
+    static let keys = ["query", "documents", "batch_size", "method", "endpoint"]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RerankOptions {
         let batchNode = try node.child("batch_size")
@@ -54,7 +60,8 @@ public struct RerankOptions: ParsedStageOptions {
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
         return RerankOptions(
             query: try node.require("query").string(), documents: try node.require("documents").string(),
-            batchSize: batchSize, method: try node.child("method")?.oneOf(["endpoint", "judge"]) ?? "endpoint")
+            batchSize: batchSize, method: try node.child("method")?.oneOf(["endpoint", "judge"]) ?? "endpoint",
+            endpoint: try node.child("endpoint")?.oneOf(["rerank", "score"]) ?? "rerank")
     }
 
     /// The judge asks a chat model.
@@ -63,7 +70,7 @@ public struct RerankOptions: ParsedStageOptions {
     public var resolvedJSON: [String: JSONValue] {
         [
             "query": .string(query), "documents": .string(documents), "batch_size": .int(Int64(batchSize)),
-            "method": .string(method),
+            "method": .string(method), "endpoint": .string(endpoint),
         ]
     }
 }

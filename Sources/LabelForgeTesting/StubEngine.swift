@@ -210,6 +210,8 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             return embeddings()
         case (.POST, "/v1/rerank"), (.POST, "/rerank"):
             return rerank()
+        case (.POST, "/score"), (.POST, "/v1/score"):
+            return score()
         default:
             return error(404, "Not Found", type: "NotFoundError")
         }
@@ -359,6 +361,36 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                         "relevance_score": .double(score),
                     ]
                 }),
+        ]
+        return (200, Array(CanonicalJSON.data(reply)))
+    }
+
+    /// vLLM's `/score`: `text_1` a string, `text_2` a string or a list; `data[] {index, object:
+    /// "score", score}` in `text_2`'s order. Same scores as `/v1/rerank`.
+    private func score() -> (Int, [UInt8]) {
+        let data = Data(body.readableBytesView)
+        guard let request = try? JSONValue.parse(data), request["model"]?.stringValue == model,
+            let query = request["text_1"]?.stringValue
+        else {
+            return error(400, "text_1: Field required", type: "BadRequestError")
+        }
+        let texts =
+            request["text_2"]?.arrayValue?.compactMap(\.stringValue) ?? request["text_2"]?.stringValue.map { [$0] }
+            ?? []
+        guard !texts.isEmpty else { return error(400, "text_2: Field required", type: "BadRequestError") }
+        state.withLockedValue { $0.rerankRequests.append(texts) }
+        let q = StubEngine.embedding(of: query)
+        let reply: JSONValue = [
+            "id": "score-stub", "object": "list", "created": 0, "model": .string(model),
+            "data": .array(
+                texts.enumerated().map { index, text in
+                    [
+                        "index": .int(Int64(index)), "object": "score",
+                        "score": .double(
+                            Double(zip(q, StubEngine.embedding(of: text)).reduce(Float(0)) { $0 + $1.0 * $1.1 })),
+                    ]
+                }),
+            "usage": ["prompt_tokens": .int(Int64(texts.count * 8)), "total_tokens": .int(Int64(texts.count * 8))],
         ]
         return (200, Array(CanonicalJSON.data(reply)))
     }

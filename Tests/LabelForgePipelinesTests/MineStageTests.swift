@@ -142,6 +142,17 @@ import Testing
         #expect(
             FileManager.default.contents(atPath: report.runDirectory.outputPath(stage: "ranked"))
                 == FileManager.default.contents(atPath: second.runDirectory.outputPath(stage: "ranked")))
+        // vLLM's /score as the endpoint: its own requests and cache keys, the same scores.
+        let scoreConfig = try ws.write(
+            "score.yaml",
+            try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                of: "batch_size: 2}", with: "batch_size: 2, endpoint: score}"))
+        let viaScore = try await Runner(
+            options: RunOptions(configPath: scoreConfig, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.rerankRequests.count > requests.count)
+        let scored = try StageGraphTests.lines(viaScore.runDirectory.outputPath(stage: "ranked"))
+        #expect(scored.map { $0["scores"] } == ranked.map { $0["scores"] })
         await stub.stop()
     }
 
