@@ -25,6 +25,9 @@ final class RunExecution {
     let logger: Logger
     let progress: @Sendable (RunProgress) -> Void
 
+    /// `labelforge plan`: nothing is sent, misses are recorded as such, no row budget applies, and
+    /// the run stops before the first dataset-wide stage (it needs its input's outputs).
+    let planOnly: Bool
     private var stats: [String: StageStats] = [:]
     /// `outputs/<stage>.npy` of each `embed` stage.
     private var vectorFiles: [String: NpyWriter] = [:]
@@ -41,8 +44,9 @@ final class RunExecution {
         plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore,
         directory: RunDirectory,
         manifest: ManifestWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
-        progress: @escaping @Sendable (RunProgress) -> Void
+        progress: @escaping @Sendable (RunProgress) -> Void, planOnly: Bool = false
     ) {
+        self.planOnly = planOnly
         self.config = plan.config
         self.graph = plan.graph
         let executor = RequestExecutor(
@@ -80,7 +84,7 @@ final class RunExecution {
         self.manifest = manifest
         self.totalRows = plan.dataset.rows
         self.repeats = plan.dataset.repeats
-        self.budget = FailureBudget(maxRatio: plan.config.maxFailureRatio)
+        self.budget = FailureBudget(maxRatio: planOnly ? 1 : plan.config.maxFailureRatio)
         self.logger = logger
         self.progress = progress
     }
@@ -122,7 +126,9 @@ final class RunExecution {
                 ) { row in
                     if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: joined) }
                 }
-                guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else { break }
+                guard budget.abortReason == nil, !planOnly, let barrier = segment.barrier, let barrierInput else {
+                    break
+                }
                 try barrierInput.commit()
                 let result = try await runBarrier(barrier, input: barrierInput.path)
                 let reader = try RowFileReader(path: result, images: config.dataset.images)

@@ -59,7 +59,7 @@ public struct ReplayOptions: Sendable {
 /// requests from the content-addressed cache where it can, and writes the run directory.
 public final class Runner: Sendable {
     public let options: RunOptions
-    private let logger: Logger
+    let logger: Logger
     private let progress: @Sendable (RunProgress) -> Void
 
     public init(options: RunOptions, logger: Logger, progress: @escaping @Sendable (RunProgress) -> Void = { _ in }) {

@@ -1,0 +1,120 @@
+import Foundation
+import LabelForgeCache
+import LabelForgeCore
+import Logging
+
+/// What a run would do, before it does it (`labelforge plan`): per stage, the rows and the
+/// requests the cache already answers and those it would send, found by running the pipeline
+/// against the cache alone — no engine is started and nothing is sent.
+///
+/// Exact for every stage whose inputs are known: a row's request keys are computed from the
+/// rendered request, as the run computes them. A row whose upstream output is not cached yet
+/// cannot be rendered, so it is counted as waiting (at least one new request each). Planning stops
+/// before the first dataset-wide stage, whose output depends on all its input rows.
+public struct PlanReport: Sendable {
+    public struct StageEstimate: Sendable {
+        public var id: String
+        public var type: String
+        public var rows = 0
+        /// Requests the cache answers.
+        public var cached = 0
+        /// Requests that would be sent (first attempts; validation retries may add some).
+        public var new = 0
+        /// Rows that wait on an upstream output not in the cache yet: at least one request each.
+        public var waiting = 0
+        /// Rows dropped by a filter.
+        public var dropped = 0
+        /// Whether the stage was planned (false past the first dataset-wide stage).
+        public var planned = true
+    }
+
+    public var planHash: String
+    public var rows: Int
+    public var stages: [StageEstimate]
+
+    public var newRequests: Int { stages.reduce(0) { $0 + $1.new } }
+    public var cachedRequests: Int { stages.reduce(0) { $0 + $1.cached } }
+
+    public var json: JSONValue {
+        [
+            "plan_hash": .string(planHash), "rows": .int(Int64(rows)), "new_requests": .int(Int64(newRequests)),
+            "cached_requests": .int(Int64(cachedRequests)),
+            "stages": .array(
+                stages.map {
+                    [
+                        "id": .string($0.id), "type": .string($0.type), "rows": .int(Int64($0.rows)),
+                        "cached": .int(Int64($0.cached)), "new": .int(Int64($0.new)),
+                        "waiting": .int(Int64($0.waiting)), "dropped": .int(Int64($0.dropped)),
+                        "planned": .bool($0.planned),
+                    ]
+                }),
+        ]
+    }
+
+    public var rendered: String {
+        var lines = [
+            "plan \(ContentHash.unprefixed(planHash).prefix(12)): \(rows) rows, \(cachedRequests) requests cached, \(newRequests) new"
+        ]
+        for stage in stages {
+            guard stage.planned else {
+                lines.append(
+                    "  \(stage.id) (\(stage.type)): not planned (a dataset-wide stage or after one: its input is known "
+                        + "only when the run gets there)")
+                continue
+            }
+            var line = "  \(stage.id) (\(stage.type)): \(stage.rows) rows, \(stage.cached) cached, \(stage.new) new"
+            if stage.waiting > 0 { line += ", \(stage.waiting) rows waiting on new upstream outputs" }
+            if stage.dropped > 0 { line += ", \(stage.dropped) dropped" }
+            lines.append(line)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+extension Runner {
+    /// Plans `options.configPath` against the cache; starts no engine and sends nothing.
+    public func plan() async throws -> PlanReport {
+        let plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
+        let cache: any CacheStore = try SQLiteCache(
+            path: options.cachePath ?? plan.config.cachePath ?? SQLiteCache.defaultPath(), logger: planLogger)
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "labelforge-plan-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let directory = try RunDirectory.create(
+            runsDir: scratch, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
+        let manifest = try ManifestWriter(path: directory.manifestPath)
+        try manifest.append(.run(plan.runRecord(directory: directory, noCache: false)))
+        let engines = EngineSet.offline(config: plan.config, models: plan.models, logger: planLogger)
+        let execution = RunExecution(
+            plan: plan, engines: engines, engineInfos: [:], cache: cache, directory: directory, manifest: manifest,
+            previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true)
+        _ = try await execution.run()
+        await engines.shutdown()
+        try manifest.sync()
+
+        var estimates = plan.graph.order.map { PlanReport.StageEstimate(id: $0.config.id, type: $0.config.type) }
+        let index = Dictionary(uniqueKeysWithValues: estimates.enumerated().map { ($1.id, $0) })
+        var seen: Set<String> = []
+        try ManifestReader(path: directory.manifestPath).forEachRow { row in
+            guard let i = index[row.stage] else { return }
+            seen.insert(row.stage)
+            estimates[i].rows += 1
+            estimates[i].cached += row.cacheHits
+            if row.dropped { estimates[i].dropped += 1 }
+            switch row.error?.errorClass {
+            case LabelForgeError.Code.cacheMiss.rawValue:
+                estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
+            case "upstream_failed": estimates[i].waiting += 1
+            default: break
+            }
+        }
+        // Stages after the first dataset-wide one were not reached.
+        if let barrier = plan.graph.order.firstIndex(where: { $0 is any BarrierStage }) {
+            for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
+        }
+        return PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
+    }
+
+    private var planLogger: Logger { logger }
+}

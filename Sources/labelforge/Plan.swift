@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import LabelForgeCore
+import LabelForgePipelines
+
+struct PlanCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan",
+        abstract: "Show what a run would send: per stage, the requests the cache answers and the new ones.",
+        discussion: """
+            Runs the pipeline against the cache alone: no engine is started and nothing is sent. Request keys are \
+            computed exactly as the run computes them; a row whose upstream output is not cached yet is counted as \
+            waiting (at least one new request). Planning stops before the first dataset-wide stage.
+            """
+    )
+
+    @Option(name: .long, help: "The pipeline config (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Plan only the first N rows.")
+    var limit: Int?
+
+    @Option(
+        name: .long, help: "The cache file (default: the config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
+    var cachePath: String?
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        do {
+            let runner = Runner(
+                options: RunOptions(configPath: config, limit: limit, cachePath: cachePath),
+                logger: Terminal.logger(verbose: false))
+            let report = try await runner.plan()
+            print(json ? CanonicalJSON.string(report.json) : report.rendered, terminator: json ? "\n" : "")
+        } catch {
+            throw Terminal.exit(for: error)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgePipelines
+
+@Suite struct PlanTests {
+    @Test("plan: all new before a run, nothing new after it; a changed prompt makes only its stage and dependents new")
+    func plan() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 10)
+        try ws.writePromptPack()
+        try ws.write("prompts/reply.mustache", "Reply to this {{sentiment.label}} review: {{text}}\n")
+        let stub = try await StubEngine.start()
+        let config = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            prompts: {pack: \(ws.path("prompts"))}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+              - {id: tags, type: tag, template: tag, attributes: [{name: topic, type: enum, values: [a, b]}]}
+              - {id: reply, type: generate, template: reply}
+            """)
+        func plan() async throws -> [String: PlanReport.StageEstimate] {
+            let report = try await Runner(options: RunOptions(configPath: config), logger: CapturedLogs().logger).plan()
+            return Dictionary(uniqueKeysWithValues: report.stages.map { ($0.id, $0) })
+        }
+        let before = try await plan()
+        #expect(before["sentiment"]?.new == 10 && before["tags"]?.new == 10)
+        // The reply reads the sentiment label, which no cache holds yet: its rows wait.
+        #expect(before["reply"]?.waiting == 10 && before["reply"]?.new == 0)
+        #expect(stub.chatRequests == 0, "planning sends nothing")
+
+        _ = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        let after = try await plan()
+        #expect(after.values.allSatisfy { $0.new == 0 && $0.waiting == 0 })
+        #expect(after["sentiment"]?.cached == 10 && after["reply"]?.cached == 10)
+
+        // One stage's prompt changes: only it is new; the others stay cached.
+        try ws.write("prompts/tag.mustache", "Tag this review as JSON, please: {{text}}\n")
+        let changed = try await plan()
+        #expect(changed["tags"]?.new == 10 && changed["sentiment"]?.new == 0 && changed["reply"]?.new == 0)
+        // An upstream prompt changes: its stage is new and the stage reading it waits.
+        try ws.write(
+            "prompts/classify.mustache",
+            "Sentiment, one word: {{text}}\n{{#labels}}- {{name}}\n{{/labels}}{{label_names}}\n")
+        let upstream = try await plan()
+        #expect(upstream["sentiment"]?.new == 10 && upstream["reply"]?.waiting == 10)
+        #expect(stub.chatRequests == 30)
+        await stub.stop()
+    }
+}
