@@ -27,13 +27,23 @@ public struct Agreement: Sendable, Equatable {
 
     public var accuracy: Double { count == 0 ? 0 : Double(correct) / Double(count) }
 
+    /// The accuracy of always answering the most common gold label: the chance level a labeler has
+    /// to beat.
+    public var majorityBaseline: Double {
+        var gold: [String: Int] = [:]
+        for (pair, n) in confusion { gold[pair.gold, default: 0] += n }
+        return count == 0 ? 0 : Double(gold.values.max() ?? 0) / Double(count)
+    }
+
     /// Unweighted mean of per-class F1 over every class seen in gold or predictions.
     public var macroF1: Double {
         let classes = Set(confusion.keys.flatMap { [$0.predicted, $0.gold] })
         guard !classes.isEmpty else { return 0 }
         var sum = 0.0
         for c in classes {
-            var tp = 0, fp = 0, fn = 0
+            var tp = 0
+            var fp = 0
+            var fn = 0
             for (pair, n) in confusion {
                 if pair.predicted == c && pair.gold == c { tp += n }
                 if pair.predicted == c && pair.gold != c { fp += n }

@@ -5,7 +5,7 @@ import LabelForgePipelines
 import Logging
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Everything the CLI writes to the terminal: data to stdout, progress and errors to stderr.
@@ -71,7 +71,10 @@ enum Terminal {
         for score in report.scores {
             lines.append(
                 "accuracy \(score.stage).\(score.field) vs \(score.goldField): "
-                    + String(format: "%.1f%% (n=%d, macro-F1 %.3f)", score.agreement.accuracy * 100, score.agreement.count, score.agreement.macroF1))
+                    + String(
+                        format: "%.1f%% (n=%d, macro-F1 %.3f; chance %.1f%%: always the most common gold label)",
+                        score.agreement.accuracy * 100, score.agreement.count, score.agreement.macroF1,
+                        score.agreement.majorityBaseline * 100))
         }
         lines.append("outputs:        \(report.runDirectory.outputsPath)/")
         lines.append("report:         \(report.runDirectory.reportPath)")

@@ -72,6 +72,29 @@ import Testing
             "\(refused.stderr)")
     }
 
+    @Test("init writes a starter project that plans at once from its own directory, and never overwrites")
+    func initProject() async throws {
+        let ws = try TestWorkspace()
+        let created = try await CLI.run(["init", ws.path("demo")])
+        #expect(created.exitCode == 0, "\(created.stderr)")
+        for file in [
+            "config.yaml", "prompts/pack.yaml", "prompts/sentiment.mustache", "data/reviews.jsonl", "README.md",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: ws.path("demo/" + file)), "\(file)")
+        }
+        let rows = try String(contentsOfFile: ws.path("demo/data/reviews.jsonl"), encoding: .utf8).split(
+            separator: "\n")
+        #expect(rows.count == 20 && rows.allSatisfy { (try? JSONValue.parse(String($0)))?["sentiment"] != nil })
+        let again = try await CLI.run(["init", ws.path("demo")])
+        #expect(again.exitCode == 64 && again.stderr.contains("already exist"), "\(again.stderr)")
+        // The config, prompts and data check out (plan reads them all; no engine starts).
+        let plan = try await CLI.run(
+            ["plan", "--config", "config.yaml", "--cache-path", ws.path("cache.sqlite")],
+            workingDirectory: ws.path("demo"))
+        #expect(plan.exitCode == 0, "\(plan.stderr)")
+        #expect(plan.stdout.contains("sentiment (classify): 20 rows, 0 cached, 20 new"), "\(plan.stdout)")
+    }
+
     @Test("a config typo is one error line naming file, line and suggestion, exit 64")
     func typo() async throws {
         let ws = try TestWorkspace()

@@ -54,6 +54,13 @@ import Testing
         #expect(never.perClass["b"]?.precision == 0 && never.perClass["b"]?.f1 == 0)
     }
 
+    @Test("the chance level is the accuracy of always answering the most common gold label")
+    func majority() {
+        let agreement = Agreement(pairs: zip(Self.predicted, Self.gold).map { ($0, $1) })
+        #expect(close(agreement.majorityBaseline, 5.0 / 12))
+        #expect(Agreement().majorityBaseline == 0)
+    }
+
     @Test("Cohen's kappa unweighted, linear and quadratic match scikit-learn")
     func weightedKappa() {
         let a = [1, 2, 3, 3, 2, 1, 4, 5, 4, 3, 2, 2]
