@@ -24,6 +24,10 @@ public struct PlanReport: Sendable {
         public var waiting = 0
         /// Rows dropped by a filter.
         public var dropped = 0
+        /// Prompt tokens of the cached requests, as the engine counted them.
+        public var cachedPromptTokens = 0
+        /// Prompt tokens of the new requests, estimated (characters / 4).
+        public var newPromptTokens = 0
         /// Whether the stage was planned (false past the first dataset-wide stage).
         public var planned = true
     }
@@ -45,7 +49,8 @@ public struct PlanReport: Sendable {
                         "id": .string($0.id), "type": .string($0.type), "rows": .int(Int64($0.rows)),
                         "cached": .int(Int64($0.cached)), "new": .int(Int64($0.new)),
                         "waiting": .int(Int64($0.waiting)), "dropped": .int(Int64($0.dropped)),
-                        "planned": .bool($0.planned),
+                        "planned": .bool($0.planned), "cached_prompt_tokens": .int(Int64($0.cachedPromptTokens)),
+                        "new_prompt_tokens_estimated": .int(Int64($0.newPromptTokens)),
                     ]
                 }),
         ]
@@ -65,6 +70,7 @@ public struct PlanReport: Sendable {
             var line = "  \(stage.id) (\(stage.type)): \(stage.rows) rows, \(stage.cached) cached, \(stage.new) new"
             if stage.waiting > 0 { line += ", \(stage.waiting) rows waiting on new upstream outputs" }
             if stage.dropped > 0 { line += ", \(stage.dropped) dropped" }
+            if stage.new > 0 { line += "; ~\(stage.newPromptTokens) new prompt tokens (4 characters per token)" }
             lines.append(line)
         }
         return lines.joined(separator: "\n") + "\n"
@@ -105,7 +111,9 @@ extension Runner {
             switch row.error?.errorClass {
             case LabelForgeError.Code.cacheMiss.rawValue:
                 estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
+                estimates[i].newPromptTokens += row.tokensIn
             case "upstream_failed": estimates[i].waiting += 1
+            case nil: estimates[i].cachedPromptTokens += row.tokensIn
             default: break
             }
         }

@@ -83,6 +83,22 @@ struct RowProcessor: Sendable {
     /// stays a failure, so the manifest, the outputs and downstream stages agree.
     var previous: [String: RowRecord] = [:]
     var logger: Logger
+    /// `labelforge plan`: a request the cache lacks records an estimate of its prompt tokens.
+    var estimateMisses = false
+
+    /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
+    /// right for English with BPE tokenizers; images are not counted).
+    static func estimatedTokens(of body: JSONValue) -> Int {
+        var characters = 0
+        for message in body["messages"]?.arrayValue ?? [] {
+            if let text = message["content"]?.stringValue {
+                characters += text.count
+            } else {
+                for part in message["content"]?.arrayValue ?? [] { characters += part["text"]?.stringValue?.count ?? 0 }
+            }
+        }
+        return (characters + 3) / 4
+    }
 
     /// Passes one row through `stages`, in order; every stage sees every row the stage before it emitted.
     func process(_ row: PipelineRow, through stages: [any PipelineStage]) async throws -> SegmentResult {
@@ -393,6 +409,9 @@ struct RowProcessor: Sendable {
                 return nil
             } catch let error as LabelForgeError {
                 outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
+                if estimateMisses && error.code == .cacheMiss {
+                    outcome.tokensIn += Self.estimatedTokens(of: request.request.body)
+                }
                 return nil
             } catch {
                 outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))

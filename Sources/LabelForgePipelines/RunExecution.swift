@@ -78,7 +78,7 @@ final class RunExecution {
         self.processor = RowProcessor(
             config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
             embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
-            previous: self.previous, logger: logger)
+            previous: self.previous, logger: logger, estimateMisses: planOnly)
         self.engines = engines
         self.directory = directory
         self.manifest = manifest

@@ -34,6 +34,8 @@ import Testing
         #expect(before["sentiment"]?.new == 10 && before["tags"]?.new == 10)
         // The reply reads the sentiment label, which no cache holds yet: its rows wait.
         #expect(before["reply"]?.waiting == 10 && before["reply"]?.new == 0)
+        // New prompts' tokens are estimated from their text (at least the review text, /4).
+        #expect((before["sentiment"]?.newPromptTokens ?? 0) > 10 * 30 / 4)
         #expect(stub.chatRequests == 0, "planning sends nothing")
 
         _ = try await Runner(
@@ -41,6 +43,7 @@ import Testing
         ).run()
         let after = try await plan()
         #expect(after.values.allSatisfy { $0.new == 0 && $0.waiting == 0 })
+        #expect((after["sentiment"]?.cachedPromptTokens ?? 0) > 0 && after["sentiment"]?.newPromptTokens == 0)
         #expect(after["sentiment"]?.cached == 10 && after["reply"]?.cached == 10)
 
         // One stage's prompt changes: only it is new; the others stay cached.
