@@ -32,9 +32,19 @@ public struct PlanReport: Sendable {
         public var planned = true
     }
 
+    /// How long the new requests would take at the throughput an earlier run of the same model
+    /// measured (its engine requests over its wall time).
+    public struct TimeEstimate: Sendable {
+        public var seconds: Double
+        public var requestsPerSecond: Double
+        /// The run the throughput comes from.
+        public var basedOn: String
+    }
+
     public var planHash: String
     public var rows: Int
     public var stages: [StageEstimate]
+    public var time: TimeEstimate? = nil
 
     public var newRequests: Int { stages.reduce(0) { $0 + $1.new } }
     public var cachedRequests: Int { stages.reduce(0) { $0 + $1.cached } }
@@ -43,6 +53,13 @@ public struct PlanReport: Sendable {
         [
             "plan_hash": .string(planHash), "rows": .int(Int64(rows)), "new_requests": .int(Int64(newRequests)),
             "cached_requests": .int(Int64(cachedRequests)),
+            "time_estimate": time.map {
+                [
+                    "seconds": .double(($0.seconds * 10).rounded() / 10),
+                    "requests_per_second": .double(($0.requestsPerSecond * 100).rounded() / 100),
+                    "based_on": .string($0.basedOn),
+                ]
+            } ?? .null,
             "stages": .array(
                 stages.map {
                     [
@@ -60,6 +77,15 @@ public struct PlanReport: Sendable {
         var lines = [
             "plan \(ContentHash.unprefixed(planHash).prefix(12)): \(rows) rows, \(cachedRequests) requests cached, \(newRequests) new"
         ]
+        if let time, newRequests > 0 {
+            lines.append(
+                String(
+                    format: "  about %.0f s for the new requests, at %.2f requests/s (measured by run %@)",
+                    time.seconds,
+                    time.requestsPerSecond, time.basedOn))
+        } else if newRequests > 0 {
+            lines.append("  no time estimate: no finished run of these models under the runs directory")
+        }
         for stage in stages {
             guard stage.planned else {
                 lines.append(
@@ -107,7 +133,7 @@ extension Runner {
             seen.insert(row.stage)
             estimates[i].rows += 1
             estimates[i].cached += row.cacheHits
-            if row.dropped { estimates[i].dropped += 1 }
+            if row.dropped && row.error == nil { estimates[i].dropped += 1 }
             switch row.error?.errorClass {
             case LabelForgeError.Code.cacheMiss.rawValue:
                 estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
@@ -121,7 +147,32 @@ extension Runner {
         if let barrier = plan.graph.order.firstIndex(where: { $0 is any BarrierStage }) {
             for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
         }
-        return PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
+        var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
+        report.time = Self.throughput(runsDir: options.runsDir, models: plan.models.map(\.recordedPin)).map {
+            PlanReport.TimeEstimate(
+                seconds: Double(report.newRequests) / $0.rate, requestsPerSecond: $0.rate, basedOn: $0.run)
+        }
+        return report
+    }
+
+    /// The most recent finished run under `runsDir` whose models are `models` (same ids and
+    /// revisions): its engine requests per second of wall time.
+    static func throughput(runsDir: String, models: [RunRecord.ModelPin]) -> (rate: Double, run: String)? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: runsDir)) ?? []).sorted().reversed()
+        let wanted = Set(models.map { "\($0.id)@\($0.revision)" })
+        for name in names where !name.hasPrefix(".") {
+            guard let (first, last) = ManifestReader.ends(of: runsDir + "/" + name + "/manifest.jsonl"),
+                case .run(let run) = first, case .summary(let summary) = last, summary.isFinal,
+                Set(run.models.map { "\($0.id)@\($0.revision)" }) == wanted,
+                let requests = summary.engineRequests, requests > 0,
+                let start = formatter.date(from: run.createdAt), let end = formatter.date(from: summary.finishedAt),
+                end > start
+            else { continue }
+            return (Double(requests) / end.timeIntervalSince(start), run.runID)
+        }
+        return nil
     }
 
     private var planLogger: Logger { logger }

@@ -24,13 +24,16 @@ struct PlanCommand: AsyncParsableCommand {
         name: .long, help: "The cache file (default: the config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
     var cachePath: String?
 
+    @Option(name: .long, help: "Where earlier runs are (their throughput gives the time estimate).")
+    var runsDir: String = "runs"
+
     @Flag(name: .long, help: "Print JSON.")
     var json = false
 
     func run() async throws {
         do {
             let runner = Runner(
-                options: RunOptions(configPath: config, limit: limit, cachePath: cachePath),
+                options: RunOptions(configPath: config, runsDir: runsDir, limit: limit, cachePath: cachePath),
                 logger: Terminal.logger(verbose: false))
             let report = try await runner.plan()
             print(json ? CanonicalJSON.string(report.json) : report.rendered, terminator: json ? "\n" : "")

@@ -26,8 +26,12 @@ import Testing
               - {id: tags, type: tag, template: tag, attributes: [{name: topic, type: enum, values: [a, b]}]}
               - {id: reply, type: generate, template: reply}
             """)
+        var lastReport: PlanReport?
         func plan() async throws -> [String: PlanReport.StageEstimate] {
-            let report = try await Runner(options: RunOptions(configPath: config), logger: CapturedLogs().logger).plan()
+            let report = try await Runner(
+                options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+            ).plan()
+            lastReport = report
             return Dictionary(uniqueKeysWithValues: report.stages.map { ($0.id, $0) })
         }
         let before = try await plan()
@@ -37,6 +41,7 @@ import Testing
         // New prompts' tokens are estimated from their text (at least the review text, /4).
         #expect((before["sentiment"]?.newPromptTokens ?? 0) > 10 * 30 / 4)
         #expect(stub.chatRequests == 0, "planning sends nothing")
+        #expect(lastReport?.time == nil, "no earlier run to measure throughput")
 
         _ = try await Runner(
             options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
@@ -49,6 +54,9 @@ import Testing
         // One stage's prompt changes: only it is new; the others stay cached.
         try ws.write("prompts/tag.mustache", "Tag this review as JSON, please: {{text}}\n")
         let changed = try await plan()
+        // The finished run measured the stub's throughput: the estimate is 10 requests at that rate.
+        let time = try #require(lastReport?.time)
+        #expect(time.requestsPerSecond > 0 && abs(time.seconds * time.requestsPerSecond - 10) < 1e-6)
         #expect(changed["tags"]?.new == 10 && changed["sentiment"]?.new == 0 && changed["reply"]?.new == 0)
         // An upstream prompt changes: its stage is new and the stage reading it waits.
         try ws.write(
