@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 
 # OpenBLAS (Debian's libopenblas-dev) for vector search's matrix products; the build links it.
-if ! ldconfig -p 2>/dev/null | grep -q "libopenblas.so " || \
+if ! ldconfig -p 2>/dev/null | grep "libopenblas.so " >/dev/null || \
    { [ ! -e /usr/include/cblas.h ] && [ ! -e /usr/include/x86_64-linux-gnu/cblas.h ] && [ ! -e /usr/include/aarch64-linux-gnu/cblas.h ]; }; then
   echo "setup: installing OpenBLAS (Debian libopenblas-dev)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo
