@@ -45,7 +45,7 @@ enum StarterProject {
         """
 
     /// Small models label better with worked examples (three lifted SmolLM2's sentiment accuracy on
-    /// the demo's first 60 rows from 38% to 50%); these three are not among the 20 rows.
+    /// the demo's first 60 rows from 38% to 50%, as issue 15 reports); these three are not among the 20 rows.
     static let sentimentPrompt = "Classify the sentiment of a product review as positive, negative or neutral.\n{{#labels}}\n- {{name}}: {{description}}\n{{/labels}}\n\nThree worked examples:\n\nReview: Setting up the mechanical keyboard took less than five minutes. Very user-friendly design.\nAnswer: positive\n\nReview: Shipping was a mess: the blender was sent to the wrong address first. Really frustrating delivery experience.\nAnswer: negative\n\nReview: The phone case came on time, exactly as scheduled. Packaging was plain but adequate.\nAnswer: neutral\n\nReview: {{text}}\nAnswer:"
 
     static let rows = [
