@@ -95,6 +95,24 @@ public struct PromptPack: Sendable {
     /// changes delimiters or uses transforms, whose names this scan cannot see.
     static func rootNamesAtAnyDepth(in text: String) -> Set<String>? {
         var names: Set<String> = []
+        for (sigil, name) in tags(in: text) {
+            switch sigil {
+            case ">", "=", "<", "$": return nil
+            case "!", "%", "/": continue
+            default:
+                // A transform (`{{uppercased(name)}}`) reads a name this scan does not parse.
+                if name.contains("(") { return nil }
+                names.insert(rootName(name))
+            }
+        }
+        return names
+    }
+
+    /// Every `{{…}}` tag of a template, in order: its sigil (`#`, `^`, `/`, `{`, `&`, `!`, `>`, …;
+    /// `nil` for a plain variable) and its name, trimmed, without the sigil or a triple mustache's
+    /// closing brace.
+    static func tags(in text: String) -> [(sigil: Character?, name: String)] {
+        var tags: [(sigil: Character?, name: String)] = []
         var rest = Substring(text)
         while let open = rest.range(of: "{{") {
             rest = rest[open.upperBound...]
@@ -102,20 +120,17 @@ public struct PromptPack: Sendable {
             var tag = rest[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             rest = rest[close.upperBound...]
             if rest.hasPrefix("}") { rest = rest.dropFirst() }
-            guard let sigil = tag.first else { continue }
-            switch sigil {
-            case ">", "=", "<", "$": return nil
-            case "!", "%", "/": continue
-            case "#", "^", "{", "&":
+            guard let first = tag.first else { continue }
+            var sigil: Character? = nil
+            if "#^/{&!%>=<$".contains(first) {
+                sigil = first
                 tag.removeFirst()
-                if tag.hasSuffix("}") { tag.removeLast() }
-            default: break
+                if first == "{" && tag.hasSuffix("}") { tag.removeLast() }
+                if first == "&" && tag.hasSuffix("}") { tag.removeLast() }
             }
-            // A transform (`{{uppercased(name)}}`) reads a name this scan does not parse.
-            if tag.contains("(") { return nil }
-            names.insert(rootName(tag.trimmingCharacters(in: .whitespaces)))
+            tags.append((sigil, tag.trimmingCharacters(in: .whitespaces)))
         }
-        return names
+        return tags
     }
 
     /// JSON → the Foundation values swift-mustache walks.
@@ -141,29 +156,15 @@ public struct PromptPack: Sendable {
     static func topLevelNames(in text: String) -> Set<String> {
         var fields: Set<String> = []
         var depth = 0
-        var rest = Substring(text)
-        while let open = rest.range(of: "{{") {
-            rest = rest[open.upperBound...]
-            guard let close = rest.range(of: "}}") else { break }
-            var tag = rest[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
-            rest = rest[close.upperBound...]
-            if rest.hasPrefix("}") { rest = rest.dropFirst() }
-            guard let sigil = tag.first else { continue }
+        for (sigil, name) in tags(in: text) {
             switch sigil {
-            case "!", "%", ">", "=": continue
-            case "/":
-                depth -= 1
-                continue
+            case "!", "%", ">", "=", "<", "$": continue
+            case "/": depth -= 1
             case "#", "^":
-                tag.removeFirst()
-                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
+                if depth == 0 { fields.insert(name) }
                 depth += 1
-            case "{", "&":
-                tag.removeFirst()
-                if tag.hasSuffix("}") { tag.removeLast() }
-                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
             default:
-                if depth == 0 { fields.insert(tag.trimmingCharacters(in: .whitespaces)) }
+                if depth == 0 { fields.insert(name) }
             }
         }
         fields.remove(".")

@@ -198,12 +198,54 @@ struct RowProcessor: Sendable {
 
     /// One stage's calls for one row (sample), timed.
     private func run(_ stage: any RowStage, row: RowContext, sample: Int) async throws -> StageOutcome {
+        try await timed { await attempts(stage, row: row, sample: sample) }
+    }
+
+    /// A stage's outcome for a row with its latency. An interrupted request is not a result: the
+    /// row stays unfinished, to be resumed.
+    private func timed(_ body: () async throws -> StageOutcome) async throws -> StageOutcome {
         let start = ContinuousClock.now
-        var outcome = await attempts(stage, row: row, sample: sample)
+        var outcome = try await body()
         outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
-        // An interrupted request is not a result: the row stays unfinished, to be resumed.
         if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
         return outcome
+    }
+
+    /// How a failed engine call is recorded.
+    static func failure(for error: any Error) -> StageFailure {
+        if error is CancellationError {
+            return StageFailure(errorClass: "cancelled", message: "the run was interrupted")
+        }
+        if let error = error as? LabelForgeError {
+            return StageFailure(errorClass: error.code.rawValue, message: error.message)
+        }
+        return StageFailure(errorClass: "engine_failed", message: String(describing: error))
+    }
+
+    /// Every request through the executor at once, answers in request order.
+    private func executeAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws
+        -> [ExecutedRequest]
+    {
+        let executor = self.executor
+        return try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
+            for (index, request) in requests.enumerated() {
+                group.addTask { (index, try await executor.execute(request, on: engine)) }
+            }
+            var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
+        }
+    }
+
+    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload).
+    static func vector(of answer: ExecutedRequest) throws -> (vector: [Float], promptTokens: Int) {
+        let response =
+            try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
+            ?? EmbeddingsResponse(raw: answer.response)
+        guard response.vectors.count == 1, let vector = response.vectors.first, !vector.isEmpty else {
+            throw LabelForgeError(.invalidResponse, "expected one vector for one text, got \(response.vectors.count)")
+        }
+        return (vector, response.promptTokens)
     }
 
     /// Vectors for texts, for a dataset-wide stage: one single-text request each through the
@@ -221,16 +263,7 @@ struct RowProcessor: Sendable {
                 next += 1
                 let request = PreparedRequest(
                     EmbedStage.request(text: texts[index], modelID: engine.modelID), on: engine)
-                group.addTask {
-                    let answer = try await executor.execute(request, on: engine)
-                    let response =
-                        try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
-                        ?? EmbeddingsResponse(raw: answer.response)
-                    guard let vector = response.vectors.first, response.vectors.count == 1 else {
-                        throw LabelForgeError(.invalidResponse, "expected one vector for one text")
-                    }
-                    return (index, vector)
-                }
+                group.addTask { (index, try Self.vector(of: try await executor.execute(request, on: engine)).vector) }
             }
             while next < min(window, texts.count) { add() }
             while let (index, vector) = try await group.next() {
@@ -247,28 +280,23 @@ struct RowProcessor: Sendable {
         guard let engine = rerankEndpoints[stageID] else {
             throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
         }
-        let executor = self.executor
-        return try await withThrowingTaskGroup(of: (Int, Double).self) { group in
-            for (index, document) in documents.enumerated() {
-                let request = PreparedRequest(
-                    RerankStage.request(query: query, document: document, modelID: engine.modelID), on: engine)
-                group.addTask {
-                    let answer = try await executor.execute(request, on: engine)
-                    return (index, try RerankResponse(raw: answer.response, documents: 1).scores[0])
-                }
-            }
-            var scores = [Double](repeating: 0, count: documents.count)
-            for try await (index, score) in group { scores[index] = score }
-            return scores
+        let requests = documents.map {
+            PreparedRequest(RerankStage.request(query: query, document: $0, modelID: engine.modelID), on: engine)
+        }
+        return try await executeAll(requests, on: engine).map {
+            try RerankResponse(raw: $0.response, documents: 1).scores[0]
         }
     }
 
     /// One row's scores: a single-document rerank request per document, concurrently, through the
     /// executor and the stage's batcher (which sends one query's pairs together).
     private func run(_ stage: RerankStage, row: RowContext) async throws -> StageOutcome {
-        let start = ContinuousClock.now
+        try await timed { try await scores(stage, row: row) }
+    }
+
+    private func scores(_ stage: RerankStage, row: RowContext) async throws -> StageOutcome {
         var outcome = StageOutcome(stageID: stage.config.id)
-        guard let (query, documents) = stage.inputs(of: row) else {
+        guard let (query, documents) = stage.options.inputs(of: row) else {
             outcome.failure = StageFailure(
                 errorClass: "missing_field",
                 message: "the row has no '\(stage.options.query)' or '\(stage.options.documents)' to rerank")
@@ -281,16 +309,8 @@ struct RowProcessor: Sendable {
                     query: query, document: $0, modelID: engine.modelID, endpoint: stage.options.endpoint), on: engine)
         }
         outcome.requestKeys = requests.map(\.key.description)
-        let executor = self.executor
         do {
-            let answers = try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
-                for (index, request) in requests.enumerated() {
-                    group.addTask { (index, try await executor.execute(request, on: engine)) }
-                }
-                var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
-                for try await (index, answer) in group { answers[index] = answer }
-                return answers.map { $0! }
-            }
+            let answers = try await executeAll(requests, on: engine)
             var scores: [Double] = []
             for answer in answers {
                 if answer.servedWithoutRequest { outcome.cacheHits += 1 }
@@ -298,22 +318,19 @@ struct RowProcessor: Sendable {
                 scores.append(try RerankResponse(raw: answer.response, documents: 1).scores[0])
             }
             outcome.output = RerankStage.fields(scores: scores)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch let error as LabelForgeError {
-            outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
         } catch {
-            outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
+            outcome.failure = Self.failure(for: error)
         }
-        if Task.isCancelled { throw CancellationError() }
-        outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         return outcome
     }
 
     /// One row's vector: a single-text embeddings request through the executor (and the stage's
     /// batcher on a miss).
     private func run(_ stage: EmbedStage, row: RowContext) async throws -> StageOutcome {
-        let start = ContinuousClock.now
+        try await timed { await vector(stage, row: row) }
+    }
+
+    private func vector(_ stage: EmbedStage, row: RowContext) async -> StageOutcome {
         var outcome = StageOutcome(stageID: stage.config.id)
         guard let text = stage.text(of: row) else {
             outcome.failure = StageFailure(
@@ -327,25 +344,13 @@ struct RowProcessor: Sendable {
             let answer = try await executor.execute(request, on: engine)
             if answer.servedWithoutRequest { outcome.cacheHits += 1 }
             outcome.attempts += answer.attempts
-            let response =
-                try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
-                ?? EmbeddingsResponse(raw: answer.response)
-            guard response.vectors.count == 1, let vector = response.vectors.first, !vector.isEmpty else {
-                throw LabelForgeError(
-                    .invalidResponse, "expected one vector for one text, got \(response.vectors.count)")
-            }
-            outcome.tokensIn = response.promptTokens
+            let (vector, promptTokens) = try Self.vector(of: answer)
+            outcome.tokensIn = promptTokens
             outcome.output = EmbedStage.fields(of: vector)
             outcome.vector = vector
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch let error as LabelForgeError {
-            outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
         } catch {
-            outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
+            outcome.failure = Self.failure(for: error)
         }
-        if Task.isCancelled { throw CancellationError() }
-        outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
         return outcome
     }
 
@@ -404,17 +409,11 @@ struct RowProcessor: Sendable {
                 if answer.servedWithoutRequest { outcome.cacheHits += 1 }
                 outcome.attempts += answer.attempts
                 raw = answer.response
-            } catch is CancellationError {
-                outcome.failure = StageFailure(errorClass: "cancelled", message: "the run was interrupted")
-                return nil
-            } catch let error as LabelForgeError {
-                outcome.failure = StageFailure(errorClass: error.code.rawValue, message: error.message)
-                if estimateMisses && error.code == .cacheMiss {
+            } catch {
+                outcome.failure = Self.failure(for: error)
+                if estimateMisses, (error as? LabelForgeError)?.code == .cacheMiss {
                     outcome.tokensIn += Self.estimatedTokens(of: request.request.body)
                 }
-                return nil
-            } catch {
-                outcome.failure = StageFailure(errorClass: "engine_failed", message: String(describing: error))
                 return nil
             }
             let response: ChatResponse

@@ -63,7 +63,7 @@ final class RunExecution {
                 ?? (stage as? RerankStage)?.options.batchSize
             guard let batchSize, var endpoint = endpoints[stage.config.engine] else { continue }
             let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
-            endpoint.transport = EmbeddingBatcher(
+            endpoint.transport = RequestBatcher(
                 base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
             embedEndpoints[stage.config.id] = endpoint
         }
@@ -71,7 +71,7 @@ final class RunExecution {
         for case let stage as MineStage in plan.graph.order {
             guard let name = stage.options.rerankEngine, var endpoint = endpoints[name] else { continue }
             let maxInFlight = plan.config.engines.first { $0.name == name }?.maxInFlight ?? 1
-            endpoint.transport = EmbeddingBatcher(
+            endpoint.transport = RequestBatcher(
                 base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
             rerankEndpoints[stage.config.id] = endpoint
         }

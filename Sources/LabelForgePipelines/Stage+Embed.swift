@@ -6,7 +6,7 @@ import LabelForgeLLM
 /// `query: `), from an engine that serves `/v1/embeddings`.
 ///
 /// Each text is its own single-input request, so its cache key does not depend on the batch it
-/// travels in; `EmbeddingBatcher` sends up to `batch_size` of them at a time. Vectors go to
+/// travels in; `RequestBatcher` sends up to `batch_size` of them at a time. Vectors go to
 /// `outputs/<stage>.npy` (float32, one row per output row, in output order); the stage's JSON output
 /// is the vector's `index` in that file, its `dimension` and its L2 `norm`.
 public struct EmbedStage: PipelineStage {

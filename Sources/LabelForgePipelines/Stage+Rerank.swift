@@ -17,14 +17,6 @@ public struct RerankStage: PipelineStage {
 
     public var optionReferences: [String] { [options.query, options.documents] }
 
-    /// The query and the documents of a row; `nil` when either is missing.
-    func inputs(of row: RowContext) -> (query: String, documents: [String])? {
-        guard let query = row.value(at: options.query), !query.isNull, let documents = row.value(at: options.documents),
-            !documents.isNull
-        else { return nil }
-        return (query.textForm, documents.arrayValue?.map(\.textForm) ?? [documents.textForm])
-    }
-
     static func request(query: String, document: String, modelID: String, endpoint: String = "rerank") -> EngineRequest
     {
         let request = RerankRequest(query: query, documents: [document])
@@ -64,6 +56,14 @@ public struct RerankOptions: ParsedStageOptions {
             endpoint: try node.child("endpoint")?.oneOf(["rerank", "score"]) ?? "rerank")
     }
 
+    /// The query and the documents of a row; `nil` when either is missing.
+    func inputs(of row: RowContext) -> (query: String, documents: [String])? {
+        guard let query = row.value(at: self.query), !query.isNull, let documents = row.value(at: self.documents),
+            !documents.isNull
+        else { return nil }
+        return (query.textForm, documents.arrayValue?.map(\.textForm) ?? [documents.textForm])
+    }
+
     /// The judge asks a chat model.
     public var engineTask: String? { method == "judge" ? "chat" : nil }
 
@@ -93,14 +93,14 @@ public struct RelevanceJudgeStage: RowStage {
     public var optionReferences: [String] { [options.query, options.documents] }
 
     public func calls(for row: RowContext) -> [StageCall] {
-        guard let (query, documents) = RerankStage(config: config, options: options).inputs(of: row) else { return [] }
+        guard let (query, documents) = options.inputs(of: row) else { return [] }
         return documents.map {
             StageCall(seedSuffix: "", variables: ["query": .string(query), "document": .string($0)])
         }
     }
 
     public func inputFailure(in row: RowContext) -> StageFailure? {
-        RerankStage(config: config, options: options).inputs(of: row) == nil
+        options.inputs(of: row) == nil
             ? StageFailure(
                 errorClass: "missing_field",
                 message: "the row has no '\(options.query)' or '\(options.documents)' to rerank")

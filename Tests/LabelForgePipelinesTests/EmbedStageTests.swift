@@ -132,7 +132,7 @@ import Testing
     @Test("the batcher sends waiting texts together, at most batch_size at a time, and answers each caller")
     func batcher() async throws {
         let transport = InMemoryTransport(gated: true)
-        let batcher = EmbeddingBatcher(base: transport, batchSize: 3, maxConcurrentBatches: 1)
+        let batcher = RequestBatcher(base: transport, batchSize: 3, maxConcurrentBatches: 1)
         let texts = (0..<7).map { "text \($0)\(String(repeating: "x", count: $0))" }
         let vectors = try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in
             for (index, text) in texts.enumerated() {

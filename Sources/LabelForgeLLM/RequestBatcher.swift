@@ -12,7 +12,7 @@ import Synchronization
 /// No timer and no task of its own: the caller that finds fewer than `maxConcurrentBatches`
 /// batches on the wire sends at once, with whatever waits, and keeps sending what queues up
 /// meanwhile; batches grow with the load.
-public final class EmbeddingBatcher: EngineTransport {
+public final class RequestBatcher: EngineTransport {
     public let base: any EngineTransport
     public let batchSize: Int
     public let maxConcurrentBatches: Int
