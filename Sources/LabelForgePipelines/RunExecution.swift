@@ -166,10 +166,13 @@ final class RunExecution {
                     accuracy: $0.agreement.accuracy, macroF1: $0.agreement.macroF1)
             },
             abortReason: budget.abortReason)
-        try manifest.append(.summary(summary))
-        try manifest.sync()
+        // The summary is the commit point: everything else is done before it, so a run killed
+        // after it leaves nothing behind (`--resume` then has nothing to do), and one killed before
+        // it is resumed and redoes these steps.
         try? FileManager.default.removeItem(atPath: stateDirectory)
         try report.markdown.write(toFile: directory.reportPath, atomically: true, encoding: .utf8)
+        try manifest.append(.summary(summary))
+        try manifest.sync()
         return report
     }
 
