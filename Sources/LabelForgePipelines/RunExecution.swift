@@ -394,27 +394,9 @@ final class RunExecution {
                 elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000))
     }
 
-    /// Each mining stage's statistics (its `stats.json`) for the report.
-    private func miningSections() -> [String] {
-        graph.order.compactMap { stage -> [String]? in
-            guard stage is MineStage,
-                let data = FileManager.default.contents(
-                    atPath: directory.outputsPath + "/\(stage.config.id).stats.json"),
-                let stats = try? JSONValue.parse(data)
-            else { return nil }
-            let removed = stats["removed"] ?? .null
-            return [
-                "## Mining: \(stage.config.id)", "",
-                "- queries: \(stats["queries"]?.textForm ?? "?"), corpus passages: \(stats["corpus"]?.textForm ?? "?"), "
-                    + "window end (range_max): \(stats["range_max"]?.textForm ?? "?")",
-                "- mean positive score: \(stats["mean_positive_score"]?.textForm ?? "n/a"), "
-                    + "mean negative score: \(stats["mean_negative_score"]?.textForm ?? "n/a")",
-                "- candidates removed: absolute margin \(removed["absolute_margin"]?.textForm ?? "0"), relative margin "
-                    + "\(removed["relative_margin"]?.textForm ?? "0"), max score \(removed["max_score"]?.textForm ?? "0"), "
-                    + "min score \(removed["min_score"]?.textForm ?? "0")",
-                "- rows with fewer negatives than asked: \(stats["rows_short_of_negatives"]?.textForm ?? "?")",
-            ]
-        }.flatMap { $0 }
+    /// What each dataset-wide stage adds to the report (mining statistics, dedup clusters).
+    private func barrierSections() -> [String] {
+        graph.order.flatMap { ($0 as? any BarrierStage)?.reportLines(outputs: directory.outputsPath) ?? [] }
     }
 
     private func makeReport() -> RunReport {
@@ -427,6 +409,6 @@ final class RunExecution {
             rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
             engineRequests: engines.requestsSent, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
-            abortReason: budget.abortReason, sections: miningSections())
+            abortReason: budget.abortReason, sections: barrierSections())
     }
 }

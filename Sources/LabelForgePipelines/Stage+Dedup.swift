@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeVectors
 
 /// What a barrier decided for one row.
 enum BarrierVerdict: Sendable {
@@ -26,6 +27,13 @@ protocol BarrierStage: PipelineStage {
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
         services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
     ) async throws
+
+    /// Lines the stage adds to `report.md`, from the files it wrote into `outputs`; none by default.
+    func reportLines(outputs: String) -> [String]
+}
+
+extension BarrierStage {
+    func reportLines(outputs: String) -> [String] { [] }
 }
 
 /// What the run offers a dataset-wide stage besides its rows.
@@ -42,21 +50,54 @@ struct BarrierServices: Sendable {
     var writeOutput: @Sendable (_ name: String, _ bytes: [UInt8]) throws -> Void
 }
 
-/// `dedup` with `method: exact`: rows whose field is the same text after normalization (Unicode
-/// NFKC, case folding, whitespace collapsed) are duplicates; the first in output order is kept.
+/// `dedup`: removes duplicates of rows earlier in output order; the first of each cluster is kept.
 ///
-/// Outputs `key` (hash of the normalized text) and `duplicates` (how many rows were removed as its
-/// duplicates); removed rows name the kept row as `duplicate_of`. Memory: one entry per distinct text.
+/// - `exact`: rows whose field is the same text after normalization (Unicode NFKC, case folding,
+///   whitespace collapsed). Outputs `key` (hash of the normalized text) and `duplicates`; removed
+///   rows name the kept row as `duplicate_of`. Memory: one entry per distinct text.
+/// - `minhash`: MinHash-LSH over shingles of the normalized text, every candidate pair verified by
+///   exact Jaccard ≥ `threshold`, clusters by connected components. Kept rows output `duplicates`;
+///   removed rows `duplicate_of` and `jaccard` (with the kept row). Memory: each row's shingle
+///   hashes and signature.
+/// - `embedding`: cosine ≥ `threshold` between the field's vectors from the stage's embedding
+///   engine (the same cached requests an `embed` stage makes), exact. Removed rows record `cosine`.
+///
+/// `minhash` and `embedding` also write `outputs/<id>.pairs.jsonl` (every pair found) and
+/// `outputs/<id>.dedup.json` (clusters, sizes, example pairs), which the report summarizes.
 struct DedupStage: BarrierStage {
     let config: RunConfig.Stage
     let options: DedupOptions
     let version = 1
-    let outputFields = ["key", "duplicates"]
+    var outputFields: [String] { options.method == "exact" ? ["key", "duplicates"] : ["duplicates"] }
 
     var optionReferences: [String] { [options.field] }
 
     /// The text as compared: NFKC, case-folded, runs of whitespace as one space, trimmed.
     static func normalized(_ text: String) -> String {
+        // ASCII (most text compared here): NFKC changes nothing and case folding is lowercasing,
+        // done on the bytes; the same result as the general path below, many times faster.
+        if text.utf8.allSatisfy({ $0 < 0x80 }) {
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(text.utf8.count)
+            var pendingSpace = false
+            for byte in text.utf8 {
+                if byte == 0x20 || (byte >= 0x09 && byte <= 0x0D) {
+                    pendingSpace = !bytes.isEmpty
+                    continue
+                }
+                if pendingSpace {
+                    bytes.append(0x20)
+                    pendingSpace = false
+                }
+                bytes.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+            }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return unicodeNormalized(text)
+    }
+
+    /// The general path of `normalized`.
+    static func unicodeNormalized(_ text: String) -> String {
         text.precomposedStringWithCompatibilityMapping
             .folding(options: [.caseInsensitive], locale: nil)
             .split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
@@ -66,6 +107,21 @@ struct DedupStage: BarrierStage {
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
         services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
     ) async throws {
+        if options.method == "exact" {
+            try exact(rows: rows, context: context, failure: failure, emit: emit)
+        } else {
+            try await near(rows: rows, context: context, failure: failure, services: services, emit: emit)
+        }
+    }
+
+    private var missingField: StageFailure {
+        StageFailure(errorClass: "missing_field", message: "the row has no value at '\(options.field)' to compare")
+    }
+
+    private func exact(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) throws {
         let field = options.field
         func key(_ row: PipelineRow) -> String? {
             guard failure(row) == nil, let value = context(row).value(at: field), !value.isNull else { return nil }
@@ -92,27 +148,232 @@ struct DedupStage: BarrierStage {
                         row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]))
                 }
             } else {
-                try emit(
-                    row,
-                    .fail(
-                        StageFailure(
-                            errorClass: "missing_field", message: "the row has no value at '\(field)' to compare")))
+                try emit(row, .fail(missingField))
             }
         }
     }
+
+    /// `minhash` and `embedding`: one pass to collect the texts, the clustering, one pass to decide.
+    private func near(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+    ) async throws {
+        var texts: [String] = []
+        var rowIDs: [String] = []
+        let collecting = try rows()
+        while let row = try collecting.next() {
+            guard failure(row) == nil, let value = context(row).value(at: options.field), !value.isNull else { continue }
+            texts.append(value.textForm)
+            rowIDs.append(row.rowID)
+        }
+        let result: NearDuplicates.Result
+        let measure: String
+        var parameters: [String: JSONValue] = ["threshold": .double(options.threshold)]
+        var sets: [[UInt64]] = []
+        var vectors = VectorMatrix(rows: 0, dimension: 0, values: [])
+        if options.method == "minhash" {
+            measure = "jaccard"
+            sets = Self.shingleSets(texts, shingling: options.shingling)
+            let lsh = options.minhashParameters
+            result = NearDuplicates.minhash(sets, parameters: lsh)
+            parameters["num_perm"] = .int(Int64(lsh.permutations))
+            parameters["bands"] = .int(Int64(lsh.bands))
+            parameters["rows"] = .int(Int64(lsh.rows))
+            parameters["shingle"] = .string(options.shingle)
+            parameters["ngram"] = .int(Int64(options.ngram))
+        } else {
+            measure = "cosine"
+            vectors = VectorMatrix(try await services.embed(texts)).normalized()
+            result = NearDuplicates.cosine(vectors, threshold: Float(options.threshold))
+        }
+        /// A removed row's similarity with its kept row (not always a pair found directly).
+        func similarity(_ a: Int, _ b: Int) -> Double {
+            if measure == "cosine" {
+                return Double(zip(vectors.row(a), vectors.row(b)).reduce(Float(0)) { $0 + $1.0 * $1.1 })
+            }
+            return NearDuplicates.jaccard(sets[a], sets[b])
+        }
+        let clusterSizes = result.kept.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
+
+        var slot = 0
+        let deciding = try rows()
+        while let row = try deciding.next() {
+            if let reason = failure(row) {
+                try emit(row, .fail(reason))
+                continue
+            }
+            guard slot < rowIDs.count, rowIDs[slot] == row.rowID else {
+                try emit(row, .fail(missingField))
+                continue
+            }
+            defer { slot += 1 }
+            let kept = result.kept[slot]
+            if kept == slot {
+                try emit(row, .keep(["duplicates": .int(Int64(clusterSizes[slot, default: 1] - 1))]))
+            } else {
+                let value = MineStage.rounded(similarity(kept, slot))
+                try emit(
+                    row,
+                    .drop(
+                        ["duplicate_of": .string(rowIDs[kept]), measure: .double(value)],
+                        reason: "near-duplicate of \(rowIDs[kept]) (\(measure) \(value))"))
+            }
+        }
+
+        var pairLines: [UInt8] = []
+        for pair in result.pairs {
+            let line: [String: JSONValue] = [
+                "first": .string(rowIDs[pair.first]), "second": .string(rowIDs[pair.second]),
+                measure: .double(MineStage.rounded(pair.similarity)),
+            ]
+            pairLines += Array((CanonicalJSON.string(.object(line)) + "\n").utf8)
+        }
+        try services.writeOutput("\(config.id).pairs.jsonl", pairLines)
+        let clusters = result.clusters
+        let histogram = clusters.reduce(into: [Int: Int]()) { $0[$1.count, default: 0] += 1 }
+        let examples = result.pairs.prefix(5).map { pair -> JSONValue in
+            .object([
+                "first": .string(rowIDs[pair.first]), "second": .string(rowIDs[pair.second]),
+                measure: .double(MineStage.rounded(pair.similarity)),
+                "first_text": .string(Self.excerpt(texts[pair.first])),
+                "second_text": .string(Self.excerpt(texts[pair.second])),
+            ])
+        }
+        let stats: JSONValue = [
+            "method": .string(options.method), "parameters": .object(parameters),
+            "rows": .int(Int64(texts.count)), "kept": .int(Int64(texts.count - clusters.reduce(0) { $0 + $1.count - 1 })),
+            "removed": .int(Int64(clusters.reduce(0) { $0 + $1.count - 1 })),
+            "clusters": .int(Int64(clusters.count)),
+            "cluster_sizes": .object(
+                Dictionary(uniqueKeysWithValues: histogram.map { (String($0.key), JSONValue.int(Int64($0.value))) })),
+            "largest_clusters": .array(
+                clusters.sorted { $0.count > $1.count || ($0.count == $1.count && $0[0] < $1[0]) }.prefix(5).map {
+                    ["kept": .string(rowIDs[$0[0]]), "size": .int(Int64($0.count))]
+                }),
+            "pairs": .int(Int64(result.pairs.count)), "candidates": .int(Int64(result.candidates)),
+            "example_pairs": .array(Array(examples)),
+        ]
+        try services.writeOutput("\(config.id).dedup.json", Array((CanonicalJSON.string(stats) + "\n").utf8))
+    }
+
+    /// Each text's shingle set, of its normalized form, computed in parallel.
+    static func shingleSets(_ texts: [String], shingling: Shingling) -> [[UInt64]] {
+        NearDuplicates.shingleSets(texts, shingling: shingling, normalize: normalized)
+    }
+
+    static func excerpt(_ text: String) -> String { text.count <= 160 ? text : String(text.prefix(157)) + "…" }
+
+    /// The report's lines for this stage, from its `dedup.json`.
+    func reportLines(outputs: String) -> [String] {
+        guard options.method != "exact",
+            let data = FileManager.default.contents(atPath: outputs + "/\(config.id).dedup.json"),
+            let stats = try? JSONValue.parse(data)
+        else { return [] }
+        let sizes = (stats["cluster_sizes"]?.objectValue ?? [:]).sorted { Int($0.key)! < Int($1.key)! }
+            .map { "\($0.value.textForm)×\($0.key)" }.joined(separator: ", ")
+        var lines = [
+            "## Dedup: \(config.id) (\(options.method))", "",
+            "- rows: \(stats["rows"]?.textForm ?? "?"), kept: \(stats["kept"]?.textForm ?? "?"), removed: "
+                + "\(stats["removed"]?.textForm ?? "?") in \(stats["clusters"]?.textForm ?? "?") clusters"
+                + (sizes.isEmpty ? "" : " (clusters × size: \(sizes))"),
+            "- pairs found: \(stats["pairs"]?.textForm ?? "?") of \(stats["candidates"]?.textForm ?? "?") candidates "
+                + "(`outputs/\(config.id).pairs.jsonl`)",
+        ]
+        for example in stats["example_pairs"]?.arrayValue ?? [] {
+            let measure = options.method == "minhash" ? "jaccard" : "cosine"
+            lines.append(
+                "- \(example["first"]?.textForm ?? "") ~ \(example["second"]?.textForm ?? "") (\(measure) "
+                    + "\(example[measure]?.textForm ?? "?")): “\(example["second_text"]?.textForm ?? "")”")
+        }
+        return lines
+    }
 }
 
-/// `dedup`'s options: the field (or `stage.field` output) compared, and the method (`exact`).
+/// `dedup`'s options: the field (or `stage.field` output) compared, the method (`exact`, `minhash`,
+/// `embedding`) and its parameters.
 public struct DedupOptions: ParsedStageOptions {
     public var field: String
     public var method = "exact"
+    /// Jaccard (`minhash`) or cosine (`embedding`) at or above which two rows are duplicates.
+    public var threshold = 0.8
+    /// `word` or `char` shingles of `ngram` units.
+    public var shingle = "word"
+    public var ngram = 3
+    public var permutations = 128
+    /// Bands × rows of the LSH index; chosen from the threshold when not given.
+    public var bands: Int? = nil
+    public var rows: Int? = nil
 
-    static let keys = ["field", "method"]
+    static let keys = ["field", "method", "threshold", "shingle", "ngram", "num_perm", "bands", "rows"]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> DedupOptions {
-        DedupOptions(
-            field: try node.require("field").string(), method: try node.child("method")?.oneOf(["exact"]) ?? "exact")
+        var options = DedupOptions(
+            field: try node.require("field").string(),
+            method: try node.child("method")?.oneOf(["exact", "minhash", "embedding"]) ?? "exact")
+        let onlyFor = ["threshold": ["minhash", "embedding"], "shingle": ["minhash"], "ngram": ["minhash"],
+                       "num_perm": ["minhash"], "bands": ["minhash"], "rows": ["minhash"]]
+        for (key, methods) in onlyFor.sorted(by: { $0.key < $1.key }) {
+            if let value = try node.child(key), !methods.contains(options.method) {
+                throw value.error("'\(key)' applies to dedup method \(methods.joined(separator: " and ")) only.")
+            }
+        }
+        options.threshold = options.method == "embedding" ? 0.95 : 0.8
+        if let threshold = try node.child("threshold") {
+            options.threshold = try threshold.double()
+            if !(options.threshold > 0 && options.threshold <= 1) {
+                throw threshold.error("threshold must be in (0, 1].")
+            }
+        }
+        options.shingle = try node.child("shingle")?.oneOf(["word", "char"]) ?? "word"
+        options.ngram = options.shingle == "char" ? 5 : 3
+        if let ngram = try node.child("ngram") {
+            options.ngram = try ngram.int()
+            if options.ngram < 1 { throw ngram.error("ngram must be at least 1.") }
+        }
+        if let permutations = try node.child("num_perm") {
+            options.permutations = try permutations.int()
+            if options.permutations < 2 { throw permutations.error("num_perm must be at least 2.") }
+        }
+        let bandsNode = try node.child("bands")
+        let rowsNode = try node.child("rows")
+        if (bandsNode == nil) != (rowsNode == nil) {
+            throw (bandsNode ?? rowsNode)!.error("give both bands and rows, or neither (then they are chosen from the threshold).")
+        }
+        if let bandsNode, let rowsNode {
+            options.bands = try bandsNode.int()
+            options.rows = try rowsNode.int()
+            if options.bands! < 1 || options.rows! < 1 || options.bands! * options.rows! > options.permutations {
+                throw bandsNode.error("bands × rows must be at least 1 and at most num_perm (\(options.permutations)).")
+            }
+        }
+        return options
     }
 
-    public var resolvedJSON: [String: JSONValue] { ["field": .string(field), "method": .string(method)] }
+    public var engineTask: String? { method == "embedding" ? "embed" : nil }
+
+    var shingling: Shingling { shingle == "char" ? .characters(ngram) : .words(ngram) }
+
+    var minhashParameters: NearDuplicates.MinHashParameters {
+        if let bands, let rows {
+            return NearDuplicates.MinHashParameters(
+                permutations: permutations, threshold: threshold, bands: bands, rows: rows)
+        }
+        return .optimal(threshold: threshold, permutations: permutations)
+    }
+
+    /// `exact` lists only `field` and `method`, as it always has (plan hashes depend on it).
+    public var resolvedJSON: [String: JSONValue] {
+        var json: [String: JSONValue] = ["field": .string(field), "method": .string(method)]
+        switch method {
+        case "minhash":
+            let lsh = minhashParameters
+            json.merge([
+                "threshold": .double(threshold), "shingle": .string(shingle), "ngram": .int(Int64(ngram)),
+                "num_perm": .int(Int64(permutations)), "bands": .int(Int64(lsh.bands)), "rows": .int(Int64(lsh.rows)),
+            ]) { _, new in new }
+        case "embedding": json["threshold"] = .double(threshold)
+        default: break
+        }
+        return json
+    }
 }

@@ -158,6 +158,25 @@ struct MineStage: BarrierStage {
         try services.writeOutput("\(config.id).stats.json", Array((CanonicalJSON.string(stats) + "\n").utf8))
     }
 
+    /// The report's lines for this stage, from its `stats.json`.
+    func reportLines(outputs: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: outputs + "/\(config.id).stats.json"),
+            let stats = try? JSONValue.parse(data)
+        else { return [] }
+        let removed = stats["removed"] ?? .null
+        return [
+            "## Mining: \(config.id)", "",
+            "- queries: \(stats["queries"]?.textForm ?? "?"), corpus passages: \(stats["corpus"]?.textForm ?? "?"), "
+                + "window end (range_max): \(stats["range_max"]?.textForm ?? "?")",
+            "- mean positive score: \(stats["mean_positive_score"]?.textForm ?? "n/a"), "
+                + "mean negative score: \(stats["mean_negative_score"]?.textForm ?? "n/a")",
+            "- candidates removed: absolute margin \(removed["absolute_margin"]?.textForm ?? "0"), relative margin "
+                + "\(removed["relative_margin"]?.textForm ?? "0"), max score \(removed["max_score"]?.textForm ?? "0"), "
+                + "min score \(removed["min_score"]?.textForm ?? "0")",
+            "- rows with fewer negatives than asked: \(stats["rows_short_of_negatives"]?.textForm ?? "?")",
+        ]
+    }
+
     private func texts(of row: RowContext) -> (String, String)? {
         guard let query = row.value(at: options.query), !query.isNull, let positive = row.value(at: options.positive),
             !positive.isNull

@@ -271,5 +271,17 @@ import Testing
         #expect(DedupStage.normalized("  Ｈｅｌｌｏ\tWORLD \n") == DedupStage.normalized("hello world"))
         #expect(DedupStage.normalized("ﬁne") == "fine")
         #expect(DedupStage.normalized("a b") != DedupStage.normalized("ab"))
+        // The ASCII fast path gives what the general path gives.
+        var state: UInt64 = 42
+        let alphabet = Array("aZ09 \t\n\r\u{0B}\u{0C}\u{1C}\u{1F}.,;-_~Q".unicodeScalars)
+        for _ in 0..<500 {
+            let text = String(
+                String.UnicodeScalarView(
+                    (0..<Int(state % 40)).map { _ in
+                        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+                        return alphabet[Int(state >> 33) % alphabet.count]
+                    }))
+            #expect(DedupStage.normalized(text) == DedupStage.unicodeNormalized(text), "\(Array(text.utf8))")
+        }
     }
 }
