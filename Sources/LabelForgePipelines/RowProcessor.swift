@@ -155,8 +155,9 @@ struct RowProcessor: Sendable {
                 outcome.failure = upstreamFailure
                 return [emit(outcome, for: row, rejection: "upstream_failed: " + upstreamFailure.message)]
             }
-            let rejection = filter.rejection(of: row.context(reading: graph.reads(of: id)))
-            outcome.output = ["kept": .bool(rejection == nil)]
+            let context = row.context(reading: graph.reads(of: id))
+            let rejection = filter.rejection(of: context)
+            outcome.output = filter.output(for: context, kept: rejection == nil)
             return [emit(outcome, for: row, rejection: rejection)]
         }
         if let embed = stage as? EmbedStage {
@@ -361,15 +362,23 @@ struct RowProcessor: Sendable {
             return outcome
         }
         var parts: [[String: JSONValue]] = []
-        for (index, call) in stage.calls(for: row).enumerated() {
+        while let call = stage.nextCall(for: row, after: parts) {
             guard
-                let part = await attempts(stage, call: call, index: index, row: row, sample: sample, outcome: &outcome)
+                let part = await attempts(
+                    stage, call: call, index: parts.count, row: row, sample: sample, outcome: &outcome)
             else {
                 return outcome
             }
             parts.append(part)
         }
-        outcome.output = stage.merge(parts)
+        var output = stage.output(merging: parts, for: row)
+        if stage.recordsLineage {
+            output["lineage"] = [
+                "seed_row_id": .string(row.rowID), "stage": .string(stage.config.id),
+                "sample_index": .int(Int64(sample)),
+            ]
+        }
+        outcome.output = output
         return outcome
     }
 

@@ -186,12 +186,14 @@ public struct RunConfig: Sendable {
         try cache?.checkKeys(["path", "match_engine_version"])
 
         var stages: [Stage] = []
-        for node in try root.require("stages").items() {
-            let stage = try parseStage(node, engines: engines, imageFields: dataset.imageFields)
-            if stages.contains(where: { $0.id == stage.id }) {
-                throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
+        for item in try root.require("stages").items() {
+            for node in try QualityFilter.expand(item) ?? [item] {
+                let stage = try parseStage(node, engines: engines, imageFields: dataset.imageFields)
+                if stages.contains(where: { $0.id == stage.id }) {
+                    throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
+                }
+                stages.append(stage)
             }
-            stages.append(stage)
         }
         guard !stages.isEmpty else { throw root.error("'stages' needs at least one stage.") }
 

@@ -22,12 +22,14 @@ struct RunPlan: Sendable {
         if let limit { config.limit = limit }
         let pack = try PromptPack.load(directory: config.promptPack)
         let stages = config.stages.map(makeStage)
-        for stage in stages where stage is any RowStage && !pack.templateNames.contains(stage.config.template) {
-            let hint = closest(to: stage.config.template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
-            throw LabelForgeError(
-                .invalidConfig,
-                "\(config.file): stage '\(stage.config.id)' uses template '\(stage.config.template)', which prompt pack "
-                    + "\(config.promptPack) does not have.\(hint)")
+        for stage in stages {
+            for template in (stage as? any RowStage)?.templates ?? [] where !pack.templateNames.contains(template) {
+                let hint = closest(to: template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "\(config.file): stage '\(stage.config.id)' uses template '\(template)', which prompt pack "
+                        + "\(config.promptPack) does not have.\(hint)")
+            }
         }
         try checkEngineTasks(stages: stages, config: config)
         let graph = try StageGraph.build(stages: stages, pack: pack)

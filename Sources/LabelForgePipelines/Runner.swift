@@ -287,7 +287,7 @@ struct DatasetScan {
                 return (stage, graph.rowFields(stage.optionReferences).map(PromptPack.rootName).sorted())
             }
             let readStages = Set(graph.reads(of: stage.config.id))
-            let templateFields = graph.rowFields(pack.references(of: stage.config.template).sorted()).map(
+            let templateFields = graph.rowFields(stage.templates.flatMap { pack.references(of: $0) }.sorted()).map(
                 PromptPack.rootName)
             return (
                 stage,
@@ -311,7 +311,8 @@ struct DatasetScan {
                         .invalidDataset,
                         "\(record.location): the row has no field '\(field)', which "
                             + ((stage as? any RowStage).map {
-                                $0.inputFields.contains(field) ? "" : "template '\($0.config.template)' "
+                                $0.inputFields.contains(field)
+                                    ? "" : "template '\($0.templates.joined(separator: "' or '"))' "
                             } ?? "")
                             + "(stage '\(stage.config.id)') uses. Fields present: "
                             + record.fields.keys.sorted().joined(separator: ", ") + "; stages: "

@@ -162,7 +162,9 @@ struct DedupStage: BarrierStage {
         var rowIDs: [String] = []
         let collecting = try rows()
         while let row = try collecting.next() {
-            guard failure(row) == nil, let value = context(row).value(at: options.field), !value.isNull else { continue }
+            guard failure(row) == nil, let value = context(row).value(at: options.field), !value.isNull else {
+                continue
+            }
             texts.append(value.textForm)
             rowIDs.append(row.rowID)
         }
@@ -241,7 +243,8 @@ struct DedupStage: BarrierStage {
         }
         let stats: JSONValue = [
             "method": .string(options.method), "parameters": .object(parameters),
-            "rows": .int(Int64(texts.count)), "kept": .int(Int64(texts.count - clusters.reduce(0) { $0 + $1.count - 1 })),
+            "rows": .int(Int64(texts.count)),
+            "kept": .int(Int64(texts.count - clusters.reduce(0) { $0 + $1.count - 1 })),
             "removed": .int(Int64(clusters.reduce(0) { $0 + $1.count - 1 })),
             "clusters": .int(Int64(clusters.count)),
             "cluster_sizes": .object(
@@ -310,8 +313,10 @@ public struct DedupOptions: ParsedStageOptions {
         var options = DedupOptions(
             field: try node.require("field").string(),
             method: try node.child("method")?.oneOf(["exact", "minhash", "embedding"]) ?? "exact")
-        let onlyFor = ["threshold": ["minhash", "embedding"], "shingle": ["minhash"], "ngram": ["minhash"],
-                       "num_perm": ["minhash"], "bands": ["minhash"], "rows": ["minhash"]]
+        let onlyFor = [
+            "threshold": ["minhash", "embedding"], "shingle": ["minhash"], "ngram": ["minhash"],
+            "num_perm": ["minhash"], "bands": ["minhash"], "rows": ["minhash"],
+        ]
         for (key, methods) in onlyFor.sorted(by: { $0.key < $1.key }) {
             if let value = try node.child(key), !methods.contains(options.method) {
                 throw value.error("'\(key)' applies to dedup method \(methods.joined(separator: " and ")) only.")
@@ -337,7 +342,8 @@ public struct DedupOptions: ParsedStageOptions {
         let bandsNode = try node.child("bands")
         let rowsNode = try node.child("rows")
         if (bandsNode == nil) != (rowsNode == nil) {
-            throw (bandsNode ?? rowsNode)!.error("give both bands and rows, or neither (then they are chosen from the threshold).")
+            throw (bandsNode ?? rowsNode)!.error(
+                "give both bands and rows, or neither (then they are chosen from the threshold).")
         }
         if let bandsNode, let rowsNode {
             options.bands = try bandsNode.int()

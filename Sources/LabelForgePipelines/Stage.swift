@@ -16,11 +16,22 @@ public struct RowContext: Sendable {
     public var upstream: [String: [String: JSONValue]] = [:]
 
     /// A row field, or `<stage>.<field>` for an upstream output this stage reads.
+    /// A path that goes on past an output or a field (`judge.scores.accuracy`) descends into it.
     public func value(at path: String) -> JSONValue? {
         if let dot = path.firstIndex(of: "."), let outputs = upstream[String(path[..<dot])] {
-            return outputs[String(path[path.index(after: dot)...])]
+            return Self.descend(outputs, String(path[path.index(after: dot)...]))
         }
-        return fields[path]
+        return Self.descend(fields, path)
+    }
+
+    /// The value at `path` in `object`: the key itself when present, else the first dotted
+    /// component and the rest inside it.
+    static func descend(_ object: [String: JSONValue], _ path: String) -> JSONValue? {
+        if let value = object[path] { return value }
+        guard let dot = path.firstIndex(of: "."), let inner = object[String(path[..<dot])]?.objectValue else {
+            return nil
+        }
+        return descend(inner, String(path[path.index(after: dot)...]))
     }
 }
 
@@ -88,6 +99,8 @@ public protocol RowStage: PipelineStage {
     func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
     /// Combines the parsed calls into the stage's output; the only call's fields by default.
     func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue]
+    /// The row's output from its parsed calls: `merge` by default.
+    func output(merging parts: [[String: JSONValue]], for row: RowContext) -> [String: JSONValue]
     /// Whether the stage reads logprobs from responses in this dialect; when it does not, none are
     /// asked for (they cost the engine time and change nothing). True by default.
     func usesLogprobs(in dialect: EngineDialect) -> Bool
@@ -97,6 +110,18 @@ public protocol RowStage: PipelineStage {
     /// Whether requests carry the row's seed. A stage that decodes greedily and wants one cache
     /// entry per prompt whatever row it comes from (a relevance judge) sends none. True by default.
     var seeded: Bool { get }
+    /// The call after `parts` (the parsed fields of the calls made so far, in order), or `nil`
+    /// when the row is done: `calls(for:)` one after another by default. A stage whose next
+    /// request depends on the answers before it (a conversation) decides here.
+    func nextCall(for row: RowContext, after parts: [[String: JSONValue]]) -> StageCall?
+    /// The chat request for one row, call and attempt; the stage's images and its rendered
+    /// template as one user message by default.
+    func request(for row: RowContext, call: StageCall, pack: PromptPack, seed: UInt32, cachePrompt: Bool) throws
+        -> ChatRequest
+    /// Templates of the prompt pack the stage renders: its `template` by default.
+    var templates: [String] { get }
+    /// Whether each output records `lineage`: the row it was made from, the stage and the sample.
+    var recordsLineage: Bool { get }
 }
 
 extension RowStage {
@@ -105,6 +130,15 @@ extension RowStage {
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { true }
 
     public var seeded: Bool { true }
+
+    public var templates: [String] { [config.template] }
+
+    public var recordsLineage: Bool { false }
+
+    public func nextCall(for row: RowContext, after parts: [[String: JSONValue]]) -> StageCall? {
+        let calls = calls(for: row)
+        return parts.count < calls.count ? calls[parts.count] : nil
+    }
 
     public func calls(for row: RowContext) -> [StageCall] { [StageCall()] }
 
@@ -119,6 +153,10 @@ extension RowStage {
     }
 
     public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] { calls.first ?? [:] }
+
+    public func output(merging parts: [[String: JSONValue]], for row: RowContext) -> [String: JSONValue] {
+        merge(parts)
+    }
 
     public func inputFailure(in row: RowContext) -> StageFailure? { imageFailure(in: row) }
 
@@ -137,32 +175,46 @@ extension RowStage {
     public func request(
         for row: RowContext, call: StageCall = StageCall(), pack: PromptPack, seed: UInt32, cachePrompt: Bool
     ) throws -> ChatRequest {
-        let config = self.config
+        let prompt = try render(config.template, for: row, call: call, pack: pack)
+        return chatRequest(
+            messages: [ChatMessage(role: "user", content: try content(prompt, imagesOf: row))], seed: seed,
+            cachePrompt: cachePrompt)
+    }
+
+    /// A template rendered with the row's fields, images, upstream outputs, the stage's variables
+    /// and the call's.
+    func render(_ template: String, for row: RowContext, call: StageCall, pack: PromptPack) throws -> String {
         var context = row.fields
         for (key, image) in row.images { context[key] = image.templateValue }
         for (stage, outputs) in row.upstream { context[stage] = .object(outputs) }
         for (key, value) in templateVariables { context[key] = value }
         for (key, value) in call.variables { context[key] = value }
-        let prompt = try pack.render(config.template, context: context)
-        var content: JSONValue = .string(prompt)
-        if !config.images.isEmpty {
-            var parts: [JSONValue] = []
-            for field in config.images {
-                guard let image = row.images[field] else {
-                    throw LabelForgeError(.invalidDataset, "the row has no image in field '\(field)'.")
-                }
-                parts.append(["type": "image_url", "image_url": ["url": .string(image.dataURL)]])
+        return try pack.render(template, context: context)
+    }
+
+    /// A user message's content: the stage's images as `image_url` parts then the text, or the
+    /// text alone when the stage sends no image.
+    func content(_ text: String, imagesOf row: RowContext) throws -> JSONValue {
+        guard !config.images.isEmpty else { return .string(text) }
+        var parts: [JSONValue] = []
+        for field in config.images {
+            guard let image = row.images[field] else {
+                throw LabelForgeError(.invalidDataset, "the row has no image in field '\(field)'.")
             }
-            parts.append(["type": "text", "text": .string(prompt)])
-            content = .array(parts)
+            parts.append(["type": "image_url", "image_url": ["url": .string(image.dataURL)]])
         }
+        parts.append(["type": "text", "text": .string(text)])
+        return .array(parts)
+    }
+
+    /// A chat request with the stage's sampling and constraint.
+    func chatRequest(messages: [ChatMessage], seed: UInt32, cachePrompt: Bool) -> ChatRequest {
+        let sampling = config.sampling
         return ChatRequest(
-            messages: [ChatMessage(role: "user", content: content)],
+            messages: messages,
             sampling: SamplingParams(
-                temperature: config.sampling.temperature, topP: config.sampling.topP,
-                maxTokens: config.sampling.maxTokens, seed: seeded ? seed : nil,
-                topLogprobs: config.sampling.topLogprobs,
-                stop: config.sampling.stop),
+                temperature: sampling.temperature, topP: sampling.topP, maxTokens: sampling.maxTokens,
+                seed: seeded ? seed : nil, topLogprobs: sampling.topLogprobs, stop: sampling.stop),
             constraint: constraint, cachePrompt: cachePrompt)
     }
 }

@@ -30,13 +30,13 @@ struct StageGraph: Sendable {
         for stage in stages {
             let config = stage.config
             var paths: [(path: String, via: String)] = stage.optionReferences.map { ($0, "its options") }
-            if stage is any RowStage {
-                let names = pack.references(of: config.template)
-                paths += names.sorted().map { ($0, "template '\(config.template)'") }
+            for template in (stage as? any RowStage)?.templates ?? [] {
+                let names = pack.references(of: template)
+                paths += names.sorted().map { ($0, "template '\(template)'") }
                 for name in names where byID[name] != nil && names.contains(where: { $0.hasPrefix(name + ".") }) {
                     throw LabelForgeError(
                         .invalidConfig,
-                        "\(config.location): template '\(config.template)' (stage '\(config.id)') uses both {{\(name)}} "
+                        "\(config.location): template '\(template)' (stage '\(config.id)') uses both {{\(name)}} "
                             + "and {{\(name).…}}; '\(name)' is also a stage id. Rename the stage or the field.")
                 }
             }
@@ -48,7 +48,8 @@ struct StageGraph: Sendable {
                         .invalidConfig,
                         "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
                 }
-                guard upstream.outputFields.contains(field) else {
+                // `judge.scores.accuracy` reads the output `scores`.
+                guard upstream.outputFields.contains(String(field.prefix { $0 != "." })) else {
                     throw LabelForgeError(
                         .invalidConfig,
                         "\(config.location): stage '\(config.id)' reads '\(path)' in \(via), but stage '\(upstream.config.id)' "

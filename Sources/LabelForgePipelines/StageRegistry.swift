@@ -91,6 +91,14 @@ enum StageRegistry {
             "generate", options: GenerateOptions.self,
             sampling: SamplingDefaults(temperature: 0.7, maxTokens: 256, takesStop: true)
         ) { GenerateStage(config: $0, options: $1) },
+        StageType(
+            "synthesize", options: SynthesizeOptions.self,
+            sampling: SamplingDefaults(temperature: 0.8, maxTokens: 256, takesStop: true)
+        ) { SynthesizeStage(config: $0, options: $1) },
+        StageType(
+            "synthesize_conversation", options: ConversationOptions.self,
+            sampling: SamplingDefaults(temperature: 0.7, maxTokens: 160, takesStop: true)
+        ) { ConversationStage(config: $0, options: $1) },
         StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
         StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
         StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
@@ -109,6 +117,12 @@ enum StageRegistry {
     ]
 
     static var names: [String] { types.map(\.name) }
+
+    /// `a`, `a and b`, `a, b and c`.
+    static func listed(_ names: [String]) -> String {
+        names.count <= 2
+            ? names.joined(separator: " and ") : names.dropLast().joined(separator: ", ") + " and " + names.last!
+    }
 
     static func type(named name: String) -> StageType? { types.first { $0.name == name } }
 
@@ -146,7 +160,7 @@ extension RunConfig {
             guard let value = try node.child(entry.key) else { continue }
             if case .sequence(let items) = value.node, items.isEmpty { continue }
             let owners = StageRegistry.types.filter { $0.keys.contains(entry.key) }.map(\.name)
-            throw value.error("'\(entry.key)' applies to \(owners.joined(separator: " and ")) stages only.")
+            throw value.error("'\(entry.key)' applies to \(StageRegistry.listed(owners)) stages only.")
         }
         let id = try node.require("id").string()
         guard id.range(of: "^[A-Za-z0-9_.-]+$", options: .regularExpression) != nil else {
@@ -182,7 +196,7 @@ extension RunConfig {
         let stopNode = try node?.child("stop")
         if let stopNode, !type.sampling.takesStop, try !stopNode.items().isEmpty {
             let owners = StageRegistry.types.filter(\.sampling.takesStop).map(\.name)
-            throw stopNode.error("'stop' applies to \(owners.joined(separator: " and ")) stages only.")
+            throw stopNode.error("'stop' applies to \(StageRegistry.listed(owners)) stages only.")
         }
         return Sampling(
             temperature: try node?.child("temperature")?.double() ?? type.sampling.temperature,

@@ -22,6 +22,22 @@ public struct ShapeScene: Sendable, Equatable {
 
     static let numberWords = [1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"]
 
+    /// The questions a stub user asks about a scene, one fact each, in this order.
+    public static let questions = [
+        "What shape are the figures in the image?", "What color are they?", "How many of them are there?",
+        "What color is the background?",
+    ]
+
+    /// A one-sentence answer stating the fact a question asks about (the caption otherwise).
+    public func answer(to question: String) -> String {
+        let q = question.lowercased()
+        if q.contains("background") { return "The background is \(background)." }
+        if q.contains("how many") { return "There \(count == 1 ? "is" : "are") \(count) of them." }
+        if q.contains("color") { return "They are \(color)." }
+        if q.contains("shape") { return "They are \(shape)s." }
+        return caption.prefix(1).uppercased() + caption.dropFirst() + "."
+    }
+
     /// The caption a perfect VLM would write, e.g. "three red circles on a white background".
     public var caption: String {
         "\(Self.numberWords[count] ?? String(count)) \(color) \(count == 1 ? shape : shape + "s") on a \(background) background"

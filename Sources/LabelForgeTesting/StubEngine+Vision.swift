@@ -16,7 +16,11 @@ extension StubEngine {
     ///   the four facts the line `Caption: …` of the prompt states correctly, on the criterion's scale;
     ///   `winner` (a pairwise judge) prefers the candidate (`First: …` / `Second: …`) stating more facts,
     ///   or always `first` with `positionBias`.
-    /// - no constraint: a caption such as "two red circles on a white background".
+    /// - no constraint: a caption such as "two red circles on a white background"; in a
+    ///   conversation (`synthesize_conversation`), a user turn (a prompt with the line
+    ///   `Conversation so far:`) asks about the next of shape, color, count and background not asked
+    ///   yet (nothing once all four are), and an assistant turn (more than one message) answers the
+    ///   last user message from the pixels.
     public static func vision(positionBias: Bool = false) -> @Sendable (JSONValue) -> StubAnswer {
         { body in
             let (images, text) = Self.parts(of: body)
@@ -36,6 +40,17 @@ extension StubEngine {
                 return .content(choices[0])
             }
             guard let schema = StubEngine.schema(in: body) else {
+                let messages = body["messages"]?.arrayValue ?? []
+                if messages.count > 1 {
+                    // An assistant turn of a conversation: answer the last user message.
+                    let question = messages.last?["content"]?.stringValue ?? ""
+                    return .content(scene.answer(to: question))
+                }
+                if text.contains("Conversation so far:") {
+                    // A user turn: ask about the next fact not asked yet.
+                    let asked = text.split(separator: "\n").filter { $0.hasPrefix("user:") }.count
+                    return .content(asked >= 4 ? "" : ShapeScene.questions[asked])
+                }
                 return .content(scene.caption)
             }
             var answer = example(of: schema).objectValue ?? [:]

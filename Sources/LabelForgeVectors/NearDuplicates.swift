@@ -142,7 +142,8 @@ public enum NearDuplicates {
                     if error < best.error { best = (error, bands, rows) }
                 }
             }
-            return MinHashParameters(permutations: permutations, threshold: threshold, bands: best.bands, rows: best.rows)
+            return MinHashParameters(
+                permutations: permutations, threshold: threshold, bands: best.bands, rows: best.rows)
         }
 
         /// Simpson's rule on 64 intervals: the integrands are smooth and the choice is an argmin.
@@ -186,7 +187,8 @@ public enum NearDuplicates {
     /// The MinHash signature of one shingle set: per permutation, the least of the shingles'
     /// hashes under it (multiply-shift hashing of the 64-bit shingle hash to 32 bits: the top half
     /// of `a[k]·x + b[k]` mod 2⁶⁴, `a[k]` odd).
-    static func signature(_ shingles: [UInt64], a: [UInt64], b: [UInt64], into signature: UnsafeMutablePointer<UInt32>) {
+    static func signature(_ shingles: [UInt64], a: [UInt64], b: [UInt64], into signature: UnsafeMutablePointer<UInt32>)
+    {
         let count = a.count
         for k in 0..<count { signature[k] = .max }
         a.withUnsafeBufferPointer { a in

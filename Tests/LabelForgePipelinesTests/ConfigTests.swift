@@ -50,7 +50,7 @@ import Testing
             ),
             (
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b], n: 2}]\n",
-                "'n' applies to generate stages only"
+                "'n' applies to generate and synthesize stages only"
             ),
             (
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: tag, attributes: [{name: a, type: string}], labels: [a, b]}]\n",
@@ -58,7 +58,7 @@ import Testing
             ),
             (
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b], sampling: {stop: [x]}}]\n",
-                "'stop' applies to generate stages only"
+                "'stop' applies to generate, synthesize and synthesize_conversation stages only"
             ),
         ])
     func wrongTypes(yaml: String, fragment: String) throws {

@@ -142,6 +142,11 @@ extension MultimodalConfigTests {
                       - {id: g, type: generate, n: 2, template: tag, sampling: {stop: ["\\n"]}}
                       - {id: f, type: filter, keep: {field: k.label, in: [a]}}
                       - {id: d, type: dedup, field: g.text}
+                      - {id: dm, type: dedup, field: g.text, method: minhash, shingle: char, ngram: 4, threshold: 0.7}
+                      - {id: de, type: dedup, field: g.text, method: embedding, engine: vectors, threshold: 0.9}
+                      - {id: s, type: synthesize, n: 3, template: tag, schema: {type: object, properties: {q: {type: string}}}}
+                      - {id: sc, type: synthesize_conversation, template: tag, assistant_template: tag, turns: 2, stop_phrases: [END]}
+                      - {id: fr, type: filter, keep: {field: k.label, in: [a]}, record: [k.label]}
                       - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
                       - {id: rr, type: rerank, query: g.text, documents: m.negatives, batch_size: 4}
                       - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}

@@ -31,7 +31,8 @@ import Testing
         for (threshold, permutations, fp, fn, bands, rows) in cases {
             let chosen = NearDuplicates.MinHashParameters.optimal(
                 threshold: threshold, permutations: permutations, fpWeight: fp, fnWeight: fn)
-            #expect(chosen.bands == bands && chosen.rows == rows, "threshold \(threshold), \(permutations) permutations")
+            #expect(
+                chosen.bands == bands && chosen.rows == rows, "threshold \(threshold), \(permutations) permutations")
         }
     }
 
@@ -117,7 +118,9 @@ import Testing
     }
 
     @Test func cosineClustersJoinPairsAboveTheThreshold() {
-        let vectors = VectorMatrix([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0.98, 0.15, 0.05], [0, 0, 2]])
+        let vectors = VectorMatrix([
+            [1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0.98, 0.15, 0.05], [0, 0, 2],
+        ])
         for block in [1, 2, 4, 64] {
             let result = NearDuplicates.cosine(vectors, threshold: 0.95, block: block)
             #expect(result.kept == [0, 0, 2, 3, 0, 3], "block \(block)")

@@ -1,0 +1,237 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+
+/// `synthesize`: new rows from a seed row and a template (instruction/response pairs,
+/// paraphrases, questions about a passage or an image), `n` samples per row.
+///
+/// Each sample has its own seed, request and cache entry; with `n > 1` the row fans out as
+/// `generate` does. Free text by default (`text`, `finish_reason`); with `schema` (JSON Schema of
+/// an object) the engine is constrained to it, the answer is validated on the client like `tag`'s,
+/// and the object's properties become the output fields. Every output records its `lineage`: the
+/// row it was made from, the stage and the sample index.
+public struct SynthesizeStage: RowStage {
+    public let config: RunConfig.Stage
+    public let options: SynthesizeOptions
+    public let constraint: OutputConstraint?
+    public let version = 1
+    public var outputFields: [String] { (options.schemaProperties ?? ["text", "finish_reason"]) + ["lineage"] }
+    public var templateVariables: [String: JSONValue] { [:] }
+    public var goldPairs: [(output: String, gold: String)] { [] }
+    public var samples: Int { options.samples }
+    public var recordsLineage: Bool { true }
+
+    public init(config: RunConfig.Stage, options: SynthesizeOptions) {
+        self.config = config
+        self.options = options
+        constraint = options.schema.map { .jsonSchema(name: config.id, schema: $0) }
+    }
+
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        guard let schema = options.schema else {
+            let text = response.content.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else {
+                return .failure(StageFailure(errorClass: "empty_output", message: "the engine generated no text"))
+            }
+            return .success([
+                "text": .string(text), "finish_reason": response.finishReason.map(JSONValue.string) ?? .null,
+            ])
+        }
+        return validatedJSON(response, schema: schema).map { value in
+            var fields: [String: JSONValue] = [:]
+            for name in options.schemaProperties ?? [] { fields[name] = value[name] ?? .null }
+            return fields
+        }
+    }
+}
+
+/// `synthesize`'s options: samples per row (`n`) and an optional JSON Schema for the answer.
+public struct SynthesizeOptions: ParsedStageOptions {
+    public var samples = 1
+    public var schema: JSONValue? = nil
+
+    static let keys = ["n", "schema"]
+    /// Names a schema property may not take: they are the output line's own.
+    static let reserved = ["row_id", "error", "lineage", "parent_row_id", "sample_index", "reason"]
+
+    /// The schema's property names, in the order the schema lists them.
+    var schemaProperties: [String]? {
+        schema.map { $0["properties"]?.objectValue?.keys.sorted() ?? [] }
+    }
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SynthesizeOptions {
+        let samplesNode = try node.child("n")
+        let samples = try samplesNode?.int() ?? 1
+        if samples < 1 { throw samplesNode!.error("n must be at least 1.") }
+        var options = SynthesizeOptions(samples: samples)
+        if let schemaNode = try node.child("schema") {
+            let schema = try schemaNode.json()
+            guard schema["type"]?.stringValue == "object", let properties = schema["properties"]?.objectValue,
+                !properties.isEmpty
+            else {
+                throw schemaNode.error(
+                    "schema must be a JSON Schema of an object with properties (they become the output fields), "
+                        + "e.g. {type: object, properties: {question: {type: string}}, required: [question]}.")
+            }
+            if let clash = properties.keys.sorted().first(where: { reserved.contains($0) }) {
+                throw schemaNode.error("schema property '\(clash)' names a field every output line has; rename it.")
+            }
+            options.schema = schema
+        }
+        return options
+    }
+
+    public var resolvedJSON: [String: JSONValue] { ["n": .int(Int64(samples)), "schema": schema ?? .null] }
+}
+
+/// `synthesize_conversation`: a multi-turn conversation grounded in the row (an image sent to a
+/// VLM, a passage), generated one turn at a time.
+///
+/// Each user turn comes from `template` (the user's role prompt, which sees the row and
+/// `{{#conversation}}{{role}}: {{content}}{{/conversation}}`, the turns so far); each assistant
+/// turn from a request whose messages are `assistant_template` as the system prompt and the
+/// conversation so far, the stage's images in the first user message. Every turn is its own
+/// request, cache entry and seed (`<stage>#turn<k>.user`, `<stage>#turn<k>.assistant`). The
+/// conversation ends after `turns` exchanges, at an empty turn, or at a turn containing one of
+/// `stop_phrases` (the turn is kept up to the phrase); it always ends with an assistant turn.
+///
+/// Outputs `messages` in the OpenAI chat format fine-tuning tools read (images as `image_url`
+/// parts of the first user message), `turns` (assistant turns) and `stop_reason` (`turns`,
+/// `empty_turn` or `stop_phrase`).
+public struct ConversationStage: RowStage {
+    public let config: RunConfig.Stage
+    public let options: ConversationOptions
+    public let version = 1
+    public let outputFields = ["messages", "turns", "stop_reason"]
+    public var templateVariables: [String: JSONValue] { [:] }
+    public var constraint: OutputConstraint? { nil }
+    public var goldPairs: [(output: String, gold: String)] { [] }
+    public var templates: [String] { [config.template, options.assistantTemplate] }
+    public var callVariableNames: Set<String> { ["conversation", "turn", "role"] }
+
+    public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
+
+    public func nextCall(for row: RowContext, after parts: [[String: JSONValue]]) -> StageCall? {
+        guard parts.count < 2 * options.turns else { return nil }
+        if let last = parts.last, last["stop"] != nil || last["content"]?.stringValue?.isEmpty != false {
+            return nil
+        }
+        let turn = parts.count / 2 + 1
+        let role = parts.count % 2 == 0 ? "user" : "assistant"
+        return StageCall(
+            seedSuffix: "#turn\(turn).\(role)",
+            variables: [
+                "conversation": .array(parts.map { ["role": $0["role"] ?? .null, "content": $0["content"] ?? .null] }),
+                "turn": .int(Int64(turn)), "role": .string(role),
+            ])
+    }
+
+    public func request(for row: RowContext, call: StageCall, pack: PromptPack, seed: UInt32, cachePrompt: Bool) throws
+        -> ChatRequest
+    {
+        guard call.variables["role"]?.stringValue == "assistant" else {
+            let prompt = try render(config.template, for: row, call: call, pack: pack)
+            return chatRequest(
+                messages: [ChatMessage(role: "user", content: try content(prompt, imagesOf: row))], seed: seed,
+                cachePrompt: cachePrompt)
+        }
+        let system = try render(options.assistantTemplate, for: row, call: call, pack: pack)
+        let turns = call.variables["conversation"]?.arrayValue ?? []
+        return chatRequest(
+            messages: [ChatMessage(role: "system", text: system)] + (try messages(turns, imagesOf: row)), seed: seed,
+            cachePrompt: cachePrompt)
+    }
+
+    /// The turns as chat messages, the stage's images in the first user message.
+    func messages(_ turns: [JSONValue], imagesOf row: RowContext) throws -> [ChatMessage] {
+        try turns.enumerated().map { index, turn in
+            let text = turn["content"]?.stringValue ?? ""
+            let role = turn["role"]?.stringValue ?? "user"
+            return ChatMessage(role: role, content: index == 0 ? try content(text, imagesOf: row) : .string(text))
+        }
+    }
+
+    /// A turn's text, cut at the first stop phrase. An empty first exchange is an invalid answer
+    /// (retried with a new seed); a later empty turn ends the conversation.
+    public func parse(_ response: ChatResponse, call: Int, dialect: EngineDialect) -> Result<
+        [String: JSONValue], StageFailure
+    > {
+        var text = response.content
+        var stop: JSONValue? = nil
+        for phrase in options.stopPhrases {
+            if let range = text.range(of: phrase) {
+                text = String(text[..<range.lowerBound])
+                stop = .string("stop_phrase")
+            }
+        }
+        text = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.isEmpty && call < 2 {
+            return .failure(
+                StageFailure(errorClass: "empty_output", message: "the engine generated no text for turn 1"))
+        }
+        var fields: [String: JSONValue] = [
+            "role": .string(call % 2 == 0 ? "user" : "assistant"), "content": .string(text),
+        ]
+        if let stop { fields["stop"] = stop }
+        return .success(fields)
+    }
+
+    public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        parse(response, call: 0, dialect: dialect)
+    }
+
+    /// The merged turns, the stage's images as `image_url` parts of the first user message.
+    public func output(merging parts: [[String: JSONValue]], for row: RowContext) -> [String: JSONValue] {
+        var output = merge(parts)
+        if var messages = output["messages"]?.arrayValue, !messages.isEmpty,
+            let content = try? content(messages[0]["content"]?.stringValue ?? "", imagesOf: row)
+        {
+            messages[0] = ["role": messages[0]["role"] ?? .null, "content": content]
+            output["messages"] = .array(messages)
+        }
+        return output
+    }
+
+    public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] {
+        var turns = calls.filter { $0["content"]?.stringValue?.isEmpty == false }
+        if turns.last?["role"]?.stringValue == "user" { turns.removeLast() }
+        let stopReason: String =
+            calls.contains { $0["stop"] != nil }
+            ? "stop_phrase" : calls.count == 2 * options.turns && turns.count == calls.count ? "turns" : "empty_turn"
+        return [
+            "messages": .array(turns.map { ["role": $0["role"] ?? .null, "content": $0["content"] ?? .null] }),
+            "turns": .int(Int64(turns.count / 2)), "stop_reason": .string(stopReason),
+        ]
+    }
+}
+
+/// `synthesize_conversation`'s options: the assistant's prompt, the turn budget, the stop phrases.
+public struct ConversationOptions: ParsedStageOptions {
+    public var assistantTemplate: String
+    public var turns = 3
+    public var stopPhrases: [String] = []
+
+    static let keys = ["assistant_template", "turns", "stop_phrases"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ConversationOptions {
+        var options = ConversationOptions(assistantTemplate: try node.require("assistant_template").string())
+        if let turns = try node.child("turns") {
+            options.turns = try turns.int()
+            if options.turns < 1 { throw turns.error("turns must be at least 1.") }
+        }
+        if let phrases = try node.child("stop_phrases") {
+            options.stopPhrases = try phrases.stringList()
+            if options.stopPhrases.contains("") { throw phrases.error("a stop phrase cannot be empty.") }
+        }
+        return options
+    }
+
+    public var resolvedJSON: [String: JSONValue] {
+        [
+            "assistant_template": .string(assistantTemplate), "turns": .int(Int64(turns)),
+            "stop_phrases": .array(stopPhrases.map(JSONValue.string)),
+        ]
+    }
+}
