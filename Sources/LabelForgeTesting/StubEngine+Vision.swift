@@ -43,7 +43,10 @@ extension StubEngine {
                 let messages = body["messages"]?.arrayValue ?? []
                 if messages.count > 1 {
                     // An assistant turn of a conversation: answer the last user message.
-                    let question = messages.last?["content"]?.stringValue ?? ""
+                    let content = messages.last?["content"]
+                    let question =
+                        content?.stringValue
+                        ?? (content?.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined(separator: "\n")
                     return .content(scene.answer(to: question))
                 }
                 if text.contains("Conversation so far:") {

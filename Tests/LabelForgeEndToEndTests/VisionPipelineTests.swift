@@ -226,3 +226,62 @@ enum PNGChunk {
         return crc ^ 0xFFFF_FFFF
     }
 }
+
+extension VisionPipelineTests {
+    @Test("configs/vlm-conversations.yaml: three turns per image, every assistant turn states what the image shows")
+    func conversations() async throws {
+        let stub = try await Self.start()
+        defer { Task { await stub.stop() } }
+        let ws = try TestWorkspace()
+        let root = LabelForgeBinary.projectRoot()
+        for directory in ["data/shapes", "prompts/conversations"] {
+            try FileManager.default.createDirectory(
+                atPath: ws.path((directory as NSString).deletingLastPathComponent), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: root + "/" + directory, toPath: ws.path(directory))
+        }
+        let config = try String(contentsOfFile: root + "/configs/vlm-conversations.yaml", encoding: .utf8)
+        try ws.write(
+            "configs/vlm-conversations.yaml",
+            config.replacingOccurrences(of: "base_url: http://127.0.0.1:8000", with: "base_url: \(stub.baseURL)"))
+        func run() async throws -> String {
+            let result = try await CLI.run(
+                ["run", "--config", "configs/vlm-conversations.yaml", "--runs-dir", "runs", "--cache-path", "c.sqlite"],
+                workingDirectory: ws.root)
+            #expect(result.exitCode == 0, "\(result.stderr)")
+            let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
+            let directory = line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+            return directory.hasPrefix("/") ? directory : ws.path(directory)
+        }
+        let first = try await run()
+        // Three exchanges per image: six requests each.
+        #expect(stub.chatRequests == Self.rows * 6)
+        let truth = try Self.lines(ws.path("data/shapes/shapes.jsonl"))
+        let conversations = try Self.lines(first + "/outputs/conversation.jsonl")
+        #expect(conversations.count == Self.rows)
+        for (conversation, row) in zip(conversations, truth) {
+            let scene = ShapeScene(
+                shape: row["shape"]!.textForm, color: row["color"]!.textForm, count: row["count"]!.intValue!,
+                background: row["background"]!.textForm)
+            let messages = try #require(conversation["messages"]?.arrayValue, "\(conversation)")
+            #expect(messages.count == 6 && conversation["turns"] == 3 && conversation["stop_reason"] == "turns")
+            #expect(messages.map { $0["role"]?.stringValue ?? "" } == Array(repeating: ["user", "assistant"], count: 3).flatMap { $0 })
+            // The image goes with the first user message, as an image_url part, then the question.
+            let parts = try #require(messages[0]["content"]?.arrayValue)
+            #expect(parts.count == 2 && parts[0]["type"] == "image_url" && parts[1]["type"] == "text")
+            #expect(parts[0]["image_url"]?["url"]?.stringValue?.hasPrefix("data:image/png;base64,") == true)
+            let questions = [parts[1]["text"]?.stringValue ?? ""] + [2, 4].map { messages[$0]["content"]?.stringValue ?? "" }
+            #expect(questions == Array(ShapeScene.questions.prefix(3)))
+            // Each answer states the fact its question asks about, as the generator drew it.
+            for (question, answer) in zip(questions, [1, 3, 5].map { messages[$0]["content"]?.stringValue ?? "" }) {
+                #expect(answer == scene.answer(to: question), "\(row["image"]?.textForm ?? ""): \(question) → \(answer)")
+            }
+        }
+        // A rerun: every turn from the cache, byte-identical conversations.
+        let requests = stub.chatRequests
+        let second = try await run()
+        #expect(stub.chatRequests == requests)
+        #expect(
+            try String(contentsOfFile: first + "/outputs/conversation.jsonl", encoding: .utf8)
+                == String(contentsOfFile: second + "/outputs/conversation.jsonl", encoding: .utf8))
+    }
+}
