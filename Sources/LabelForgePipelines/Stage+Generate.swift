@@ -93,10 +93,11 @@ public struct FilterOptions: ParsedStageOptions {
 /// on its scores, expanded into those two stages when the config is read (so
 /// `config.resolved.yaml` lists them). Keys: the judge's (`template`, `criteria`, `engine`,
 /// `sampling`, …) plus `min_score` with `on: mean` (the mean score, the default) or `on: each`
-/// (every criterion), or `min_scores: {criterion: minimum}`. Rejected rows and their scores go to
-/// `outputs/<id>.rejected.jsonl`.
+/// (every criterion), or `min_scores: {criterion: minimum}`; `score: expected` compares the
+/// judge's logprob-weighted expected scores instead of the sampled ones (finer, and steadier with
+/// small judges; it needs logprobs). Rejected rows and their scores go to `outputs/<id>.rejected.jsonl`.
 enum QualityFilter {
-    static let ownKeys = ["min_score", "min_scores", "on"]
+    static let ownKeys = ["min_score", "min_scores", "on", "score"]
 
     /// The two stage nodes a `quality_filter` node stands for; `nil` for any other stage type.
     static func expand(_ node: ConfigReader) throws -> [ConfigReader]? {
@@ -114,15 +115,18 @@ enum QualityFilter {
         let minScore = try node.child("min_score")
         let minScores = try node.child("min_scores")
         let on = try node.child("on")?.oneOf(["mean", "each"]) ?? "mean"
+        // `expected`: the judge's logprob-weighted scores, finer than the sampled integers.
+        let expected = try node.child("score")?.oneOf(["sampled", "expected"]) == "expected"
+        let (mean, each) = expected ? ("expected_score", "expected_scores") : ("score", "scores")
         switch (minScore, minScores) {
         case (let minScore?, nil):
             _ = try minScore.double()
             if on == "mean" {
-                keep = clause(judge + ".score", minScore.node)
+                keep = clause(judge + "." + mean, minScore.node)
             } else {
                 let names = try node.require("criteria").items().map { try $0.require("name").string() }
                 keep = mapping([
-                    ("all", .sequence(Node.Sequence(names.map { clause(judge + ".scores." + $0, minScore.node) })))
+                    ("all", .sequence(Node.Sequence(names.map { clause(judge + ".\(each)." + $0, minScore.node) })))
                 ])
             }
         case (nil, let minScores?):
@@ -137,7 +141,7 @@ enum QualityFilter {
                         "'\(entry.key)' is not a criterion of this stage (criteria: \(names.joined(separator: ", "))).")
                 }
                 _ = try entry.value.double()
-                clauses.append(clause(judge + ".scores." + entry.key, entry.value.node))
+                clauses.append(clause(judge + ".\(each)." + entry.key, entry.value.node))
             }
             keep = mapping([("all", .sequence(Node.Sequence(clauses)))])
         default:
@@ -153,7 +157,7 @@ enum QualityFilter {
         }
         let filter = mapping([
             ("id", scalar(id)), ("type", scalar("filter")), ("keep", keep),
-            ("record", .sequence(Node.Sequence([scalar(judge + ".scores"), scalar(judge + ".score")]))),
+            ("record", .sequence(Node.Sequence([scalar(judge + "." + each), scalar(judge + "." + mean)]))),
         ])
         return [
             ConfigReader(file: node.file, node: mapping(judgePairs), path: node.path),

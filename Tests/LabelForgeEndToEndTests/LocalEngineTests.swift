@@ -313,6 +313,64 @@ import Testing
         #expect(replay.stdout.contains("judged: reproduced 24/24 rows byte-identical"), "\(replay.stdout)")
     }
 
+    @Test(
+        "configs/synth.yaml on the real engine: questions n=3 → answers → quality filter → minhash dedup; rerun all hits; replay"
+    )
+    func synthesis() async throws {
+        let ws = try TestWorkspace()
+        let first = try await run(config: "synth.yaml", limit: 8, in: ws)
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        let a = try runDir(from: first.stdout)
+        func lines(_ dir: String, _ file: String) throws -> [JSONValue] {
+            try String(contentsOfFile: dir + "/outputs/" + file, encoding: .utf8).split(separator: "\n")
+                .map { try JSONValue.parse(String($0)) }
+        }
+        let questions = try lines(a, "questions.jsonl")
+        #expect(questions.count == 24)
+        let passages = try String(contentsOfFile: Self.root + "/data/synth/passages.jsonl", encoding: .utf8)
+            .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(
+            questions.map { $0["lineage"]?["seed_row_id"] }
+                == passages.flatMap { Array(repeating: $0["id"], count: 3) })
+        #expect(questions.allSatisfy { $0["error"] == nil && !($0["question"]?.stringValue ?? "").isEmpty })
+        #expect(try lines(a, "answers.jsonl").count == 24)
+        // The filter keeps or rejects every judged pair, rejected ones with their scores.
+        let kept = try lines(a, "quality.jsonl")
+        let rejected = try lines(a, "quality.rejected.jsonl")
+        #expect(kept.count + rejected.count == 24)
+        #expect(rejected.allSatisfy { ($0["values"]?["quality_judge.expected_score"]?.doubleValue ?? 0) < 1.5 })
+        #expect(kept.allSatisfy { ($0["values"]?["quality_judge.expected_score"]?.doubleValue ?? 0) >= 1.5 })
+        let unique = try lines(a, "unique.jsonl")
+        #expect(unique.count + (try lines(a, "unique.rejected.jsonl")).count == kept.count)
+        let resolved = try String(contentsOfFile: a + "/config.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains("id: quality_judge") && resolved.contains("type: rubric_score"))
+
+        let second = try await run(config: "synth.yaml", limit: 8, in: ws)
+        #expect(second.exitCode == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
+        let b = try runDir(from: second.stdout)
+        for file in [
+            "questions.jsonl", "answers.jsonl", "quality_judge.jsonl", "quality.jsonl", "quality.rejected.jsonl",
+            "unique.jsonl", "unique.rejected.jsonl", "unique.pairs.jsonl", "unique.dedup.json",
+        ] {
+            #expect(
+                FileManager.default.contents(atPath: a + "/outputs/" + file)
+                    == FileManager.default.contents(atPath: b + "/outputs/" + file), "\(file)")
+        }
+        let replay = try await CLI.run(
+            [
+                "replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ],
+            workingDirectory: Self.root)
+        #expect(replay.exitCode == 0, "\(replay.stderr)")
+        for (stage, count) in [("questions", 24), ("answers", 24), ("quality_judge", 24), ("unique", unique.count)] {
+            #expect(
+                replay.stdout.contains("\(stage): reproduced \(count)/\(count) rows byte-identical"), "\(replay.stdout)"
+            )
+        }
+    }
+
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
     func strictIsRepeatable() async throws {
         let ws = try TestWorkspace()

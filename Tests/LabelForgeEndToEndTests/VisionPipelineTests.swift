@@ -94,7 +94,9 @@ import Testing
         }
         // A fair judge agrees with itself in both orders and picks the caption with more facts right:
         // the caption stage's (a) against the dataset's reference caption (b).
-        for (index, (preference, row)) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth).enumerated() {
+        for (index, (preference, row)) in zip(try Self.lines(first + "/outputs/caption_preference.jsonl"), truth)
+            .enumerated()
+        {
             let a = facts(ofCaption: index)
             let b = row["candidate_b_facts"]!.intValue!
             #expect(preference["inconsistent"] == false)
@@ -245,7 +247,10 @@ extension VisionPipelineTests {
             config.replacingOccurrences(of: "base_url: http://127.0.0.1:8000", with: "base_url: \(stub.baseURL)"))
         func run() async throws -> String {
             let result = try await CLI.run(
-                ["run", "--config", "configs/vlm-conversations.yaml", "--runs-dir", "runs", "--cache-path", "c.sqlite"],
+                [
+                    "run", "--config", "configs/vlm-conversations.yaml", "--runs-dir", "runs", "--cache-path",
+                    "c.sqlite",
+                ],
                 workingDirectory: ws.root)
             #expect(result.exitCode == 0, "\(result.stderr)")
             let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
@@ -264,16 +269,20 @@ extension VisionPipelineTests {
                 background: row["background"]!.textForm)
             let messages = try #require(conversation["messages"]?.arrayValue, "\(conversation)")
             #expect(messages.count == 6 && conversation["turns"] == 3 && conversation["stop_reason"] == "turns")
-            #expect(messages.map { $0["role"]?.stringValue ?? "" } == Array(repeating: ["user", "assistant"], count: 3).flatMap { $0 })
+            #expect(
+                messages.map { $0["role"]?.stringValue ?? "" }
+                    == Array(repeating: ["user", "assistant"], count: 3).flatMap { $0 })
             // The image goes with the first user message, as an image_url part, then the question.
             let parts = try #require(messages[0]["content"]?.arrayValue)
             #expect(parts.count == 2 && parts[0]["type"] == "image_url" && parts[1]["type"] == "text")
             #expect(parts[0]["image_url"]?["url"]?.stringValue?.hasPrefix("data:image/png;base64,") == true)
-            let questions = [parts[1]["text"]?.stringValue ?? ""] + [2, 4].map { messages[$0]["content"]?.stringValue ?? "" }
+            let questions =
+                [parts[1]["text"]?.stringValue ?? ""] + [2, 4].map { messages[$0]["content"]?.stringValue ?? "" }
             #expect(questions == Array(ShapeScene.questions.prefix(3)))
             // Each answer states the fact its question asks about, as the generator drew it.
             for (question, answer) in zip(questions, [1, 3, 5].map { messages[$0]["content"]?.stringValue ?? "" }) {
-                #expect(answer == scene.answer(to: question), "\(row["image"]?.textForm ?? ""): \(question) → \(answer)")
+                #expect(
+                    answer == scene.answer(to: question), "\(row["image"]?.textForm ?? ""): \(question) → \(answer)")
             }
         }
         // A rerun: every turn from the cache, byte-identical conversations.

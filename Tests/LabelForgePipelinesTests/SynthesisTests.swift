@@ -202,6 +202,8 @@ import Testing
                     ]
                 ])
         #expect(
+            try resolvedKeep(["min_score: 2.5", "score: expected"]) == ["field": "q_judge.expected_score", "gte": 2.5])
+        #expect(
             try resolvedKeep(["min_scores: {grounded: 2}"]) == [
                 "all": [["field": "q_judge.scores.grounded", "gte": 2]]
             ])
