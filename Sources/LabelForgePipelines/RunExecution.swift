@@ -61,6 +61,7 @@ final class RunExecution {
             let batchSize =
                 (stage as? EmbedStage)?.options.batchSize ?? (stage as? MineStage)?.options.batchSize
                 ?? (stage as? RerankStage)?.options.batchSize
+                ?? ((stage as? DedupStage)?.options.method == "embedding" ? 32 : nil)
             guard let batchSize, var endpoint = endpoints[stage.config.engine] else { continue }
             let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
             endpoint.transport = RequestBatcher(

@@ -285,3 +285,63 @@ import Testing
                 == String(contentsOfFile: second.runDirectory.outputPath(stage: "chat"), encoding: .utf8))
     }
 }
+
+extension SynthesisTests {
+    @Test(
+        "dedup embedding: clusters are the components of cosine ≥ threshold; the vectors are an embed stage's cached ones"
+    )
+    func embeddingDedup() async throws {
+        let ws = try TestWorkspace()
+        // 30 rows over 12 distinct texts: repeated texts have the same stub vector (cosine 1).
+        let texts = (0..<30).map { "text number \(($0 * 7) % 12)" }
+        try ws.write(
+            "data/rows.jsonl",
+            texts.enumerated().map { #"{"id":"r\#($0)","text":"\#($1)"}"# }.joined(separator: "\n") + "\n")
+        try ws.write("prompts/pack.yaml", "name: t\nversion: \"1\"\n")
+        let stub = try await StubEngine.start()
+        defer { Task { await stub.stop() } }
+        let threshold = 0.8
+        let config = try ws.write(
+            "config.yaml",
+            """
+            run: {name: dedup-embedding, seed: 3}
+            dataset: {path: \(ws.path("data/rows.jsonl")), id_field: id}
+            engines:
+              - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            prompts: {pack: \(ws.path("prompts"))}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: vec, type: embed, field: text}
+              - {id: unique, type: dedup, method: embedding, field: text, threshold: \(threshold)}
+            """)
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        // The embed stage asked for every distinct text once; dedup found them all in the cache.
+        #expect(stub.embeddingRequests.flatMap { $0 }.count == 12)
+
+        // Expected: components of the pairs whose stub vectors have cosine ≥ threshold.
+        let vectors = texts.map(StubEngine.embedding(of:))
+        var root = Array(0..<30)
+        func find(_ x: Int) -> Int { root[x] == x ? x : find(root[x]) }
+        for i in 0..<30 {
+            for j in (i + 1)..<30
+            where zip(vectors[i], vectors[j]).reduce(Float(0), { $0 + $1.0 * $1.1 }) >= Float(threshold) {
+                let (a, b) = (find(i), find(j))
+                root[max(a, b)] = min(a, b)
+            }
+        }
+        let expectedKept = (0..<30).filter { find($0) == $0 }.map { "r\($0)" }
+        let dir = report.runDirectory
+        let kept = try Self.lines(dir.outputPath(stage: "unique")).map { $0["row_id"]?.stringValue ?? "" }
+        #expect(kept == expectedKept)
+        for row in try Self.lines(dir.outputsPath + "/unique.rejected.jsonl") {
+            let index = Int(row["row_id"]!.stringValue!.dropFirst())!
+            #expect(row["duplicate_of"]?.stringValue == "r\(find(index))")
+            #expect(row["cosine"]?.doubleValue != nil)
+        }
+        let stats = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: dir.outputsPath + "/unique.dedup.json")))
+        #expect(stats["method"] == "embedding" && stats["removed"]?.intValue == 30 - expectedKept.count)
+    }
+}
