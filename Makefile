@@ -2,7 +2,16 @@
 SWIFT ?= swift
 BIN := .build/debug/labelforge
 
-.PHONY: setup build demo test clean-runs
+.PHONY: setup build demo test install clean-runs
+
+# make install: a release labelforge in $(PREFIX)/bin, its runtime files (the engine's Python
+# environment, the launcher, the default models) in $(DATA_DIR), shell completions.
+PREFIX ?= $(HOME)/.local
+DATA_HOME := $(if $(XDG_DATA_HOME),$(XDG_DATA_HOME),$(HOME)/.local/share)
+DATA_DIR ?= $(DATA_HOME)/labelforge
+CONFIG_HOME := $(if $(XDG_CONFIG_HOME),$(XDG_CONFIG_HOME),$(HOME)/.config)
+# INSTALL_BIN: install this already built binary instead of building a release one (the tests do).
+INSTALL_BIN ?=
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +26,21 @@ test: setup
 	@[ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
 	$(SWIFT) build --build-tests
 	LABELFORGE_BIN=$(CURDIR)/$(BIN) $(SWIFT) test --skip-build
+
+install:
+	$(if $(INSTALL_BIN),,$(SWIFT) build -c release --product labelforge)
+	install -d "$(PREFIX)/bin" "$(DATA_DIR)/scripts"
+	install -m 755 "$(if $(INSTALL_BIN),$(INSTALL_BIN),$$($(SWIFT) build -c release --show-bin-path)/labelforge)" "$(PREFIX)/bin/labelforge"
+	install -m 755 scripts/setup.sh scripts/llama_server.py scripts/minilm_to_gguf.py "$(DATA_DIR)/scripts/"
+	git rev-parse HEAD > "$(DATA_DIR)/REVISION" 2>/dev/null || rm -f "$(DATA_DIR)/REVISION"
+	"$(DATA_DIR)/scripts/setup.sh"
+	install -d "$(DATA_HOME)/bash-completion/completions" "$(DATA_HOME)/zsh/site-functions" "$(CONFIG_HOME)/fish/completions"
+	"$(PREFIX)/bin/labelforge" --generate-completion-script bash > "$(DATA_HOME)/bash-completion/completions/labelforge"
+	"$(PREFIX)/bin/labelforge" --generate-completion-script zsh > "$(DATA_HOME)/zsh/site-functions/_labelforge"
+	"$(PREFIX)/bin/labelforge" --generate-completion-script fish > "$(CONFIG_HOME)/fish/completions/labelforge.fish"
+	@echo "installed: $(PREFIX)/bin/labelforge (runtime files in $(DATA_DIR))"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "warning: $(PREFIX)/bin is not on PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
+	@[ "$(DATA_DIR)" = "$(DATA_HOME)/labelforge" ] || echo "note: set LABELFORGE_DATA_DIR=$(DATA_DIR) for labelforge to find its runtime files"
 
 clean-runs:
 	rm -rf runs

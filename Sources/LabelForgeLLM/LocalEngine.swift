@@ -132,8 +132,8 @@ public enum LocalEngine {
         else {
             throw LabelForgeError(
                 .engineUnavailable,
-                "No local engine found: no llama-server on PATH and no .venv with xllamacpp. "
-                    + "Run `make setup` in the LabelForge checkout, or set LABELFORGE_LLAMA_SERVER.")
+                "No local engine found: no llama-server on PATH and no Python environment with xllamacpp. "
+                    + "Run `labelforge setup` (or `make setup` in a checkout), or set LABELFORGE_LLAMA_SERVER.")
         }
         return (python, [script], "xllamacpp")
     }

@@ -1,10 +1,43 @@
 import Foundation
+import LabelForgeCore
 
 /// Finds the files `make setup` installs: the project's `.venv` and its scripts and models.
 ///
 /// Looks upward from `LABELFORGE_HOME`, the current directory and the executable's directory, so
-/// `labelforge` works from anywhere inside the checkout and from `.build/debug`.
+/// `labelforge` works from anywhere inside the checkout and from `.build/debug`; then in the data
+/// directory an installed `labelforge` keeps the same files in (`make install`, `labelforge setup`).
 public enum ProjectPaths {
+    /// Where an installed `labelforge` keeps its runtime files (the engine's Python environment,
+    /// the launcher script, the default models): `LABELFORGE_DATA_DIR`, else
+    /// `${XDG_DATA_HOME:-~/.local/share}/labelforge`.
+    public static func dataDirectory() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let explicit = environment["LABELFORGE_DATA_DIR"], !explicit.isEmpty { return explicit }
+        let dataHome =
+            environment["XDG_DATA_HOME"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? homeDirectory() + "/.local/share"
+        return dataHome + "/labelforge"
+    }
+
+    /// `HOME` (Foundation's `NSHomeDirectory()` reads the password database on Linux, not `HOME`).
+    public static func homeDirectory() -> String {
+        ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+    }
+
+    /// The setup script of the runtime files in use (the checkout's or the data directory's).
+    public static func setupScript() -> String? { projectFile("scripts/setup.sh") }
+
+    /// Whether the files a local engine needs are in place: a launcher (`llama-server` on `PATH`,
+    /// `LABELFORGE_LLAMA_SERVER`, or the Python environment with the launcher script) and every
+    /// default model named.
+    public static func runtimeReady(models: [String]) -> Bool {
+        let launcher =
+            findOnPath("llama-server") != nil
+            || !(ProcessInfo.processInfo.environment["LABELFORGE_LLAMA_SERVER"] ?? "").isEmpty
+            || (venvPython() != nil && projectFile("scripts/llama_server.py") != nil)
+        return launcher && models.allSatisfy { defaultModel(named: $0) != nil }
+    }
+
     /// The checkout's root: the nearest directory upward that holds `scripts/llama_server.py`.
     public static func projectRoot() -> String? {
         for start in searchStarts() {
@@ -74,6 +107,38 @@ public enum ProjectPaths {
         if let executable = Bundle.main.executablePath {
             starts.append(URL(fileURLWithPath: executable).deletingLastPathComponent().path)
         }
+        starts.append(dataDirectory())
         return starts
+    }
+}
+
+/// Installs the local engine's runtime files on first use, with the setup script of the checkout
+/// or of the data directory (`make setup`, `labelforge setup`).
+public enum RuntimeSetup {
+    /// Runs the setup script when a launcher or one of `models` (default GGUF file names) is
+    /// missing and a setup script is at hand; its output goes to stderr. Does nothing otherwise,
+    /// leaving the caller's own error to say what is missing.
+    /// - Throws: `LabelForgeError.engineUnavailable` when the script fails.
+    public static func installIfMissing(models: [String]) throws {
+        guard !ProjectPaths.runtimeReady(models: models), let script = ProjectPaths.setupScript() else { return }
+        FileHandle.standardError.write(
+            Data("labelforge: first use: installing the local engine and its default models (\(script))\n".utf8))
+        let status = try run(script)
+        guard status == 0 else {
+            throw LabelForgeError(
+                .engineUnavailable,
+                "Setting up the local engine failed (\(script) exited with \(status)); run it to see why.")
+        }
+    }
+
+    /// Runs a setup script with bash, its output on stderr; returns its exit status.
+    public static func run(_ script: String) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script]
+        process.standardOutput = FileHandle.standardError
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 }

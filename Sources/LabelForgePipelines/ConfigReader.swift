@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeLLM
 import Yams
 
 /// Reads one YAML node of a config file, keeping the file, line and key path for every error.
@@ -33,6 +34,27 @@ struct ConfigReader {
     }
 
     var line: Int { node.mark?.line ?? 0 }
+
+    /// The directory relative paths in this file resolve against: the config file's own. A run's
+    /// `config.resolved.yaml` holds absolute paths; one written before paths were config-relative
+    /// holds paths relative to where that run was started, so those resolve against the current
+    /// directory, as they always did.
+    var baseDirectory: String {
+        let cwd = FileManager.default.currentDirectoryPath
+        if (file as NSString).lastPathComponent == "config.resolved.yaml" { return cwd }
+        let directory = (file as NSString).deletingLastPathComponent
+        return directory.hasPrefix("/") ? directory : (cwd as NSString).appendingPathComponent(directory)
+    }
+
+    /// A path: `~/` is the home directory; a relative path is relative to `baseDirectory`.
+    func filePath() throws -> String {
+        let value = try string()
+        if value.hasPrefix("~/") {
+            return (ProjectPaths.homeDirectory() as NSString).appendingPathComponent(String(value.dropFirst(2)))
+        }
+        if value.hasPrefix("/") || value.isEmpty { return value }
+        return URL(fileURLWithPath: (baseDirectory as NSString).appendingPathComponent(value)).standardizedFileURL.path
+    }
 
     func error(_ message: String, at node: Node? = nil) -> LabelForgeError {
         let line = (node ?? self.node).mark?.line ?? self.line

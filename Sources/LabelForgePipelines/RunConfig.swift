@@ -120,7 +120,8 @@ public struct RunConfig: Sendable {
 
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
-    /// Loads and validates a config file. Relative paths in it are relative to the current directory.
+    /// Loads and validates a config file. Relative paths in it (dataset, prompt pack, cache, model
+    /// files, a mining corpus) are relative to the config file's directory, and are held absolute.
     /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
     public static func load(file: String) throws -> RunConfig {
         let root = try ConfigReader.load(file: file)
@@ -143,7 +144,7 @@ public struct RunConfig: Sendable {
 
         let datasetNode = try root.require("dataset")
         try datasetNode.checkKeys(["path", "format", "id_field", "image_fields", "max_image_bytes", "max_image_pixels"])
-        let datasetPath = try datasetNode.require("path").string()
+        let datasetPath = try datasetNode.require("path").filePath()
         var isDirectory: ObjCBool = false
         let formatNode = try datasetNode.child("format")
         let formatName =
@@ -180,7 +181,7 @@ public struct RunConfig: Sendable {
 
         let prompts = try root.require("prompts")
         try prompts.checkKeys(["pack"])
-        let pack = try prompts.require("pack").string()
+        let pack = try prompts.require("pack").filePath()
 
         let cache = try root.child("cache")
         try cache?.checkKeys(["path", "match_engine_version"])
@@ -200,7 +201,7 @@ public struct RunConfig: Sendable {
         return RunConfig(
             file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
             limit: limit, dataset: dataset, engines: engines, promptPack: pack,
-            cachePath: try cache?.child("path")?.string(),
+            cachePath: try cache?.child("path")?.filePath(),
             matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages)
     }
 
@@ -213,7 +214,7 @@ public struct RunConfig: Sendable {
         let modelNode = try node.require("model")
         try modelNode.checkKeys(["id", "path", "revision"])
         let model = Model(
-            id: try modelNode.require("id").string(), path: try modelNode.child("path")?.string(),
+            id: try modelNode.require("id").string(), path: try modelNode.child("path")?.filePath(),
             revision: try modelNode.child("revision")?.string())
         var baseURLs = try node.child("base_urls")?.stringList() ?? []
         if let single = try node.child("base_url")?.string() { baseURLs.insert(single, at: 0) }

@@ -85,10 +85,14 @@ enum Timestamp {
     }
 }
 
-/// The checkout's git revision, read from `.git` without running git.
+/// The checkout's git revision, read from `.git` without running git; for an installed
+/// `labelforge`, the revision `make install` recorded in the data directory's `REVISION`.
 public enum GitRevision {
     public static func current() -> String? {
         guard let root = ProjectPaths.projectRoot() else { return nil }
+        if let recorded = try? String(contentsOfFile: root + "/REVISION", encoding: .utf8) {
+            return recorded.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         let gitDir = root + "/.git"
         guard
             let head = try? String(contentsOfFile: gitDir + "/HEAD", encoding: .utf8)

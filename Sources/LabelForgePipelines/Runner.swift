@@ -254,11 +254,12 @@ struct ResolvedModel: Sendable {
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
         let defaultFile = engine.task == "chat" ? defaultModelFile : defaultEmbeddingModelFile
+        if engine.model.path == nil { try RuntimeSetup.installIfMissing(models: [defaultFile]) }
         guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultFile) else {
             throw LabelForgeError(
                 .fileNotFound,
-                "The default model \(defaultFile) is not installed. Run `make setup`, or set engines[].model.path "
-                    + "for engine '\(engine.name)' to a GGUF file.")
+                "The default model \(defaultFile) is not installed. Run `labelforge setup` (or `make setup` in a "
+                    + "checkout), or set engines[].model.path for engine '\(engine.name)' to a GGUF file.")
         }
         guard FileManager.default.fileExists(atPath: path) else {
             throw LabelForgeError(.fileNotFound, "Engine '\(engine.name)': model file \(path) does not exist.")

@@ -284,7 +284,7 @@ struct MineOptions: ParsedStageOptions {
             query: try node.require("query").string(), positive: try node.require("positive").string())
         if let corpus = try node.child("corpus") {
             try corpus.checkKeys(["path", "field"])
-            options.corpusPath = try corpus.require("path").string()
+            options.corpusPath = try corpus.require("path").filePath()
             options.corpusField = try corpus.child("field")?.string() ?? "text"
         }
         options.queryPrefix = try node.child("query_prefix")?.string() ?? ""

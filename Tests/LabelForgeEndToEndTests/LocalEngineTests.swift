@@ -14,10 +14,8 @@ import Testing
         try ws.write(
             "mvp.yaml",
             try String(contentsOfFile: Self.root + "/configs/mvp.yaml", encoding: .utf8)
-                .replacingOccurrences(
-                    of: "path: data/mvp/reviews.jsonl", with: "path: \(Self.root)/data/mvp/reviews.jsonl"
-                )
-                .replacingOccurrences(of: "pack: prompts/mvp", with: "pack: \(Self.root)/prompts/mvp")
+                .replacingOccurrences(of: "path: ../data/", with: "path: \(Self.root)/data/")
+                .replacingOccurrences(of: "pack: ../prompts/", with: "pack: \(Self.root)/prompts/")
                 .replacingOccurrences(of: "determinism: standard", with: "determinism: \(determinism)"))
     }
 
@@ -369,6 +367,67 @@ import Testing
                 replay.stdout.contains("\(stage): reproduced \(count)/\(count) rows byte-identical"), "\(replay.stdout)"
             )
         }
+    }
+
+    /// Runs `command` with bash in `directory` with exactly `environment`; returns its exit code and output.
+    static func shell(_ command: String, in directory: String, environment: [String: String]) async throws -> (
+        Int32, String
+    ) {
+        let result = try await Subprocess.run(
+            .path(FilePath("/bin/bash")), arguments: ["-c", command + " 2>&1"],
+            environment: .custom(
+                Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0), $1) })),
+            workingDirectory: FilePath(directory), output: .string(limit: 1 << 22), error: .discarded)
+        let code: Int32
+        switch result.terminationStatus {
+        case .exited(let c): code = Int32(c)
+        case .signaled(let s): code = 128 + Int32(s)
+        }
+        return (code, result.standardOutput ?? "")
+    }
+
+    @Test("make install into a fresh HOME; then, from an empty directory, init and run with no LabelForge variables")
+    func installAndRunAnywhere() async throws {
+        let ws = try TestWorkspace()
+        let home = ws.path("home")
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let systemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        // The already built binary (the suite's), and pip's download cache, so nothing is fetched twice.
+        let (installed, log) = try await Self.shell(
+            "make install INSTALL_BIN='\(LabelForgeBinary.path())'", in: Self.root,
+            environment: [
+                "HOME": home, "PATH": systemPath,
+                "PIP_CACHE_DIR": NSHomeDirectory() + "/.cache/pip",
+            ])
+        #expect(installed == 0, "\(log)")
+        let data = home + "/.local/share/labelforge"
+        for file in [
+            home + "/.local/bin/labelforge", data + "/scripts/llama_server.py", data + "/REVISION",
+            data + "/.venv/models/all-MiniLM-L6-v2.f16.gguf",
+            home + "/.local/share/bash-completion/completions/labelforge",
+            home + "/.local/share/zsh/site-functions/_labelforge", home + "/.config/fish/completions/labelforge.fish",
+        ] {
+            #expect(FileManager.default.fileExists(atPath: file), "\(file)")
+        }
+        #expect(log.contains("is not on PATH"))
+
+        // A user's shell: the installed binary on PATH, nothing else of LabelForge's.
+        let user = ["HOME": home, "PATH": home + "/.local/bin:" + systemPath]
+        let elsewhere = ws.path("elsewhere")
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let (version, versionOut) = try await Self.shell("labelforge --version", in: elsewhere, environment: user)
+        let revision = try String(contentsOfFile: data + "/REVISION", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(version == 0 && versionOut.contains(revision), "\(versionOut)")
+        let (code, out) = try await Self.shell(
+            "labelforge init demo && cd demo && labelforge run --config config.yaml", in: elsewhere, environment: user)
+        #expect(code == 0, "\(out)")
+        #expect(out.contains("status:         completed"), "\(out)")
+        let runs = try FileManager.default.contentsOfDirectory(atPath: elsewhere + "/demo/runs")
+        #expect(runs.count == 1)
+        let resolved = try String(
+            contentsOfFile: elsewhere + "/demo/runs/\(runs[0])/config.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains(elsewhere + "/demo/data/"))
     }
 
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
