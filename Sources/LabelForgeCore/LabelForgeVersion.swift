@@ -1,4 +1,4 @@
 /// The LabelForge release, recorded in manifests.
 public enum LabelForgeVersion {
-    public static let current = "0.1.0"
+    public static let current = "0.2.0"
 }

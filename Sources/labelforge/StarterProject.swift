@@ -7,7 +7,7 @@ enum StarterProject {
     static let config = """
         # A starter LabelForge project: sentiment of product reviews on the embedded engine.
         #   labelforge run --config config.yaml
-        # Paths are relative to the directory you run labelforge in (this one).
+        # Paths are relative to this file's directory, so it runs from anywhere.
         run:
           name: starter
           seed: 1
