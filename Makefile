@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/labelforge
 
-.PHONY: setup build demo test install clean-runs
+.PHONY: setup build demo test docs-check install clean-runs
 
 # make install: a release labelforge in $(PREFIX)/bin, its runtime files (the engine's Python
 # environment, the launcher, the default models) in $(DATA_DIR), shell completions.
@@ -25,6 +25,7 @@ demo: setup build
 test: setup
 	@[ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
 	$(SWIFT) build --build-tests
+	@scripts/check_docs.sh
 	LABELFORGE_BIN=$(CURDIR)/$(BIN) $(SWIFT) test --skip-build
 
 install:
@@ -41,6 +42,10 @@ install:
 	@echo "installed: $(PREFIX)/bin/labelforge (runtime files in $(DATA_DIR))"
 	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) echo "warning: $(PREFIX)/bin is not on PATH; add it: export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
 	@[ "$(DATA_DIR)" = "$(DATA_HOME)/labelforge" ] || echo "note: set LABELFORGE_DATA_DIR=$(DATA_DIR) for labelforge to find its runtime files"
+
+# The library modules' API docs (DocC), failing on any DocC warning; part of `make test`.
+docs-check:
+	@scripts/check_docs.sh
 
 clean-runs:
 	rm -rf runs

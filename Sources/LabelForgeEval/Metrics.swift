@@ -22,7 +22,11 @@ public struct ClassificationReport: Sendable, Equatable {
     public let micro: Scores
     public let weighted: Scores
 
-    /// - Parameter labels: the classes and their order; by default every label seen, sorted.
+    /// Scores `predicted` against `gold`.
+    /// - Parameters:
+    ///   - gold: the reference labels.
+    ///   - predicted: the labels to score, one per gold label.
+    ///   - labels: the classes and their order; by default every label seen, sorted.
     public init(gold: [String], predicted: [String], labels: [String]? = nil) {
         precondition(gold.count == predicted.count, "gold and predicted differ in length")
         let labels = labels ?? Array(Set(gold + predicted)).sorted()

@@ -13,7 +13,9 @@ public final class JSONLWriter {
     public let path: String
 
     /// Opens `path` for appending, creating it when missing.
-    /// - Parameter flushEvery: how many lines to buffer before writing them out.
+    /// - Parameters:
+    ///   - path: the JSONL file.
+    ///   - flushEvery: how many lines to buffer before writing them out.
     public init(path: String, flushEvery: Int = 32) throws {
         if !FileManager.default.fileExists(atPath: path) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {

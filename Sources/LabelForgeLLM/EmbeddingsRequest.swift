@@ -122,7 +122,9 @@ public struct RerankResponse: Sendable, Hashable {
 
     /// Parses `results[] {index, relevance_score}` (or `/score`'s `data[] {index, score}`) into
     /// scores by document index.
-    /// - Parameter documents: how many documents were sent.
+    /// - Parameters:
+    ///   - raw: the response body.
+    ///   - documents: how many documents were sent.
     /// - Throws: `LabelForgeError.invalidResponse` when a document has no score.
     public init(raw: JSONValue, documents: Int) throws {
         var scores = [Double?](repeating: nil, count: documents)

@@ -30,7 +30,9 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The JSON body of `POST /v1/chat/completions` for `request`.
-    /// - Parameter modelID: the configured model id, never a machine-local path (it is part of the cache key).
+    /// - Parameters:
+    ///   - request: the messages, sampling and constraint.
+    ///   - modelID: the configured model id, never a machine-local path (it is part of the cache key).
     public func body(for request: ChatRequest, modelID: String) -> JSONValue {
         var body: [String: JSONValue] = [
             "model": .string(modelID),

@@ -66,7 +66,10 @@ public struct RunDiff: Sendable {
     }
 
     /// Compares run `a` with run `b`.
-    /// - Parameter sampleLimit: how many changed rows per stage to show with both values.
+    /// - Parameters:
+    ///   - a: the first run.
+    ///   - b: the second run.
+    ///   - sampleLimit: how many changed rows per stage to show with both values.
     public static func compare(_ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int = 10) throws -> RunDiff {
         RunDiff(
             a: a.runID, b: b.runID, config: changes(a.resolvedConfig.flattened(), b.resolvedConfig.flattened()),

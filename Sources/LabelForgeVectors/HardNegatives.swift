@@ -70,6 +70,7 @@ public enum HardNegatives {
     ///   - positiveScores: the query's scores against those positives (the margins' anchor is the
     ///     smallest).
     ///   - maxPositives: the most positives any query has (for the default window).
+    ///   - options: the window, score limits, margins, how many and how they are sampled.
     ///   - seed: the random sample's seed (derived from the row ID).
     public static func select(
         candidates: [VectorSearch.Hit], positives: Set<Int>, positiveScores: [Float], maxPositives: Int,

@@ -227,7 +227,10 @@ public enum NearDuplicates {
     /// connected components. Identical sets are joined before the index sees them (only the first
     /// goes in), so a thousand copies of one text cost no more than one. Empty sets (texts with no
     /// shingle) are nobody's duplicate.
-    /// - Parameter chunk: documents per unit of parallel work.
+    /// - Parameters:
+    ///   - sets: each document's shingle hashes.
+    ///   - parameters: permutations, threshold, bands and rows.
+    ///   - chunk: documents per unit of parallel work.
     public static func minhash(_ sets: [[UInt64]], parameters: MinHashParameters, chunk: Int = 1024) -> Result {
         let n = sets.count
         var union = UnionFind(count: n)
