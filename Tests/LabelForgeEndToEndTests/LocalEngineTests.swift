@@ -428,6 +428,56 @@ import Testing
         let resolved = try String(
             contentsOfFile: elsewhere + "/demo/runs/\(runs[0])/config.resolved.yaml", encoding: .utf8)
         #expect(resolved.contains(elsewhere + "/demo/data/"))
+
+        // Runtime files gone: the next run installs them again by itself (first use), then runs.
+        try FileManager.default.removeItem(atPath: data + "/.venv")
+        let (again, againOut) = try await Self.shell(
+            "PIP_CACHE_DIR='\(NSHomeDirectory())/.cache/pip' labelforge run --config demo/config.yaml --runs-dir demo/runs",
+            in: elsewhere, environment: user)
+        #expect(again == 0 && againOut.contains("first use: installing the local engine"), "\(againOut)")
+        #expect(FileManager.default.fileExists(atPath: data + "/.venv/models/all-MiniLM-L6-v2.f16.gguf"))
+    }
+
+    /// The fenced blocks marked `sh runnable` in the README and docs/, with where each starts.
+    static func runnableBlocks() throws -> [(location: String, script: String)] {
+        let files =
+            ["README.md"]
+            + (try FileManager.default.contentsOfDirectory(atPath: root + "/docs")).filter { $0.hasSuffix(".md") }
+            .sorted()
+            .map { "docs/" + $0 }
+        var blocks: [(String, String)] = []
+        for file in files {
+            let lines = try String(contentsOfFile: root + "/" + file, encoding: .utf8).components(separatedBy: "\n")
+            var index = 0
+            while index < lines.count {
+                if lines[index].trimmingCharacters(in: .whitespaces) == "```sh runnable" {
+                    let start = index + 1
+                    var end = start
+                    while end < lines.count, !lines[end].hasPrefix("```") { end += 1 }
+                    blocks.append(("\(file):\(start)", lines[start..<end].joined(separator: "\n")))
+                    index = end
+                }
+                index += 1
+            }
+        }
+        return blocks
+    }
+
+    @Test("the docs' runnable examples run: each `sh runnable` block, in an empty directory, labelforge on PATH")
+    func docsExamples() async throws {
+        let blocks = try Self.runnableBlocks()
+        #expect(blocks.count >= 2)
+        #expect(blocks.contains { $0.location.hasPrefix("docs/README.md") })
+        let binDirectory = (LabelForgeBinary.path() as NSString).deletingLastPathComponent
+        for (location, script) in blocks {
+            let ws = try TestWorkspace()
+            var environment = ProcessInfo.processInfo.environment
+            environment["PATH"] = binDirectory + ":" + (environment["PATH"] ?? "/usr/bin:/bin")
+            environment["LABELFORGE_CACHE_DIR"] = ws.path("cache")
+            let (code, output) = try await Self.shell(
+                "set -euo pipefail\n" + script, in: ws.root, environment: environment)
+            #expect(code == 0, "\(location) failed:\n\(script)\n--- output ---\n\(output)")
+        }
     }
 
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
