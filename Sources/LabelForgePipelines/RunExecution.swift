@@ -17,6 +17,8 @@ final class RunExecution {
     let graph: StageGraph
     let processor: RowProcessor
     let engines: EngineSet
+    /// The engines' request count when this run began: engines an ablation shares serve several runs.
+    let requestsBefore: Int
     let directory: RunDirectory
     let manifest: ManifestWriter
     let totalRows: Int
@@ -81,6 +83,7 @@ final class RunExecution {
             embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
             previous: self.previous, logger: logger, estimateMisses: planOnly)
         self.engines = engines
+        self.requestsBefore = engines.requestsSent
         self.directory = directory
         self.manifest = manifest
         self.totalRows = plan.dataset.rows
@@ -408,7 +411,7 @@ final class RunExecution {
         return RunReport(
             status: budget.abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: budget.rows,
             rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
-            engineRequests: engines.requestsSent, scores: scoreList,
+            engineRequests: engines.requestsSent - requestsBefore, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
             abortReason: budget.abortReason, sections: barrierSections())
     }

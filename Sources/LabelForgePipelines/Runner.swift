@@ -72,7 +72,11 @@ public final class Runner: Sendable {
     /// - Throws: `LabelForgeError` for bad config, data or prompts (before any request); when
     ///   the engine cannot be reached (after recording the failure in the manifest); and with code
     ///   `interrupted` when cancelled (after flushing the manifest).
-    public func run() async throws -> RunReport {
+    public func run() async throws -> RunReport { try await run(sharedEngines: nil) }
+
+    /// Runs with `sharedEngines` when given (an ablation's engines, started once for all its
+    /// variants), else with engines of its own.
+    func run(sharedEngines: EngineSet?) async throws -> RunReport {
         let plan: RunPlan
         let directory: RunDirectory
         var previous: ManifestRecovery.State?
@@ -161,34 +165,42 @@ public final class Runner: Sendable {
             return try result.get()
         }
 
+        let body: (EngineSet) async throws -> RunReport = { engines in
+            do {
+                try await engines.checkReachable()
+            } catch let error as LabelForgeError {
+                if recordedRun == nil {
+                    runRecord.engines = engines.describe(infos: [:])
+                    try manifest.append(.run(runRecord))
+                }
+                try manifest.append(Self.failure(error))
+                try manifest.sync()
+                throw LabelForgeError(
+                    error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+            }
+            let infos = await engines.probe()
+            if recordedRun == nil {
+                runRecord.engines = engines.describe(infos: infos)
+                try manifest.append(.run(runRecord))
+                try manifest.flush()
+            }
+            let execution = RunExecution(
+                plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
+                manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: self.logger,
+                progress: self.progress)
+            return try await execution.run()
+        }
+        if let sharedEngines {
+            do {
+                return try await body(sharedEngines)
+            } catch is CancellationError {
+                throw interrupted
+            }
+        }
         do {
             return try await EngineSet.withEngines(
-                config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger
-            ) { engines in
-                do {
-                    try await engines.checkReachable()
-                } catch let error as LabelForgeError {
-                    if recordedRun == nil {
-                        runRecord.engines = engines.describe(infos: [:])
-                        try manifest.append(.run(runRecord))
-                    }
-                    try manifest.append(Self.failure(error))
-                    try manifest.sync()
-                    throw LabelForgeError(
-                        error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
-                }
-                let infos = await engines.probe()
-                if recordedRun == nil {
-                    runRecord.engines = engines.describe(infos: infos)
-                    try manifest.append(.run(runRecord))
-                    try manifest.flush()
-                }
-                let execution = RunExecution(
-                    plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
-                    manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: logger,
-                    progress: progress)
-                return try await execution.run()
-            } onStartFailure: { error in
+                config: config, models: plan.models, logPath: directory.engineLogPath, logger: logger, body
+            ) { error in
                 if recordedRun == nil {
                     runRecord.engines = []
                     try? manifest.append(.run(runRecord))

@@ -480,6 +480,42 @@ import Testing
         }
     }
 
+    @Test("configs/ablation.yaml on the real engine: 8 variants, one engine, requests sent = distinct keys, summary")
+    func ablation() async throws {
+        let ws = try TestWorkspace()
+        let result = try await CLI.run(
+            [
+                "ablate", "--config", "configs/ablation.yaml", "--limit", "12", "--ablations-dir", ws.path("ablations"),
+                "--cache-path", ws.path("c.sqlite"),
+            ],
+            workingDirectory: Self.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("ablation:") })
+        let directory = line.dropFirst("ablation:".count).trimmingCharacters(in: .whitespaces)
+        let summary = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
+        let variants = try #require(summary["variants"]?.arrayValue)
+        #expect(variants.count == 8)
+        #expect(variants.allSatisfy { $0["gold"]?["sentiment.label"]?["accuracy"]?.doubleValue != nil })
+        var keys = Set<String>()
+        var sent = 0
+        for variant in variants {
+            let run = try #require(variant["run"]?.stringValue)
+            sent += variant["engine_requests"]?.intValue ?? 0
+            for text in try String(contentsOfFile: run + "/manifest.jsonl", encoding: .utf8).split(separator: "\n") {
+                for key in try JSONValue.parse(String(text))["request_keys"]?.arrayValue ?? [] {
+                    keys.insert(key.textForm)
+                }
+            }
+        }
+        #expect(sent == keys.count, "sent \(sent), distinct keys \(keys.count)")
+        let kappa = try #require(summary["agreement"]?.arrayValue?.first?["cohen_kappa"]?.arrayValue)
+        #expect(kappa.count == 8)
+        // One engine for all eight variants: one engine log, no per-run engine started.
+        #expect(FileManager.default.fileExists(atPath: directory + "/engine.log"))
+        let markdown = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        #expect(markdown.contains("sentiment.label accuracy") && markdown.contains("Cohen's kappa between variants"))
+    }
+
     @Test("strict mode: two runs with --no-cache on the real engine give byte-identical outputs")
     func strictIsRepeatable() async throws {
         let ws = try TestWorkspace()

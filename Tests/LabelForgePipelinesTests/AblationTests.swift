@@ -1,0 +1,152 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgePipelines
+
+/// `labelforge ablate`: the matrix, variant configs, one engine set and cache, the summary, resume.
+@Suite struct AblationTests {
+    static func workspace(baseURL: String) throws -> TestWorkspace {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 12)
+        try ws.writePromptPack()
+        try ws.write("prompts-b/pack.yaml", "name: b\nversion: \"1\"\n")
+        try ws.write(
+            "prompts-b/classify.mustache", "Variant B. Sentiment of: {{text}}\nAnswer with one of {{label_names}}.\n")
+        try ws.write(
+            "configs/base.yaml",
+            """
+            run: {name: base, seed: 1}
+            dataset: {path: ../data/reviews.jsonl, id_field: id}
+            engines:
+              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            prompts: {pack: ../prompts}
+            stages:
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment}
+            """)
+        return ws
+    }
+
+    /// Right for prompt pack A; for pack B, right only on even reviews with an odd seed.
+    @Sendable static func answer(_ body: JSONValue) -> StubAnswer {
+        let prompt = CanonicalJSON.string(body["messages"] ?? nil)
+        let number = Int(prompt.split(separator: "number ")[1].prefix { $0.isNumber }) ?? 0
+        let truth = ["positive", "negative", "neutral"][number % 3]
+        guard prompt.contains("Variant B") else { return .content(truth) }
+        let seed = body["seed"]?.intValue ?? 0
+        return .content(number % 2 == 0 && seed % 2 == 1 ? truth : "neutral")
+    }
+
+    @Test("the matrix: product of the axes in order, minus exclude, plus include, named after the values")
+    func matrix() throws {
+        let ws = try Self.workspace(baseURL: "http://127.0.0.1:9")
+        let file = try ws.write(
+            "configs/ablation.yaml",
+            """
+            base: base.yaml
+            matrix:
+              prompts.pack: [../prompts, ../prompts-b]
+              run.seed: [1, 2]
+              stages.sentiment.sampling.temperature: [0, 0.5]
+            exclude:
+              - {run.seed: 2, stages.sentiment.sampling.temperature: 0}
+            include:
+              - {prompts.pack: ../prompts, run.seed: 3}
+            """)
+        let ablation = try AblationConfig.load(file: file)
+        let variants = ablation.variants
+        #expect(variants.count == 2 * 2 * 2 - 2 + 1)
+        #expect(variants[0].name == "pack=prompts_seed=1_temperature=0")
+        #expect(variants.last?.name == "pack=prompts_seed=3")
+        #expect(Set(variants.map(\.name)).count == variants.count)
+        // A variant's config: the base with the values set, paths absolute, loadable as is.
+        let yaml = try ablation.configYAML(for: variants[5])
+        let path = try ws.write("variant.yaml", yaml)
+        let config = try RunConfig.load(file: path)
+        #expect(config.promptPack == ws.path("prompts-b"))
+        #expect(config.dataset.path == ws.path("data/reviews.jsonl"))
+        #expect(config.seed == variants[5].assignments["run.seed"]?.intValue.map(UInt64.init))
+        #expect(
+            config.stages[0].sampling.temperature
+                == variants[5].assignments["stages.sentiment.sampling.temperature"]?.doubleValue)
+
+        let bad = try ws.write(
+            "configs/bad.yaml", "base: base.yaml\nmatrix:\n  stages.nope.sampling.temperature: [0]\n")
+        #expect(throws: LabelForgeError.self) {
+            try AblationConfig.load(file: bad).configYAML(for: AblationConfig.load(file: bad).variants[0])
+        }
+        let unknown = try ws.write(
+            "configs/unknown.yaml", "base: base.yaml\nmatrix: {run.seed: [1]}\nexclude: [{run.sed: 1}]\n")
+        #expect(throws: LabelForgeError.self) { try AblationConfig.load(file: unknown) }
+    }
+
+    @Test("ablate: every variant a run on shared engines and cache; requests sent = distinct keys; summary; resume")
+    func ablate() async throws {
+        let stub = try await StubEngine.start(answer: Self.answer)
+        defer { Task { await stub.stop() } }
+        let ws = try Self.workspace(baseURL: stub.baseURL)
+        let file = try ws.write(
+            "configs/ablation.yaml",
+            """
+            base: base.yaml
+            name: packs
+            matrix:
+              prompts.pack: [../prompts, ../prompts-b]
+              run.seed: [1, 2]
+            """)
+        let runner = AblationRunner(logger: CapturedLogs().logger, cachePath: ws.path("cache.sqlite"))
+        let directory = try await runner.start(configPath: file, ablationsDir: ws.path("ablations"))
+        let summary = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
+        let variants = try #require(summary["variants"]?.arrayValue)
+        #expect(
+            variants.map { $0["name"]?.stringValue } == [
+                "pack=prompts_seed=1", "pack=prompts_seed=2", "pack=prompts-b_seed=1", "pack=prompts-b_seed=2",
+            ])
+        #expect(variants.allSatisfy { $0["status"] == "completed" })
+        // Pack A is always right; pack B only on the even reviews with seed 1 (odd seeds vary).
+        #expect(variants[0]["gold"]?["sentiment.label"]?["accuracy"] == 1)
+        #expect(summary["best"]?["sentiment.label.accuracy"] == "pack=prompts_seed=1")
+
+        // Every distinct request key went to the engine once, whatever the variants share.
+        var keys = Set<String>()
+        var sent = 0
+        for variant in variants {
+            let run = try #require(variant["run"]?.stringValue)
+            sent += variant["engine_requests"]?.intValue ?? 0
+            for line in try String(contentsOfFile: run + "/manifest.jsonl", encoding: .utf8).split(separator: "\n") {
+                for key in try JSONValue.parse(String(line))["request_keys"]?.arrayValue ?? [] {
+                    keys.insert(key.textForm)
+                }
+            }
+        }
+        #expect(sent == keys.count)
+        #expect(stub.chatRequests == keys.count)
+
+        // Agreement: the kappa matrix has 1 on its diagonal, pack A's variants agree fully.
+        let agreement = try #require(summary["agreement"]?.arrayValue?.first)
+        #expect(agreement["stage"] == "sentiment" && agreement["field"] == "label")
+        let kappa = try #require(agreement["cohen_kappa"]?.arrayValue?.map { $0.arrayValue ?? [] })
+        #expect(kappa.count == 4 && (0..<4).allSatisfy { kappa[$0][$0] == 1 })
+        #expect(kappa[0][1] == 1)
+        #expect(
+            agreement["fleiss_kappa"]?.doubleValue != nil && agreement["krippendorff_alpha_nominal"]?.doubleValue != nil
+        )
+        let markdown = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        #expect(markdown.contains("# Ablation packs") && markdown.contains("★") && markdown.contains("Cohen's kappa"))
+
+        // Resume: an unfinished variant runs again (from the cache), finished ones are kept.
+        var state = try AblationState.load(from: directory)
+        let keptRun = state.variants[0].run
+        state.variants[3].status = "pending"
+        state.variants[3].run = nil
+        try state.save(in: directory)
+        let requests = stub.chatRequests
+        try await runner.resume(directory: directory)
+        let resumed = try AblationState.load(from: directory)
+        #expect(resumed.variants.allSatisfy { $0.status == "completed" })
+        #expect(resumed.variants[0].run == keptRun)
+        #expect(resumed.variants[3].run != nil && resumed.variants[3].run != state.variants[3].run)
+        #expect(stub.chatRequests == requests)
+    }
+}
