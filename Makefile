@@ -23,7 +23,7 @@ demo: setup build
 	$(BIN) run --config configs/mvp.yaml
 
 test: setup
-	@[ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
+	@scripts/test_deps.sh
 	$(SWIFT) build --build-tests
 	@scripts/check_docs.sh
 	LABELFORGE_BIN=$(CURDIR)/$(BIN) $(SWIFT) test --skip-build

@@ -9,7 +9,7 @@ import Logging
 ///
 /// `ablations/<id>/` holds `ablation.json` (the variants, their config files, run directories and
 /// status, updated after each one), `variants/<name>.yaml`, `runs/`, `engine.log`, and
-/// `summary.json` / `summary.md`. `resume` keeps finished variants and resumes or starts the rest.
+/// `summary.json` / `summary.md` / `summary.html`. `resume` keeps finished variants and resumes or starts the rest.
 public struct AblationRunner: Sendable {
     public var logger: Logger
     /// Process only the first N rows of every variant.
@@ -108,6 +108,7 @@ public struct AblationRunner: Sendable {
         try (CanonicalJSON.string(summary.json) + "\n").write(
             toFile: directory + "/summary.json", atomically: true, encoding: .utf8)
         try summary.markdown.write(toFile: directory + "/summary.md", atomically: true, encoding: .utf8)
+        try HTMLReport.ablation(summary).write(toFile: directory + "/summary.html", atomically: true, encoding: .utf8)
     }
 }
 

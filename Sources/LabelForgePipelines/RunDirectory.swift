@@ -12,6 +12,7 @@ public struct RunDirectory: Sendable {
     public var outputsPath: String { path + "/outputs" }
     public var resolvedConfigPath: String { path + "/config.resolved.yaml" }
     public var reportPath: String { path + "/report.md" }
+    public var reportHTMLPath: String { path + "/report.html" }
     public var engineLogPath: String { path + "/engine.log" }
     public func outputPath(stage: String) -> String { outputsPath + "/\(stage).jsonl" }
 

@@ -177,6 +177,13 @@ final class RunExecution {
         try report.markdown.write(toFile: directory.reportPath, atomically: true, encoding: .utf8)
         try manifest.append(.summary(summary))
         try manifest.sync()
+        // After the commit point: the HTML report reads the summary; `labelforge report` rebuilds it.
+        do {
+            try HTMLReport.run(directory: directory.path).write(
+                toFile: directory.reportHTMLPath, atomically: true, encoding: .utf8)
+        } catch {
+            logger.warning("could not write \(directory.reportHTMLPath): \(error)")
+        }
         return report
     }
 

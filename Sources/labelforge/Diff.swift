@@ -10,7 +10,7 @@ struct Diff: AsyncParsableCommand {
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable {
-        case text, markdown, json
+        case text, markdown, json, html
     }
 
     @Argument(help: "The first run directory (runs/<id>).")
@@ -19,7 +19,7 @@ struct Diff: AsyncParsableCommand {
     @Argument(help: "The second run directory.")
     var b: String
 
-    @Option(name: .long, help: "Output format: text, markdown or json.")
+    @Option(name: .long, help: "Output format: text, markdown, json, or html (one self-contained page).")
     var format: Format = .text
 
     @Option(name: .long, help: "How many changed rows per stage to show with both values.")
@@ -37,6 +37,7 @@ struct Diff: AsyncParsableCommand {
         case .json: print(CanonicalJSON.string(diff.json))
         case .markdown: print(diff.rendered(markdown: true), terminator: "")
         case .text: print(diff.rendered(markdown: false), terminator: "")
+        case .html: print(HTMLReport.diff(diff), terminator: "")
         }
         if diff.outputsDiffer { throw ExitCode(1) }
     }

@@ -78,6 +78,9 @@ enum Terminal {
         }
         lines.append("outputs:        \(report.runDirectory.outputsPath)/")
         lines.append("report:         \(report.runDirectory.reportPath)")
+        if FileManager.default.fileExists(atPath: report.runDirectory.reportHTMLPath) {
+            lines.append("html report:    \(report.runDirectory.reportHTMLPath)")
+        }
         Swift.print(lines.joined(separator: "\n"))
     }
 }
