@@ -59,9 +59,9 @@ public enum Chromium {
             .path(FilePath(chromium)), arguments: Arguments(common + ["--dump-dom", url]),
             output: .string(limit: 1 << 24), error: .string(limit: 1 << 22))
         let png = try Data(contentsOf: URL(fileURLWithPath: work + "/page.png"))
-        let console = (dump.standardError ?? "").split(separator: "\n").filter { $0.contains("CONSOLE") }.map(
+        let console = dump.standardError.split(separator: "\n").filter { $0.contains("CONSOLE") }.map(
             String.init)
         return Rendering(
-            screenshot: try PNGDecoder.decode(png), dom: dump.standardOutput ?? "", consoleMessages: console)
+            screenshot: try PNGDecoder.decode(png), dom: dump.standardOutput, consoleMessages: console)
     }
 }

@@ -383,7 +383,7 @@ import Testing
         case .exited(let c): code = Int32(c)
         case .signaled(let s): code = 128 + Int32(s)
         }
-        return (code, result.standardOutput ?? "")
+        return (code, result.standardOutput)
     }
 
     @Test("make install into a fresh HOME; then, from an empty directory, init and run with no LabelForge variables")
