@@ -618,7 +618,7 @@ import Testing
 
         let inspect = try await CLI.run(["inspect", dir, "--row", "r0002", "--cache-path", ws.path("c.sqlite")])
         #expect(inspect.exitCode == 0)
-        #expect(inspect.stdout.contains("Classify the sentiment of this product review."))
+        #expect(inspect.stdout.contains("Classify the sentiment of a product review."))
         #expect(inspect.stdout.contains("seed "))
     }
 
