@@ -24,6 +24,8 @@ public struct RequestKind: Hashable, Sendable, CustomStringConvertible {
     public static let rerank = RequestKind(name: "rerank", path: "/v1/rerank")
     /// `POST /score`, vLLM's own scoring API (`text_1` against `text_2`).
     public static let score = RequestKind(name: "score", path: "/score")
+    /// `POST /tokenize`, vLLM's token count of a chat prompt (`labelforge plan`; never cached).
+    public static let tokenize = RequestKind(name: "tokenize", path: "/tokenize")
 }
 
 /// One request as it goes on the wire: its kind and the body a dialect wrote.

@@ -144,3 +144,53 @@ struct AblationState: Codable, Sendable {
         return try JSONDecoder().decode(AblationState.self, from: data)
     }
 }
+
+/// `labelforge plan` of an ablation: each variant's plan, and the distinct new requests across
+/// them (a request two variants would send is sent once).
+public struct AblationPlan: Sendable {
+    public var name: String
+    public var variants: [(name: String, report: PlanReport)]
+    public var distinctNewRequests: Int
+
+    /// Plans every variant of the ablation config against the cache; nothing is sent.
+    public static func make(configPath: String, limit: Int?, cachePath: String?, runsDir: String, logger: Logger)
+        async throws -> AblationPlan
+    {
+        let ablation = try AblationConfig.load(file: configPath)
+        let scratch = NSTemporaryDirectory() + "labelforge-ablation-plan-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        var variants: [(String, PlanReport)] = []
+        var keys: Set<String> = []
+        for variant in ablation.variants {
+            let path = scratch + "/\(variant.name).yaml"
+            try ablation.configYAML(for: variant).write(toFile: path, atomically: true, encoding: .utf8)
+            let report = try await Runner(
+                options: RunOptions(configPath: path, runsDir: runsDir, limit: limit, cachePath: cachePath),
+                logger: logger
+            ).plan()
+            keys.formUnion(report.newKeys)
+            variants.append((variant.name, report))
+        }
+        return AblationPlan(name: ablation.name, variants: variants, distinctNewRequests: keys.count)
+    }
+
+    public var json: JSONValue {
+        [
+            "ablation": .string(name), "distinct_new_requests": .int(Int64(distinctNewRequests)),
+            "variants": .array(
+                variants.map { ["name": .string($0.name), "plan": $0.report.json] }),
+        ]
+    }
+
+    public var rendered: String {
+        var lines = ["ablation \(name): \(variants.count) variants"]
+        for (name, report) in variants {
+            lines.append("  \(name): \(report.rows) rows, \(report.cachedRequests) cached, \(report.newRequests) new")
+        }
+        lines.append(
+            "new requests: \(distinctNewRequests) distinct across variants (the sum is "
+                + "\(variants.reduce(0) { $0 + $1.report.newRequests }); a request variants share is sent once)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeLLM
 import Logging
 
 /// What a run would do, before it does it (`labelforge plan`): per stage, the rows and the
@@ -26,7 +27,8 @@ public struct PlanReport: Sendable {
         public var dropped = 0
         /// Prompt tokens of the cached requests, as the engine counted them.
         public var cachedPromptTokens = 0
-        /// Prompt tokens of the new requests, estimated (characters / 4).
+        /// Prompt tokens of the new requests: counted by the engine's `/tokenize` when `plan` reached
+        /// a vLLM server (`tokenizedBy`), else estimated (characters / 4).
         public var newPromptTokens = 0
         /// Whether the stage was planned (false past the first dataset-wide stage).
         public var planned = true
@@ -46,12 +48,18 @@ public struct PlanReport: Sendable {
     public var stages: [StageEstimate]
     public var time: TimeEstimate? = nil
 
+    /// Keys of the new requests (the first request each row would send), to count distinct
+    /// requests across plans (an ablation's variants share many).
+    public var newKeys: Set<String> = []
+    /// Engines whose `/tokenize` counted the new requests' prompt tokens; the others' are estimated.
+    public var tokenizedBy: [String] = []
     public var newRequests: Int { stages.reduce(0) { $0 + $1.new } }
     public var cachedRequests: Int { stages.reduce(0) { $0 + $1.cached } }
 
     public var json: JSONValue {
         [
             "plan_hash": .string(planHash), "rows": .int(Int64(rows)), "new_requests": .int(Int64(newRequests)),
+            "tokens_counted_by": .array(tokenizedBy.map(JSONValue.string)),
             "cached_requests": .int(Int64(cachedRequests)),
             "time_estimate": time.map {
                 [
@@ -96,7 +104,12 @@ public struct PlanReport: Sendable {
             var line = "  \(stage.id) (\(stage.type)): \(stage.rows) rows, \(stage.cached) cached, \(stage.new) new"
             if stage.waiting > 0 { line += ", \(stage.waiting) rows waiting on new upstream outputs" }
             if stage.dropped > 0 { line += ", \(stage.dropped) dropped" }
-            if stage.new > 0 { line += "; ~\(stage.newPromptTokens) new prompt tokens (4 characters per token)" }
+            if stage.new > 0 {
+                line +=
+                    tokenizedBy.isEmpty
+                    ? "; ~\(stage.newPromptTokens) new prompt tokens (4 characters per token)"
+                    : "; \(stage.newPromptTokens) new prompt tokens (counted by /tokenize where the engine answers)"
+            }
             lines.append(line)
         }
         return lines.joined(separator: "\n") + "\n"
@@ -118,16 +131,37 @@ extension Runner {
         let manifest = try ManifestWriter(path: directory.manifestPath)
         try manifest.append(.run(plan.runRecord(directory: directory, noCache: false)))
         let engines = EngineSet.offline(config: plan.config, models: plan.models, logger: planLogger)
+        // vLLM servers already up count prompt tokens with `/tokenize`; nothing is started for it.
+        var tokenizers: [String: OpenAIClient] = [:]
+        let chatEngines = Set(
+            plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
+        for engine in plan.config.engines
+        where engine.kind == "openai" && engine.dialect == "vllm" && chatEngines.contains(engine.name) {
+            let client = OpenAIClient(
+                options: EndpointOptions(
+                    baseURLs: engine.baseURLs,
+                    apiKey: engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] },
+                    requestTimeout: .seconds(10), maxRetries: 0),
+                logger: planLogger)
+            if (try? await client.checkReachable()) != nil {
+                tokenizers[engine.name] = client
+            } else {
+                await client.shutdown()
+            }
+        }
         let execution = RunExecution(
             plan: plan, engines: engines, engineInfos: [:], cache: cache, directory: directory, manifest: manifest,
-            previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true)
+            previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true,
+            tokenizers: tokenizers)
         _ = try await execution.run()
         await engines.shutdown()
+        for client in tokenizers.values { await client.shutdown() }
         try manifest.sync()
 
         var estimates = plan.graph.order.map { PlanReport.StageEstimate(id: $0.config.id, type: $0.config.type) }
         let index = Dictionary(uniqueKeysWithValues: estimates.enumerated().map { ($1.id, $0) })
         var seen: Set<String> = []
+        var newKeys: Set<String> = []
         try ManifestReader(path: directory.manifestPath).forEachRow { row in
             guard let i = index[row.stage] else { return }
             seen.insert(row.stage)
@@ -137,6 +171,7 @@ extension Runner {
             switch row.error?.errorClass {
             case LabelForgeError.Code.cacheMiss.rawValue:
                 estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
+                if let key = row.requestKeys.last { newKeys.insert(key) }
                 estimates[i].newPromptTokens += row.tokensIn
             case "upstream_failed": estimates[i].waiting += 1
             case nil: estimates[i].cachedPromptTokens += row.tokensIn
@@ -148,6 +183,8 @@ extension Runner {
             for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
         }
         var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
+        report.newKeys = newKeys
+        report.tokenizedBy = tokenizers.keys.sorted()
         report.time = Self.throughput(runsDir: options.runsDir, models: plan.models.map(\.recordedPin)).map {
             PlanReport.TimeEstimate(
                 seconds: Double(report.newRequests) / $0.rate, requestsPerSecond: $0.rate, basedOn: $0.run)

@@ -85,6 +85,8 @@ struct RowProcessor: Sendable {
     var logger: Logger
     /// `labelforge plan`: a request the cache lacks records an estimate of its prompt tokens.
     var estimateMisses = false
+    /// `labelforge plan`: engines (by name) that count prompt tokens with vLLM's `/tokenize`.
+    var tokenizers: [String: any EngineTransport] = [:]
 
     /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
     /// right for English with BPE tokenizers; images are not counted).
@@ -98,6 +100,21 @@ struct RowProcessor: Sendable {
             }
         }
         return (characters + 3) / 4
+    }
+
+    /// A new request's prompt tokens: counted by the engine's `/tokenize` where `plan` reached one
+    /// (vLLM), else estimated.
+    private func promptTokens(of body: JSONValue, engine: String) async -> Int {
+        if let tokenizer = tokenizers[engine], let messages = body["messages"],
+            let reply = try? await tokenizer.send(
+                EngineRequest(
+                    kind: .tokenize,
+                    body: ["model": body["model"] ?? .null, "messages": messages, "add_generation_prompt": true])),
+            let count = reply.body["count"]?.intValue
+        {
+            return count
+        }
+        return Self.estimatedTokens(of: body)
     }
 
     /// Passes one row through `stages`, in order; every stage sees every row the stage before it emitted.
@@ -421,7 +438,7 @@ struct RowProcessor: Sendable {
             } catch {
                 outcome.failure = Self.failure(for: error)
                 if estimateMisses, (error as? LabelForgeError)?.code == .cacheMiss {
-                    outcome.tokensIn += Self.estimatedTokens(of: request.request.body)
+                    outcome.tokensIn += await promptTokens(of: request.request.body, engine: config.engine)
                 }
                 return nil
             }

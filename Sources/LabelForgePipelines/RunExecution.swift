@@ -46,7 +46,8 @@ final class RunExecution {
         plan: RunPlan, engines: EngineSet, engineInfos: [String: JSONValue], cache: any CacheStore,
         directory: RunDirectory,
         manifest: ManifestWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
-        progress: @escaping @Sendable (RunProgress) -> Void, planOnly: Bool = false
+        progress: @escaping @Sendable (RunProgress) -> Void, planOnly: Bool = false,
+        tokenizers: [String: any EngineTransport] = [:]
     ) {
         self.planOnly = planOnly
         self.config = plan.config
@@ -81,7 +82,7 @@ final class RunExecution {
         self.processor = RowProcessor(
             config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
             embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
-            previous: self.previous, logger: logger, estimateMisses: planOnly)
+            previous: self.previous, logger: logger, estimateMisses: planOnly, tokenizers: tokenizers)
         self.engines = engines
         self.requestsBefore = engines.requestsSent
         self.directory = directory

@@ -101,6 +101,9 @@ enum StageRegistry {
         ) { ConversationStage(config: $0, options: $1) },
         StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
         StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
+        StageType("normalize", options: NormalizeOptions.self, engineTask: nil) {
+            NormalizeStage(config: $0, options: $1)
+        },
         StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
         // Sampling matters to `method: judge` only: a yes or no, with logprobs for P(yes).
         StageType(

@@ -17,7 +17,7 @@ public enum StubAnswer: Sendable {
 /// can do: a VLM (`StubEngine.vision()`), faults on demand, and servers that ignore `response_format`.
 ///
 /// Binds `127.0.0.1:0`; read `baseURL` for the port. Routes: `POST /v1/chat/completions`,
-/// `POST /v1/embeddings`, `POST /v1/rerank`, `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
+/// `POST /v1/embeddings`, `POST /v1/rerank`, `POST /tokenize`, `GET /v1/models`, `GET /version`, `GET /health`. Validates messages and image parts as vLLM does
 /// and answers errors in vLLM's shape, `{"error": {message, type, param, code}}`. Counts every chat
 /// request it receives.
 public final class StubEngine: Sendable {
@@ -30,11 +30,15 @@ public final class StubEngine: Sendable {
         var authorizations: [String] = []
         var bodies: [JSONValue] = []
         var embeddingInputs: [[String]] = []
+        var tokenizeRequests = 0
         var rerankRequests: [[String]] = []
     }
 
     /// The documents of each `/v1/rerank` request received, in arrival order.
     public var rerankRequests: [[String]] { state.withLockedValue { $0.rerankRequests } }
+
+    /// How many `/tokenize` requests arrived.
+    public var tokenizeRequests: Int { state.withLockedValue { $0.tokenizeRequests } }
 
     /// The inputs of each `/v1/embeddings` request received, in arrival order.
     public var embeddingRequests: [[String]] { state.withLockedValue { $0.embeddingInputs } }
@@ -212,6 +216,8 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             return rerank()
         case (.POST, "/score"), (.POST, "/v1/score"):
             return score()
+        case (.POST, "/tokenize"):
+            return tokenize()
         default:
             return error(404, "Not Found", type: "NotFoundError")
         }
@@ -290,6 +296,29 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// vLLM's `/v1/embeddings`: `input` a string or a non-empty list of strings, `model` the
     /// served one; the answer lists one `embedding` per input with its `index`.
+    /// vLLM's `/tokenize`: `{model, messages}` (or `{model, prompt}`) → `{count, max_model_len,
+    /// tokens}`. The stub's tokens are those of `StubEngine.tokens` over the messages' texts.
+    private func tokenize() -> (Int, [UInt8]) {
+        guard let request = try? JSONValue.parse(Data(body.readableBytesView)), request.objectValue != nil else {
+            return error(400, "Expecting value: line 1 column 1 (char 0)", type: "BadRequestError")
+        }
+        guard request["model"]?.stringValue == model else {
+            return error(404, "The model `\(request["model"]?.textForm ?? "")` does not exist.", type: "NotFoundError")
+        }
+        var text = request["prompt"]?.stringValue ?? ""
+        for message in request["messages"]?.arrayValue ?? [] {
+            if let content = message["content"]?.stringValue { text += content + "\n" }
+            for part in message["content"]?.arrayValue ?? [] { text += (part["text"]?.stringValue ?? "") + "\n" }
+        }
+        state.withLockedValue { $0.tokenizeRequests += 1 }
+        let tokens = StubEngine.tokens(text)
+        let reply: JSONValue = [
+            "count": .int(Int64(tokens.count)), "max_model_len": 4096,
+            "tokens": .array(tokens.indices.map { .int(Int64($0)) }),
+        ]
+        return (200, Array(CanonicalJSON.data(reply)))
+    }
+
     private func embeddings() -> (Int, [UInt8]) {
         let data = Data(body.readableBytesView)
         guard let request = try? JSONValue.parse(data), request.objectValue != nil else {

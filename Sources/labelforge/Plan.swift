@@ -14,7 +14,7 @@ struct PlanCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The pipeline config (YAML).")
+    @Option(name: .long, help: "The pipeline config (YAML), or an ablation config (labelforge ablate).")
     var config: String
 
     @Option(name: .long, help: "Plan only the first N rows.")
@@ -32,6 +32,16 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         do {
+            // An ablation config (a `matrix` over a base config): every variant's plan.
+            if let text = try? String(contentsOfFile: config, encoding: .utf8),
+                text.split(separator: "\n").contains(where: { $0.hasPrefix("matrix:") })
+            {
+                let plan = try await AblationPlan.make(
+                    configPath: config, limit: limit, cachePath: cachePath, runsDir: runsDir,
+                    logger: Terminal.logger(verbose: false))
+                print(json ? CanonicalJSON.string(plan.json) : plan.rendered, terminator: json ? "\n" : "")
+                return
+            }
             let runner = Runner(
                 options: RunOptions(configPath: config, runsDir: runsDir, limit: limit, cachePath: cachePath),
                 logger: Terminal.logger(verbose: false))

@@ -95,8 +95,20 @@ import Testing
               prompts.pack: [../prompts, ../prompts-b]
               run.seed: [1, 2]
             """)
+        // Before: every variant's plan, and the distinct new requests across them.
+        let before = try await AblationPlan.make(
+            configPath: file, limit: nil, cachePath: ws.path("cache.sqlite"), runsDir: ws.path("runs"),
+            logger: CapturedLogs().logger)
+        #expect(before.variants.count == 4 && before.variants.allSatisfy { $0.report.newRequests == 12 })
+        #expect(before.distinctNewRequests == 48)
+        #expect(stub.chatRequests == 0)
+
         let runner = AblationRunner(logger: CapturedLogs().logger, cachePath: ws.path("cache.sqlite"))
         let directory = try await runner.start(configPath: file, ablationsDir: ws.path("ablations"))
+        let after = try await AblationPlan.make(
+            configPath: file, limit: nil, cachePath: ws.path("cache.sqlite"), runsDir: ws.path("runs"),
+            logger: CapturedLogs().logger)
+        #expect(after.distinctNewRequests == 0 && after.variants.allSatisfy { $0.report.cachedRequests == 12 })
         let summary = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
         let variants = try #require(summary["variants"]?.arrayValue)
         #expect(

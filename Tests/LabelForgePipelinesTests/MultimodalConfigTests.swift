@@ -147,6 +147,7 @@ extension MultimodalConfigTests {
                       - {id: s, type: synthesize, n: 3, template: tag, schema: {type: object, properties: {q: {type: string}}}}
                       - {id: sc, type: synthesize_conversation, template: tag, assistant_template: tag, turns: 2, stop_phrases: [END]}
                       - {id: fr, type: filter, keep: {field: k.label, in: [a]}, record: [k.label]}
+                      - {id: nz, type: normalize, field: k.confidence, method: percentile, group_by: k.label}
                       - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
                       - {id: rr, type: rerank, query: g.text, documents: m.negatives, batch_size: 4}
                       - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}

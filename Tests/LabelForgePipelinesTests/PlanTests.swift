@@ -41,6 +41,8 @@ import Testing
         // New prompts' tokens are estimated from their text (at least the review text, /4).
         #expect((before["sentiment"]?.newPromptTokens ?? 0) > 10 * 30 / 4)
         #expect(stub.chatRequests == 0, "planning sends nothing")
+        // The stub is a reachable vLLM server: each new request's prompt was counted by /tokenize.
+        #expect(lastReport?.tokenizedBy == ["vllm"] && stub.tokenizeRequests == 20)
         #expect(lastReport?.time == nil, "no earlier run to measure throughput")
 
         _ = try await Runner(
