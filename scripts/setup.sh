@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 
-# OpenBLAS (Debian's libopenblas-dev) for vector search's matrix products; the build links it.
-if ! ldconfig -p 2>/dev/null | grep "libopenblas.so " >/dev/null || \
+# OpenBLAS (Debian's libopenblas-dev) for vector search's matrix products; the build links it. An
+# installed labelforge (this script in its data directory, no Package.swift) needs the library only.
+if [ ! -f Package.swift ]; then
+  ldconfig -p 2>/dev/null | grep "libopenblas.so.0 " >/dev/null || echo "setup: warning: libopenblas.so.0 not found; labelforge needs OpenBLAS (apt-get install libopenblas0)"
+elif ! ldconfig -p 2>/dev/null | grep "libopenblas.so " >/dev/null || \
    { [ ! -e /usr/include/cblas.h ] && [ ! -e /usr/include/x86_64-linux-gnu/cblas.h ] && [ ! -e /usr/include/aarch64-linux-gnu/cblas.h ]; }; then
   echo "setup: installing OpenBLAS (Debian libopenblas-dev)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo

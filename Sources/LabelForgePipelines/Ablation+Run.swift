@@ -30,6 +30,7 @@ public struct AblationRunner: Sendable {
         let clock = DateFormatter()
         clock.dateFormat = "HHmmss"
         clock.timeZone = TimeZone(identifier: "UTC")
+        let ablationsDir = URL(fileURLWithPath: ablationsDir).standardizedFileURL.path
         var directory =
             "\(ablationsDir)/\(stamp.replacingOccurrences(of: "-", with: ""))-\(clock.string(from: Date()))-\(ablation.name)"
         var n = 2
@@ -59,7 +60,7 @@ public struct AblationRunner: Sendable {
 
     /// Continues an interrupted ablation.
     public func resume(directory: String) async throws {
-        let directory = directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        let directory = URL(fileURLWithPath: directory).standardizedFileURL.path
         let state = try AblationState.load(from: directory)
         try await run(directory: directory, state: state)
     }
@@ -78,6 +79,7 @@ public struct AblationRunner: Sendable {
         }
         for group in groups where group.indices.contains(where: { state.variants[$0].status != "completed" }) {
             let first = state.variants[group.indices[0]]
+            try Runner.installRuntimeIfMissing(configPath: first.config)
             let plan = try RunPlan.prepare(configPath: first.config, limit: state.limit)
             try await EngineSet.withEngines(
                 config: plan.config, models: plan.models, logPath: directory + "/engine.log", logger: logger
@@ -88,7 +90,14 @@ public struct AblationRunner: Sendable {
                     var options = RunOptions(
                         configPath: entry.config, runsDir: directory + "/runs", limit: state.limit,
                         cachePath: cachePath)
-                    if let run = entry.run, FileManager.default.fileExists(atPath: run + "/manifest.jsonl"),
+                    // An interrupted variant's run: the one recorded, else an unfinished run of its plan.
+                    let unfinished =
+                        try entry.run
+                        ?? ManifestRecovery.unfinishedRuns(
+                            runsDir: directory + "/runs",
+                            planHash: RunPlan.prepare(configPath: entry.config, limit: state.limit).planHash
+                        ).last
+                    if let run = unfinished, FileManager.default.fileExists(atPath: run + "/manifest.jsonl"),
                         (try? RunArtifacts.load(run))?.summary?.isFinal != true
                     {
                         options = RunOptions(

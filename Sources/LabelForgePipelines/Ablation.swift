@@ -125,7 +125,13 @@ public struct AblationConfig: Sendable {
         var root = reader.node
         let baseDirectory = reader.baseDirectory
         let ablationDirectory = try ConfigReader.load(file: file).baseDirectory
-        for path in ["dataset.path", "prompts.pack", "cache.path"] {
+        // Every path of the base config, absolute: the variant's file lives elsewhere.
+        var paths = ["dataset.path", "prompts.pack", "cache.path"]
+        for (list, key) in [("engines", "model.path"), ("stages", "corpus.path")] {
+            guard case .sequence(let items)? = root.mapping?[list] else { continue }
+            paths += items.compactMap { Self.itemName($0).map { "\(list).\($0).\(key)" } }
+        }
+        for path in paths {
             if let value = try Self.value(at: path, in: root)?.string {
                 try Self.set(path, to: .string(Self.absolute(value, against: baseDirectory)), in: &root)
             }

@@ -138,13 +138,13 @@ struct AblationSummary {
             }
             // Numeric outputs (scores, confidences): mean and standard deviation per variant.
             let numericFields = Set(
-                outputs.first?[stage.id]?.values.prefix(50).flatMap { record in
+                (outputs.first?[stage.id] ?? [:]).sorted { $0.key < $1.key }.map(\.value).flatMap { record in
                     record.compactMap { key, value -> String? in
                         if case .double = value { return key }
                         if case .int = value, key != "index", key != "dimension" { return key }
                         return nil
                     }
-                } ?? []
+                }
             ).sorted()
             for field in numericFields where !["sample_index"].contains(field) {
                 var means: [Double?] = []

@@ -376,6 +376,8 @@ enum SVG {
 
     /// A histogram of values in 20 equal-width bins.
     static func histogram(_ values: [Double]) -> String {
+        // Only finite values within ±1e15 are drawn (an answer of 1e300 must not break the page).
+        let values = values.filter { $0.isFinite && abs($0) < 1e15 }
         let low = values.min() ?? 0
         let high = values.max() ?? 1
         let bins = 20
@@ -417,6 +419,7 @@ enum SVG {
     }
 
     static func format(_ x: Double) -> String {
-        abs(x) >= 100 || x == x.rounded() ? String(Int(x.rounded())) : String(format: "%.3f", x)
+        guard x.isFinite, abs(x) < 1e15 else { return String(format: "%.3g", x) }
+        return abs(x) >= 100 || x == x.rounded() ? String(Int(x.rounded())) : String(format: "%.3f", x)
     }
 }

@@ -74,6 +74,16 @@ public final class Runner: Sendable {
     ///   `interrupted` when cancelled (after flushing the manifest).
     public func run() async throws -> RunReport { try await run(sharedEngines: nil) }
 
+    /// On first use, installs the local engine and the default models a config's local engines
+    /// need (`RuntimeSetup`); `plan` never does, it only reads.
+    static func installRuntimeIfMissing(configPath: String) throws {
+        let config = try RunConfig.load(file: configPath)
+        let models = config.engines.filter { $0.kind == "local" && $0.model.path == nil }.map {
+            $0.task == "chat" ? ResolvedModel.defaultModelFile : ResolvedModel.defaultEmbeddingModelFile
+        }
+        if !models.isEmpty { try RuntimeSetup.installIfMissing(models: models) }
+    }
+
     /// Runs with `sharedEngines` when given (an ablation's engines, started once for all its
     /// variants), else with engines of its own.
     func run(sharedEngines: EngineSet?) async throws -> RunReport {
@@ -111,6 +121,7 @@ public final class Runner: Sendable {
             directory = try RunDirectory.create(
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         } else {
+            try Self.installRuntimeIfMissing(configPath: options.configPath)
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
             for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
                 logger.warning(
@@ -266,7 +277,6 @@ struct ResolvedModel: Sendable {
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
         let defaultFile = engine.task == "chat" ? defaultModelFile : defaultEmbeddingModelFile
-        if engine.model.path == nil { try RuntimeSetup.installIfMissing(models: [defaultFile]) }
         guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultFile) else {
             throw LabelForgeError(
                 .fileNotFound,

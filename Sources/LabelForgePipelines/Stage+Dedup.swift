@@ -158,14 +158,19 @@ struct DedupStage: BarrierStage {
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
         services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
     ) async throws {
+        /// The text a row is compared by; `nil` for rows that take no part (failed upstream, no value).
+        func text(of row: PipelineRow) -> String? {
+            guard failure(row) == nil, let value = context(row).value(at: options.field), !value.isNull else {
+                return nil
+            }
+            return value.textForm
+        }
         var texts: [String] = []
         var rowIDs: [String] = []
         let collecting = try rows()
         while let row = try collecting.next() {
-            guard failure(row) == nil, let value = context(row).value(at: options.field), !value.isNull else {
-                continue
-            }
-            texts.append(value.textForm)
+            guard let text = text(of: row) else { continue }
+            texts.append(text)
             rowIDs.append(row.rowID)
         }
         let result: NearDuplicates.Result
@@ -204,7 +209,8 @@ struct DedupStage: BarrierStage {
                 try emit(row, .fail(reason))
                 continue
             }
-            guard slot < rowIDs.count, rowIDs[slot] == row.rowID else {
+            // The first pass's test, over the same rows in the same order: the slots line up.
+            guard text(of: row) != nil, slot < rowIDs.count else {
                 try emit(row, .fail(missingField))
                 continue
             }

@@ -95,7 +95,8 @@ public struct SynthesizeOptions: ParsedStageOptions {
 /// conversation so far, the stage's images in the first user message. Every turn is its own
 /// request, cache entry and seed (`<stage>#turn<k>.user`, `<stage>#turn<k>.assistant`). The
 /// conversation ends after `turns` exchanges, at an empty turn, or at a turn containing one of
-/// `stop_phrases` (the turn is kept up to the phrase); it always ends with an assistant turn.
+/// `stop_phrases` (the turn is kept up to the phrase; the first question is always answered); it
+/// always ends with an assistant turn.
 ///
 /// Outputs `messages` in the OpenAI chat format fine-tuning tools read (images as `image_url`
 /// parts of the first user message), `turns` (assistant turns) and `stop_reason` (`turns`,
@@ -163,7 +164,8 @@ public struct ConversationStage: RowStage {
         for phrase in options.stopPhrases {
             if let range = text.range(of: phrase) {
                 text = String(text[..<range.lowerBound])
-                stop = .string("stop_phrase")
+                // The first question is always answered: a conversation has at least one exchange.
+                if call > 0 { stop = .string("stop_phrase") }
             }
         }
         text = text.trimmingCharacters(in: .whitespacesAndNewlines)

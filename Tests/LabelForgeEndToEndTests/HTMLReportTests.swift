@@ -92,7 +92,9 @@ import Testing
             workingDirectory: ws.root)
         #expect(result.exitCode == 0, "\(result.stderr)")
         let line = try #require(result.stdout.split(separator: "\n").first { $0.hasPrefix("ablation:") })
-        let directory = ws.path(line.dropFirst("ablation:".count).trimmingCharacters(in: .whitespaces))
+        let printed = line.dropFirst("ablation:".count).trimmingCharacters(in: .whitespaces)
+        #expect(printed.hasPrefix("/"), "the ablation directory is printed absolute")
+        let directory = printed
         _ = try await Self.check(
             directory + "/summary.html",
             contains: [

@@ -21,9 +21,10 @@ import Testing
             dataset: {path: ../data/reviews.jsonl, id_field: id}
             engines:
               - {name: vllm, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+              - {name: unused, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: m, revision: r, path: ../models/m.gguf}}
             prompts: {pack: ../prompts}
             stages:
-              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment}
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment, engine: vllm}
             """)
         return ws
     }
@@ -66,6 +67,8 @@ import Testing
         let config = try RunConfig.load(file: path)
         #expect(config.promptPack == ws.path("prompts-b"))
         #expect(config.dataset.path == ws.path("data/reviews.jsonl"))
+        // Every path of the base stays right in the variant's file, model files included.
+        #expect(config.engines[1].model.path == ws.path("models/m.gguf"))
         #expect(config.seed == variants[5].assignments["run.seed"]?.intValue.map(UInt64.init))
         #expect(
             config.stages[0].sampling.temperature
@@ -160,5 +163,16 @@ import Testing
         #expect(resumed.variants[0].run == keptRun)
         #expect(resumed.variants[3].run != nil && resumed.variants[3].run != state.variants[3].run)
         #expect(stub.chatRequests == requests)
+    }
+}
+
+extension AblationTests {
+    @Test("charts draw any number: huge, infinite and NaN values neither crash nor break the page")
+    func chartsTakeAnyNumber() {
+        #expect(SVG.format(1e300) == "1e+300")
+        #expect(SVG.format(.infinity) == "inf")
+        #expect(SVG.format(12.5) == "12.500" && SVG.format(1234.4) == "1234")
+        let svg = SVG.histogram([1, 2, 3, 1e300, .nan, -.infinity])
+        #expect(svg.hasPrefix("<svg") && svg.contains(">3<"))
     }
 }

@@ -223,6 +223,7 @@ import Testing
         let asked = prompt.split(separator: "\n").filter { $0.hasPrefix("user:") }.count
         if prompt.contains("number 1 "), asked == 1 { return .content("Thanks, that is all. <END> ignored") }
         if prompt.contains("number 2 "), asked == 2 { return .content("  ") }
+        if prompt.contains("number 3 "), asked == 0 { return .content("What flooded? <END>") }
         return .content("Question \(asked + 1)?")
     }
 
@@ -260,6 +261,9 @@ import Testing
         #expect(outputs[1]["messages"]?.arrayValue?.count == 2 && outputs[1]["stop_reason"] == "stop_phrase")
         // Passage 2: an empty third user turn ends it after two exchanges.
         #expect(outputs[2]["messages"]?.arrayValue?.count == 4 && outputs[2]["stop_reason"] == "empty_turn")
+        // Passage 3: a stop phrase in the first question still gets its answer (one exchange at least).
+        #expect(outputs[3]["messages"]?.arrayValue?.first?["content"] == "What flooded?")
+        #expect((outputs[3]["messages"]?.arrayValue?.count ?? 0) >= 2 && outputs[3]["turns"] != 0)
 
         // Row p0: six requests, each its own seed; the assistant's carry the system prompt and the turns so far.
         let manifest = try Self.lines(dir.manifestPath).filter { $0["row_id"] == "p0" && $0["stage"] == "chat" }
