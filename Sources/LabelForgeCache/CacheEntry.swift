@@ -95,9 +95,14 @@ public protocol CacheStore: Sendable {
     /// Which of `keys` the store holds, without reading or verifying them.
     func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey>
     func stats() async throws -> CacheStats
+    /// Entries that failed verification on a read so far (each one was treated as a miss, so the
+    /// run asked the engine again and stored a good copy).
+    var failedVerification: Int { get }
 }
 
 extension CacheStore {
+    public var failedVerification: Int { 0 }
+
     /// The verified entry for `key`, or `nil` on a miss.
     public func lookup(_ key: CacheKey) async throws -> CacheEntry? {
         try await entries(for: [key])[key]

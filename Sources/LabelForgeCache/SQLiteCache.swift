@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import LabelForgeCore
 import Logging
+import Synchronization
 
 /// The default cache: one SQLite file in WAL mode, so concurrent runs can share it.
 ///
@@ -12,6 +13,9 @@ public final class SQLiteCache: CacheStore {
     public let path: String
     private let pool: DatabasePool
     private let logger: Logger
+    private let failures = Atomic<Int>(0)
+
+    public var failedVerification: Int { failures.load(ordering: .relaxed) }
 
     /// Opens (creating when missing) the cache at `path`.
     /// - Throws: `LabelForgeError.cache` when the file cannot be opened or migrated.
@@ -93,6 +97,7 @@ public final class SQLiteCache: CacheStore {
                 let response = try? JSONValue.parse(stored.response)
             else {
                 logger.warning("cache entry \(key) failed verification; treating it as a miss")
+                failures.add(1, ordering: .relaxed)
                 continue
             }
             // A corrupt row fails the integrity hash above; that the request hashes to the key was
@@ -155,6 +160,27 @@ public final class SQLiteCache: CacheStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)
                     """)
             for row in rows { try insert.execute(arguments: row) }
+        }
+    }
+
+    /// Checks every entry's integrity hash (and that its response parses); returns how many were
+    /// checked and the keys of those that fail.
+    public func verifyAll() async throws -> (checked: Int, failed: [CacheKey]) {
+        try await pool.read { db in
+            var checked = 0
+            var failed: [CacheKey] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT key, request, response, payload, integrity FROM entries")
+            while let row = try rows.next() {
+                checked += 1
+                let key = CacheKey(hex: row[0])
+                let response: Data = row[2]
+                if CacheEntry.integrityHash(key: key, request: row[1], response: response, payload: row[3]) != row[4]
+                    || (try? JSONValue.parse(response)) == nil
+                {
+                    failed.append(key)
+                }
+            }
+            return (checked, failed)
         }
     }
 

@@ -17,6 +17,8 @@ final class RunExecution {
     let graph: StageGraph
     let processor: RowProcessor
     let engines: EngineSet
+    /// The run's cache store, for the count of entries that failed verification.
+    let store: any CacheStore
     /// The engines' request count when this run began: engines an ablation shares serve several runs.
     let requestsBefore: Int
     let directory: RunDirectory
@@ -84,6 +86,7 @@ final class RunExecution {
             embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
             previous: self.previous, logger: logger, estimateMisses: planOnly, tokenizers: tokenizers)
         self.engines = engines
+        self.store = cache
         self.requestsBefore = engines.requestsSent
         self.directory = directory
         self.manifest = manifest
@@ -421,6 +424,7 @@ final class RunExecution {
             rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
             engineRequests: engines.requestsSent - requestsBefore, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
-            abortReason: budget.abortReason, sections: barrierSections())
+            abortReason: budget.abortReason, sections: barrierSections(),
+            cacheFailedVerification: store.failedVerification)
     }
 }

@@ -57,6 +57,9 @@ public struct RunReport: Sendable {
     public var abortReason: String?
     /// Sections stages add to the report (e.g. mining statistics), as Markdown lines.
     public var sections: [String] = []
+    /// Cache entries that failed their integrity check: each was a miss, asked of the engine again
+    /// and stored anew.
+    public var cacheFailedVerification = 0
 
     public var cacheHits: Int { stages.reduce(0) { $0 + $1.stats.cacheHits } }
     public var cacheLookups: Int { stages.reduce(0) { $0 + $1.stats.cacheHits + $1.stats.cacheMisses } }
@@ -70,6 +73,11 @@ public struct RunReport: Sendable {
             "- rows: \(rows) (\(rowsFailed) with a failed stage)",
             "- cache hit rate: \(Self.percent(cacheHitRate)) (\(cacheHits)/\(cacheLookups) requests)",
             "- engine requests sent: \(engineRequests)",
+        ]
+        if cacheFailedVerification > 0 {
+            lines.append("- cache entries that failed verification (refetched): \(cacheFailedVerification)")
+        }
+        lines += [
             "- time: \(String(format: "%.1f", elapsedSeconds)) s", "",
             "| stage | ok | failed | cache hits | tokens in | tokens out |", "|---|---|---|---|---|---|",
         ]

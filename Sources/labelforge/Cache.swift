@@ -1,18 +1,49 @@
 import ArgumentParser
 import Foundation
 import LabelForgeCache
+import LabelForgeCore
 import Logging
 
 struct Cache: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect the content-addressed response cache.",
-        subcommands: [Stats.self]
+        subcommands: [Stats.self, Verify.self]
     )
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check every entry's integrity hash; exit 1 when any fails.",
+            discussion:
+                "A failing entry is never served: runs treat it as a miss, ask the engine again and store a good copy."
+        )
+
+        @Option(
+            name: .long,
+            help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
+        var cachePath: String?
+
+        func run() async throws {
+            let result: (checked: Int, failed: [CacheKey])
+            do {
+                let cache = try SQLiteCache(
+                    path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+                result = try await cache.verifyAll()
+            } catch {
+                throw Terminal.exit(for: error)
+            }
+            print("entries checked: \(result.checked), failed verification: \(result.failed.count)")
+            for key in result.failed.prefix(10) { print("  failed: sha256:\(key.hex)") }
+            if result.failed.count > 10 { print("  … and \(result.failed.count - 10) more") }
+            if !result.failed.isEmpty { throw ExitCode(1) }
+        }
+    }
 
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the cache's entries, size and hit counts.")
 
-        @Option(name: .long, help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
+        @Option(
+            name: .long,
+            help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
         var cachePath: String?
 
         @Flag(name: .long, help: "Print JSON instead of text.")
@@ -21,19 +52,27 @@ struct Cache: AsyncParsableCommand {
         func run() async throws {
             let cache: SQLiteCache
             do {
-                cache = try SQLiteCache(path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+                cache = try SQLiteCache(
+                    path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
             } catch {
                 throw Terminal.exit(for: error)
             }
             let stats = try await cache.stats()
             if json {
-                let kinds = stats.byKind.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+                let kinds = stats.byKind.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(
+                    separator: ",")
                 print(
                     "{\"bytes\":\(stats.bytes),\"entries\":\(stats.entries),\"kinds\":{\(kinds)},"
                         + "\"path\":\"\(stats.path)\"}")
             } else {
                 print("cache:   \(stats.path)")
-                print("entries: \(stats.entries)" + (stats.byKind.isEmpty ? "" : " (" + stats.byKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")"))
+                print(
+                    "entries: \(stats.entries)"
+                        + (stats.byKind.isEmpty
+                            ? ""
+                            : " ("
+                                + stats.byKind.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(
+                                    separator: ", ") + ")"))
                 print("size:    \(ByteCountFormatter.string(fromByteCount: stats.bytes, countStyle: .file))")
             }
         }

@@ -68,6 +68,9 @@ enum Terminal {
             "cache hit rate: \(String(format: "%.1f%%", report.cacheHitRate * 100)) (\(report.cacheHits)/\(report.cacheLookups))",
             "engine requests sent: \(report.engineRequests)",
         ]
+        if report.cacheFailedVerification > 0 {
+            lines.append("cache entries that failed verification (refetched): \(report.cacheFailedVerification)")
+        }
         for score in report.scores {
             lines.append(
                 "accuracy \(score.stage).\(score.field) vs \(score.goldField): "
