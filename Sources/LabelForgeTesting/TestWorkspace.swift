@@ -43,7 +43,9 @@ public final class TestWorkspace: @unchecked Sendable {
     /// A review dataset of `count` rows with gold sentiment, written as JSONL; rows whose index is
     /// in `marked` carry the text `VIOLATE` so a stub can misbehave on exactly those.
     @discardableResult
-    public func writeReviews(_ relative: String = "data/reviews.jsonl", count: Int, marked: Set<Int> = []) throws -> String {
+    public func writeReviews(_ relative: String = "data/reviews.jsonl", count: Int, marked: Set<Int> = []) throws
+        -> String
+    {
         let sentiments = ["positive", "negative", "neutral"]
         var lines: [String] = []
         for i in 0..<count {
@@ -52,6 +54,27 @@ public final class TestWorkspace: @unchecked Sendable {
             lines.append(#"{"id":"r\#(i)","text":"\#(escaped)","sentiment":"\#(sentiments[i % 3])"}"#)
         }
         return try write(relative, lines.joined(separator: "\n") + "\n")
+    }
+
+    /// A pipeline config against a stub engine (`vllm`, model `stub-model` at revision `r1`, no
+    /// retries); `stages` is the YAML list, indented by two spaces. Paths are relative to the
+    /// config file. Returns the config's path.
+    @discardableResult
+    public func writeStubConfig(
+        _ relative: String = "config.yaml", name: String, seed: Int = 1, baseURL: String,
+        dataset: String = "data/reviews.jsonl", pack: String = "prompts", stages: String
+    ) throws -> String {
+        try write(
+            relative,
+            """
+            run: {name: \(name), seed: \(seed)}
+            dataset: {path: \(dataset), id_field: id}
+            engines:
+              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            prompts: {pack: \(pack)}
+            stages:
+            \(stages)
+            """)
     }
 
     /// A prompt pack with `classify` and `tag` templates over a `text` field.
@@ -82,7 +105,9 @@ public enum LabelForgeBinary {
         var url = URL(fileURLWithPath: filePath)
         while url.path != "/" {
             url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url.path }
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) {
+                return url.path
+            }
         }
         return FileManager.default.currentDirectoryPath
     }

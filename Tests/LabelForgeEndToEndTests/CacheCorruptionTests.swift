@@ -15,17 +15,9 @@ import Testing
         let ws = try TestWorkspace()
         try ws.writeReviews(count: 100)
         try ws.writePromptPack()
-        try ws.write(
-            "config.yaml",
-            """
-            run: {name: corrupt, seed: 4}
-            dataset: {path: data/reviews.jsonl, id_field: id}
-            engines:
-              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
-            prompts: {pack: prompts}
-            stages:
-              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
-            """)
+        try ws.writeStubConfig(
+            name: "corrupt", seed: 4, baseURL: stub.baseURL,
+            stages: "  - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}")
         let cache = ws.path("cache.sqlite")
         func run() async throws -> (stdout: String, dir: String) {
             let result = try await CLI.run(

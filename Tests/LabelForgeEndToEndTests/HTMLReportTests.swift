@@ -72,17 +72,12 @@ import Testing
         let ws = try TestWorkspace()
         try ws.writeReviews(count: 9)
         try ws.writePromptPack()
-        try ws.write(
-            "configs/base.yaml",
-            """
-            run: {name: base, seed: 1}
-            dataset: {path: ../data/reviews.jsonl, id_field: id}
-            engines:
-              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
-            prompts: {pack: ../prompts}
+        try ws.writeStubConfig(
+            "configs/base.yaml", name: "base", baseURL: stub.baseURL, dataset: "../data/reviews.jsonl",
+            pack: "../prompts",
             stages:
-              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment}
-            """)
+                "  - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment}"
+        )
         try ws.write("configs/ablation.yaml", "base: base.yaml\nname: seeds\nmatrix:\n  run.seed: [1, 2, 3]\n")
         let result = try await CLI.run(
             [

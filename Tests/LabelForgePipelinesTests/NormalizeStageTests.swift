@@ -26,19 +26,13 @@ import Testing
         try ws.write("prompts/judge.mustache", "Score this review: {{text}}\n")
         let stub = try await StubEngine.start(answer: Self.answer)
         defer { Task { await stub.stop() } }
-        let config = try ws.write(
-            "config.yaml",
-            """
-            run: {name: normalize, seed: 1}
-            dataset: {path: data/reviews.jsonl, id_field: id}
-            engines:
-              - {name: vllm, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
-            prompts: {pack: prompts}
-            stages:
-              - {id: judge, type: rubric_score, template: judge, criteria: [{name: quality}], sampling: {top_logprobs: null}}
-              - {id: by_parity, type: normalize, field: judge.score, method: zscore, group_by: parity}
-              - {id: overall, type: normalize, field: judge.scores.quality, method: percentile}
-            """)
+        let config = try ws.writeStubConfig(
+            name: "normalize", baseURL: stub.baseURL,
+            stages: """
+                  - {id: judge, type: rubric_score, template: judge, criteria: [{name: quality}], sampling: {top_logprobs: null}}
+                  - {id: by_parity, type: normalize, field: judge.score, method: zscore, group_by: parity}
+                  - {id: overall, type: normalize, field: judge.scores.quality, method: percentile}
+                """)
         let report = try await Runner(
             options: RunOptions(configPath: config, runsDir: ws.path("runs"), cachePath: ws.path("c.sqlite")),
             logger: CapturedLogs().logger
