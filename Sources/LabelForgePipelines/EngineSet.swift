@@ -73,6 +73,15 @@ struct EngineSet: Sendable {
         return EngineSet(handles: handles)
     }
 
+    /// How a client reaches `engine` at `baseURLs`: its API key (from the environment variable the
+    /// config names), timeout, retries and concurrency.
+    static func endpointOptions(_ engine: RunConfig.Engine, baseURLs: [String]) -> EndpointOptions {
+        let apiKey = engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
+        return EndpointOptions(
+            baseURLs: baseURLs, apiKey: apiKey, requestTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
+            maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight)
+    }
+
     func shutdown() async {
         for handle in handles.values { await handle.client.shutdown() }
     }
@@ -121,12 +130,7 @@ struct EngineSet: Sendable {
         }
         let model = models.first { $0.engine == engine.name }!
         let dialect = EngineDialect(name: engine.dialect)!
-        func endpoint(_ urls: [String]) -> EndpointOptions {
-            let apiKey = engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
-            return EndpointOptions(
-                baseURLs: urls, apiKey: apiKey, requestTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
-                maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight)
-        }
+        func endpoint(_ urls: [String]) -> EndpointOptions { Self.endpointOptions(engine, baseURLs: urls) }
         if engine.kind == "local" {
             let options = LocalEngineOptions(
                 modelPath: model.path!, task: LocalEngineTask(rawValue: engine.task) ?? .chat, slots: engine.slots,

@@ -137,12 +137,10 @@ extension Runner {
             plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
         for engine in plan.config.engines
         where engine.kind == "openai" && engine.dialect == "vllm" && chatEngines.contains(engine.name) {
-            let client = OpenAIClient(
-                options: EndpointOptions(
-                    baseURLs: engine.baseURLs,
-                    apiKey: engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] },
-                    requestTimeout: .seconds(10), maxRetries: 0),
-                logger: planLogger)
+            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
+            options.maxRetries = 0
+            options.requestTimeout = .seconds(10)
+            let client = OpenAIClient(options: options, logger: planLogger)
             if (try? await client.checkReachable()) != nil {
                 tokenizers[engine.name] = client
             } else {

@@ -20,6 +20,11 @@ public struct GenerateStage: RowStage {
 
     /// An empty answer is retried with the next retry seed; anything else is kept as generated.
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
+        Self.freeText(response)
+    }
+
+    /// `text` (trimmed) and `finish_reason`; an empty answer is a failure (`empty_output`), retried.
+    static func freeText(_ response: ChatResponse) -> Result<[String: JSONValue], StageFailure> {
         let text = response.content.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else {
             return .failure(StageFailure(errorClass: "empty_output", message: "the engine generated no text"))

@@ -30,15 +30,7 @@ public struct SynthesizeStage: RowStage {
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        guard let schema = options.schema else {
-            let text = response.content.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !text.isEmpty else {
-                return .failure(StageFailure(errorClass: "empty_output", message: "the engine generated no text"))
-            }
-            return .success([
-                "text": .string(text), "finish_reason": response.finishReason.map(JSONValue.string) ?? .null,
-            ])
-        }
+        guard let schema = options.schema else { return GenerateStage.freeText(response) }
         return validatedJSON(response, schema: schema).map { value in
             var fields: [String: JSONValue] = [:]
             for name in options.schemaProperties ?? [] { fields[name] = value[name] ?? .null }

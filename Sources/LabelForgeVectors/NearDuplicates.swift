@@ -1,4 +1,3 @@
-import COpenBLAS
 import Foundation
 
 /// How a text is cut into the pieces near-duplicate detection compares.
@@ -327,7 +326,6 @@ public enum NearDuplicates {
     ) -> Result {
         let matrix = vectors.normalized()
         let n = matrix.rows
-        let d = matrix.dimension
         var union = UnionFind(count: n)
         var pairs: [Pair] = []
         let block = max(1, block)
@@ -337,14 +335,8 @@ public enum NearDuplicates {
             // Only blocks at or after the query block: each pair is seen once, as (earlier, later).
             for cStart in stride(from: qStart, to: n, by: block) {
                 let cCount = min(block, n - cStart)
-                matrix.values.withUnsafeBufferPointer { m in
-                    scores.withUnsafeMutableBufferPointer { s in
-                        cblas_sgemm(
-                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(qCount), Int32(cCount), Int32(d), 1,
-                            m.baseAddress! + qStart * d, Int32(d), m.baseAddress! + cStart * d, Int32(d), 0,
-                            s.baseAddress!, Int32(cCount))
-                    }
-                }
+                VectorSearch.blockScores(
+                    matrix, rows: qStart..<(qStart + qCount), matrix, rows: cStart..<(cStart + cCount), into: &scores)
                 for row in 0..<qCount {
                     let first = qStart + row
                     for column in 0..<cCount {

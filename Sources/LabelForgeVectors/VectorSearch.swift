@@ -57,23 +57,14 @@ public enum VectorSearch {
         precondition(queries.dimension == corpus.dimension, "queries and corpus differ in dimension")
         let k = min(k, corpus.rows)
         guard k > 0, queries.rows > 0 else { return Array(repeating: [], count: queries.rows) }
-        let d = queries.dimension
         var heaps = (0..<queries.rows).map { _ in BoundedHeap(capacity: k) }
         var scores = [Float](repeating: 0, count: min(queryBlock, queries.rows) * min(corpusBlock, corpus.rows))
         for qStart in stride(from: 0, to: queries.rows, by: queryBlock) {
             let qCount = min(queryBlock, queries.rows - qStart)
             for cStart in stride(from: 0, to: corpus.rows, by: corpusBlock) {
                 let cCount = min(corpusBlock, corpus.rows - cStart)
-                queries.values.withUnsafeBufferPointer { q in
-                    corpus.values.withUnsafeBufferPointer { c in
-                        scores.withUnsafeMutableBufferPointer { s in
-                            cblas_sgemm(
-                                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(qCount), Int32(cCount), Int32(d), 1,
-                                q.baseAddress! + qStart * d, Int32(d), c.baseAddress! + cStart * d, Int32(d), 0,
-                                s.baseAddress!, Int32(cCount))
-                        }
-                    }
-                }
+                blockScores(
+                    queries, rows: qStart..<(qStart + qCount), corpus, rows: cStart..<(cStart + cCount), into: &scores)
                 scores.withUnsafeBufferPointer { s in
                     heaps.withUnsafeMutableBufferPointer { heaps in
                         // Each query's heap is touched by one iteration only.
@@ -88,6 +79,26 @@ public enum VectorSearch {
             }
         }
         return heaps.map { $0.sorted() }
+    }
+
+    /// The inner products of query rows `qRows` with corpus rows `cRows` (one OpenBLAS `sgemm`),
+    /// row-major into `scores` (`qRows.count × cRows.count`).
+    static func blockScores(
+        _ queries: VectorMatrix, rows qRows: Range<Int>, _ corpus: VectorMatrix, rows cRows: Range<Int>,
+        into scores: inout [Float]
+    ) {
+        let d = queries.dimension
+        queries.values.withUnsafeBufferPointer { q in
+            corpus.values.withUnsafeBufferPointer { c in
+                scores.withUnsafeMutableBufferPointer { s in
+                    cblas_sgemm(
+                        CblasRowMajor, CblasNoTrans, CblasTrans, Int32(qRows.count), Int32(cRows.count), Int32(d), 1,
+                        q.baseAddress! + qRows.lowerBound * d, Int32(d), c.baseAddress! + cRows.lowerBound * d,
+                        Int32(d),
+                        0, s.baseAddress!, Int32(cRows.count))
+                }
+            }
+        }
     }
 }
 
