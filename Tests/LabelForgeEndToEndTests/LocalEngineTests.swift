@@ -295,11 +295,10 @@ import Testing
         #expect(second.exitCode == 0, "\(second.stderr)")
         #expect(second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
         let b = try runDir(from: second.stdout)
-        for file in ["negatives.jsonl", "negatives.triplet.jsonl", "negatives.stats.json", "judged.jsonl"] {
-            #expect(
-                FileManager.default.contents(atPath: a + "/outputs/" + file)
-                    == FileManager.default.contents(atPath: b + "/outputs/" + file), "\(file)")
-        }
+        #expect(
+            RunFiles.differingOutputs(
+                a, b, files: ["negatives.jsonl", "negatives.triplet.jsonl", "negatives.stats.json", "judged.jsonl"]
+            ).isEmpty)
         let replay = try await CLI.run(
             [
                 "replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path",
@@ -347,14 +346,11 @@ import Testing
         #expect(second.exitCode == 0, "\(second.stderr)")
         #expect(second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
         let b = try runDir(from: second.stdout)
-        for file in [
+        let files = [
             "questions.jsonl", "answers.jsonl", "quality_judge.jsonl", "quality.jsonl", "quality.rejected.jsonl",
             "unique.jsonl", "unique.rejected.jsonl", "unique.pairs.jsonl", "unique.dedup.json",
-        ] {
-            #expect(
-                FileManager.default.contents(atPath: a + "/outputs/" + file)
-                    == FileManager.default.contents(atPath: b + "/outputs/" + file), "\(file)")
-        }
+        ]
+        #expect(RunFiles.differingOutputs(a, b, files: files).isEmpty)
         let replay = try await CLI.run(
             [
                 "replay", "--manifest", a + "/manifest.jsonl", "--runs-dir", ws.path("runs"), "--cache-path",
@@ -496,18 +492,8 @@ import Testing
         let variants = try #require(summary["variants"]?.arrayValue)
         #expect(variants.count == 8)
         #expect(variants.allSatisfy { $0["gold"]?["sentiment.label"]?["accuracy"]?.doubleValue != nil })
-        var keys = Set<String>()
-        var sent = 0
-        for variant in variants {
-            let run = try #require(variant["run"]?.stringValue)
-            sent += variant["engine_requests"]?.intValue ?? 0
-            for text in try String(contentsOfFile: run + "/manifest.jsonl", encoding: .utf8).split(separator: "\n") {
-                for key in try JSONValue.parse(String(text))["request_keys"]?.arrayValue ?? [] {
-                    keys.insert(key.textForm)
-                }
-            }
-        }
-        #expect(sent == keys.count, "sent \(sent), distinct keys \(keys.count)")
+        let (sent, distinctKeys) = try RunFiles.ablationRequests(summary: summary)
+        #expect(sent == distinctKeys, "sent \(sent), distinct keys \(distinctKeys)")
         let kappa = try #require(summary["agreement"]?.arrayValue?.first?["cohen_kappa"]?.arrayValue)
         #expect(kappa.count == 8)
         // One engine for all eight variants: one engine log, no per-run engine started.

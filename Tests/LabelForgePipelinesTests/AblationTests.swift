@@ -124,19 +124,9 @@ import Testing
         #expect(summary["best"]?["sentiment.label.accuracy"] == "pack=prompts_seed=1")
 
         // Every distinct request key went to the engine once, whatever the variants share.
-        var keys = Set<String>()
-        var sent = 0
-        for variant in variants {
-            let run = try #require(variant["run"]?.stringValue)
-            sent += variant["engine_requests"]?.intValue ?? 0
-            for line in try String(contentsOfFile: run + "/manifest.jsonl", encoding: .utf8).split(separator: "\n") {
-                for key in try JSONValue.parse(String(line))["request_keys"]?.arrayValue ?? [] {
-                    keys.insert(key.textForm)
-                }
-            }
-        }
-        #expect(sent == keys.count)
-        #expect(stub.chatRequests == keys.count)
+        let (sent, distinctKeys) = try RunFiles.ablationRequests(summary: summary)
+        #expect(sent == distinctKeys)
+        #expect(stub.chatRequests == distinctKeys)
 
         // Agreement: the kappa matrix has 1 on its diagonal, pack A's variants agree fully.
         let agreement = try #require(summary["agreement"]?.arrayValue?.first)
