@@ -8,9 +8,14 @@ one argument list for both: --model, --host, --port, --parallel, --ctx-size,
 /v1/rerank: embeddings with rank pooling), and --no-cache-prompt (a no-op here:
 LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
+
+LabelForge passes its own PID in LABELFORGE_PARENT_PID. A watchdog thread, started before
+anything slow, exits the process as soon as that PID is no longer its parent. Comparing with
+the PID LabelForge passed (not with the parent seen at start) also covers a kill that lands
+before this script starts, which once left an orphaned engine behind; PR_SET_PDEATHSIG is not
+used because it fires when the spawning *thread* exits, which in a thread pool is any time.
 """
 import argparse
-import ctypes
 import os
 import signal
 import sys
@@ -18,12 +23,18 @@ import threading
 import time
 
 
-def die_with_parent():
-    # PR_SET_PDEATHSIG = 1: the kernel sends SIGTERM when the parent exits.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
-    except OSError:
-        pass
+def exit_with_parent():
+    expected = os.environ.get("LABELFORGE_PARENT_PID")
+    parent = int(expected) if expected and expected.isdigit() else os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.1)
+        os._exit(0)
+
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def main():
@@ -40,8 +51,7 @@ def main():
     parser.add_argument("--reranking", "--rerank", action="store_true")
     args = parser.parse_args()
 
-    die_with_parent()
-    parent = os.getppid()
+    exit_with_parent()
     if args.log_file:
         fd = os.open(args.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(fd, 1)
@@ -70,10 +80,8 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     server = xllamacpp.Server(params)  # serves from its own threads while this one waits
     print(f"xllamacpp server listening on {args.host}:{args.port}", flush=True)
-    while not stop.is_set():
-        if os.getppid() != parent:
-            break
-        stop.wait(0.5)
+    while not stop.wait(0.5):
+        pass
     # Leave at once: deleting the xllamacpp server can block forever joining its threads, which left
     # orphaned engines behind when LabelForge was killed. Exiting the process closes the socket.
     os._exit(0)

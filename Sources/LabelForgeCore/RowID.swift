@@ -47,9 +47,15 @@ public struct RowIDRepeats: Sendable {
     public init() {}
 
     /// Records one row's base ID (`RowIDAssigner.baseID`).
-    public mutating func add(_ baseID: String) {
+    /// - Returns: whether the ID (almost surely) appeared before.
+    @discardableResult
+    public mutating func add(_ baseID: String) -> Bool {
         let hash = baseID.hashValue
-        if !seen.insert(hash).inserted { repeated.insert(hash) }
+        if !seen.insert(hash).inserted {
+            repeated.insert(hash)
+            return true
+        }
+        return false
     }
 
     /// The record of repeats without the per-row hashes, for the run that follows the pass.

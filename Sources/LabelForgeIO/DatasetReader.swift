@@ -114,7 +114,9 @@ public final class DatasetReader {
         guard !paths.isEmpty else {
             throw LabelForgeError(
                 .invalidDataset,
-                "\(directory): no images found (looked for \(imageExtensions.sorted().joined(separator: ", ")) files).")
+                "\(directory) is a directory, so it is read as an image folder, but it holds no images (looked for "
+                    + "\(imageExtensions.sorted().joined(separator: ", ")) files). dataset.path must be a JSONL or CSV "
+                    + "file, or a folder of images.")
         }
         return paths
     }
@@ -122,6 +124,7 @@ public final class DatasetReader {
     private func nextJSONL() throws -> DatasetRecord? {
         guard let lines else { return nil }
         while let text = lines.next() {
+            try checkUTF8(lines)
             if text.allSatisfy(\.isWhitespace) { continue }
             let value: JSONValue
             do {
@@ -143,9 +146,21 @@ public final class DatasetReader {
         return nil
     }
 
+    /// - Throws: `LabelForgeError.invalidDataset` naming the line and byte when a line read so far
+    ///   was not UTF-8 (LabelForge does not guess encodings).
+    private func checkUTF8(_ lines: LineReader) throws {
+        guard let bad = lines.invalidUTF8 else { return }
+        throw LabelForgeError(
+            .invalidDataset,
+            "\(path):\(bad.line): byte \(bad.offset + 1) (0x\(String(bad.byte, radix: 16, uppercase: true))) is not "
+                + "UTF-8. LabelForge reads UTF-8 text only: convert the file first, for example with "
+                + "iconv -f latin1 -t utf-8.")
+    }
+
     private func nextCSV() throws -> DatasetRecord? {
         guard let header, let lines else { return nil }
         while let record = try CSVParser.record(from: lines) {
+            try checkUTF8(lines)
             if record.fields.count == 1 && record.fields[0].isEmpty { continue }
             guard record.fields.count == header.count else {
                 throw LabelForgeError(
@@ -156,7 +171,8 @@ public final class DatasetReader {
             var fields: [String: JSONValue] = [:]
             for (name, value) in zip(header, record.fields) { fields[name] = .string(value) }
             defer { nextIndex += 1 }
-            return DatasetRecord(index: nextIndex, line: record.line, fields: fields, location: "\(path):\(record.line)")
+            return DatasetRecord(
+                index: nextIndex, line: record.line, fields: fields, location: "\(path):\(record.line)")
         }
         return nil
     }
@@ -205,7 +221,12 @@ enum CSVParser {
             if inQuotes {
                 if c == "\"" {
                     if let n = iterator.next() {
-                        if n == "\"" { field.append("\"") } else { inQuotes = false; pending = n }
+                        if n == "\"" {
+                            field.append("\"")
+                        } else {
+                            inQuotes = false
+                            pending = n
+                        }
                     } else {
                         inQuotes = false
                     }

@@ -53,9 +53,14 @@ public final class JSONLWriter {
     }
 
     /// Writes buffered lines to the file.
+    /// - Throws: `LabelForgeError.io` naming the file and the OS's reason (a full disk, say).
     public func flush() throws {
         guard !pending.isEmpty else { return }
-        try handle.write(contentsOf: pending)
+        do {
+            try handle.write(contentsOf: pending)
+        } catch {
+            throw LabelForgeError(.io, "Cannot write \(path): \(Self.reason(error)).")
+        }
         pending.removeAll(keepingCapacity: true)
         pendingLines = 0
     }
@@ -63,6 +68,21 @@ public final class JSONLWriter {
     /// Flushes and asks the OS to put the bytes on disk.
     public func sync() throws {
         try flush()
-        try handle.synchronize()
+        do {
+            try handle.synchronize()
+        } catch {
+            throw LabelForgeError(.io, "Cannot write \(path) to disk: \(Self.reason(error)).")
+        }
+    }
+
+    /// The OS's words for a failed write (`No space left on device`), not Foundation's wrapper.
+    static func reason(_ error: Error) -> String {
+        let nsError = error as NSError
+        let posix =
+            (nsError.userInfo[NSUnderlyingErrorKey] as? NSError).flatMap {
+                $0.domain == NSPOSIXErrorDomain ? $0.code : nil
+            } ?? (nsError.domain == NSPOSIXErrorDomain ? nsError.code : nil)
+        if let posix { return String(cString: strerror(Int32(posix))) }
+        return nsError.localizedDescription
     }
 }

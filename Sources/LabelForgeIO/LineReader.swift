@@ -17,6 +17,9 @@ public final class LineReader {
     /// Whether the line most recently returned ended with a newline; only a file's last line can
     /// lack one (for example, one a killed process left half written).
     public private(set) var terminated = true
+    /// The first line that was not valid UTF-8: its number, the 0-based offset of its first bad
+    /// byte, and that byte. Such a line is returned with U+FFFD in place of the bad bytes.
+    public private(set) var invalidUTF8: (line: Int, offset: Int, byte: UInt8)?
     public let path: String
 
     /// - Throws: `LabelForgeError.fileNotFound` when the file cannot be opened.
@@ -42,7 +45,23 @@ public final class LineReader {
         var length = count
         while length > 0 && (buffer[length - 1] == 0x0A || buffer[length - 1] == 0x0D) { length -= 1 }
         return buffer.withMemoryRebound(to: UInt8.self, capacity: length) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+            let bytes = UnsafeBufferPointer(start: $0, count: length)
+            if let text = String(validating: bytes, as: UTF8.self) { return text }
+            if invalidUTF8 == nil {
+                let offset = Self.firstInvalidByte(in: bytes)
+                invalidUTF8 = (lineNumber, offset, bytes[offset])
+            }
+            return String(decoding: bytes, as: UTF8.self)
         }
+    }
+
+    private static func firstInvalidByte(in bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var offset = 0
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        while case .scalarValue(let scalar) = decoder.decode(&iterator) {
+            offset += UTF8.width(scalar)
+        }
+        return min(offset, bytes.count - 1)
     }
 }

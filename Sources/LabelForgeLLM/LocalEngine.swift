@@ -100,7 +100,9 @@ public enum LocalEngine {
         var platform = PlatformOptions()
         platform.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: .seconds(3))]
         let result = try await Subprocess.run(
-            .path(FilePath(executable)), arguments: Arguments(arguments), platformOptions: platform,
+            .path(FilePath(executable)), arguments: Arguments(arguments),
+            // The xllamacpp launcher exits as soon as this process is no longer its parent.
+            environment: .inherit.updating(["LABELFORGE_PARENT_PID": String(getpid())]), platformOptions: platform,
             input: .none, output: .discarded, error: .discarded
         ) { execution -> T in
             let running = RunningLocalEngine(baseURL: baseURL, launcher: launcher, command: [executable] + arguments)

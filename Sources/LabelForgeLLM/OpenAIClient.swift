@@ -199,13 +199,20 @@ public final class OpenAIClient: Sendable {
         guard (200..<300).contains(response.status.code) else {
             let retryAfter = response.headers.first(name: "Retry-After").flatMap(Int.init).map { Duration.seconds($0) }
             throw RequestFailure(
-                url: url, status: Int(response.status.code), detail: Self.errorMessage(in: data), timeout: limit,
+                url: url, status: Int(response.status.code),
+                detail: Redaction.redact(Self.errorMessage(in: data), secrets: options.apiKey.map { [$0] } ?? []),
+                timeout: limit,
                 retryAfter: retryAfter)
         }
         do {
             return try JSONValue.parse(data)
         } catch {
-            throw LabelForgeError(.invalidResponse, "\(url) answered with a body that is not JSON.")
+            // A body cut short or garbled on the way (a proxy, a dying server): worth another try.
+            throw RequestFailure(
+                url: url, status: Int(response.status.code),
+                detail: "a body that is not JSON (\((error as? LabelForgeError)?.message ?? "\(error)"))",
+                timeout: limit,
+                malformed: true)
         }
     }
 
@@ -252,16 +259,21 @@ struct RequestFailure: Error {
     var timeout: Duration
     var retryAfter: Duration? = nil
     var underlying: Error? = nil
+    /// A 2xx answer whose body is not JSON (truncated, or not UTF-8).
+    var malformed = false
 
     var isConnectionError: Bool { status == nil && !isTimeout }
     var isTimeout: Bool { detail.contains("timed out") }
     var isRetryable: Bool {
-        guard let status else { return true }
+        guard let status, !malformed else { return true }
         return status == 429 || status == 408 || status >= 500
     }
 
     func error(attempts: Int) -> LabelForgeError {
         let tries = attempts == 1 ? "" : " (after \(attempts) attempts)"
+        if malformed {
+            return LabelForgeError(.invalidResponse, "\(url) answered with \(detail)\(tries).")
+        }
         if let status {
             // vLLM refuses `top_logprobs` above its `--max-logprobs` (default 20) with a 400.
             let hint =

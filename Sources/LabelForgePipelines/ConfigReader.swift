@@ -29,11 +29,30 @@ struct ConfigReader {
             }
             return ConfigReader(file: file, node: node, path: "")
         } catch let error as YamlError {
-            throw LabelForgeError(.invalidConfig, "\(file): not valid YAML: \(error)")
+            throw LabelForgeError(.invalidConfig, Self.describe(error, file: file))
         }
     }
 
     var line: Int { node.mark?.line ?? 0 }
+
+    /// `file:line:column: not valid YAML: problem (context)`, from libyaml's own report.
+    static func describe(_ error: YamlError, file: String) -> String {
+        func located(_ context: YamlError.Context?, _ problem: String, _ mark: Mark) -> String {
+            let while_ = context.map { " (\($0.text))" } ?? ""
+            return "\(file):\(mark.line):\(mark.column): not valid YAML: \(problem)\(while_). "
+                + "Check the brackets, quotes and indentation there."
+        }
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            return located(context, problem, mark)
+        case .reader(let problem, let offset, _, _):
+            return "\(file): not valid YAML: \(problem)" + (offset.map { " at byte \($0)" } ?? "")
+                + ". Save the file as UTF-8."
+        default:
+            return "\(file): not valid YAML: \(error)"
+        }
+    }
 
     /// The directory relative paths in this file resolve against: the config file's own. A run's
     /// `config.resolved.yaml` holds absolute paths; one written before paths were config-relative

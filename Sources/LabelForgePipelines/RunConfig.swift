@@ -12,6 +12,8 @@ public struct RunConfig: Sendable {
         /// Fields that hold images (paths, `data:` URLs or `{"base64": …}`); `[image]` for image folders.
         public var imageFields: [String]
         public var imageLimits: ImageFile.Limits
+        /// `file:line` of `dataset.path` in the config, for errors about the dataset as a whole.
+        public var pathLocation: String = ""
 
         /// How this dataset's image fields are read.
         public var images: ImageFieldSet {
@@ -22,6 +24,8 @@ public struct RunConfig: Sendable {
     public struct Model: Sendable {
         /// The id sent as the body's `model` and used in cache keys; never a local path.
         public var id: String
+        /// `file:line` of the model's entry in the config, for errors about its file.
+        public var location: String = ""
         /// A GGUF file for `local` engines; defaults to the model `make setup` installs.
         public var path: String?
         /// The pinned revision; for `local` engines, defaults to the GGUF file's SHA-256.
@@ -167,7 +171,8 @@ public struct RunConfig: Sendable {
         if limits.maxPixels < 1 { throw maxPixelsNode!.error("max_image_pixels must be at least 1.") }
         let dataset = Dataset(
             path: datasetPath, format: format, idField: try datasetNode.child("id_field")?.string(),
-            imageFields: imageFields, imageLimits: limits)
+            imageFields: imageFields, imageLimits: limits,
+            pathLocation: "\(datasetNode.file):\(try datasetNode.require("path").line)")
 
         var engines: [Engine] = []
         for node in try root.require("engines").items() {
@@ -214,12 +219,24 @@ public struct RunConfig: Sendable {
         let modelNode = try node.require("model")
         try modelNode.checkKeys(["id", "path", "revision"])
         let model = Model(
-            id: try modelNode.require("id").string(), path: try modelNode.child("path")?.filePath(),
+            id: try modelNode.require("id").string(),
+            location: "\(modelNode.file):\(try modelNode.child("path")?.line ?? modelNode.line)",
+            path: try modelNode.child("path")?.filePath(),
             revision: try modelNode.child("revision")?.string())
         var baseURLs = try node.child("base_urls")?.stringList() ?? []
         if let single = try node.child("base_url")?.string() { baseURLs.insert(single, at: 0) }
         if kind == "openai" && baseURLs.isEmpty {
             throw node.error("an engine of kind 'openai' needs 'base_url' (or 'base_urls' for replicas).")
+        }
+        for url in baseURLs {
+            guard let scheme = URL(string: url)?.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                URL(string: url)?.host?.isEmpty == false
+            else {
+                let urlNode = try node.child("base_url") ?? node.child("base_urls") ?? node
+                throw urlNode.error(
+                    "'\(url)' is not an http:// or https:// URL. Give the server's address, "
+                        + "e.g. http://127.0.0.1:8000/v1.")
+            }
         }
         if kind == "openai" && model.revision == nil {
             throw modelNode.error(

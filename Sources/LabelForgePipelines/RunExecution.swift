@@ -138,6 +138,7 @@ final class RunExecution {
                     break
                 }
                 try barrierInput.commit()
+                CrashPoint.barrierInputCommitted.reach()
                 let result = try await runBarrier(barrier, input: barrierInput.path)
                 let reader = try RowFileReader(path: result, images: config.dataset.images)
                 source = { try reader.next() }
@@ -178,9 +179,11 @@ final class RunExecution {
         // after it leaves nothing behind (`--resume` then has nothing to do), and one killed before
         // it is resumed and redoes these steps.
         try? FileManager.default.removeItem(atPath: stateDirectory)
+        CrashPoint.beforeSummary.reach()
         try report.markdown.write(toFile: directory.reportPath, atomically: true, encoding: .utf8)
         try manifest.append(.summary(summary))
         try manifest.sync()
+        CrashPoint.afterSummary.reach()
         // After the commit point: the HTML report reads the summary; `labelforge report` rebuilds it.
         do {
             try HTMLReport.run(directory: directory.path).write(
@@ -269,6 +272,9 @@ final class RunExecution {
         let images = config.dataset.images
         let result = try RowFileWriter(path: stateDirectory + "/\(id).rows.jsonl")
         let outputPath = directory.outputPath(stage: id)
+        // A run killed after writing these but before committing them left them behind; the
+        // writers append, so start them afresh.
+        for path in [outputPath, rejectedPath(stage: id)] { try? FileManager.default.removeItem(atPath: path + ".tmp") }
         let output = try JSONLWriter(path: outputPath + ".tmp")
         let rejectedOutput = try JSONLWriter(path: rejectedPath(stage: id) + ".tmp")
         let reads = graph.reads(of: id)
@@ -311,6 +317,7 @@ final class RunExecution {
         }
         try output.sync()
         try rejectedOutput.sync()
+        CrashPoint.barrierOutputsWritten.reach()
         try result.commit()
         for path in [outputPath, rejectedPath(stage: id)] {
             try? FileManager.default.removeItem(atPath: path)
@@ -325,6 +332,7 @@ final class RunExecution {
                         latencyMs: Int((ContinuousClock.now - start) / .milliseconds(1)))))
             try manifest.sync()
         }
+        CrashPoint.barrierCommitted.reach()
         return result.path
     }
 

@@ -27,8 +27,9 @@ struct RunPlan: Sendable {
                 let hint = closest(to: template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
                 throw LabelForgeError(
                     .invalidConfig,
-                    "\(config.file): stage '\(stage.config.id)' uses template '\(template)', which prompt pack "
-                        + "\(config.promptPack) does not have.\(hint)")
+                    "\(stage.config.location.isEmpty ? config.file : stage.config.location): stage "
+                        + "'\(stage.config.id)' uses template '\(template)', which prompt pack \(config.promptPack) does "
+                        + "not have (no \(template).mustache there).\(hint)")
             }
         }
         try checkEngineTasks(stages: stages, config: config)
@@ -192,6 +193,39 @@ enum ManifestRecovery {
             }
         }
         return state
+    }
+
+    /// Rewrites a manifest without its failed row results and its summaries, so that resuming runs
+    /// those rows again. Dataset-wide stages see every row at once, so when anything failed, the
+    /// results of the barriers and of every stage after the first one are forgotten too (they come
+    /// back from the cache). The new manifest replaces the old one atomically.
+    /// - Returns: how many failed (row, stage) results were forgotten.
+    static func forgetFailures(_ path: String, graph: StageGraph) throws -> Int {
+        var failed = 0
+        let reader = try ManifestReader(path: path)
+        while let record = try reader.read() {
+            if case .row(let row) = record, row.error != nil { failed += 1 }
+        }
+        let afterBarrier = Set(
+            graph.segments.dropFirst().flatMap(\.stages).map(\.config.id)
+                + graph.segments.compactMap(\.barrier?.config.id))
+        let temporary = path + ".retry"
+        try? FileManager.default.removeItem(atPath: temporary)
+        let writer = try ManifestWriter(path: temporary)
+        let again = try ManifestReader(path: path)
+        while let record = try again.read() {
+            switch record {
+            case .summary: continue
+            case .barrier where failed > 0: continue
+            case .row(let row) where row.error != nil || (failed > 0 && afterBarrier.contains(row.stage)): continue
+            default: try writer.append(record)
+            }
+        }
+        try writer.sync()
+        guard rename(temporary, path) == 0 else {
+            throw LabelForgeError(.io, "Cannot replace \(path) with \(temporary): \(String(cString: strerror(errno))).")
+        }
+        return failed
     }
 
     /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.

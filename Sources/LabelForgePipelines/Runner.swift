@@ -18,14 +18,17 @@ public struct RunOptions: Sendable {
     public var cachePath: String?
     /// Continue the interrupted run in this directory instead of starting a new one.
     public var resume: String?
+    /// With `resume`: also run again the rows that failed (the run may have completed).
+    public var retryFailed: Bool
     /// Re-execute a past run from its manifest instead of a config.
     public var replay: ReplayOptions?
 
     public init(
         configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false,
         cachePath: String? = nil,
-        resume: String? = nil, replay: ReplayOptions? = nil
+        resume: String? = nil, retryFailed: Bool = false, replay: ReplayOptions? = nil
     ) {
+        self.retryFailed = retryFailed
         self.configPath = configPath
         self.runsDir = runsDir
         self.limit = limit
@@ -99,13 +102,21 @@ public final class Runner: Sendable {
                 throw LabelForgeError(.fileNotFound, "\(dir) is not a run directory: it has no config.resolved.yaml.")
             }
             directory = RunDirectory(runID: (dir as NSString).lastPathComponent, path: dir)
-            let state = try ManifestRecovery.repairAndRead(directory.manifestPath)
-            if state.completed {
-                throw LabelForgeError(.invalidConfig, "\(dir) already finished; there is nothing to resume.")
+            var state = try ManifestRecovery.repairAndRead(directory.manifestPath)
+            if state.completed && !options.retryFailed {
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "\(dir) already finished; there is nothing to resume. "
+                        + "To run its failed rows again, add --retry-failed.")
             }
             plan = try RunPlan.reload(
                 runDirectory: dir, recorded: state.run, refusal: "Cannot resume",
                 advice: " Start a new run instead.")
+            if options.retryFailed {
+                let retried = try ManifestRecovery.forgetFailures(directory.manifestPath, graph: plan.graph)
+                logger.info("retrying \(retried) failed (row, stage) result(s) of \(dir)")
+                state = try ManifestRecovery.repairAndRead(directory.manifestPath)
+            }
             if let run = state.run {
                 recordedRun = run
                 previous = state
@@ -123,6 +134,7 @@ public final class Runner: Sendable {
         } else {
             try Self.installRuntimeIfMissing(configPath: options.configPath)
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
+            if let warning = plan.dataset.repeatedIDWarning { logger.warning("\(warning)") }
             for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
                 logger.warning(
                     "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`"
@@ -199,7 +211,15 @@ public final class Runner: Sendable {
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
                 manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: self.logger,
                 progress: self.progress)
-            return try await execution.run()
+            do {
+                return try await execution.run()
+            } catch let error as LabelForgeError where error.code == .io {
+                // A full disk, a file system gone read-only: the manifest holds what finished.
+                throw LabelForgeError(
+                    .io,
+                    error.message + " The run stopped; what finished is recorded. Free space (or fix the cause), "
+                        + "then resume with: labelforge run --resume \(directory.path)")
+            }
         }
         if let sharedEngines {
             do {
@@ -283,8 +303,21 @@ struct ResolvedModel: Sendable {
                 "The default model \(defaultFile) is not installed. Run `labelforge setup` (or `make setup` in a "
                     + "checkout), or set engines[].model.path for engine '\(engine.name)' to a GGUF file.")
         }
+        let location = engine.model.location.isEmpty ? "" : engine.model.location + ": "
         guard FileManager.default.fileExists(atPath: path) else {
-            throw LabelForgeError(.fileNotFound, "Engine '\(engine.name)': model file \(path) does not exist.")
+            throw LabelForgeError(
+                .fileNotFound, "\(location)engine '\(engine.name)': model file \(path) does not exist.")
+        }
+        let magic = FileHandle(forReadingAtPath: path).flatMap { try? $0.read(upToCount: 4) } ?? Data()
+        guard magic == Data("GGUF".utf8) else {
+            let seen = String(decoding: magic, as: UTF8.self).unicodeScalars.map {
+                $0.isASCII && $0.value >= 0x20 ? String($0) : "?"
+            }.joined()
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(location)engine '\(engine.name)': model file \(path) is not a GGUF file (it starts with '\(seen)', not "
+                    + "'GGUF'). llama.cpp serves GGUF models: give engines[].model.path a .gguf file, or convert the "
+                    + "model with llama.cpp's convert_hf_to_gguf.py.")
         }
         let revision = try engine.model.revision ?? ContentHash.prefixed(ContentHash.hexOfFile(atPath: path))
         return ResolvedModel(engine: engine.name, id: engine.model.id, revision: revision, path: path)
@@ -298,11 +331,17 @@ struct DatasetScan {
     var fingerprint: String
     /// Which row IDs may repeat, so the run remembers only those.
     var repeats: RowIDRepeats
+    /// Where an `id_field` value first repeats, for a warning.
+    var repeatedIDWarning: String? = nil
 
     static func scan(config: RunConfig, pack: PromptPack, graph: StageGraph, limit: Int?) throws -> DatasetScan {
         let path = config.dataset.path
+        let location = config.dataset.pathLocation.isEmpty ? config.file : config.dataset.pathLocation
         guard FileManager.default.fileExists(atPath: path) else {
-            throw LabelForgeError(.fileNotFound, "\(config.file): dataset.path '\(path)' does not exist.")
+            throw LabelForgeError(
+                .fileNotFound,
+                "\(location): dataset.path '\(path)' does not exist. A relative path is relative to the "
+                    + "config file's directory.")
         }
         let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
         let needs = graph.order.map { stage -> (any PipelineStage, [String]) in
@@ -326,6 +365,8 @@ struct DatasetScan {
         fingerprint.update(fileFingerprint)
         var rows = 0
         var repeats = RowIDRepeats()
+        var repeatedIDs = 0
+        var firstRepeat: String?
         while let record = try reader.next() {
             if let limit, rows >= limit { break }
             for (stage, fields) in needs {
@@ -347,13 +388,28 @@ struct DatasetScan {
                 fingerprint.update(field)
                 fingerprint.update(loaded.images[field]?.contentHash ?? loaded.failures[field]?.kind.name ?? "")
             }
-            repeats.add(
-                RowIDAssigner.baseID(
-                    for: loaded.identity(idField: config.dataset.idField), idField: config.dataset.idField))
+            let baseID = RowIDAssigner.baseID(
+                for: loaded.identity(idField: config.dataset.idField), idField: config.dataset.idField)
+            if repeats.add(baseID), let idField = config.dataset.idField {
+                repeatedIDs += 1
+                if firstRepeat == nil {
+                    firstRepeat = "\(record.location): id_field '\(idField)' repeats '\(baseID)'"
+                }
+            }
             rows += 1
+        }
+        guard rows > 0 else {
+            throw LabelForgeError(
+                .invalidDataset,
+                "\(location): dataset \(path) has no rows. Add rows (JSONL: one JSON object per line; CSV: a "
+                    + "header line, then one line per row), or point dataset.path at another file.")
         }
         return DatasetScan(
             rows: rows, fingerprint: images.fields.isEmpty ? fileFingerprint : fingerprint.finalize(),
-            repeats: repeats.finished())
+            repeats: repeats.finished(),
+            repeatedIDWarning: firstRepeat.map {
+                "\($0)" + (repeatedIDs > 1 ? " (and \(repeatedIDs - 1) more rows repeat an id)" : "")
+                    + "; a repeated id gets #2, #3, … in input order. Make the ids unique if they should be."
+            })
     }
 }

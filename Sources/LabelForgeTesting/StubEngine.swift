@@ -22,8 +22,11 @@ public enum StubAnswer: Sendable {
 /// request it receives.
 public final class StubEngine: Sendable {
     public let model: String
-    private let channel: Channel
-    private let state: NIOLockedValueBox<State>
+    private let channel: NIOLockedValueBox<Channel>
+    let state: NIOLockedValueBox<State>
+    /// The port the stub listens on (the same after `restart(after:)`).
+    public let port: Int
+    private let bind: @Sendable (Int) async throws -> Channel
 
     struct State {
         var chatRequests = 0
@@ -32,6 +35,9 @@ public final class StubEngine: Sendable {
         var embeddingInputs: [[String]] = []
         var tokenizeRequests = 0
         var rerankRequests: [[String]] = []
+        var faults = FaultLedger(seed: 0)
+        /// Every connection accepted, so a restart can close them as a stopped server would.
+        var connections: [Channel] = []
     }
 
     /// The documents of each `/v1/rerank` request received, in arrival order.
@@ -52,7 +58,7 @@ public final class StubEngine: Sendable {
         return raw.map { $0 / norm }
     }
 
-    public var baseURL: String { "http://127.0.0.1:\(channel.localAddress!.port!)" }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
     /// Chat requests received so far.
     public var chatRequests: Int { state.withLockedValue { $0.chatRequests } }
     /// `Authorization` header values received (tests use this to prove the key was sent).
@@ -64,32 +70,60 @@ public final class StubEngine: Sendable {
     /// - Parameter answer: decides the reply to each chat request from its body; the default
     ///   follows the request's constraint (first choice, or an object that fits the schema).
     /// - Parameter imageLimit: images allowed per prompt, like vLLM's `--limit-mm-per-prompt`.
+    /// - Parameter faults: faults to inject into chat completions (`StubEngine+Faults.swift`).
+    /// - Parameter port: the port to bind; 0 picks a free one.
+    /// - Parameter apiKey: when set, chat requests without `Authorization: Bearer <apiKey>` get a
+    ///   401 whose message echoes the token they sent, as OpenAI's API does.
     public static func start(
-        model: String = "stub-model", delay: Duration = .zero, imageLimit: Int = 4,
+        model: String = "stub-model", delay: Duration = .zero, imageLimit: Int = 4, faults: StubFaults? = nil,
+        port: Int = 0, apiKey: String? = nil,
         answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
     ) async throws -> StubEngine {
         let state = NIOLockedValueBox(State())
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.backlog, value: 64)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(
-                        StubHandler(model: model, delay: delay, imageLimit: imageLimit, state: state, answer: answer))
+        if let faults { state.withLockedValue { $0.faults = FaultLedger(seed: faults.seed) } }
+        let bind: @Sendable (Int) async throws -> Channel = { port in
+            try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    state.withLockedValue { $0.connections.append(channel) }
+                    return channel.pipeline.configureHTTPServerPipeline().flatMap {
+                        channel.pipeline.addHandler(
+                            StubHandler(
+                                model: model, delay: delay, imageLimit: imageLimit, faults: faults, apiKey: apiKey,
+                                state: state, answer: answer))
+                    }
                 }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return StubEngine(model: model, channel: channel, state: state)
+                .bind(host: "127.0.0.1", port: port).get()
+        }
+        let channel = try await bind(port)
+        return StubEngine(model: model, channel: channel, state: state, bind: bind)
     }
 
-    private init(model: String, channel: Channel, state: NIOLockedValueBox<State>) {
+    private init(
+        model: String, channel: Channel, state: NIOLockedValueBox<State>,
+        bind: @escaping @Sendable (Int) async throws -> Channel
+    ) {
         self.model = model
-        self.channel = channel
+        self.port = channel.localAddress!.port!
+        self.channel = NIOLockedValueBox(channel)
         self.state = state
+        self.bind = bind
     }
 
     public func stop() async {
-        try? await channel.close()
+        try? await channel.withLockedValue { $0 }.close()
+        for connection in state.withLockedValue({ $0.connections }) { try? await connection.close() }
+    }
+
+    /// Stops serving (closing the listening socket and every open connection, as a crashed
+    /// server would), waits `downtime`, and serves again on the same port.
+    public func restart(after downtime: Duration) async throws {
+        await stop()
+        state.withLockedValue { $0.connections.removeAll() }
+        try await Task.sleep(for: downtime)
+        let fresh = try await bind(port)
+        channel.withLockedValue { $0 = fresh }
     }
 
     /// Answers the way a compliant server would: the first allowed choice, or the simplest
@@ -115,6 +149,26 @@ public final class StubEngine: Sendable {
             return .content(CanonicalJSON.string(example(of: schema, pick: pick)))
         }
         return .content("answer \(pick)")
+    }
+
+    /// Follows the constraint, picking among the allowed values by the request's messages, so the
+    /// answer stays the same when only the seed changes (a validation retry gets the answer the
+    /// first try would have got from a well-behaved server).
+    @Sendable public static func followConstraintByContent(_ body: JSONValue) -> StubAnswer {
+        let digest = ContentHash.hex(CanonicalJSON.data(body["messages"] ?? nil))
+        let pick = Int(digest.prefix(6), radix: 16) ?? 0
+        if let choices = body["structured_outputs"]?["choice"]?.arrayValue, !choices.isEmpty {
+            return .content(choices[pick % choices.count].stringValue ?? "")
+        }
+        if let schema = schema(in: body) {
+            return .content(CanonicalJSON.string(example(of: schema, pick: pick)))
+        }
+        return .content("answer \(pick % 97)")
+    }
+
+    /// Whether a request constrains its answer (a choice or a schema).
+    static func isConstrained(_ body: JSONValue) -> Bool {
+        body["structured_outputs"] != nil || body["response_format"] != nil
     }
 
     /// The JSON schema a request constrains its answer to, in either of vLLM's forms:
@@ -146,18 +200,22 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
     let model: String
     let delay: Duration
     let imageLimit: Int
+    let faults: StubFaults?
+    let apiKey: String?
     let state: NIOLockedValueBox<StubEngine.State>
     let answer: @Sendable (JSONValue) -> StubAnswer
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
 
     init(
-        model: String, delay: Duration, imageLimit: Int, state: NIOLockedValueBox<StubEngine.State>,
-        answer: @escaping @Sendable (JSONValue) -> StubAnswer
+        model: String, delay: Duration, imageLimit: Int, faults: StubFaults?, apiKey: String?,
+        state: NIOLockedValueBox<StubEngine.State>, answer: @escaping @Sendable (JSONValue) -> StubAnswer
     ) {
+        self.apiKey = apiKey
         self.model = model
         self.delay = delay
         self.imageLimit = imageLimit
+        self.faults = faults
         self.state = state
         self.answer = answer
     }
@@ -171,27 +229,62 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             body.writeBuffer(&chunk)
         case .end:
             guard let head else { return }
-            let (status, reply) = route(head)
+            var fault: StubFault?
+            if let faults, head.method == .POST, head.uri == "/v1/chat/completions" {
+                let bytes = Data(body.readableBytesView)
+                let constrained = (try? JSONValue.parse(bytes)).map(StubEngine.isConstrained) ?? false
+                fault = state.withLockedValue {
+                    $0.faults.arrival(of: ContentHash.hex(bytes), constrained: constrained, faults: faults)
+                }
+            }
+            var (status, reply) = route(head, fault: fault)
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: String(reply.count))
+            var contentLength = reply.count
+            var closeAfter = false
+            switch fault {
+            case .http429?: headers.add(name: "Retry-After", value: String(faults!.retryAfterSeconds))
+            case .truncatedJSON?:
+                reply = Array(reply.prefix(reply.count / 2))
+                contentLength = reply.count
+            case .droppedMidBody?:
+                reply = Array(reply.prefix(reply.count / 2))
+                closeAfter = true
+            case .invalidUTF8?:
+                if status == 200 { reply = StubEngine.invalidUTF8Completion(model: model) }
+                contentLength = reply.count
+            default: break
+            }
+            headers.add(name: "Content-Length", value: String(contentLength))
             let responseHead = HTTPResponseHead(
                 version: head.version, status: .init(statusCode: status), headers: headers)
             let respond = {
                 context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+                if closeAfter {
+                    context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))))
+                        .whenComplete { _ in context.close(promise: nil) }
+                    return
+                }
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }
-            if delay == .zero || head.method != .POST {
+            let wait = fault == .slow ? faults!.slowDelay : (head.method == .POST ? delay : .zero)
+            if wait == .zero {
                 respond()
             } else {
-                let nanoseconds = Int64(delay / .nanoseconds(1))
+                let nanoseconds = Int64(wait / .nanoseconds(1))
                 context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(nanoseconds)) { respond() }
             }
         }
     }
 
-    private func route(_ head: HTTPRequestHead) -> (Int, [UInt8]) {
+    private func route(_ head: HTTPRequestHead, fault: StubFault?) -> (Int, [UInt8]) {
+        switch fault {
+        case .http500?: return error(500, "EngineCore encountered an issue.", type: "InternalServerError")
+        case .http503?: return error(503, "The server is overloaded; try again later.", type: "ServiceUnavailableError")
+        case .http429?: return error(429, "Too many requests.", type: "RateLimitError")
+        default: break
+        }
         switch (head.method, head.uri) {
         case (.GET, "/health"):
             return (200, [])
@@ -209,7 +302,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             ]
             return (200, Array(CanonicalJSON.data(models)))
         case (.POST, "/v1/chat/completions"):
-            return chat(head)
+            return chat(head, ignoringConstraint: fault == .ignoresSchema)
         case (.POST, "/v1/embeddings"):
             return embeddings()
         case (.POST, "/v1/rerank"), (.POST, "/rerank"):
@@ -223,7 +316,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func chat(_ head: HTTPRequestHead) -> (Int, [UInt8]) {
+    private func chat(_ head: HTTPRequestHead, ignoringConstraint: Bool = false) -> (Int, [UInt8]) {
         let data = Data(body.readableBytesView)
         guard let request = try? JSONValue.parse(data), request.objectValue != nil else {
             return error(400, "Expecting value: line 1 column 1 (char 0)", type: "BadRequestError")
@@ -232,6 +325,12 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             $0.chatRequests += 1
             $0.bodies.append(request)
             if let auth = head.headers.first(name: "Authorization") { $0.authorizations.append(auth) }
+        }
+        if let apiKey, head.headers.first(name: "Authorization") != "Bearer \(apiKey)" {
+            let sent = head.headers.first(name: "Authorization") ?? "(none)"
+            return error(
+                401, "Incorrect API key provided: \(sent). You can find your API key at https://example.invalid/keys.",
+                type: "AuthenticationError")
         }
         guard let messages = request["messages"]?.arrayValue, !messages.isEmpty else {
             return error(400, "messages: Field required", type: "BadRequestError")
@@ -245,7 +344,22 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         } catch {
             return self.error(error.status, error.message, type: "BadRequestError")
         }
-        switch answer(request) {
+        // vLLM refuses a prompt longer than the model's context (max_model_len 4096 here); the
+        // stub counts a token per 4 bytes of message text.
+        let textBytes = messages.reduce(0) { total, message in
+            total
+                + (message["content"]?.stringValue?.utf8.count
+                    ?? (message["content"]?.arrayValue ?? []).reduce(0) {
+                        $0 + ($1["text"]?.stringValue?.utf8.count ?? 0)
+                    })
+        }
+        if textBytes / 4 > 4096 {
+            return error(
+                400,
+                "This model's maximum context length is 4096 tokens. However, your request has \(textBytes / 4) "
+                    + "input tokens. Please reduce the length of the input messages.", type: "BadRequestError")
+        }
+        switch ignoringConstraint ? .content("Sure! Here is my answer, in prose rather than JSON.") : answer(request) {
         case .error(let status, let message):
             let type =
                 [400: "BadRequestError", 404: "NotFoundError", 429: "RateLimitError"][status] ?? "InternalServerError"

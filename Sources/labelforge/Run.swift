@@ -17,8 +17,15 @@ struct Run: AsyncParsableCommand {
     @Option(name: .long, help: "The pipeline config (YAML). Not needed with --resume.")
     var config: String?
 
-    @Option(name: .long, help: ArgumentHelp("Continue the interrupted run in this directory (runs/<id>).", valueName: "run-dir"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Continue the interrupted run in this directory (runs/<id>).", valueName: "run-dir"))
     var resume: String?
+
+    @Flag(
+        name: .long,
+        help: "With --resume: run again the rows that failed (after their retries ran out), even in a finished run.")
+    var retryFailed = false
 
     @Option(name: .long, help: "Where run directories are created.")
     var runsDir: String = "runs"
@@ -29,7 +36,9 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not read cached responses (new responses are still written to the cache).")
     var noCache = false
 
-    @Option(name: .long, help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
+    @Option(
+        name: .long,
+        help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
     var cachePath: String?
 
     @Flag(name: .long, help: "Log debug detail (requests retried, cache verification) to stderr.")
@@ -39,12 +48,15 @@ struct Run: AsyncParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
         if config == nil && resume == nil { throw ValidationError("Give --config <file>, or --resume <run-dir>.") }
         if resume != nil && limit != nil { throw ValidationError("--limit cannot change a resumed run's plan.") }
+        if retryFailed && resume == nil { throw ValidationError("--retry-failed needs --resume <run-dir>.") }
     }
 
     func run() async throws {
         let logger = Terminal.logger(verbose: verbose)
         let options = RunOptions(
-            configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath, resume: resume)
+            configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath,
+            resume: resume,
+            retryFailed: retryFailed)
         let bar = ProgressLine()
         let runner = Runner(options: options, logger: logger) { bar.update($0) }
         let report: RunReport

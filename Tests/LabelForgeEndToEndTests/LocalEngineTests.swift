@@ -608,6 +608,38 @@ import Testing
         #expect(inspect.stdout.contains("seed "))
     }
 
+    @Test(
+        "SIGKILL while the engine starts (0, 50 ms, 300 ms, 2 s after it is spawned): no engine outlives labelforge",
+        arguments: [0, 50, 300, 2000])
+    func killDuringEngineStartup(afterSpawnMilliseconds delay: Int) async throws {
+        let ws = try TestWorkspace()
+        let config = try config(ws)
+        let runs = ws.path("runs")
+        let killed = try await Subprocess.run(
+            .path(FilePath(LabelForgeBinary.path())),
+            arguments: [
+                "run", "--config", config, "--limit", "4", "--runs-dir", runs, "--cache-path", ws.path("c.sqlite"),
+            ],
+            workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
+        ) { execution in
+            // The engine's command line names its log file in the run directory; labelforge's does not.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while Self.processes(mentioning: "--log-file \(runs)").isEmpty && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await Task.sleep(for: .milliseconds(delay))
+            try? execution.send(signal: .kill)
+        }
+        #expect(killed.terminationStatus == .signaled(9), "the run finished before it could be killed")
+        var survivors = Self.processes(mentioning: runs)
+        for _ in 0..<40 where !survivors.isEmpty {
+            try await Task.sleep(for: .milliseconds(250))
+            survivors = Self.processes(mentioning: runs)
+        }
+        #expect(survivors.isEmpty, "engine processes outlived a SIGKILLed labelforge: \(survivors)")
+        for pid in survivors { kill(pid_t(pid)!, SIGKILL) }
+    }
+
     @Test("rubric scores on the real engine: integer scores on the scale, with a logprob-weighted expectation")
     func rubricScores() async throws {
         let ws = try TestWorkspace()

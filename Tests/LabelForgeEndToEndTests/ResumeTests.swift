@@ -130,10 +130,9 @@ import Testing
         return .content("Reply \(number % 7), sample \((body["seed"]?.intValue ?? 0) % 2)")
     }
 
-    @Test("SIGKILL at 5 moments of a pipeline with a barrier in the middle, then --resume: outputs identical")
-    func killAndResumeAcrossBarrier() async throws {
-        let stub = try await StubEngine.start(delay: .milliseconds(20), answer: Self.repeating)
-        defer { Task { await stub.stop() } }
+    /// A pipeline with a dataset-wide stage in the middle: classify → generate (n: 2) → exact
+    /// dedup → classify; returns the workspace, the config and the files to compare.
+    func barrierWorkspace(stub: StubEngine) throws -> (TestWorkspace, String, [String]) {
         let ws = try TestWorkspace()
         try ws.writeReviews(count: Self.rows)
         try ws.writePromptPack()
@@ -157,6 +156,14 @@ import Testing
             "outputs/sentiment.jsonl", "outputs/reply.jsonl", "outputs/unique.jsonl", "outputs/unique.rejected.jsonl",
             "outputs/judge.jsonl", "dataset.jsonl",
         ]
+        return (ws, config, files)
+    }
+
+    @Test("SIGKILL at 5 moments of a pipeline with a barrier in the middle, then --resume: outputs identical")
+    func killAndResumeAcrossBarrier() async throws {
+        let stub = try await StubEngine.start(delay: .milliseconds(20), answer: Self.repeating)
+        defer { Task { await stub.stop() } }
+        let (ws, config, files) = try barrierWorkspace(stub: stub)
 
         let reference = try await CLI.run(
             ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
@@ -180,6 +187,50 @@ import Testing
             #expect(!FileManager.default.fileExists(atPath: dir + "/.state"))
         }
         #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
+    }
+
+    @Test(
+        "SIGKILL at each crash point (barrier input committed, barrier outputs written, barrier committed, before and after the summary), then --resume: outputs identical",
+        arguments: [
+            "barrier-input-committed", "barrier-outputs-written", "barrier-committed", "before-summary",
+            "after-summary",
+        ])
+    func crashPoints(_ point: String) async throws {
+        let stub = try await StubEngine.start(answer: Self.repeating)
+        defer { Task { await stub.stop() } }
+        let (ws, config, files) = try barrierWorkspace(stub: stub)
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        let referenceDir =
+            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+
+        let killed = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            environment: ["LABELFORGE_CRASH_AT": point])
+        #expect(killed.exitCode == 128 + 9, "the run did not die at \(point): \(killed.stderr)")
+        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
+        if manifest.contains(#""status":"completed""#) {
+            // Killed after the commit point: the run is complete; `labelforge report` rebuilds the HTML.
+            #expect(point == "after-summary")
+            let report = try await CLI.run(["report", dir])
+            #expect(report.exitCode == 0, "\(report.stderr)")
+        } else {
+            let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
+            #expect(resumed.exitCode == 0, "\(resumed.stderr)")
+        }
+        for file in files {
+            #expect(
+                FileManager.default.contents(atPath: dir + "/" + file)
+                    == FileManager.default.contents(atPath: referenceDir + "/" + file), "\(point): \(file) differs")
+        }
+        let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        let pairs = Self.rowPairs(lines)
+        #expect(Set(pairs).count == pairs.count, "\(point): duplicated row lines")
+        #expect(lines.filter { $0["type"] == "barrier" }.count == 1, "\(point): one barrier line")
+        #expect(FileManager.default.fileExists(atPath: dir + "/report.html"))
     }
 
     @Test("a torn last manifest line is repaired, not rejected")
