@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let package = Package(
@@ -114,3 +115,10 @@ let package = Package(
         ),
     ]
 )
+
+// bench/fuzz.sh's libFuzzer target, declared only with LABELFORGE_FUZZ=1: it links only with
+// `-sanitize=fuzzer` (libFuzzer supplies `main`).
+if ProcessInfo.processInfo.environment["LABELFORGE_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "labelforge-fuzz", dependencies: ["LabelForgePipelines", "LabelForgeIO"], path: "Fuzz"))
+}

@@ -4,7 +4,9 @@
 # each trial with an empty cache. The kill moments are spread over the whole run (trial k of T
 # dies between (k-1)/T and k/T of the uninterrupted run's time, so the last trials land in the
 # barrier stages and the final summary). After every kill it counts the llama.cpp engines of that
-# trial still alive (must be 0). Prints per trial and in total: outputs byte-identical to the
+# trial still alive (must be 0). Then one more trial per crash point (LABELFORGE_CRASH_AT: the
+# process kills itself inside the dataset-wide stage and around the final summary, moments a timer
+# rarely hits; docs/run_contract.md). Prints per trial and in total: outputs byte-identical to the
 # uninterrupted run, row records lost or duplicated, surviving engines.
 # Usage: bench/kill_resume.sh [TRIALS=10] [ROWS=24] [CONFIG=configs/mvp.yaml]
 #   bench/kill_resume.sh 10 8 configs/synth.yaml   # fan-out (n: 3), a quality filter, a dedup barrier
@@ -77,5 +79,38 @@ for trial in $(seq 1 "$TRIALS"); do
   echo "trial $trial: $killed after ${delay}s: $verdict; rows lost $missing, duplicated $duplicated;" \
     "engines alive after the kill $survivors, after the resume $survivors_after"
 done
-echo "$identical/$TRIALS identical; rows lost or duplicated: $lost_or_duplicated; surviving engines: $survivors_total"
-[ "$identical" = "$TRIALS" ] && [ "$lost_or_duplicated" = 0 ] && [ "$survivors_total" = 0 ]
+points="before-summary after-summary"
+if grep -qE "type: (dedup|mine)" "$CONFIG"; then
+  points="barrier-input-committed barrier-outputs-written barrier-committed $points"
+fi
+total=$TRIALS
+for point in $points; do
+  total=$((total + 1))
+  runs="$work/$point"
+  cache="$work/$point.sqlite"
+  # In a subshell, so bash's own "Killed" notice stays out of the output.
+  (LABELFORGE_CRASH_AT=$point exec $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" \
+    --cache-path "$cache" >/dev/null 2>&1) 2>/dev/null && killed="not killed" || killed=killed
+  sleep 2
+  survivors=$(engines "$runs")
+  dir=$(ls -d "$runs"/* | head -1)
+  if grep -q '"status":"completed"' "$dir/manifest.jsonl"; then
+    $BIN report "$dir" >/dev/null 2>&1   # killed after the commit point: only the HTML report is missing
+  else
+    $BIN run --resume "$dir" --cache-path "$cache" >/dev/null 2>&1
+  fi
+  survivors_after=$(engines "$runs")
+  survivors_total=$((survivors_total + survivors + survivors_after))
+  rows=$(row_lines "$dir"); unique=$(unique_rows "$dir")
+  missing=$((reference_rows - unique)); duplicated=$((rows - unique))
+  lost_or_duplicated=$((lost_or_duplicated + missing + duplicated))
+  if [ "$(outputs "$dir")" = "$reference" ] && [ "$missing" = 0 ] && [ "$duplicated" = 0 ] && [ -f "$dir/report.html" ]; then
+    identical=$((identical + 1)); verdict=identical
+  else
+    verdict="DIFFERENT"
+  fi
+  echo "crash point $point: $killed: $verdict; rows lost $missing, duplicated $duplicated;" \
+    "engines alive after the kill $survivors, after the resume $survivors_after"
+done
+echo "$identical/$total identical; rows lost or duplicated: $lost_or_duplicated; surviving engines: $survivors_total"
+[ "$identical" = "$total" ] && [ "$lost_or_duplicated" = 0 ] && [ "$survivors_total" = 0 ]

@@ -4,7 +4,7 @@
 LabelForge starts this when no `llama-server` binary is available. It takes the
 subset of llama-server's flags that LabelForge passes, so the Swift side builds
 one argument list for both: --model, --host, --port, --parallel, --ctx-size,
---threads, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
+--threads, --poll, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
 /v1/rerank: embeddings with rank pooling), and --no-cache-prompt (a no-op here:
 LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--parallel", "-np", type=int, default=2)
     parser.add_argument("--ctx-size", "-c", type=int, default=4096)
     parser.add_argument("--threads", "-t", type=int, default=0)
+    parser.add_argument("--poll", type=int, default=None)
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--no-cache-prompt", action="store_true")
     parser.add_argument("--embedding", "--embeddings", action="store_true")
@@ -68,6 +69,9 @@ def main():
     if args.threads > 0:
         params.cpuparams.n_threads = args.threads
         params.cpuparams_batch.n_threads = args.threads
+    if args.poll is not None:
+        params.cpuparams.poll = args.poll
+        params.cpuparams_batch.poll = args.poll
     params.endpoint_props = True
     if args.embedding or args.reranking:
         params.embedding = True

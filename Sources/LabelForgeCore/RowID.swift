@@ -37,25 +37,57 @@ public struct RowIDAssigner: Sendable {
 
 /// Which base row IDs may occur more than once in a dataset, found in a first pass.
 ///
-/// During the pass it keeps one hash per ID; afterwards only the hashes seen twice. A hash seen
-/// twice may be a true repeat or two IDs whose hashes collide; either way `RowIDAssigner` then
-/// counts those IDs exactly, so no ID is ever numbered wrongly.
+/// During the pass it keeps one hash per ID for the first million IDs, then moves to a Bloom filter
+/// of fixed size (16 MiB), so memory stays flat however many rows follow; afterwards it keeps only
+/// the hashes seen twice. A hash seen twice may be a true repeat, two IDs whose hashes collide, or
+/// (past a million rows) a Bloom false positive; either way `RowIDAssigner` then counts those IDs
+/// exactly, so no ID is ever numbered wrongly.
 public struct RowIDRepeats: Sendable {
     private var seen: Set<Int> = []
+    private var bloom: [UInt64] = []
     private var repeated: Set<Int> = []
+    static let exactLimit = 1_000_000
+    /// 2^27 bits.
+    static let bloomWords = 1 << 21
 
     public init() {}
 
     /// Records one row's base ID (`RowIDAssigner.baseID`).
-    /// - Returns: whether the ID (almost surely) appeared before.
+    /// - Returns: whether the ID appeared before, as far as an exact count tells (always `false`
+    ///   once the Bloom filter has taken over, which can only say "maybe").
     @discardableResult
     public mutating func add(_ baseID: String) -> Bool {
         let hash = baseID.hashValue
-        if !seen.insert(hash).inserted {
-            repeated.insert(hash)
-            return true
+        if bloom.isEmpty {
+            if !seen.insert(hash).inserted {
+                repeated.insert(hash)
+                return true
+            }
+            if seen.count > Self.exactLimit {
+                bloom = Array(repeating: 0, count: Self.bloomWords)
+                for old in seen { _ = setBits(old) }
+                seen = []
+            }
+            return false
         }
+        if setBits(hash) { repeated.insert(hash) }
         return false
+    }
+
+    /// Sets the Bloom filter's 3 bits of `hash`; returns whether all were set already.
+    private mutating func setBits(_ hash: Int) -> Bool {
+        var mixed = UInt64(bitPattern: Int64(hash))
+        var wasSet = true
+        for _ in 0..<3 {
+            mixed = (mixed ^ (mixed >> 31)) &* 0x9E37_79B9_7F4A_7C15
+            let bit = Int(mixed >> 37)  // 27 bits
+            let (word, mask) = (bit >> 6, UInt64(1) << UInt64(bit & 63))
+            if bloom[word] & mask == 0 {
+                wasSet = false
+                bloom[word] |= mask
+            }
+        }
+        return wasSet
     }
 
     /// The record of repeats without the per-row hashes, for the run that follows the pass.

@@ -27,6 +27,32 @@ public enum Statistics {
         return (observed - expected) / (1 - expected)
     }
 
+    /// Cohen's kappa from a confusion table (`confusion[a][b]`: items rated `a` by one rater and
+    /// `b` by the other), for ratings counted as they stream by; equal to `cohenKappa(_:_:)` over
+    /// the same pairs.
+    public static func cohenKappa(confusion: [String: [String: Int]]) -> Double? {
+        var countA: [String: Double] = [:]
+        var countB: [String: Double] = [:]
+        var agree = 0.0
+        var total = 0.0
+        for (x, row) in confusion {
+            for (y, count) in row {
+                let count = Double(count)
+                countA[x, default: 0] += count
+                countB[y, default: 0] += count
+                if x == y { agree += count }
+                total += count
+            }
+        }
+        guard total > 0 else { return nil }
+        let observed = agree / total
+        let expected = Set(countA.keys).union(countB.keys).reduce(0.0) { sum, label in
+            sum + (countA[label] ?? 0) / total * (countB[label] ?? 0) / total
+        }
+        guard expected < 1 else { return observed == 1 ? 1 : 0 }
+        return (observed - expected) / (1 - expected)
+    }
+
     /// Pearson's correlation coefficient, or `nil` when either side is constant or there are
     /// fewer than two pairs. Matches `scipy.stats.pearsonr`.
     public static func pearson(_ x: [Double], _ y: [Double]) -> Double? {

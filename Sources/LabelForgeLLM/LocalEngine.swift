@@ -39,6 +39,9 @@ public struct LocalEngineOptions: Sendable {
     public var contextPerSlot: Int
     /// CPU threads; 0 lets llama.cpp decide.
     public var threads: Int
+    /// How hard ggml's idle threads poll for work, 0 (sleep at once) to 100 (`--poll`); `nil`
+    /// keeps llama.cpp's default (50).
+    public var poll: Int?
     /// Where the server's own log goes.
     public var logPath: String
     /// How long to wait for `/health` to answer 200.
@@ -46,8 +49,9 @@ public struct LocalEngineOptions: Sendable {
 
     public init(
         modelPath: String, task: LocalEngineTask = .chat, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0,
-        logPath: String, startupTimeout: Duration = .seconds(120)
+        poll: Int? = nil, logPath: String, startupTimeout: Duration = .seconds(120)
     ) {
+        self.poll = poll
         self.modelPath = modelPath
         self.task = task
         self.slots = slots
@@ -93,7 +97,8 @@ public enum LocalEngine {
                 "--model", options.modelPath, "--host", "127.0.0.1", "--port", String(port),
                 "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
                 "--log-file", options.logPath,
-            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : []) + options.task.arguments
+            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
+            + (options.poll.map { ["--poll", String($0)] } ?? []) + options.task.arguments
         let baseURL = "http://127.0.0.1:\(port)"
         logger.info(
             "starting local \(options.task.rawValue) engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")

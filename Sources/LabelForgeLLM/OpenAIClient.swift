@@ -17,11 +17,14 @@ public struct EndpointOptions: Sendable {
     public var maxInFlight: Int
     /// The first retry waits about this long; each further one twice as long, with full jitter.
     public var retryBaseDelay: Duration
+    /// The most requests one replica has in flight; `nil`: only `maxInFlight` bounds them.
+    public var maxInFlightPerReplica: Int?
 
     public init(
         baseURLs: [String], apiKey: String? = nil, requestTimeout: Duration = .seconds(120), maxRetries: Int = 3,
-        maxInFlight: Int = 4, retryBaseDelay: Duration = .milliseconds(500)
+        maxInFlight: Int = 4, retryBaseDelay: Duration = .milliseconds(500), maxInFlightPerReplica: Int? = nil
     ) {
+        self.maxInFlightPerReplica = maxInFlightPerReplica
         self.baseURLs = baseURLs
         self.apiKey = apiKey
         self.requestTimeout = requestTimeout
@@ -36,8 +39,11 @@ public struct EngineReply: Sendable {
     public var body: JSONValue
     public var attempts: Int
     public var latency: Duration
+    /// The replica that answered, when the engine has several (never part of a cache key).
+    public var replica: String? = nil
 
-    public init(body: JSONValue, attempts: Int = 1, latency: Duration = .zero) {
+    public init(body: JSONValue, attempts: Int = 1, latency: Duration = .zero, replica: String? = nil) {
+        self.replica = replica
         self.body = body
         self.attempts = attempts
         self.latency = latency
@@ -46,9 +52,11 @@ public struct EngineReply: Sendable {
 
 /// An HTTP client for OpenAI-compatible servers (vLLM, llama.cpp, SGLang, …).
 ///
-/// Bounds in-flight requests, spreads them over replicas (least in flight first, skipping ones
-/// that just failed to connect), and retries 429, 5xx, timeouts and connection errors with
-/// exponential backoff and jitter. Other errors are final.
+/// Bounds in-flight requests, spreads them over replicas (least outstanding requests first, each
+/// replica up to its own limit), and retries 429, 5xx, timeouts and connection errors with
+/// exponential backoff and jitter. Other errors are final. A replica that refuses connections is
+/// taken out of rotation and probed (`GET /health`) after 1 s, 2 s, 4 s, … (at most 30 s) until it
+/// answers, then takes traffic again.
 public final class OpenAIClient: Sendable {
     public let options: EndpointOptions
     private let http: HTTPClient
@@ -60,7 +68,11 @@ public final class OpenAIClient: Sendable {
     struct ReplicaState {
         var baseURL: String
         var inFlight = 0
-        var unhealthyUntil: ContinuousClock.Instant? = nil
+        /// When an out-of-rotation replica is probed next; `nil` while it is healthy.
+        var probeAt: ContinuousClock.Instant? = nil
+        /// Failures in a row, for the probe backoff.
+        var failures = 0
+        var probing = false
     }
 
     public init(options: EndpointOptions, logger: Logger) {
@@ -135,16 +147,17 @@ public final class OpenAIClient: Sendable {
         var attempts = 0
         while true {
             attempts += 1
-            let index = pickReplica()
-            let baseURL = replicas.withLock { $0[index].baseURL }
+            await probeDueReplicas()
+            let index = try await pickReplica()
+            let (baseURL, several) = replicas.withLock { ($0[index].baseURL, $0.count > 1) }
             do {
                 defer { replicas.withLock { $0[index].inFlight -= 1 } }
                 let body = try await attempt(baseURL)
-                return EngineReply(body: body, attempts: attempts, latency: ContinuousClock.now - start)
+                return EngineReply(
+                    body: body, attempts: attempts, latency: ContinuousClock.now - start,
+                    replica: several ? baseURL : nil)
             } catch let failure as RequestFailure {
-                if failure.isConnectionError {
-                    replicas.withLock { $0[index].unhealthyUntil = .now + .seconds(5) }
-                }
+                if failure.isConnectionError { markFailed(index) }
                 guard failure.isRetryable, attempts <= options.maxRetries else {
                     throw failure.error(attempts: attempts)
                 }
@@ -155,14 +168,65 @@ public final class OpenAIClient: Sendable {
         }
     }
 
-    private func pickReplica() -> Int {
+    /// The healthy replica with the fewest requests outstanding and room under its own limit,
+    /// waiting while every healthy one is full. With none healthy, the one probed soonest (so a
+    /// request still gets its retries, against the replica most likely back first).
+    private func pickReplica() async throws -> Int {
+        while true {
+            let chosen: Int? = replicas.withLock { states in
+                let limit = options.maxInFlightPerReplica ?? Int.max
+                let healthy = states.indices.filter { states[$0].probeAt == nil }
+                let candidates =
+                    healthy.isEmpty
+                    ? [states.indices.min { states[$0].probeAt! < states[$1].probeAt! }!]
+                    : healthy.filter { states[$0].inFlight < limit }
+                guard let chosen = candidates.min(by: { states[$0].inFlight < states[$1].inFlight }) else { return nil }
+                states[chosen].inFlight += 1
+                return chosen
+            }
+            if let chosen { return chosen }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Takes a replica out of rotation until a probe finds it healthy.
+    private func markFailed(_ index: Int) {
         replicas.withLock { states in
+            states[index].failures += 1
+            if states[index].probeAt == nil || !states[index].probing {
+                states[index].probeAt = .now + Self.probeDelay(failures: states[index].failures)
+            }
+        }
+    }
+
+    static func probeDelay(failures: Int) -> Duration { .seconds(min(30, 1 << min(failures - 1, 5))) }
+
+    /// Probes (`GET /health`) the out-of-rotation replicas whose time has come; one that answers
+    /// 200 takes traffic again, one that does not waits twice as long for its next probe.
+    private func probeDueReplicas() async {
+        let due: [(Int, String)] = replicas.withLock { states in
             let now = ContinuousClock.now
-            let healthy = states.indices.filter { states[$0].unhealthyUntil.map { $0 <= now } ?? true }
-            let candidates = healthy.isEmpty ? Array(states.indices) : healthy
-            let chosen = candidates.min { states[$0].inFlight < states[$1].inFlight }!
-            states[chosen].inFlight += 1
-            return chosen
+            var due: [(Int, String)] = []
+            for index in states.indices {
+                guard let at = states[index].probeAt, at <= now, !states[index].probing else { continue }
+                states[index].probing = true
+                due.append((index, states[index].baseURL))
+            }
+            return due
+        }
+        for (index, baseURL) in due {
+            let healthy = await isHealthy(baseURL)
+            replicas.withLock { states in
+                states[index].probing = false
+                if healthy {
+                    states[index].probeAt = nil
+                    states[index].failures = 0
+                } else {
+                    states[index].failures += 1
+                    states[index].probeAt = .now + Self.probeDelay(failures: states[index].failures)
+                }
+            }
+            if healthy { logger.info("replica \(baseURL) is healthy again") }
         }
     }
 
@@ -171,6 +235,15 @@ public final class OpenAIClient: Sendable {
         let ceiling = options.retryBaseDelay * Int(1 << min(attempt - 1, 6))
         let ms = ceiling.components.seconds * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
         return .milliseconds(Int64.random(in: (ms / 2)...max(ms / 2, ms)))
+    }
+
+    /// Whether `GET /health` answers 2xx within 2 s (vLLM answers with an empty body).
+    private func isHealthy(_ baseURL: String) async -> Bool {
+        var request = HTTPClientRequest(url: baseURL + "/health")
+        if let apiKey = options.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        guard let response = try? await http.execute(request, timeout: .seconds(2)) else { return false }
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        return (200..<300).contains(response.status.code)
     }
 
     private func send(method: HTTPMethod, url: String, body: Data?, timeout: Duration? = nil) async throws -> JSONValue

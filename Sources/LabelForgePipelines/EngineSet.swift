@@ -79,7 +79,8 @@ struct EngineSet: Sendable {
         let apiKey = engine.apiKeyEnv.flatMap { ProcessInfo.processInfo.environment[$0] }
         return EndpointOptions(
             baseURLs: baseURLs, apiKey: apiKey, requestTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
-            maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight)
+            maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight,
+            maxInFlightPerReplica: engine.maxInFlightPerReplica)
     }
 
     func shutdown() async {
@@ -134,7 +135,8 @@ struct EngineSet: Sendable {
         if engine.kind == "local" {
             let options = LocalEngineOptions(
                 modelPath: model.path!, task: LocalEngineTask(rawValue: engine.task) ?? .chat, slots: engine.slots,
-                contextPerSlot: engine.contextPerSlot, threads: engine.threads ?? 0, logPath: logPath)
+                contextPerSlot: engine.contextPerSlot, threads: engine.threads ?? 0,
+                poll: engine.poll, logPath: logPath)
             return try await LocalEngine.withRunning(options, logger: logger) { running in
                 var handles = handles
                 handles[engine.name] = EngineHandle(

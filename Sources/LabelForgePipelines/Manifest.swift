@@ -229,6 +229,9 @@ public struct RowRecord: Sendable, Equatable {
     public var dropped: Bool
     /// The hash of the row's output (or rejected) record.
     public var outputHash: String
+    /// The replica that answered each request sent to the engine, in order, when the engine has
+    /// several (`base_urls`); empty otherwise. Never part of a cache key.
+    public var servedBy: [String] = []
 
     public var json: JSONValue {
         var json: [String: JSONValue] = [
@@ -244,6 +247,7 @@ public struct RowRecord: Sendable, Equatable {
         }
         if let error { json["error"] = error.json }
         if dropped { json["dropped"] = true }
+        if !servedBy.isEmpty { json["served_by"] = .array(servedBy.map(JSONValue.string)) }
         return .object(json)
     }
 
@@ -295,6 +299,15 @@ public struct RowRecord: Sendable, Equatable {
             key("sample_index")
             if let sampleIndex { int(sampleIndex) } else { out.append(contentsOf: "null".utf8) }
         }
+        if !servedBy.isEmpty {
+            key("served_by")
+            out.append(UInt8(ascii: "["))
+            for (index, replica) in servedBy.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                string(replica)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         key("stage")
         string(stage)
         key("tokens_in")
@@ -328,6 +341,7 @@ public struct RowRecord: Sendable, Equatable {
         }
         dropped = try f.optionalBool("dropped") ?? false
         outputHash = try f.optionalString("output_hash") ?? ""
+        servedBy = try f.optionalStrings("served_by") ?? []
     }
 
     init(
@@ -670,6 +684,10 @@ struct ManifestFields {
             guard let string = $0.stringValue else { throw wrong(key, "a list of strings") }
             return string
         }
+    }
+
+    func optionalStrings(_ key: String) throws -> [String]? {
+        value(key) == nil ? nil : try strings(key)
     }
 
     func object(_ key: String) throws -> ManifestFields {

@@ -50,6 +50,8 @@ struct ExecutedRequest: Sendable {
     var source: Source
     /// HTTP attempts this call made (0 unless `source` is `.engine`).
     var attempts: Int
+    /// The replica that answered (engines with several `base_urls`; `.engine` calls only).
+    var replica: String? = nil
 
     /// Whether no engine request was made for this call.
     var servedWithoutRequest: Bool { source != .engine }
@@ -150,7 +152,8 @@ final class RequestExecutor: Sendable {
                 key: prepared.key, request: prepared.material, response: response, payload: payload,
                 engineInfo: engine.info))
         return ExecutedRequest(
-            key: prepared.key, response: response, payload: payload, source: .engine, attempts: reply.attempts)
+            key: prepared.key, response: response, payload: payload, source: .engine, attempts: reply.attempts,
+            replica: reply.replica)
     }
 
     private func accepts(_ entry: CacheEntry, from engine: EngineEndpoint) -> Bool {

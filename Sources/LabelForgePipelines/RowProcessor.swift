@@ -14,6 +14,8 @@ struct StageOutcome: Sendable {
     /// How many of `requestKeys` were answered from the cache.
     var cacheHits = 0
     var attempts = 0
+    /// The replicas that answered this stage's engine requests (`RowRecord.servedBy`).
+    var servedBy: [String] = []
     var latencyMs = 0
     var tokensIn = 0
     var tokensOut = 0
@@ -333,6 +335,7 @@ struct RowProcessor: Sendable {
             for answer in answers {
                 if answer.servedWithoutRequest { outcome.cacheHits += 1 }
                 outcome.attempts += answer.attempts
+                if let replica = answer.replica { outcome.servedBy.append(replica) }
                 scores.append(try RerankResponse(raw: answer.response, documents: 1).scores[0])
             }
             outcome.output = RerankStage.fields(scores: scores)
@@ -362,6 +365,7 @@ struct RowProcessor: Sendable {
             let answer = try await executor.execute(request, on: engine)
             if answer.servedWithoutRequest { outcome.cacheHits += 1 }
             outcome.attempts += answer.attempts
+                if let replica = answer.replica { outcome.servedBy.append(replica) }
             let (vector, promptTokens) = try Self.vector(of: answer)
             outcome.tokensIn = promptTokens
             outcome.output = EmbedStage.fields(of: vector)
@@ -434,6 +438,7 @@ struct RowProcessor: Sendable {
                 let answer = try await executor.execute(request, on: engine)
                 if answer.servedWithoutRequest { outcome.cacheHits += 1 }
                 outcome.attempts += answer.attempts
+                if let replica = answer.replica { outcome.servedBy.append(replica) }
                 raw = answer.response
             } catch {
                 outcome.failure = Self.failure(for: error)

@@ -51,6 +51,11 @@ public struct RunConfig: Sendable {
         public var task: String = "chat"
         /// CPU threads of a `local` engine; 0 lets llama.cpp decide (`nil` for other kinds).
         public var threads: Int? = nil
+        /// How hard a `local` engine's idle threads poll for work, 0–100 (`--poll`); `nil` for
+        /// other kinds and when llama.cpp's default applies.
+        public var poll: Int? = nil
+        /// The most requests one replica (`base_urls`) has in flight; `nil`: only `max_in_flight`.
+        public var maxInFlightPerReplica: Int? = nil
     }
 
     public struct Sampling: Sendable {
@@ -213,7 +218,8 @@ public struct RunConfig: Sendable {
     private static func parseEngine(_ node: ConfigReader, strict: Bool) throws -> Engine {
         try node.checkKeys([
             "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
-            "max_in_flight", "timeout_s", "max_retries", "task", "threads",
+            "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
+            "max_in_flight_per_replica",
         ])
         let kind = try node.child("kind")?.oneOf(["local", "openai"]) ?? "local"
         let modelNode = try node.require("model")
@@ -250,6 +256,15 @@ public struct RunConfig: Sendable {
         }
         let threads = try threadsNode?.int() ?? Self.defaultThreads(task: task)
         if threads < 0 { throw threadsNode!.error("threads must be 0 (llama.cpp decides) or more.") }
+        let pollNode = try node.child("poll")
+        if let pollNode, kind != "local" { throw pollNode.error("'poll' applies to engines of kind 'local' only.") }
+        let poll = try pollNode?.int() ?? (kind == "local" ? Self.defaultPoll : nil)
+        if let poll, !(0...100).contains(poll) { throw pollNode!.error("poll must be between 0 and 100.") }
+        let perReplicaNode = try node.child("max_in_flight_per_replica")
+        let perReplica = try perReplicaNode?.int()
+        if let perReplica, perReplica < 1 {
+            throw perReplicaNode!.error("max_in_flight_per_replica must be at least 1.")
+        }
         return Engine(
             name: try node.child("name")?.string() ?? kind,
             kind: kind,
@@ -261,7 +276,8 @@ public struct RunConfig: Sendable {
             contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
             maxInFlight: strict ? 1 : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : 16),
             timeoutSeconds: try node.child("timeout_s")?.double() ?? 120,
-            maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil)
+            maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil, poll: poll,
+            maxInFlightPerReplica: perReplica)
     }
 
     /// Threads of a local engine when the config gives none. Chat engines: 0 (llama.cpp decides,
@@ -269,6 +285,9 @@ public struct RunConfig: Sendable {
     /// one: with every core, ggml's spinning threads stalled batches of 32 texts for seconds
     /// whenever anything else ran (2 cores, docs/config.md: idle, 2 threads 132 texts/s and 1
     /// thread 91; during a build, 2 threads 17 texts/s with a batch up to 4.8 s, 1 thread 54).
+    /// `poll` of a local engine when the config gives none: llama.cpp's own default.
+    static let defaultPoll: Int? = nil
+
     static func defaultThreads(task: String) -> Int {
         task == "chat" ? 0 : max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
     }
@@ -292,7 +311,7 @@ public struct RunConfig: Sendable {
             ],
             "engines": .array(
                 engines.map { e in
-                    [
+                    var engine: [String: JSONValue] = [
                         "name": .string(e.name), "kind": .string(e.kind), "dialect": .string(e.dialect),
                         "model": [
                             "id": .string(e.model.id), "path": optional(e.model.path),
@@ -304,6 +323,10 @@ public struct RunConfig: Sendable {
                         "max_retries": .int(Int64(e.maxRetries)), "task": .string(e.task),
                         "threads": .optional(e.threads),
                     ]
+                    // Only when set, so the resolved config (and its hash) of every other run stays as it was.
+                    if let poll = e.poll { engine["poll"] = .int(Int64(poll)) }
+                    if let limit = e.maxInFlightPerReplica { engine["max_in_flight_per_replica"] = .int(Int64(limit)) }
+                    return .object(engine)
                 }),
             "prompts": ["pack": .string(promptPack)],
             "cache": ["path": optional(cachePath), "match_engine_version": .bool(matchEngineVersion)],

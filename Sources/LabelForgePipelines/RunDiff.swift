@@ -108,8 +108,9 @@ public struct RunDiff: Sendable {
         a + b.filter { !a.contains($0) }
     }
 
-    /// One stage's outputs compared. Run b's records are held as their lines (a fraction of their
-    /// parsed size) and run a's are streamed against them, in a's order.
+    /// One stage's outputs compared, both files streamed side by side. Both are in input order,
+    /// so rows of the same dataset meet in step and nothing is held; a row met on one side only
+    /// waits (as its line) until its partner comes, or the end says it has none.
     private static func stageDiff(_ id: String, _ a: RunArtifacts, _ b: RunArtifacts, sampleLimit: Int) throws
         -> StageDiff
     {
@@ -119,29 +120,18 @@ public struct RunDiff: Sendable {
             JSONValue.object(record).leaves(intoArrays: false)
         }
         var names: Set<String> = []
-        var linesB: [String: String] = [:]
-        let readerB = try b.outputs(stage: id)
-        while let (rowID, record, line) = try readerB.next() {
-            names.formUnion(leaves(record).keys)
-            linesB[rowID] = line
-        }
-        var pairs: [String: [(JSONValue, JSONValue)]] = [:]
-        var matched = 0
+        var fields: [String: FieldPairs] = [:]
         // An embed stage's vectors live in `.npy` files: rows are compared by vector too, and their
         // `index` (which shifts when a row fails) is left out of the comparison.
         let vectorsA = try a.vectors(stage: id)
         let vectorsB = try b.vectors(stage: id)
         var vectorDiff = vectorsA != nil || vectorsB != nil ? VectorDiff(count: 0, identical: 0) : nil
-        var cosines: [Double] = []
-        let readerA = try a.outputs(stage: id)
-        while let (rowID, recordA, lineA) = try readerA.next() {
+        var cosineSum = 0.0
+        var cosineMin: Double?
+
+        func compare(_ rowID: String, _ recordA: [String: JSONValue], _ lineA: String, _ lineB: String) throws {
             let flatA = leaves(recordA)
             names.formUnion(flatA.keys)
-            guard let lineB = linesB[rowID] else {
-                diff.onlyA += 1
-                continue
-            }
-            matched += 1
             // Output lines are canonical JSON: equal records have equal lines.
             let recordB = lineA == lineB ? recordA : try JSONValue.parse(lineB).objectValue ?? [:]
             var same = lineA == lineB
@@ -155,7 +145,9 @@ public struct RunDiff: Sendable {
                 if let x, let y {
                     vectorDiff!.count += 1
                     if x == y { vectorDiff!.identical += 1 }
-                    cosines.append(Self.cosine(x, y))
+                    let cosine = Self.cosine(x, y)
+                    cosineSum += cosine
+                    cosineMin = min(cosineMin ?? cosine, cosine)
                 }
                 same = withoutIndexA == withoutIndexB && x == y
             }
@@ -168,19 +160,54 @@ public struct RunDiff: Sendable {
                 }
             }
             let flatB = lineA == lineB ? flatA : leaves(recordB)
+            names.formUnion(flatB.keys)
             for (name, x) in flatA where !x.isNull {
                 guard let y = flatB[name], !y.isNull else { continue }
-                pairs[name, default: []].append((x, y))
+                fields[name, default: FieldPairs()].add(x, y)
             }
         }
-        diff.onlyB = linesB.count - matched
+
+        let readerA = try a.outputs(stage: id)
+        let readerB = try b.outputs(stage: id)
+        var waitingA: [String: String] = [:]
+        var waitingB: [String: String] = [:]
+        var doneA = false
+        var doneB = false
+        while !(doneA && doneB) {
+            let nextA = doneA ? nil : try readerA.next()
+            let nextB = doneB ? nil : try readerB.next()
+            if nextA == nil { doneA = true }
+            if nextB == nil { doneB = true }
+            if let (rowID, record, line) = nextA, let b = nextB, b.rowID == rowID {
+                try compare(rowID, record, line, b.line)
+                continue
+            }
+            if let (rowID, record, line) = nextA {
+                if let lineB = waitingB.removeValue(forKey: rowID) {
+                    try compare(rowID, record, line, lineB)
+                } else {
+                    names.formUnion(leaves(record).keys)
+                    waitingA[rowID] = line
+                }
+            }
+            if let (rowID, record, line) = nextB {
+                if let lineA = waitingA.removeValue(forKey: rowID) {
+                    try compare(rowID, try JSONValue.parse(lineA).objectValue ?? [:], lineA, line)
+                } else {
+                    names.formUnion(leaves(record).keys)
+                    waitingB[rowID] = line
+                }
+            }
+        }
+        diff.onlyA = waitingA.count
+        diff.onlyB = waitingB.count
         if var vectorDiff {
-            vectorDiff.meanCosine = cosines.isEmpty ? nil : cosines.reduce(0, +) / Double(cosines.count)
-            vectorDiff.minCosine = cosines.min()
+            vectorDiff.meanCosine = vectorDiff.count == 0 ? nil : cosineSum / Double(vectorDiff.count)
+            vectorDiff.minCosine = cosineMin
             diff.vectors = vectorDiff
         }
         let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
-        diff.fields = fieldNames.map { fieldDiff($0, pairs[$0] ?? []) }
+        diff.fields = fieldNames.map { fieldDiff($0, fields[$0] ?? FieldPairs()) }
         return diff
     }
 
@@ -196,33 +223,65 @@ public struct RunDiff: Sendable {
     /// text (a classify stage with many labels stays categorical on enough rows).
     static let maxCategories = 20
 
-    static func fieldDiff(_ name: String, _ pairs: [(JSONValue, JSONValue)]) -> FieldDiff {
-        let numeric =
-            !pairs.isEmpty
-            && pairs.allSatisfy { pair in
-                if case .bool = pair.0 { return false }
-                return pair.0.doubleValue != nil && pair.1.doubleValue != nil
-            }
-        let agreement = pairs.isEmpty ? 1 : Double(pairs.filter { $0.0 == $0.1 }.count) / Double(pairs.count)
-        if numeric {
-            let x = pairs.map { $0.0.doubleValue! }
-            let y = pairs.map { $0.1.doubleValue! }
+    static func fieldDiff(_ name: String, _ pairs: FieldPairs) -> FieldDiff {
+        let agreement = pairs.count == 0 ? 1 : Double(pairs.equal) / Double(pairs.count)
+        if pairs.count > 0 && pairs.numeric {
+            let (x, y) = (pairs.x, pairs.y)
             return FieldDiff(
                 name: name, kind: "numeric", count: pairs.count, agreement: agreement, kappa: nil, confusion: [:],
                 meanDelta: zip(x, y).map { $1 - $0 }.reduce(0, +) / Double(pairs.count),
                 pearson: Statistics.pearson(x, y), spearman: Statistics.spearman(x, y))
         }
-        let x = pairs.map { $0.0.textForm }
-        let y = pairs.map { $0.1.textForm }
-        if Set(x + y).count > max(maxCategories, pairs.count / 2) {
+        if pairs.tooManyValues || pairs.values.count > max(maxCategories, pairs.count / 2) {
             return FieldDiff(
                 name: name, kind: "text", count: pairs.count, agreement: agreement, kappa: nil, confusion: [:],
                 meanDelta: nil, pearson: nil, spearman: nil)
         }
-        var confusion: [String: [String: Int]] = [:]
-        for (p, q) in zip(x, y) { confusion[p, default: [:]][q, default: 0] += 1 }
         return FieldDiff(
             name: name, kind: "categorical", count: pairs.count, agreement: agreement,
-            kappa: Statistics.cohenKappa(x, y), confusion: confusion, meanDelta: nil, pearson: nil, spearman: nil)
+            kappa: Statistics.cohenKappa(confusion: pairs.confusion), confusion: pairs.confusion, meanDelta: nil,
+            pearson: nil, spearman: nil)
+    }
+}
+
+/// One field's value pairs in two runs, accumulated as rows stream by: counts and a confusion
+/// table for labels, the values themselves only while the field is numeric (Spearman needs
+/// their ranks), and no table once the field has more distinct values than any label set.
+struct FieldPairs {
+    var count = 0
+    var equal = 0
+    var numeric = true
+    var x: [Double] = []
+    var y: [Double] = []
+    var confusion: [String: [String: Int]] = [:]
+    var values: Set<String> = []
+    var tooManyValues = false
+    /// Past this many distinct values a field is free text, whatever its row count.
+    static let valueLimit = 10_000
+
+    mutating func add(_ a: JSONValue, _ b: JSONValue) {
+        count += 1
+        if a == b { equal += 1 }
+        if numeric {
+            if case .bool = a {
+                numeric = false
+            } else if let p = a.doubleValue, let q = b.doubleValue {
+                x.append(p)
+                y.append(q)
+            } else {
+                numeric = false
+            }
+            if !numeric { (x, y) = ([], []) }
+        }
+        guard !tooManyValues else { return }
+        let (p, q) = (a.textForm, b.textForm)
+        values.insert(p)
+        values.insert(q)
+        if values.count > Self.valueLimit {
+            tooManyValues = true
+            (values, confusion) = ([], [:])
+        } else {
+            confusion[p, default: [:]][q, default: 0] += 1
+        }
     }
 }

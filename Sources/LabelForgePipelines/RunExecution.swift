@@ -347,6 +347,7 @@ final class RunExecution {
             outcome.cacheHits = recorded.cacheHits
             outcome.tokensIn = recorded.tokensIn
             outcome.tokensOut = recorded.tokensOut
+            outcome.servedBy = recorded.servedBy
         }
         var record: [String: JSONValue] = ["row_id": .string(emission.rowID)]
         for (key, value) in emission.record { record[key] = value }
@@ -359,6 +360,7 @@ final class RunExecution {
             attempts: outcome.attempts, cacheHits: outcome.cacheHits, latencyMs: outcome.latencyMs,
             tokensIn: outcome.tokensIn, tokensOut: outcome.tokensOut, parentRowID: emission.parent,
             sampleIndex: emission.sampleIndex, error: outcome.failure, outputHash: "")
+        line.servedBy = outcome.servedBy
         var stat = stats[stageID, default: StageStats()]
         stat.cacheHits += outcome.cacheHits
         stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits

@@ -30,6 +30,8 @@ public final class StubEngine: Sendable {
 
     struct State {
         var chatRequests = 0
+        /// Chat completions answered with a 200 whose bytes all went out.
+        var chatAnswered = 0
         var authorizations: [String] = []
         var bodies: [JSONValue] = []
         var embeddingInputs: [[String]] = []
@@ -61,6 +63,9 @@ public final class StubEngine: Sendable {
     public var baseURL: String { "http://127.0.0.1:\(port)" }
     /// Chat requests received so far.
     public var chatRequests: Int { state.withLockedValue { $0.chatRequests } }
+    /// Chat completions answered so far (HTTP 200, written in full): a request that arrived but
+    /// whose answer a stop or a fault cut off is not counted.
+    public var chatAnswered: Int { state.withLockedValue { $0.chatAnswered } }
     /// `Authorization` header values received (tests use this to prove the key was sent).
     public var authorizations: [String] { state.withLockedValue { $0.authorizations } }
     /// Request bodies received, in arrival order.
@@ -266,7 +271,10 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                     return
                 }
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)
-                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+                let answered = status == 200 && head.uri == "/v1/chat/completions" && fault == nil
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenSuccess {
+                    if answered { self.state.withLockedValue { $0.chatAnswered += 1 } }
+                }
             }
             let wait = fault == .slow ? faults!.slowDelay : (head.method == .POST ? delay : .zero)
             if wait == .zero {

@@ -13,6 +13,10 @@ import Testing
     ])
     func kappa(a: [String], b: [String], expected: Double) throws {
         #expect(abs(try #require(Statistics.cohenKappa(a, b)) - expected) < 1e-9)
+        // The same pairs counted into a confusion table, as `labelforge diff` streams them.
+        var confusion: [String: [String: Int]] = [:]
+        for (x, y) in zip(a, b) { confusion[x, default: [:]][y, default: 0] += 1 }
+        #expect(abs(try #require(Statistics.cohenKappa(confusion: confusion)) - expected) < 1e-9)
     }
 
     @Test("Pearson and Spearman agree with SciPy", arguments: [
