@@ -62,12 +62,13 @@ let package = Package(
         ),
         .target(
             name: "LabelForgeVectors",
-            dependencies: ["COpenBLAS"]
+            dependencies: ["LabelForgeCore", "COpenBLAS"]
         ),
         .target(
             name: "LabelForgePipelines",
             dependencies: [
-                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval", "LabelForgeVectors",
+                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval",
+                "LabelForgeVectors",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -103,7 +104,7 @@ let package = Package(
             dependencies: ["LabelForgeCache", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
-        .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors"]),
+        .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors", "LabelForgeCore"]),
         .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
         .testTarget(
             name: "LabelForgeEndToEndTests",

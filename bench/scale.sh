@@ -9,40 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${1:-"10000 100000 1000000"}
 CONCURRENCY=${2:-64}
-command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; }
 swift build -c release --product labelforge -q
 BIN=$(swift build -c release --show-bin-path)/labelforge
 
 work=$(mktemp -d)
-cleanup() { [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-port=$(python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-completion='{"id":"chatcmpl-bench","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,"message":{"role":"assistant","content":"positive"},"finish_reason":"stop"}],"usage":{"prompt_tokens":60,"completion_tokens":1,"total_tokens":61}}'
-mkdir -p "$work/nginx"
-cat > "$work/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx/body;
-  proxy_temp_path $work/nginx/proxy;
-  fastcgi_temp_path $work/nginx/fastcgi;
-  uwsgi_temp_path $work/nginx/uwsgi;
-  scgi_temp_path $work/nginx/scgi;
-  keepalive_requests 10000000;
-  server {
-    listen 127.0.0.1:$port;
-    default_type application/json;
-    location = /v1/chat/completions { return 200 '$completion'; }
-    location = /v1/models { return 200 '{"object":"list","data":[{"id":"bench","object":"model"}]}'; }
-    location / { return 404 '{"error":{"message":"not found"}}'; }
-  }
-}
-CONF
-nginx -c "$work/nginx.conf" -p "$work/nginx"
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null && break; sleep 0.1; done
+. bench/nginx_stub.sh
+trap 'stop_nginx_stub "$work"; rm -rf "$work"' EXIT
+start_nginx_stub "$work"
 
 mkdir -p "$work/prompts"
 printf 'name: bench\nversion: "1"\n' > "$work/prompts/pack.yaml"

@@ -264,6 +264,14 @@ public struct RowRecord: Sendable, Equatable {
         }
         func int(_ value: Int) { CanonicalJSON.writeInt(Int64(value), into: &out) }
         func string(_ value: String) { CanonicalJSON.writeString(value, into: &out) }
+        func strings(_ values: [String]) {
+            out.append(UInt8(ascii: "["))
+            for (index, value) in values.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                string(value)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         key("attempts")
         int(attempts)
         key("cache")
@@ -287,12 +295,7 @@ public struct RowRecord: Sendable, Equatable {
             string(parentRowID)
         }
         key("request_keys")
-        out.append(UInt8(ascii: "["))
-        for (index, requestKey) in requestKeys.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            string(requestKey)
-        }
-        out.append(UInt8(ascii: "]"))
+        strings(requestKeys)
         key("row_id")
         string(rowID)
         if parentRowID != nil {
@@ -301,12 +304,7 @@ public struct RowRecord: Sendable, Equatable {
         }
         if !servedBy.isEmpty {
             key("served_by")
-            out.append(UInt8(ascii: "["))
-            for (index, replica) in servedBy.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                string(replica)
-            }
-            out.append(UInt8(ascii: "]"))
+            strings(servedBy)
         }
         key("stage")
         string(stage)

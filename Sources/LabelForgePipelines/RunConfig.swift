@@ -254,7 +254,7 @@ public struct RunConfig: Sendable {
         if let threadsNode, kind != "local" {
             throw threadsNode.error("'threads' applies to engines of kind 'local' only.")
         }
-        let threads = try threadsNode?.int() ?? Self.defaultThreads(task: task)
+        let threads = try threadsNode?.int() ?? Self.defaultThreads()
         if threads < 0 { throw threadsNode!.error("threads must be 0 (llama.cpp decides) or more.") }
         let pollNode = try node.child("poll")
         if let pollNode, kind != "local" { throw pollNode.error("'poll' applies to engines of kind 'local' only.") }
@@ -276,20 +276,24 @@ public struct RunConfig: Sendable {
             contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
             maxInFlight: strict ? 1 : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : 16),
             timeoutSeconds: try node.child("timeout_s")?.double() ?? 120,
-            maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil, poll: poll,
+            maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil,
+            poll: poll,
             maxInFlightPerReplica: perReplica)
     }
 
-    /// Threads of a local engine when the config gives none. Chat engines: 0 (llama.cpp decides,
-    /// as always). Embedding and rerank engines: one core fewer than the machine has, at least
-    /// one: with every core, ggml's spinning threads stalled batches of 32 texts for seconds
-    /// whenever anything else ran (2 cores, docs/config.md: idle, 2 threads 132 texts/s and 1
-    /// thread 91; during a build, 2 threads 17 texts/s with a batch up to 4.8 s, 1 thread 54).
-    /// `poll` of a local engine when the config gives none: llama.cpp's own default.
-    static let defaultPoll: Int? = nil
+    /// `poll` of a local engine when the config gives none: 0, so ggml's idle threads sleep
+    /// instead of spinning while another process wants the core (bench/engine_contention.sh: on 2
+    /// busy cores, 2 threads took 60 s with poll 0 and 278 s with llama.cpp's 50 for 30 mvp rows;
+    /// no cost when idle).
+    static let defaultPoll: Int? = 0
 
-    static func defaultThreads(task: String) -> Int {
-        task == "chat" ? 0 : max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
+    /// Threads of a local engine when the config gives none: one fewer than the machine has cores,
+    /// at least one. With every core, ggml's threads wait for each other at each step, and one of
+    /// them descheduled by any other process stalls them all: on 2 cores next to `stress-ng --cpu 2`
+    /// (bench/engine_contention.sh, 30 mvp rows), 2 threads took 278 s against 11 s idle (25×),
+    /// 1 thread 26 s against 17 s (1.5×). Embedding batches showed the same (docs/config.md).
+    static func defaultThreads() -> Int {
+        max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
     }
 
     /// The config with every default filled in, as written to `config.resolved.yaml`.

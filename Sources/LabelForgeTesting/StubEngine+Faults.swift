@@ -63,19 +63,6 @@ public struct StubFaultReport: Sendable {
     public var totalInjected: Int { injected.values.reduce(0, +) }
 }
 
-/// A SplitMix64 generator: small, seeded, and the same on every platform.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// The stub's bookkeeping of faults, kept under its state lock.
 struct FaultLedger: Sendable {
     var generator: SplitMix64
@@ -85,7 +72,7 @@ struct FaultLedger: Sendable {
     /// When each body that got a 429 may come back.
     var notBefore: [String: ContinuousClock.Instant] = [:]
 
-    init(seed: UInt64) { generator = SplitMix64(state: seed) }
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
     /// Records one arrival of `bodyHash` and draws its fault; `ignoresSchema` only for a request
     /// that has a constraint to ignore.

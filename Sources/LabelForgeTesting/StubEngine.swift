@@ -266,8 +266,9 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             let respond = {
                 context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
                 if closeAfter {
+                    let channel = context.channel
                     context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))))
-                        .whenComplete { _ in context.close(promise: nil) }
+                        .whenComplete { _ in channel.close(promise: nil) }
                     return
                 }
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: reply)))), promise: nil)

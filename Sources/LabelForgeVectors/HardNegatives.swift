@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCore
 
 /// Which corpus rows become hard negatives for one query, given its candidates by score:
 /// sentence-transformers' `mine_hard_negatives` semantics (docs/mining.md), with its known bugs
@@ -107,21 +108,5 @@ public enum HardNegatives {
             negatives = positions.prefix(options.numNegatives).sorted().map { window[$0] }
         }
         return Selection(negatives: negatives, removed: removed)
-    }
-}
-
-/// A small, fast, seedable generator (SplitMix64), so random sampling is the same on every
-/// platform and Swift version.
-struct SplitMix64 {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

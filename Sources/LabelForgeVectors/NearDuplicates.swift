@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCore
 
 /// How a text is cut into the pieces near-duplicate detection compares.
 public enum Shingling: Sendable, Equatable {

@@ -67,6 +67,10 @@ enum Terminal {
                 + (report.rowsFailed > 0 ? " (\(report.rowsFailed) failed; see manifest.jsonl)" : ""),
             "cache hit rate: \(String(format: "%.1f%%", report.cacheHitRate * 100)) (\(report.cacheHits)/\(report.cacheLookups))",
             "engine requests sent: \(report.engineRequests)",
+            "time:           "
+                + String(
+                    format: "%.1f s (%.1f rows/s; from the first row to the last output)", report.elapsedSeconds,
+                    report.elapsedSeconds > 0 ? Double(report.rows) / report.elapsedSeconds : 0),
         ]
         if report.cacheFailedVerification > 0 {
             lines.append("cache entries that failed verification (refetched): \(report.cacheFailedVerification)")

@@ -91,6 +91,14 @@ import Testing
         return resumedTrials
     }
 
+    /// Runs `config` uninterrupted into `ref/` with its own cache; returns the run directory.
+    func referenceRun(_ config: String, in ws: TestWorkspace) async throws -> String {
+        let reference = try await CLI.run(
+            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        return ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+    }
+
     /// `type: row` lines as `row_id/stage` pairs.
     static func rowPairs(_ lines: [JSONValue]) -> [String] {
         lines.filter { $0["type"] == "row" }.map { "\($0["row_id"]!.textForm)/\($0["stage"]!.textForm)" }
@@ -102,11 +110,7 @@ import Testing
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
 
-        let reference = try await CLI.run(
-            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
-        #expect(reference.exitCode == 0, "\(reference.stderr)")
-        let referenceDir =
-            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let referenceDir = try await referenceRun(config, in: ws)
         let expected = try outputs(referenceDir)
 
         let resumedTrials = try await killAndResumeTrials(
@@ -165,11 +169,7 @@ import Testing
         defer { Task { await stub.stop() } }
         let (ws, config, files) = try barrierWorkspace(stub: stub)
 
-        let reference = try await CLI.run(
-            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
-        #expect(reference.exitCode == 0, "\(reference.stderr)")
-        let referenceDir =
-            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let referenceDir = try await referenceRun(config, in: ws)
         let expected = try files.map { try Data(contentsOf: URL(fileURLWithPath: referenceDir + "/" + $0)) }
         let kept = try String(contentsOfFile: referenceDir + "/outputs/unique.jsonl", encoding: .utf8).split(
             separator: "\n"
@@ -199,11 +199,7 @@ import Testing
         let stub = try await StubEngine.start(answer: Self.repeating)
         defer { Task { await stub.stop() } }
         let (ws, config, files) = try barrierWorkspace(stub: stub)
-        let reference = try await CLI.run(
-            ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
-        #expect(reference.exitCode == 0, "\(reference.stderr)")
-        let referenceDir =
-            ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        let referenceDir = try await referenceRun(config, in: ws)
 
         let killed = try await CLI.run(
             ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],

@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCore
 import Testing
 
 @testable import LabelForgeVectors
