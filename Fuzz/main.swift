@@ -28,7 +28,23 @@ enum Fuzz {
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func labelforgeFuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+public func labelforgeFuzz(_ start: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     Fuzz.run(Data(bytes: start, count: count))
     return 0
+}
+
+/// libFuzzer's driver (`int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*)(const uint8_t *, size_t))`).
+@_silgen_name("LLVMFuzzerRunDriver")
+func runDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+/// SwiftPM links an executable's `main` to `<module>_main`; hand control to libFuzzer's driver.
+@_cdecl("labelforge_fuzz_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runDriver(&argc, &argv) { labelforgeFuzz($0, $1) }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeIO
 
 /// Self-contained HTML reports (no scripts, no network: inline CSS and SVG charts), for a person
 /// to look at: `report.html` of a run, and an ablation's `summary.html`.
@@ -52,11 +53,13 @@ public enum HTMLReport {
                 })
         }
 
-        // Rows as they came out (inputs, outputs), for gold comparisons and thumbnails.
-        let finalRows = Self.lines(directory + "/dataset.jsonl")
+        // Outputs and final rows are streamed, a line at a time: a run of millions of rows draws its
+        // report in the memory of a few numbers per row.
+        let datasetPath = directory + "/dataset.jsonl"
         for stage in config.stages {
-            let outputs = Self.lines(directory + "/outputs/\(stage.id).jsonl")
-            guard !outputs.isEmpty else { continue }
+            let outputsPath = directory + "/outputs/\(stage.id).jsonl"
+            let head = Self.lines(outputsPath, limit: 50)
+            guard !head.isEmpty else { continue }
             var fields: [(field: String, gold: String?)] = []
             switch stage.type {
             case "classify": fields = [("label", stage.goldField)]
@@ -65,47 +68,9 @@ public enum HTMLReport {
                     .map { ($0.name, $0.goldField) }
             default: break
             }
-            for (field, goldField) in fields {
-                var counts: [String: Int] = [:]
-                for line in outputs {
-                    if let value = line[field], !value.isNull { counts[value.textForm, default: 0] += 1 }
-                }
-                page.chart(
-                    "\(stage.id).\(field): label distribution",
-                    SVG.bars(
-                        counts.sorted { $0.key < $1.key }.map { ($0.key, Double($0.value)) }, format: { "\(Int($0))" }))
-                guard let goldField else { continue }
-                let pairs = finalRows.compactMap { row -> (String, String)? in
-                    guard let predicted = row["outputs"]?[stage.id]?[field], !predicted.isNull,
-                        let gold = row["input"]?[goldField], !gold.isNull
-                    else { return nil }
-                    return (predicted.textForm, gold.textForm)
-                }
-                guard !pairs.isEmpty else { continue }
-                let report = ClassificationReport(gold: pairs.map(\.1), predicted: pairs.map(\.0))
-                page.chart(
-                    "\(stage.id).\(field): confusion matrix (rows: gold \(goldField), columns: predicted; n = \(pairs.count))",
-                    SVG.heatmap(labels: report.labels, counts: report.confusion))
-                if stage.type == "classify" {
-                    let scored = finalRows.compactMap { row -> (Double, Bool)? in
-                        guard let confidence = row["outputs"]?[stage.id]?["confidence"]?.doubleValue,
-                            let predicted = row["outputs"]?[stage.id]?["label"], let gold = row["input"]?[goldField]
-                        else { return nil }
-                        return (confidence, predicted.textForm == gold.textForm)
-                    }
-                    if !scored.isEmpty {
-                        let bins = Statistics.calibrationBins(confidences: scored.map(\.0), correct: scored.map(\.1))
-                        let ece = Statistics.expectedCalibrationError(
-                            confidences: scored.map(\.0), correct: scored.map(\.1))
-                        page.chart(
-                            "\(stage.id): reliability diagram (10 equal-width confidence bins; ECE \(String(format: "%.3f", ece)))",
-                            SVG.reliability(bins))
-                    }
-                }
-            }
-            // Numeric outputs: histograms.
+            // Numeric outputs, as the first lines show them: histograms.
             let numeric = Set(
-                outputs.prefix(50).flatMap { line in
+                head.flatMap { line in
                     (line.objectValue ?? [:]).compactMap { key, value -> String? in
                         guard !["index", "dimension", "sample_index", "words", "turns"].contains(key) else {
                             return nil
@@ -116,9 +81,57 @@ public enum HTMLReport {
                     }
                 }
             ).sorted()
+            var labelCounts: [String: [String: Int]] = [:]
+            var numbers: [String: [Double]] = [:]
+            Self.forEachLine(outputsPath) { line in
+                for (field, _) in fields {
+                    if let value = line[field], !value.isNull {
+                        labelCounts[field, default: [:]][value.textForm, default: 0] += 1
+                    }
+                }
+                for field in numeric {
+                    if let value = line[field]?.doubleValue { numbers[field, default: []].append(value) }
+                }
+            }
+            for (field, goldField) in fields {
+                page.chart(
+                    "\(stage.id).\(field): label distribution",
+                    SVG.bars(
+                        (labelCounts[field] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, Double($0.value)) },
+                        format: { "\(Int($0))" }))
+                guard let goldField else { continue }
+                var confusion: [String: [String: Int]] = [:]
+                var pairs = 0
+                var confidences: [Double] = []
+                var correct: [Bool] = []
+                Self.forEachLine(datasetPath) { row in
+                    guard let predicted = row["outputs"]?[stage.id]?[field], !predicted.isNull,
+                        let gold = row["input"]?[goldField], !gold.isNull
+                    else { return }
+                    confusion[gold.textForm, default: [:]][predicted.textForm, default: 0] += 1
+                    pairs += 1
+                    if stage.type == "classify", let confidence = row["outputs"]?[stage.id]?["confidence"]?.doubleValue
+                    {
+                        confidences.append(confidence)
+                        correct.append(predicted.textForm == gold.textForm)
+                    }
+                }
+                guard pairs > 0 else { continue }
+                let labels = Set(confusion.keys).union(confusion.values.flatMap(\.keys)).sorted()
+                page.chart(
+                    "\(stage.id).\(field): confusion matrix (rows: gold \(goldField), columns: predicted; n = \(pairs))",
+                    SVG.heatmap(
+                        labels: labels, counts: labels.map { g in labels.map { p in confusion[g]?[p] ?? 0 } }))
+                if !confidences.isEmpty {
+                    let bins = Statistics.calibrationBins(confidences: confidences, correct: correct)
+                    let ece = Statistics.expectedCalibrationError(confidences: confidences, correct: correct)
+                    page.chart(
+                        "\(stage.id): reliability diagram (10 equal-width confidence bins; ECE \(String(format: "%.3f", ece)))",
+                        SVG.reliability(bins))
+                }
+            }
             for field in numeric {
-                let values = outputs.compactMap { $0[field]?.doubleValue }
-                guard values.count > 1 else { continue }
+                guard let values = numbers[field], values.count > 1 else { continue }
                 page.chart("\(stage.id).\(field): histogram (n = \(values.count))", SVG.histogram(values))
             }
         }
@@ -141,7 +154,7 @@ public enum HTMLReport {
         if !config.dataset.imageFields.isEmpty {
             let base = (config.dataset.path as NSString).deletingLastPathComponent
             var thumbnails: [(String, String)] = []
-            for row in finalRows.prefix(24) {
+            for row in Self.lines(datasetPath, limit: 24) {
                 for field in config.dataset.imageFields {
                     guard let path = row["input"]?[field]?.stringValue, !path.hasPrefix("sha256:") else { continue }
                     let full = path.hasPrefix("/") ? path : base + "/" + path
@@ -249,9 +262,22 @@ public enum HTMLReport {
 
     static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
 
-    static func lines(_ path: String) -> [JSONValue] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }
+    /// The first `limit` JSON lines of a file (fewer when it is shorter or missing).
+    static func lines(_ path: String, limit: Int) -> [JSONValue] {
+        var lines: [JSONValue] = []
+        guard let reader = try? LineReader(path: path) else { return [] }
+        while lines.count < limit, let text = reader.next() {
+            if let value = try? JSONValue.parse(text) { lines.append(value) }
+        }
+        return lines
+    }
+
+    /// Calls `body` with each JSON line of a file, one at a time; nothing for a missing file.
+    static func forEachLine(_ path: String, _ body: (JSONValue) -> Void) {
+        guard let reader = try? LineReader(path: path) else { return }
+        while let text = reader.next() {
+            if let value = try? JSONValue.parse(text) { body(value) }
+        }
     }
 
     static func escape(_ text: String) -> String {

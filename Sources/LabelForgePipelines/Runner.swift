@@ -249,14 +249,26 @@ public final class Runner: Sendable {
     }
 
     /// Request keys a run's manifest lists that the cache does not hold.
+    /// Looked up 10,000 keys at a time, so memory stays flat however long the manifest is.
     static func missingEntries(of run: RunArtifacts, in cache: any CacheStore) async throws -> [String] {
-        var keys: [String] = []
-        var seen: Set<String> = []
-        try run.manifest().forEachRow { row in
-            for key in row.requestKeys where seen.insert(key).inserted { keys.append(key) }
+        var missing: [String] = []
+        var seenMissing: Set<String> = []
+        var chunk: [String] = []
+        func check() async throws {
+            let present = try await cache.existing(chunk.map { CacheKey(hex: ContentHash.unprefixed($0)) })
+            for key in chunk where !present.contains(CacheKey(hex: ContentHash.unprefixed(key))) {
+                if seenMissing.insert(key).inserted { missing.append(key) }
+            }
+            chunk.removeAll(keepingCapacity: true)
         }
-        let present = try await cache.existing(keys.map { CacheKey(hex: ContentHash.unprefixed($0)) })
-        return keys.filter { !present.contains(CacheKey(hex: ContentHash.unprefixed($0))) }
+        let manifest = try run.manifest()
+        while let record = try manifest.read() {
+            guard case .row(let row) = record else { continue }
+            chunk += row.requestKeys
+            if chunk.count >= 10_000 { try await check() }
+        }
+        if !chunk.isEmpty { try await check() }
+        return missing
     }
 
     static func failure(_ error: LabelForgeError) -> ManifestRecord {
