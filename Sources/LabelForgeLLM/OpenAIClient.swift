@@ -189,13 +189,13 @@ public final class OpenAIClient: Sendable {
         }
     }
 
-    /// Takes a replica out of rotation until a probe finds it healthy.
+    /// Takes a replica out of rotation until a probe finds it healthy. Only the first failure
+    /// counts: the other requests it had in flight fail with it, and must not lengthen the wait.
     private func markFailed(_ index: Int) {
         replicas.withLock { states in
+            guard states[index].probeAt == nil else { return }
             states[index].failures += 1
-            if states[index].probeAt == nil || !states[index].probing {
-                states[index].probeAt = .now + Self.probeDelay(failures: states[index].failures)
-            }
+            states[index].probeAt = .now + Self.probeDelay(failures: states[index].failures)
         }
     }
 
@@ -237,13 +237,14 @@ public final class OpenAIClient: Sendable {
         return .milliseconds(Int64.random(in: (ms / 2)...max(ms / 2, ms)))
     }
 
-    /// Whether `GET /health` answers 2xx within 2 s (vLLM answers with an empty body).
+    /// Whether `GET /health` gets an answer within 2 s that is not a 5xx (vLLM answers 200 with an
+    /// empty body; a server without the route answers 404, which still says it is back).
     private func isHealthy(_ baseURL: String) async -> Bool {
         var request = HTTPClientRequest(url: baseURL + "/health")
         if let apiKey = options.apiKey { request.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         guard let response = try? await http.execute(request, timeout: .seconds(2)) else { return false }
         _ = try? await response.body.collect(upTo: 1 << 20)
-        return (200..<300).contains(response.status.code)
+        return response.status.code < 500
     }
 
     private func send(method: HTTPMethod, url: String, body: Data?, timeout: Duration? = nil) async throws -> JSONValue

@@ -7,7 +7,7 @@ import Testing
 /// within each replica's limit; a replica that dies is taken out, probed, and put back.
 @Suite(.serialized) struct ReplicaPoolTests {
     @Test(
-        "three replicas, one dies mid-run and comes back: the run completes, every request answered once, the replica serves again, the manifest says who served"
+        "three replicas, one dies mid-run and comes back after 0.5 s: the run completes, every request answered once, the replica serves again, the manifest says who served"
     )
     func replicaDiesAndComesBack() async throws {
         let rows = 1200
@@ -36,7 +36,7 @@ import Testing
             workingDirectory: ws.root)
         let dying = stubs[1]
         while stubs.reduce(0, { $0 + $1.chatAnswered }) < 200 { try await Task.sleep(for: .milliseconds(10)) }
-        try await dying.restart(after: .seconds(1))
+        try await dying.restart(after: .milliseconds(500))
         let answeredBeforeReturn = dying.chatAnswered
         let run = try await result
         #expect(run.exitCode == 0, "\(run.stderr)")
