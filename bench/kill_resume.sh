@@ -45,57 +45,20 @@ reference_rows=$(row_lines "$(ls -d "$work"/ref/*)")
 echo "$CONFIG, $ROWS rows: uninterrupted run ${baseline}s, $reference_rows row records, outputs $reference"
 
 identical=0; lost_or_duplicated=0; survivors_total=0
-for trial in $(seq 1 "$TRIALS"); do
-  runs="$work/trial$trial"
-  cache="$work/cache$trial.sqlite"
-  delay=$(python3 -c "import random; print(round(random.uniform(($trial - 1) / $TRIALS, $trial / $TRIALS) * $baseline, 2))")
-  $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" --cache-path "$cache" >/dev/null 2>&1 &
-  pid=$!
-  sleep "$delay"
-  kill -9 "$pid" 2>/dev/null && killed=killed || killed="finished before the kill"
-  wait "$pid" 2>/dev/null || true
+
+# After a killed run in $runs (cache $cache): counts its surviving engines, finishes it (a fresh
+# run when it died before its directory existed, `report` when it died after its summary, else
+# `--resume`), compares it with the reference and prints "<label>: <verdict>…".
+finish_trial() {
+  local label=$1 survivors survivors_after dir rows unique missing duplicated verdict
   sleep 2   # the engine notices its parent is gone within 0.1 s
   survivors=$(engines "$runs")
-  survivors_total=$((survivors_total + survivors))
   dir=$(ls -d "$runs"/* 2>/dev/null | head -1 || true)
   if [ -z "$dir" ]; then
     $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" --cache-path "$cache" >/dev/null 2>&1
     dir=$(ls -d "$runs"/* | head -1)
-  elif ! grep -q '"status":"completed"' "$dir/manifest.jsonl"; then
-    $BIN run --resume "$dir" --cache-path "$cache" >/dev/null 2>&1
-  fi
-  survivors_after=$(engines "$runs")
-  survivors_total=$((survivors_total + survivors_after))
-  rows=$(row_lines "$dir")
-  unique=$(unique_rows "$dir")
-  missing=$((reference_rows - unique)); duplicated=$((rows - unique))
-  lost_or_duplicated=$((lost_or_duplicated + missing + duplicated))
-  got=$(outputs "$dir")
-  if [ "$got" = "$reference" ] && [ "$missing" = 0 ] && [ "$duplicated" = 0 ]; then
-    identical=$((identical + 1)); verdict=identical
-  else
-    verdict="DIFFERENT"
-  fi
-  echo "trial $trial: $killed after ${delay}s: $verdict; rows lost $missing, duplicated $duplicated;" \
-    "engines alive after the kill $survivors, after the resume $survivors_after"
-done
-points="before-summary after-summary"
-if grep -qE "type: (dedup|mine)" "$CONFIG"; then
-  points="barrier-input-committed barrier-outputs-written barrier-committed $points"
-fi
-total=$TRIALS
-for point in $points; do
-  total=$((total + 1))
-  runs="$work/$point"
-  cache="$work/$point.sqlite"
-  # In a subshell, so bash's own "Killed" notice stays out of the output.
-  (LABELFORGE_CRASH_AT=$point exec $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" \
-    --cache-path "$cache" >/dev/null 2>&1) 2>/dev/null && killed="not killed" || killed=killed
-  sleep 2
-  survivors=$(engines "$runs")
-  dir=$(ls -d "$runs"/* | head -1)
-  if grep -q '"status":"completed"' "$dir/manifest.jsonl"; then
-    $BIN report "$dir" >/dev/null 2>&1   # killed after the commit point: only the HTML report is missing
+  elif grep -q '"status":"completed"' "$dir/manifest.jsonl"; then
+    $BIN report "$dir" >/dev/null 2>&1   # killed after the commit point: at most the HTML report is missing
   else
     $BIN run --resume "$dir" --cache-path "$cache" >/dev/null 2>&1
   fi
@@ -109,8 +72,34 @@ for point in $points; do
   else
     verdict="DIFFERENT"
   fi
-  echo "crash point $point: $killed: $verdict; rows lost $missing, duplicated $duplicated;" \
+  echo "$label: $verdict; rows lost $missing, duplicated $duplicated;" \
     "engines alive after the kill $survivors, after the resume $survivors_after"
+}
+
+for trial in $(seq 1 "$TRIALS"); do
+  runs="$work/trial$trial"
+  cache="$work/cache$trial.sqlite"
+  delay=$(python3 -c "import random; print(round(random.uniform(($trial - 1) / $TRIALS, $trial / $TRIALS) * $baseline, 2))")
+  $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" --cache-path "$cache" >/dev/null 2>&1 &
+  pid=$!
+  sleep "$delay"
+  kill -9 "$pid" 2>/dev/null && killed=killed || killed="finished before the kill"
+  wait "$pid" 2>/dev/null || true
+  finish_trial "trial $trial: $killed after ${delay}s"
+done
+points="before-summary after-summary"
+if grep -qE "type: (dedup|mine)" "$CONFIG"; then
+  points="barrier-input-committed barrier-outputs-written barrier-committed $points"
+fi
+total=$TRIALS
+for point in $points; do
+  total=$((total + 1))
+  runs="$work/$point"
+  cache="$work/$point.sqlite"
+  # In a subshell, so bash's own "Killed" notice stays out of the output.
+  (LABELFORGE_CRASH_AT=$point exec $BIN run --config "$strict" --limit "$ROWS" --runs-dir "$runs" \
+    --cache-path "$cache" >/dev/null 2>&1) 2>/dev/null && killed="not killed" || killed=killed
+  finish_trial "crash point $point: $killed"
 done
 echo "$identical/$total identical; rows lost or duplicated: $lost_or_duplicated; surviving engines: $survivors_total"
 [ "$identical" = "$total" ] && [ "$lost_or_duplicated" = 0 ] && [ "$survivors_total" = 0 ]

@@ -56,18 +56,29 @@ public enum HTMLReport {
         // Outputs and final rows are streamed, a line at a time: a run of millions of rows draws its
         // report in the memory of a few numbers per row.
         let datasetPath = directory + "/dataset.jsonl"
+        // Predictions against gold, for every labeled field with a gold field, in one pass.
+        let goldPairs = config.stages.flatMap { stage in
+            Self.labelFields(stage).compactMap { field, gold in gold.map { (stage: stage, field: field, gold: $0) } }
+        }
+        var tallies: [String: GoldTally] = [:]
+        if !goldPairs.isEmpty {
+            Self.forEachLine(datasetPath) { row in
+                for (stage, field, goldField) in goldPairs {
+                    guard let predicted = row["outputs"]?[stage.id]?[field], !predicted.isNull,
+                        let gold = row["input"]?[goldField], !gold.isNull
+                    else { continue }
+                    let confidence =
+                        stage.type == "classify" ? row["outputs"]?[stage.id]?["confidence"]?.doubleValue : nil
+                    tallies[stage.id + "\u{0}" + field, default: GoldTally()].add(
+                        predicted: predicted.textForm, gold: gold.textForm, confidence: confidence)
+                }
+            }
+        }
         for stage in config.stages {
             let outputsPath = directory + "/outputs/\(stage.id).jsonl"
             let head = Self.lines(outputsPath, limit: 50)
             guard !head.isEmpty else { continue }
-            var fields: [(field: String, gold: String?)] = []
-            switch stage.type {
-            case "classify": fields = [("label", stage.goldField)]
-            case "tag":
-                fields = ((stage.options as? TagOptions)?.attributes ?? []).filter { $0.type != "string" }
-                    .map { ($0.name, $0.goldField) }
-            default: break
-            }
+            let fields = Self.labelFields(stage)
             // Numeric outputs, as the first lines show them: histograms.
             let numeric = Set(
                 head.flatMap { line in
@@ -99,30 +110,15 @@ public enum HTMLReport {
                     SVG.bars(
                         (labelCounts[field] ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, Double($0.value)) },
                         format: { "\(Int($0))" }))
-                guard let goldField else { continue }
-                var confusion: [String: [String: Int]] = [:]
-                var pairs = 0
-                var confidences: [Double] = []
-                var correct: [Bool] = []
-                Self.forEachLine(datasetPath) { row in
-                    guard let predicted = row["outputs"]?[stage.id]?[field], !predicted.isNull,
-                        let gold = row["input"]?[goldField], !gold.isNull
-                    else { return }
-                    confusion[gold.textForm, default: [:]][predicted.textForm, default: 0] += 1
-                    pairs += 1
-                    if stage.type == "classify", let confidence = row["outputs"]?[stage.id]?["confidence"]?.doubleValue
-                    {
-                        confidences.append(confidence)
-                        correct.append(predicted.textForm == gold.textForm)
-                    }
-                }
-                guard pairs > 0 else { continue }
+                guard let goldField, let tally = tallies[stage.id + "\u{0}" + field], tally.pairs > 0 else { continue }
+                let confusion = tally.confusion
                 let labels = Set(confusion.keys).union(confusion.values.flatMap(\.keys)).sorted()
                 page.chart(
-                    "\(stage.id).\(field): confusion matrix (rows: gold \(goldField), columns: predicted; n = \(pairs))",
+                    "\(stage.id).\(field): confusion matrix (rows: gold \(goldField), columns: predicted; n = \(tally.pairs))",
                     SVG.heatmap(
                         labels: labels, counts: labels.map { g in labels.map { p in confusion[g]?[p] ?? 0 } }))
-                if !confidences.isEmpty {
+                if !tally.confidences.isEmpty {
+                    let (confidences, correct) = (tally.confidences, tally.correct)
                     let bins = Statistics.calibrationBins(confidences: confidences, correct: correct)
                     let ece = Statistics.expectedCalibrationError(confidences: confidences, correct: correct)
                     page.chart(
@@ -261,6 +257,36 @@ public enum HTMLReport {
     }
 
     static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+
+    /// The fields a stage labels, each with its gold field: a classify stage's `label`, a tag
+    /// stage's non-string attributes.
+    static func labelFields(_ stage: RunConfig.Stage) -> [(field: String, gold: String?)] {
+        switch stage.type {
+        case "classify": return [("label", stage.goldField)]
+        case "tag":
+            return ((stage.options as? TagOptions)?.attributes ?? []).filter { $0.type != "string" }
+                .map { ($0.name, $0.goldField) }
+        default: return []
+        }
+    }
+
+    /// One labeled field's predictions against gold: a confusion table, and each classify row's
+    /// confidence with whether it was right (for the reliability diagram).
+    struct GoldTally {
+        var confusion: [String: [String: Int]] = [:]
+        var pairs = 0
+        var confidences: [Double] = []
+        var correct: [Bool] = []
+
+        mutating func add(predicted: String, gold: String, confidence: Double?) {
+            confusion[gold, default: [:]][predicted, default: 0] += 1
+            pairs += 1
+            if let confidence {
+                confidences.append(confidence)
+                correct.append(predicted == gold)
+            }
+        }
+    }
 
     /// The first `limit` JSON lines of a file (fewer when it is shorter or missing).
     static func lines(_ path: String, limit: Int) -> [JSONValue] {
