@@ -39,7 +39,10 @@ import Testing
     }
 
     /// The pipeline's config; `timeout` is the engine's `timeout_s` (the faulty runs' `slow`
-    /// answers come later than it).
+    /// answers come later than it). An answer that ignores the constraint is an answer: it is
+    /// cached, and `--retry-failed` reuses it, so a request whose every validation attempt drew
+    /// `ignoresSchema` (2.5% each) would stay failed. Five attempts make that about 1 in 10^8 per
+    /// request (three made it 1 in 64,000, about one run in ten here).
     func config(_ ws: TestWorkspace, name: String, baseURL: String, timeout: Int = 60) throws -> String {
         try ws.write(
             name,
@@ -50,10 +53,10 @@ import Testing
               - {name: e, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: m, revision: r}, max_in_flight: 32, timeout_s: \(timeout), max_retries: 3}
             prompts: {pack: prompts}
             stages:
-              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral]}
+              - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], max_validation_retries: 4}
               - {id: reply, type: generate, template: reply, n: 2}
               - {id: unique, type: dedup, field: reply.text}
-              - {id: judge, type: classify, template: judge, labels: [good, bad]}
+              - {id: judge, type: classify, template: judge, labels: [good, bad], max_validation_retries: 4}
             """)
     }
 
