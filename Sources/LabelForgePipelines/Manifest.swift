@@ -105,6 +105,10 @@ public struct RunRecord: Sendable, Equatable {
     public var engines: [EnginePin]
     /// The run this one replays.
     public var replayOf: String?
+    /// The part of the dataset a `--shard i/N` run covers.
+    public var shard: ShardSpec? = nil
+    /// The shard runs `labelforge merge` merged into this one.
+    public var mergedFrom: [String]? = nil
 
     public var json: JSONValue {
         var json: [String: JSONValue] = [
@@ -144,6 +148,8 @@ public struct RunRecord: Sendable, Equatable {
                 }),
         ]
         if let replayOf { json["replay_of"] = .string(replayOf) }
+        if let shard { json["shard"] = shard.json }
+        if let mergedFrom { json["merged_from"] = .array(mergedFrom.map(JSONValue.string)) }
         return .object(json)
     }
 
@@ -179,6 +185,10 @@ public struct RunRecord: Sendable, Equatable {
                     replicas: try $0.optionalInt("replicas") ?? 1, info: $0.value("info") ?? .null)
             },
             replayOf: try f.optionalString("replay_of"))
+        shard = try f.optionalObject("shard").map {
+            try ShardSpec(index: try $0.int("index"), count: try $0.int("count"))
+        }
+        mergedFrom = try f.optionalStrings("merged_from")
     }
 
     init(
@@ -430,6 +440,8 @@ public struct SummaryRecord: Sendable, Equatable {
     public var abortReason: String?
     /// Why the run failed (status `failed`).
     public var error: StageFailure?
+    /// The dataset-wide stage a shard run (or a merge without `--continue`) stopped before.
+    public var stoppedBefore: String? = nil
 
     /// Whether the run reached its end: `--resume` has nothing left to do.
     public var isFinal: Bool { status == "completed" || status == "aborted" }
@@ -449,6 +461,7 @@ public struct SummaryRecord: Sendable, Equatable {
         if let gold { json["gold"] = .array(gold.map(\.json)) }
         if let abortReason { json["abort_reason"] = .string(abortReason) }
         if let error { json["error"] = error.json }
+        if let stoppedBefore { json["stopped_before"] = .string(stoppedBefore) }
         return .object(json)
     }
 
@@ -476,6 +489,7 @@ public struct SummaryRecord: Sendable, Equatable {
                     macroF1: try $0.double("macro_f1"))
             }
         abortReason = try f.optionalString("abort_reason")
+        stoppedBefore = try f.optionalString("stopped_before")
         error = try f.optionalObject("error").map {
             StageFailure(
                 errorClass: try $0.optionalString("class") ?? "unknown", message: try $0.optionalString("message") ?? ""

@@ -23,7 +23,19 @@ final class RunExecution {
     let requestsBefore: Int
     let directory: RunDirectory
     let manifest: ManifestWriter
-    let totalRows: Int
+    /// The rows this run reads from the dataset (the plan's, after its limit).
+    let datasetRows: Int
+    /// The rows this run labels: `datasetRows`, or the shard's part of them.
+    var totalRows: Int
+    /// The rows of a `--shard i/N` run; nil for all.
+    let shard: ShardSpec?
+    /// Whether the run stops before its first dataset-wide stage (a shard, a merge without
+    /// `--continue`); the summary then names that stage.
+    let stopsAtFirstBarrier: Bool
+    /// `labelforge merge`: the shards' records of each (row, stage) are written to this manifest
+    /// as they recorded them (cache status, latency, replica), with the merged output's hash.
+    let writesPrevious: Bool
+    private var stoppedBefore: String?
     /// Which row IDs may repeat (from the plan's first pass over the dataset).
     let repeats: RowIDRepeats
     let logger: Logger
@@ -49,9 +61,13 @@ final class RunExecution {
         directory: RunDirectory,
         manifest: ManifestWriter, previous: ManifestRecovery.State?, noCache: Bool, offline: Bool, logger: Logger,
         progress: @escaping @Sendable (RunProgress) -> Void, planOnly: Bool = false,
-        tokenizers: [String: any EngineTransport] = [:]
+        tokenizers: [String: any EngineTransport] = [:], shard: ShardSpec? = nil, stopsAtFirstBarrier: Bool = false,
+        writesPrevious: Bool = false
     ) {
         self.planOnly = planOnly
+        self.shard = shard
+        self.stopsAtFirstBarrier = stopsAtFirstBarrier || shard != nil
+        self.writesPrevious = writesPrevious
         self.config = plan.config
         self.graph = plan.graph
         let executor = RequestExecutor(
@@ -91,6 +107,7 @@ final class RunExecution {
         self.directory = directory
         self.manifest = manifest
         self.totalRows = plan.dataset.rows
+        self.datasetRows = plan.dataset.rows
         self.repeats = plan.dataset.repeats
         self.budget = FailureBudget(maxRatio: planOnly ? 1 : plan.config.maxFailureRatio)
         self.logger = logger
@@ -124,8 +141,10 @@ final class RunExecution {
         }
 
         do {
+            if shard != nil { totalRows = try shardRowCount() }
             var source = try datasetSource()
             for (index, segment) in graph.segments.enumerated() {
+                if index > 0 && stopsAtFirstBarrier { break }
                 let barrierInput = try segment.barrier.map { _ in
                     try RowFileWriter(path: stateDirectory + "/segment-\(index).rows.jsonl")
                 }
@@ -135,6 +154,10 @@ final class RunExecution {
                     if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: joined) }
                 }
                 guard budget.abortReason == nil, !planOnly, let barrier = segment.barrier, let barrierInput else {
+                    break
+                }
+                if stopsAtFirstBarrier {
+                    stoppedBefore = barrier.config.id
                     break
                 }
                 try barrierInput.commit()
@@ -155,6 +178,16 @@ final class RunExecution {
         for writer in rejected.values { try writer.sync() }
         for writer in vectorFiles.values { try writer.finish() }
         try joined.sync()
+        if stoppedBefore != nil {
+            // The stages from the first barrier on did not run: no empty files stand in for them.
+            let notRun = graph.segments.dropFirst().flatMap(\.stages) + graph.segments.compactMap(\.barrier)
+            for stage in notRun {
+                for path in [directory.outputPath(stage: stage.config.id), rejectedPath(stage: stage.config.id)] {
+                    try? FileManager.default.removeItem(atPath: path)
+                }
+            }
+            try? FileManager.default.removeItem(atPath: directory.path + "/dataset.jsonl")
+        }
         let report = makeReport()
         var digests: [String: String] = [:]
         for stage in stages {
@@ -166,7 +199,7 @@ final class RunExecution {
                     try ContentHash.hexOfFile(atPath: vectorsPath(stage: stage.config.id)))
             }
         }
-        let summary = SummaryRecord(
+        var summary = SummaryRecord(
             status: report.status, counts: counts, outputDigests: digests, engineRequests: report.engineRequests,
             finishedAt: Timestamp.now(),
             gold: report.scores.map {
@@ -175,6 +208,7 @@ final class RunExecution {
                     accuracy: $0.agreement.accuracy, macroF1: $0.agreement.macroF1)
             },
             abortReason: budget.abortReason)
+        summary.stoppedBefore = stoppedBefore
         // The summary is the commit point: everything else is done before it, so a run killed
         // after it leaves nothing behind (`--resume` then has nothing to do), and one killed before
         // it is resumed and redoes these steps.
@@ -201,15 +235,36 @@ final class RunExecution {
         var assigner = RowIDAssigner(idField: config.dataset.idField, repeats: repeats)
         let images = config.dataset.images
         let idField = config.dataset.idField
-        let limit = totalRows
+        let limit = datasetRows
         var read = 0
+        let shard = self.shard
         return {
-            guard read < limit, let record = try reader.next() else { return nil }
-            let loaded = images.load(record)
-            let rowID = assigner.assign(loaded.identity(idField: idField))
-            read += 1
-            return PipelineRow(rowID: rowID, order: [read - 1], source: record, loaded: loaded)
+            while read < limit, let record = try reader.next() {
+                let loaded = images.load(record)
+                let rowID = assigner.assign(loaded.identity(idField: idField))
+                read += 1
+                if let shard, !shard.contains(rowID: rowID) { continue }
+                return PipelineRow(rowID: rowID, order: [read - 1], source: record, loaded: loaded)
+            }
+            return nil
         }
+    }
+
+    /// How many of the dataset's rows are in this run's shard (a row's ID hashes its images' bytes).
+    private func shardRowCount() throws -> Int {
+        guard let shard else { return totalRows }
+        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+        var assigner = RowIDAssigner(idField: config.dataset.idField, repeats: repeats)
+        let images = config.dataset.images
+        var read = 0
+        var count = 0
+        while read < datasetRows, let record = try reader.next() {
+            read += 1
+            if shard.contains(rowID: assigner.assign(images.load(record).identity(idField: config.dataset.idField))) {
+                count += 1
+            }
+        }
+        return count
     }
 
     /// Streams rows through a stretch of row-wise stages with bounded concurrency, writing each
@@ -344,6 +399,8 @@ final class RunExecution {
         let recorded = previous[ManifestRecovery.key(row: emission.rowID, stage: stageID)]
         if let recorded {
             // Keep what the interrupted run recorded: its cache status and tokens.
+            outcome.attempts = recorded.attempts
+            outcome.latencyMs = recorded.latencyMs
             outcome.cacheHits = recorded.cacheHits
             outcome.tokensIn = recorded.tokensIn
             outcome.tokensOut = recorded.tokensOut
@@ -383,7 +440,7 @@ final class RunExecution {
         CanonicalJSON.write(.object(record), into: &bytes)
         line.outputHash = ContentHash.prefixed(ContentHash.hex(bytes))
         stats[stageID] = stat
-        if recorded == nil { try manifest.append(.row(line)) }
+        if recorded == nil || writesPrevious { try manifest.append(.row(line)) }
         try (emission.rejection == nil ? output : rejected)?.append(canonical: bytes)
     }
 
@@ -435,6 +492,6 @@ final class RunExecution {
             engineRequests: engines.requestsSent - requestsBefore, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
             abortReason: budget.abortReason, sections: barrierSections(),
-            cacheFailedVerification: store.failedVerification)
+            cacheFailedVerification: store.failedVerification, stoppedBefore: stoppedBefore)
     }
 }

@@ -229,14 +229,15 @@ enum ManifestRecovery {
     }
 
     /// Run directories under `runsDir` of the same plan whose manifest never reached a final summary.
-    static func unfinishedRuns(runsDir: String, planHash: String) -> [String] {
+    /// Another shard's run is not this one's to resume: only runs of the same shard (or none) count.
+    static func unfinishedRuns(runsDir: String, planHash: String, shard: ShardSpec? = nil) -> [String] {
         let prefix = String(ContentHash.unprefixed(planHash).prefix(8))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: runsDir)) ?? []
         return names.sorted().filter { name in
             let parts = name.split(separator: "-")
             guard parts.count >= 3, parts[2] == prefix,
                 let (first, last) = ManifestReader.ends(of: runsDir + "/" + name + "/manifest.jsonl"),
-                case .run(let run) = first, run.planHash == planHash
+                case .run(let run) = first, run.planHash == planHash, run.shard == shard
             else { return false }
             if case .summary(let summary) = last, summary.isFinal { return false }
             return true

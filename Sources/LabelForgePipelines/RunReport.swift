@@ -60,6 +60,16 @@ public struct RunReport: Sendable {
     /// Cache entries that failed their integrity check: each was a miss, asked of the engine again
     /// and stored anew.
     public var cacheFailedVerification = 0
+    /// The dataset-wide stage a shard run (or a merge without `--continue`) stopped before.
+    public var stoppedBefore: String? = nil
+
+    /// What a run that stopped before a dataset-wide stage says about it.
+    public var stopNote: String? {
+        stoppedBefore.map {
+            "stopped before the dataset-wide stage '\($0)': it needs every row, so it runs after "
+                + "`labelforge merge <shard run dirs…> --continue`"
+        }
+    }
 
     public var cacheHits: Int { stages.reduce(0) { $0 + $1.stats.cacheHits } }
     public var cacheLookups: Int { stages.reduce(0) { $0 + $1.stats.cacheHits + $1.stats.cacheMisses } }
@@ -69,7 +79,7 @@ public struct RunReport: Sendable {
     public var markdown: String {
         var lines = [
             "# Run \(runDirectory.runID)", "",
-            "- status: \(status)" + (abortReason.map { " (\($0))" } ?? ""),
+            "- status: \(status)" + (abortReason.map { " (\($0))" } ?? "") + (stopNote.map { "; \($0)" } ?? ""),
             "- rows: \(rows) (\(rowsFailed) with a failed stage)",
             "- cache hit rate: \(Self.percent(cacheHitRate)) (\(cacheHits)/\(cacheLookups) requests)",
             "- engine requests sent: \(engineRequests)",

@@ -22,12 +22,19 @@ public struct RunOptions: Sendable {
     public var retryFailed: Bool
     /// Re-execute a past run from its manifest instead of a config.
     public var replay: ReplayOptions?
+    /// Run only this shard's rows, and stop before the first dataset-wide stage.
+    public var shard: ShardSpec?
+    /// Merge shard runs instead of running a config (`labelforge merge`).
+    public var merge: MergeOptions?
 
     public init(
         configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false,
         cachePath: String? = nil,
-        resume: String? = nil, retryFailed: Bool = false, replay: ReplayOptions? = nil
+        resume: String? = nil, retryFailed: Bool = false, replay: ReplayOptions? = nil, shard: ShardSpec? = nil,
+        merge: MergeOptions? = nil
     ) {
+        self.shard = shard
+        self.merge = merge
         self.retryFailed = retryFailed
         self.configPath = configPath
         self.runsDir = runsDir
@@ -95,6 +102,7 @@ public final class Runner: Sendable {
         var previous: ManifestRecovery.State?
         var recordedRun: RunRecord?
         var original: RunArtifacts?
+        var merge: ShardMerge?
         if let resume = options.resume {
             let dir = resume.hasSuffix("/") ? String(resume.dropLast()) : resume
             let resolvedPath = dir + "/config.resolved.yaml"
@@ -124,6 +132,17 @@ public final class Runner: Sendable {
                 try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
             }
             logger.info("resuming \(dir): \(previous?.rows.count ?? 0) (row, stage) results already recorded")
+        } else if let options = options.merge {
+            let shards = try ShardMerge.load(options.shardDirectories)
+            merge = shards
+            plan = shards.plan
+            previous = shards.state
+            directory = try RunDirectory.create(
+                runsDir: self.options.runsDir, planHash: plan.planHash,
+                resolvedConfig: ResolvedYAML.string(plan.resolved))
+            logger.info(
+                "merging \(shards.directories.count) shards: \(shards.rows.count) (row, stage) results into \(directory.path)"
+            )
         } else if let replay = options.replay {
             let artifacts = try RunArtifacts.load(replay.runDirectory)
             original = artifacts
@@ -135,7 +154,9 @@ public final class Runner: Sendable {
             try Self.installRuntimeIfMissing(configPath: options.configPath)
             plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
             if let warning = plan.dataset.repeatedIDWarning { logger.warning("\(warning)") }
-            for unfinished in ManifestRecovery.unfinishedRuns(runsDir: options.runsDir, planHash: plan.planHash) {
+            for unfinished in ManifestRecovery.unfinishedRuns(
+                runsDir: options.runsDir, planHash: plan.planHash, shard: options.shard)
+            {
                 logger.warning(
                     "an unfinished run of this plan exists in \(unfinished); resume it with `labelforge run --resume \(unfinished)`"
                 )
@@ -158,25 +179,46 @@ public final class Runner: Sendable {
                         + ". Replay with --allow-engine to fetch them, or point --cache-path at the run's cache.")
             }
         }
+        if let merge {
+            let missing = try await merge.missingAnswers(in: cache)
+            guard missing.isEmpty else {
+                try? FileManager.default.removeItem(atPath: directory.path)
+                throw LabelForgeError(
+                    .cacheMiss,
+                    "The cache lacks \(missing.count) answer(s) the shards got, e.g. "
+                        + missing.prefix(3).joined(separator: ", ")
+                        + ". Merge with the cache the shards shared: --cache-path, or the config's S3 cache.")
+            }
+        }
         let manifest = try ManifestWriter(path: directory.manifestPath)
         var runRecord = plan.runRecord(directory: directory, noCache: noCache)
         runRecord.replayOf = original?.runID
+        // A resumed or replayed shard keeps its rows.
+        runRecord.shard = recordedRun?.shard ?? original?.run.shard ?? options.shard
+        runRecord.mergedFrom = merge?.runs.map(\.runID)
+        let shard = runRecord.shard
+        let writesPrevious = merge != nil
+        // A shard stops at the first barrier on its own; so does a merge without --continue.
+        let stopsAtFirstBarrier = merge != nil && options.merge?.continueRun != true
         let interrupted = LabelForgeError(
             .interrupted,
             "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(directory.path)")
 
-        if options.replay?.offline == true, let original {
+        let offlineEngines =
+            options.replay?.offline == true ? original?.run.engines : stopsAtFirstBarrier ? merge?.runs[0].engines : nil
+        if let recordedEngines = offlineEngines {
             // Zero engine calls: no engine is started, and what the original engines reported is kept.
             var infos: [String: JSONValue] = [:]
-            for engine in original.run.engines { infos[engine.name] = engine.info }
+            for engine in recordedEngines { infos[engine.name] = engine.info }
             let engines = EngineSet.offline(config: config, models: plan.models, logger: logger)
-            runRecord.engines = original.run.engines
+            runRecord.engines = recordedEngines
             try manifest.append(.run(runRecord))
             try manifest.flush()
             let execution = RunExecution(
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
                 manifest: manifest,
-                previous: nil, noCache: false, offline: true, logger: logger, progress: progress)
+                previous: previous, noCache: false, offline: true, logger: logger, progress: progress, shard: shard,
+                stopsAtFirstBarrier: stopsAtFirstBarrier, writesPrevious: writesPrevious)
             let result: Result<RunReport, any Error>
             do {
                 result = .success(try await execution.run())
@@ -210,7 +252,7 @@ public final class Runner: Sendable {
             let execution = RunExecution(
                 plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory,
                 manifest: manifest, previous: previous, noCache: noCache, offline: false, logger: self.logger,
-                progress: self.progress)
+                progress: self.progress, shard: shard, writesPrevious: writesPrevious)
             do {
                 return try await execution.run()
             } catch let error as LabelForgeError where error.code == .io {

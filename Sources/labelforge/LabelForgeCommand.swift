@@ -14,6 +14,9 @@ struct LabelForgeCommand: AsyncParsableCommand {
             """,
         // The release and the checkout's git revision (read from `.git` when run from a checkout).
         version: "labelforge \(LabelForgeVersion.current) (git \(GitRevision.current() ?? "revision unknown"))",
-        subcommands: [Init.self, Setup.self, Run.self, Ablate.self, PlanCommand.self, Replay.self, Diff.self, Inspect.self, Report.self, Export.self, ImportReview.self, Mine.self, Cache.self]
+        subcommands: [
+            Init.self, Setup.self, Run.self, Merge.self, Ablate.self, PlanCommand.self, Replay.self, Diff.self,
+            Inspect.self, Report.self, Export.self, ImportReview.self, Mine.self, Cache.self,
+        ]
     )
 }

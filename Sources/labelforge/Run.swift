@@ -41,6 +41,15 @@ struct Run: AsyncParsableCommand {
         help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
     var cachePath: String?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Run only shard i of N (0-based; rows split by row-ID hash) and stop before the first dataset-wide stage; "
+                + "`auto` reads JOB_COMPLETION_INDEX/JOB_COMPLETIONS or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT. "
+                + "Combine the shards with `labelforge merge`.",
+            valueName: "i/N|auto"))
+    var shard: String?
+
     @Flag(name: .long, help: "Log debug detail (requests retried, cache verification) to stderr.")
     var verbose = false
 
@@ -49,14 +58,23 @@ struct Run: AsyncParsableCommand {
         if config == nil && resume == nil { throw ValidationError("Give --config <file>, or --resume <run-dir>.") }
         if resume != nil && limit != nil { throw ValidationError("--limit cannot change a resumed run's plan.") }
         if retryFailed && resume == nil { throw ValidationError("--retry-failed needs --resume <run-dir>.") }
+        if shard != nil && resume != nil {
+            throw ValidationError("--shard cannot change a resumed run's rows: the run directory records its shard.")
+        }
     }
 
     func run() async throws {
         let logger = Terminal.logger(verbose: verbose)
+        let shardSpec: ShardSpec?
+        do {
+            shardSpec = try shard.map { try ShardSpec.parse($0, environment: ProcessInfo.processInfo.environment) }
+        } catch {
+            throw Terminal.exit(for: error)
+        }
         let options = RunOptions(
             configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath,
             resume: resume,
-            retryFailed: retryFailed)
+            retryFailed: retryFailed, shard: shardSpec)
         let bar = ProgressLine()
         let runner = Runner(options: options, logger: logger) { bar.update($0) }
         let report: RunReport

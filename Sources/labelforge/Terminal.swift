@@ -62,7 +62,8 @@ enum Terminal {
     static func print(summary report: RunReport) {
         var lines = [
             "run:            \(report.runDirectory.path)",
-            "status:         \(report.status)" + (report.abortReason.map { " (\($0))" } ?? ""),
+            "status:         \(report.status)" + (report.abortReason.map { " (\($0))" } ?? "")
+                + (report.stopNote.map { "; \($0)" } ?? ""),
             "rows labeled:   \(report.rows - report.rowsFailed)/\(report.rows)"
                 + (report.rowsFailed > 0 ? " (\(report.rowsFailed) failed; see manifest.jsonl)" : ""),
             "cache hit rate: \(String(format: "%.1f%%", report.cacheHitRate * 100)) (\(report.cacheHits)/\(report.cacheLookups))",
