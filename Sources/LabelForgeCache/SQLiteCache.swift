@@ -29,7 +29,6 @@ public final class SQLiteCache: CacheStore {
             }
             var config = Configuration()
             config.busyMode = .timeout(30)
-            pool = try DatabasePool(path: path, configuration: config)
             var migrator = DatabaseMigrator()
             migrator.registerMigration("v1") { db in
                 try db.create(table: "entries") { t in
@@ -46,7 +45,21 @@ public final class SQLiteCache: CacheStore {
             migrator.registerMigration("v2-payload") { db in
                 try db.alter(table: "entries") { t in t.add(column: "payload", .blob) }
             }
-            try migrator.migrate(pool)
+            // Processes that open a new file at once (shards, parallel runs) race to switch it to WAL
+            // ("database is locked") and to apply a pending migration (one fails): each migration
+            // commits with its record, so another pass sees what the other process did.
+            var attempt = 0
+            while true {
+                do {
+                    let pool = try DatabasePool(path: path, configuration: config)
+                    try migrator.migrate(pool)
+                    self.pool = pool
+                    break
+                } catch  where attempt < 8 {
+                    attempt += 1
+                    Thread.sleep(forTimeInterval: 0.05 * Double(attempt))
+                }
+            }
         } catch {
             throw LabelForgeError(.cache, "Cannot open the cache at \(path): \(error). Check the path and permissions.")
         }

@@ -120,8 +120,7 @@ extension Runner {
     /// Plans `options.configPath` against the cache; starts no engine and sends nothing.
     public func plan() async throws -> PlanReport {
         let plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
-        let cache: any CacheStore = try SQLiteCache(
-            path: options.cachePath ?? plan.config.cachePath ?? SQLiteCache.defaultPath(), logger: planLogger)
+        let cache = try await RunCache.open(config: plan.config, overridePath: options.cachePath, logger: planLogger)
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
             "labelforge-plan-\(UUID().uuidString)"
         ).path

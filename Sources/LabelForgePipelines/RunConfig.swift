@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCache
 import LabelForgeCore
 import LabelForgeIO
 import Yams
@@ -126,6 +127,29 @@ public struct RunConfig: Sendable {
     public var cachePath: String?
     public var matchEngineVersion: Bool
     public var stages: [Stage]
+    /// `sqlite` (the default), `s3`, or `tiered` (SQLite at `cachePath` in front of S3).
+    public var cacheKind = "sqlite"
+    /// The bucket of an `s3` or `tiered` cache.
+    public var cacheS3: S3Location? = nil
+    /// `file:line` of the `cache` block, for errors about it.
+    public var cacheLocation = ""
+
+    /// The resolved `cache` block; the S3 keys only for an S3 cache, so every other run's resolved
+    /// config (and plan hash) stays as it was. Credentials are never part of it.
+    var cacheJSON: JSONValue {
+        var json: [String: JSONValue] = [
+            "path": cachePath.map(JSONValue.string) ?? .null, "match_engine_version": .bool(matchEngineVersion),
+        ]
+        if let s3 = cacheS3 {
+            json["kind"] = .string(cacheKind)
+            json["bucket"] = .string(s3.bucket)
+            json["prefix"] = .string(s3.prefix)
+            json["endpoint"] = .string(s3.endpoint)
+            json["region"] = .string(s3.region)
+            if let profile = s3.profile { json["profile"] = .string(profile) }
+        }
+        return .object(json)
+    }
 
     public static let attributeTypes = ["enum", "boolean", "string", "list"]
 
@@ -194,7 +218,33 @@ public struct RunConfig: Sendable {
         let pack = try prompts.require("pack").filePath()
 
         let cache = try root.child("cache")
-        try cache?.checkKeys(["path", "match_engine_version"])
+        try cache?.checkKeys([
+            "path", "match_engine_version", "kind", "bucket", "prefix", "endpoint", "region", "profile",
+        ])
+        let cacheKind = try cache?.child("kind")?.oneOf(["sqlite", "s3", "tiered"]) ?? "sqlite"
+        var cacheS3: S3Location?
+        if let cache, cacheKind != "sqlite" {
+            guard let bucket = try cache.child("bucket")?.string(), !bucket.isEmpty else {
+                throw cache.error(
+                    "a cache of kind '\(cacheKind)' needs 'bucket' (and usually 'endpoint' and 'prefix').")
+            }
+            if cacheKind == "s3", try cache.child("path") != nil {
+                throw cache.error(
+                    "'path' is the local SQLite file of a 'tiered' cache; kind 's3' keeps no local file. Use kind: tiered."
+                )
+            }
+            let endpoint = try cache.child("endpoint")?.string()
+            if let endpoint, !(endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://")) {
+                throw cache.error("'endpoint' must start with http:// or https:// (got '\(endpoint)').")
+            }
+            cacheS3 = S3Location(
+                bucket: bucket, prefix: try cache.child("prefix")?.string() ?? "", endpoint: endpoint,
+                region: try cache.child("region")?.string(), profile: try cache.child("profile")?.string())
+        } else {
+            for key in ["bucket", "prefix", "endpoint", "region", "profile"] where try cache?.child(key) != nil {
+                throw cache!.error("'\(key)' belongs to an S3 cache: add kind: s3 (or kind: tiered).")
+            }
+        }
 
         var stages: [Stage] = []
         for item in try root.require("stages").items() {
@@ -212,7 +262,8 @@ public struct RunConfig: Sendable {
             file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
             limit: limit, dataset: dataset, engines: engines, promptPack: pack,
             cachePath: try cache?.child("path")?.filePath(),
-            matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages)
+            matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages,
+            cacheKind: cacheKind, cacheS3: cacheS3, cacheLocation: cache.map { "\($0.file):\($0.line)" } ?? file)
     }
 
     private static func parseEngine(_ node: ConfigReader, strict: Bool) throws -> Engine {
@@ -333,7 +384,7 @@ public struct RunConfig: Sendable {
                     return .object(engine)
                 }),
             "prompts": ["pack": .string(promptPack)],
-            "cache": ["path": optional(cachePath), "match_engine_version": .bool(matchEngineVersion)],
+            "cache": cacheJSON,
             "stages": .array(stages.map(\.resolvedJSON)),
         ]
     }

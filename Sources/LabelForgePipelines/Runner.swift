@@ -165,8 +165,14 @@ public final class Runner: Sendable {
                 runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         }
         let config = plan.config
-        let cache: any CacheStore = try SQLiteCache(
-            path: options.cachePath ?? config.cachePath ?? SQLiteCache.defaultPath(), logger: logger)
+        let cache: any CacheStore
+        do {
+            cache = try await RunCache.open(config: config, overridePath: options.cachePath, logger: logger)
+        } catch {
+            // Nothing ran: a new run leaves no directory behind.
+            if options.resume == nil { try? FileManager.default.removeItem(atPath: directory.path) }
+            throw error
+        }
         let noCache = options.noCache || options.replay?.recompute == true
         if let replay = options.replay, replay.offline, let original {
             let missing = try await Self.missingEntries(of: original, in: cache)

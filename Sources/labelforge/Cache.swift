@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgePipelines
 import Logging
 
 struct Cache: AsyncParsableCommand {
@@ -22,11 +23,14 @@ struct Cache: AsyncParsableCommand {
             help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
         var cachePath: String?
 
+        @Option(name: .long, help: "Use the cache this pipeline config names (SQLite, S3 or tiered).")
+        var config: String?
+
         func run() async throws {
             let result: (checked: Int, failed: [CacheKey])
             do {
-                let cache = try SQLiteCache(
-                    path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+                let cache = try await RunCache.open(
+                    configPath: config, overridePath: cachePath, logger: Terminal.logger(verbose: false))
                 result = try await cache.verifyAll()
             } catch {
                 throw Terminal.exit(for: error)
@@ -46,18 +50,21 @@ struct Cache: AsyncParsableCommand {
             help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
         var cachePath: String?
 
+        @Option(name: .long, help: "Use the cache this pipeline config names (SQLite, S3 or tiered).")
+        var config: String?
+
         @Flag(name: .long, help: "Print JSON instead of text.")
         var json = false
 
         func run() async throws {
-            let cache: SQLiteCache
+            let stats: CacheStats
             do {
-                cache = try SQLiteCache(
-                    path: cachePath ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+                let cache = try await RunCache.open(
+                    configPath: config, overridePath: cachePath, logger: Terminal.logger(verbose: false))
+                stats = try await cache.stats()
             } catch {
                 throw Terminal.exit(for: error)
             }
-            let stats = try await cache.stats()
             if json {
                 let kinds = stats.byKind.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(
                     separator: ",")

@@ -7,10 +7,30 @@ import Testing
 
 @Suite struct SQLiteCacheTests {
     func entry(_ text: String) -> CacheEntry {
-        let material = CacheKey.material(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: ["text": .string(text)])
+        let material = CacheKey.material(
+            kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "r", body: ["text": .string(text)])
         return CacheEntry(
-            key: CacheKey(hex: ContentHash.hex(material)), request: material, response: ["answer": .string(text.uppercased())],
+            key: CacheKey(hex: ContentHash.hex(material)), request: material,
+            response: ["answer": .string(text.uppercased())],
             engineInfo: ["version": "0.12.0"])
+    }
+
+    @Test("eight opens of one new file at once (shards starting together) all succeed and share the entries")
+    func concurrentCreation() async throws {
+        for round in 0..<5 {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "lf-race-\(round)-\(UUID().uuidString).sqlite"
+            ).path
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            let caches = try await withThrowingTaskGroup(of: SQLiteCache.self) { group in
+                for _ in 0..<8 {
+                    group.addTask { try SQLiteCache(path: path, logger: Logger(label: "race")) }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            try await caches[0].store([entry("x")])
+            #expect(try await caches[7].lookup(entry("x").key)?.response == entry("x").response)
+        }
     }
 
     @Test("entries round-trip through a real SQLite file; a hit writes nothing")
@@ -43,7 +63,8 @@ import Testing
         try await cache.store(e)
         // Another process rewrites the stored response without fixing its integrity hash.
         try await DatabaseQueue(path: dir + "/cache.sqlite").write { db in
-            try db.execute(sql: "UPDATE entries SET response = ? WHERE key = ?", arguments: [Data("{}".utf8), e.key.hex])
+            try db.execute(
+                sql: "UPDATE entries SET response = ? WHERE key = ?", arguments: [Data("{}".utf8), e.key.hex])
         }
         #expect(try await cache.lookup(e.key) == nil)
     }
@@ -69,7 +90,9 @@ import Testing
         try await cache.store(e)
         #expect(try await cache.lookup(e.key)?.payload == e.payload)
         try await DatabaseQueue(path: dir + "/cache.sqlite").write { db in
-            try db.execute(sql: "UPDATE entries SET payload = ? WHERE key = ?", arguments: [Data([0, 0, 128, 63, 0, 0, 0, 65]), e.key.hex])
+            try db.execute(
+                sql: "UPDATE entries SET payload = ? WHERE key = ?",
+                arguments: [Data([0, 0, 128, 63, 0, 0, 0, 65]), e.key.hex])
         }
         #expect(try await cache.lookup(e.key) == nil)
     }
@@ -78,7 +101,9 @@ import Testing
     func batch() async throws {
         let dir = NSTemporaryDirectory() + "lf-cache-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let stores: [any CacheStore] = [try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t")), InMemoryCache()]
+        let stores: [any CacheStore] = [
+            try SQLiteCache(path: dir + "/cache.sqlite", logger: Logger(label: "t")), InMemoryCache(),
+        ]
         for cache in stores {
             let stored = (0..<700).map { entry("text \($0)") }
             try await cache.store(stored)

@@ -60,12 +60,55 @@ import Testing
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b], sampling: {stop: [x]}}]\n",
                 "'stop' applies to generate, synthesize and synthesize_conversation stages only"
             ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {kind: s3, prefix: p}\n",
+                "cache: a cache of kind 's3' needs 'bucket'"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {kind: s3, bucket: b, path: x.sqlite}\n",
+                "Use kind: tiered"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {bucket: b}\n",
+                "'bucket' belongs to an S3 cache: add kind: s3"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {kind: s3, bucket: b, endpoint: 127.0.0.1:9000}\n",
+                "'endpoint' must start with http://"
+            ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {kind: redis}\n",
+                "cache.kind"
+            ),
         ])
     func wrongTypes(yaml: String, fragment: String) throws {
         let ws = try TestWorkspace()
         let path = try ws.write("c.yaml", yaml)
         let error = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: path) }
         #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("an S3 cache block resolves with its bucket (never credentials); a SQLite one resolves as it always did")
+    func cacheBlock() throws {
+        let ws = try TestWorkspace()
+        let base =
+            "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n"
+        let s3 = try RunConfig.load(
+            file: try ws.write(
+                "s3.yaml",
+                base
+                    + "cache: {kind: tiered, path: l.sqlite, bucket: b, prefix: /team/x/, endpoint: \"http://h:9000/\", region: eu-west-1}\n"
+            ))
+        #expect(s3.cacheKind == "tiered" && s3.cacheS3?.prefix == "team/x" && s3.cacheS3?.endpoint == "http://h:9000")
+        #expect(
+            s3.resolvedJSON["cache"]
+                == [
+                    "kind": "tiered", "path": .string(ws.path("l.sqlite")), "match_engine_version": false,
+                    "bucket": "b",
+                    "prefix": "team/x", "endpoint": "http://h:9000", "region": "eu-west-1",
+                ])
+        let sqlite = try RunConfig.load(file: try ws.write("q.yaml", base + "cache: {path: l.sqlite}\n"))
+        #expect(sqlite.resolvedJSON["cache"] == ["path": .string(ws.path("l.sqlite")), "match_engine_version": false])
     }
 
     @Test("defaults are filled in and strict mode forces one slot and one request in flight")
