@@ -32,6 +32,21 @@ public enum EngineInfo {
                     return .object(entry)
                 })
         }
+        // vLLM with VLLM_SERVER_DEV_MODE=1 (`labelforge engine vllm --server-info`): what it ran with.
+        if dialect.name == "vllm", let server = try? await client.get(path: "/server_info?config_format=json") {
+            let config = server["vllm_config"]
+            let environment = server["vllm_env"]
+            var ran: [String: JSONValue] = [:]
+            let fields: [(String, JSONValue?)] = [
+                ("seed", config?["model_config"]?["seed"]), ("revision", config?["model_config"]?["revision"]),
+                ("generation_config", config?["model_config"]?["generation_config"]),
+                ("enable_prefix_caching", config?["cache_config"]?["enable_prefix_caching"]),
+                ("VLLM_BATCH_INVARIANT", environment?["VLLM_BATCH_INVARIANT"]),
+                ("VLLM_ENABLE_V1_MULTIPROCESSING", environment?["VLLM_ENABLE_V1_MULTIPROCESSING"]),
+            ]
+            for (key, value) in fields { if let value { ran[key] = value } }
+            if !ran.isEmpty { info["server_config"] = .object(ran) }
+        }
         return .object(info)
     }
 }

@@ -40,7 +40,13 @@ public final class StubEngine: Sendable {
         var faults = FaultLedger(seed: 0)
         /// Every connection accepted, so a restart can close them as a stopped server would.
         var connections: [Channel] = []
+        /// What `GET /server_info` answers (vLLM with VLLM_SERVER_DEV_MODE=1); 404 when nil.
+        var serverInfo: JSONValue? = nil
     }
+
+    /// Makes `GET /server_info` answer `info`, as vLLM does in dev mode:
+    /// `{"vllm_config": {…}, "vllm_env": {"VLLM_…": …}, "system_env": {…}}`.
+    public func serveServerInfo(_ info: JSONValue) { state.withLockedValue { $0.serverInfo = info } }
 
     /// The documents of each `/v1/rerank` request received, in arrival order.
     public var rerankRequests: [[String]] { state.withLockedValue { $0.rerankRequests } }
@@ -293,6 +299,11 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         case .http503?: return error(503, "The server is overloaded; try again later.", type: "ServiceUnavailableError")
         case .http429?: return error(429, "Too many requests.", type: "RateLimitError")
         default: break
+        }
+        if head.method == .GET, head.uri.hasPrefix("/server_info"),
+            let info = state.withLockedValue({ $0.serverInfo })
+        {
+            return (200, Array(CanonicalJSON.data(info)))
         }
         switch (head.method, head.uri) {
         case (.GET, "/health"):

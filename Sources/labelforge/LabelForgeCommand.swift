@@ -16,7 +16,7 @@ struct LabelForgeCommand: AsyncParsableCommand {
         version: "labelforge \(LabelForgeVersion.current) (git \(GitRevision.current() ?? "revision unknown"))",
         subcommands: [
             Init.self, Setup.self, Run.self, Merge.self, Ablate.self, PlanCommand.self, Replay.self, Diff.self,
-            Inspect.self, Report.self, Export.self, ImportReview.self, Mine.self, Cache.self,
+            Inspect.self, Report.self, Export.self, ImportReview.self, Mine.self, Cache.self, EngineCommand.self,
         ]
     )
 }
