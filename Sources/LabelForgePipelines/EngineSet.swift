@@ -11,6 +11,11 @@ struct EngineHandle: Sendable {
     var model: ResolvedModel
     /// For `local` engines: which launcher ran the server.
     var launcher: String?
+    /// For `ray` engines: requests go out as Ray jobs (`client` then talks to the dashboard).
+    var ray: RayJobTransport? = nil
+
+    /// What carries this engine's requests.
+    var transport: any EngineTransport { ray ?? client }
 }
 
 /// The engines of a run: starts `local` ones, connects to the rest, and stops everything on exit.
@@ -24,22 +29,35 @@ struct EngineSet: Sendable {
         handles.mapValues { h in
             EngineEndpoint(
                 name: h.config.name, dialect: h.dialect, modelID: h.model.id, modelRevision: h.model.revision,
-                transport: h.client, info: infos[h.config.name] ?? .null)
+                transport: h.transport, info: infos[h.config.name] ?? .null)
         }
     }
 
     /// Total requests sent to all engines.
-    var requestsSent: Int { handles.values.reduce(0) { $0 + $1.client.requestsSent } }
+    var requestsSent: Int { handles.values.reduce(0) { $0 + $1.transport.requestsSent } }
 
     func checkReachable() async throws {
         for handle in handles.values.sorted(by: { $0.config.name < $1.config.name }) {
-            try await handle.client.checkReachable()
+            // A Ray engine's client talks to the dashboard; the engine behind it is the cluster's to reach.
+            try await handle.client.checkReachable(path: handle.ray == nil ? "/v1/models" : "/api/version")
         }
     }
 
     func probe() async -> [String: JSONValue] {
         var infos: [String: JSONValue] = [:]
         for (name, handle) in handles {
+            if let ray = handle.ray {
+                var info: [String: JSONValue] = [
+                    "dialect": .string(handle.dialect.name), "processor": "http",
+                    "engine_url": .string(ray.options.engineURL),
+                ]
+                if let version = try? await ray.version() {
+                    info["ray_version"] = version["ray_version"] ?? .null
+                    info["ray_commit"] = version["ray_commit"] ?? .null
+                }
+                infos[name] = .object(info)
+                continue
+            }
             var info = await EngineInfo.probe(client: handle.client, dialect: handle.dialect)
             if case .object(var object) = info {
                 object["launcher"] = handle.launcher.map(JSONValue.string) ?? .null
@@ -149,6 +167,30 @@ struct EngineSet: Sendable {
             }
         }
         var handles = handles
+        if let ray = engine.ray {
+            guard
+                let driver = ProjectPaths.projectFile("scripts/ray_driver.py").flatMap({
+                    FileManager.default.contents(atPath: $0)
+                })
+            else {
+                throw LabelForgeError(
+                    .fileNotFound,
+                    "scripts/ray_driver.py is missing: engine '\(engine.name)' ships it to the Ray cluster. Run from a "
+                        + "checkout, or reinstall with `make install`.")
+            }
+            let options = RayJobOptions(
+                address: ray.address, engineURL: engine.baseURLs[0], python: ray.python,
+                outputDirectory: ray.outputDirectory, batchSize: ray.batchSize, concurrency: ray.concurrency,
+                maxRequestsPerJob: engine.maxInFlight, preserveOrder: config.determinism == "strict",
+                jobTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)))
+            handles[engine.name] = EngineHandle(
+                config: engine, dialect: dialect,
+                client: OpenAIClient(options: endpoint([ray.address]), logger: logger), model: model, launcher: nil,
+                ray: RayJobTransport(options: options, driver: driver, logger: logger))
+            return try await start(
+                remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
+                handles: handles, body)
+        }
         handles[engine.name] = EngineHandle(
             config: engine, dialect: dialect, client: OpenAIClient(options: endpoint(engine.baseURLs), logger: logger),
             model: model, launcher: nil)

@@ -57,6 +57,19 @@ public struct RunConfig: Sendable {
         public var poll: Int? = nil
         /// The most requests one replica (`base_urls`) has in flight; `nil`: only `max_in_flight`.
         public var maxInFlightPerReplica: Int? = nil
+        /// Kind `ray`: the cluster, and how its jobs reach the engine at `baseURLs[0]`.
+        public var ray: Ray? = nil
+
+        public struct Ray: Sendable {
+            /// The Ray dashboard (Jobs REST API).
+            public var address: String
+            /// The job entrypoint's Python on the cluster.
+            public var python: String
+            /// Where jobs write answers and LabelForge reads them (a shared filesystem).
+            public var outputDirectory: String
+            public var batchSize: Int
+            public var concurrency: Int
+        }
     }
 
     public struct Sampling: Sendable {
@@ -270,9 +283,9 @@ public struct RunConfig: Sendable {
         try node.checkKeys([
             "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
             "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
-            "max_in_flight_per_replica",
+            "max_in_flight_per_replica", "address", "python", "output_dir", "batch_size", "concurrency",
         ])
-        let kind = try node.child("kind")?.oneOf(["local", "openai"]) ?? "local"
+        let kind = try node.child("kind")?.oneOf(["local", "openai", "ray"]) ?? "local"
         let modelNode = try node.require("model")
         try modelNode.checkKeys(["id", "path", "revision"])
         let model = Model(
@@ -285,6 +298,32 @@ public struct RunConfig: Sendable {
         if kind == "openai" && baseURLs.isEmpty {
             throw node.error("an engine of kind 'openai' needs 'base_url' (or 'base_urls' for replicas).")
         }
+        var ray: Engine.Ray?
+        if kind == "ray" {
+            guard baseURLs.count == 1 else {
+                throw node.error(
+                    "an engine of kind 'ray' needs 'base_url': the OpenAI-compatible endpoint its jobs send requests to."
+                )
+            }
+            guard let address = try node.child("address")?.string() else {
+                throw node.error("an engine of kind 'ray' needs 'address': the Ray dashboard, e.g. http://head:8265.")
+            }
+            guard let output = try node.child("output_dir")?.filePath() else {
+                throw node.error(
+                    "an engine of kind 'ray' needs 'output_dir': a directory its jobs write answers to and this machine "
+                        + "reads (a shared filesystem).")
+            }
+            ray = Engine.Ray(
+                address: address, python: try node.child("python")?.string() ?? "python", outputDirectory: output,
+                batchSize: try node.child("batch_size")?.int() ?? 16,
+                concurrency: try node.child("concurrency")?.int() ?? 1)
+        } else {
+            for key in ["address", "python", "output_dir", "batch_size", "concurrency"] {
+                if let extra = try node.child(key) {
+                    throw extra.error("'\(key)' applies to engines of kind 'ray' only.")
+                }
+            }
+        }
         for url in baseURLs {
             guard let scheme = URL(string: url)?.scheme?.lowercased(), ["http", "https"].contains(scheme),
                 URL(string: url)?.host?.isEmpty == false
@@ -295,9 +334,9 @@ public struct RunConfig: Sendable {
                         + "e.g. http://127.0.0.1:8000/v1.")
             }
         }
-        if kind == "openai" && model.revision == nil {
+        if kind != "local" && model.revision == nil {
             throw modelNode.error(
-                "an 'openai' engine needs model.revision (e.g. the Hugging Face commit) to pin its model.")
+                "an '\(kind)' engine needs model.revision (e.g. the Hugging Face commit) to pin its model.")
         }
         let slots = try node.child("slots")?.int() ?? 2
         let task = try node.child("task")?.oneOf(["chat", "embed", "rerank"]) ?? "chat"
@@ -325,11 +364,14 @@ public struct RunConfig: Sendable {
             apiKeyEnv: try node.child("api_key_env")?.string(),
             slots: strict ? 1 : slots,
             contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
-            maxInFlight: strict ? 1 : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : 16),
-            timeoutSeconds: try node.child("timeout_s")?.double() ?? 120,
+            maxInFlight: strict
+                ? 1
+                : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : kind == "ray" ? 256 : 16),
+            // A Ray engine's timeout is a whole job's.
+            timeoutSeconds: try node.child("timeout_s")?.double() ?? (kind == "ray" ? 3600 : 120),
             maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, threads: kind == "local" ? threads : nil,
             poll: poll,
-            maxInFlightPerReplica: perReplica)
+            maxInFlightPerReplica: perReplica, ray: ray)
     }
 
     /// `poll` of a local engine when the config gives none: 0, so ggml's idle threads sleep
@@ -381,6 +423,13 @@ public struct RunConfig: Sendable {
                     // Only when set, so the resolved config (and its hash) of every other run stays as it was.
                     if let poll = e.poll { engine["poll"] = .int(Int64(poll)) }
                     if let limit = e.maxInFlightPerReplica { engine["max_in_flight_per_replica"] = .int(Int64(limit)) }
+                    if let ray = e.ray {
+                        engine["address"] = .string(ray.address)
+                        engine["python"] = .string(ray.python)
+                        engine["output_dir"] = .string(ray.outputDirectory)
+                        engine["batch_size"] = .int(Int64(ray.batchSize))
+                        engine["concurrency"] = .int(Int64(ray.concurrency))
+                    }
                     return .object(engine)
                 }),
             "prompts": ["pack": .string(promptPack)],

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
@@ -131,6 +132,13 @@ public final class SeaweedServer: @unchecked Sendable {
     }
 
     deinit { stop() }
+
+    /// The HTTP status of a GET, or nil when nothing answers.
+    public static func httpStatus(_ url: String) async throws -> Int? {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(2))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
+    }
 
     /// `count` distinct loopback ports that were free a moment ago.
     static func freePorts(_ count: Int) throws -> [Int] {

@@ -106,7 +106,8 @@ import Testing
 
     @Test("SIGKILL at 5 moments, then --resume: outputs identical, no row lost or duplicated")
     func killAndResume() async throws {
-        let stub = try await StubEngine.start(delay: .milliseconds(25), answer: StubEngine.followConstraintBySeed)
+        // 50 ms a request: the run lasts past the last kill moment even on an idle machine.
+        let stub = try await StubEngine.start(delay: .milliseconds(50), answer: StubEngine.followConstraintBySeed)
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
 

@@ -1,0 +1,390 @@
+import AsyncHTTPClient
+import Foundation
+import LabelForgeCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import Synchronization
+
+/// Where a Ray cluster is and how its jobs reach the engine (`engines[]` of kind `ray`).
+public struct RayJobOptions: Sendable {
+    /// The Ray dashboard (Jobs REST API), e.g. `http://head:8265`.
+    public var address: String
+    /// The OpenAI-compatible endpoint the cluster's HTTP processor sends requests to.
+    public var engineURL: String
+    /// The job entrypoint's Python (with `ray[data]`); an absolute path on the cluster's nodes.
+    public var python: String
+    /// A directory the job writes results to and LabelForge reads them from (a shared filesystem).
+    public var outputDirectory: String
+    public var batchSize: Int
+    public var concurrency: Int
+    /// Requests per job: the rows in flight gather into one job up to this many.
+    public var maxRequestsPerJob: Int
+    /// Strict runs: Ray Data keeps row order (`preserve_order`).
+    public var preserveOrder: Bool
+    /// How long a job may take before it is stopped.
+    public var jobTimeout: Duration
+
+    public init(
+        address: String, engineURL: String, python: String, outputDirectory: String, batchSize: Int = 16,
+        concurrency: Int = 1, maxRequestsPerJob: Int = 256, preserveOrder: Bool = false,
+        jobTimeout: Duration = .seconds(3600)
+    ) {
+        self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
+        self.engineURL = engineURL
+        self.python = python
+        self.outputDirectory = outputDirectory
+        self.batchSize = batchSize
+        self.concurrency = concurrency
+        self.maxRequestsPerJob = maxRequestsPerJob
+        self.preserveOrder = preserveOrder
+        self.jobTimeout = jobTimeout
+    }
+}
+
+/// Sends requests as Ray Data LLM batch jobs through the Ray Jobs REST API.
+///
+/// Requests that arrive together (a stretch of rows in flight) go out as one job: their bodies,
+/// exactly as they would go over HTTP, are zipped with `scripts/ray_driver.py` into a working
+/// directory uploaded to the cluster as `ray job submit --working-dir` does
+/// (`PUT /api/packages/gcs/<name>.zip`, then `runtime_env.working_dir: gcs://<name>.zip`); the job
+/// is submitted (`POST /api/jobs/`), polled (`GET /api/jobs/<id>`), stopped on cancellation
+/// (`POST /api/jobs/<id>/stop`), and its answers are read from `<output_dir>/<submission_id>/
+/// results.jsonl`. Requests arriving while a job runs form the next one (a validation retry is the
+/// next round). Each caller gets its own answer as if it came over HTTP, so the executor caches
+/// it under the same key: a later HTTP run is all hits.
+public final class RayJobTransport: EngineTransport {
+    public let options: RayJobOptions
+    /// The driver script's bytes (shipped in the working directory).
+    private let driver: Data
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let sent = Atomic<Int>(0)
+    /// How long the first request of a job waits for others to join it.
+    let gatherWindow: Duration = .milliseconds(300)
+
+    private struct Waiting {
+        var request: EngineRequest
+        var continuation: CheckedContinuation<EngineReply, any Error>
+    }
+
+    private struct State {
+        var queue: [Waiting] = []
+        var running = false
+    }
+
+    private static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout.connect = .seconds(3)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(options: RayJobOptions, driver: Data, logger: Logger) {
+        self.options = options
+        self.driver = driver
+        self.logger = logger
+    }
+
+    public var requestsSent: Int { sent.load(ordering: .relaxed) }
+
+    /// The first caller while no job runs leads: it runs jobs until nothing waits (no task of its
+    /// own, so cancelling the run cancels the job); the others wait for their answers.
+    public func send(_ request: EngineRequest) async throws -> EngineReply {
+        while true {
+            let lead = state.withLock { state -> Bool in
+                guard !state.running else { return false }
+                state.running = true
+                return true
+            }
+            if lead { return try await leadJobs(own: request) }
+            do {
+                return try await withCheckedThrowingContinuation { continuation in
+                    let queued = state.withLock { state -> Bool in
+                        // The leader may have finished between the two locks: then lead instead.
+                        guard state.running else { return false }
+                        state.queue.append(Waiting(request: request, continuation: continuation))
+                        return true
+                    }
+                    if !queued { continuation.resume(throwing: BecomeLeader()) }
+                }
+            } catch is BecomeLeader {
+                continue
+            }
+        }
+    }
+
+    private struct BecomeLeader: Error {}
+
+    /// Runs jobs while requests wait, each with what queued up after a short gathering window;
+    /// returns the leader's own answer once the queue is empty.
+    private func leadJobs(own: EngineRequest) async throws -> EngineReply {
+        var ownResult: Result<EngineReply, any Error>?
+        while true {
+            do {
+                try await Task.sleep(for: gatherWindow)
+            } catch {
+                let waiting = state.withLock { state -> [Waiting] in
+                    state.running = false
+                    defer { state.queue.removeAll() }
+                    return state.queue
+                }
+                for waiter in waiting { waiter.continuation.resume(throwing: CancellationError()) }
+                throw CancellationError()
+            }
+            let includeOwn = ownResult == nil
+            let batch = state.withLock { state -> [Waiting] in
+                let batch = Array(state.queue.prefix(options.maxRequestsPerJob - (includeOwn ? 1 : 0)))
+                state.queue.removeFirst(batch.count)
+                if batch.isEmpty && !includeOwn { state.running = false }
+                return batch
+            }
+            if batch.isEmpty && !includeOwn { return try ownResult!.get() }
+            let requests = (includeOwn ? [own] : []) + batch.map(\.request)
+            var results: [Result<EngineReply, any Error>]
+            do {
+                results = try await runJob(requests)
+            } catch {
+                results = requests.map { _ in .failure(error) }
+            }
+            if includeOwn { ownResult = results.removeFirst() }
+            for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+            if Task.isCancelled {
+                let waiting = state.withLock { state -> [Waiting] in
+                    state.running = false
+                    defer { state.queue.removeAll() }
+                    return state.queue
+                }
+                for waiter in waiting { waiter.continuation.resume(throwing: CancellationError()) }
+                throw CancellationError()
+            }
+        }
+    }
+
+    /// One job for `requests`; an answer (or a failure) per request, in order.
+    func runJob(_ requests: [EngineRequest]) async throws -> [Result<EngineReply, any Error>] {
+        let started = ContinuousClock.now
+        var lines = Data()
+        for (index, request) in requests.enumerated() {
+            lines.append(
+                CanonicalJSON.data(
+                    ["id": .int(Int64(index)), "path": .string(request.kind.path), "body": request.body]))
+            lines.append(0x0A)
+        }
+        let archive = StoredZip.archive([
+            ("labelforge_ray_driver.py", driver), ("requests.jsonl", lines),
+        ])
+        let package = "_ray_pkg_\(ContentHash.hex(archive).prefix(16)).zip"
+        let exists = try await call(.GET, "/api/packages/gcs/\(package)")
+        if exists.status == 404 {
+            let upload = try await call(.PUT, "/api/packages/gcs/\(package)", body: archive)
+            guard upload.status == 200 else { throw failure("upload the job's working directory", upload) }
+        } else if exists.status != 200 {
+            throw failure("look up the job's working directory", exists)
+        }
+        let submission = "labelforge-\(UUID().uuidString.lowercased())"
+        let output = options.outputDirectory + "/" + submission
+        var entrypoint = [
+            options.python, "labelforge_ray_driver.py", "--requests", "requests.jsonl", "--output", output, "--url",
+            options.engineURL, "--batch-size", String(options.batchSize), "--concurrency", String(options.concurrency),
+        ]
+        if options.preserveOrder { entrypoint.append("--preserve-order") }
+        let job: JSONValue = [
+            "entrypoint": .string(entrypoint.map(Self.shellQuoted).joined(separator: " ")),
+            "submission_id": .string(submission),
+            "runtime_env": ["working_dir": .string("gcs://\(package)")],
+            "metadata": ["labelforge_requests": .string(String(requests.count))],
+        ]
+        let submitted = try await call(.POST, "/api/jobs/", body: CanonicalJSON.data(job))
+        guard submitted.status == 200 else { throw failure("submit a job", submitted) }
+        sent.add(requests.count, ordering: .relaxed)
+        logger.info("ray job \(submission): \(requests.count) request(s)")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let status = try await waitForJob(submission)
+        guard status.state == "SUCCEEDED" else {
+            let logs = try? await call(.GET, "/api/jobs/\(submission)/logs")
+            let tail =
+                logs.flatMap { try? JSONValue.parse($0.body)["logs"]?.stringValue }.map {
+                    String($0.suffix(800))
+                } ?? ""
+            throw LabelForgeError(
+                .engineFailed,
+                "Ray job \(submission) at \(options.address) ended \(status.state)"
+                    + (status.message.isEmpty ? "" : ": \(status.message)")
+                    + (tail.isEmpty ? "" : "\nlast log lines:\n\(tail)"))
+        }
+        let resultsPath = output + "/results.jsonl"
+        guard let text = try? String(contentsOfFile: resultsPath, encoding: .utf8) else {
+            throw LabelForgeError(
+                .engineFailed,
+                "Ray job \(submission) succeeded but \(resultsPath) is not readable here: output_dir must be a directory "
+                    + "both the cluster and this machine see (a shared filesystem).")
+        }
+        var answers: [Int: JSONValue] = [:]
+        for line in text.split(separator: "\n") {
+            let value = try JSONValue.parse(String(line))
+            if let id = value["id"]?.intValue, let response = value["response"] { answers[id] = response }
+        }
+        let latency = ContinuousClock.now - started
+        return requests.indices.map { index in
+            guard let answer = answers[index] else {
+                return .failure(
+                    LabelForgeError(.invalidResponse, "Ray job \(submission) wrote no answer for request \(index)."))
+            }
+            // The HTTP processor hands back the body of any non-retryable status: vLLM's errors are
+            // `{"object": "error", "message": …}` or `{"error": {…}}`.
+            if answer["object"] == "error" || answer["error"] != nil {
+                let message =
+                    answer["message"]?.stringValue ?? answer["error"]?["message"]?.stringValue ?? answer.textForm
+                return .failure(
+                    LabelForgeError(.engineHTTP, "\(options.engineURL) (through Ray job \(submission)): \(message)"))
+            }
+            return .success(EngineReply(body: answer, attempts: 1, latency: latency))
+        }
+    }
+
+    /// Polls a job until it ends; stops it when the run is cancelled or the job runs too long.
+    private func waitForJob(_ submission: String) async throws -> (state: String, message: String) {
+        let deadline = ContinuousClock.now + options.jobTimeout
+        while true {
+            do {
+                try await Task.sleep(for: .milliseconds(500))
+            } catch {
+                _ = try? await call(.POST, "/api/jobs/\(submission)/stop")
+                throw CancellationError()
+            }
+            let reply = try await call(.GET, "/api/jobs/\(submission)")
+            guard reply.status == 200, let status = try? JSONValue.parse(reply.body) else {
+                throw failure("read job \(submission)", reply)
+            }
+            let state = status["status"]?.stringValue ?? "UNKNOWN"
+            if ["SUCCEEDED", "FAILED", "STOPPED"].contains(state) {
+                return (state, status["message"]?.stringValue ?? "")
+            }
+            if ContinuousClock.now > deadline {
+                _ = try? await call(.POST, "/api/jobs/\(submission)/stop")
+                return ("STOPPED", "it ran longer than \(options.jobTimeout)")
+            }
+        }
+    }
+
+    /// The cluster's version (`GET /api/version`), for the manifest.
+    public func version() async throws -> JSONValue {
+        let reply = try await call(.GET, "/api/version")
+        guard reply.status == 200 else { throw failure("read the version", reply) }
+        return try JSONValue.parse(reply.body)
+    }
+
+    struct Reply {
+        var status: Int
+        var body: Data
+    }
+
+    private func call(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> Reply {
+        var request = HTTPClientRequest(url: options.address + path)
+        request.method = method
+        if let body {
+            request.body = .bytes(ByteBuffer(bytes: body))
+            request.headers.add(
+                name: "Content-Type", value: path.hasSuffix(".zip") ? "application/zip" : "application/json")
+        }
+        do {
+            let response = try await Self.http.execute(request, timeout: .seconds(60))
+            let bytes = try await response.body.collect(upTo: 64 << 20)
+            return Reply(status: Int(response.status.code), body: Data(bytes.readableBytesView))
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw LabelForgeError(
+                .engineUnavailable,
+                "The Ray dashboard at \(options.address) did not answer \(method.rawValue) \(path) (\(error)). Check "
+                    + "engines[].address (the dashboard's Jobs API, port 8265 by default) and that the cluster is up.")
+        }
+    }
+
+    private func failure(_ what: String, _ reply: Reply) -> LabelForgeError {
+        LabelForgeError(
+            .engineHTTP,
+            "The Ray dashboard at \(options.address) could not \(what): HTTP \(reply.status) "
+                + String(String(decoding: reply.body, as: UTF8.self).prefix(400)))
+    }
+
+    static func shellQuoted(_ word: String) -> String {
+        let safe = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_./:=,@%+"))
+        if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }
+        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+/// A zip archive of stored (uncompressed) files: what Ray's working directories need, without a
+/// zip library.
+enum StoredZip {
+    static func archive(_ files: [(name: String, data: Data)]) -> Data {
+        var out = Data()
+        var central = Data()
+        func le16(_ v: Int, _ d: inout Data) {
+            withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) }
+        }
+        func le32(_ v: UInt32, _ d: inout Data) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+        for (name, data) in files {
+            let offset = UInt32(out.count)
+            let crc = crc32(data)
+            let nameBytes = Data(name.utf8)
+            // Local file header: version 2.0, no flags, stored, a fixed DOS time (1980-01-01).
+            le32(0x0403_4b50, &out)
+            le16(20, &out)
+            le16(0, &out)
+            le16(0, &out)
+            le16(0, &out)
+            le16(0x21, &out)
+            le32(crc, &out)
+            le32(UInt32(data.count), &out)
+            le32(UInt32(data.count), &out)
+            le16(nameBytes.count, &out)
+            le16(0, &out)
+            out.append(nameBytes)
+            out.append(data)
+            le32(0x0201_4b50, &central)
+            le16(20, &central)
+            le16(20, &central)
+            le16(0, &central)
+            le16(0, &central)
+            le16(0, &central)
+            le16(0x21, &central)
+            le32(crc, &central)
+            le32(UInt32(data.count), &central)
+            le32(UInt32(data.count), &central)
+            le16(nameBytes.count, &central)
+            le16(0, &central)
+            le16(0, &central)
+            le16(0, &central)
+            le16(0, &central)
+            le32(0o100644 << 16, &central)
+            le32(offset, &central)
+            central.append(nameBytes)
+        }
+        let centralOffset = UInt32(out.count)
+        out.append(central)
+        le32(0x0605_4b50, &out)
+        le16(0, &out)
+        le16(0, &out)
+        le16(files.count, &out)
+        le16(files.count, &out)
+        le32(UInt32(central.count), &out)
+        le32(centralOffset, &out)
+        le16(0, &out)
+        return out
+    }
+
+    /// CRC-32 (IEEE 802.3), as zip wants it.
+    static func crc32(_ data: Data) -> UInt32 {
+        var table = [UInt32](repeating: 0, count: 256)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            table[i] = c
+        }
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in data { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

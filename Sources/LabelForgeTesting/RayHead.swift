@@ -1,0 +1,132 @@
+import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A real Ray head for tests (`ray start --head --block` from the checkout's `.venv-ray`, which
+/// `scripts/test_deps.sh` installs), its dashboard on a loopback port outside Ray's default
+/// worker range (10002–19999), stopped by its own PIDs: never `ray stop`, which stops every Ray
+/// process of the user.
+public final class RayHead: @unchecked Sendable {
+    public let dashboard: String
+    public let directory: String
+    private var process: Process?
+
+    /// The venv's Python (the job entrypoint's interpreter: an absolute path).
+    public static var python: String? {
+        let path = LabelForgeBinary.projectRoot() + "/.venv-ray/bin/python"
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
+    private init(dashboard: String, directory: String, process: Process) {
+        self.dashboard = dashboard
+        self.directory = directory
+        self.process = process
+    }
+
+    /// Starts a head with 2 CPUs and waits until its Jobs API answers.
+    public static func start() async throws -> RayHead {
+        guard let python else {
+            throw SeaweedError("no .venv-ray: run scripts/test_deps.sh (it installs ray[default,data])")
+        }
+        let ray = (python as NSString).deletingLastPathComponent + "/ray"
+        // Short: Ray's socket paths live under it and must fit in 107 bytes.
+        let directory = "/tmp/lf-ray-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let ports = try SeaweedServer.freePorts(10)
+        // Workers take a contiguous range; start it above the others, still outside 10002–19999.
+        let workers = 40000 + Int.random(in: 0..<100) * 100
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ray)
+        process.arguments = [
+            "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true", "--num-cpus=2", "--temp-dir=\(directory)", "--disable-usage-stats",
+            "--port=\(ports[0])", "--dashboard-port=\(ports[1])", "--ray-client-server-port=\(ports[2])",
+            "--object-manager-port=\(ports[3])", "--node-manager-port=\(ports[4])",
+            "--dashboard-agent-listen-port=\(ports[5])", "--dashboard-agent-grpc-port=\(ports[6])",
+            "--runtime-env-agent-port=\(ports[7])", "--metrics-export-port=\(ports[8])",
+            "--min-worker-port=\(workers)", "--max-worker-port=\(workers + 99)",
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["RAY_USAGE_STATS_ENABLED"] = "0"
+        process.environment = environment
+        FileManager.default.createFile(atPath: directory + "/head.log", contents: nil)
+        let log = FileHandle(forWritingAtPath: directory + "/head.log")!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let head = RayHead(dashboard: "http://127.0.0.1:\(ports[1])", directory: directory, process: process)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if process.isRunning == false { break }
+            if (try? await SeaweedServer.httpStatus(head.dashboard + "/api/version")) == 200 { return head }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        head.stop()
+        throw SeaweedError("the Ray head did not answer on \(head.dashboard) within 60 s; see \(directory)/head.log")
+    }
+
+    /// Every process descending from `root`, read from /proc.
+    static func descendants(of root: Int32) -> [Int32] {
+        var children: [Int32: [Int32]] = [:]
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry),
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = Int32(fields[1]) { children[parent, default: []].append(pid) }
+        }
+        var found: [Int32] = []
+        var stack = [root]
+        while let pid = stack.popLast() {
+            for child in children[pid] ?? [] {
+                found.append(child)
+                stack.append(child)
+            }
+        }
+        return found
+    }
+
+    /// Stops the head and everything it started: SIGTERM, then SIGKILL after 3 s.
+    public func stop() {
+        guard let process else { return }
+        self.process = nil
+        let pid = process.processIdentifier
+        var tree = Self.descendants(of: pid)
+        if process.isRunning { kill(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(3)
+        while process.isRunning && Date() < deadline { usleep(100_000) }
+        tree += Self.descendants(of: pid)
+        if process.isRunning { kill(pid, SIGKILL) }
+        for child in Set(tree) { kill(child, SIGKILL) }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Those of `pids` still running (a zombie waiting to be reaped is not), after up to 5 s.
+    public static func leftovers(of pids: [Int32]) -> [Int32] {
+        func running(_ pid: Int32) -> Bool {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            return !stat[stat.index(after: close)...].hasPrefix(" Z")
+        }
+        let deadline = Date().addingTimeInterval(5)
+        var alive = pids.filter(running)
+        while !alive.isEmpty && Date() < deadline {
+            usleep(100_000)
+            alive = alive.filter(running)
+        }
+        return alive
+    }
+
+    /// The head's process and its descendants now.
+    public var processTree: [Int32] {
+        guard let process else { return [] }
+        return [process.processIdentifier] + Self.descendants(of: process.processIdentifier)
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import LabelForgeTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The Ray Data LLM backend against a real Ray head (from PyPI, on loopback ports) whose jobs send
+/// requests to the real local llama.cpp engine with `HttpRequestProcessorConfig`. In the local
+/// engine suite, so it never runs beside another engine test.
+extension LocalEngineTests {
+    func rayConfig(_ ws: TestWorkspace, name: String, engine: String) throws -> String {
+        try ws.write(
+            name,
+            """
+            run: {seed: 11}
+            dataset: {path: data/reviews.jsonl, id_field: id}
+            engines:
+            \(engine)
+            prompts: {pack: prompts}
+            cache: {path: cache.sqlite}
+            stages:
+              - {id: sentiment, type: classify, labels: [positive, negative, neutral], max_validation_retries: 1}
+              - {id: note, type: generate, template: note, sampling: {max_tokens: 12}}
+            """)
+    }
+
+    @Test(
+        "a Ray Data LLM job answers a run's requests (HTTP processor to llama.cpp); the answers are cached under the HTTP keys: the same run over HTTP is all hits and byte-identical"
+    )
+    func rayBackend() async throws {
+        let python = try #require(RayHead.python, "run scripts/test_deps.sh: it installs Ray into .venv-ray")
+        let model = try #require(
+            ProjectPaths.defaultModel(named: "SmolLM2-135M-Instruct.Q4_1.gguf"), "run `make setup`")
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 6)
+        try ws.writePromptPack()
+        try ws.write("prompts/note.mustache", "Summarize in five words: {{text}}\n")
+        let head = try await RayHead.start()
+        defer { head.stop() }
+        let options = LocalEngineOptions(
+            modelPath: model, task: .chat, slots: 2, contextPerSlot: 1024, threads: 1, logPath: ws.path("engine.log"))
+        try await LocalEngine.withRunning(options, logger: CapturedLogs().logger) { running in
+            let model = "{id: smollm2, revision: test-pin}"
+            try rayConfig(
+                ws, name: "ray.yaml",
+                engine: """
+                      - {name: e, kind: ray, dialect: llamacpp, address: "\(head.dashboard)", base_url: "\(running.baseURL)", python: \(python), output_dir: ray-out, model: \(model), batch_size: 4}
+                    """)
+            try rayConfig(
+                ws, name: "http.yaml",
+                engine: """
+                      - {name: e, kind: openai, dialect: llamacpp, base_url: "\(running.baseURL)", model: \(model)}
+                    """)
+            let viaRay = try await CLI.run(["run", "--config", ws.path("ray.yaml"), "--runs-dir", ws.path("ray-runs")])
+            #expect(viaRay.exitCode == 0, "\(viaRay.stderr)")
+            let sent = viaRay.stdout.split(separator: "\n").first { $0.hasPrefix("engine requests sent: ") }.flatMap {
+                Int($0.dropFirst("engine requests sent: ".count))
+            }
+            #expect((sent ?? 0) >= 12, "\(viaRay.stdout)")
+            let rayDir =
+                ws.path("ray-runs") + "/"
+                + (try #require(
+                    try FileManager.default.contentsOfDirectory(atPath: ws.path("ray-runs")).first {
+                        !$0.hasPrefix(".")
+                    }))
+            let record = try JSONValue.parse(
+                String(
+                    try String(contentsOfFile: rayDir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")[0]))
+            let info = record["engines"]?.arrayValue?.first?["info"]
+            #expect(info?["ray_version"] == "2.60.0" && info?["processor"] == "http", "\(String(describing: info))")
+            // Results came through the output directory, which each job cleans up after.
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: ws.path("ray-out"))) ?? []).isEmpty)
+
+            let viaHTTP = try await CLI.run([
+                "run", "--config", ws.path("http.yaml"), "--runs-dir", ws.path("http-runs"),
+            ])
+            #expect(viaHTTP.exitCode == 0, "\(viaHTTP.stderr)")
+            #expect(viaHTTP.stdout.contains("engine requests sent: 0"), "\(viaHTTP.stdout)")
+            #expect(viaHTTP.stdout.contains("cache hit rate: 100.0%"), "\(viaHTTP.stdout)")
+            let httpDir =
+                ws.path("http-runs") + "/"
+                + (try #require(
+                    try FileManager.default.contentsOfDirectory(atPath: ws.path("http-runs")).first {
+                        !$0.hasPrefix(".")
+                    }))
+            for file in ["outputs/sentiment.jsonl", "outputs/note.jsonl", "dataset.jsonl"] {
+                #expect(
+                    FileManager.default.contents(atPath: rayDir + "/" + file)
+                        == FileManager.default.contents(atPath: httpDir + "/" + file), "\(file)")
+            }
+        }
+        let tree = head.processTree
+        #expect(tree.count > 3)
+        head.stop()
+        // Stopped by its own PIDs: nothing it started is left.
+        #expect(RayHead.leftovers(of: tree).isEmpty)
+    }
+}
