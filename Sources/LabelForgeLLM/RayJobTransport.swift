@@ -249,7 +249,10 @@ public final class RayJobTransport: EngineTransport {
             do {
                 try await Task.sleep(for: .milliseconds(500))
             } catch {
-                _ = try? await call(.POST, "/api/jobs/\(submission)/stop")
+                // From a task of its own: this one is cancelled, and the HTTP client would drop
+                // a request made from it before sending.
+                await Task { _ = try? await self.call(.POST, "/api/jobs/\(submission)/stop") }.value
+                logger.info("ray job \(submission) stopped: the run was interrupted")
                 throw CancellationError()
             }
             let reply = try await call(.GET, "/api/jobs/\(submission)")

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import LabelForgeCore
 
 #if canImport(Glibc)
     import Glibc
@@ -65,6 +67,16 @@ public final class RayHead: @unchecked Sendable {
         }
         head.stop()
         throw SeaweedError("the Ray head did not answer on \(head.dashboard) within 60 s; see \(directory)/head.log")
+    }
+
+    /// The cluster's jobs as the Jobs API lists them (`GET /api/jobs/`: a list, or an object keyed
+    /// by ID in some versions).
+    public func jobs() async throws -> [JSONValue] {
+        let response = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: dashboard + "/api/jobs/"), timeout: .seconds(10))
+        let body = try await response.body.collect(upTo: 16 << 20)
+        let value = try JSONValue.parse(Data(body.readableBytesView))
+        return value.arrayValue ?? value.objectValue.map { Array($0.values) } ?? []
     }
 
     /// Every process descending from `root`, read from /proc.

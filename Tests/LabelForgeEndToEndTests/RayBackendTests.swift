@@ -29,7 +29,7 @@ extension LocalEngineTests {
     }
 
     @Test(
-        "a Ray Data LLM job answers a run's requests (HTTP processor to llama.cpp); the answers are cached under the HTTP keys: the same run over HTTP is all hits and byte-identical"
+        "a Ray Data LLM job answers a run's requests (HTTP processor to llama.cpp); the answers are cached under the HTTP keys: the same run over HTTP is all hits and byte-identical; Ctrl-C stops the running job"
     )
     func rayBackend() async throws {
         let python = try #require(RayHead.python, "run scripts/test_deps.sh: it installs Ray into .venv-ray")
@@ -92,6 +92,38 @@ extension LocalEngineTests {
                     FileManager.default.contents(atPath: rayDir + "/" + file)
                         == FileManager.default.contents(atPath: httpDir + "/" + file), "\(file)")
             }
+
+            // Ctrl-C while a job runs: labelforge stops the job and exits 130.
+            let fresh = try String(contentsOfFile: ws.path("ray.yaml"), encoding: .utf8).replacingOccurrences(
+                of: "seed: 11", with: "seed: 12")
+            try ws.write("ray2.yaml", fresh)
+            let before = Set(try await head.jobs().compactMap { $0["submission_id"]?.stringValue })
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: LabelForgeBinary.path())
+            process.arguments = ["run", "--config", ws.path("ray2.yaml"), "--runs-dir", ws.path("ray-runs-2")]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            var job: String?
+            let deadline = Date().addingTimeInterval(60)
+            while job == nil && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                job = try await head.jobs().first {
+                    $0["status"] == "RUNNING" && !before.contains($0["submission_id"]?.stringValue ?? "")
+                }?["submission_id"]?.stringValue
+            }
+            let running = try #require(job, "no job started")
+            kill(process.processIdentifier, SIGINT)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 130)
+            var status: JSONValue?
+            let stopDeadline = Date().addingTimeInterval(30)
+            while Date() < stopDeadline {
+                status = try await head.jobs().first { $0["submission_id"]?.stringValue == running }?["status"]
+                if status == "STOPPED" { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(status == "STOPPED", "job \(running) is \(String(describing: status))")
         }
         let tree = head.processTree
         #expect(tree.count > 3)
