@@ -42,17 +42,6 @@ struct Merge: AsyncParsableCommand {
         let options = RunOptions(
             configPath: "", runsDir: runsDir, cachePath: cachePath,
             merge: MergeOptions(shardDirectories: shards, continueRun: self.continue))
-        let bar = ProgressLine()
-        let runner = Runner(options: options, logger: Terminal.logger(verbose: verbose)) { bar.update($0) }
-        let report: RunReport
-        do {
-            report = try await Terminal.interruptible { try await runner.run() }
-        } catch {
-            bar.finish()
-            throw Terminal.exit(for: error)
-        }
-        bar.finish()
-        Terminal.print(summary: report)
-        if report.status != "completed" { throw ExitCode(1) }
+        try await Terminal.runAndSummarize(options, logger: Terminal.logger(verbose: verbose))
     }
 }

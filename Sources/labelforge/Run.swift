@@ -75,17 +75,6 @@ struct Run: AsyncParsableCommand {
             configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath,
             resume: resume,
             retryFailed: retryFailed, shard: shardSpec)
-        let bar = ProgressLine()
-        let runner = Runner(options: options, logger: logger) { bar.update($0) }
-        let report: RunReport
-        do {
-            report = try await Terminal.interruptible { try await runner.run() }
-        } catch {
-            bar.finish()
-            throw Terminal.exit(for: error)
-        }
-        bar.finish()
-        Terminal.print(summary: report)
-        if report.status != "completed" { throw ExitCode(1) }
+        try await Terminal.runAndSummarize(options, logger: logger)
     }
 }

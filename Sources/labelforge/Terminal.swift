@@ -39,6 +39,23 @@ enum Terminal {
         return ExitCode(1)
     }
 
+    /// Runs a pipeline (`run`, `merge`) with a progress line, prints its summary, and exits 1 unless
+    /// it completed.
+    static func runAndSummarize(_ options: RunOptions, logger: Logger) async throws {
+        let bar = ProgressLine()
+        let runner = Runner(options: options, logger: logger) { bar.update($0) }
+        let report: RunReport
+        do {
+            report = try await interruptible { try await runner.run() }
+        } catch {
+            bar.finish()
+            throw exit(for: error)
+        }
+        bar.finish()
+        print(summary: report)
+        if report.status != "completed" { throw ExitCode(1) }
+    }
+
     /// Runs `body`, cancelling it on SIGINT or SIGTERM so in-flight requests stop, the manifest is
     /// flushed and the local engine is stopped.
     static func interruptible<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
