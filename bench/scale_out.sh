@@ -123,7 +123,7 @@ if [ -x .venv-ray/bin/ray ]; then
     --include-dashboard=true --num-cpus=2 --temp-dir="/tmp/lfb-$$" --disable-usage-stats --port=${rp[0]} \
     --dashboard-port=${rp[1]} --ray-client-server-port=${rp[2]} --object-manager-port=${rp[3]} \
     --node-manager-port=${rp[4]} --dashboard-agent-listen-port=${rp[5]} --dashboard-agent-grpc-port=${rp[6]} \
-    --runtime-env-agent-port=${rp[7]} --metrics-export-port=${rp[8]} --min-worker-port=45000 --max-worker-port=45099 \
+    --runtime-env-agent-port=${rp[7]} --metrics-export-port=${rp[8]} --min-worker-port=22000 --max-worker-port=22099 \
     > "$work/ray.log" 2>&1 & head=$!
   for _ in $(seq 120); do curl -sf "http://127.0.0.1:${rp[1]}/api/version" >/dev/null && break; sleep 0.5; done
   config http "  - {name: e, kind: openai, dialect: vllm, base_url: \"http://127.0.0.1:$port\", model: {id: bench, revision: r}, max_in_flight: 64}" "{path: $work/http.sqlite}"

@@ -37,8 +37,10 @@ public final class RayHead: @unchecked Sendable {
         let directory = "/tmp/lf-ray-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let ports = try SeaweedServer.freePorts(10)
-        // Workers take a contiguous range; start it above the others, still outside 10002–19999.
-        let workers = 40000 + Int.random(in: 0..<100) * 100
+        // Workers take a contiguous range: between Ray's default one (10002–19999) and the kernel's
+        // ephemeral ports (from 32768), where the ports above come from. Ray refuses to start when
+        // a port given falls inside the worker range (a fresh-clone run hit that once).
+        let workers = 20000 + Int.random(in: 0..<120) * 100
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ray)
         process.arguments = [
@@ -65,8 +67,11 @@ public final class RayHead: @unchecked Sendable {
             if (try? await SeaweedServer.httpStatus(head.dashboard + "/api/version")) == 200 { return head }
             try await Task.sleep(for: .milliseconds(250))
         }
+        let lines = (try? String(contentsOfFile: directory + "/head.log", encoding: .utf8)) ?? ""
         head.stop()
-        throw SeaweedError("the Ray head did not answer on \(head.dashboard) within 60 s; see \(directory)/head.log")
+        throw SeaweedError(
+            "the Ray head \(process.isRunning ? "did not answer on \(head.dashboard) within 60 s" : "exited"); its log "
+                + "ends:\n" + String(lines.suffix(1500)))
     }
 
     /// The cluster's jobs as the Jobs API lists them (`GET /api/jobs/`: a list, or an object keyed
