@@ -17,6 +17,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 free_port() { python3 -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 stub() { # LATENCY CAPACITY -> sets $stub_port (not a $(...): the server would hold its pipe open)
   stub_port=$(free_port)
