@@ -33,25 +33,28 @@ public final class TieredCache: CacheStore {
         self.logger = logger
     }
 
-    private func sharedFailed(_ error: any Error) {
-        failedAt.withLock { $0 = ContinuousClock.now }
-        if !warned.exchange(true, ordering: .relaxed) {
-            logger.warning(
-                "the shared cache failed (\(error)); answers are kept in the local cache only until it is back")
+    /// Asks the shared tier, unless it failed less than `retryAfter` ago; on a failure (other
+    /// than cancellation) warns once, remembers when, and returns nil.
+    private func askShared<T>(_ body: () async throws -> T) async throws -> T? {
+        guard sharedUp else { return nil }
+        do {
+            return try await body()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            failedAt.withLock { $0 = ContinuousClock.now }
+            if !warned.exchange(true, ordering: .relaxed) {
+                logger.warning(
+                    "the shared cache failed (\(error)); answers are kept in the local cache only until it is back")
+            }
+            return nil
         }
     }
 
     public func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
         var found = try await local.entries(for: keys)
         let missing = keys.filter { found[$0] == nil }
-        guard !missing.isEmpty, sharedUp else { return found }
-        let remote: [CacheKey: CacheEntry]
-        do {
-            remote = try await shared.entries(for: missing)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            sharedFailed(error)
+        guard !missing.isEmpty, let remote = try await askShared({ try await shared.entries(for: missing) }) else {
             return found
         }
         if !remote.isEmpty { try await local.store(Array(remote.values)) }
@@ -61,28 +64,16 @@ public final class TieredCache: CacheStore {
 
     public func store(_ entries: [CacheEntry]) async throws {
         try await local.store(entries)
-        guard sharedUp else { return }
-        do {
-            try await shared.store(entries)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            sharedFailed(error)
-        }
+        _ = try await askShared { try await shared.store(entries) }
     }
 
     public func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey> {
         let here = try await local.existing(keys)
         let missing = keys.filter { !here.contains($0) }
-        guard !missing.isEmpty, sharedUp else { return here }
-        do {
-            return here.union(try await shared.existing(missing))
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            sharedFailed(error)
+        guard !missing.isEmpty, let there = try await askShared({ try await shared.existing(missing) }) else {
             return here
         }
+        return here.union(there)
     }
 
     /// Both tiers, the local one first; a key failing in either is listed once.

@@ -189,7 +189,7 @@ public final class RayJobTransport: EngineTransport {
         ]
         if options.preserveOrder { entrypoint.append("--preserve-order") }
         let job: JSONValue = [
-            "entrypoint": .string(entrypoint.map(Self.shellQuoted).joined(separator: " ")),
+            "entrypoint": .string(entrypoint.map(VLLMLaunch.quoted).joined(separator: " ")),
             "submission_id": .string(submission),
             "runtime_env": ["working_dir": .string("gcs://\(package)")],
             "metadata": ["labelforge_requests": .string(String(requests.count))],
@@ -311,70 +311,51 @@ public final class RayJobTransport: EngineTransport {
                 + String(String(decoding: reply.body, as: UTF8.self).prefix(400)))
     }
 
-    static func shellQuoted(_ word: String) -> String {
-        let safe = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_./:=,@%+"))
-        if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
 }
 
 /// A zip archive of stored (uncompressed) files: what Ray's working directories need, without a
 /// zip library.
 enum StoredZip {
     static func archive(_ files: [(name: String, data: Data)]) -> Data {
+        /// Little-endian fields, each a value and its width in bytes.
+        func put(_ fields: [(UInt32, Int)], _ data: inout Data) {
+            for (value, width) in fields {
+                for byte in 0..<width { data.append(UInt8(truncatingIfNeeded: value >> (8 * byte))) }
+            }
+        }
         var out = Data()
         var central = Data()
-        func le16(_ v: Int, _ d: inout Data) {
-            withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) }
-        }
-        func le32(_ v: UInt32, _ d: inout Data) { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
         for (name, data) in files {
             let offset = UInt32(out.count)
-            let crc = crc32(data)
             let nameBytes = Data(name.utf8)
-            // Local file header: version 2.0, no flags, stored, a fixed DOS time (1980-01-01).
-            le32(0x0403_4b50, &out)
-            le16(20, &out)
-            le16(0, &out)
-            le16(0, &out)
-            le16(0, &out)
-            le16(0x21, &out)
-            le32(crc, &out)
-            le32(UInt32(data.count), &out)
-            le32(UInt32(data.count), &out)
-            le16(nameBytes.count, &out)
-            le16(0, &out)
+            let size = UInt32(data.count)
+            // Shared by both headers: no flags, stored, a fixed DOS time (1980-01-01), CRC, sizes,
+            // the name's length and no extra field.
+            let shared: [(UInt32, Int)] = [
+                (0, 2), (0, 2), (0, 2), (0x21, 2), (crc32(data), 4), (size, 4), (size, 4),
+                (UInt32(nameBytes.count), 2), (0, 2),
+            ]
+            // Local file header (version 2.0 needed), then the file.
+            put([(0x0403_4b50, 4), (20, 2)] + shared, &out)
             out.append(nameBytes)
             out.append(data)
-            le32(0x0201_4b50, &central)
-            le16(20, &central)
-            le16(20, &central)
-            le16(0, &central)
-            le16(0, &central)
-            le16(0, &central)
-            le16(0x21, &central)
-            le32(crc, &central)
-            le32(UInt32(data.count), &central)
-            le32(UInt32(data.count), &central)
-            le16(nameBytes.count, &central)
-            le16(0, &central)
-            le16(0, &central)
-            le16(0, &central)
-            le16(0, &central)
-            le32(0o100644 << 16, &central)
-            le32(offset, &central)
+            // Central directory entry: made by 2.0, no comment, disk 0, no internal attributes,
+            // a regular file's mode, the local header's offset.
+            put(
+                [(0x0201_4b50, 4), (20, 2), (20, 2)] + shared + [
+                    (0, 2), (0, 2), (0, 2), (0o100644 << 16, 4), (offset, 4),
+                ], &central)
             central.append(nameBytes)
         }
         let centralOffset = UInt32(out.count)
         out.append(central)
-        le32(0x0605_4b50, &out)
-        le16(0, &out)
-        le16(0, &out)
-        le16(files.count, &out)
-        le16(files.count, &out)
-        le32(UInt32(central.count), &out)
-        le32(centralOffset, &out)
-        le16(0, &out)
+        // End of central directory.
+        let count = UInt32(files.count)
+        put(
+            [
+                (0x0605_4b50, 4), (0, 2), (0, 2), (count, 2), (count, 2), (UInt32(central.count), 4),
+                (centralOffset, 4), (0, 2),
+            ], &out)
         return out
     }
 

@@ -42,15 +42,10 @@ public struct VLLMLaunch: Sendable {
     }
 
     /// One replica's process: its environment additions and its argument vector (`vllm serve …`).
-    public struct Replica: Sendable, Equatable {
+    public struct Replica: Sendable {
         public var environment: [(String, String)]
         public var arguments: [String]
         public var baseURL: String
-
-        public static func == (a: Replica, b: Replica) -> Bool {
-            a.arguments == b.arguments && a.baseURL == b.baseURL
-                && a.environment.map { $0.0 + "=" + $0.1 } == b.environment.map { $0.0 + "=" + $0.1 }
-        }
 
         /// The command as one shell line.
         public var shellLine: String {
@@ -114,7 +109,7 @@ public struct VLLMLaunch: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// A shell word: quoted only when it needs to be.
+    /// A shell word: quoted only when it needs to be (also the Ray job entrypoint's words).
     static func quoted(_ word: String) -> String {
         let safe = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-_./:=,@%+"))
         if !word.isEmpty, word.unicodeScalars.allSatisfy({ safe.contains($0) }) { return word }

@@ -144,7 +144,6 @@ final class RunExecution {
             if shard != nil { totalRows = try shardRowCount() }
             var source = try datasetSource()
             for (index, segment) in graph.segments.enumerated() {
-                if index > 0 && stopsAtFirstBarrier { break }
                 let barrierInput = try segment.barrier.map { _ in
                     try RowFileWriter(path: stateDirectory + "/segment-\(index).rows.jsonl")
                 }

@@ -299,24 +299,13 @@ public final class Runner: Sendable {
     /// Request keys a run's manifest lists that the cache does not hold.
     /// Looked up 10,000 keys at a time, so memory stays flat however long the manifest is.
     static func missingEntries(of run: RunArtifacts, in cache: any CacheStore) async throws -> [String] {
-        var missing: [String] = []
-        var seenMissing: Set<String> = []
-        var chunk: [String] = []
-        func check() async throws {
-            let present = try await cache.existing(chunk.map { CacheKey(hex: ContentHash.unprefixed($0)) })
-            for key in chunk where !present.contains(CacheKey(hex: ContentHash.unprefixed(key))) {
-                if seenMissing.insert(key).inserted { missing.append(key) }
-            }
-            chunk.removeAll(keepingCapacity: true)
-        }
+        var scan = MissingKeys(cache: cache)
         let manifest = try run.manifest()
         while let record = try manifest.read() {
             guard case .row(let row) = record else { continue }
-            chunk += row.requestKeys
-            if chunk.count >= 10_000 { try await check() }
+            try await scan.add(row.requestKeys)
         }
-        if !chunk.isEmpty { try await check() }
-        return missing
+        return try await scan.finish()
     }
 
     static func failure(_ error: LabelForgeError) -> ManifestRecord {
@@ -324,6 +313,36 @@ public final class Runner: Sendable {
             SummaryRecord(
                 status: "failed", finishedAt: Timestamp.now(),
                 error: StageFailure(errorClass: error.code.rawValue, message: error.message)))
+    }
+}
+
+/// Request keys (`sha256:…`) a cache lacks, looked up 10,000 at a time so memory stays flat
+/// however many keys go through; each missing key is listed once, in the order first seen.
+struct MissingKeys {
+    let cache: any CacheStore
+    private var missing: [String] = []
+    private var seen: Set<String> = []
+    private var chunk: [String] = []
+
+    init(cache: any CacheStore) { self.cache = cache }
+
+    mutating func add(_ keys: [String]) async throws {
+        chunk += keys
+        if chunk.count >= 10_000 { try await check() }
+    }
+
+    /// The missing keys, once every key has been added.
+    mutating func finish() async throws -> [String] {
+        if !chunk.isEmpty { try await check() }
+        return missing
+    }
+
+    private mutating func check() async throws {
+        let present = try await cache.existing(chunk.map { CacheKey(hex: ContentHash.unprefixed($0)) })
+        for key in chunk where !present.contains(CacheKey(hex: ContentHash.unprefixed(key))) {
+            if seen.insert(key).inserted { missing.append(key) }
+        }
+        chunk.removeAll(keepingCapacity: true)
     }
 }
 

@@ -117,21 +117,11 @@ struct ShardMerge {
     }
 
     /// Request keys the shards answered that `cache` does not hold (a failed row's keys have no
-    /// answer to hold), 10,000 at a time.
+    /// answer to hold), sorted.
     func missingAnswers(in cache: any CacheStore) async throws -> [String] {
-        var missing: [String] = []
-        var chunk: [String] = []
-        func check() async throws {
-            let present = try await cache.existing(chunk.map { CacheKey(hex: ContentHash.unprefixed($0)) })
-            missing += chunk.filter { !present.contains(CacheKey(hex: ContentHash.unprefixed($0))) }
-            chunk.removeAll(keepingCapacity: true)
-        }
-        for row in rows.values where row.error == nil {
-            chunk += row.requestKeys
-            if chunk.count >= 10_000 { try await check() }
-        }
-        if !chunk.isEmpty { try await check() }
-        return Array(Set(missing)).sorted()
+        var scan = MissingKeys(cache: cache)
+        for row in rows.values where row.error == nil { try await scan.add(row.requestKeys) }
+        return try await scan.finish().sorted()
     }
 
     var state: ManifestRecovery.State { ManifestRecovery.State(run: nil, rows: rows, completed: false) }

@@ -62,7 +62,8 @@ public enum PNGDecoder {
         }
         guard ended else { throw PNGDecodingError(description: "image file is truncated") }
         let channels = [0: 1, 2: 3, 3: 1, 4: 2, 6: 4][colorType]
-        guard let channels, bitDepth == 8, interlace == 0, (1...16384).contains(width), (1...16384).contains(height) else {
+        guard let channels, bitDepth == 8, interlace == 0, (1...16384).contains(width), (1...16384).contains(height)
+        else {
             throw PNGDecodingError(description: "unsupported PNG (the stub reads 8-bit, non-interlaced PNGs only)")
         }
         let stride = width * channels

