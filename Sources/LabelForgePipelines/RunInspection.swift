@@ -88,7 +88,7 @@ public enum RunInspection {
     /// raw responses (from the cache), parsed output, cache status and attempts. The manifest,
     /// `dataset.jsonl` and the outputs are streamed; only this row's lines are parsed.
     /// - Throws: `LabelForgeError.invalidDataset` when the run has no such row.
-    public static func row(_ rowID: String, run: RunArtifacts, cache: SQLiteCache) async throws -> JSONValue {
+    public static func row(_ rowID: String, run: RunArtifacts, cache: any CacheStore) async throws -> JSONValue {
         let input = try OutputReader(path: run.directory + "/dataset.jsonl").record(of: rowID)?["input"] ?? .null
         var lines: [String: RowRecord] = [:]
         try run.manifest().forEachRow { if $0.rowID == rowID { lines[$0.stage] = $0 } }

@@ -6,7 +6,8 @@ import LabelForgePipelines
 
 struct Inspect: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Explain a run: pins, engine, environment, per-stage counts, latency, errors and accuracy; or one row's lineage."
+        abstract:
+            "Explain a run: pins, engine, environment, per-stage counts, latency, errors and accuracy; or one row's lineage."
     )
 
     @Argument(help: "The run directory (runs/<id>).")
@@ -18,21 +19,30 @@ struct Inspect: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
-    @Option(name: .long, help: "The cache holding the run's responses (for --row; default: the run's config, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
+    @Option(
+        name: .long,
+        help:
+            "The cache holding the run's responses (for --row; default: the run's config, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge)."
+    )
     var cachePath: String?
 
     func run() async throws {
         do {
             let artifacts = try RunArtifacts.load(self.run)
             if let row {
-                let configured = artifacts.resolvedConfig["cache"]?["path"]?.stringValue
-                let cache = try SQLiteCache(
-                    path: cachePath ?? configured ?? SQLiteCache.defaultPath(), logger: Terminal.logger(verbose: false))
+                // The run's own cache (SQLite, S3 or tiered), as its resolved config names it.
+                let cache = try await RunCache.open(
+                    configPath: artifacts.directory + "/config.resolved.yaml", overridePath: cachePath,
+                    logger: Terminal.logger(verbose: false))
                 let lineage = try await RunInspection.row(row, run: artifacts, cache: cache)
-                print(json ? CanonicalJSON.string(lineage) : RunInspection.render(row: lineage), terminator: json ? "\n" : "")
+                print(
+                    json ? CanonicalJSON.string(lineage) : RunInspection.render(row: lineage),
+                    terminator: json ? "\n" : "")
             } else {
                 let summary = try RunInspection.summary(artifacts)
-                print(json ? CanonicalJSON.string(summary) : RunInspection.render(summary: summary), terminator: json ? "\n" : "")
+                print(
+                    json ? CanonicalJSON.string(summary) : RunInspection.render(summary: summary),
+                    terminator: json ? "\n" : "")
             }
         } catch let error as LabelForgeError {
             throw Terminal.exit(for: error)

@@ -133,6 +133,12 @@ import Testing
             ["cache", "verify", "--config", ws.path("s3.yaml")], environment: SeaweedServer.credentials)
         #expect(verify.exitCode == 0 && verify.stdout.contains("entries checked: \(entries), failed verification: 0"))
 
+        // `inspect --row` reads the run's answers from the bucket its config names.
+        let inspected = try await CLI.run(
+            ["inspect", try #require(ra.1), "--row", "r3", "--json"], environment: SeaweedServer.credentials)
+        #expect(inspected.exitCode == 0 && !inspected.stdout.contains("not in this cache"), "\(inspected.stdout)")
+        #expect(inspected.stdout.contains("\"response\""), "\(inspected.stdout)")
+
         // Wrong credentials: a clear error before any request, naming where they came from.
         let (wrong, wrongDir) = try await run(
             ["run", "--config", ws.path("s3.yaml")], ws, runs: "wrong",
