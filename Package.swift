@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "LabelForgeEndToEndTests",
             dependencies: [
-                "LabelForgeTesting", "LabelForgeCore", "LabelForgeLLM", "LabelForgeIO",
+                "LabelForgeTesting", "LabelForgeCore", "LabelForgeLLM", "LabelForgeIO", "LabelForgeCache",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

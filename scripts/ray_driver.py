@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
 """LabelForge's Ray job driver: answers a file of engine requests with Ray Data LLM.
 
-LabelForge submits this through the Ray Jobs REST API with a working directory that holds it and
-`requests.jsonl` (one `{"id", "path", "body"}` per line: the exact OpenAI-compatible request body
-LabelForge would have sent over HTTP). The driver builds one `ray.data.llm` processor per request
-path (`HttpRequestProcessorConfig` to the engine's OpenAI-compatible endpoint), runs the requests,
-and writes `{"id", "response"}` lines to `<output>/results.jsonl` (then renames it into place),
-where LabelForge reads them: results travel through the output location, never the job's logs.
+LabelForge submits this through the Ray Jobs REST API with a working directory that holds it and,
+unless the run's cache is a bucket, `requests.jsonl` (one `{"id", "path", "body"}` per line: the
+exact OpenAI-compatible request body LabelForge would have sent over HTTP). The driver builds one
+`ray.data.llm` processor per request path (`HttpRequestProcessorConfig` to the engine's
+OpenAI-compatible endpoint), runs the requests, and writes `{"id", "response"}` lines to
+`<output>/results.jsonl`, where LabelForge reads them: results travel through the output location,
+never the job's logs.
+
+`--requests` and `--output` may be `s3://bucket/key` URLs (with `--s3-endpoint` for a server other
+than AWS): the files then travel through the bucket, read and written with pyarrow's S3 filesystem
+(it ships with `ray[data]`) and the cluster's own credentials (environment, profile or instance
+role). LabelForge never sends its credentials to the cluster.
 """
 import argparse
 import json
@@ -14,10 +20,44 @@ import os
 import sys
 
 
+def storage(location, args):
+    """The pyarrow filesystem holding `location` (a path, or an s3:// URL) and the path inside it."""
+    from pyarrow import fs
+
+    if location.startswith("s3://"):
+        options = {"region": args.s3_region} if args.s3_region else {}
+        if args.s3_endpoint:
+            scheme, _, host = args.s3_endpoint.partition("://")
+            options.update(scheme=scheme, endpoint_override=host)
+        return fs.S3FileSystem(**options), location[len("s3://") :]
+    return fs.LocalFileSystem(), os.path.abspath(location)
+
+
+def read_text(location, args):
+    filesystem, path = storage(location, args)
+    with filesystem.open_input_stream(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def write_text(location, text, args):
+    """Writes all of `text` or nothing: a local file is renamed into place; an S3 object appears whole."""
+    filesystem, path = storage(location, args)
+    if not location.startswith("s3://"):
+        filesystem.create_dir(os.path.dirname(path), recursive=True)
+        with filesystem.open_output_stream(path + ".partial") as handle:
+            handle.write(text.encode("utf-8"))
+        filesystem.move(path + ".partial", path)
+    else:
+        with filesystem.open_output_stream(path) as handle:
+            handle.write(text.encode("utf-8"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", required=True, help="requests.jsonl (in the job's working directory)")
-    parser.add_argument("--output", required=True, help="directory LabelForge reads results.jsonl from")
+    parser.add_argument("--requests", required=True, help="requests.jsonl: in the working directory, or s3://…")
+    parser.add_argument("--output", required=True, help="where LabelForge reads results.jsonl: a directory, or s3://…")
+    parser.add_argument("--s3-endpoint", default=None, help="an S3-compatible server, e.g. http://minio:9000")
+    parser.add_argument("--s3-region", default=None)
     parser.add_argument("--url", required=True, help="the engine's OpenAI-compatible base URL")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=1)
@@ -28,8 +68,7 @@ def main() -> int:
     import ray
     from ray.data.llm import HttpRequestProcessorConfig, build_processor
 
-    with open(args.requests, encoding="utf-8") as handle:
-        requests = [json.loads(line) for line in handle if line.strip()]
+    requests = [json.loads(line) for line in read_text(args.requests, args).splitlines() if line.strip()]
     ray.init(log_to_driver=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = args.preserve_order
     results = []
@@ -52,12 +91,8 @@ def main() -> int:
         )
         for row in processor(ray.data.from_items(rows)).iter_rows():
             results.append({"id": row["id"], "response": json.loads(row["response"])})
-    os.makedirs(args.output, exist_ok=True)
-    partial = os.path.join(args.output, "results.jsonl.partial")
-    with open(partial, "w", encoding="utf-8") as handle:
-        for result in sorted(results, key=lambda r: r["id"]):
-            handle.write(json.dumps(result, separators=(",", ":")) + "\n")
-    os.replace(partial, os.path.join(args.output, "results.jsonl"))
+    lines = [json.dumps(result, separators=(",", ":")) + "\n" for result in sorted(results, key=lambda r: r["id"])]
+    write_text(args.output.rstrip("/") + "/results.jsonl", "".join(lines), args)
     print(f"labelforge ray driver: {len(results)} of {len(requests)} requests answered")
     return 0 if len(results) == len(requests) else 1
 

@@ -6,6 +6,31 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
+/// Where a Ray job's request file and results travel.
+public enum RayJobExchange: Sendable {
+    /// A directory both the cluster and this machine see (a shared filesystem): the request file
+    /// travels in the job's working directory and results come back in
+    /// `<directory>/<submission>/results.jsonl`.
+    case directory(String)
+    /// A bucket both reach (the run's S3 cache): the request file and results are objects under
+    /// `<prefix>/<submission>/`, and only the driver goes in the working directory. The cluster
+    /// reads and writes them with its own credentials; this machine's never leave it.
+    case bucket(any RayJobBucket)
+}
+
+/// Objects in a bucket, named relative to the prefix Ray jobs use.
+public protocol RayJobBucket: Sendable {
+    /// `s3://bucket/<prefix>/<name>`, as the job names the object.
+    func url(_ name: String) -> String
+    /// The S3 endpoint and region the job's filesystem uses.
+    var endpoint: String { get }
+    var region: String { get }
+    func put(_ name: String, _ data: Data) async throws
+    /// The object's bytes, or nil when there is none.
+    func get(_ name: String) async throws -> Data?
+    func delete(_ name: String) async
+}
+
 /// Where a Ray cluster is and how its jobs reach the engine (`engines[]` of kind `ray`).
 public struct RayJobOptions: Sendable {
     /// The Ray dashboard (Jobs REST API), e.g. `http://head:8265`.
@@ -14,8 +39,8 @@ public struct RayJobOptions: Sendable {
     public var engineURL: String
     /// The job entrypoint's Python (with `ray[data]`); an absolute path on the cluster's nodes.
     public var python: String
-    /// A directory the job writes results to and LabelForge reads them from (a shared filesystem).
-    public var outputDirectory: String
+    /// How the request file and results travel.
+    public var exchange: RayJobExchange
     public var batchSize: Int
     public var concurrency: Int
     /// Requests per job: the rows in flight gather into one job up to this many.
@@ -26,14 +51,14 @@ public struct RayJobOptions: Sendable {
     public var jobTimeout: Duration
 
     public init(
-        address: String, engineURL: String, python: String, outputDirectory: String, batchSize: Int = 16,
+        address: String, engineURL: String, python: String, exchange: RayJobExchange, batchSize: Int = 16,
         concurrency: Int = 1, maxRequestsPerJob: Int = 256, preserveOrder: Bool = false,
         jobTimeout: Duration = .seconds(3600)
     ) {
         self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
         self.engineURL = engineURL
         self.python = python
-        self.outputDirectory = outputDirectory
+        self.exchange = exchange
         self.batchSize = batchSize
         self.concurrency = concurrency
         self.maxRequestsPerJob = maxRequestsPerJob
@@ -50,7 +75,8 @@ public struct RayJobOptions: Sendable {
 /// (`PUT /api/packages/gcs/<name>.zip`, then `runtime_env.working_dir: gcs://<name>.zip`); the job
 /// is submitted (`POST /api/jobs/`), polled (`GET /api/jobs/<id>`), stopped on cancellation
 /// (`POST /api/jobs/<id>/stop`), and its answers are read from `<output_dir>/<submission_id>/
-/// results.jsonl`. Requests arriving while a job runs form the next one (a validation retry is the
+/// results.jsonl`, or, when the exchange is a bucket, the request file and the answers are
+/// objects under `<prefix>/<submission_id>/`. Requests arriving while a job runs form the next one (a validation retry is the
 /// next round). Each caller gets its own answer as if it came over HTTP, so the executor caches
 /// it under the same key: a later HTTP run is all hits.
 public final class RayJobTransport: EngineTransport {
@@ -160,8 +186,24 @@ public final class RayJobTransport: EngineTransport {
         }
     }
 
-    /// One job for `requests`; an answer (or a failure) per request, in order.
+    /// One job for `requests`; an answer (or a failure) per request, in order. The job's files are
+    /// removed afterwards, whatever happened (from a task of its own: this one may be cancelled).
     func runJob(_ requests: [EngineRequest]) async throws -> [Result<EngineReply, any Error>] {
+        let submission = "labelforge-\(UUID().uuidString.lowercased())"
+        let cleanUp = { [exchange = options.exchange] in await Task { await Self.cleanUp(exchange, submission) }.value }
+        do {
+            let results = try await runJob(requests, submission: submission)
+            await cleanUp()
+            return results
+        } catch {
+            await cleanUp()
+            throw error
+        }
+    }
+
+    private func runJob(_ requests: [EngineRequest], submission: String) async throws
+        -> [Result<EngineReply, any Error>]
+    {
         let started = ContinuousClock.now
         var lines = Data()
         for (index, request) in requests.enumerated() {
@@ -170,9 +212,23 @@ public final class RayJobTransport: EngineTransport {
                     ["id": .int(Int64(index)), "path": .string(request.kind.path), "body": request.body]))
             lines.append(0x0A)
         }
-        let archive = StoredZip.archive([
-            ("labelforge_ray_driver.py", driver), ("requests.jsonl", lines),
-        ])
+        // Where the request file is (for the driver), and where the answers come back.
+        var files: [(name: String, data: Data)] = [("labelforge_ray_driver.py", driver)]
+        let requestsArgument: String
+        let output: String
+        var storage: [String] = []
+        switch options.exchange {
+        case .directory(let directory):
+            files.append(("requests.jsonl", lines))
+            requestsArgument = "requests.jsonl"
+            output = directory + "/" + submission
+        case .bucket(let bucket):
+            try await bucket.put(submission + "/requests.jsonl", lines)
+            requestsArgument = bucket.url(submission + "/requests.jsonl")
+            output = bucket.url(submission)
+            storage = ["--s3-endpoint", bucket.endpoint, "--s3-region", bucket.region]
+        }
+        let archive = StoredZip.archive(files)
         let package = "_ray_pkg_\(ContentHash.hex(archive).prefix(16)).zip"
         let exists = try await call(.GET, "/api/packages/gcs/\(package)")
         if exists.status == 404 {
@@ -181,12 +237,12 @@ public final class RayJobTransport: EngineTransport {
         } else if exists.status != 200 {
             throw failure("look up the job's working directory", exists)
         }
-        let submission = "labelforge-\(UUID().uuidString.lowercased())"
-        let output = options.outputDirectory + "/" + submission
-        var entrypoint = [
-            options.python, "labelforge_ray_driver.py", "--requests", "requests.jsonl", "--output", output, "--url",
-            options.engineURL, "--batch-size", String(options.batchSize), "--concurrency", String(options.concurrency),
-        ]
+        var entrypoint =
+            [
+                options.python, "labelforge_ray_driver.py", "--requests", requestsArgument, "--output", output, "--url",
+                options.engineURL, "--batch-size", String(options.batchSize), "--concurrency",
+                String(options.concurrency),
+            ] + storage
         if options.preserveOrder { entrypoint.append("--preserve-order") }
         let job: JSONValue = [
             "entrypoint": .string(entrypoint.map(VLLMLaunch.quoted).joined(separator: " ")),
@@ -198,7 +254,6 @@ public final class RayJobTransport: EngineTransport {
         guard submitted.status == 200 else { throw failure("submit a job", submitted) }
         sent.add(requests.count, ordering: .relaxed)
         logger.info("ray job \(submission): \(requests.count) request(s)")
-        defer { try? FileManager.default.removeItem(atPath: output) }
         let status = try await waitForJob(submission)
         guard status.state == "SUCCEEDED" else {
             let logs = try? await call(.GET, "/api/jobs/\(submission)/logs")
@@ -212,13 +267,7 @@ public final class RayJobTransport: EngineTransport {
                     + (status.message.isEmpty ? "" : ": \(status.message)")
                     + (tail.isEmpty ? "" : "\nlast log lines:\n\(tail)"))
         }
-        let resultsPath = output + "/results.jsonl"
-        guard let text = try? String(contentsOfFile: resultsPath, encoding: .utf8) else {
-            throw LabelForgeError(
-                .engineFailed,
-                "Ray job \(submission) succeeded but \(resultsPath) is not readable here: output_dir must be a directory "
-                    + "both the cluster and this machine see (a shared filesystem).")
-        }
+        let text = try await results(of: submission, in: output)
         var answers: [Int: JSONValue] = [:]
         for line in text.split(separator: "\n") {
             let value = try JSONValue.parse(String(line))
@@ -239,6 +288,37 @@ public final class RayJobTransport: EngineTransport {
                     LabelForgeError(.engineHTTP, "\(options.engineURL) (through Ray job \(submission)): \(message)"))
             }
             return .success(EngineReply(body: answer, attempts: 1, latency: latency))
+        }
+    }
+
+    /// The job's `results.jsonl`.
+    private func results(of submission: String, in output: String) async throws -> String {
+        switch options.exchange {
+        case .directory:
+            let path = output + "/results.jsonl"
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw LabelForgeError(
+                    .engineFailed,
+                    "Ray job \(submission) succeeded but \(path) is not readable here: output_dir must be a directory "
+                        + "both the cluster and this machine see (a shared filesystem).")
+            }
+            return text
+        case .bucket(let bucket):
+            guard let data = try await bucket.get(submission + "/results.jsonl") else {
+                throw LabelForgeError(
+                    .engineFailed, "Ray job \(submission) succeeded but wrote no \(output)/results.jsonl.")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// Removes a job's files once its answers are in (or it failed).
+    private static func cleanUp(_ exchange: RayJobExchange, _ submission: String) async {
+        switch exchange {
+        case .directory(let directory): try? FileManager.default.removeItem(atPath: directory + "/" + submission)
+        case .bucket(let bucket):
+            await bucket.delete(submission + "/requests.jsonl")
+            await bucket.delete(submission + "/results.jsonl")
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCache
 import LabelForgeCore
 import LabelForgeLLM
 import Logging
@@ -51,6 +52,7 @@ struct EngineSet: Sendable {
                     "dialect": .string(handle.dialect.name), "processor": "http",
                     "engine_url": .string(ray.options.engineURL),
                 ]
+                if case .bucket(let bucket) = ray.options.exchange { info["job_files"] = .string(bucket.url("")) }
                 if let version = try? await ray.version() {
                     info["ray_version"] = version["ray_version"] ?? .null
                     info["ray_commit"] = version["ray_commit"] ?? .null
@@ -178,9 +180,20 @@ struct EngineSet: Sendable {
                     "scripts/ray_driver.py is missing: engine '\(engine.name)' ships it to the Ray cluster. Run from a "
                         + "checkout, or reinstall with `make install`.")
             }
+            let exchange: RayJobExchange
+            if let output = ray.outputDirectory {
+                exchange = .directory(output)
+            } else {
+                // The config refuses a Ray engine with neither output_dir nor a bucket cache.
+                exchange = .bucket(
+                    CacheBucketJobs(
+                        objects: try S3Objects(
+                            location: config.cacheS3!, environment: ProcessInfo.processInfo.environment)
+                    ))
+            }
             let options = RayJobOptions(
                 address: ray.address, engineURL: engine.baseURLs[0], python: ray.python,
-                outputDirectory: ray.outputDirectory, batchSize: ray.batchSize, concurrency: ray.concurrency,
+                exchange: exchange, batchSize: ray.batchSize, concurrency: ray.concurrency,
                 maxRequestsPerJob: engine.maxInFlight, preserveOrder: config.determinism == "strict",
                 jobTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)))
             handles[engine.name] = EngineHandle(
@@ -198,4 +211,16 @@ struct EngineSet: Sendable {
             remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
             handles: handles, body)
     }
+}
+
+/// A Ray engine's job files in the run's cache bucket, under `<cache prefix>/ray-jobs/` (beside the
+/// cache's `<2 hex>/<key>.json` objects, which its listing never mistakes them for).
+struct CacheBucketJobs: RayJobBucket {
+    let objects: S3Objects
+    var endpoint: String { objects.location.endpoint }
+    var region: String { objects.location.region }
+    func url(_ name: String) -> String { objects.url("ray-jobs/" + name) }
+    func put(_ name: String, _ data: Data) async throws { try await objects.put("ray-jobs/" + name, data) }
+    func get(_ name: String) async throws -> Data? { try await objects.get("ray-jobs/" + name) }
+    func delete(_ name: String) async { await objects.delete("ray-jobs/" + name) }
 }

@@ -65,8 +65,9 @@ public struct RunConfig: Sendable {
             public var address: String
             /// The job entrypoint's Python on the cluster.
             public var python: String
-            /// Where jobs write answers and LabelForge reads them (a shared filesystem).
-            public var outputDirectory: String
+            /// Where jobs write answers and LabelForge reads them (a shared filesystem); nil: through
+            /// the cache's bucket.
+            public var outputDirectory: String?
             public var batchSize: Int
             public var concurrency: Int
         }
@@ -216,20 +217,6 @@ public struct RunConfig: Sendable {
             imageFields: imageFields, imageLimits: limits,
             pathLocation: "\(datasetNode.file):\(try datasetNode.require("path").line)")
 
-        var engines: [Engine] = []
-        for node in try root.require("engines").items() {
-            engines.append(try parseEngine(node, strict: determinism == "strict"))
-        }
-        guard !engines.isEmpty else { throw root.error("'engines' needs at least one engine.") }
-        let engineNames = engines.map(\.name)
-        if let duplicate = engineNames.first(where: { name in engineNames.filter { $0 == name }.count > 1 }) {
-            throw root.error("two engines are named '\(duplicate)'; engine names must be unique.")
-        }
-
-        let prompts = try root.require("prompts")
-        try prompts.checkKeys(["pack"])
-        let pack = try prompts.require("pack").filePath()
-
         let cache = try root.child("cache")
         try cache?.checkKeys([
             "path", "match_engine_version", "kind", "bucket", "prefix", "endpoint", "region", "profile",
@@ -259,6 +246,20 @@ public struct RunConfig: Sendable {
             }
         }
 
+        var engines: [Engine] = []
+        for node in try root.require("engines").items() {
+            engines.append(try parseEngine(node, strict: determinism == "strict", bucket: cacheS3 != nil))
+        }
+        guard !engines.isEmpty else { throw root.error("'engines' needs at least one engine.") }
+        let engineNames = engines.map(\.name)
+        if let duplicate = engineNames.first(where: { name in engineNames.filter { $0 == name }.count > 1 }) {
+            throw root.error("two engines are named '\(duplicate)'; engine names must be unique.")
+        }
+
+        let prompts = try root.require("prompts")
+        try prompts.checkKeys(["pack"])
+        let pack = try prompts.require("pack").filePath()
+
         var stages: [Stage] = []
         for item in try root.require("stages").items() {
             for node in try QualityFilter.expand(item) ?? [item] {
@@ -279,7 +280,8 @@ public struct RunConfig: Sendable {
             cacheKind: cacheKind, cacheS3: cacheS3, cacheLocation: cache.map { "\($0.file):\($0.line)" } ?? file)
     }
 
-    private static func parseEngine(_ node: ConfigReader, strict: Bool) throws -> Engine {
+    /// - Parameter bucket: the run's cache is a bucket (a Ray engine's jobs may exchange files there).
+    private static func parseEngine(_ node: ConfigReader, strict: Bool, bucket: Bool) throws -> Engine {
         try node.checkKeys([
             "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
             "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
@@ -308,10 +310,12 @@ public struct RunConfig: Sendable {
             guard let address = try node.child("address")?.string() else {
                 throw node.error("an engine of kind 'ray' needs 'address': the Ray dashboard, e.g. http://head:8265.")
             }
-            guard let output = try node.child("output_dir")?.filePath() else {
+            let output = try node.child("output_dir")?.filePath()
+            if output == nil && !bucket {
                 throw node.error(
-                    "an engine of kind 'ray' needs 'output_dir': a directory its jobs write answers to and this machine "
-                        + "reads (a shared filesystem).")
+                    "an engine of kind 'ray' needs 'output_dir' (a directory its jobs write answers to and this machine "
+                        + "reads: a shared filesystem), or a cache of kind 's3' or 'tiered', whose bucket its jobs then "
+                        + "exchange files through.")
             }
             ray = Engine.Ray(
                 address: address, python: try node.child("python")?.string() ?? "python", outputDirectory: output,
@@ -426,7 +430,7 @@ public struct RunConfig: Sendable {
                     if let ray = e.ray {
                         engine["address"] = .string(ray.address)
                         engine["python"] = .string(ray.python)
-                        engine["output_dir"] = .string(ray.outputDirectory)
+                        if let output = ray.outputDirectory { engine["output_dir"] = .string(output) }
                         engine["batch_size"] = .int(Int64(ray.batchSize))
                         engine["concurrency"] = .int(Int64(ray.concurrency))
                     }

@@ -27,8 +27,9 @@ public final class RayHead: @unchecked Sendable {
         self.process = process
     }
 
-    /// Starts a head with 2 CPUs and waits until its Jobs API answers.
-    public static func start() async throws -> RayHead {
+    /// Starts a head with 2 CPUs and waits until its Jobs API answers. `environment` is added to
+    /// the head's, which its jobs inherit (as a cluster's nodes carry their own credentials).
+    public static func start(environment extra: [String: String] = [:]) async throws -> RayHead {
         guard let python else {
             throw TestServerError("no .venv-ray: run scripts/test_deps.sh (it installs ray[default,data])")
         }
@@ -54,6 +55,7 @@ public final class RayHead: @unchecked Sendable {
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["RAY_USAGE_STATS_ENABLED"] = "0"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         FileManager.default.createFile(atPath: directory + "/head.log", contents: nil)
         let log = FileHandle(forWritingAtPath: directory + "/head.log")!

@@ -1,4 +1,5 @@
 import Foundation
+import LabelForgeCache
 import LabelForgeCore
 import LabelForgeLLM
 import LabelForgeTesting
@@ -12,7 +13,9 @@ import Testing
 /// requests to the real local llama.cpp engine with `HttpRequestProcessorConfig`. In the local
 /// engine suite, so it never runs beside another engine test.
 extension LocalEngineTests {
-    func rayConfig(_ ws: TestWorkspace, name: String, engine: String) throws -> String {
+    func rayConfig(_ ws: TestWorkspace, name: String, engine: String, cache: String = "{path: cache.sqlite}") throws
+        -> String
+    {
         try ws.write(
             name,
             """
@@ -21,7 +24,7 @@ extension LocalEngineTests {
             engines:
             \(engine)
             prompts: {pack: prompts}
-            cache: {path: cache.sqlite}
+            cache: \(cache)
             stages:
               - {id: sentiment, type: classify, labels: [positive, negative, neutral], max_validation_retries: 1}
               - {id: note, type: generate, template: note, sampling: {max_tokens: 12}}
@@ -29,7 +32,7 @@ extension LocalEngineTests {
     }
 
     @Test(
-        "a Ray Data LLM job answers a run's requests (HTTP processor to llama.cpp); the answers are cached under the HTTP keys: the same run over HTTP is all hits and byte-identical; Ctrl-C stops the running job"
+        "a Ray Data LLM job answers a run's requests (HTTP processor to llama.cpp); the answers are cached under the HTTP keys: the same run over HTTP is all hits and byte-identical; with an S3 cache the job's files travel through the bucket; Ctrl-C stops the running job"
     )
     func rayBackend() async throws {
         let python = try #require(RayHead.python, "run scripts/test_deps.sh: it installs Ray into .venv-ray")
@@ -39,7 +42,10 @@ extension LocalEngineTests {
         try ws.writeReviews(count: 6)
         try ws.writePromptPack()
         try ws.write("prompts/note.mustache", "Summarize in five words: {{text}}\n")
-        let head = try await RayHead.start()
+        let server = try await SeaweedServer.start()
+        defer { server.remove() }
+        // The cluster has its own credentials for the bucket (as nodes with an instance role do).
+        let head = try await RayHead.start(environment: SeaweedServer.credentials)
         defer { head.stop() }
         let options = LocalEngineOptions(
             modelPath: model, task: .chat, slots: 2, contextPerSlot: 1024, threads: 1, logPath: ws.path("engine.log"))
@@ -91,6 +97,66 @@ extension LocalEngineTests {
                 #expect(
                     FileManager.default.contents(atPath: rayDir + "/" + file)
                         == FileManager.default.contents(atPath: httpDir + "/" + file), "\(file)")
+            }
+
+            // Through the bucket: the cache is S3 and the engine names no output_dir. The request file
+            // and results are objects under <prefix>/ray-jobs/; the same run over HTTP is all hits.
+            let bucketCache =
+                "{kind: s3, bucket: \(SeaweedServer.bucket), prefix: team, endpoint: \"\(server.endpoint)\"}"
+            try rayConfig(
+                ws, name: "ray-s3.yaml",
+                engine: """
+                      - {name: e, kind: ray, dialect: llamacpp, address: "\(head.dashboard)", base_url: "\(running.baseURL)", python: \(python), model: \(model), batch_size: 4}
+                    """, cache: bucketCache)
+            try rayConfig(
+                ws, name: "http-s3.yaml",
+                engine: """
+                      - {name: e, kind: openai, dialect: llamacpp, base_url: "\(running.baseURL)", model: \(model)}
+                    """, cache: bucketCache)
+            let jobsBefore = Set(try await head.jobs().compactMap { $0["submission_id"]?.stringValue })
+            let viaBucket = try await CLI.run(
+                ["run", "--config", ws.path("ray-s3.yaml"), "--runs-dir", ws.path("ray-s3-runs")],
+                environment: SeaweedServer.credentials)
+            #expect(viaBucket.exitCode == 0, "\(viaBucket.stderr)")
+            #expect(!viaBucket.stdout.contains("engine requests sent: 0"), "\(viaBucket.stdout)")
+            let bucketJobs = try await head.jobs().filter {
+                !jobsBefore.contains($0["submission_id"]?.stringValue ?? "")
+            }
+            #expect(!bucketJobs.isEmpty)
+            let objects = try S3Objects(
+                location: S3Location(
+                    bucket: SeaweedServer.bucket, prefix: "team/ray-jobs", endpoint: server.endpoint,
+                    region: "us-east-1"),
+                environment: SeaweedServer.credentials)
+            for job in bucketJobs {
+                let id = try #require(job["submission_id"]?.stringValue)
+                let entrypoint = job["entrypoint"]?.stringValue ?? ""
+                #expect(
+                    job["status"] == "SUCCEEDED"
+                        && entrypoint.contains(
+                            "--requests s3://\(SeaweedServer.bucket)/team/ray-jobs/\(id)/requests.jsonl"),
+                    "\(job.textForm)")
+                // Each job's files are removed once its answers are in.
+                #expect(try await objects.get(id + "/requests.jsonl") == nil)
+                #expect(try await objects.get(id + "/results.jsonl") == nil)
+            }
+            // The credentials stayed on this machine: the cluster used its own.
+            #expect(!(try await head.jobs()).map(\.textForm).joined().contains(SeaweedServer.secretKey))
+            let viaBucketHTTP = try await CLI.run(
+                ["run", "--config", ws.path("http-s3.yaml"), "--runs-dir", ws.path("http-s3-runs")],
+                environment: SeaweedServer.credentials)
+            #expect(viaBucketHTTP.exitCode == 0, "\(viaBucketHTTP.stderr)")
+            #expect(viaBucketHTTP.stdout.contains("engine requests sent: 0"), "\(viaBucketHTTP.stdout)")
+            #expect(viaBucketHTTP.stdout.contains("cache hit rate: 100.0%"), "\(viaBucketHTTP.stdout)")
+            let bucketDirs = try ["ray-s3-runs", "http-s3-runs"].map { runs in
+                ws.path(runs) + "/"
+                    + (try #require(
+                        try FileManager.default.contentsOfDirectory(atPath: ws.path(runs)).first { !$0.hasPrefix(".") }))
+            }
+            for file in ["outputs/sentiment.jsonl", "outputs/note.jsonl"] {
+                #expect(
+                    FileManager.default.contents(atPath: bucketDirs[0] + "/" + file)
+                        == FileManager.default.contents(atPath: bucketDirs[1] + "/" + file), "\(file)")
             }
 
             // Ctrl-C while a job runs: labelforge stops the job and exits 130.

@@ -80,6 +80,10 @@ import Testing
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\ncache: {kind: redis}\n",
                 "cache.kind"
             ),
+            (
+                "dataset: {path: d.jsonl}\nengines: [{kind: ray, address: \"http://h:8265\", base_url: \"http://e:8000\", model: {id: m}}]\nprompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n",
+                "engines[0]: an engine of kind 'ray' needs 'output_dir'"
+            ),
         ])
     func wrongTypes(yaml: String, fragment: String) throws {
         let ws = try TestWorkspace()
