@@ -4,10 +4,20 @@
 LabelForge submits this through the Ray Jobs REST API with a working directory that holds it and,
 unless the run's cache is a bucket, `requests.jsonl` (one `{"id", "path", "body"}` per line: the
 exact OpenAI-compatible request body LabelForge would have sent over HTTP). The driver builds one
-`ray.data.llm` processor per request path (`HttpRequestProcessorConfig` to the engine's
-OpenAI-compatible endpoint), runs the requests, and writes `{"id", "response"}` lines to
-`<output>/results.jsonl`, where LabelForge reads them: results travel through the output location,
-never the job's logs.
+`ray.data.llm` processor per request path, runs the requests, and writes `{"id", "response"}` lines
+to `<output>/results.jsonl`, where LabelForge reads them: results travel through the output
+location, never the job's logs.
+
+Two processors (`--processor`):
+- `http`: `HttpRequestProcessorConfig` sends each body to the engine's OpenAI-compatible endpoint
+  and hands back its answer.
+- `vllm`: `vLLMEngineProcessorConfig` runs vLLM inside the job on the cluster's GPUs. Each body (in
+  vLLM's dialect: `max_completion_tokens`, `structured_outputs`) becomes a row with `messages` and
+  `sampling_params` (task `generate`), or one row per input text (task `embed`), and each answer
+  is written back as the OpenAI-compatible body vLLM's server would send (`chat.completion` with
+  logprobs and usage; `list` of embeddings), so LabelForge parses and caches it as an HTTP answer.
+  A body this path cannot express exactly is answered with an error naming the key, never
+  approximated.
 
 `--requests` and `--output` may be `s3://bucket/key` URLs (with `--s3-endpoint` for a server other
 than AWS): the files then travel through the bucket, read and written with pyarrow's S3 filesystem
@@ -18,6 +28,146 @@ import argparse
 import json
 import os
 import sys
+
+# Chat-completion keys and the vLLM SamplingParams field each becomes. `n` > 1 has no place: the
+# Ray stage keeps one output per row.
+SAMPLING_KEYS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "stop": "stop",
+    "max_completion_tokens": "max_tokens",
+    "max_tokens": "max_tokens",
+}
+TASKS = {"/v1/chat/completions": "generate", "/v1/embeddings": "embed"}
+
+
+class Unsupported(ValueError):
+    """A request the vLLM processor path cannot express exactly."""
+
+
+def vllm_rows(request):
+    """The rows of the Ray vLLM stage for one `{"id", "path", "body"}` request.
+
+    Every row of a task has the same keys (defaults spelled out), so Ray Data's Arrow blocks never
+    merge differing dicts into one struct with stray nulls. A JSON schema travels as a string,
+    which vLLM's StructuredOutputsParams accepts, so its object keys keep their order.
+    """
+    path, body = request["path"], request["body"]
+    task = TASKS.get(path)
+    if task is None:
+        raise Unsupported(
+            f"{path} has no vLLM processor task here (Ray's vLLM stage takes one prompt per row, so a rerank's "
+            "query-document pairs cannot be scored exactly); use processor: http with a vLLM server"
+        )
+    if task == "embed":
+        for key in body:
+            if key not in ("model", "input", "encoding_format"):
+                raise Unsupported(f"'{key}' of an embeddings request has no vLLM processor equivalent here")
+        if body.get("encoding_format", "float") != "float":
+            raise Unsupported("only encoding_format 'float' is supported")
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return [{"id": request["id"], "part": i, "prompt": text} for i, text in enumerate(texts)]
+    sampling = {"temperature": 1.0, "top_p": 1.0, "max_tokens": None, "seed": None, "stop": [], "logprobs": None}
+    constraint = None
+    for key, value in body.items():
+        if key in ("model", "messages", "logprobs"):
+            continue
+        if key == "n":
+            if value != 1:
+                raise Unsupported("n > 1: Ray's vLLM stage keeps one output per row")
+        elif key == "top_logprobs":
+            if body.get("logprobs"):
+                sampling["logprobs"] = int(value)
+        elif key == "structured_outputs":
+            constraint = dict(value)
+        elif key in SAMPLING_KEYS:
+            sampling[SAMPLING_KEYS[key]] = value
+        else:
+            raise Unsupported(f"'{key}' of a chat request has no vLLM SamplingParams equivalent here")
+    # One type per column whatever the JSON spelled (0 or 0.0), as SamplingParams declares them.
+    sampling["temperature"], sampling["top_p"] = float(sampling["temperature"]), float(sampling["top_p"])
+    if body.get("logprobs") and sampling["logprobs"] is None:
+        sampling["logprobs"] = 0
+    if constraint is not None:
+        unknown = set(constraint) - {"json", "choice", "disable_any_whitespace"}
+        if unknown:
+            raise Unsupported(f"structured_outputs.{sorted(unknown)[0]} is not supported here")
+        schema = constraint.get("json")
+        constraint = {
+            "json": json.dumps(schema) if isinstance(schema, (dict, list)) else schema,
+            "choice": constraint.get("choice"),
+            "disable_any_whitespace": bool(constraint.get("disable_any_whitespace", False)),
+        }
+    sampling["structured_outputs"] = constraint
+    return [{"id": request["id"], "part": 0, "messages": body["messages"], "sampling_params": sampling}]
+
+
+def logprob_content(output, top):
+    """OpenAI's `logprobs.content` from the stage's `generated_tokens` and per-token logprob maps."""
+    content = []
+    for token_id, alternatives in zip(output.get("generated_tokens") or [], output.get("logprobs") or []):
+        # Arrow may hand the token-id keys back as strings.
+        by_id = {int(key): value for key, value in alternatives.items() if value is not None}
+        chosen = by_id.get(int(token_id))
+        if chosen is None:
+            continue
+        ranked = sorted(by_id.values(), key=lambda value: value.get("rank") or 0)
+        content.append(
+            {
+                "token": chosen.get("decoded_token") or "",
+                "logprob": float(chosen["logprob"]),
+                "top_logprobs": [
+                    {"token": value.get("decoded_token") or "", "logprob": float(value["logprob"])}
+                    for value in ranked[:top]
+                ],
+            }
+        )
+    return content
+
+
+def chat_response(request, output):
+    """The body vLLM's server would send for a chat request, from the stage's output row."""
+    body = request["body"]
+    sampling = vllm_rows(request)[0]["sampling_params"]
+    generated = int(output.get("num_generated_tokens") or 0)
+    limit = sampling["max_tokens"]
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": output.get("generated_text") or ""},
+        # The stage reports no finish reason: a completion that used every token allowed was cut.
+        "finish_reason": "length" if limit is not None and generated >= int(limit) else "stop",
+    }
+    if body.get("logprobs"):
+        choice["logprobs"] = {"content": logprob_content(output, int(body.get("top_logprobs") or 0))}
+    prompt = int(output.get("num_input_tokens") or 0)
+    return {
+        "id": f"ray-vllm-{request['id']}",
+        "object": "chat.completion",
+        "model": body.get("model", ""),
+        "choices": [choice],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated},
+    }
+
+
+def embeddings_response(request, outputs):
+    """The body of `/v1/embeddings` from the stage's output rows of one request, in input order."""
+    outputs = sorted(outputs, key=lambda output: output["part"])
+    tokens = sum(int(output.get("num_input_tokens") or 0) for output in outputs)
+    return {
+        "object": "list",
+        "model": request["body"].get("model", ""),
+        "data": [
+            {"object": "embedding", "index": output["part"], "embedding": [float(x) for x in output["embeddings"]]}
+            for output in outputs
+        ],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def error_response(message):
+    """An answer LabelForge records as the engine's error for that request."""
+    return {"object": "error", "message": message}
 
 
 def storage(location, args):
@@ -55,10 +205,14 @@ def write_text(location, text, args):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", required=True, help="requests.jsonl: in the working directory, or s3://…")
-    parser.add_argument("--output", required=True, help="where LabelForge reads results.jsonl: a directory, or s3://…")
+    parser.add_argument("--output", required=True, help="where LabelForge reads results.jsonl: a directory or s3://…")
     parser.add_argument("--s3-endpoint", default=None, help="an S3-compatible server, e.g. http://minio:9000")
     parser.add_argument("--s3-region", default=None)
-    parser.add_argument("--url", required=True, help="the engine's OpenAI-compatible base URL")
+    parser.add_argument("--processor", choices=["http", "vllm"], default="http")
+    parser.add_argument("--url", help="http: the engine's OpenAI-compatible base URL")
+    parser.add_argument("--model-source", help="vllm: the model vLLM loads (a Hugging Face id or a path on the nodes)")
+    parser.add_argument("--engine-kwargs", default="{}", help="vllm: vLLMEngineProcessorConfig.engine_kwargs (JSON)")
+    parser.add_argument("--accelerator-type", default=None, help="vllm: e.g. H100")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-retries", type=int, default=3)
@@ -66,11 +220,21 @@ def main() -> int:
     args = parser.parse_args()
 
     import ray
-    from ray.data.llm import HttpRequestProcessorConfig, build_processor
 
     requests = [json.loads(line) for line in read_text(args.requests, args).splitlines() if line.strip()]
     ray.init(log_to_driver=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = args.preserve_order
+    results = run_vllm(requests, args) if args.processor == "vllm" else run_http(requests, args)
+    lines = [json.dumps(result, separators=(",", ":")) + "\n" for result in sorted(results, key=lambda r: r["id"])]
+    write_text(args.output.rstrip("/") + "/results.jsonl", "".join(lines), args)
+    print(f"labelforge ray driver: {len(results)} of {len(requests)} requests answered")
+    return 0 if len(results) == len(requests) else 1
+
+
+def run_http(requests, args):
+    import ray
+    from ray.data.llm import HttpRequestProcessorConfig, build_processor
+
     results = []
     for path in sorted({request["path"] for request in requests}):
         rows = [{"id": r["id"], "body": json.dumps(r["body"])} for r in requests if r["path"] == path]
@@ -91,10 +255,66 @@ def main() -> int:
         )
         for row in processor(ray.data.from_items(rows)).iter_rows():
             results.append({"id": row["id"], "response": json.loads(row["response"])})
-    lines = [json.dumps(result, separators=(",", ":")) + "\n" for result in sorted(results, key=lambda r: r["id"])]
-    write_text(args.output.rstrip("/") + "/results.jsonl", "".join(lines), args)
-    print(f"labelforge ray driver: {len(results)} of {len(requests)} requests answered")
-    return 0 if len(results) == len(requests) else 1
+    return results
+
+
+def vllm_config(task, rows, args):
+    """The processor config for one task's rows."""
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    generate = task == "generate"
+    images = generate and any(
+        isinstance(message.get("content"), list) and any(part.get("type") != "text" for part in message["content"])
+        for row in rows
+        for message in row["messages"]
+    )
+    return vLLMEngineProcessorConfig(
+        model_source=args.model_source,
+        task_type=task,
+        engine_kwargs=json.loads(args.engine_kwargs),
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        accelerator_type=args.accelerator_type,
+        # Embeddings take the text as it is: no chat template, nothing to detokenize.
+        chat_template_stage=generate,
+        detokenize_stage=generate,
+        prepare_multimodal_stage=images,
+    )
+
+
+def run_vllm(requests, args):
+    """vLLM inside the job: one processor per task, over the rows of every request of that task."""
+    import ray
+    from ray.data.llm import build_processor
+
+    results, by_task = [], {}
+    for request in requests:
+        try:
+            by_task.setdefault(TASKS.get(request["path"]), []).extend(vllm_rows(request))
+        except Unsupported as error:
+            results.append({"id": request["id"], "response": error_response(f"vLLM processor: {error}")})
+    refused = {result["id"] for result in results}
+    for task, rows in sorted(by_task.items()):
+        keep = ("id", "part", "num_input_tokens")
+        keep += ("generated_text", "generated_tokens", "num_generated_tokens", "logprobs")
+        keep += ("embeddings",) if task == "embed" else ()
+        processor = build_processor(
+            vllm_config(task, rows, args),
+            postprocess=lambda row, keep=keep: {key: row.get(key) for key in keep},
+        )
+        outputs = {}
+        for row in processor(ray.data.from_items(rows)).iter_rows():
+            outputs.setdefault(int(row["id"]), []).append(row)
+        for request in requests:
+            answered = outputs.get(request["id"])
+            if TASKS.get(request["path"]) != task or request["id"] in refused or not answered:
+                continue
+            if task == "generate":
+                response = chat_response(request, answered[0])
+            else:
+                response = embeddings_response(request, answered)
+            results.append({"id": request["id"], "response": response})
+    return results
 
 
 if __name__ == "__main__":

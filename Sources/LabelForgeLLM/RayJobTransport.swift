@@ -31,12 +31,41 @@ public protocol RayJobBucket: Sendable {
     func delete(_ name: String) async
 }
 
+/// How a Ray job answers requests (`ray.data.llm` processor configs).
+public enum RayProcessor: Sendable, Equatable {
+    /// `HttpRequestProcessorConfig`: to an OpenAI-compatible endpoint the cluster reaches.
+    case http(url: String)
+    /// `vLLMEngineProcessorConfig`: vLLM inside the job, on the cluster's GPUs.
+    /// - Parameters:
+    ///   - modelSource: what vLLM loads (a Hugging Face id or a path on the nodes).
+    ///   - engineKwargs: `engine_kwargs`, a JSON object.
+    ///   - environment: the job's `runtime_env.env_vars` (vLLM's determinism switches).
+    case vllm(modelSource: String, engineKwargs: JSONValue, environment: [String: String])
+
+    /// The processor's driver arguments.
+    var arguments: [String] {
+        switch self {
+        case .http(let url): return ["--url", url]
+        case .vllm(let model, let kwargs, _):
+            return ["--processor", "vllm", "--model-source", model, "--engine-kwargs", CanonicalJSON.string(kwargs)]
+        }
+    }
+
+    /// For messages and the manifest: the endpoint, or `vllm:<model>`.
+    public var target: String {
+        switch self {
+        case .http(let url): return url
+        case .vllm(let model, _, _): return "vllm:" + model
+        }
+    }
+}
+
 /// Where a Ray cluster is and how its jobs reach the engine (`engines[]` of kind `ray`).
 public struct RayJobOptions: Sendable {
     /// The Ray dashboard (Jobs REST API), e.g. `http://head:8265`.
     public var address: String
-    /// The OpenAI-compatible endpoint the cluster's HTTP processor sends requests to.
-    public var engineURL: String
+    /// How the job answers: over HTTP to an endpoint, or with vLLM inside the job.
+    public var processor: RayProcessor
     /// The job entrypoint's Python (with `ray[data]`); an absolute path on the cluster's nodes.
     public var python: String
     /// How the request file and results travel.
@@ -49,14 +78,17 @@ public struct RayJobOptions: Sendable {
     public var preserveOrder: Bool
     /// How long a job may take before it is stopped.
     public var jobTimeout: Duration
+    /// The cluster's token when it uses token authentication (`RAY_AUTH_MODE=token`), sent as
+    /// `Authorization: Bearer`; never logged or written.
+    public var authToken: String?
 
     public init(
-        address: String, engineURL: String, python: String, exchange: RayJobExchange, batchSize: Int = 16,
+        address: String, processor: RayProcessor, python: String, exchange: RayJobExchange, batchSize: Int = 16,
         concurrency: Int = 1, maxRequestsPerJob: Int = 256, preserveOrder: Bool = false,
-        jobTimeout: Duration = .seconds(3600)
+        jobTimeout: Duration = .seconds(3600), authToken: String? = nil
     ) {
         self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
-        self.engineURL = engineURL
+        self.processor = processor
         self.python = python
         self.exchange = exchange
         self.batchSize = batchSize
@@ -64,6 +96,33 @@ public struct RayJobOptions: Sendable {
         self.maxRequestsPerJob = maxRequestsPerJob
         self.preserveOrder = preserveOrder
         self.jobTimeout = jobTimeout
+        self.authToken = authToken
+    }
+
+    /// The token Ray's own clients would send, found where they look: `RAY_AUTH_TOKEN`, the file
+    /// `RAY_AUTH_TOKEN_PATH` names, else `~/.ray/auth_token`; nil when there is none.
+    /// - Throws: `LabelForgeError` when `RAY_AUTH_TOKEN_PATH` names a file that cannot be read.
+    public static func authToken(environment: [String: String]) throws -> String? {
+        if let token = environment["RAY_AUTH_TOKEN"]?.trimmingCharacters(in: .whitespacesAndNewlines),
+            !token.isEmpty
+        {
+            return token
+        }
+        if let path = environment["RAY_AUTH_TOKEN_PATH"], !path.isEmpty {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                case let token = text.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty
+            else {
+                throw LabelForgeError(
+                    .fileNotFound,
+                    "RAY_AUTH_TOKEN_PATH names \(path), which cannot be read or is empty; point it at the Ray "
+                        + "cluster's token file, or unset it.")
+            }
+            return token
+        }
+        let home = environment["HOME"] ?? NSHomeDirectory()
+        let token = (try? String(contentsOfFile: home + "/.ray/auth_token", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return token?.isEmpty == false ? token : nil
     }
 }
 
@@ -239,15 +298,18 @@ public final class RayJobTransport: EngineTransport {
         }
         var entrypoint =
             [
-                options.python, "labelforge_ray_driver.py", "--requests", requestsArgument, "--output", output, "--url",
-                options.engineURL, "--batch-size", String(options.batchSize), "--concurrency",
-                String(options.concurrency),
-            ] + storage
+                options.python, "labelforge_ray_driver.py", "--requests", requestsArgument, "--output", output,
+                "--batch-size", String(options.batchSize), "--concurrency", String(options.concurrency),
+            ] + options.processor.arguments + storage
         if options.preserveOrder { entrypoint.append("--preserve-order") }
+        var runtimeEnvironment: [String: JSONValue] = ["working_dir": .string("gcs://\(package)")]
+        if case .vllm(_, _, let variables) = options.processor, !variables.isEmpty {
+            runtimeEnvironment["env_vars"] = .object(variables.mapValues(JSONValue.string))
+        }
         let job: JSONValue = [
             "entrypoint": .string(entrypoint.map(VLLMLaunch.quoted).joined(separator: " ")),
             "submission_id": .string(submission),
-            "runtime_env": ["working_dir": .string("gcs://\(package)")],
+            "runtime_env": .object(runtimeEnvironment),
             "metadata": ["labelforge_requests": .string(String(requests.count))],
         ]
         let submitted = try await call(.POST, "/api/jobs/", body: CanonicalJSON.data(job))
@@ -285,7 +347,8 @@ public final class RayJobTransport: EngineTransport {
                 let message =
                     answer["message"]?.stringValue ?? answer["error"]?["message"]?.stringValue ?? answer.textForm
                 return .failure(
-                    LabelForgeError(.engineHTTP, "\(options.engineURL) (through Ray job \(submission)): \(message)"))
+                    LabelForgeError(
+                        .engineHTTP, "\(options.processor.target) (through Ray job \(submission)): \(message)"))
             }
             return .success(EngineReply(body: answer, attempts: 1, latency: latency))
         }
@@ -365,6 +428,7 @@ public final class RayJobTransport: EngineTransport {
     private func call(_ method: HTTPMethod, _ path: String, body: Data? = nil) async throws -> Reply {
         var request = HTTPClientRequest(url: options.address + path)
         request.method = method
+        if let token = options.authToken { request.headers.add(name: "Authorization", value: "Bearer " + token) }
         if let body {
             request.body = .bytes(ByteBuffer(bytes: body))
             request.headers.add(
@@ -385,7 +449,17 @@ public final class RayJobTransport: EngineTransport {
     }
 
     private func failure(_ what: String, _ reply: Reply) -> LabelForgeError {
-        LabelForgeError(
+        if reply.status == 401 || reply.status == 403 {
+            return LabelForgeError(
+                .engineHTTP,
+                "The Ray dashboard at \(options.address) refused to \(what) (HTTP \(reply.status)): the cluster uses token "
+                    + "authentication and "
+                    + (options.authToken == nil
+                        ? "no token was found. Set RAY_AUTH_TOKEN, or RAY_AUTH_TOKEN_PATH, or put it in ~/.ray/auth_token."
+                        : "the token found (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) is not its token.")
+            )
+        }
+        return LabelForgeError(
             .engineHTTP,
             "The Ray dashboard at \(options.address) could not \(what): HTTP \(reply.status) "
                 + String(String(decoding: reply.body, as: UTF8.self).prefix(400)))

@@ -39,8 +39,13 @@ struct EngineSet: Sendable {
 
     func checkReachable() async throws {
         for handle in handles.values.sorted(by: { $0.config.name < $1.config.name }) {
-            // A Ray engine's client talks to the dashboard; the engine behind it is the cluster's to reach.
-            try await handle.client.checkReachable(path: handle.ray == nil ? "/v1/models" : "/api/version")
+            // A Ray engine talks to the dashboard (with its token, if any); the engine behind it is the
+            // cluster's to reach.
+            if let ray = handle.ray {
+                _ = try await ray.version()
+            } else {
+                try await handle.client.checkReachable(path: "/v1/models")
+            }
         }
     }
 
@@ -49,9 +54,16 @@ struct EngineSet: Sendable {
         for (name, handle) in handles {
             if let ray = handle.ray {
                 var info: [String: JSONValue] = [
-                    "dialect": .string(handle.dialect.name), "processor": "http",
-                    "engine_url": .string(ray.options.engineURL),
+                    "dialect": .string(handle.dialect.name),
+                    "engine_url": .string(ray.options.processor.target),
                 ]
+                switch ray.options.processor {
+                case .http: info["processor"] = "http"
+                case .vllm(_, let kwargs, let environment):
+                    info["processor"] = "vllm"
+                    info["engine_kwargs"] = kwargs
+                    info["env_vars"] = .object(environment.mapValues(JSONValue.string))
+                }
                 if case .bucket(let bucket) = ray.options.exchange { info["job_files"] = .string(bucket.url("")) }
                 if let version = try? await ray.version() {
                     info["ray_version"] = version["ray_version"] ?? .null
@@ -192,10 +204,13 @@ struct EngineSet: Sendable {
                     ))
             }
             let options = RayJobOptions(
-                address: ray.address, engineURL: engine.baseURLs[0], python: ray.python,
+                address: ray.address,
+                processor: engine.rayProcessor(seed: config.seed, strict: config.determinism == "strict"),
+                python: ray.python,
                 exchange: exchange, batchSize: ray.batchSize, concurrency: ray.concurrency,
                 maxRequestsPerJob: engine.maxInFlight, preserveOrder: config.determinism == "strict",
-                jobTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)))
+                jobTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
+                authToken: try RayJobOptions.authToken(environment: ProcessInfo.processInfo.environment))
             handles[engine.name] = EngineHandle(
                 config: engine, dialect: dialect,
                 client: OpenAIClient(options: endpoint([ray.address]), logger: logger), model: model, launcher: nil,
@@ -223,4 +238,22 @@ struct CacheBucketJobs: RayJobBucket {
     func put(_ name: String, _ data: Data) async throws { try await objects.put("ray-jobs/" + name, data) }
     func get(_ name: String) async throws -> Data? { try await objects.get("ray-jobs/" + name) }
     func delete(_ name: String) async { await objects.delete("ray-jobs/" + name) }
+}
+
+extension RunConfig.Engine {
+    /// How a `ray` engine's jobs answer: over HTTP to `base_url`, or with vLLM inside the job. For
+    /// vLLM, LabelForge's determinism settings (those `labelforge engine vllm` gives `vllm serve`)
+    /// come first and the config's `engine_kwargs` override them: `seed` (the run's), sampling
+    /// defaults from vLLM rather than the model's `generation_config`, the pinned revision, and in
+    /// strict runs no prefix caching and no engine subprocess.
+    func rayProcessor(seed: UInt64, strict: Bool) -> RayProcessor {
+        guard let ray, ray.processor == "vllm" else { return .http(url: baseURLs.first ?? "") }
+        var kwargs: [String: JSONValue] = ["seed": .int(Int64(seed)), "generation_config": "vllm"]
+        if let revision = model.revision { kwargs["revision"] = .string(revision) }
+        if strict { kwargs["enable_prefix_caching"] = false }
+        kwargs.merge(ray.engineKwargs?.objectValue ?? [:]) { _, configured in configured }
+        var environment = ["VLLM_BATCH_INVARIANT": "1"]
+        if strict { environment["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" }
+        return .vllm(modelSource: model.id, engineKwargs: .object(kwargs), environment: environment)
+    }
 }

@@ -70,6 +70,11 @@ public struct RunConfig: Sendable {
             public var outputDirectory: String?
             public var batchSize: Int
             public var concurrency: Int
+            /// `http` (HttpRequestProcessorConfig to `base_url`) or `vllm` (vLLMEngineProcessorConfig:
+            /// vLLM inside the job).
+            public var processor: String = "http"
+            /// `vllm`: the user's `engine_kwargs`, over LabelForge's defaults.
+            public var engineKwargs: JSONValue? = nil
         }
     }
 
@@ -285,7 +290,8 @@ public struct RunConfig: Sendable {
         try node.checkKeys([
             "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
             "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
-            "max_in_flight_per_replica", "address", "python", "output_dir", "batch_size", "concurrency",
+            "max_in_flight_per_replica", "address", "python", "output_dir", "batch_size", "concurrency", "processor",
+            "engine_kwargs",
         ])
         let kind = try node.child("kind")?.oneOf(["local", "openai", "ray"]) ?? "local"
         let modelNode = try node.require("model")
@@ -302,10 +308,31 @@ public struct RunConfig: Sendable {
         }
         var ray: Engine.Ray?
         if kind == "ray" {
-            guard baseURLs.count == 1 else {
+            let processor = try node.child("processor")?.oneOf(["http", "vllm"]) ?? "http"
+            if processor == "http" && baseURLs.count != 1 {
                 throw node.error(
-                    "an engine of kind 'ray' needs 'base_url': the OpenAI-compatible endpoint its jobs send requests to."
-                )
+                    "an engine of kind 'ray' needs 'base_url': the OpenAI-compatible endpoint its jobs send requests to "
+                        + "(or processor: vllm, to run vLLM inside the jobs).")
+            }
+            if processor == "vllm" {
+                if !baseURLs.isEmpty {
+                    throw node.error(
+                        "'base_url' does not apply with processor: vllm (vLLM runs inside the Ray job); leave it out.")
+                }
+                if let dialect = try node.child("dialect"), try dialect.string() != "vllm" {
+                    throw dialect.error(
+                        "processor: vllm sends vLLM's own request bodies: set dialect: vllm (the cache keys then match a "
+                            + "vllm serve endpoint's).")
+                }
+            }
+            let kwargsNode = try node.child("engine_kwargs")
+            if let kwargsNode {
+                guard processor == "vllm" else {
+                    throw kwargsNode.error("'engine_kwargs' applies with processor: vllm only.")
+                }
+                guard case .object = try kwargsNode.json() else {
+                    throw kwargsNode.error("'engine_kwargs' must be a mapping of vLLM engine arguments.")
+                }
             }
             guard let address = try node.child("address")?.string() else {
                 throw node.error("an engine of kind 'ray' needs 'address': the Ray dashboard, e.g. http://head:8265.")
@@ -320,9 +347,10 @@ public struct RunConfig: Sendable {
             ray = Engine.Ray(
                 address: address, python: try node.child("python")?.string() ?? "python", outputDirectory: output,
                 batchSize: try node.child("batch_size")?.int() ?? 16,
-                concurrency: try node.child("concurrency")?.int() ?? 1)
+                concurrency: try node.child("concurrency")?.int() ?? 1, processor: processor,
+                engineKwargs: try kwargsNode?.json())
         } else {
-            for key in ["address", "python", "output_dir", "batch_size", "concurrency"] {
+            for key in ["address", "python", "output_dir", "batch_size", "concurrency", "processor", "engine_kwargs"] {
                 if let extra = try node.child(key) {
                     throw extra.error("'\(key)' applies to engines of kind 'ray' only.")
                 }
@@ -363,7 +391,7 @@ public struct RunConfig: Sendable {
             name: try node.child("name")?.string() ?? kind,
             kind: kind,
             dialect: try node.child("dialect")?.oneOf(EngineDialectNames.all)
-                ?? (kind == "local" ? "llamacpp" : "openai"),
+                ?? (kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
             model: model, baseURLs: baseURLs,
             apiKeyEnv: try node.child("api_key_env")?.string(),
             slots: strict ? 1 : slots,
@@ -433,6 +461,9 @@ public struct RunConfig: Sendable {
                         if let output = ray.outputDirectory { engine["output_dir"] = .string(output) }
                         engine["batch_size"] = .int(Int64(ray.batchSize))
                         engine["concurrency"] = .int(Int64(ray.concurrency))
+                        // Only for vLLM processors, so an HTTP processor's resolved config stays as it was.
+                        if ray.processor != "http" { engine["processor"] = .string(ray.processor) }
+                        if let kwargs = ray.engineKwargs { engine["engine_kwargs"] = kwargs }
                     }
                     return .object(engine)
                 }),

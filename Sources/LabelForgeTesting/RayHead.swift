@@ -12,6 +12,11 @@ import LabelForgeCore
 /// process of the user.
 public final class RayHead: @unchecked Sendable {
     public let dashboard: String
+    /// The head runs with token authentication (`RAY_AUTH_MODE=token`), as a shared cluster should:
+    /// every dashboard call needs this token.
+    public let token: String
+    /// What a client of this head needs in its environment (`RAY_AUTH_TOKEN`).
+    public var clientEnvironment: [String: String] { ["RAY_AUTH_TOKEN": token] }
     public let directory: String
     private var process: Process?
 
@@ -21,8 +26,9 @@ public final class RayHead: @unchecked Sendable {
         return FileManager.default.isExecutableFile(atPath: path) ? path : nil
     }
 
-    private init(dashboard: String, directory: String, process: Process) {
+    private init(dashboard: String, directory: String, process: Process, token: String) {
         self.dashboard = dashboard
+        self.token = token
         self.directory = directory
         self.process = process
     }
@@ -55,6 +61,11 @@ public final class RayHead: @unchecked Sendable {
         ]
         var environment = ProcessInfo.processInfo.environment
         environment["RAY_USAGE_STATS_ENABLED"] = "0"
+        // Its own token, whatever ~/.ray/auth_token holds (an earlier `ray.init()` writes one).
+        let token = (0..<4).map { _ in String(format: "%08x", UInt32.random(in: .min ... .max)) }.joined()
+        environment["RAY_AUTH_MODE"] = "token"
+        environment["RAY_AUTH_TOKEN"] = token
+        environment.removeValue(forKey: "RAY_AUTH_TOKEN_PATH")
         environment.merge(extra) { _, new in new }
         process.environment = environment
         FileManager.default.createFile(atPath: directory + "/head.log", contents: nil)
@@ -62,11 +73,12 @@ public final class RayHead: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
-        let head = RayHead(dashboard: "http://127.0.0.1:\(ports[1])", directory: directory, process: process)
+        let head = RayHead(
+            dashboard: "http://127.0.0.1:\(ports[1])", directory: directory, process: process, token: token)
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if process.isRunning == false { break }
-            if (try? await SeaweedServer.httpStatus(head.dashboard + "/api/version")) == 200 { return head }
+            if (try? await head.jobs()) != nil { return head }
             try await Task.sleep(for: .milliseconds(250))
         }
         let lines = (try? String(contentsOfFile: directory + "/head.log", encoding: .utf8)) ?? ""
@@ -79,8 +91,10 @@ public final class RayHead: @unchecked Sendable {
     /// The cluster's jobs as the Jobs API lists them (`GET /api/jobs/`: a list, or an object keyed
     /// by ID in some versions).
     public func jobs() async throws -> [JSONValue] {
-        let response = try await HTTPClient.shared.execute(
-            HTTPClientRequest(url: dashboard + "/api/jobs/"), timeout: .seconds(10))
+        var request = HTTPClientRequest(url: dashboard + "/api/jobs/")
+        request.headers.add(name: "Authorization", value: "Bearer " + token)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        guard response.status == .ok else { throw TestServerError("GET /api/jobs/: HTTP \(response.status.code)") }
         let body = try await response.body.collect(upTo: 16 << 20)
         let value = try JSONValue.parse(Data(body.readableBytesView))
         return value.arrayValue ?? value.objectValue.map { Array($0.values) } ?? []

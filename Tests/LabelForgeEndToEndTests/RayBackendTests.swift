@@ -47,6 +47,8 @@ extension LocalEngineTests {
         // The cluster has its own credentials for the bucket (as nodes with an instance role do).
         let head = try await RayHead.start(environment: SeaweedServer.credentials)
         defer { head.stop() }
+        // The head uses token authentication: labelforge finds the token where Ray's clients do.
+        let clients = SeaweedServer.credentials.merging(head.clientEnvironment) { _, token in token }
         let options = LocalEngineOptions(
             modelPath: model, task: .chat, slots: 2, contextPerSlot: 1024, threads: 1, logPath: ws.path("engine.log"))
         try await LocalEngine.withRunning(options, logger: CapturedLogs().logger) { running in
@@ -61,7 +63,8 @@ extension LocalEngineTests {
                 engine: """
                       - {name: e, kind: openai, dialect: llamacpp, base_url: "\(running.baseURL)", model: \(model)}
                     """)
-            let viaRay = try await CLI.run(["run", "--config", ws.path("ray.yaml"), "--runs-dir", ws.path("ray-runs")])
+            let viaRay = try await CLI.run(
+                ["run", "--config", ws.path("ray.yaml"), "--runs-dir", ws.path("ray-runs")], environment: clients)
             #expect(viaRay.exitCode == 0, "\(viaRay.stderr)")
             let sent = viaRay.stdout.split(separator: "\n").first { $0.hasPrefix("engine requests sent: ") }.flatMap {
                 Int($0.dropFirst("engine requests sent: ".count))
@@ -116,7 +119,7 @@ extension LocalEngineTests {
             let jobsBefore = Set(try await head.jobs().compactMap { $0["submission_id"]?.stringValue })
             let viaBucket = try await CLI.run(
                 ["run", "--config", ws.path("ray-s3.yaml"), "--runs-dir", ws.path("ray-s3-runs")],
-                environment: SeaweedServer.credentials)
+                environment: clients)
             #expect(viaBucket.exitCode == 0, "\(viaBucket.stderr)")
             #expect(!viaBucket.stdout.contains("engine requests sent: 0"), "\(viaBucket.stdout)")
             let bucketJobs = try await head.jobs().filter {
@@ -127,7 +130,7 @@ extension LocalEngineTests {
                 location: S3Location(
                     bucket: SeaweedServer.bucket, prefix: "team/ray-jobs", endpoint: server.endpoint,
                     region: "us-east-1"),
-                environment: SeaweedServer.credentials)
+                environment: clients)
             for job in bucketJobs {
                 let id = try #require(job["submission_id"]?.stringValue)
                 let entrypoint = job["entrypoint"]?.stringValue ?? ""
@@ -141,10 +144,24 @@ extension LocalEngineTests {
                 #expect(try await objects.get(id + "/results.jsonl") == nil)
             }
             // The credentials stayed on this machine: the cluster used its own.
-            #expect(!(try await head.jobs()).map(\.textForm).joined().contains(SeaweedServer.secretKey))
+            let jobTable = try await head.jobs().map(\.textForm).joined()
+            #expect(!jobTable.contains(SeaweedServer.secretKey) && !jobTable.contains(head.token))
+
+            // A wrong token: refused before any job, with what to do, and without the token.
+            let wrongToken = try ws.write("wrong-token", "0123456789abcdef0123456789abcdef\n")
+            let refused = try await CLI.run(
+                ["run", "--config", ws.path("ray-s3.yaml"), "--runs-dir", ws.path("refused-runs")],
+                environment: SeaweedServer.credentials.merging([
+                    "RAY_AUTH_TOKEN": "", "RAY_AUTH_TOKEN_PATH": wrongToken,
+                ]) {
+                    _, new in new
+                })
+            #expect(refused.exitCode != 0)
+            #expect(refused.stderr.contains("token authentication"), "\(refused.stderr)")
+            #expect(!(refused.stdout + refused.stderr).contains("0123456789abcdef"))
             let viaBucketHTTP = try await CLI.run(
                 ["run", "--config", ws.path("http-s3.yaml"), "--runs-dir", ws.path("http-s3-runs")],
-                environment: SeaweedServer.credentials)
+                environment: clients)
             #expect(viaBucketHTTP.exitCode == 0, "\(viaBucketHTTP.stderr)")
             #expect(viaBucketHTTP.stdout.contains("engine requests sent: 0"), "\(viaBucketHTTP.stdout)")
             #expect(viaBucketHTTP.stdout.contains("cache hit rate: 100.0%"), "\(viaBucketHTTP.stdout)")
@@ -159,6 +176,37 @@ extension LocalEngineTests {
                         == FileManager.default.contents(atPath: bucketDirs[1] + "/" + file), "\(file)")
             }
 
+            // processor: vllm reaches the cluster as vLLMEngineProcessorConfig jobs: the entrypoint names
+            // the model and engine_kwargs, runtime_env carries vLLM's determinism switches. This head
+            // has no vLLM (no GPU here), so the job fails, and the rows fail with its log's tail.
+            try rayConfig(
+                ws, name: "ray-vllm.yaml",
+                engine: """
+                      - {name: e, kind: ray, processor: vllm, address: "\(head.dashboard)", python: \(python), output_dir: ray-out, model: \(model), engine_kwargs: {max_model_len: 2048}}
+                    """)
+            let jobsBeforeVLLM = Set(try await head.jobs().compactMap { $0["submission_id"]?.stringValue })
+            let viaVLLM = try await CLI.run(
+                ["run", "--config", ws.path("ray-vllm.yaml"), "--runs-dir", ws.path("ray-vllm-runs")],
+                environment: clients)
+            #expect(viaVLLM.stdout.contains("rows labeled:   0/6 (6 failed"), "\(viaVLLM.stdout)")
+            let vllmJob = try #require(
+                try await head.jobs().first { !jobsBeforeVLLM.contains($0["submission_id"]?.stringValue ?? "") })
+            let entrypoint = vllmJob["entrypoint"]?.stringValue ?? ""
+            #expect(
+                entrypoint.contains("--processor vllm --model-source smollm2 --engine-kwargs")
+                    && entrypoint.contains("\"max_model_len\":2048")
+                    && entrypoint.contains("\"revision\":\"test-pin\""),
+                "\(entrypoint)")
+            #expect(vllmJob["runtime_env"]?["env_vars"]?["VLLM_BATCH_INVARIANT"] == "1", "\(vllmJob.textForm)")
+            #expect(vllmJob["status"] == "FAILED")
+            let vllmRun = try #require(
+                try FileManager.default.contentsOfDirectory(atPath: ws.path("ray-vllm-runs")).first {
+                    !$0.hasPrefix(".")
+                })
+            let recorded = try String(
+                contentsOfFile: ws.path("ray-vllm-runs") + "/" + vllmRun + "/manifest.jsonl", encoding: .utf8)
+            #expect(recorded.contains("ended FAILED") && recorded.contains("No module named"), "\(viaVLLM.stderr)")
+
             // Ctrl-C while a job runs: labelforge stops the job and exits 130.
             let fresh = try String(contentsOfFile: ws.path("ray.yaml"), encoding: .utf8).replacingOccurrences(
                 of: "seed: 11", with: "seed: 12")
@@ -167,6 +215,7 @@ extension LocalEngineTests {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: LabelForgeBinary.path())
             process.arguments = ["run", "--config", ws.path("ray2.yaml"), "--runs-dir", ws.path("ray-runs-2")]
+            process.environment = ProcessInfo.processInfo.environment.merging(clients) { _, new in new }
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

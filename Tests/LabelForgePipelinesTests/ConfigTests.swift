@@ -92,6 +92,72 @@ import Testing
         #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
     }
 
+    @Test(
+        "a Ray engine with processor: vllm runs vLLM in the job with the determinism defaults under the config's engine_kwargs; an HTTP one resolves as it always did"
+    )
+    func rayProcessors() throws {
+        let ws = try TestWorkspace()
+        let tail = "prompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n"
+        let vllm = try RunConfig.load(
+            file: try ws.write(
+                "v.yaml",
+                "run: {seed: 11, determinism: strict}\ndataset: {path: d.jsonl}\n"
+                    + "engines: [{kind: ray, processor: vllm, address: \"http://h:8265\", output_dir: out, "
+                    + "model: {id: Qwen/Qwen2.5-7B-Instruct, revision: abc}, engine_kwargs: {max_model_len: 4096, seed: 5}}]\n"
+                    + tail))
+        let engine = try #require(vllm.engines.first)
+        #expect(engine.dialect == "vllm")
+        let kwargs: JSONValue = [
+            "seed": 5, "generation_config": "vllm", "revision": "abc", "enable_prefix_caching": false,
+            "max_model_len": 4096,
+        ]
+        #expect(
+            engine.rayProcessor(seed: vllm.seed, strict: true)
+                == .vllm(
+                    modelSource: "Qwen/Qwen2.5-7B-Instruct", engineKwargs: kwargs,
+                    environment: ["VLLM_BATCH_INVARIANT": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"]))
+        let resolved = try #require(vllm.resolvedJSON["engines"]?.arrayValue?.first)
+        #expect(resolved["processor"] == "vllm" && resolved["engine_kwargs"] == ["max_model_len": 4096, "seed": 5])
+
+        let http = try RunConfig.load(
+            file: try ws.write(
+                "h.yaml",
+                "dataset: {path: d.jsonl}\nengines: [{kind: ray, address: \"http://h:8265\", base_url: \"http://e:8000\", "
+                    + "output_dir: out, model: {id: m, revision: r}}]\n" + tail))
+        #expect(http.engines[0].rayProcessor(seed: 0, strict: false) == .http(url: "http://e:8000"))
+        let httpResolved = try #require(http.resolvedJSON["engines"]?.arrayValue?.first?.objectValue)
+        #expect(httpResolved["processor"] == nil && httpResolved["engine_kwargs"] == nil)
+        #expect(
+            Set(httpResolved.keys).isSuperset(of: ["address", "python", "output_dir", "batch_size", "concurrency"]))
+    }
+
+    @Test(
+        "a Ray engine's processor settings are refused where they do not apply",
+        arguments: [
+            (
+                "processor: vllm, dialect: openai, model: {id: m}", "set dialect: vllm"
+            ),
+            (
+                "processor: vllm, base_url: \"http://e:8000\", model: {id: m}",
+                "'base_url' does not apply with processor: vllm"
+            ),
+            (
+                "base_url: \"http://e:8000\", engine_kwargs: {max_model_len: 4}, model: {id: m}",
+                "'engine_kwargs' applies with processor: vllm only"
+            ),
+            ("processor: vllm, engine_kwargs: [1], model: {id: m}", "'engine_kwargs' must be a mapping"),
+            ("processor: sglang, model: {id: m}", "processor"),
+        ])
+    func rayProcessorRefusals(engine: String, fragment: String) throws {
+        let ws = try TestWorkspace()
+        let path = try ws.write(
+            "c.yaml",
+            "dataset: {path: d.jsonl}\nengines: [{kind: ray, address: \"http://h:8265\", output_dir: out, \(engine)}]\n"
+                + "prompts: {pack: p}\nstages: [{id: s, type: classify, labels: [a, b]}]\n")
+        let error = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: path) }
+        #expect(error?.message.contains(fragment) == true, "\(error?.message ?? "")")
+    }
+
     @Test("an S3 cache block resolves with its bucket (never credentials); a SQLite one resolves as it always did")
     func cacheBlock() throws {
         let ws = try TestWorkspace()
