@@ -13,7 +13,8 @@ Two processors (`--processor`):
   and hands back its answer.
 - `vllm`: `vLLMEngineProcessorConfig` runs vLLM inside the job on the cluster's GPUs. Each body (in
   vLLM's dialect: `max_completion_tokens`, `structured_outputs`) becomes a row with `messages` and
-  `sampling_params` (task `generate`), or one row per input text (task `embed`), and each answer
+  `sampling_params` (task `generate`; the chat template is applied here, as vLLM's server applies
+  it), or one row per input text (task `embed`), and each answer
   is written back as the OpenAI-compatible body vLLM's server would send (`chat.completion` with
   logprobs and usage; `list` of embeddings), so LabelForge parses and caches it as an HTTP answer.
   A body this path cannot express exactly is answered with an error naming the key, never
@@ -100,6 +101,12 @@ def vllm_rows(request):
             "disable_any_whitespace": bool(constraint.get("disable_any_whitespace", False)),
         }
     sampling["structured_outputs"] = constraint
+    for message in body["messages"]:
+        if not isinstance(message.get("content"), str):
+            raise Unsupported(
+                "a message whose content is not plain text (an image): this path renders text prompts only; use "
+                "processor: http with a vLLM server for a VLM"
+            )
     return [{"id": request["id"], "part": 0, "messages": body["messages"], "sampling_params": sampling}]
 
 
@@ -212,7 +219,6 @@ def main() -> int:
     parser.add_argument("--url", help="http: the engine's OpenAI-compatible base URL")
     parser.add_argument("--model-source", help="vllm: the model vLLM loads (a Hugging Face id or a path on the nodes)")
     parser.add_argument("--engine-kwargs", default="{}", help="vllm: vLLMEngineProcessorConfig.engine_kwargs (JSON)")
-    parser.add_argument("--accelerator-type", default=None, help="vllm: e.g. H100")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--max-retries", type=int, default=3)
@@ -258,27 +264,48 @@ def run_http(requests, args):
     return results
 
 
-def vllm_config(task, rows, args):
-    """The processor config for one task's rows."""
+def load_tokenizer(model_source, engine_kwargs):
+    """The tokenizer vLLM uses: engine_kwargs' `tokenizer` (else the model), at the pinned revision."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        engine_kwargs.get("tokenizer") or model_source,
+        revision=engine_kwargs.get("tokenizer_revision") or engine_kwargs.get("revision"),
+        trust_remote_code=bool(engine_kwargs.get("trust_remote_code", False)),
+    )
+
+
+def chat_prompts(rows, tokenizer):
+    """Renders each chat row's messages as vLLM's server does for /v1/chat/completions: the chat
+    template with the generation prompt, encoded without adding special tokens (the template holds
+    them). Ray's own chat-template and tokenize stages differ: they load the tokenizer unpinned,
+    add the generation prompt only after a user message, and encode with special tokens (a second
+    BOS for Llama-style templates)."""
+    for row in rows:
+        text = tokenizer.apply_chat_template(row.pop("messages"), tokenize=False, add_generation_prompt=True)
+        row["prompt"] = text
+        row["tokenized_prompt"] = tokenizer.encode(text, add_special_tokens=False)
+    return rows
+
+
+def vllm_config(task, args):
+    """The processor config for one task: only the vLLM stage. Chat prompts arrive rendered and
+    tokenized (`chat_prompts`); embeddings arrive as text, which vLLM tokenizes as its server does;
+    the text vLLM generated is kept (Ray's detokenize stage would decode the stop string back in).
+    A row that fails is recorded as that row's error, not the job's."""
     from ray.data.llm import vLLMEngineProcessorConfig
 
-    generate = task == "generate"
-    images = generate and any(
-        isinstance(message.get("content"), list) and any(part.get("type") != "text" for part in message["content"])
-        for row in rows
-        for message in row["messages"]
-    )
     return vLLMEngineProcessorConfig(
         model_source=args.model_source,
         task_type=task,
         engine_kwargs=json.loads(args.engine_kwargs),
         batch_size=args.batch_size,
         concurrency=args.concurrency,
-        accelerator_type=args.accelerator_type,
-        # Embeddings take the text as it is: no chat template, nothing to detokenize.
-        chat_template_stage=generate,
-        detokenize_stage=generate,
-        prepare_multimodal_stage=images,
+        chat_template_stage=False,
+        tokenize_stage=False,
+        detokenize_stage=False,
+        prepare_multimodal_stage=False,
+        should_continue_on_error=True,
     )
 
 
@@ -295,11 +322,13 @@ def run_vllm(requests, args):
             results.append({"id": request["id"], "response": error_response(f"vLLM processor: {error}")})
     refused = {result["id"] for result in results}
     for task, rows in sorted(by_task.items()):
+        if task == "generate":
+            rows = chat_prompts(rows, load_tokenizer(args.model_source, json.loads(args.engine_kwargs)))
         keep = ("id", "part", "num_input_tokens")
         keep += ("generated_text", "generated_tokens", "num_generated_tokens", "logprobs")
         keep += ("embeddings",) if task == "embed" else ()
         processor = build_processor(
-            vllm_config(task, rows, args),
+            vllm_config(task, args),
             postprocess=lambda row, keep=keep: {key: row.get(key) for key in keep},
         )
         outputs = {}
@@ -309,7 +338,10 @@ def run_vllm(requests, args):
             answered = outputs.get(request["id"])
             if TASKS.get(request["path"]) != task or request["id"] in refused or not answered:
                 continue
-            if task == "generate":
+            failed = next((row["__inference_error__"] for row in answered if row.get("__inference_error__")), None)
+            if failed:
+                response = error_response(f"vLLM processor: {failed}")
+            elif task == "generate":
                 response = chat_response(request, answered[0])
             else:
                 response = embeddings_response(request, answered)

@@ -13,6 +13,10 @@ if [ ! -x .venv-ray/bin/ray ]; then
   python3 -m venv .venv-ray
   .venv-ray/bin/python3 -m pip --disable-pip-version-check -q install "ray[default,data]==2.60.0" pydantic aiohttp
 fi
+# transformers (no torch): the driver's vLLM path renders chat prompts with the model's tokenizer,
+# and RayDriverTests runs that with a real one.
+.venv-ray/bin/python3 -c "import transformers, jinja2" 2>/dev/null ||
+  .venv-ray/bin/python3 -m pip --disable-pip-version-check -q install "transformers==5.24.0" "tokenizers==0.23.3" jinja2
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   echo "test deps: installing headless Chromium (Debian chromium)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO=sudo

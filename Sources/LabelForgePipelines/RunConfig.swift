@@ -319,6 +319,12 @@ public struct RunConfig: Sendable {
                     throw node.error(
                         "'base_url' does not apply with processor: vllm (vLLM runs inside the Ray job); leave it out.")
                 }
+                if let task = try node.child("task"), try task.string() == "rerank" {
+                    throw task.error(
+                        "processor: vllm cannot rerank (Ray's vLLM stage takes one prompt per row, and a cross-encoder "
+                            + "needs the query and document tokenized together): use processor: http with a vLLM server."
+                    )
+                }
                 if let dialect = try node.child("dialect"), try dialect.string() != "vllm" {
                     throw dialect.error(
                         "processor: vllm sends vLLM's own request bodies: set dialect: vllm (the cache keys then match a "
@@ -330,8 +336,14 @@ public struct RunConfig: Sendable {
                 guard processor == "vllm" else {
                     throw kwargsNode.error("'engine_kwargs' applies with processor: vllm only.")
                 }
-                guard case .object = try kwargsNode.json() else {
+                guard case .object(let kwargs) = try kwargsNode.json() else {
                     throw kwargsNode.error("'engine_kwargs' must be a mapping of vLLM engine arguments.")
+                }
+                // They travel in the job's entrypoint and the manifest, where a secret must never be.
+                if kwargs["hf_token"] != nil {
+                    throw kwargsNode.error(
+                        "'hf_token' would be shown in the Ray job table and written to the manifest; set HF_TOKEN in the "
+                            + "cluster nodes' environment instead.")
                 }
             }
             guard let address = try node.child("address")?.string() else {

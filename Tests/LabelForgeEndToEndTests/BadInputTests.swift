@@ -37,7 +37,7 @@ import Testing
         "malformed YAML", "unknown key", "wrong type", "cycle in the stage graph", "missing dataset", "empty dataset",
         "dataset that is a directory", "non-UTF-8 text", "10 MB row", "broken CSV quoting", "duplicate ids",
         "JSONL line that is not an object", "image that lies about its type", "prompt pack without a template",
-        "engine URL that is not HTTP(S)", "model file that is not GGUF",
+        "engine URL that is not HTTP(S)", "model file that is not GGUF", "Ray engine with nowhere for its answers",
     ]
 
     @Test("docs/errors.md has a row for every bad input this suite sets up, and no other")
@@ -135,6 +135,12 @@ import Testing
                 stages: "  - {id: sentiment, type: classify, template: sentiment, labels: [positive, negative]}")
         case "engine URL that is not HTTP(S)":
             try config(ws, baseURL: "ftp://models.example.com/v1")
+        case "Ray engine with nowhere for its answers":
+            try config(
+                ws, baseURL: baseURL,
+                engine:
+                    "{name: e, kind: ray, address: \"http://127.0.0.1:8265\", base_url: \"\(baseURL)\", model: {id: m, revision: r}}"
+            )
         case "model file that is not GGUF":
             try ws.write("models/model.gguf", "<html>404 Not Found</html>\n")
             try config(

@@ -75,7 +75,9 @@ import Testing
             out="\(dir)/replica-$port"
             echo "$$" > "$out.pid"
             echo "$@" > "$out.args"
-            env | grep -E '^(VLLM_|CUDA_VISIBLE_DEVICES)' | sort > "$out.env"
+            # Renamed into place: the test waits for the file and must never read it half written.
+            env | grep -E '^(VLLM_|CUDA_VISIBLE_DEVICES)' | sort > "$out.env.partial"
+            mv "$out.env.partial" "$out.env"
             if [ "$port" = "$LF_FAKE_EXIT_PORT" ]; then sleep 1; exit "$LF_FAKE_EXIT"; fi
             trap 'echo stopped > "$out.stopped"; exit 0' TERM
             while true; do sleep 0.1; done

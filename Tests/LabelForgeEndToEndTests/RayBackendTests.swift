@@ -177,13 +177,16 @@ extension LocalEngineTests {
             }
 
             // processor: vllm reaches the cluster as vLLMEngineProcessorConfig jobs: the entrypoint names
-            // the model and engine_kwargs, runtime_env carries vLLM's determinism switches. This head
-            // has no vLLM (no GPU here), so the job fails, and the rows fail with its log's tail.
+            // the model and engine_kwargs, runtime_env carries vLLM's determinism switches. The job
+            // renders its prompts, then fails where Ray's vLLM stage imports torch (no GPU stack
+            // here), and the rows fail with its log's tail.
             try rayConfig(
                 ws, name: "ray-vllm.yaml",
                 engine: """
-                      - {name: e, kind: ray, processor: vllm, address: "\(head.dashboard)", python: \(python), output_dir: ray-out, model: \(model), engine_kwargs: {max_model_len: 2048}}
+                      - {name: e, kind: ray, processor: vllm, address: "\(head.dashboard)", python: \(python), output_dir: ray-out, model: \(model), engine_kwargs: {max_model_len: 2048, tokenizer: "\(ws.path("tokenizer"))"}}
                     """)
+            // The job renders its chat prompts with this tokenizer (the model's would come from the Hub).
+            try RayDriverTests.writeTokenizer(at: ws.path("tokenizer"), python: python)
             let jobsBeforeVLLM = Set(try await head.jobs().compactMap { $0["submission_id"]?.stringValue })
             let viaVLLM = try await CLI.run(
                 ["run", "--config", ws.path("ray-vllm.yaml"), "--runs-dir", ws.path("ray-vllm-runs")],
@@ -205,7 +208,8 @@ extension LocalEngineTests {
                 })
             let recorded = try String(
                 contentsOfFile: ws.path("ray-vllm-runs") + "/" + vllmRun + "/manifest.jsonl", encoding: .utf8)
-            #expect(recorded.contains("ended FAILED") && recorded.contains("No module named"), "\(viaVLLM.stderr)")
+            #expect(
+                recorded.contains("ended FAILED") && recorded.contains("No module named 'torch'"), "\(viaVLLM.stderr)")
 
             // Ctrl-C while a job runs: labelforge stops the job and exits 130.
             let fresh = try String(contentsOfFile: ws.path("ray.yaml"), encoding: .utf8).replacingOccurrences(

@@ -146,7 +146,9 @@ import Testing
                 "'engine_kwargs' applies with processor: vllm only"
             ),
             ("processor: vllm, engine_kwargs: [1], model: {id: m}", "'engine_kwargs' must be a mapping"),
-            ("processor: sglang, model: {id: m}", "processor"),
+            ("processor: sglang, model: {id: m}", "'sglang'"),
+            ("processor: vllm, task: rerank, model: {id: m}", "processor: vllm cannot rerank"),
+            ("processor: vllm, engine_kwargs: {hf_token: hf_abc}, model: {id: m}", "set HF_TOKEN in the cluster"),
         ])
     func rayProcessorRefusals(engine: String, fragment: String) throws {
         let ws = try TestWorkspace()
