@@ -120,13 +120,15 @@ if [ -x .venv-ray/bin/ray ]; then
   echo "== 5. Ray Data LLM jobs against plain HTTP ($ROWS rows, the same server: 64 slots, 100 ms)"
   rp=($(for _ in $(seq 9); do free_port; done))
   mkdir -p "/tmp/lfb-$$"
-  RAY_USAGE_STATS_ENABLED=0 .venv-ray/bin/ray start --head --block --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 \
+  # Token authentication, with a token of its own (labelforge reads RAY_AUTH_TOKEN as Ray's clients do).
+  export RAY_AUTH_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  RAY_AUTH_MODE=token RAY_USAGE_STATS_ENABLED=0 .venv-ray/bin/ray start --head --block --node-ip-address=127.0.0.1 --dashboard-host=127.0.0.1 \
     --include-dashboard=true --num-cpus=2 --temp-dir="/tmp/lfb-$$" --disable-usage-stats --port=${rp[0]} \
     --dashboard-port=${rp[1]} --ray-client-server-port=${rp[2]} --object-manager-port=${rp[3]} \
     --node-manager-port=${rp[4]} --dashboard-agent-listen-port=${rp[5]} --dashboard-agent-grpc-port=${rp[6]} \
     --runtime-env-agent-port=${rp[7]} --metrics-export-port=${rp[8]} --min-worker-port=22000 --max-worker-port=22099 \
     > "$work/ray.log" 2>&1 & head=$!
-  for _ in $(seq 120); do curl -sf "http://127.0.0.1:${rp[1]}/api/version" >/dev/null && break; sleep 0.5; done
+  for _ in $(seq 120); do curl -sf -H "Authorization: Bearer $RAY_AUTH_TOKEN" "http://127.0.0.1:${rp[1]}/api/version" >/dev/null && break; sleep 0.5; done
   config http "  - {name: e, kind: openai, dialect: vllm, base_url: \"http://127.0.0.1:$port\", model: {id: bench, revision: r}, max_in_flight: 64}" "{path: $work/http.sqlite}"
   http=$(seconds run --config "$work/http.yaml" --runs-dir "$work/runs")
   echo "HTTP: $http s"
