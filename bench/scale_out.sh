@@ -4,7 +4,8 @@
 #   2. replicas: 1, 2, 4 servers of 8 slots each behind one engine (base_urls);
 #   3. shards: 2 shard processes + merge against 1 process, on 4 replicas;
 #   4. the cache: a fully cached rerun from SQLite, S3 (SeaweedFS) and tiered;
-#   5. Ray: the same rows through a local Ray head (Ray Data LLM jobs) against plain HTTP.
+#   5. Ray: the same rows through a local Ray head (Ray Data LLM jobs) against plain HTTP, with the
+#      job files in a shared directory and in the S3 bucket.
 # The engine is bench/latency_stub.py (a GPU server's shape: fixed latency, bounded batch), so the
 # figures measure LabelForge and its plumbing, not a model. Needs .venv/bin/weed and .venv-ray
 # (scripts/test_deps.sh) for parts 4 and 5. usage: bench/scale_out.sh [ROWS]
@@ -138,7 +139,15 @@ if [ -x .venv-ray/bin/ray ]; then
     config "ray$1" "  - {name: e, kind: ray, dialect: vllm, address: \"http://127.0.0.1:${rp[1]}\", base_url: \"http://127.0.0.1:$port\", python: $PWD/.venv-ray/bin/python, output_dir: $work/ray-out, model: {id: bench, revision: r}, max_in_flight: 512, batch_size: $1, concurrency: $2}" "{path: $work/ray$1.sqlite}"
     ray=$(seconds run --config "$work/ray$1.yaml" --runs-dir "$work/runs")
     echo "Ray, one job of $ROWS requests, batch_size $1, concurrency $2: $ray s ($(ratio "$ray" "$http")x HTTP)"
+    [ "$1" = 64 ] && shared=$ray
   done
+  if [ -n "${wp[6]:-}" ]; then
+    # The same job with its request file and results in the S3 cache's bucket (no output_dir); the
+    # head got the bucket's credentials from the environment section 4 exported.
+    config raybucket "  - {name: e, kind: ray, dialect: vllm, address: \"http://127.0.0.1:${rp[1]}\", base_url: \"http://127.0.0.1:$port\", python: $PWD/.venv-ray/bin/python, model: {id: bench, revision: r}, max_in_flight: 512, batch_size: 64, concurrency: 1}" "{kind: s3, bucket: bench, prefix: raybucket, endpoint: \"http://127.0.0.1:${wp[6]}\"}"
+    bucket=$(seconds run --config "$work/raybucket.yaml" --runs-dir "$work/runs")
+    echo "Ray, the same job (batch_size 64) with its files through the bucket: $bucket s ($(ratio "$bucket" "$shared")x the shared directory)"
+  fi
   tree=$(ps -o pid= --ppid $head; for c in $(ps -o pid= --ppid $head); do ps -o pid= --ppid $c; done)
   kill $head 2>/dev/null; sleep 3; kill -9 $head $tree 2>/dev/null || true; rm -rf "/tmp/lfb-$$"
 fi
