@@ -50,15 +50,19 @@ seconds() { # prints the run's wall seconds; args: labelforge arguments
   end=$(date +%s.%N); python3 -c "print(f'{$end - $start:.2f}')"
 }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
+# Runs config $1 and prints "$2: S s, R rows/s, Nx $3"; a section's first run (base="") is its baseline.
+timed() {
+  local s; s=$(seconds run --config "$work/$1.yaml" --runs-dir "$work/runs")
+  [ -z "$base" ] && base=$s
+  echo "$2: $s s, $(python3 -c "print(f'{$ROWS / $s:.1f}')") rows/s, $(ratio "$base" "$s")x $3"
+}
 
 echo "== 1. max_in_flight: one server, 64 slots, 100 ms a request, $ROWS rows"
 stub 0.1 64; port=$stub_port
 base=""
 for n in 1 4 16 64; do
   config "c$n" "  - {name: e, kind: openai, dialect: vllm, base_url: \"http://127.0.0.1:$port\", model: {id: bench, revision: r}, max_in_flight: $n}" "{path: $work/c$n.sqlite}"
-  s=$(seconds run --config "$work/c$n.yaml" --runs-dir "$work/runs")
-  [ -z "$base" ] && base=$s
-  echo "max_in_flight $n: $s s, $(python3 -c "print(f'{$ROWS / $s:.1f}')") rows/s, $(ratio "$base" "$s")x max_in_flight 1"
+  timed "c$n" "max_in_flight $n" "max_in_flight 1"
 done
 
 echo "== 2. replicas: servers of 8 slots each, 100 ms a request, max_in_flight 8 per replica"
@@ -68,9 +72,7 @@ base=""
 for r in 1 2 4; do
   urls=$(for p in "${ports[@]:0:$r}"; do printf '"http://127.0.0.1:%s", ' "$p"; done)
   config "r$r" "  - {name: e, kind: openai, dialect: vllm, base_urls: [${urls%, }], model: {id: bench, revision: r}, max_in_flight: $((8 * r)), max_in_flight_per_replica: 8}" "{path: $work/r$r.sqlite}"
-  s=$(seconds run --config "$work/r$r.yaml" --runs-dir "$work/runs")
-  [ -z "$base" ] && base=$s
-  echo "replicas $r: $s s, $(python3 -c "print(f'{$ROWS / $s:.1f}')") rows/s, $(ratio "$base" "$s")x 1 replica"
+  timed "r$r" "replicas $r" "1 replica"
 done
 
 echo "== 3. shards: 2 shard processes at once + merge, against 1 process (4 replicas, max_in_flight 16 per process)"

@@ -136,9 +136,8 @@ def logprob_content(output, top):
 def chat_response(request, output):
     """The body vLLM's server would send for a chat request, from the stage's output row."""
     body = request["body"]
-    sampling = vllm_rows(request)[0]["sampling_params"]
     generated = int(output.get("num_generated_tokens") or 0)
-    limit = sampling["max_tokens"]
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": output.get("generated_text") or ""},
@@ -199,14 +198,13 @@ def read_text(location, args):
 def write_text(location, text, args):
     """Writes all of `text` or nothing: a local file is renamed into place; an S3 object appears whole."""
     filesystem, path = storage(location, args)
-    if not location.startswith("s3://"):
+    local = not location.startswith("s3://")
+    if local:
         filesystem.create_dir(os.path.dirname(path), recursive=True)
-        with filesystem.open_output_stream(path + ".partial") as handle:
-            handle.write(text.encode("utf-8"))
+    with filesystem.open_output_stream(path + ".partial" if local else path) as handle:
+        handle.write(text.encode("utf-8"))
+    if local:
         filesystem.move(path + ".partial", path)
-    else:
-        with filesystem.open_output_stream(path) as handle:
-            handle.write(text.encode("utf-8"))
 
 
 def main() -> int:

@@ -135,8 +135,8 @@ public struct RayJobOptions: Sendable {
 /// is submitted (`POST /api/jobs/`), polled (`GET /api/jobs/<id>`), stopped on cancellation
 /// (`POST /api/jobs/<id>/stop`), and its answers are read from `<output_dir>/<submission_id>/
 /// results.jsonl`, or, when the exchange is a bucket, the request file and the answers are
-/// objects under `<prefix>/<submission_id>/`. Requests arriving while a job runs form the next one (a validation retry is the
-/// next round). Each caller gets its own answer as if it came over HTTP, so the executor caches
+/// objects under `<prefix>/<submission_id>/`. Requests arriving while a job runs form the next one
+/// (a validation retry is the next round). Each caller gets its own answer as if it came over HTTP, so the executor caches
 /// it under the same key: a later HTTP run is all hits.
 public final class RayJobTransport: EngineTransport {
     public let options: RayJobOptions
@@ -208,13 +208,7 @@ public final class RayJobTransport: EngineTransport {
             do {
                 try await Task.sleep(for: gatherWindow)
             } catch {
-                let waiting = state.withLock { state -> [Waiting] in
-                    state.running = false
-                    defer { state.queue.removeAll() }
-                    return state.queue
-                }
-                for waiter in waiting { waiter.continuation.resume(throwing: CancellationError()) }
-                throw CancellationError()
+                throw stopLeading()
             }
             let includeOwn = ownResult == nil
             let batch = state.withLock { state -> [Waiting] in
@@ -234,15 +228,21 @@ public final class RayJobTransport: EngineTransport {
             if includeOwn { ownResult = results.removeFirst() }
             for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
             if Task.isCancelled {
-                let waiting = state.withLock { state -> [Waiting] in
-                    state.running = false
-                    defer { state.queue.removeAll() }
-                    return state.queue
-                }
-                for waiter in waiting { waiter.continuation.resume(throwing: CancellationError()) }
-                throw CancellationError()
+                throw stopLeading()
             }
         }
+    }
+
+    /// Ends leading after a cancellation: every waiting caller gets `CancellationError`, which the
+    /// leader throws too.
+    private func stopLeading() -> CancellationError {
+        let waiting = state.withLock { state -> [Waiting] in
+            state.running = false
+            defer { state.queue.removeAll() }
+            return state.queue
+        }
+        for waiter in waiting { waiter.continuation.resume(throwing: CancellationError()) }
+        return CancellationError()
     }
 
     /// One job for `requests`; an answer (or a failure) per request, in order. The job's files are

@@ -54,20 +54,42 @@ public struct VLLMLaunch: Sendable {
         }
     }
 
+    /// The environment a determinism mode needs: batch invariance (the answer to a request does not
+    /// depend on what it was batched with) and, in strict mode, one process. The same for
+    /// `vllm serve` and for vLLM inside a Ray job.
+    public static func determinismEnvironment(strict: Bool) -> [(String, String)] {
+        var environment = [("VLLM_BATCH_INVARIANT", "1")]
+        if strict { environment.append(("VLLM_ENABLE_V1_MULTIPROCESSING", "0")) }
+        return environment
+    }
+
+    /// The engine arguments a determinism mode needs, by vLLM's engine-argument names and in
+    /// `vllm serve`'s order: the pinned revision, the default seed, sampling defaults from vLLM
+    /// rather than the model's generation_config.json (LabelForge sends every parameter it relies
+    /// on), and in strict mode no prefix caching. The same go on a server's command line and into a
+    /// Ray job's `engine_kwargs`.
+    public static func determinismArguments(seed: Int, revision: String?, strict: Bool) -> [(
+        name: String, value: JSONValue
+    )] {
+        var settings: [(name: String, value: JSONValue)] = []
+        if let revision { settings.append(("revision", .string(revision))) }
+        settings += [("seed", .int(Int64(seed))), ("generation_config", "vllm")]
+        if strict { settings.append(("enable_prefix_caching", false)) }
+        return settings
+    }
+
     public var replicaCommands: [Replica] {
         (0..<replicas).map { index in
-            // Batch invariance: the answer to a request does not depend on what it was batched with.
-            var environment = [("VLLM_BATCH_INVARIANT", "1")]
-            if strict { environment.append(("VLLM_ENABLE_V1_MULTIPROCESSING", "0")) }
+            var environment = Self.determinismEnvironment(strict: strict)
             if serverInfo { environment.append(("VLLM_SERVER_DEV_MODE", "1")) }
             let gpus = (index * gpusPerReplica..<(index + 1) * gpusPerReplica).map(String.init).joined(separator: ",")
             environment.append(("CUDA_VISIBLE_DEVICES", gpus))
             var arguments = ["vllm", "serve", model]
-            if let revision { arguments += ["--revision", revision] }
-            // The server's default seed, and sampling defaults from vLLM rather than the model's
-            // generation_config.json (LabelForge sends every parameter it relies on).
-            arguments += ["--seed", String(seed), "--generation-config", "vllm"]
-            if strict { arguments.append("--no-enable-prefix-caching") }
+            for (name, value) in Self.determinismArguments(seed: seed, revision: revision, strict: strict) {
+                let flag = name.replacingOccurrences(of: "_", with: "-")
+                // A false switch is its `--no-` form; every other value follows its flag.
+                arguments += value == false ? ["--no-" + flag] : ["--" + flag, value.textForm]
+            }
             if gpusPerReplica > 1 { arguments += ["--tensor-parallel-size", String(gpusPerReplica)] }
             arguments += ["--host", host, "--port", String(port + index)]
             arguments += extraArguments

@@ -242,18 +242,17 @@ struct CacheBucketJobs: RayJobBucket {
 
 extension RunConfig.Engine {
     /// How a `ray` engine's jobs answer: over HTTP to `base_url`, or with vLLM inside the job. For
-    /// vLLM, LabelForge's determinism settings (those `labelforge engine vllm` gives `vllm serve`)
-    /// come first and the config's `engine_kwargs` override them: `seed` (the run's), sampling
-    /// defaults from vLLM rather than the model's `generation_config`, the pinned revision, and in
-    /// strict runs no prefix caching and no engine subprocess.
+    /// vLLM, the determinism settings `labelforge engine vllm` gives `vllm serve` (with the run's
+    /// seed) come first and the config's `engine_kwargs` override them.
     func rayProcessor(seed: UInt64, strict: Bool) -> RayProcessor {
         guard let ray, ray.processor == "vllm" else { return .http(url: baseURLs.first ?? "") }
-        var kwargs: [String: JSONValue] = ["seed": .int(Int64(seed)), "generation_config": "vllm"]
-        if let revision = model.revision { kwargs["revision"] = .string(revision) }
-        if strict { kwargs["enable_prefix_caching"] = false }
+        var kwargs = Dictionary(
+            uniqueKeysWithValues: VLLMLaunch.determinismArguments(
+                seed: Int(seed), revision: model.revision, strict: strict
+            ).map { ($0.name, $0.value) })
         kwargs.merge(ray.engineKwargs?.objectValue ?? [:]) { _, configured in configured }
-        var environment = ["VLLM_BATCH_INVARIANT": "1"]
-        if strict { environment["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" }
-        return .vllm(modelSource: model.id, engineKwargs: .object(kwargs), environment: environment)
+        return .vllm(
+            modelSource: model.id, engineKwargs: .object(kwargs),
+            environment: Dictionary(uniqueKeysWithValues: VLLMLaunch.determinismEnvironment(strict: strict)))
     }
 }

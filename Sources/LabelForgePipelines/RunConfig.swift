@@ -285,14 +285,77 @@ public struct RunConfig: Sendable {
             cacheKind: cacheKind, cacheS3: cacheS3, cacheLocation: cache.map { "\($0.file):\($0.line)" } ?? file)
     }
 
+    /// The keys only an engine of kind `ray` takes.
+    static let rayKeys = ["address", "python", "output_dir", "batch_size", "concurrency", "processor", "engine_kwargs"]
+
+    /// The settings of an engine of kind `ray`: its dashboard, its processor and where its jobs'
+    /// files travel.
+    /// - Parameter bucket: the run's cache is a bucket (the jobs may exchange files there).
+    private static func parseRay(_ node: ConfigReader, baseURLs: [String], bucket: Bool) throws -> Engine.Ray {
+        let processor = try node.child("processor")?.oneOf(["http", "vllm"]) ?? "http"
+        if processor == "http" && baseURLs.count != 1 {
+            throw node.error(
+                "an engine of kind 'ray' needs 'base_url': the OpenAI-compatible endpoint its jobs send requests to "
+                    + "(or processor: vllm, to run vLLM inside the jobs).")
+        }
+        if processor == "vllm" {
+            if !baseURLs.isEmpty {
+                throw node.error(
+                    "'base_url' does not apply with processor: vllm (vLLM runs inside the Ray job); leave it out.")
+            }
+            if let task = try node.child("task"), try task.string() == "rerank" {
+                throw task.error(
+                    "processor: vllm cannot rerank (Ray's vLLM stage takes one prompt per row, and a cross-encoder "
+                        + "needs the query and document tokenized together): use processor: http with a vLLM server."
+                )
+            }
+            if let dialect = try node.child("dialect"), try dialect.string() != "vllm" {
+                throw dialect.error(
+                    "processor: vllm sends vLLM's own request bodies: set dialect: vllm (the cache keys then match a "
+                        + "vllm serve endpoint's).")
+            }
+        }
+        let kwargsNode = try node.child("engine_kwargs")
+        let engineKwargs = try kwargsNode?.json()
+        if let kwargsNode {
+            guard processor == "vllm" else {
+                throw kwargsNode.error("'engine_kwargs' applies with processor: vllm only.")
+            }
+            guard case .object(let kwargs) = engineKwargs else {
+                throw kwargsNode.error("'engine_kwargs' must be a mapping of vLLM engine arguments.")
+            }
+            // They travel in the job's entrypoint and the manifest, where a secret must never be.
+            if kwargs["hf_token"] != nil {
+                throw kwargsNode.error(
+                    "'hf_token' would be shown in the Ray job table and written to the manifest; set HF_TOKEN in the "
+                        + "cluster nodes' environment instead.")
+            }
+        }
+        guard let address = try node.child("address")?.string() else {
+            throw node.error("an engine of kind 'ray' needs 'address': the Ray dashboard, e.g. http://head:8265.")
+        }
+        let output = try node.child("output_dir")?.filePath()
+        if output == nil && !bucket {
+            throw node.error(
+                "an engine of kind 'ray' needs 'output_dir' (a directory its jobs write answers to and this machine "
+                    + "reads: a shared filesystem), or a cache of kind 's3' or 'tiered', whose bucket its jobs then "
+                    + "exchange files through.")
+        }
+        return Engine.Ray(
+            address: address, python: try node.child("python")?.string() ?? "python", outputDirectory: output,
+            batchSize: try node.child("batch_size")?.int() ?? 16,
+            concurrency: try node.child("concurrency")?.int() ?? 1, processor: processor,
+            engineKwargs: engineKwargs)
+    }
+
     /// - Parameter bucket: the run's cache is a bucket (a Ray engine's jobs may exchange files there).
     private static func parseEngine(_ node: ConfigReader, strict: Bool, bucket: Bool) throws -> Engine {
-        try node.checkKeys([
-            "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
-            "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
-            "max_in_flight_per_replica", "address", "python", "output_dir", "batch_size", "concurrency", "processor",
-            "engine_kwargs",
-        ])
+        try node.checkKeys(
+            [
+                "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
+                "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
+                "max_in_flight_per_replica",
+            ] + rayKeys)
         let kind = try node.child("kind")?.oneOf(["local", "openai", "ray"]) ?? "local"
         let modelNode = try node.require("model")
         try modelNode.checkKeys(["id", "path", "revision"])
@@ -308,61 +371,9 @@ public struct RunConfig: Sendable {
         }
         var ray: Engine.Ray?
         if kind == "ray" {
-            let processor = try node.child("processor")?.oneOf(["http", "vllm"]) ?? "http"
-            if processor == "http" && baseURLs.count != 1 {
-                throw node.error(
-                    "an engine of kind 'ray' needs 'base_url': the OpenAI-compatible endpoint its jobs send requests to "
-                        + "(or processor: vllm, to run vLLM inside the jobs).")
-            }
-            if processor == "vllm" {
-                if !baseURLs.isEmpty {
-                    throw node.error(
-                        "'base_url' does not apply with processor: vllm (vLLM runs inside the Ray job); leave it out.")
-                }
-                if let task = try node.child("task"), try task.string() == "rerank" {
-                    throw task.error(
-                        "processor: vllm cannot rerank (Ray's vLLM stage takes one prompt per row, and a cross-encoder "
-                            + "needs the query and document tokenized together): use processor: http with a vLLM server."
-                    )
-                }
-                if let dialect = try node.child("dialect"), try dialect.string() != "vllm" {
-                    throw dialect.error(
-                        "processor: vllm sends vLLM's own request bodies: set dialect: vllm (the cache keys then match a "
-                            + "vllm serve endpoint's).")
-                }
-            }
-            let kwargsNode = try node.child("engine_kwargs")
-            if let kwargsNode {
-                guard processor == "vllm" else {
-                    throw kwargsNode.error("'engine_kwargs' applies with processor: vllm only.")
-                }
-                guard case .object(let kwargs) = try kwargsNode.json() else {
-                    throw kwargsNode.error("'engine_kwargs' must be a mapping of vLLM engine arguments.")
-                }
-                // They travel in the job's entrypoint and the manifest, where a secret must never be.
-                if kwargs["hf_token"] != nil {
-                    throw kwargsNode.error(
-                        "'hf_token' would be shown in the Ray job table and written to the manifest; set HF_TOKEN in the "
-                            + "cluster nodes' environment instead.")
-                }
-            }
-            guard let address = try node.child("address")?.string() else {
-                throw node.error("an engine of kind 'ray' needs 'address': the Ray dashboard, e.g. http://head:8265.")
-            }
-            let output = try node.child("output_dir")?.filePath()
-            if output == nil && !bucket {
-                throw node.error(
-                    "an engine of kind 'ray' needs 'output_dir' (a directory its jobs write answers to and this machine "
-                        + "reads: a shared filesystem), or a cache of kind 's3' or 'tiered', whose bucket its jobs then "
-                        + "exchange files through.")
-            }
-            ray = Engine.Ray(
-                address: address, python: try node.child("python")?.string() ?? "python", outputDirectory: output,
-                batchSize: try node.child("batch_size")?.int() ?? 16,
-                concurrency: try node.child("concurrency")?.int() ?? 1, processor: processor,
-                engineKwargs: try kwargsNode?.json())
+            ray = try parseRay(node, baseURLs: baseURLs, bucket: bucket)
         } else {
-            for key in ["address", "python", "output_dir", "batch_size", "concurrency", "processor", "engine_kwargs"] {
+            for key in rayKeys {
                 if let extra = try node.child(key) {
                     throw extra.error("'\(key)' applies to engines of kind 'ray' only.")
                 }

@@ -249,20 +249,12 @@ final class RunExecution {
         }
     }
 
-    /// How many of the dataset's rows are in this run's shard (a row's ID hashes its images' bytes).
+    /// How many of the dataset's rows are in this run's shard: a pass of `datasetSource` (a row's ID
+    /// may hash its images' bytes, so the rows are read as the run reads them).
     private func shardRowCount() throws -> Int {
-        guard let shard else { return totalRows }
-        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
-        var assigner = RowIDAssigner(idField: config.dataset.idField, repeats: repeats)
-        let images = config.dataset.images
-        var read = 0
+        let next = try datasetSource()
         var count = 0
-        while read < datasetRows, let record = try reader.next() {
-            read += 1
-            if shard.contains(rowID: assigner.assign(images.load(record).identity(idField: config.dataset.idField))) {
-                count += 1
-            }
-        }
+        while try next() != nil { count += 1 }
         return count
     }
 

@@ -174,26 +174,24 @@ public final class Runner: Sendable {
             throw error
         }
         let noCache = options.noCache || options.replay?.recompute == true
+        /// Answers the run needs from the cache and cannot find there: no run directory, and why.
+        func refuse(_ missing: [String], sample: Int, _ message: (String) -> String) throws {
+            guard !missing.isEmpty else { return }
+            try? FileManager.default.removeItem(atPath: directory.path)
+            throw LabelForgeError(.cacheMiss, message(missing.prefix(sample).joined(separator: ", ")))
+        }
         if let replay = options.replay, replay.offline, let original {
             let missing = try await Self.missingEntries(of: original, in: cache)
-            guard missing.isEmpty else {
-                try? FileManager.default.removeItem(atPath: directory.path)
-                throw LabelForgeError(
-                    .cacheMiss,
-                    "The cache lacks \(missing.count) response(s) of \(original.runID), e.g. "
-                        + missing.prefix(5).joined(separator: ", ")
-                        + ". Replay with --allow-engine to fetch them, or point --cache-path at the run's cache.")
+            try refuse(missing, sample: 5) {
+                "The cache lacks \(missing.count) response(s) of \(original.runID), e.g. \($0). Replay with "
+                    + "--allow-engine to fetch them, or point --cache-path at the run's cache."
             }
         }
         if let merge {
             let missing = try await merge.missingAnswers(in: cache)
-            guard missing.isEmpty else {
-                try? FileManager.default.removeItem(atPath: directory.path)
-                throw LabelForgeError(
-                    .cacheMiss,
-                    "The cache lacks \(missing.count) answer(s) the shards got, e.g. "
-                        + missing.prefix(3).joined(separator: ", ")
-                        + ". Merge with the cache the shards shared: --cache-path, or the config's S3 cache.")
+            try refuse(missing, sample: 3) {
+                "The cache lacks \(missing.count) answer(s) the shards got, e.g. \($0). Merge with the cache the "
+                    + "shards shared: --cache-path, or the config's S3 cache."
             }
         }
         let manifest = try ManifestWriter(path: directory.manifestPath)

@@ -34,7 +34,7 @@ struct ShardMerge {
         guard !paths.isEmpty else {
             throw LabelForgeError(.invalidConfig, "Give the run directories of the shards to merge.")
         }
-        var shards: [(dir: String, run: RunRecord, summary: SummaryRecord?)] = []
+        var shards: [(dir: String, run: RunRecord, spec: ShardSpec, summary: SummaryRecord)] = []
         var rows: [String: RowRecord] = [:]
         var owner: [String: String] = [:]
         for path in paths {
@@ -71,10 +71,10 @@ struct ShardMerge {
                 owner[key] = dir
                 rows[key] = row
             }
-            shards.append((dir, artifacts.run, summary))
+            shards.append((dir, artifacts.run, shard, summary))
         }
         let first = shards[0]
-        let count = first.run.shard!.count
+        let count = first.spec.count
         var byIndex: [Int: String] = [:]
         for shard in shards {
             guard shard.run.planHash == first.run.planHash else {
@@ -83,17 +83,16 @@ struct ShardMerge {
                     "\(shard.dir) ran plan \(shard.run.planHash) but \(first.dir) ran \(first.run.planHash): shards "
                         + "must come from the same config, dataset, prompts and models.")
             }
-            let spec = shard.run.shard!
-            guard spec.count == count else {
+            guard shard.spec.count == count else {
                 throw LabelForgeError(
                     .invalidConfig,
-                    "\(shard.dir) is shard \(spec) but \(first.dir) is shard \(first.run.shard!): the shards of one "
+                    "\(shard.dir) is shard \(shard.spec) but \(first.dir) is shard \(first.spec): the shards of one "
                         + "run share one count.")
             }
-            if let other = byIndex[spec.index] {
-                throw LabelForgeError(.invalidConfig, "\(other) and \(shard.dir) are both shard \(spec).")
+            if let other = byIndex[shard.spec.index] {
+                throw LabelForgeError(.invalidConfig, "\(other) and \(shard.dir) are both shard \(shard.spec).")
             }
-            byIndex[spec.index] = shard.dir
+            byIndex[shard.spec.index] = shard.dir
         }
         let missing = (0..<count).filter { byIndex[$0] == nil }
         guard missing.isEmpty else {
@@ -105,14 +104,14 @@ struct ShardMerge {
         let plan = try RunPlan.reload(
             runDirectory: first.dir, recorded: first.run, refusal: "Cannot merge",
             advice: " Merge where the shards' dataset, prompts and models are as they ran.")
-        let covered = shards.reduce(0) { $0 + ($1.summary?.counts?.rows ?? 0) }
+        let covered = shards.reduce(0) { $0 + ($1.summary.counts?.rows ?? 0) }
         guard covered == plan.dataset.rows else {
             throw LabelForgeError(
                 .invalidConfig,
                 "The shards cover \(covered) rows but the dataset has \(plan.dataset.rows): each shard must run the "
                     + "whole dataset's config (the same --limit).")
         }
-        let ordered = shards.sorted { $0.run.shard!.index < $1.run.shard!.index }
+        let ordered = shards.sorted { $0.spec.index < $1.spec.index }
         return ShardMerge(plan: plan, rows: rows, runs: ordered.map(\.run), directories: ordered.map(\.dir))
     }
 

@@ -13,6 +13,7 @@ import Testing
 /// requests to the real local llama.cpp engine with `HttpRequestProcessorConfig`. In the local
 /// engine suite, so it never runs beside another engine test.
 extension LocalEngineTests {
+    @discardableResult
     func rayConfig(_ ws: TestWorkspace, name: String, engine: String, cache: String = "{path: cache.sqlite}") throws
         -> String
     {
@@ -70,12 +71,7 @@ extension LocalEngineTests {
                 Int($0.dropFirst("engine requests sent: ".count))
             }
             #expect((sent ?? 0) >= 12, "\(viaRay.stdout)")
-            let rayDir =
-                ws.path("ray-runs") + "/"
-                + (try #require(
-                    try FileManager.default.contentsOfDirectory(atPath: ws.path("ray-runs")).first {
-                        !$0.hasPrefix(".")
-                    }))
+            let rayDir = try runDir(from: viaRay.stdout)
             let record = try JSONValue.parse(
                 String(
                     try String(contentsOfFile: rayDir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")[0]))
@@ -90,12 +86,7 @@ extension LocalEngineTests {
             #expect(viaHTTP.exitCode == 0, "\(viaHTTP.stderr)")
             #expect(viaHTTP.stdout.contains("engine requests sent: 0"), "\(viaHTTP.stdout)")
             #expect(viaHTTP.stdout.contains("cache hit rate: 100.0%"), "\(viaHTTP.stdout)")
-            let httpDir =
-                ws.path("http-runs") + "/"
-                + (try #require(
-                    try FileManager.default.contentsOfDirectory(atPath: ws.path("http-runs")).first {
-                        !$0.hasPrefix(".")
-                    }))
+            let httpDir = try runDir(from: viaHTTP.stdout)
             for file in ["outputs/sentiment.jsonl", "outputs/note.jsonl", "dataset.jsonl"] {
                 #expect(
                     FileManager.default.contents(atPath: rayDir + "/" + file)
@@ -165,11 +156,7 @@ extension LocalEngineTests {
             #expect(viaBucketHTTP.exitCode == 0, "\(viaBucketHTTP.stderr)")
             #expect(viaBucketHTTP.stdout.contains("engine requests sent: 0"), "\(viaBucketHTTP.stdout)")
             #expect(viaBucketHTTP.stdout.contains("cache hit rate: 100.0%"), "\(viaBucketHTTP.stdout)")
-            let bucketDirs = try ["ray-s3-runs", "http-s3-runs"].map { runs in
-                ws.path(runs) + "/"
-                    + (try #require(
-                        try FileManager.default.contentsOfDirectory(atPath: ws.path(runs)).first { !$0.hasPrefix(".") }))
-            }
+            let bucketDirs = try [viaBucket, viaBucketHTTP].map { try runDir(from: $0.stdout) }
             for file in ["outputs/sentiment.jsonl", "outputs/note.jsonl"] {
                 #expect(
                     FileManager.default.contents(atPath: bucketDirs[0] + "/" + file)
@@ -202,12 +189,8 @@ extension LocalEngineTests {
                 "\(entrypoint)")
             #expect(vllmJob["runtime_env"]?["env_vars"]?["VLLM_BATCH_INVARIANT"] == "1", "\(vllmJob.textForm)")
             #expect(vllmJob["status"] == "FAILED")
-            let vllmRun = try #require(
-                try FileManager.default.contentsOfDirectory(atPath: ws.path("ray-vllm-runs")).first {
-                    !$0.hasPrefix(".")
-                })
             let recorded = try String(
-                contentsOfFile: ws.path("ray-vllm-runs") + "/" + vllmRun + "/manifest.jsonl", encoding: .utf8)
+                contentsOfFile: try runDir(from: viaVLLM.stdout) + "/manifest.jsonl", encoding: .utf8)
             #expect(
                 recorded.contains("ended FAILED") && recorded.contains("No module named 'torch'"), "\(viaVLLM.stderr)")
 
