@@ -73,13 +73,14 @@ import Testing
             prev=""
             for a in "$@"; do [ "$prev" = "--port" ] && port="$a"; prev="$a"; done
             out="\(dir)/replica-$port"
+            # Before the files the test waits for: a SIGTERM right after them must find the trap.
+            trap 'echo stopped > "$out.stopped"; exit 0' TERM
             echo "$$" > "$out.pid"
             echo "$@" > "$out.args"
             # Renamed into place: the test waits for the file and must never read it half written.
             env | grep -E '^(VLLM_|CUDA_VISIBLE_DEVICES)' | sort > "$out.env.partial"
             mv "$out.env.partial" "$out.env"
             if [ "$port" = "$LF_FAKE_EXIT_PORT" ]; then sleep 1; exit "$LF_FAKE_EXIT"; fi
-            trap 'echo stopped > "$out.stopped"; exit 0' TERM
             while true; do sleep 0.1; done
             """
         try script.write(toFile: dir + "/vllm", atomically: true, encoding: .utf8)
