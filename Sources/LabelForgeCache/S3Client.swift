@@ -199,6 +199,9 @@ final class S3Client: Sendable {
     /// once instead of each waiting out its own attempts (a run's rows fail fast, not one by one).
     private let down = Mutex<(at: ContinuousClock.Instant, error: LabelForgeError)?>(nil)
     let downFor: Duration = .seconds(10)
+    /// HTTP requests sent so far, retries included.
+    private let sent = Mutex(0)
+    var requestsSent: Int { sent.withLock { $0 } }
 
     /// What an S3 call answered.
     struct Reply {
@@ -250,6 +253,7 @@ final class S3Client: Sendable {
                 request.headers.add(name: "content-length", value: String(body.count))
             }
             do {
+                sent.withLock { $0 += 1 }
                 let response = try await http.execute(request, timeout: .seconds(60))
                 let bytes = try await response.body.collect(upTo: 256 << 20)
                 let reply = Reply(status: Int(response.status.code), body: Data(bytes.readableBytesView))

@@ -10,7 +10,8 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
     public let name: String
     public var description: String { name }
 
-    /// vLLM ≥ 0.12: `structured_outputs: {choice}`, and `structured_outputs: {json, disable_any_whitespace}`.
+    /// vLLM ≥ 0.12: `structured_outputs: {choice}` and `structured_outputs: {json}` (compact JSON is a
+    /// server setting, `VLLMLaunch.structuredOutputsConfig`).
     public static let vllm = EngineDialect("vllm")
     /// llama.cpp's `llama-server`: GBNF `grammar`s, for choices and for compact JSON objects.
     public static let llamacpp = EngineDialect("llamacpp")
@@ -65,8 +66,9 @@ public struct EngineDialect: Hashable, Sendable, CustomStringConvertible {
         case .jsonSchema(let name, let schema)?:
             switch self {
             case .vllm:
-                // Compact JSON: free whitespace is where small models loop until max_tokens.
-                body["structured_outputs"] = ["json": schema, "disable_any_whitespace": true]
+                // Compact JSON is the server's `--structured-outputs-config` (`labelforge engine vllm`
+                // prints it): vLLM ignores `disable_any_whitespace` in a request.
+                body["structured_outputs"] = ["json": schema]
             case .llamacpp:
                 if let grammar = JSONSchemaGrammar.gbnf(for: schema) {
                     body["grammar"] = .string(grammar)

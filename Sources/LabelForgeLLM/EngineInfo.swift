@@ -29,6 +29,8 @@ public enum EngineInfo {
                     let id = model["id"]?.stringValue.map { $0.split(separator: "/").last.map(String.init) ?? $0 }
                     var entry: [String: JSONValue] = ["id": id.map(JSONValue.string) ?? .null]
                     for key in ["root", "max_model_len", "owned_by"] where model[key] != nil { entry[key] = model[key] }
+                    // llama.cpp: the model's training context, the window an embedding model takes.
+                    if let window = model["meta"]?["n_ctx_train"] { entry["n_ctx_train"] = window }
                     return .object(entry)
                 })
         }

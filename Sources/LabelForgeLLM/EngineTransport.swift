@@ -24,8 +24,11 @@ public struct RequestKind: Hashable, Sendable, CustomStringConvertible {
     public static let rerank = RequestKind(name: "rerank", path: "/v1/rerank")
     /// `POST /score`, vLLM's own scoring API (`text_1` against `text_2`).
     public static let score = RequestKind(name: "score", path: "/score")
-    /// `POST /tokenize`, vLLM's token count of a chat prompt (`labelforge plan`; never cached).
+    /// `POST /tokenize`: vLLM's token count of a chat prompt or a text, llama.cpp's tokens of a text
+    /// (`labelforge plan`, `TruncatingTransport`; never cached).
     public static let tokenize = RequestKind(name: "tokenize", path: "/tokenize")
+    /// `POST /detokenize`: llama.cpp's text of tokens (`TruncatingTransport`; never cached).
+    public static let detokenize = RequestKind(name: "detokenize", path: "/detokenize")
 }
 
 /// One request as it goes on the wire: its kind and the body a dialect wrote.

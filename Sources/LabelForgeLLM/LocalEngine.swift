@@ -46,6 +46,9 @@ public struct LocalEngineOptions: Sendable {
     public var logPath: String
     /// How long to wait for `/health` to answer 200.
     public var startupTimeout: Duration
+    /// Tokens in one physical batch (`--batch-size` and `--ubatch-size`); `nil` keeps llama.cpp's 512.
+    /// An embedding or rerank model needs each input whole in one batch.
+    public var batchTokens: Int? = nil
 
     public init(
         modelPath: String, task: LocalEngineTask = .chat, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0,
@@ -98,7 +101,9 @@ public enum LocalEngine {
                 "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
                 "--log-file", options.logPath,
             ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
-            + (options.poll.map { ["--poll", String($0)] } ?? []) + options.task.arguments
+            + (options.poll.map { ["--poll", String($0)] } ?? [])
+            + (options.batchTokens.map { ["--batch-size", String($0), "--ubatch-size", String($0)] } ?? [])
+            + options.task.arguments
         let baseURL = "http://127.0.0.1:\(port)"
         logger.info(
             "starting local \(options.task.rawValue) engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")

@@ -36,6 +36,9 @@ public final class RequestBatcher: EngineTransport {
 
     public var requestsSent: Int { base.requestsSent }
 
+    /// Requests queued behind the batches on the wire right now.
+    public var waiting: Int { state.withLock { $0.queue.count } }
+
     public func send(_ request: EngineRequest) async throws -> EngineReply {
         guard Self.batchable(request) else { return try await base.send(request) }
         while true {
@@ -88,21 +91,9 @@ public final class RequestBatcher: EngineTransport {
             }
             if result != nil && batch.isEmpty { return try result!.get() }
             let requests = (result == nil ? [own] : []) + batch.map(\.request)
-            let replies: Result<[EngineReply], any Error>
-            do {
-                replies = .success(try await send(requests))
-            } catch {
-                replies = .failure(error)
-            }
-            var waiting = batch[...]
-            switch replies {
-            case .success(var all):
-                if result == nil { result = .success(all.removeFirst()) }
-                for (waiter, reply) in zip(waiting, all) { waiter.continuation.resume(returning: reply) }
-            case .failure(let error):
-                if result == nil { result = .failure(error) }
-                while let waiter = waiting.popFirst() { waiter.continuation.resume(throwing: error) }
-            }
+            var replies = await sendIsolatingFailures(requests)
+            if result == nil { result = replies.removeFirst() }
+            for (waiter, reply) in zip(batch, replies) { waiter.continuation.resume(with: reply) }
         }
     }
 
@@ -124,6 +115,35 @@ public final class RequestBatcher: EngineTransport {
         body["top_n"] = nil
         body["text_2"] = nil
         return [.string(request.kind.name), .object(body)]
+    }
+
+    /// The replies to `requests`, sent as one batch. When the engine refuses the batch for what one
+    /// of its texts is (an HTTP error such as llama.cpp's 500 for a text over its window, or an answer
+    /// it cannot give), each request is sent again alone, so only the requests that fail alone get the
+    /// failure. A timeout or an unreachable engine fails the whole batch.
+    private func sendIsolatingFailures(_ requests: [EngineRequest]) async -> [Result<EngineReply, any Error>] {
+        do {
+            return try await send(requests).map { .success($0) }
+        } catch let error as LabelForgeError
+            where requests.count > 1 && [.engineHTTP, .invalidResponse].contains(error.code)
+        {
+            return await withTaskGroup(of: (Int, Result<EngineReply, any Error>).self) { group in
+                for (index, request) in requests.enumerated() {
+                    group.addTask {
+                        do {
+                            return (index, .success(try await self.base.send(request)))
+                        } catch {
+                            return (index, .failure(error))
+                        }
+                    }
+                }
+                var replies = [Result<EngineReply, any Error>?](repeating: nil, count: requests.count)
+                for await (index, reply) in group { replies[index] = reply }
+                return replies.map { $0! }
+            }
+        } catch {
+            return requests.map { _ in .failure(error) }
+        }
     }
 
     /// One request for several single-text requests, split back into one reply each.

@@ -63,20 +63,31 @@ public struct VLLMLaunch: Sendable {
         return environment
     }
 
-    /// The engine arguments a determinism mode needs, by vLLM's engine-argument names and in
+    /// The engine arguments LabelForge's requests rely on, by vLLM's engine-argument names and in
     /// `vllm serve`'s order: the pinned revision, the default seed, sampling defaults from vLLM
     /// rather than the model's generation_config.json (LabelForge sends every parameter it relies
-    /// on), and in strict mode no prefix caching. The same go on a server's command line and into a
-    /// Ray job's `engine_kwargs`.
-    public static func determinismArguments(seed: Int, revision: String?, strict: Bool) -> [(
+    /// on), compact JSON for structured outputs, and in strict mode no prefix caching. The same go
+    /// on a server's command line and into a Ray job's `engine_kwargs`.
+    ///
+    /// Compact JSON is a server setting: vLLM reads `disable_any_whitespace` only from
+    /// `--structured-outputs-config` and ignores it in a request (vllm#48765), and with backend
+    /// `auto` the flag is refused, so the backend is named.
+    public static func engineArguments(seed: Int, revision: String?, strict: Bool) -> [(
         name: String, value: JSONValue
     )] {
         var settings: [(name: String, value: JSONValue)] = []
         if let revision { settings.append(("revision", .string(revision))) }
-        settings += [("seed", .int(Int64(seed))), ("generation_config", "vllm")]
+        settings += [
+            ("seed", .int(Int64(seed))), ("generation_config", "vllm"),
+            ("structured_outputs_config", structuredOutputsConfig),
+        ]
         if strict { settings.append(("enable_prefix_caching", false)) }
         return settings
     }
+
+    /// `--structured-outputs-config`: xgrammar, without free whitespace in JSON (where small models
+    /// loop until `max_tokens`).
+    public static let structuredOutputsConfig: JSONValue = ["backend": "xgrammar", "disable_any_whitespace": true]
 
     public var replicaCommands: [Replica] {
         (0..<replicas).map { index in
@@ -85,9 +96,9 @@ public struct VLLMLaunch: Sendable {
             let gpus = (index * gpusPerReplica..<(index + 1) * gpusPerReplica).map(String.init).joined(separator: ",")
             environment.append(("CUDA_VISIBLE_DEVICES", gpus))
             var arguments = ["vllm", "serve", model]
-            for (name, value) in Self.determinismArguments(seed: seed, revision: revision, strict: strict) {
+            for (name, value) in Self.engineArguments(seed: seed, revision: revision, strict: strict) {
                 let flag = name.replacingOccurrences(of: "_", with: "-")
-                // A false switch is its `--no-` form; every other value follows its flag.
+                // A false switch is its `--no-` form; every other value (an object as its JSON) follows its flag.
                 arguments += value == false ? ["--no-" + flag] : ["--" + flag, value.textForm]
             }
             if gpusPerReplica > 1 { arguments += ["--tensor-parallel-size", String(gpusPerReplica)] }

@@ -17,6 +17,14 @@ struct EngineHandle: Sendable {
 
     /// What carries this engine's requests.
     var transport: any EngineTransport { ray ?? client }
+
+    /// The longest input the engine's model takes, in tokens: the GGUF file's for a local engine, else
+    /// what the server reported (vLLM's `max_model_len`, llama.cpp's `n_ctx_train`); `nil` when unknown.
+    func maxInputTokens(info: JSONValue) -> Int? {
+        if let limit = model.maxInputTokens { return limit }
+        let served = info["models"]?.arrayValue?.first
+        return served?["max_model_len"]?.intValue ?? served?["n_ctx_train"]?.intValue
+    }
 }
 
 /// The engines of a run: starts `local` ones, connects to the rest, and stops everything on exit.
@@ -25,12 +33,17 @@ struct EngineSet: Sendable {
 
     func handle(_ name: String) -> EngineHandle { handles[name]! }
 
-    /// Every engine as the request executor reaches it, by name.
+    /// Every engine as the request executor reaches it, by name. An embedding or rerank engine's
+    /// requests fit their texts to the model's window on their way (`TruncatingTransport`).
     func endpoints(infos: [String: JSONValue]) -> [String: EngineEndpoint] {
         handles.mapValues { h in
-            EngineEndpoint(
+            let info = infos[h.config.name] ?? .null
+            let truncates = h.ray == nil && h.config.task != "chat" && TruncatingTransport.truncates(h.dialect)
+            return EngineEndpoint(
                 name: h.config.name, dialect: h.dialect, modelID: h.model.id, modelRevision: h.model.revision,
-                transport: h.transport, info: infos[h.config.name] ?? .null)
+                transport: truncates
+                    ? TruncatingTransport(base: h.client, dialect: h.dialect, modelID: h.model.id) : h.transport,
+                info: info, maxInputTokens: h.maxInputTokens(info: info))
         }
     }
 
@@ -165,10 +178,12 @@ struct EngineSet: Sendable {
         let dialect = EngineDialect(name: engine.dialect)!
         func endpoint(_ urls: [String]) -> EndpointOptions { Self.endpointOptions(engine, baseURLs: urls) }
         if engine.kind == "local" {
-            let options = LocalEngineOptions(
+            var options = LocalEngineOptions(
                 modelPath: model.path!, task: LocalEngineTask(rawValue: engine.task) ?? .chat, slots: engine.slots,
                 contextPerSlot: engine.contextPerSlot, threads: engine.threads ?? 0,
                 poll: engine.poll, logPath: logPath)
+            // An embedding model's input must fit one physical batch (512 tokens by default).
+            if let limit = model.maxInputTokens, limit > 512 { options.batchTokens = limit }
             return try await LocalEngine.withRunning(options, logger: logger) { running in
                 var handles = handles
                 handles[engine.name] = EngineHandle(
@@ -247,7 +262,7 @@ extension RunConfig.Engine {
     func rayProcessor(seed: UInt64, strict: Bool) -> RayProcessor {
         guard let ray, ray.processor == "vllm" else { return .http(url: baseURLs.first ?? "") }
         var kwargs = Dictionary(
-            uniqueKeysWithValues: VLLMLaunch.determinismArguments(
+            uniqueKeysWithValues: VLLMLaunch.engineArguments(
                 seed: Int(seed), revision: model.revision, strict: strict
             ).map { ($0.name, $0.value) })
         kwargs.merge(ray.engineKwargs?.objectValue ?? [:]) { _, configured in configured }

@@ -376,33 +376,83 @@ public struct RowRecord: Sendable, Equatable {
 
 /// A dataset-wide stage whose result the run committed.
 public struct BarrierRecord: Sendable, Equatable {
+    /// Every distinct engine request the stage made, counted once however many rows it concerns.
+    public struct Requests: Sendable, Equatable {
+        public var lookups = 0
+        public var cacheHits = 0
+        public var failed = 0
+        public var tokensIn = 0
+        /// Texts longer than the model's window, cut to it.
+        public var truncated = 0
+        /// Prompt tokens of the requests without an answer, estimated (`labelforge plan`).
+        public var estimatedTokensIn = 0
+
+        var json: JSONValue {
+            var json: [String: JSONValue] = [
+                "lookups": .int(Int64(lookups)), "cache_hits": .int(Int64(cacheHits)), "failed": .int(Int64(failed)),
+                "tokens_in": .int(Int64(tokensIn)), "truncated": .int(Int64(truncated)),
+            ]
+            if estimatedTokensIn > 0 { json["estimated_tokens_in"] = .int(Int64(estimatedTokensIn)) }
+            return .object(json)
+        }
+
+        init() {}
+
+        init(_ f: ManifestFields) throws {
+            lookups = try f.int("lookups")
+            cacheHits = try f.int("cache_hits")
+            failed = try f.optionalInt("failed") ?? 0
+            tokensIn = try f.optionalInt("tokens_in") ?? 0
+            truncated = try f.optionalInt("truncated") ?? 0
+            estimatedTokensIn = try f.optionalInt("estimated_tokens_in") ?? 0
+        }
+    }
+
     public var stage: String
     public var rowsIn: Int
     public var rowsOut: Int
     /// The hash of the committed result's row file.
     public var resultDigest: String
     public var latencyMs: Int
+    /// The stage's engine requests (none for stages that send none, e.g. an exact dedup).
+    public var requests: Requests? = nil
+    /// Keys of the requests no row line lists (a corpus file's passages), so replay can check the
+    /// cache for every request the run made.
+    public var requestKeys: [String] = []
 
     public var json: JSONValue {
-        [
+        var json: [String: JSONValue] = [
             "type": "barrier", "stage": .string(stage), "rows_in": .int(Int64(rowsIn)),
             "rows_out": .int(Int64(rowsOut)), "result_digest": .string(resultDigest),
             "latency_ms": .int(Int64(latencyMs)),
         ]
+        // Only when the stage made requests, so other barriers' lines stay as they were.
+        if let requests {
+            json["requests"] = requests.json
+            json["request_keys"] = .array(requestKeys.map(JSONValue.string))
+        }
+        return .object(json)
     }
 
     init(_ f: ManifestFields) throws {
         self.init(
             stage: try f.string("stage"), rowsIn: try f.int("rows_in"), rowsOut: try f.int("rows_out"),
             resultDigest: try f.string("result_digest"), latencyMs: try f.optionalInt("latency_ms") ?? 0)
+        requests = try f.optionalObject("requests").map(Requests.init)
+        requestKeys = try f.optionalStrings("request_keys") ?? []
     }
 
-    init(stage: String, rowsIn: Int, rowsOut: Int, resultDigest: String, latencyMs: Int) {
+    init(
+        stage: String, rowsIn: Int, rowsOut: Int, resultDigest: String, latencyMs: Int, requests: Requests? = nil,
+        requestKeys: [String] = []
+    ) {
         self.stage = stage
         self.rowsIn = rowsIn
         self.rowsOut = rowsOut
         self.resultDigest = resultDigest
         self.latencyMs = latencyMs
+        self.requests = requests
+        self.requestKeys = requestKeys
     }
 }
 
@@ -524,6 +574,7 @@ extension StageStats {
         let errors = try f.optionalObject("errors_by_class")
         for key in errors?.members.keys ?? [:].keys { errorsByClass[key] = try errors!.int(key) }
         dropped = try f.optionalInt("dropped") ?? 0
+        truncated = try f.optionalInt("truncated") ?? 0
     }
 }
 

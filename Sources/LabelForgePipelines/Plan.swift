@@ -10,8 +10,10 @@ import Logging
 ///
 /// Exact for every stage whose inputs are known: a row's request keys are computed from the
 /// rendered request, as the run computes them. A row whose upstream output is not cached yet
-/// cannot be rendered, so it is counted as waiting (at least one new request each). Planning stops
-/// before the first dataset-wide stage, whose output depends on all its input rows.
+/// cannot be rendered, so it is counted as waiting (at least one new request each). The first
+/// dataset-wide stage is planned over the rows before it (its embedding requests looked up in the
+/// cache; a reranker's, which depend on vectors, only where the vectors are cached); planning stops
+/// after it, since what follows depends on its answers.
 public struct PlanReport: Sendable {
     public struct StageEstimate: Sendable {
         public var id: String
@@ -30,7 +32,7 @@ public struct PlanReport: Sendable {
         /// Prompt tokens of the new requests: counted by the engine's `/tokenize` when `plan` reached
         /// a vLLM server (`tokenizedBy`), else estimated (characters / 4).
         public var newPromptTokens = 0
-        /// Whether the stage was planned (false past the first dataset-wide stage).
+        /// Whether the stage was planned (false after the first dataset-wide stage).
         public var planned = true
     }
 
@@ -97,8 +99,8 @@ public struct PlanReport: Sendable {
         for stage in stages {
             guard stage.planned else {
                 lines.append(
-                    "  \(stage.id) (\(stage.type)): not planned (a dataset-wide stage or after one: its input is known "
-                        + "only when the run gets there)")
+                    "  \(stage.id) (\(stage.type)): not planned (after a dataset-wide stage: its input is known only "
+                        + "when the run gets there)")
                 continue
             }
             var line = "  \(stage.id) (\(stage.type)): \(stage.rows) rows, \(stage.cached) cached, \(stage.new) new"
@@ -159,12 +161,27 @@ extension Runner {
         let index = Dictionary(uniqueKeysWithValues: estimates.enumerated().map { ($1.id, $0) })
         var seen: Set<String> = []
         var newKeys: Set<String> = []
-        try ManifestReader(path: directory.manifestPath).forEachRow { row in
-            guard let i = index[row.stage] else { return }
+        // A dataset-wide stage's requests are counted once each, from its barrier line: its rows
+        // share them (a query's vector serves every row of that query).
+        let barriers = Set(plan.graph.order.filter { $0 is any BarrierStage }.map(\.config.id))
+        let reader = try ManifestReader(path: directory.manifestPath)
+        while let record = try reader.read() {
+            if case .barrier(let barrier) = record, let i = index[barrier.stage], let requests = barrier.requests {
+                estimates[i].cached += requests.cacheHits
+                estimates[i].new += requests.lookups - requests.cacheHits
+                estimates[i].cachedPromptTokens += requests.tokensIn
+                estimates[i].newPromptTokens += requests.estimatedTokensIn
+                continue
+            }
+            guard case .row(let row) = record, let i = index[row.stage] else { continue }
             seen.insert(row.stage)
             estimates[i].rows += 1
-            estimates[i].cached += row.cacheHits
             if row.dropped && row.error == nil { estimates[i].dropped += 1 }
+            if barriers.contains(row.stage) {
+                if row.error?.errorClass == "upstream_failed" { estimates[i].waiting += 1 }
+                continue
+            }
+            estimates[i].cached += row.cacheHits
             switch row.error?.errorClass {
             case LabelForgeError.Code.cacheMiss.rawValue:
                 estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)

@@ -60,6 +60,11 @@ public struct PromptPack: Sendable {
             contentHash: ContentHash.prefixed(ContentHash.hex(hashed)), templates: templates)
     }
 
+    /// The pack of a config that names none (no stage renders a template): no files, no templates.
+    public static let none = PromptPack(
+        directory: "", name: "none", version: "0", contentHash: ContentHash.prefixed(ContentHash.hex(Data())),
+        templates: [:])
+
     /// Template names available in this pack.
     public var templateNames: [String] { templates.keys.sorted() }
 

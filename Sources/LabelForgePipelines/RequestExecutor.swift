@@ -14,6 +14,8 @@ struct EngineEndpoint: Sendable {
     var transport: any EngineTransport
     /// What the engine reported about itself; stored with every entry it answers.
     var info: JSONValue
+    /// The longest input its model takes, in tokens, where known (`EngineHandle.maxInputTokens`).
+    var maxInputTokens: Int? = nil
 }
 
 /// A request with its cache key, computed once: the key material hashes the whole body.

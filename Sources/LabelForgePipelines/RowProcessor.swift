@@ -21,6 +21,8 @@ struct StageOutcome: Sendable {
     var tokensOut = 0
     /// An `embed` stage's vector; it goes to `outputs/<stage>.npy`, not into the JSON output.
     var vector: [Float]? = nil
+    /// Texts (or rerank pairs) longer than the model's window, cut to it.
+    var truncated = 0
 
     /// The manifest's `cache`: `hit` when every request came from the cache, `miss` when one did
     /// not, `none` when the row failed before any request.
@@ -46,6 +48,9 @@ struct StageEmission: Sendable {
     var sampleIndex: Int? = nil
     /// The row's input fields, for scoring against gold labels.
     var fields: [String: JSONValue]
+    /// Whether the stage's counts take this row's requests; a dataset-wide stage counts its requests
+    /// once each, however many rows list them.
+    var countsRequests = true
 
     /// The output line without `row_id`: the outcome's fields, then the lineage of a fanned-out row.
     var record: [String: JSONValue] {
@@ -62,6 +67,8 @@ struct StageEmission: Sendable {
 struct SegmentResult: Sendable {
     var emissions: [StageEmission]
     var rows: [PipelineRow]
+    /// The input row (its index in the dataset) these came from.
+    var sourceIndex: Int
     /// Whether any stage failed for this row or a row fanned out of it.
     var failed: Bool { emissions.contains { $0.outcome.failure != nil } }
 }
@@ -89,6 +96,11 @@ struct RowProcessor: Sendable {
     var estimateMisses = false
     /// `labelforge plan`: engines (by name) that count prompt tokens with vLLM's `/tokenize`.
     var tokenizers: [String: any EngineTransport] = [:]
+    /// The token limit each stage's embedding (or rerank) requests carry, by stage id; a stage without
+    /// one sends texts whole (`Truncation`).
+    var truncation: [String: Int] = [:]
+    /// The limit of the requests a dataset-wide stage sends to its reranker, by stage id.
+    var rerankTruncation: [String: Int] = [:]
 
     /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
     /// right for English with BPE tokenizers; images are not counted).
@@ -134,7 +146,7 @@ struct RowProcessor: Sendable {
             }
             current = next
         }
-        return SegmentResult(emissions: emissions, rows: current)
+        return SegmentResult(emissions: emissions, rows: current, sourceIndex: row.order[0])
     }
 
     /// Why `row` cannot go to `stage`: an upstream stage it reads failed for this row.
@@ -257,54 +269,115 @@ struct RowProcessor: Sendable {
         }
     }
 
-    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload).
-    static func vector(of answer: ExecutedRequest) throws -> (vector: [Float], promptTokens: Int) {
+    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload), and
+    /// whether its text was cut to the model's window.
+    static func vector(of answer: ExecutedRequest) throws -> (vector: [Float], promptTokens: Int, truncated: Bool) {
         let response =
             try answer.payload.map { try EmbeddingsResponse(json: answer.response, payload: $0) }
             ?? EmbeddingsResponse(raw: answer.response)
         guard response.vectors.count == 1, let vector = response.vectors.first, !vector.isEmpty else {
             throw LabelForgeError(.invalidResponse, "expected one vector for one text, got \(response.vectors.count)")
         }
-        return (vector, response.promptTokens)
+        return (vector, response.promptTokens, response.truncatedCount > 0)
     }
 
     /// Vectors for texts, for a dataset-wide stage: one single-text request each through the
-    /// executor (cache, single flight) and the stage's batcher, with enough in flight to fill batches.
-    func embed(_ texts: [String], stageID: String) async throws -> [[Float]] {
+    /// executor (cache, single flight) and the stage's batcher, with enough in flight to fill
+    /// batches. A request that fails is that text's answer, not the stage's end; every request goes
+    /// into `ledger`. Under `labelforge plan` a text the cache lacks is a `cache_miss` failure with
+    /// its prompt tokens estimated.
+    /// - Parameter progress: called with how many texts have their answer.
+    func embed(
+        _ texts: [String], stageID: String, ledger: BarrierLedger, progress: @Sendable (Int) -> Void
+    ) async throws -> [BarrierAnswer<[Float]>] {
         guard let engine = embedEndpoints[stageID] else {
             throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no embedding engine.")
         }
         let window = 256
-        return try await withThrowingTaskGroup(of: (Int, [Float]).self) { group in
-            var vectors = [[Float]](repeating: [], count: texts.count)
+        let executor = self.executor
+        let estimateMisses = self.estimateMisses
+        let limit = truncation[stageID]
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<[Float]>).self) { group in
+            var answers = [BarrierAnswer<[Float]>?](repeating: nil, count: texts.count)
             var next = 0
+            var done = 0
             func add() {
                 let index = next
                 next += 1
+                let text = texts[index]
                 let request = PreparedRequest(
-                    EmbedStage.request(text: texts[index], modelID: engine.modelID), on: engine)
-                group.addTask { (index, try Self.vector(of: try await executor.execute(request, on: engine)).vector) }
+                    EmbedStage.request(text: text, modelID: engine.modelID, truncate: limit), on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let (vector, tokens, truncated) = try Self.vector(of: answer)
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts, tokensIn: tokens,
+                                failed: false, truncated: truncated))
+                        return (index, BarrierAnswer(key: key, result: .success(vector)))
+                    } catch {
+                        let failure = Self.failure(for: error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        let tokens = estimateMisses ? (text.count + 3) / 4 : 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
             }
             while next < min(window, texts.count) { add() }
-            while let (index, vector) = try await group.next() {
-                vectors[index] = vector
+            while let (index, answer) = try await group.next() {
+                answers[index] = answer
+                done += 1
+                progress(done)
                 if next < texts.count { add() }
             }
-            return vectors
+            return answers.map { $0! }
         }
     }
 
     /// Scores of documents for a query, for a dataset-wide stage's reranker: one cached request per
-    /// pair, concurrently, through the executor and the stage's batcher.
-    func rerank(query: String, documents: [String], stageID: String) async throws -> [Double] {
+    /// pair, concurrently, through the executor and the stage's batcher; a pair whose request fails
+    /// gets its failure. Every request goes into `ledger`.
+    func rerank(query: String, documents: [String], stageID: String, ledger: BarrierLedger) async throws
+        -> [BarrierAnswer<Double>]
+    {
         guard let engine = rerankEndpoints[stageID] else {
             throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
         }
-        let requests = documents.map {
-            PreparedRequest(RerankStage.request(query: query, document: $0, modelID: engine.modelID), on: engine)
-        }
-        return try await executeAll(requests, on: engine).map {
-            try RerankResponse(raw: $0.response, documents: 1).scores[0]
+        let executor = self.executor
+        let limit = rerankTruncation[stageID]
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<Double>).self) { group in
+            for (index, document) in documents.enumerated() {
+                let request = PreparedRequest(
+                    RerankStage.request(query: query, document: document, modelID: engine.modelID, truncate: limit),
+                    on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let response = try RerankResponse(raw: answer.response, documents: 1)
+                        let score = response.scores[0]
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts,
+                                tokensIn: answer.response["usage"]?["prompt_tokens"]?.intValue ?? 0, failed: false,
+                                truncated: response.truncatedFrom[0] != nil))
+                        return (index, BarrierAnswer(key: key, result: .success(score)))
+                    } catch {
+                        let failure = Self.failure(for: error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: 0, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
+            }
+            var answers = [BarrierAnswer<Double>?](repeating: nil, count: documents.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
         }
     }
 
@@ -323,10 +396,12 @@ struct RowProcessor: Sendable {
             return outcome
         }
         let engine = embedEndpoints[stage.config.id] ?? endpoints[stage.config.engine]!
+        let limit = truncation[stage.config.id]
         let requests = documents.map {
             PreparedRequest(
                 RerankStage.request(
-                    query: query, document: $0, modelID: engine.modelID, endpoint: stage.options.endpoint), on: engine)
+                    query: query, document: $0, modelID: engine.modelID, endpoint: stage.options.endpoint,
+                    truncate: limit), on: engine)
         }
         outcome.requestKeys = requests.map(\.key.description)
         do {
@@ -336,7 +411,9 @@ struct RowProcessor: Sendable {
                 if answer.servedWithoutRequest { outcome.cacheHits += 1 }
                 outcome.attempts += answer.attempts
                 if let replica = answer.replica { outcome.servedBy.append(replica) }
-                scores.append(try RerankResponse(raw: answer.response, documents: 1).scores[0])
+                let response = try RerankResponse(raw: answer.response, documents: 1)
+                if response.truncatedFrom[0] != nil { outcome.truncated += 1 }
+                scores.append(response.scores[0])
             }
             outcome.output = RerankStage.fields(scores: scores)
         } catch {
@@ -359,15 +436,17 @@ struct RowProcessor: Sendable {
             return outcome
         }
         let engine = embedEndpoints[stage.config.id] ?? endpoints[stage.config.engine]!
-        let request = PreparedRequest(EmbedStage.request(text: text, modelID: engine.modelID), on: engine)
+        let request = PreparedRequest(
+            EmbedStage.request(text: text, modelID: engine.modelID, truncate: truncation[stage.config.id]), on: engine)
         outcome.requestKeys.append(request.key.description)
         do {
             let answer = try await executor.execute(request, on: engine)
             if answer.servedWithoutRequest { outcome.cacheHits += 1 }
             outcome.attempts += answer.attempts
-                if let replica = answer.replica { outcome.servedBy.append(replica) }
-            let (vector, promptTokens) = try Self.vector(of: answer)
+            if let replica = answer.replica { outcome.servedBy.append(replica) }
+            let (vector, promptTokens, truncated) = try Self.vector(of: answer)
             outcome.tokensIn = promptTokens
+            if truncated { outcome.truncated = 1 }
             outcome.output = EmbedStage.fields(of: vector)
             outcome.vector = vector
         } catch {
@@ -424,6 +503,9 @@ struct RowProcessor: Sendable {
                 // with only a new seed would repeat the invalid answer: retries sample warmer.
                 if attempt > 0 {
                     chat.sampling.temperature = max(chat.sampling.temperature, config.sampling.retryTemperature)
+                    // A retry samples, so it carries its own seed even where the first attempt (greedy,
+                    // shared between rows) has none: each retry is then its own cache entry.
+                    chat.sampling.seed = chat.sampling.seed ?? seed
                 }
                 request = PreparedRequest(
                     EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID)),

@@ -142,7 +142,8 @@ public struct RunConfig: Sendable {
     public var limit: Int?
     public var dataset: Dataset
     public var engines: [Engine]
-    public var promptPack: String
+    /// The prompt pack's directory; `nil` when no stage renders a template (the config has no `prompts`).
+    public var promptPack: String?
     public var cachePath: String?
     public var matchEngineVersion: Bool
     public var stages: [Stage]
@@ -251,19 +252,21 @@ public struct RunConfig: Sendable {
             }
         }
 
+        // Engines and a prompt pack are needed only by stages that use them: a config of `dedup`,
+        // `filter` or `normalize` stages lists neither.
         var engines: [Engine] = []
-        for node in try root.require("engines").items() {
+        let enginesNode = try root.child("engines")
+        for node in try enginesNode?.items() ?? [] {
             engines.append(try parseEngine(node, strict: determinism == "strict", bucket: cacheS3 != nil))
         }
-        guard !engines.isEmpty else { throw root.error("'engines' needs at least one engine.") }
         let engineNames = engines.map(\.name)
         if let duplicate = engineNames.first(where: { name in engineNames.filter { $0 == name }.count > 1 }) {
             throw root.error("two engines are named '\(duplicate)'; engine names must be unique.")
         }
 
-        let prompts = try root.require("prompts")
-        try prompts.checkKeys(["pack"])
-        let pack = try prompts.require("pack").filePath()
+        let prompts = try root.child("prompts")
+        try prompts?.checkKeys(["pack"])
+        let pack = try prompts?.child("pack")?.filePath()
 
         var stages: [Stage] = []
         for item in try root.require("stages").items() {
@@ -490,7 +493,7 @@ public struct RunConfig: Sendable {
                     }
                     return .object(engine)
                 }),
-            "prompts": ["pack": .string(promptPack)],
+            "prompts": ["pack": promptPack.map(JSONValue.string) ?? .null],
             "cache": cacheJSON,
             "stages": .array(stages.map(\.resolvedJSON)),
         ]

@@ -5,6 +5,7 @@ import LabelForgeEval
 import LabelForgeIO
 import LabelForgeLLM
 import Logging
+import Synchronization
 
 /// The streaming part of a run: reads rows, keeps a bounded window of them in flight through each
 /// stretch of row-wise stages, runs barriers between stretches, and writes manifest lines and
@@ -49,6 +50,9 @@ final class RunExecution {
     private var vectorFiles: [String: NpyWriter] = [:]
     private var scores: [String: Agreement] = [:]
     private var budget: FailureBudget
+    /// Input rows (by index) with a failed stage anywhere in the pipeline, barriers and the stages
+    /// after them included: the summary's `rows_failed`.
+    private var failedSources: Set<Int> = []
     private var recordedBarriers: Set<String>
     private let started = ContinuousClock.now
 
@@ -97,10 +101,21 @@ final class RunExecution {
                 base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
             rerankEndpoints[stage.config.id] = endpoint
         }
-        self.processor = RowProcessor(
+        var processor = RowProcessor(
             config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
             embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
             previous: self.previous, logger: logger, estimateMisses: planOnly, tokenizers: tokenizers)
+        for stage in plan.graph.order {
+            guard let setting = stage.truncation else { continue }
+            let id = stage.config.id
+            processor.truncation[id] = Self.truncationLimit(
+                setting, stage: id, endpoint: endpoints[stage.config.engine], logger: logger)
+            if let rerank = (stage as? MineStage)?.options.rerankEngine {
+                processor.rerankTruncation[id] = Self.truncationLimit(
+                    setting, stage: id, endpoint: endpoints[rerank], logger: logger)
+            }
+        }
+        self.processor = processor
         self.engines = engines
         self.store = cache
         self.requestsBefore = engines.requestsSent
@@ -112,6 +127,29 @@ final class RunExecution {
         self.budget = FailureBudget(maxRatio: planOnly ? 1 : plan.config.maxFailureRatio)
         self.logger = logger
         self.progress = progress
+    }
+
+    /// The token limit a stage's requests to `endpoint` carry (`Truncation`), with a warning where
+    /// the stage asked for truncation and it cannot happen.
+    static func truncationLimit(_ setting: Truncation, stage: String, endpoint: EngineEndpoint?, logger: Logger)
+        -> Int?
+    {
+        guard let endpoint, setting != .off else { return nil }
+        guard TruncatingTransport.truncates(endpoint.dialect) else {
+            let message =
+                "stage '\(stage)': engine '\(endpoint.name)' (dialect \(endpoint.dialect)) cannot cut texts to the "
+                + "model's window; texts are sent whole (set truncate: false to silence this)"
+            logger.warning("\(message)")
+            return nil
+        }
+        let limit = setting.limit(model: endpoint.maxInputTokens)
+        if limit == nil {
+            let message =
+                "stage '\(stage)': engine '\(endpoint.name)' reports no maximum input length; texts are sent whole. "
+                + "Set truncate: <tokens> to cut them"
+            logger.warning("\(message)")
+        }
+        return limit
     }
 
     private var stateDirectory: String { directory.path + "/.state" }
@@ -152,7 +190,7 @@ final class RunExecution {
                 ) { row in
                     if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: joined) }
                 }
-                guard budget.abortReason == nil, !planOnly, let barrier = segment.barrier, let barrierInput else {
+                guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else {
                     break
                 }
                 if stopsAtFirstBarrier {
@@ -162,6 +200,9 @@ final class RunExecution {
                 try barrierInput.commit()
                 CrashPoint.barrierInputCommitted.reach()
                 let result = try await runBarrier(barrier, input: barrierInput.path)
+                // `labelforge plan` counts the first dataset-wide stage's requests against the cache;
+                // what follows depends on answers it does not have.
+                if planOnly { break }
                 let reader = try RowFileReader(path: result, images: config.dataset.images)
                 source = { try reader.next() }
             }
@@ -284,6 +325,7 @@ final class RunExecution {
                     try write(emission, output: outputs[stage], rejected: rejected[stage])
                 }
                 for row in ready.rows { try sink(row) }
+                if ready.failed { failedSources.insert(ready.sourceIndex) }
                 if countingInputRows {
                     budget.record(failed: ready.failed)
                     reportProgress()
@@ -328,25 +370,38 @@ final class RunExecution {
         let start = ContinuousClock.now
         let processor = self.processor
         let outputs = directory.outputsPath
+        let ledger = BarrierLedger()
+        let report = barrierProgress(stage: id)
         let services = BarrierServices(
             runSeed: config.seed,
-            embed: { try await processor.embed($0, stageID: id) },
-            rerank: { try await processor.rerank(query: $0, documents: $1, stageID: id) },
+            embed: { texts, phase in
+                try await processor.embed(texts, stageID: id, ledger: ledger) { report(phase, $0, texts.count) }
+            },
+            rerank: { try await processor.rerank(query: $0, documents: $1, stageID: id, ledger: ledger) },
             writeOutput: { name, bytes in
                 let path = outputs + "/" + name
                 try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
                 try? FileManager.default.removeItem(atPath: path)
                 try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
-            })
+            },
+            progress: report)
         try await barrier.run(
             rows: { try RowFileReader(path: input, images: images) },
             context: { $0.context(reading: reads) },
             failure: { self.processor.upstreamFailure(of: id, in: $0) },
             services: services
-        ) { row, verdict in
+        ) { row, verdict, requests in
             rowsIn += 1
             var emission = StageEmission(
                 rowID: row.rowID, outcome: StageOutcome(stageID: id), fields: row.loaded.recorded)
+            // The row's line lists the requests made for it; the stage's counts take each request
+            // once, from the ledger, however many rows share it.
+            let cost = ledger.attribute(requests)
+            emission.outcome.requestKeys = requests
+            emission.outcome.cacheHits = cost.cacheHits
+            emission.outcome.attempts = cost.attempts
+            emission.outcome.tokensIn = cost.tokensIn
+            emission.countsRequests = false
             switch verdict {
             case .keep(let fields): emission.outcome.output = fields
             case .drop(let fields, let reason):
@@ -354,6 +409,7 @@ final class RunExecution {
                 emission.rejection = reason
             case .fail(let failure): emission.outcome.failure = failure
             }
+            if emission.outcome.failure != nil { failedSources.insert(row.order[0]) }
             try write(emission, output: output, rejected: rejectedOutput)
             if emission.rejection == nil {
                 var row = row
@@ -361,6 +417,13 @@ final class RunExecution {
                 try result.append(row)
             }
         }
+        let requests = ledger.totals
+        var stat = stats[id, default: StageStats()]
+        stat.cacheHits += requests.cacheHits
+        stat.cacheMisses += requests.lookups - requests.cacheHits
+        stat.tokensIn += requests.tokensIn
+        stat.truncated += requests.truncated
+        stats[id] = stat
         try output.sync()
         try rejectedOutput.sync()
         CrashPoint.barrierOutputsWritten.reach()
@@ -375,7 +438,8 @@ final class RunExecution {
                     BarrierRecord(
                         stage: id, rowsIn: rowsIn, rowsOut: result.count,
                         resultDigest: ContentHash.prefixed(try ContentHash.hexOfFile(atPath: result.path)),
-                        latencyMs: Int((ContinuousClock.now - start) / .milliseconds(1)))))
+                        latencyMs: Int((ContinuousClock.now - start) / .milliseconds(1)),
+                        requests: requests.lookups > 0 ? requests : nil, requestKeys: ledger.unattributedKeys)))
             try manifest.sync()
         }
         CrashPoint.barrierCommitted.reach()
@@ -410,10 +474,13 @@ final class RunExecution {
             sampleIndex: emission.sampleIndex, error: outcome.failure, outputHash: "")
         line.servedBy = outcome.servedBy
         var stat = stats[stageID, default: StageStats()]
-        stat.cacheHits += outcome.cacheHits
-        stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
-        stat.tokensIn += outcome.tokensIn
-        stat.tokensOut += outcome.tokensOut
+        if emission.countsRequests {
+            stat.cacheHits += outcome.cacheHits
+            stat.cacheMisses += outcome.requestKeys.count - outcome.cacheHits
+            stat.tokensIn += outcome.tokensIn
+            stat.tokensOut += outcome.tokensOut
+            stat.truncated += outcome.truncated
+        }
         if let failure = outcome.failure {
             stat.failed += 1
             stat.errorsByClass[failure.errorClass, default: 0] += 1
@@ -455,7 +522,7 @@ final class RunExecution {
     }
 
     private var counts: SummaryRecord.Counts {
-        SummaryRecord.Counts(rows: budget.rows, rowsFailed: budget.failed, stages: stats)
+        SummaryRecord.Counts(rows: budget.rows, rowsFailed: failedSources.count, stages: stats)
     }
 
     private func reportProgress() {
@@ -463,8 +530,36 @@ final class RunExecution {
         let lookups = stats.values.reduce(0) { $0 + $1.cacheHits + $1.cacheMisses }
         progress(
             RunProgress(
-                done: budget.rows, total: totalRows, failedRows: budget.failed, cacheHits: hits, cacheLookups: lookups,
+                done: budget.rows, total: totalRows, failedRows: failedSources.count, cacheHits: hits,
+                cacheLookups: lookups,
                 elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000))
+    }
+
+    /// How a dataset-wide stage reports its own work: each phase's count, rate and ETA on the same
+    /// progress line as the rows (which are all in by then).
+    private func barrierProgress(stage: String) -> @Sendable (String, Int, Int) -> Void {
+        let base = RunProgress(
+            done: budget.rows, total: totalRows, failedRows: failedSources.count,
+            cacheHits: stats.values.reduce(0) { $0 + $1.cacheHits },
+            cacheLookups: stats.values.reduce(0) { $0 + $1.cacheHits + $1.cacheMisses },
+            elapsedSeconds: 0)
+        let progress = self.progress
+        let started = self.started
+        let phases = Mutex<[String: ContinuousClock.Instant]>([:])
+        return { name, done, total in
+            let now = ContinuousClock.now
+            let phaseStart = phases.withLock { phases in
+                if let start = phases[name] { return start }
+                phases[name] = now
+                return now
+            }
+            var update = base
+            update.elapsedSeconds = Double((now - started) / .milliseconds(1)) / 1000
+            update.phase = RunProgress.Phase(
+                stage: stage, name: name, done: done, total: total,
+                elapsedSeconds: Double((now - phaseStart) / .milliseconds(1)) / 1000)
+            progress(update)
+        }
     }
 
     /// What each dataset-wide stage adds to the report (mining statistics, dedup clusters).
@@ -479,7 +574,8 @@ final class RunExecution {
         }
         return RunReport(
             status: budget.abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: budget.rows,
-            rowsFailed: budget.failed, stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
+            rowsFailed: failedSources.count,
+            stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
             engineRequests: engines.requestsSent - requestsBefore, scores: scoreList,
             elapsedSeconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000,
             abortReason: budget.abortReason, sections: barrierSections(),

@@ -20,15 +20,23 @@ struct RunPlan: Sendable {
     static func prepare(configPath: String, limit: Int?) throws -> RunPlan {
         var config = try RunConfig.load(file: configPath)
         if let limit { config.limit = limit }
-        let pack = try PromptPack.load(directory: config.promptPack)
+        let pack = try config.promptPack.map { try PromptPack.load(directory: $0) } ?? .none
         let stages = config.stages.map(makeStage)
         for stage in stages {
-            for template in (stage as? any RowStage)?.templates ?? [] where !pack.templateNames.contains(template) {
+            let templates = (stage as? any RowStage)?.templates ?? []
+            if config.promptPack == nil, let template = templates.first {
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "\(stage.config.location.isEmpty ? config.file : stage.config.location): stage "
+                        + "'\(stage.config.id)' renders template '\(template)', and the config names no prompt pack. "
+                        + "Add prompts: {pack: <directory with pack.yaml and \(template).mustache>}.")
+            }
+            for template in templates where !pack.templateNames.contains(template) {
                 let hint = closest(to: template, in: pack.templateNames).map { " Did you mean '\($0)'?" } ?? ""
                 throw LabelForgeError(
                     .invalidConfig,
                     "\(stage.config.location.isEmpty ? config.file : stage.config.location): stage "
-                        + "'\(stage.config.id)' uses template '\(template)', which prompt pack \(config.promptPack) does "
+                        + "'\(stage.config.id)' uses template '\(template)', which prompt pack \(pack.directory) does "
                         + "not have (no \(template).mustache there).\(hint)")
             }
         }
@@ -130,7 +138,7 @@ struct RunPlan: Sendable {
         }
         if run.promptPack.hash != pack.contentHash {
             reasons.append(
-                "prompt pack \(config.promptPack) changed (hash \(run.promptPack.hash) → \(pack.contentHash))")
+                "prompt pack \(pack.directory) changed (hash \(run.promptPack.hash) → \(pack.contentHash))")
         }
         for model in models {
             let old = run.models.first { $0.engine == model.engine }

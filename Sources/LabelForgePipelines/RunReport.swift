@@ -12,6 +12,8 @@ public struct StageStats: Sendable, Equatable {
     public var errorsByClass: [String: Int] = [:]
     /// Rows a filter or a barrier removed.
     public var dropped = 0
+    /// Texts longer than the embedding or rerank model's window, cut to it.
+    public var truncated = 0
 
     var json: JSONValue {
         var json: [String: JSONValue] = [
@@ -21,6 +23,7 @@ public struct StageStats: Sendable, Equatable {
             "errors_by_class": .object(errorsByClass.mapValues { .int(Int64($0)) }),
         ]
         if dropped > 0 { json["dropped"] = .int(Int64(dropped)) }
+        if truncated > 0 { json["truncated"] = .int(Int64(truncated)) }
         return .object(json)
     }
 }
@@ -35,12 +38,25 @@ public struct GoldScore: Sendable {
 
 /// Progress while a run is under way, for the CLI's progress bar.
 public struct RunProgress: Sendable {
+    /// A dataset-wide stage's own work while it runs: texts embedded, queries searched, pairs verified.
+    public struct Phase: Sendable {
+        public var stage: String
+        /// What is counted, e.g. "texts embedded".
+        public var name: String
+        public var done: Int
+        public var total: Int
+        /// Since the phase began, for its rate and ETA.
+        public var elapsedSeconds: Double
+    }
+
     public var done: Int
     public var total: Int
     public var failedRows: Int
     public var cacheHits: Int
     public var cacheLookups: Int
     public var elapsedSeconds: Double
+    /// Set while a dataset-wide stage runs: the rows are all in, and this is what moves.
+    public var phase: Phase? = nil
 }
 
 /// What a finished (or aborted) run did.
@@ -86,6 +102,9 @@ public struct RunReport: Sendable {
         ]
         if cacheFailedVerification > 0 {
             lines.append("- cache entries that failed verification (refetched): \(cacheFailedVerification)")
+        }
+        for (id, s) in stages where s.truncated > 0 {
+            lines.append("- \(id): \(s.truncated) text(s) longer than the model's window, cut to it")
         }
         lines += [
             "- time: \(String(format: "%.1f", elapsedSeconds)) s", "",

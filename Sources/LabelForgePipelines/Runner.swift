@@ -300,8 +300,12 @@ public final class Runner: Sendable {
         var scan = MissingKeys(cache: cache)
         let manifest = try run.manifest()
         while let record = try manifest.read() {
-            guard case .row(let row) = record else { continue }
-            try await scan.add(row.requestKeys)
+            switch record {
+            case .row(let row): try await scan.add(row.requestKeys)
+            // A dataset-wide stage's requests that no row lists (a corpus file's passages).
+            case .barrier(let barrier): try await scan.add(barrier.requestKeys)
+            default: continue
+            }
         }
         return try await scan.finish()
     }
@@ -351,6 +355,9 @@ struct ResolvedModel: Sendable {
     var revision: String
     /// The GGUF file for `local` engines.
     var path: String?
+    /// The longest input an embedding or rerank model takes, from its GGUF file's metadata
+    /// (`GGUFMetadata.maxInputTokens`); `nil` for other engines.
+    var maxInputTokens: Int? = nil
 
     var recordedPin: RunRecord.ModelPin {
         RunRecord.ModelPin(
@@ -397,7 +404,9 @@ struct ResolvedModel: Sendable {
                     + "model with llama.cpp's convert_hf_to_gguf.py.")
         }
         let revision = try engine.model.revision ?? ContentHash.prefixed(ContentHash.hexOfFile(atPath: path))
-        return ResolvedModel(engine: engine.name, id: engine.model.id, revision: revision, path: path)
+        let limit = engine.task == "chat" ? nil : GGUFMetadata.maxInputTokens(in: try GGUFMetadata.read(path: path))
+        return ResolvedModel(
+            engine: engine.name, id: engine.model.id, revision: revision, path: path, maxInputTokens: limit)
     }
 }
 

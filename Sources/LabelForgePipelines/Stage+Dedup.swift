@@ -2,54 +2,6 @@ import Foundation
 import LabelForgeCore
 import LabelForgeVectors
 
-/// What a barrier decided for one row.
-enum BarrierVerdict: Sendable {
-    /// The row continues, with these output fields.
-    case keep([String: JSONValue])
-    /// The row stops here; the fields go to `outputs/<stage>.rejected.jsonl` with the reason.
-    case drop([String: JSONValue], reason: String)
-    /// The row continues, failed for this stage (e.g. `upstream_failed`).
-    case fail(StageFailure)
-}
-
-/// A dataset-wide stage: consumes its upstream's whole row set and decides per row.
-///
-/// Rows stream from disk, as often as the algorithm needs to read them; the barrier holds in memory
-/// only what its algorithm needs. Its result is committed atomically in the run directory.
-protocol BarrierStage: PipelineStage {
-    /// Reads the rows (`rows()` opens a fresh pass in input order) and calls `emit` once per row,
-    /// in that order.
-    /// - Parameters:
-    ///   - context: the row as this stage sees it (its upstream outputs included).
-    ///   - failure: why the row cannot be judged (an upstream stage it reads failed), if so.
-    ///   - services: what the run offers a barrier besides its rows (engine requests, files).
-    func run(
-        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
-    ) async throws
-
-    /// Lines the stage adds to `report.md`, from the files it wrote into `outputs`; none by default.
-    func reportLines(outputs: String) -> [String]
-}
-
-extension BarrierStage {
-    func reportLines(outputs: String) -> [String] { [] }
-}
-
-/// What the run offers a dataset-wide stage besides its rows.
-struct BarrierServices: Sendable {
-    /// The run's seed, for stages that sample.
-    var runSeed: UInt64
-    /// Vectors for texts from the stage's engine: one cached single-text request each, sent in
-    /// batches; in the order of the texts.
-    var embed: @Sendable ([String]) async throws -> [[Float]]
-    /// Scores of documents for a query from the stage's reranker: one cached request per pair,
-    /// a query's pairs sent together; in the order of the documents.
-    var rerank: @Sendable (_ query: String, _ documents: [String]) async throws -> [Double]
-    /// Writes a file of the stage's own into `outputs/`, atomically (e.g. a training file).
-    var writeOutput: @Sendable (_ name: String, _ bytes: [UInt8]) throws -> Void
-}
-
 /// `dedup`: removes duplicates of rows earlier in output order; the first of each cluster is kept.
 ///
 /// - `exact`: rows whose field is the same text after normalization (Unicode NFKC, case folding,
@@ -71,6 +23,7 @@ struct DedupStage: BarrierStage {
     var outputFields: [String] { options.method == "exact" ? ["key", "duplicates"] : ["duplicates"] }
 
     var optionReferences: [String] { [options.field] }
+    var truncation: Truncation? { options.method == "embedding" ? options.truncate : nil }
 
     /// The text as compared: NFKC, case-folded, runs of whitespace as one space, trimmed.
     static func normalized(_ text: String) -> String {
@@ -105,7 +58,7 @@ struct DedupStage: BarrierStage {
 
     func run(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
     ) async throws {
         if options.method == "exact" {
             try exact(rows: rows, context: context, failure: failure, emit: emit)
@@ -120,7 +73,7 @@ struct DedupStage: BarrierStage {
 
     private func exact(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        emit: (PipelineRow, BarrierVerdict) throws -> Void
+        emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
     ) throws {
         let field = options.field
         func key(_ row: PipelineRow) -> String? {
@@ -136,19 +89,21 @@ struct DedupStage: BarrierStage {
         let deciding = try rows()
         while let row = try deciding.next() {
             if let reason = failure(row) {
-                try emit(row, .fail(reason))
+                try emit(row, .fail(reason), [])
             } else if let key = key(row) {
                 if let first = kept[key] {
                     try emit(
                         row,
-                        .drop(["key": .string(key), "duplicate_of": .string(first)], reason: "duplicate of \(first)"))
+                        .drop(["key": .string(key), "duplicate_of": .string(first)], reason: "duplicate of \(first)"),
+                        [])
                 } else {
                     kept[key] = row.rowID
                     try emit(
-                        row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]))
+                        row, .keep(["key": .string(key), "duplicates": .int(Int64(groupSizes[key, default: 1] - 1))]),
+                        [])
                 }
             } else {
-                try emit(row, .fail(missingField))
+                try emit(row, .fail(missingField), [])
             }
         }
     }
@@ -156,7 +111,7 @@ struct DedupStage: BarrierStage {
     /// `minhash` and `embedding`: one pass to collect the texts, the clustering, one pass to decide.
     private func near(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
     ) async throws {
         /// The text a row is compared by; `nil` for rows that take no part (failed upstream, no value).
         func text(of row: PipelineRow) -> String? {
@@ -173,6 +128,30 @@ struct DedupStage: BarrierStage {
             texts.append(text)
             rowIDs.append(row.rowID)
         }
+        // Embedding: a text whose request failed fails its row and takes no part in the clustering;
+        // the slots below count only the texts that take part.
+        var requestKeys: [String] = []
+        var embeddingFailures: [Int: StageFailure] = [:]
+        var answered: [[Float]] = []
+        if options.method == "embedding" {
+            let answers = try await services.embed(texts, "texts embedded")
+            requestKeys = answers.map(\.key)
+            var kept: [String] = []
+            var keptIDs: [String] = []
+            for (index, answer) in answers.enumerated() {
+                if let vector = answer.value {
+                    answered.append(vector)
+                    kept.append(texts[index])
+                    keptIDs.append(rowIDs[index])
+                } else {
+                    embeddingFailures[index] = answer.failure
+                }
+            }
+            if !embeddingFailures.isEmpty {
+                texts = kept
+                rowIDs = keptIDs
+            }
+        }
         let result: NearDuplicates.Result
         let measure: String
         var parameters: [String: JSONValue] = ["threshold": .double(options.threshold)]
@@ -182,7 +161,9 @@ struct DedupStage: BarrierStage {
             measure = "jaccard"
             sets = Self.shingleSets(texts, shingling: options.shingling)
             let lsh = options.minhashParameters
-            result = NearDuplicates.minhash(sets, parameters: lsh)
+            result = NearDuplicates.minhash(sets, parameters: lsh) {
+                services.progress("candidate pairs verified", $0, $1)
+            }
             parameters["num_perm"] = .int(Int64(lsh.permutations))
             parameters["bands"] = .int(Int64(lsh.bands))
             parameters["rows"] = .int(Int64(lsh.rows))
@@ -190,8 +171,11 @@ struct DedupStage: BarrierStage {
             parameters["ngram"] = .int(Int64(options.ngram))
         } else {
             measure = "cosine"
-            vectors = VectorMatrix(try await services.embed(texts)).normalized()
-            result = NearDuplicates.cosine(vectors, threshold: Float(options.threshold))
+            vectors = VectorMatrix(answered).normalized()
+            let count = vectors.rows
+            result = NearDuplicates.cosine(vectors, threshold: Float(options.threshold)) {
+                services.progress("texts compared", $0, count)
+            }
         }
         /// A removed row's similarity with its kept row (not always a pair found directly).
         func similarity(_ a: Int, _ b: Int) -> Double {
@@ -203,28 +187,39 @@ struct DedupStage: BarrierStage {
         let clusterSizes = result.kept.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
 
         var slot = 0
+        var textIndex = 0
         let deciding = try rows()
         while let row = try deciding.next() {
             if let reason = failure(row) {
-                try emit(row, .fail(reason))
+                try emit(row, .fail(reason), [])
                 continue
             }
             // The first pass's test, over the same rows in the same order: the slots line up.
-            guard text(of: row) != nil, slot < rowIDs.count else {
-                try emit(row, .fail(missingField))
+            guard text(of: row) != nil else {
+                try emit(row, .fail(missingField), [])
+                continue
+            }
+            defer { textIndex += 1 }
+            let requests = requestKeys.isEmpty ? [] : [requestKeys[textIndex]]
+            if let failed = embeddingFailures[textIndex] {
+                try emit(row, .fail(failed), requests)
+                continue
+            }
+            guard slot < rowIDs.count else {
+                try emit(row, .fail(missingField), requests)
                 continue
             }
             defer { slot += 1 }
             let kept = result.kept[slot]
             if kept == slot {
-                try emit(row, .keep(["duplicates": .int(Int64(clusterSizes[slot, default: 1] - 1))]))
+                try emit(row, .keep(["duplicates": .int(Int64(clusterSizes[slot, default: 1] - 1))]), requests)
             } else {
                 let value = MineStage.rounded(similarity(kept, slot))
                 try emit(
                     row,
                     .drop(
                         ["duplicate_of": .string(rowIDs[kept]), measure: .double(value)],
-                        reason: "near-duplicate of \(rowIDs[kept]) (\(measure) \(value))"))
+                        reason: "near-duplicate of \(rowIDs[kept]) (\(measure) \(value))"), requests)
             }
         }
 
@@ -249,7 +244,7 @@ struct DedupStage: BarrierStage {
         }
         let stats: JSONValue = [
             "method": .string(options.method), "parameters": .object(parameters),
-            "rows": .int(Int64(texts.count)),
+            "rows": .int(Int64(texts.count)), "failed": .int(Int64(embeddingFailures.count)),
             "kept": .int(Int64(texts.count - clusters.reduce(0) { $0 + $1.count - 1 })),
             "removed": .int(Int64(clusters.reduce(0) { $0 + $1.count - 1 })),
             "clusters": .int(Int64(clusters.count)),
@@ -312,8 +307,10 @@ public struct DedupOptions: ParsedStageOptions {
     /// Bands × rows of the LSH index; chosen from the threshold when not given.
     public var bands: Int? = nil
     public var rows: Int? = nil
+    /// `embedding`: how texts longer than the model's window are cut.
+    public var truncate = Truncation.model
 
-    static let keys = ["field", "method", "threshold", "shingle", "ngram", "num_perm", "bands", "rows"]
+    static let keys = ["field", "method", "threshold", "shingle", "ngram", "num_perm", "bands", "rows", Truncation.key]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> DedupOptions {
         var options = DedupOptions(
@@ -321,7 +318,7 @@ public struct DedupOptions: ParsedStageOptions {
             method: try node.child("method")?.oneOf(["exact", "minhash", "embedding"]) ?? "exact")
         let onlyFor = [
             "threshold": ["minhash", "embedding"], "shingle": ["minhash"], "ngram": ["minhash"],
-            "num_perm": ["minhash"], "bands": ["minhash"], "rows": ["minhash"],
+            "num_perm": ["minhash"], "bands": ["minhash"], "rows": ["minhash"], Truncation.key: ["embedding"],
         ]
         for (key, methods) in onlyFor.sorted(by: { $0.key < $1.key }) {
             if let value = try node.child(key), !methods.contains(options.method) {
@@ -335,6 +332,7 @@ public struct DedupOptions: ParsedStageOptions {
                 throw threshold.error("threshold must be in (0, 1].")
             }
         }
+        options.truncate = try Truncation.parse(try node.child(Truncation.key))
         options.shingle = try node.child("shingle")?.oneOf(["word", "char"]) ?? "word"
         options.ngram = options.shingle == "char" ? 5 : 3
         if let ngram = try node.child("ngram") {
@@ -383,7 +381,9 @@ public struct DedupOptions: ParsedStageOptions {
                 "threshold": .double(threshold), "shingle": .string(shingle), "ngram": .int(Int64(ngram)),
                 "num_perm": .int(Int64(permutations)), "bands": .int(Int64(lsh.bands)), "rows": .int(Int64(lsh.rows)),
             ]) { _, new in new }
-        case "embedding": json["threshold"] = .double(threshold)
+        case "embedding":
+            json["threshold"] = .double(threshold)
+            json[Truncation.key] = truncate.json
         default: break
         }
         return json

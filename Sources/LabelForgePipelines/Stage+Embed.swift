@@ -16,6 +16,7 @@ public struct EmbedStage: PipelineStage {
     public let outputFields = ["index", "dimension", "norm"]
 
     public var optionReferences: [String] { [options.field] }
+    public var truncation: Truncation? { options.truncate }
 
     /// The text the engine embeds for a row; `nil` when the field is missing or null.
     func text(of row: RowContext) -> String? {
@@ -23,9 +24,12 @@ public struct EmbedStage: PipelineStage {
         return options.prefix + value.textForm
     }
 
-    /// The single-input request for a text, as the engine's dialect writes it.
-    static func request(text: String, modelID: String) -> EngineRequest {
-        EngineRequest(kind: .embeddings, body: EmbeddingsRequest(input: [text]).body(modelID: modelID))
+    /// The single-input request for a text, as the engine's dialect writes it, cut to `truncate`
+    /// tokens where the text is longer.
+    static func request(text: String, modelID: String, truncate: Int?) -> EngineRequest {
+        EngineRequest(
+            kind: .embeddings,
+            body: EmbeddingsRequest(input: [text], truncatePromptTokens: truncate).body(modelID: modelID))
     }
 
     /// The output fields for a vector (its `index` is assigned when the vector is written).
@@ -36,13 +40,15 @@ public struct EmbedStage: PipelineStage {
 }
 
 /// `embed`'s options: the field (or `stage.field` output) to embed, a prefix put before each text
-/// (e.g. `query: `, `passage: `), and how many texts go in one request.
+/// (e.g. `query: `, `passage: `), how many texts go in one request, and how texts longer than the
+/// model's window are cut.
 public struct EmbedOptions: ParsedStageOptions {
     public var field: String
     public var prefix = ""
     public var batchSize = 32
+    public var truncate = Truncation.model
 
-    static let keys = ["field", "prefix", "batch_size"]
+    static let keys = ["field", "prefix", "batch_size", Truncation.key]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> EmbedOptions {
         let batchNode = try node.child("batch_size")
@@ -50,12 +56,15 @@ public struct EmbedOptions: ParsedStageOptions {
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
         return EmbedOptions(
             field: try node.require("field").string(), prefix: try node.child("prefix")?.string() ?? "",
-            batchSize: batchSize)
+            batchSize: batchSize, truncate: try Truncation.parse(try node.child(Truncation.key)))
     }
 
     public var resolvedJSON: [String: JSONValue] {
         // `batch_size` changes how requests travel, never a vector: it is not part of the plan's
         // identity beyond the resolved config, and cached vectors serve any batch size.
-        ["field": .string(field), "prefix": .string(prefix), "batch_size": .int(Int64(batchSize))]
+        [
+            "field": .string(field), "prefix": .string(prefix), "batch_size": .int(Int64(batchSize)),
+            Truncation.key: truncate.json,
+        ]
     }
 }

@@ -20,10 +20,11 @@ struct MineStage: BarrierStage {
     let outputFields = ["negatives", "negative_scores", "positive_score"]
 
     var optionReferences: [String] { [options.query, options.positive] }
+    var truncation: Truncation? { options.truncate }
 
     func run(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
     ) async throws {
         // Pass 1: queries, their positives and the corpus.
         var corpusIndex: [String: Int] = [:]
@@ -55,35 +56,62 @@ struct MineStage: BarrierStage {
             }
         }
 
-        // Vectors, search and selection.
-        let queryVectors = VectorMatrix(try await services.embed(queries.map { options.queryPrefix + $0 })).normalized()
-        let corpusVectors = VectorMatrix(try await services.embed(corpus.map { options.corpusPrefix + $0 }))
-            .normalized()
+        // Vectors, search and selection. A query whose vector failed fails its rows; a passage whose
+        // vector failed is no candidate, and fails the rows whose positive it is.
+        let queryAnswers = try await services.embed(queries.map { options.queryPrefix + $0 }, "queries embedded")
+        let corpusAnswers = try await services.embed(corpus.map { options.corpusPrefix + $0 }, "passages embedded")
+        // A failed query keeps a zero row, so rows stay indexed by query; it is never searched.
+        let dimension = (queryAnswers + corpusAnswers).lazy.compactMap(\.value).first?.count ?? 0
+        let zero = [Float](repeating: 0, count: dimension)
+        let queryVectors = VectorMatrix(queryAnswers.map { $0.value ?? zero }).normalized()
+        // Search runs over the passages that have a vector; `searchable[i]` is the passage's index.
+        let searchable = corpusAnswers.indices.filter { corpusAnswers[$0].value != nil }
+        let corpusVectors = VectorMatrix(searchable.map { corpusAnswers[$0].value! }).normalized()
+        var corpusRow = [Int?](repeating: nil, count: corpus.count)
+        for (row, passage) in searchable.enumerated() { corpusRow[passage] = row }
+        let embedded = queries.indices.filter { queryAnswers[$0].value != nil }
         let maxPositives = positives.map(\.count).max() ?? 1
         let rangeMax = options.selection.rangeMax ?? options.selection.defaultRangeMax(maxPositives: maxPositives)
-        let hits =
-            queries.isEmpty
-            ? []
-            : VectorSearch.topK(
-                queries: queryVectors, corpus: corpusVectors, k: rangeMax + maxPositives,
-                queryBlock: options.queryBlock, corpusBlock: options.corpusBlock)
+        var hits = [[VectorSearch.Hit]](repeating: [], count: queries.count)
+        if !embedded.isEmpty && !searchable.isEmpty {
+            let searched = VectorSearch.topK(
+                queries: VectorMatrix(embedded.map { Array(queryVectors.row($0)) }), corpus: corpusVectors,
+                k: rangeMax + maxPositives, queryBlock: options.queryBlock, corpusBlock: options.corpusBlock
+            ) { services.progress("queries searched", $0, embedded.count) }
+            for (row, q) in embedded.enumerated() {
+                hits[q] = searched[row].map { VectorSearch.Hit(index: searchable[$0.index], score: $0.score) }
+            }
+        }
         // With a reranker, every candidate of the window and every positive is scored again by it, and
         // the margins, bounds and ranks below are in its scores (as sentence-transformers does with
-        // a cross-encoder).
+        // a cross-encoder). A failed pair fails its query's rows: its window cannot be ranked.
         var rescored: [[Int: Float]] = Array(repeating: [:], count: queries.count)
+        var rerankKeys: [[String]] = Array(repeating: [], count: queries.count)
+        var rerankFailures: [Int: StageFailure] = [:]
         if options.rerankEngine != nil {
-            for q in queries.indices {
-                let documents = Array(Set(hits[q].map(\.index)).union(positives[q])).sorted()
-                let scores = try await services.rerank(queries[q], documents.map { corpus[$0] })
-                for (document, value) in zip(documents, scores) { rescored[q][document] = Float(value) }
+            for (done, q) in embedded.enumerated() {
+                let documents = Array(Set(hits[q].map(\.index)).union(positives[q])).sorted().filter {
+                    corpusRow[$0] != nil
+                }
+                let answers = try await services.rerank(queries[q], documents.map { corpus[$0] })
+                rerankKeys[q] = answers.map(\.key)
+                for (document, answer) in zip(documents, answers) {
+                    if let value = answer.value {
+                        rescored[q][document] = Float(value)
+                    } else if rerankFailures[q] == nil {
+                        rerankFailures[q] = answer.failure
+                    }
+                }
+                services.progress("queries reranked", done + 1, embedded.count)
             }
         }
         func score(_ q: Int, _ p: Int) -> Float {
-            rescored[q][p] ?? zip(queryVectors.row(q), corpusVectors.row(p)).reduce(0) { $0 + $1.0 * $1.1 }
+            rescored[q][p]
+                ?? zip(queryVectors.row(q), corpusVectors.row(corpusRow[p]!)).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        var selections: [HardNegatives.Selection] = []
+        var selections: [HardNegatives.Selection?] = Array(repeating: nil, count: queries.count)
         var removed = HardNegatives.Removed()
-        for q in queries.indices {
+        for q in embedded where rerankFailures[q] == nil {
             var selectionOptions = options.selection
             selectionOptions.rangeMax = rangeMax
             var candidates = hits[q]
@@ -94,11 +122,12 @@ struct MineStage: BarrierStage {
                 }
                 .sorted { $0.score > $1.score || ($0.score == $1.score && rank[$0.index]! < rank[$1.index]!) }
             }
+            let known = positives[q].filter { corpusRow[$0] != nil }
             let selection = HardNegatives.select(
-                candidates: candidates, positives: positives[q], positiveScores: positives[q].map { score(q, $0) },
+                candidates: candidates, positives: positives[q], positiveScores: known.map { score(q, $0) },
                 maxPositives: maxPositives, options: selectionOptions, seed: seeds[q])
             removed = removed + selection.removed
-            selections.append(selection)
+            selections[q] = selection
         }
 
         // Pass 2: every row's result, and the training file.
@@ -106,10 +135,11 @@ struct MineStage: BarrierStage {
         var positiveScores: [Double] = []
         var negativeScores: [Double] = []
         var short = 0
+        var failedRows = 0
         let again = try rows()
         while let row = try again.next() {
             if let failure = failure(row) {
-                try emit(row, .fail(failure))
+                try emit(row, .fail(failure), [])
                 continue
             }
             guard let (query, positive) = texts(of: context(row)), let q = queryIndex[query] else {
@@ -118,11 +148,19 @@ struct MineStage: BarrierStage {
                     .fail(
                         StageFailure(
                             errorClass: "missing_field",
-                            message: "the row has no text in '\(options.query)' or '\(options.positive)'")))
+                            message: "the row has no text in '\(options.query)' or '\(options.positive)'")), [])
                 continue
             }
-            let selection = selections[q]
-            let positiveScore = Double(score(q, corpusIndex[positive]!))
+            let p = corpusIndex[positive]!
+            let requests = [queryAnswers[q].key, corpusAnswers[p].key] + rerankKeys[q]
+            let requestFailure =
+                queryAnswers[q].failure ?? corpusAnswers[p].failure ?? rerankFailures[q]
+            guard requestFailure == nil, let selection = selections[q] else {
+                failedRows += 1
+                try emit(row, .fail(requestFailure!), requests)
+                continue
+            }
+            let positiveScore = Double(score(q, p))
             let negatives = selection.negatives.map { corpus[$0.index] }
             let scores = selection.negatives.map { Double($0.score) }
             positiveScores.append(positiveScore)
@@ -138,7 +176,7 @@ struct MineStage: BarrierStage {
                     "negatives": .array(negatives.map(JSONValue.string)),
                     "negative_scores": .array(scores.map { .double(Self.rounded($0)) }),
                     "positive_score": .double(Self.rounded(positiveScore)),
-                ]))
+                ]), requests)
         }
         try services.writeOutput("\(config.id).\(options.format.rawValue).jsonl", training)
         let stats: JSONValue = [
@@ -154,6 +192,8 @@ struct MineStage: BarrierStage {
                 "max_score": .int(Int64(removed.maxScore)), "min_score": .int(Int64(removed.minScore)),
             ],
             "rows_short_of_negatives": .int(Int64(short)), "range_max": .int(Int64(rangeMax)),
+            "rows_failed": .int(Int64(failedRows)),
+            "passages_without_vector": .int(Int64(corpus.count - searchable.count)),
         ]
         try services.writeOutput("\(config.id).stats.json", Array((CanonicalJSON.string(stats) + "\n").utf8))
     }
@@ -271,12 +311,14 @@ struct MineOptions: ParsedStageOptions {
     var corpusBlock = 8192
     /// An engine serving `/v1/rerank` that scores the candidate window again before selection.
     var rerankEngine: String?
+    /// How queries and passages longer than the embedding (and rerank) model's window are cut.
+    var truncate = Truncation.model
 
     static let keys = [
         "query", "positive", "corpus", "query_prefix", "corpus_prefix", "batch_size", "range_min", "range_max",
         "max_score", "min_score", "absolute_margin", "relative_margin", "num_negatives", "sampling_strategy",
         "output_format",
-        "query_block", "corpus_block", "rerank_engine",
+        "query_block", "corpus_block", "rerank_engine", Truncation.key,
     ]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> MineOptions {
@@ -315,6 +357,7 @@ struct MineOptions: ParsedStageOptions {
             options.selection.sampling = HardNegatives.Sampling(rawValue: sampling)!
         }
         options.rerankEngine = try node.child("rerank_engine")?.string()
+        options.truncate = try Truncation.parse(try node.child(Truncation.key))
         if let format = try node.child("output_format")?.oneOf(MiningFormat.allCases.map(\.rawValue)) {
             options.format = MiningFormat(rawValue: format)!
         }
@@ -358,7 +401,7 @@ struct MineOptions: ParsedStageOptions {
             "relative_margin": number(selection.relativeMargin), "num_negatives": .int(Int64(selection.numNegatives)),
             "sampling_strategy": .string(selection.sampling.rawValue), "output_format": .string(format.rawValue),
             "query_block": .int(Int64(queryBlock)), "corpus_block": .int(Int64(corpusBlock)),
-            "rerank_engine": rerankEngine.map(JSONValue.string) ?? .null,
+            "rerank_engine": rerankEngine.map(JSONValue.string) ?? .null, Truncation.key: truncate.json,
         ]
     }
 }

@@ -17,7 +17,7 @@ struct NormalizeStage: BarrierStage {
 
     func run(
         rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
-        services: BarrierServices, emit: (PipelineRow, BarrierVerdict) throws -> Void
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
     ) async throws {
         func input(_ row: PipelineRow) -> (value: Double, group: String)? {
             guard failure(row) == nil else { return nil }
@@ -37,7 +37,7 @@ struct NormalizeStage: BarrierStage {
         let deciding = try rows()
         while let row = try deciding.next() {
             if let reason = failure(row) {
-                try emit(row, .fail(reason))
+                try emit(row, .fail(reason), [])
             } else if let (value, group) = input(row) {
                 let index = taken[group, default: 0]
                 taken[group] = index + 1
@@ -46,14 +46,14 @@ struct NormalizeStage: BarrierStage {
                     .keep([
                         "value": .double(MineStage.rounded(scaled[group]![index])), "raw": .double(value),
                         "group": options.groupBy == nil ? .null : .string(group),
-                    ]))
+                    ]), [])
             } else {
                 try emit(
                     row,
                     .fail(
                         StageFailure(
                             errorClass: "missing_field",
-                            message: "the row has no number at '\(options.field)' to normalize")))
+                            message: "the row has no number at '\(options.field)' to normalize")), [])
             }
         }
     }

@@ -16,10 +16,13 @@ public struct RerankStage: PipelineStage {
     public let outputFields = ["scores", "order"]
 
     public var optionReferences: [String] { [options.query, options.documents] }
+    public var truncation: Truncation? { options.truncate }
 
-    static func request(query: String, document: String, modelID: String, endpoint: String = "rerank") -> EngineRequest
-    {
-        let request = RerankRequest(query: query, documents: [document])
+    /// One (query, document) pair's request, cut to `truncate` tokens where the pair is longer.
+    static func request(
+        query: String, document: String, modelID: String, endpoint: String = "rerank", truncate: Int?
+    ) -> EngineRequest {
+        let request = RerankRequest(query: query, documents: [document], truncatePromptTokens: truncate)
         return endpoint == "score"
             ? EngineRequest(kind: .score, body: request.scoreBody(modelID: modelID))
             : EngineRequest(kind: .rerank, body: request.body(modelID: modelID))
@@ -43,17 +46,25 @@ public struct RerankOptions: ParsedStageOptions {
     public var method = "endpoint"
     /// `rerank` (`POST /v1/rerank`, vLLM and llama.cpp) or `score` (vLLM's `POST /score`).
     public var endpoint = "rerank"
+    /// How (query, document) pairs longer than the reranker's window are cut (the document first).
+    public var truncate = Truncation.model
 
-    static let keys = ["query", "documents", "batch_size", "method", "endpoint"]
+    static let keys = ["query", "documents", "batch_size", "method", "endpoint", Truncation.key]
 
     static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RerankOptions {
         let batchNode = try node.child("batch_size")
         let batchSize = try batchNode?.int() ?? 32
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
+        let method = try node.child("method")?.oneOf(["endpoint", "judge"]) ?? "endpoint"
+        let truncate = try node.child(Truncation.key)
+        if let truncate, method == "judge" {
+            throw truncate.error("'truncate' applies to rerank method endpoint only (a judge's prompt is a chat).")
+        }
         return RerankOptions(
             query: try node.require("query").string(), documents: try node.require("documents").string(),
-            batchSize: batchSize, method: try node.child("method")?.oneOf(["endpoint", "judge"]) ?? "endpoint",
-            endpoint: try node.child("endpoint")?.oneOf(["rerank", "score"]) ?? "rerank")
+            batchSize: batchSize, method: method,
+            endpoint: try node.child("endpoint")?.oneOf(["rerank", "score"]) ?? "rerank",
+            truncate: try Truncation.parse(truncate))
     }
 
     /// The query and the documents of a row; `nil` when either is missing.
@@ -68,10 +79,12 @@ public struct RerankOptions: ParsedStageOptions {
     public var engineTask: String? { method == "judge" ? "chat" : nil }
 
     public var resolvedJSON: [String: JSONValue] {
-        [
+        var json: [String: JSONValue] = [
             "query": .string(query), "documents": .string(documents), "batch_size": .int(Int64(batchSize)),
             "method": .string(method), "endpoint": .string(endpoint),
         ]
+        if method != "judge" { json[Truncation.key] = truncate.json }
+        return json
     }
 }
 

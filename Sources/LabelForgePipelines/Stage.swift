@@ -46,10 +46,14 @@ public protocol PipelineStage: Sendable {
     /// Field paths the stage's options read (candidates, filter clauses, a dedup field); each is a
     /// row field or `<stage>.<field>`.
     var optionReferences: [String] { get }
+    /// How the stage fits texts to an embedding or rerank model's window; `nil` for stages that
+    /// send no such texts.
+    var truncation: Truncation? { get }
 }
 
 extension PipelineStage {
     public var optionReferences: [String] { [] }
+    public var truncation: Truncation? { nil }
 }
 
 /// One request a stage makes for a row. Most stages make one; a pairwise judge makes two.

@@ -177,11 +177,21 @@ extension RunConfig {
                     + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
         }
         let options = try type.parseOptions(node, StageParseContext(images: images))
-        // Default: the first engine serving what the stage asks for, else the first engine.
+        // Default: the first engine serving what the stage asks for, else the first engine; none
+        // for a stage that sends no request when the config lists no engine.
         let task = options.engineTask ?? type.engineTask
+        if engines.isEmpty, let task {
+            let example =
+                task == "chat"
+                ? "{name: local, kind: local, model: {id: smollm2-135m-instruct-q4_1}}"
+                : "{name: embedder, kind: local, task: \(task), model: {id: all-minilm-l6-v2}}"
+            throw node.error(
+                "stage '\(try node.require("id").string())' (\(type.name)) sends requests to an engine with task: "
+                    + "\(task), and the config lists no engines. Add one, e.g. engines: [\(example)].")
+        }
         let engine =
             try node.child("engine")?.oneOf(engines.map(\.name))
-            ?? (engines.first { $0.task == task } ?? engines[0]).name
+            ?? (engines.first { $0.task == task } ?? engines.first)?.name ?? ""
         let sampling = try parseSampling(try node.child("sampling"), type: type, options: options)
         return Stage(
             id: id, type: type.name, engine: engine, template: try node.child("template")?.string() ?? type.name,
@@ -217,7 +227,8 @@ extension RunConfig.Stage {
     var resolvedJSON: JSONValue {
         var json = StageRegistry.listedForEveryStage
         json.merge([
-            "id": .string(id), "type": .string(type), "engine": .string(engine), "template": .string(template),
+            "id": .string(id), "type": .string(type), "engine": engine.isEmpty ? .null : .string(engine),
+            "template": .string(template),
             "sampling": .object(samplingJSON), "gold_field": .optional(goldField),
             "max_validation_retries": .int(Int64(maxValidationRetries)), "images": .array(images.map(JSONValue.string)),
         ]) { _, new in new }

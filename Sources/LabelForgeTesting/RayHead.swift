@@ -100,6 +100,18 @@ public final class RayHead: @unchecked Sendable {
         return value.arrayValue ?? value.objectValue.map { Array($0.values) } ?? []
     }
 
+    /// A job's driver log (`GET /api/jobs/<id>/logs`).
+    public func logs(of submission: String) async throws -> String {
+        var request = HTTPClientRequest(url: dashboard + "/api/jobs/\(submission)/logs")
+        request.headers.add(name: "Authorization", value: "Bearer " + token)
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        guard response.status == .ok else {
+            throw TestServerError("GET /api/jobs/\(submission)/logs: HTTP \(response.status.code)")
+        }
+        let body = try await response.body.collect(upTo: 16 << 20)
+        return try JSONValue.parse(Data(body.readableBytesView))["logs"]?.stringValue ?? ""
+    }
+
     /// Every process descending from `root`, read from /proc.
     static func descendants(of root: Int32) -> [Int32] {
         var children: [Int32: [Int32]] = [:]

@@ -191,7 +191,7 @@ extension StubEngine {
     }
 
     /// Tokens the way a BPE tokenizer roughly splits text: words, single digits, spaces, punctuation.
-    static func tokens(_ text: String) -> [String] {
+    public static func tokens(_ text: String) -> [String] {
         var tokens: [String] = []
         var current = ""
         func kind(_ c: Character) -> Int { c.isLetter || c == "_" ? 0 : c.isNumber ? 1 : c.isWhitespace ? 2 : 3 }

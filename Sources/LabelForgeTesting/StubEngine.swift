@@ -42,6 +42,27 @@ public final class StubEngine: Sendable {
         var connections: [Channel] = []
         /// What `GET /server_info` answers (vLLM with VLLM_SERVER_DEV_MODE=1); 404 when nil.
         var serverInfo: JSONValue? = nil
+        /// Chat requests past this count are answered only on `releaseHeld()`.
+        var holdFrom: Int? = nil
+        var held: [@Sendable () -> Void] = []
+    }
+
+    /// Holds back the answers to chat requests after the next `count` until `releaseHeld()`, so a
+    /// test can act at a known point of a run (kill it mid-run) whatever the machine's load.
+    public func holdAnswers(after count: Int) {
+        state.withLockedValue { $0.holdFrom = $0.chatRequests + count }
+    }
+
+    /// Answers every held request (to connections that may be gone) and stops holding.
+    public func releaseHeld() {
+        let held = state.withLockedValue { state in
+            defer {
+                state.held = []
+                state.holdFrom = nil
+            }
+            return state.held
+        }
+        for answer in held { answer() }
     }
 
     /// Makes `GET /server_info` answer `info`, as vLLM does in dev mode:
@@ -85,9 +106,12 @@ public final class StubEngine: Sendable {
     /// - Parameter port: the port to bind; 0 picks a free one.
     /// - Parameter apiKey: when set, chat requests without `Authorization: Bearer <apiKey>` get a
     ///   401 whose message echoes the token they sent, as OpenAI's API does.
+    /// - Parameter maxModelLen: the longest embedding input or rerank pair, in the stub's tokens
+    ///   (`StubEngine.tokens`, plus 2 special tokens a text and 3 a pair), as vLLM enforces
+    ///   `max_model_len`: a longer one is a 400 unless the request's `truncate_prompt_tokens` cuts it.
     public static func start(
         model: String = "stub-model", delay: Duration = .zero, imageLimit: Int = 4, faults: StubFaults? = nil,
-        port: Int = 0, apiKey: String? = nil,
+        port: Int = 0, apiKey: String? = nil, maxModelLen: Int = 4096,
         answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
     ) async throws -> StubEngine {
         let state = NIOLockedValueBox(State())
@@ -102,7 +126,7 @@ public final class StubEngine: Sendable {
                         channel.pipeline.addHandler(
                             StubHandler(
                                 model: model, delay: delay, imageLimit: imageLimit, faults: faults, apiKey: apiKey,
-                                state: state, answer: answer))
+                                maxModelLen: maxModelLen, state: state, answer: answer))
                     }
                 }
                 .bind(host: "127.0.0.1", port: port).get()
@@ -211,6 +235,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
     let model: String
     let delay: Duration
     let imageLimit: Int
+    let maxModelLen: Int
     let faults: StubFaults?
     let apiKey: String?
     let state: NIOLockedValueBox<StubEngine.State>
@@ -219,9 +244,10 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
     private var body = ByteBuffer()
 
     init(
-        model: String, delay: Duration, imageLimit: Int, faults: StubFaults?, apiKey: String?,
+        model: String, delay: Duration, imageLimit: Int, faults: StubFaults?, apiKey: String?, maxModelLen: Int,
         state: NIOLockedValueBox<StubEngine.State>, answer: @escaping @Sendable (JSONValue) -> StubAnswer
     ) {
+        self.maxModelLen = maxModelLen
         self.apiKey = apiKey
         self.model = model
         self.delay = delay
@@ -283,6 +309,16 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                     if answered { self.state.withLockedValue { $0.chatAnswered += 1 } }
                 }
             }
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(respond, eventLoop: loop)
+            let held = state.withLockedValue { state -> Bool in
+                guard head.uri == "/v1/chat/completions", let from = state.holdFrom, state.chatRequests > from else {
+                    return false
+                }
+                state.held.append { loop.execute { bound.value() } }
+                return true
+            }
+            if held { return }
             let wait = fault == .slow ? faults!.slowDelay : (head.method == .POST ? delay : .zero)
             if wait == .zero {
                 respond()
@@ -316,7 +352,8 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                 "data": [
                     [
                         "id": .string(model), "object": "model", "created": 0, "owned_by": "vllm",
-                        "root": .string(model), "parent": nil, "max_model_len": 4096, "permission": [],
+                        "root": .string(model), "parent": nil, "max_model_len": .int(Int64(maxModelLen)),
+                        "permission": [],
                     ]
                 ],
             ]
@@ -445,9 +482,11 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             for part in message["content"]?.arrayValue ?? [] { text += (part["text"]?.stringValue ?? "") + "\n" }
         }
         state.withLockedValue { $0.tokenizeRequests += 1 }
-        let tokens = StubEngine.tokens(text)
+        // A prompt gets the model's 2 special tokens unless add_special_tokens is false.
+        let specials = request["prompt"] != nil && request["add_special_tokens"]?.boolValue != false ? 2 : 0
+        let tokens = StubEngine.tokens(text) + Array(repeating: "", count: specials)
         let reply: JSONValue = [
-            "count": .int(Int64(tokens.count)), "max_model_len": 4096,
+            "count": .int(Int64(tokens.count)), "max_model_len": .int(Int64(maxModelLen)),
             "tokens": .array(tokens.indices.map { .int(Int64($0)) }),
         ]
         return (200, Array(CanonicalJSON.data(reply)))
@@ -461,7 +500,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         guard request["model"]?.stringValue == model else {
             return error(404, "The model `\(request["model"]?.textForm ?? "")` does not exist.", type: "NotFoundError")
         }
-        let inputs: [String]
+        var inputs: [String]
         if let text = request["input"]?.stringValue {
             inputs = [text]
         } else if let items = request["input"]?.arrayValue, !items.isEmpty, items.allSatisfy({ $0.stringValue != nil })
@@ -474,6 +513,14 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             return error(400, "encoding_format: Input should be 'float' or 'base64'", type: "BadRequestError")
         }
         state.withLockedValue { $0.embeddingInputs.append(inputs) }
+        var cut: [String] = []
+        for text in inputs {
+            switch fit(text, specials: 2, truncate: request["truncate_prompt_tokens"]?.intValue, kind: "embedding") {
+            case .success(let text): cut.append(text)
+            case .failure(let refusal): return refusal.reply
+            }
+        }
+        inputs = cut
         let tokens = Int64(inputs.reduce(0) { $0 + StubEngine.tokens($1).count })
         let reply: JSONValue = [
             "id": "embd-stub", "object": "list", "created": 0, "model": .string(model),
@@ -508,8 +555,19 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         else {
             return error(400, "query and documents: a string and a non-empty list of strings", type: "BadRequestError")
         }
-        let texts = documents.compactMap(\.stringValue)
+        var texts = documents.compactMap(\.stringValue)
         state.withLockedValue { $0.rerankRequests.append(texts) }
+        var cut: [String] = []
+        for text in texts {
+            let queryTokens = StubEngine.tokens(query).count
+            switch fit(
+                text, specials: 3 + queryTokens, truncate: request["truncate_prompt_tokens"]?.intValue, kind: "score")
+            {
+            case .success(let text): cut.append(text)
+            case .failure(let refusal): return refusal.reply
+            }
+        }
+        texts = cut
         let q = StubEngine.embedding(of: query)
         let scored = texts.enumerated().map { index, text in
             (index, text, Double(zip(q, StubEngine.embedding(of: text)).reduce(Float(0)) { $0 + $1.0 * $1.1 }))
@@ -526,6 +584,40 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                 }),
         ]
         return (200, Array(CanonicalJSON.data(reply)))
+    }
+
+    private struct Refusal: Error {
+        var reply: (Int, [UInt8])
+    }
+
+    /// A text as vLLM fits it to `max_model_len`: cut to `truncate` tokens (−1: the model's maximum)
+    /// when asked, else refused with vLLM's 400 when over. `specials` are the tokens around it.
+    private func fit(_ text: String, specials: Int, truncate: Int?, kind: String) -> Result<String, Refusal> {
+        let tokens = StubEngine.tokens(text)
+        let count = tokens.count + specials
+        if let truncate {
+            let limit = truncate == -1 ? maxModelLen : truncate
+            guard limit <= maxModelLen else {
+                return .failure(
+                    Refusal(
+                        reply: error(
+                            400,
+                            "truncate_prompt_tokens value (\(truncate)) is greater than max_model_len "
+                                + "(\(maxModelLen)). Please request a smaller truncation size.",
+                            type: "BadRequestError")))
+            }
+            return .success(count > limit ? tokens.prefix(max(0, limit - specials)).joined() : text)
+        }
+        guard count <= maxModelLen else {
+            return .failure(
+                Refusal(
+                    reply: error(
+                        400,
+                        "This model's maximum context length is \(maxModelLen) tokens. However, you requested \(count) "
+                            + "tokens in the input for \(kind) generation. Please reduce the length of the input.",
+                        type: "BadRequestError")))
+        }
+        return .success(text)
     }
 
     /// vLLM's `/score`: `text_1` a string, `text_2` a string or a list; `data[] {index, object:

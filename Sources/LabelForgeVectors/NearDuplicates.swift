@@ -231,7 +231,11 @@ public enum NearDuplicates {
     ///   - sets: each document's shingle hashes.
     ///   - parameters: permutations, threshold, bands and rows.
     ///   - chunk: documents per unit of parallel work.
-    public static func minhash(_ sets: [[UInt64]], parameters: MinHashParameters, chunk: Int = 1024) -> Result {
+    /// - Parameter progress: called with candidate pairs verified so far, of all candidates.
+    public static func minhash(
+        _ sets: [[UInt64]], parameters: MinHashParameters, chunk: Int = 1024,
+        progress: ((_ verified: Int, _ candidates: Int) -> Void)? = nil
+    ) -> Result {
         let n = sets.count
         var union = UnionFind(count: n)
         var pairs: [Pair] = []
@@ -298,16 +302,21 @@ public enum NearDuplicates {
         candidateKeys.sort()
         let keys = Shingling.unique(candidateKeys)
         candidateKeys = []
-        // Verification, in parallel chunks of pairs.
+        // Verification, in parallel chunks of pairs, a round of chunks between progress reports.
         var similarities = [Double](repeating: 0, count: keys.count)
         similarities.withUnsafeMutableBufferPointer { buffer in
             let out = SendablePointer(pointer: buffer.baseAddress!)
             let chunks = (keys.count + chunk - 1) / chunk
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                for p in (c * chunk)..<min(keys.count, (c + 1) * chunk) {
-                    let key = keys[p]
-                    out.pointer[p] = jaccard(sets[slots[Int(key >> 32)]], sets[slots[Int(key & 0xFFFF_FFFF)]])
+            let round = 64
+            for first in stride(from: 0, to: chunks, by: round) {
+                DispatchQueue.concurrentPerform(iterations: min(round, chunks - first)) { offset in
+                    let c = first + offset
+                    for p in (c * chunk)..<min(keys.count, (c + 1) * chunk) {
+                        let key = keys[p]
+                        out.pointer[p] = jaccard(sets[slots[Int(key >> 32)]], sets[slots[Int(key & 0xFFFF_FFFF)]])
+                    }
                 }
+                progress?(min(keys.count, (first + round) * chunk), keys.count)
             }
         }
         for (p, key) in keys.enumerated() where similarities[p] >= parameters.threshold {
@@ -322,8 +331,9 @@ public enum NearDuplicates {
 
     /// Near-duplicate clusters of vectors: pairs with cosine similarity ≥ `threshold` (exact,
     /// by blocked matrix products of the normalized vectors), joined into connected components.
+    /// - Parameter progress: called with the rows compared with every later row so far.
     public static func cosine(
-        _ vectors: VectorMatrix, threshold: Float, block: Int = 2048
+        _ vectors: VectorMatrix, threshold: Float, block: Int = 2048, progress: ((_ rowsDone: Int) -> Void)? = nil
     ) -> Result {
         let matrix = vectors.normalized()
         let n = matrix.rows
@@ -351,6 +361,7 @@ public enum NearDuplicates {
                     }
                 }
             }
+            progress?(qStart + qCount)
         }
         pairs.sort { ($0.first, $0.second) < ($1.first, $1.second) }
         return Result(kept: union.roots(), pairs: pairs, candidates: n * (n - 1) / 2)

@@ -52,7 +52,8 @@ public enum VectorSearch {
     /// For each query, the `k` corpus rows with the highest inner product, best first; equal
     /// scores keep the lower corpus index first, so results do not depend on the block sizes.
     public static func topK(
-        queries: VectorMatrix, corpus: VectorMatrix, k: Int, queryBlock: Int = 1024, corpusBlock: Int = 8192
+        queries: VectorMatrix, corpus: VectorMatrix, k: Int, queryBlock: Int = 1024, corpusBlock: Int = 8192,
+        progress: ((_ queriesDone: Int) -> Void)? = nil
     ) -> [[Hit]] {
         precondition(queries.dimension == corpus.dimension, "queries and corpus differ in dimension")
         let k = min(k, corpus.rows)
@@ -77,6 +78,7 @@ public enum VectorSearch {
                     }
                 }
             }
+            progress?(qStart + qCount)
         }
         return heaps.map { $0.sorted() }
     }

@@ -93,6 +93,13 @@ enum Terminal {
         if report.cacheFailedVerification > 0 {
             lines.append("cache entries that failed verification (refetched): \(report.cacheFailedVerification)")
         }
+        let cut = report.stages.filter { $0.stats.truncated > 0 }
+        if !cut.isEmpty {
+            lines.append(
+                "texts cut to the model's window: "
+                    + cut.map { "\($0.stats.truncated) in \($0.id)" }.joined(separator: ", ")
+                    + " (truncate: false sends them whole)")
+        }
         for score in report.scores {
             lines.append(
                 "accuracy \(score.stage).\(score.field) vs \(score.goldField): "
@@ -121,17 +128,29 @@ final class ProgressLine: @unchecked Sendable {
         defer { lock.unlock() }
         let now = Date()
         let interval = Terminal.stderrIsTTY ? 0.1 : 10
-        guard now.timeIntervalSince(lastDraw) >= interval || p.done == p.total else { return }
+        // A dataset-wide stage's phase moves while the rows stand still: its own count, rate and ETA.
+        let (done, total) = p.phase.map { ($0.done, $0.total) } ?? (p.done, p.total)
+        guard now.timeIntervalSince(lastDraw) >= interval || (p.phase == nil && p.done == p.total) else { return }
         lastDraw = now
-        let rate = p.elapsedSeconds > 0 ? Double(p.done) / p.elapsedSeconds : 0
-        let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
-        let hitRate = p.cacheLookups == 0 ? 0 : Double(p.cacheHits) / Double(p.cacheLookups) * 100
-        let text = String(
-            format: "%d/%d rows  %.1f rows/s  ETA %.0fs  cache %.0f%%  failed %d", p.done, p.total, rate, eta, hitRate,
-            p.failedRows)
+        let text: String
+        if let phase = p.phase {
+            let rate = phase.elapsedSeconds > 0 ? Double(phase.done) / phase.elapsedSeconds : 0
+            let eta = rate > 0 ? Double(phase.total - phase.done) / rate : 0
+            text =
+                "\(phase.stage): \(phase.done)/\(phase.total) \(phase.name)  "
+                + String(format: "%.1f/s  ETA %.0fs", rate, eta)
+                + "  (rows \(p.done)/\(p.total), failed \(p.failedRows))"
+        } else {
+            let rate = p.elapsedSeconds > 0 ? Double(p.done) / p.elapsedSeconds : 0
+            let eta = rate > 0 ? Double(p.total - p.done) / rate : 0
+            let hitRate = p.cacheLookups == 0 ? 0 : Double(p.cacheHits) / Double(p.cacheLookups) * 100
+            text = String(
+                format: "%d/%d rows  %.1f rows/s  ETA %.0fs  cache %.0f%%  failed %d", p.done, p.total, rate, eta,
+                hitRate, p.failedRows)
+        }
         if Terminal.stderrIsTTY {
             let width = 24
-            let filled = p.total == 0 ? width : width * p.done / p.total
+            let filled = total == 0 ? width : width * done / total
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             FileHandle.standardError.write(Data("\r\u{1B}[2K[\(bar)] \(text)".utf8))
             drewBar = true

@@ -38,6 +38,8 @@ import Testing
         "dataset that is a directory", "non-UTF-8 text", "10 MB row", "broken CSV quoting", "duplicate ids",
         "JSONL line that is not an object", "image that lies about its type", "prompt pack without a template",
         "engine URL that is not HTTP(S)", "model file that is not GGUF", "Ray engine with nowhere for its answers",
+        "text longer than the embedding model's window, with truncate: false", "stage that needs an engine, no engines",
+        "stage that renders a template, no prompt pack",
     ]
 
     @Test("docs/errors.md has a row for every bad input this suite sets up, and no other")
@@ -146,6 +148,33 @@ import Testing
             try config(
                 ws, baseURL: baseURL,
                 engine: "{name: local, kind: local, model: {id: smollm2, path: models/model.gguf}}")
+        case "text longer than the embedding model's window, with truncate: false":
+            // 4,202 of the stub's tokens (2 special ones included), over its max_model_len of 4,096.
+            let long = String(repeating: "word ", count: 2100)
+            try ws.write(
+                "data/long.jsonl",
+                #"{"id":"r0","text":"fine"}"# + "\n" + #"{"id":"r1","text":"\#(long)"}"# + "\n"
+                    + #"{"id":"r2","text":"also fine"}"# + "\n")
+            try config(
+                ws, baseURL: baseURL, dataset: "data/long.jsonl",
+                engine:
+                    "{name: e, kind: openai, dialect: vllm, task: embed, base_url: \"\(baseURL)\", model: {id: stub-model, revision: r}, max_retries: 0}",
+                stages: "  - {id: vec, type: embed, field: text, truncate: false}")
+            return "r1"
+        case "stage that needs an engine, no engines":
+            try ws.write(
+                "config.yaml",
+                "dataset: {path: data/reviews.jsonl, id_field: id}\nstages:\n  - {id: vec, type: embed, field: text}\n")
+        case "stage that renders a template, no prompt pack":
+            try ws.write(
+                "config.yaml",
+                """
+                dataset: {path: data/reviews.jsonl, id_field: id}
+                engines:
+                  - {name: e, kind: openai, dialect: vllm, base_url: "\(baseURL)", model: {id: m, revision: r}}
+                stages:
+                  - {id: sentiment, type: classify, labels: [positive, negative]}
+                """)
         default:
             Issue.record("no setup for '\(input)'")
         }

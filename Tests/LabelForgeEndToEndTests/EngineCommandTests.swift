@@ -123,7 +123,10 @@ import Testing
         #expect(files.allSatisfy { FileManager.default.fileExists(atPath: $0) })
         let args = try String(contentsOfFile: ws.path("replica-18701.args"), encoding: .utf8)
         #expect(
-            args.hasPrefix("serve m --seed 0 --generation-config vllm --host 127.0.0.1 --port 18701 --dtype half"),
+            args.hasPrefix(
+                "serve m --seed 0 --generation-config vllm "
+                    + #"--structured-outputs-config {"backend":"xgrammar","disable_any_whitespace":true} "#
+                    + "--host 127.0.0.1 --port 18701 --dtype half"),
             "\(args)")
         let env = try String(contentsOfFile: ws.path("replica-18701.env"), encoding: .utf8)
         #expect(env.contains("CUDA_VISIBLE_DEVICES=1\n") && env.contains("VLLM_BATCH_INVARIANT=1\n"), "\(env)")

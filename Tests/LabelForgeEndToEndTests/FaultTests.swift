@@ -121,10 +121,11 @@ import Testing
         #expect(reference.exitCode == 0, "\(reference.stderr)")
 
         let faultyStart = ContinuousClock.now
-        // The timeout leaves room for a machine busy with other tests; slow answers come 1 s after it.
-        let faults = StubFaults(rate: 0.2, seed: 7, slowDelay: .seconds(4), retryAfterSeconds: 1)
+        // A timeout no answer comes near on a loaded machine (the stub answers in microseconds), and
+        // slow answers that come long after it: which requests time out does not depend on load.
+        let faults = StubFaults(rate: 0.2, seed: 7, slowDelay: .seconds(30), retryAfterSeconds: 1)
         let faulty = try await StubEngine.start(faults: faults, answer: Self.answer)
-        let config = try config(ws, name: "faulty.yaml", baseURL: faulty.baseURL, timeout: 3)
+        let config = try config(ws, name: "faulty.yaml", baseURL: faulty.baseURL, timeout: 10)
         let (result, dir) = try await run(config, ws, runs: "runs", cache: "c.sqlite")
         let report = faulty.faultReport
         let faultySeconds = (ContinuousClock.now - faultyStart) / .seconds(1)
@@ -216,7 +217,8 @@ import Testing
         let stub = try await StubEngine.start(delay: .milliseconds(5), answer: Self.answer)
         let config = try config(ws, name: "restart.yaml", baseURL: stub.baseURL)
         async let outcome = run(config, ws, runs: "runs", cache: "c.sqlite")
-        while stub.chatRequests < 200 { try await Task.sleep(for: .milliseconds(10)) }
+        let midRun = try await Waiting.until(timeout: .seconds(300)) { stub.chatRequests >= 200 }
+        #expect(midRun, "the run never reached 200 requests: \(stub.chatRequests)")
         try await stub.restart(after: .seconds(1))
         let (result, dir) = try await outcome
         await stub.stop()

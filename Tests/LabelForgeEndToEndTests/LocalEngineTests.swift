@@ -572,7 +572,14 @@ import Testing
             ],
             workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
         ) { execution in
-            try await Task.sleep(for: .seconds(7))
+            // Part-way: once the engine has finished 8 of the run's 32 requests (its log says so per
+            // request), whatever the machine's load.
+            try await Waiting.until(timeout: .seconds(300)) {
+                guard let dir = try? RunFiles.onlyRun(in: ws.path("runs")),
+                    let log = try? String(contentsOfFile: dir + "/engine.log", encoding: .utf8)
+                else { return false }
+                return log.components(separatedBy: "stop processing").count - 1 >= 8
+            }
             try? execution.send(signal: .kill)
         }
         #expect(killed.terminationStatus == .signaled(9), "the run finished before it could be killed")
@@ -583,7 +590,7 @@ import Testing
             survivors = Self.processes(mentioning: ws.path("runs"))
         }
         #expect(survivors.isEmpty, "engine processes outlived a SIGKILLed labelforge: \(survivors)")
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let resumed = try await CLI.run(
             ["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")], workingDirectory: Self.root)
         #expect(resumed.exitCode == 0, "\(resumed.stderr)")
@@ -623,10 +630,10 @@ import Testing
             workingDirectory: FilePath(Self.root), input: .none, output: .discarded, error: .discarded
         ) { execution in
             // The engine's command line names its log file in the run directory; labelforge's does not.
-            let deadline = ContinuousClock.now + .seconds(30)
-            while Self.processes(mentioning: "--log-file \(runs)").isEmpty && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(5))
+            let spawned = try await Waiting.until(timeout: .seconds(60)) {
+                !Self.processes(mentioning: "--log-file \(runs)").isEmpty
             }
+            #expect(spawned, "the engine was never seen starting")
             try await Task.sleep(for: .milliseconds(delay))
             try? execution.send(signal: .kill)
         }

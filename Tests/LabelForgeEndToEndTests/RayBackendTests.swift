@@ -165,8 +165,9 @@ extension LocalEngineTests {
 
             // processor: vllm reaches the cluster as vLLMEngineProcessorConfig jobs: the entrypoint names
             // the model and engine_kwargs, runtime_env carries vLLM's determinism switches. The job
-            // renders its prompts, then fails where Ray's vLLM stage imports torch (no GPU stack
-            // here), and the rows fail with its log's tail.
+            // renders its prompts (its log shows them), then fails: the model source `smollm2` is no
+            // model vLLM can load on any machine (here it fails earlier still, with no torch), and the
+            // rows fail with the job's end, whatever the failure's text.
             try rayConfig(
                 ws, name: "ray-vllm.yaml",
                 engine: """
@@ -188,11 +189,22 @@ extension LocalEngineTests {
                     && entrypoint.contains("\"revision\":\"test-pin\""),
                 "\(entrypoint)")
             #expect(vllmJob["runtime_env"]?["env_vars"]?["VLLM_BATCH_INVARIANT"] == "1", "\(vllmJob.textForm)")
-            #expect(vllmJob["status"] == "FAILED")
-            let recorded = try String(
-                contentsOfFile: try runDir(from: viaVLLM.stdout) + "/manifest.jsonl", encoding: .utf8)
             #expect(
-                recorded.contains("ended FAILED") && recorded.contains("No module named 'torch'"), "\(viaVLLM.stderr)")
+                entrypoint.contains(
+                    #""structured_outputs_config":{"backend":"xgrammar","disable_any_whitespace":true}"#),
+                "\(entrypoint)")
+            #expect(vllmJob["status"] == "FAILED")
+            let jobLog = try await head.logs(of: try #require(vllmJob["submission_id"]?.stringValue))
+            #expect(
+                jobLog.contains("rendered 6 chat prompt(s)")
+                    && jobLog.contains(#"<|start_header_id|>assistant<|end_header_id|>"#), "\(jobLog.suffix(2000))")
+            let rows = try String(contentsOfFile: try runDir(from: viaVLLM.stdout) + "/manifest.jsonl", encoding: .utf8)
+                .split(separator: "\n").map { try JSONValue.parse(String($0)) }.filter { $0["type"] == "row" }
+            #expect(rows.count == 12, "6 rows × 2 stages")
+            for row in rows {
+                let message = row["error"]?["message"]?.stringValue ?? ""
+                #expect(message.contains("ended FAILED"), "\(row.textForm)")
+            }
 
             // Ctrl-C while a job runs: labelforge stops the job and exits 130.
             let fresh = try String(contentsOfFile: ws.path("ray.yaml"), encoding: .utf8).replacingOccurrences(

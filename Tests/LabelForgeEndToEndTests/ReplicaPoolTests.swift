@@ -54,7 +54,7 @@ import Testing
         for stub in stubs { #expect(stub.chatAnswered > rows / 10, "\(stubs.map(\.chatAnswered))") }
 
         // The manifest records which replica served each row (never part of a cache key).
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         var servedBy: [String: Int] = [:]
         for line in try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n") {
             let record = try JSONValue.parse(String(line))

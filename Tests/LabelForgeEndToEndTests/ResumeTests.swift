@@ -38,31 +38,37 @@ import Testing
         try Self.files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) }
     }
 
-    /// Starts the CLI and SIGKILLs it after `delay`, or lets it finish if it is faster.
-    func runAndKill(_ arguments: [String], after delay: Duration) async throws {
+    /// Starts the CLI and SIGKILLs it once the stub has answered `requests` requests and holds the
+    /// next ones back: a moment in the run's own progress, whatever the machine's load, with the run
+    /// certainly unfinished.
+    func runAndKill(_ arguments: [String], afterRequests requests: Int, to stub: StubEngine) async throws {
+        let before = stub.chatRequests
+        stub.holdAnswers(after: requests)
         _ = try await Subprocess.run(
             .path(FilePath(LabelForgeBinary.path())), arguments: Arguments(arguments), input: .none, output: .discarded,
             error: .discarded
         ) { execution in
-            try await Task.sleep(for: delay)
+            try await Waiting.until(every: .milliseconds(1)) { stub.chatRequests - before > requests }
             try? execution.send(signal: .kill)
         }
+        stub.releaseHeld()
     }
 
-    /// Runs `config` once per moment, SIGKILLs it then, resumes it when unfinished, and checks that
-    /// the trial's `files` equal `expected` and that its manifest ends completed with one run line;
-    /// `check` sees each trial's manifest lines. Returns how many trials were killed mid-run.
+    /// Runs `config` once per moment (a count of requests the stub received), SIGKILLs it then,
+    /// resumes it when unfinished, and checks that the trial's `files` equal `expected` and that its
+    /// manifest ends completed with one run line; `check` sees each trial's manifest lines. Returns
+    /// how many trials were killed mid-run.
     func killAndResumeTrials(
-        config: String, in ws: TestWorkspace, at moments: [Int], files: [String], expected: [Data],
-        check: (_ trial: Int, _ dir: String, _ lines: [JSONValue]) -> Void
+        config: String, in ws: TestWorkspace, stub: StubEngine, atRequests moments: [Int], files: [String],
+        expected: [Data], check: (_ trial: Int, _ dir: String, _ lines: [JSONValue]) -> Void
     ) async throws -> Int {
         var resumedTrials = 0
-        for (trial, milliseconds) in moments.enumerated() {
+        for (trial, requests) in moments.enumerated() {
             let runs = ws.path("trial\(trial)")
             let cache = ws.path("cache\(trial).sqlite")
             try await runAndKill(
-                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache],
-                after: .milliseconds(milliseconds))
+                ["run", "--config", config, "--runs-dir", runs, "--cache-path", cache], afterRequests: requests,
+                to: stub)
             // A hidden `.…partial` directory is a run killed while its directory was being staged.
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []).filter {
                 !$0.hasPrefix(".")
@@ -81,7 +87,7 @@ import Testing
                 resumedTrials += 1
             }
             let outputs = try files.map { try Data(contentsOf: URL(fileURLWithPath: dir + "/" + $0)) }
-            #expect(outputs == expected, "trial \(trial) (killed after \(milliseconds) ms): outputs differ")
+            #expect(outputs == expected, "trial \(trial) (killed after \(requests) requests): outputs differ")
             let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
                 .map { try JSONValue.parse(String($0)) }
             #expect(lines.filter { $0["type"] == "run" }.count == 1)
@@ -96,7 +102,7 @@ import Testing
         let reference = try await CLI.run(
             ["run", "--config", config, "--runs-dir", ws.path("ref"), "--cache-path", ws.path("ref-cache.sqlite")])
         #expect(reference.exitCode == 0, "\(reference.stderr)")
-        return ws.path("ref/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("ref")).first!)
+        return try RunFiles.onlyRun(in: ws.path("ref"))
     }
 
     /// `type: row` lines as `row_id/stage` pairs.
@@ -106,23 +112,24 @@ import Testing
 
     @Test("SIGKILL at 5 moments, then --resume: outputs identical, no row lost or duplicated")
     func killAndResume() async throws {
-        // 50 ms a request: the run lasts past the last kill moment even on an idle machine.
-        let stub = try await StubEngine.start(delay: .milliseconds(50), answer: StubEngine.followConstraintBySeed)
+        // 10 ms a request, so requests are still in flight when the kill lands.
+        let stub = try await StubEngine.start(delay: .milliseconds(10), answer: StubEngine.followConstraintBySeed)
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
 
         let referenceDir = try await referenceRun(config, in: ws)
         let expected = try outputs(referenceDir)
 
+        // The run sends 80 requests (40 rows, 2 stages): kill it near its start, middle and end.
         let resumedTrials = try await killAndResumeTrials(
-            config: config, in: ws, at: [150, 300, 450, 600, 800], files: Self.files, expected: expected
+            config: config, in: ws, stub: stub, atRequests: [2, 20, 40, 60, 76], files: Self.files, expected: expected
         ) { trial, _, lines in
             let pairs = Self.rowPairs(lines)
             #expect(pairs.count == Self.rows * 2, "trial \(trial): \(pairs.count) row lines")
             #expect(Set(pairs).count == pairs.count, "trial \(trial): duplicated row lines")
         }
-        // The kill moments span the run: most trials must really have been interrupted mid-run.
-        #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
+        // Every kill moment lies before the run's last request: every trial was interrupted mid-run.
+        #expect(resumedTrials == 5, "only \(resumedTrials) of 5 trials were killed mid-run")
     }
 
     /// Free text repeats per review number modulo 7, so the exact dedup has duplicates to remove.
@@ -177,8 +184,11 @@ import Testing
         ).count
         #expect(kept > 0 && kept <= 14, "at most 7 × 2 distinct replies survive the dedup, not \(kept)")
 
+        // 40 sentiment and 80 reply requests come before the barrier, one judge request per kept reply
+        // after it: two kills before the barrier's input is complete, one as it completes, two after.
         let resumedTrials = try await killAndResumeTrials(
-            config: config, in: ws, at: [200, 450, 700, 950, 1300], files: files, expected: expected
+            config: config, in: ws, stub: stub, atRequests: [10, 60, 120, 120 + kept / 2, 120 + kept - 1],
+            files: files, expected: expected
         ) { trial, dir, lines in
             let pairs = Self.rowPairs(lines)
             // sentiment 40 + reply 80 + unique 80 + judge on the kept replies.
@@ -187,7 +197,7 @@ import Testing
             #expect(lines.filter { $0["type"] == "barrier" }.count == 1, "trial \(trial): one barrier line")
             #expect(!FileManager.default.fileExists(atPath: dir + "/.state"))
         }
-        #expect(resumedTrials >= 3, "only \(resumedTrials) of 5 trials were killed mid-run")
+        #expect(resumedTrials == 5, "only \(resumedTrials) of 5 trials were killed mid-run")
     }
 
     @Test(
@@ -206,7 +216,7 @@ import Testing
             ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
             environment: ["LABELFORGE_CRASH_AT": point])
         #expect(killed.exitCode == 128 + 9, "the run did not die at \(point): \(killed.stderr)")
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
         if manifest.contains(#""status":"completed""#) {
             // Killed after the commit point: the run is complete; `labelforge report` rebuilds the HTML.
@@ -239,7 +249,7 @@ import Testing
             "run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite"),
         ])
         #expect(first.exitCode == 0)
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let expected = try outputs(dir)
         // Cut the manifest to its first 30 lines plus half of the 31st, as a kill mid-write would.
         let lines = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
@@ -262,7 +272,7 @@ import Testing
         _ = try await CLI.run([
             "run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite"),
         ])
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
         try (manifest.prefix(5).joined(separator: "\n") + "\n").write(
             toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)
@@ -277,17 +287,20 @@ import Testing
         let stub = try await StubEngine.start(delay: .milliseconds(100), answer: StubEngine.followConstraintBySeed)
         defer { Task { await stub.stop() } }
         let (ws, config) = try workspace(stub: stub)
+        stub.holdAnswers(after: 8)
         let result = try await Subprocess.run(
             .path(FilePath(LabelForgeBinary.path())),
             arguments: ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
             input: .none, output: .discarded, error: .string(limit: 1 << 16)
         ) { execution in
-            try await Task.sleep(for: .milliseconds(700))
+            // Mid-run: the first 8 of the 80 requests are answered, the rest held until the signal.
+            try await Waiting.until { stub.chatRequests > 8 }
             try? execution.send(signal: .interrupt)
         }
+        stub.releaseHeld()
         #expect(result.terminationStatus == .exited(130))
         #expect(result.standardError.contains("labelforge run --resume"))
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
         #expect(manifest.contains(#""status":"interrupted""#))
         let resumed = try await CLI.run(["run", "--resume", dir, "--cache-path", ws.path("c.sqlite")])
@@ -301,7 +314,7 @@ import Testing
         let (ws, config) = try workspace(stub: stub)
         let arguments = ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")]
         _ = try await CLI.run(arguments)
-        let dir = ws.path("runs/") + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!)
+        let dir = try RunFiles.onlyRun(in: ws.path("runs"))
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8).split(separator: "\n")
         try (manifest.prefix(10).joined(separator: "\n") + "\n").write(
             toFile: dir + "/manifest.jsonl", atomically: true, encoding: .utf8)

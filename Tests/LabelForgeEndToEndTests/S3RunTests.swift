@@ -173,9 +173,11 @@ import Testing
         let (reference, referenceDir) = try await run(["run", "--config", ws.path("local.yaml")], ws, runs: "ref")
         #expect(reference.exitCode == 0, "\(reference.stderr)")
 
-        // Tiered: the server stops 0.7 s in; the run completes, warning once.
+        // Tiered: the server stops once a quarter of the 80 requests reached the engine; the run
+        // completes, warning once.
+        var sent = stub.chatRequests
         async let tiered = run(["run", "--config", ws.path("tiered.yaml")], ws, runs: "tiered")
-        try await Task.sleep(for: .milliseconds(700))
+        #expect(try await Waiting.until { stub.chatRequests - sent >= 20 }, "the tiered run never got going")
         server.stop()
         let (tieredResult, tieredDir) = try await tiered
         #expect(tieredResult.exitCode == 0, "\(tieredResult.stderr)")
@@ -189,8 +191,9 @@ import Testing
         #expect(rerunStatuses["miss"] == nil && rerunStatuses["hit"] == 80, "\(rerunStatuses)")
 
         // S3 only: the server stops mid-run; rows fail with cache_error, the others are recorded.
+        sent = stub.chatRequests
         async let plain = run(["run", "--config", ws.path("s3.yaml")], ws, runs: "plain")
-        try await Task.sleep(for: .milliseconds(700))
+        #expect(try await Waiting.until { stub.chatRequests - sent >= 20 }, "the S3 run never got going")
         server.stop()
         let (plainResult, plainDir) = try await plain
         let dir = try #require(plainDir)

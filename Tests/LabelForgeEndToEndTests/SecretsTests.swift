@@ -64,8 +64,7 @@ import Testing
         #expect(refused.exitCode != 0, "a run whose every request got 401 must not succeed")
         #expect(stub.authorizations.contains("Bearer \(Self.wrongKey)"), "the key was not sent")
         let manifest = try String(
-            contentsOfFile: ws.path("runs/")
-                + (try FileManager.default.contentsOfDirectory(atPath: ws.path("runs")).first!) + "/manifest.jsonl",
+            contentsOfFile: try RunFiles.onlyRun(in: ws.path("runs")) + "/manifest.jsonl",
             encoding: .utf8)
         // The server's message is quoted, with the token it echoed redacted.
         #expect(manifest.contains("Incorrect API key provided: Bearer [redacted]"), "\(manifest.prefix(2000))")

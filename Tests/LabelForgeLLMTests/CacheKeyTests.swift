@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeLLM
+import LabelForgeTesting
 import Testing
 
 @Suite struct CacheKeyTests {
@@ -12,7 +13,10 @@ import Testing
         if let image {
             content = [
                 ["type": "text", "text": .string(text)],
-                ["type": "image_url", "image_url": ["url": .string("data:image/png;base64," + Data(image).base64EncodedString())]],
+                [
+                    "type": "image_url",
+                    "image_url": ["url": .string("data:image/png;base64," + Data(image).base64EncodedString())],
+                ],
             ]
         }
         return ChatRequest(
@@ -55,7 +59,10 @@ import Testing
         var jpeg = png
         jpeg.messages[0].content = [
             ["type": "text", "text": "Classify: great blender"],
-            ["type": "image_url", "image_url": ["url": .string("data:image/jpeg;base64," + Data([9, 9, 9]).base64EncodedString())]],
+            [
+                "type": "image_url",
+                "image_url": ["url": .string("data:image/jpeg;base64," + Data([9, 9, 9]).base64EncodedString())],
+            ],
         ]
         #expect(Self.key(png) == Self.key(jpeg))
         #expect(Self.key(png) == Self.key(Self.request(image: [9, 9, 9])))
@@ -63,28 +70,49 @@ import Testing
 
     @Test("endpoint URL and API key are not part of the key")
     func endpointIndependent() async throws {
-        // The key is computed from the wire body alone; two clients for different URLs and keys
-        // send byte-identical bodies for the same request.
-        let request = Self.request()
-        let bodyA = EngineDialect.vllm.body(for: request, modelID: "m")
-        let clientA = OpenAIClient(options: EndpointOptions(baseURLs: ["http://10.0.0.1:8000"], apiKey: "key-a"), logger: .init(label: "t"))
-        let clientB = OpenAIClient(options: EndpointOptions(baseURLs: ["http://127.0.0.1:9"], apiKey: "key-b"), logger: .init(label: "t"))
-        defer { Task { await clientA.shutdown(); await clientB.shutdown() } }
-        let bodyB = EngineDialect.vllm.body(for: request, modelID: "m")
-        #expect(CanonicalJSON.data(bodyA) == CanonicalJSON.data(bodyB))
-        #expect(!CanonicalJSON.string(bodyA).contains("key-a"))
-        #expect(!CanonicalJSON.string(bodyA).contains("10.0.0.1"))
+        // Two real clients, each with its own URL and API key, send the same request to two servers;
+        // the bodies the servers received give one key, and carry neither the key nor the URL.
+        let stubA = try await StubEngine.start(apiKey: "key-a")
+        let stubB = try await StubEngine.start(apiKey: "key-b")
+        let clientA = OpenAIClient(
+            options: EndpointOptions(baseURLs: [stubA.baseURL], apiKey: "key-a", maxRetries: 0),
+            logger: .init(label: "t"))
+        let clientB = OpenAIClient(
+            options: EndpointOptions(baseURLs: [stubB.baseURL], apiKey: "key-b", maxRetries: 0),
+            logger: .init(label: "t"))
+        let body = EngineDialect.vllm.body(for: Self.request(), modelID: "m")
+        _ = try await clientA.send(EngineRequest(kind: .chat, body: body))
+        _ = try await clientB.send(EngineRequest(kind: .chat, body: body))
+        await clientA.shutdown()
+        await clientB.shutdown()
+        await stubA.stop()
+        await stubB.stop()
+        let received = [try #require(stubA.bodies.first), try #require(stubB.bodies.first)]
+        #expect(stubA.authorizations == ["Bearer key-a"] && stubB.authorizations == ["Bearer key-b"])
+        func key(_ body: JSONValue) -> CacheKey {
+            CacheKey.compute(kind: "chat", dialect: "vllm", modelID: "m", modelRevision: "sha256:aa", body: body)
+        }
+        #expect(key(received[0]) == key(received[1]))
+        #expect(key(received[0]) == Self.key(Self.request()))
+        for body in received.map(CanonicalJSON.string) {
+            #expect(!body.contains("key-a") && !body.contains("key-b"))
+            #expect(!body.contains(stubA.baseURL) && !body.contains(stubB.baseURL))
+        }
     }
 }
 
 /// Keys computed before the request executor existed: the kernel must not change them by accident.
-/// Changed on purpose, once each: the `vllm` keys (vLLM deprecates `max_tokens`, so that dialect
-/// sends `max_completion_tokens`), and JSON-schema requests on vLLM and llama.cpp (compact JSON:
-/// `disable_any_whitespace` and a GBNF grammar). classify on llama.cpp and OpenAI keeps its key.
+/// Changed on purpose: the `vllm` keys (vLLM deprecates `max_tokens`, so that dialect sends
+/// `max_completion_tokens`), JSON-schema requests on vLLM and llama.cpp (compact JSON: a GBNF
+/// grammar, and on vLLM once more when `disable_any_whitespace` left the request for the server's
+/// `--structured-outputs-config`, vLLM ignoring it per request). classify on llama.cpp and OpenAI
+/// keeps its key.
 @Suite struct PinnedCacheKeyTests {
     static let schema: JSONValue = [
         "type": "object", "additionalProperties": false, "required": ["topic", "mentions_price"],
-        "properties": ["topic": ["type": "string", "enum": ["quality", "price"]], "mentions_price": ["type": "boolean"]],
+        "properties": [
+            "topic": ["type": "string", "enum": ["quality", "price"]], "mentions_price": ["type": "boolean"],
+        ],
     ]
 
     static func requests() -> [(String, ChatRequest)] {
@@ -101,7 +129,12 @@ import Testing
                 ChatMessage(
                     role: "user",
                     content: [
-                        ["type": "image_url", "image_url": ["url": .string("data:image/png;base64," + Data([1, 2, 3]).base64EncodedString())]],
+                        [
+                            "type": "image_url",
+                            "image_url": [
+                                "url": .string("data:image/png;base64," + Data([1, 2, 3]).base64EncodedString())
+                            ],
+                        ],
                         ["type": "text", "text": "Describe the image."],
                     ])
             ],
@@ -113,7 +146,7 @@ import Testing
         "classify/vllm": "abb023b8c3d666f0c48cad14d55696c91061d47d0df416f90d8ec55015ebcf79",
         "classify/llamacpp": "ad0c234ade6fa4b8c30efe9bcadf9077ec35e7fed7448e723010799448a0966e",
         "classify/openai": "aec448bb574a469070f335a6585e686359d2b35813827350724f761f7aee1ce3",
-        "tag/vllm": "c55fa75dd4a15811737c86ad779e210ac0a42a851c903ae688859b28729c9da2",
+        "tag/vllm": "44d1690be20c212182d895ed60f7d65449b529d84618abda0a13534ea0264c44",
         "tag/llamacpp": "4c0f80809a5ca1ca0070c9ef58c7f7add2e5b8af002b70dab1bd4c63555acee4",
         "caption/vllm": "2ad8de46d08062e3577dda8e961391dcef85aef3669698c13d35f482cb74418c",
     ]
@@ -126,7 +159,8 @@ import Testing
                 actual["\(name)/\(dialect.name)"] =
                     CacheKey.compute(
                         kind: "chat", dialect: dialect.name, modelID: "smollm2-135m-instruct-q4_1",
-                        modelRevision: "sha256:abc", body: dialect.body(for: request, modelID: "smollm2-135m-instruct-q4_1")
+                        modelRevision: "sha256:abc",
+                        body: dialect.body(for: request, modelID: "smollm2-135m-instruct-q4_1")
                     ).hex
             }
         }

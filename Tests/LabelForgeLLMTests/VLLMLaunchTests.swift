@@ -3,7 +3,9 @@ import LabelForgeLLM
 import Testing
 
 @Suite struct VLLMLaunchTests {
-    @Test("standard mode: batch invariance, the seed and vLLM's own generation defaults; one server, one base_url")
+    @Test(
+        "standard mode: batch invariance, the seed, vLLM's own generation defaults and compact JSON; one server, one base_url"
+    )
     func standard() {
         let launch = VLLMLaunch(model: "Qwen/Qwen2.5-VL-3B-Instruct", revision: "abc123")
         let replicas = launch.replicaCommands
@@ -11,7 +13,9 @@ import Testing
         #expect(
             replicas[0].shellLine
                 == "VLLM_BATCH_INVARIANT=1 CUDA_VISIBLE_DEVICES=0 vllm serve Qwen/Qwen2.5-VL-3B-Instruct --revision abc123 "
-                + "--seed 0 --generation-config vllm --host 127.0.0.1 --port 8000")
+                + "--seed 0 --generation-config vllm "
+                + #"--structured-outputs-config '{"backend":"xgrammar","disable_any_whitespace":true}' "#
+                + "--host 127.0.0.1 --port 8000")
         #expect(launch.engineBlock.contains("    base_url: \"http://127.0.0.1:8000\""))
         #expect(launch.engineBlock.contains("model: {id: Qwen/Qwen2.5-VL-3B-Instruct, revision: abc123}"))
         #expect(!launch.engineBlock.contains("determinism"))
@@ -33,7 +37,8 @@ import Testing
         #expect(second.environment.last?.1 == "2,3")
         #expect(
             second.arguments == [
-                "vllm", "serve", "m", "--seed", "7", "--generation-config", "vllm", "--no-enable-prefix-caching",
+                "vllm", "serve", "m", "--seed", "7", "--generation-config", "vllm", "--structured-outputs-config",
+                #"{"backend":"xgrammar","disable_any_whitespace":true}"#, "--no-enable-prefix-caching",
                 "--tensor-parallel-size", "2", "--host", "127.0.0.1", "--port", "9001", "--max-model-len", "8192",
             ])
         #expect(launch.engineBlock.contains("base_urls: [\"http://127.0.0.1:9000\", \"http://127.0.0.1:9001\"]"))

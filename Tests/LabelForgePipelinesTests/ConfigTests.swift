@@ -32,6 +32,51 @@ import Testing
         #expect(error?.message.contains("Did you mean 'temperature'?") == true)
     }
 
+    @Test("a pipeline whose stages send no request needs neither engines nor a prompt pack")
+    func noEngineNeeded() async throws {
+        let ws = try TestWorkspace()
+        try ws.write(
+            "d.jsonl",
+            ["a b c d", "a b c d", "e f g h", "score 3"].enumerated().map {
+                CanonicalJSON.string(["id": .string("r\($0)"), "text": .string($1), "score": .int(Int64($0))])
+            }.joined(separator: "\n") + "\n")
+        let path = try ws.write(
+            "c.yaml",
+            """
+            dataset: {path: d.jsonl, id_field: id}
+            cache: {path: cache.sqlite}
+            stages:
+              - {id: unique, type: dedup, field: text}
+              - {id: kept, type: filter, keep: {field: text, ne: "e f g h"}}
+              - {id: z, type: normalize, field: score}
+            """)
+        let report = try await Runner(
+            options: RunOptions(configPath: path, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        #expect(try StageGraphTests.lines(report.runDirectory.outputPath(stage: "z")).count == 2)
+        let resolved = try String(contentsOfFile: report.runDirectory.path + "/config.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains("engines: []") && resolved.contains("pack: null"), "\(resolved)")
+
+        // A stage that does send requests still says what it needs, and where.
+        let embed = try ws.write(
+            "e.yaml", "dataset: {path: d.jsonl}\nstages:\n  - {id: vec, type: embed, field: text}\n")
+        let noEngine = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: embed) }
+        #expect(
+            noEngine?.message.contains("\(embed):3:") == true
+                && noEngine?.message.contains("stage 'vec' (embed) sends requests to an engine with task: embed")
+                    == true,
+            "\(noEngine?.message ?? "")")
+        let classify = try ws.write(
+            "k.yaml",
+            "dataset: {path: d.jsonl}\nengines: [{kind: local, model: {id: m}}]\n"
+                + "stages:\n  - {id: s, type: classify, labels: [a, b]}\n")
+        let noPack = #expect(throws: LabelForgeError.self) { try RunPlan.prepare(configPath: classify, limit: nil) }
+        #expect(
+            noPack?.message.contains("stage 's' renders template 'classify', and the config names no prompt pack")
+                == true, "\(noPack?.message ?? "")")
+    }
+
     @Test(
         "wrong types and missing fields name their place",
         arguments: [
@@ -110,6 +155,7 @@ import Testing
         let kwargs: JSONValue = [
             "seed": 5, "generation_config": "vllm", "revision": "abc", "enable_prefix_caching": false,
             "max_model_len": 4096,
+            "structured_outputs_config": ["backend": "xgrammar", "disable_any_whitespace": true],
         ]
         #expect(
             engine.rayProcessor(seed: vllm.seed, strict: true)

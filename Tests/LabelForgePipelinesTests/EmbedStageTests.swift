@@ -82,6 +82,82 @@ import Testing
         await stub.stop()
     }
 
+    /// Six short reviews and, third, one far over the stub's 40-token window.
+    static let longReview = Array(repeating: "The battery lasts two days and charges fast.", count: 6).joined(
+        separator: " ")
+
+    static func writeReviewsWithOneLong(_ ws: TestWorkspace) throws {
+        let texts = ["Great blender.", "Too loud.", longReview, "Works.", "Broke in a week.", "Fine for the price."]
+        try ws.write(
+            "data/reviews.jsonl",
+            texts.enumerated().map { CanonicalJSON.string(["id": .string("r\($0)"), "text": .string($1)]) }.joined(
+                separator: "\n") + "\n")
+        try ws.writePromptPack()
+    }
+
+    static func embedOnly(_ ws: TestWorkspace, baseURL: String, truncate: String) throws -> String {
+        try ws.write(
+            "embed.yaml",
+            """
+            dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+            engines:
+              - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: vec, type: embed, field: text, batch_size: 8\(truncate)}
+            """)
+    }
+
+    @Test("with truncate: false, a text over the model's window fails only its own row, even inside a batch")
+    func oneTextTooLong() async throws {
+        let ws = try TestWorkspace()
+        try Self.writeReviewsWithOneLong(ws)
+        let stub = try await StubEngine.start(maxModelLen: 40)
+        let report = try await Runner(
+            options: RunOptions(
+                configPath: try Self.embedOnly(ws, baseURL: stub.baseURL, truncate: ", truncate: false"),
+                runsDir: ws.path("runs")),
+            logger: CapturedLogs().logger
+        ).run()
+        let lines = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "vec"))
+        #expect(lines.filter { $0["error"] != nil }.map { $0["row_id"] } == ["r2"])
+        #expect(lines[2]["error"]?["class"] == "engine_http_error")
+        #expect(report.rowsFailed == 1)
+        let (_, rows) = try Self.readNpy(report.runDirectory.outputsPath + "/vec.npy")
+        #expect(rows.count == 5)
+        // No request carried a limit.
+        #expect(stub.embeddingRequests.count >= 2, "the batch, then each of its texts alone")
+        await stub.stop()
+    }
+
+    @Test(
+        "by default a text over the model's window is cut to it (the server's max_model_len), counted, and its vector is the cut text's"
+    )
+    func cutToWindow() async throws {
+        let ws = try TestWorkspace()
+        try Self.writeReviewsWithOneLong(ws)
+        let stub = try await StubEngine.start(maxModelLen: 40)
+        let config = try Self.embedOnly(ws, baseURL: stub.baseURL, truncate: "")
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        #expect(report.stages.first { $0.id == "vec" }?.stats.truncated == 1)
+        let (_, rows) = try Self.readNpy(report.runDirectory.outputsPath + "/vec.npy")
+        // vLLM keeps the first 40 tokens, its 2 special ones included.
+        let cut = StubEngine.tokens(Self.longReview).prefix(38).joined()
+        #expect(rows[2] == StubEngine.embedding(of: cut))
+        #expect(rows[0] == StubEngine.embedding(of: "Great blender."))
+        let summary = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8)
+        #expect(summary.contains(#""truncated":1"#))
+        // From the cache, the count stays.
+        let again = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(again.cacheHitRate == 1 && again.stages.first { $0.id == "vec" }?.stats.truncated == 1)
+        await stub.stop()
+    }
+
     @Test("an engine no stage uses is neither started nor contacted")
     func unusedEngine() async throws {
         let ws = try TestWorkspace()
@@ -143,8 +219,8 @@ import Testing
                 }
             }
             // Let every caller queue behind the first request, then release the engine.
-            while transport.requests.count < 1 { await Task.yield() }
-            try await Task.sleep(for: .milliseconds(50))
+            let queued = try await Waiting.until { transport.requests.count == 1 && batcher.waiting == 6 }
+            #expect(queued, "\(batcher.waiting) callers queued behind the first request")
             transport.open()
             var vectors: [Int: [[Float]]] = [:]
             for try await (index, vector) in group { vectors[index] = vector }

@@ -1,9 +1,18 @@
 import Foundation
+import LabelForgeCache
 import LabelForgeCore
 import LabelForgeTesting
+import Synchronization
 import Testing
 
 @testable import LabelForgePipelines
+
+/// Values appended from any thread (a progress callback), read once the run is over.
+final class Collected<Item: Sendable>: Sendable {
+    private let stored = Mutex<[Item]>([])
+    func append(_ item: Item) { stored.withLock { $0.append(item) } }
+    var items: [Item] { stored.withLock { $0 } }
+}
 
 @Suite struct MineStageTests {
     static let pairs = [
@@ -228,6 +237,194 @@ import Testing
         // Chat requests carry no seed: the repeated query's three pairs are asked once.
         #expect(stub.chatRequests == 3 * Self.pairs.count - 3)
         #expect(stub.bodies.allSatisfy { $0["seed"] == nil && $0["structured_outputs"]?["choice"] == ["yes", "no"] })
+        await stub.stop()
+    }
+
+    /// A passage far longer than the stub's 40-token window (vLLM answers 400 to it unless cut).
+    static let longPassage = Array(repeating: "Routers keep their settings in flash memory.", count: 8).joined(
+        separator: " ")
+
+    /// The mining config with one more pair whose positive is `longPassage`, a chat engine on the
+    /// same stub, and `extra` appended to the mining stage, then `after` as more stages.
+    static func longConfig(_ ws: TestWorkspace, baseURL: String, extra: String = "", after: String = "") throws
+        -> String
+    {
+        let base = try String(contentsOfFile: try config(ws, baseURL: baseURL), encoding: .utf8)
+        let line = CanonicalJSON.string([
+            "id": "q8", "query": "where are router settings kept", "passage": .string(longPassage),
+        ])
+        let pairs = try String(contentsOfFile: ws.path("data/pairs.jsonl"), encoding: .utf8)
+        try ws.write("data/pairs.jsonl", pairs + line + "\n")
+        // The judge reads mining's output through the graph, not its text: retrying a failed mining row
+        // may change other rows' negatives (the passage it needed now has a vector), never their prompts.
+        try ws.write("prompts/judge.mustache", "Query: {{query}} Mined: {{mined.positive_score}}\n")
+        return try ws.write(
+            "long.yaml",
+            base.replacingOccurrences(
+                of: "prompts:",
+                with:
+                    "  - {name: chat, kind: openai, dialect: vllm, base_url: \"\(baseURL)\", model: {id: stub-model, revision: r1}, max_retries: 0}\nprompts:"
+            ) + "\n" + extra + after)
+    }
+
+    @Test(
+        "a request that fails inside mining fails only the rows it concerns, the summary counts failures after the barrier, and --retry-failed redoes exactly those rows"
+    )
+    func failureInsideBarrier() async throws {
+        let ws = try TestWorkspace()
+        // A classify stage after mining fails for one query: the engine refuses it.
+        let answer: @Sendable (JSONValue) -> StubAnswer = { body in
+            CanonicalJSON.string(body["messages"] ?? nil).contains("warranty length")
+                ? .error(status: 400, message: "refused") : StubEngine.followConstraint(body)
+        }
+        var stub = try await StubEngine.start(maxModelLen: 40, answer: answer)
+        let config = try Self.longConfig(
+            ws, baseURL: stub.baseURL, extra: "    truncate: false\n",
+            after:
+                "  - {id: judge, type: classify, engine: chat, template: judge, labels: [good, bad], max_validation_retries: 0}\n"
+        )
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed")
+        let mined = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "mined"))
+        #expect(mined.count == Self.pairs.count + 1)
+        // Only the row whose positive is over the window failed, with the engine's own error.
+        let failed = mined.filter { $0["error"] != nil }
+        #expect(failed.map { $0["row_id"] } == ["q8"], "\(failed)")
+        #expect(failed.first?["error"]?["class"] == "engine_http_error")
+        #expect(failed.first?["error"]?["message"]?.stringValue?.contains("maximum context length is 40") == true)
+        #expect(mined.filter { $0["error"] == nil }.allSatisfy { $0["negatives"]?.arrayValue?.count == 3 })
+        // q8 failed in mining (its judge: upstream_failed), q7 ("warranty length") in the judge after it.
+        #expect(report.rowsFailed == 2, "\(report.rowsFailed)")
+        let manifest = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8)
+        let summary = try JSONValue.parse(String(manifest.split(separator: "\n").last!))
+        #expect(summary["counts"]?["rows_failed"] == 2)
+        #expect(summary["counts"]?["stages"]?["mined"]?["errors_by_class"]?["engine_http_error"] == 1)
+
+        // The server takes long texts now: --retry-failed sends exactly the failed requests again.
+        let port = stub.port
+        await stub.stop()
+        stub = try await StubEngine.start(port: port)
+        let retried = try await Runner(
+            options: RunOptions(
+                configPath: config, runsDir: ws.path("runs"), resume: report.runDirectory.path, retryFailed: true),
+            logger: CapturedLogs().logger
+        ).run()
+        let afterRetry = try StageGraphTests.lines(retried.runDirectory.outputPath(stage: "judge"))
+        #expect(
+            retried.status == "completed" && retried.rowsFailed == 0,
+            "\(retried.rowsFailed): \(afterRetry.filter { $0["error"] != nil })")
+        #expect(stub.embeddingRequests.flatMap { $0 } == [Self.longPassage])
+        // The judge asks again for q7 (it failed) and q8 (its upstream did); the rest come from the cache.
+        #expect(stub.chatRequests == 2)
+        await stub.stop()
+    }
+
+    @Test(
+        "mining's requests are counted once each, listed on the rows and the barrier line, checked by replay and counted by plan"
+    )
+    func barrierRequestsRecorded() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let config = try Self.config(ws, baseURL: stub.baseURL)
+        // Before any run: plan counts the 17 distinct texts (7 queries, 8 positives, 2 corpus lines).
+        let planned = try await Runner(options: RunOptions(configPath: config), logger: CapturedLogs().logger).plan()
+        let estimate = try #require(planned.stages.first { $0.id == "mined" })
+        #expect(estimate.planned && estimate.rows == Self.pairs.count && estimate.new == 17 && estimate.cached == 0)
+        #expect(estimate.newPromptTokens > 0)
+
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.cacheLookups == 17 && report.cacheHits == 0, "\(report.cacheHits)/\(report.cacheLookups)")
+        let lines = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8).split(separator: "\n")
+            .map { try JSONValue.parse(String($0)) }
+        let rows = lines.filter { $0["type"] == "row" }
+        #expect(rows.count == Self.pairs.count && rows.allSatisfy { $0["request_keys"]?.arrayValue?.count == 2 })
+        let barrier = try #require(lines.first { $0["type"] == "barrier" })
+        #expect(barrier["requests"]?["lookups"] == 17 && barrier["requests"]?["cache_hits"] == 0)
+        // The corpus file's two passages belong to no row: the barrier line lists their keys.
+        let corpusKeys = (barrier["request_keys"]?.arrayValue ?? []).compactMap(\.stringValue)
+        #expect(corpusKeys.count == 2)
+
+        // A rerun is all hits, counted the same way.
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(second.cacheHits == 17 && second.cacheLookups == 17)
+
+        // Replay checks every request the run made: a cache without the corpus passages' answers is refused,
+        // naming them, before anything runs.
+        let full = try SQLiteCache(path: ws.path("cache.sqlite"), logger: CapturedLogs().logger)
+        let partial = try SQLiteCache(path: ws.path("partial.sqlite"), logger: CapturedLogs().logger)
+        let rowKeys = rows.flatMap { $0["request_keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        let entries = try await full.entries(for: rowKeys.map { CacheKey(hex: ContentHash.unprefixed($0)) })
+        try await partial.store(Array(entries.values))
+        let replay = Runner(
+            options: RunOptions(
+                configPath: "", runsDir: ws.path("replays"), cachePath: ws.path("partial.sqlite"),
+                replay: ReplayOptions(runDirectory: report.runDirectory.path)), logger: CapturedLogs().logger)
+        let refusal = await #expect(throws: LabelForgeError.self) { try await replay.run() }
+        #expect(refusal?.message.contains("lacks 2 response(s)") == true, "\(refusal?.message ?? "")")
+        #expect(refusal?.message.contains(corpusKeys[0]) == true)
+        await stub.stop()
+    }
+
+    @Test("mining reports its own work on the progress line: texts embedded, queries searched")
+    func barrierProgress() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start()
+        let config = try Self.config(ws, baseURL: stub.baseURL)
+        let seen = Collected<RunProgress.Phase>()
+        _ = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ) { progress in
+            if let phase = progress.phase { seen.append(phase) }
+        }.run()
+        let phases = seen.items
+        for (name, total) in [("queries embedded", 7), ("passages embedded", 10), ("queries searched", 7)] {
+            let updates = phases.filter { $0.name == name }
+            #expect(updates.allSatisfy { $0.stage == "mined" && $0.total == total }, "\(name)")
+            #expect(updates.last?.done == total, "\(name): \(updates.map(\.done))")
+        }
+        #expect(phases.filter { $0.name == "passages embedded" }.map(\.done) == Array(1...10))
+        await stub.stop()
+    }
+
+    @Test(
+        "texts over the model's window are cut to it by default (vLLM's truncate_prompt_tokens from its max_model_len), counted per stage, and the limit is in the cache key"
+    )
+    func truncatesByDefault() async throws {
+        let ws = try TestWorkspace()
+        let stub = try await StubEngine.start(maxModelLen: 40)
+        let config = try Self.longConfig(ws, baseURL: stub.baseURL)
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        #expect(report.stages.first { $0.id == "mined" }?.stats.truncated == 1)
+        let manifest = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8)
+        #expect(manifest.contains(#""truncated":1"#), "the barrier line and the summary count the cut text")
+        // Texts longer in bytes than the window were counted with /tokenize (vLLM cuts them itself);
+        // the queries, all shorter, never were.
+        #expect(stub.tokenizeRequests > 0)
+        let mined = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "mined"))
+        #expect(mined.allSatisfy { $0["error"] == nil })
+        // A rerun reads the count from the cache; a smaller limit is a different request.
+        let again = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(again.cacheHits == again.cacheLookups)
+        #expect(again.stages.first { $0.id == "mined" }?.stats.truncated == 1)
+        let smaller = try ws.write(
+            "smaller.yaml",
+            try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                of: "output_format: triplet", with: "output_format: triplet\n    truncate: 30"))
+        let cut = try await Runner(
+            options: RunOptions(configPath: smaller, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(cut.cacheHits == 0, "a new limit is a new request for every text")
         await stub.stop()
     }
 

@@ -7,10 +7,13 @@ import Testing
 
 @Suite struct ReviewExportTests {
     /// A finished run on the stub: a classify stage (with confidence) and a tag stage.
-    static func run(_ ws: TestWorkspace, seed: Int = 5) async throws -> (RunArtifacts, StubEngine) {
+    static func run(
+        _ ws: TestWorkspace, seed: Int = 5,
+        answer: @escaping @Sendable (JSONValue) -> StubAnswer = StubEngine.followConstraint
+    ) async throws -> (RunArtifacts, StubEngine) {
         try ws.writeReviews(count: 12)
         try ws.writePromptPack()
-        let stub = try await StubEngine.start()
+        let stub = try await StubEngine.start(answer: answer)
         let config = try ws.write(
             "c\(seed).yaml",
             """
@@ -118,10 +121,20 @@ import Testing
         let otherSeed = try export.rows(sample: 4, seed: 8).map(\.rowID)
         #expect(otherSeed != a)
         #expect(try export.rows(disagreeingWith: run).isEmpty)
-        let other = try await Self.run(ws, seed: 6).0
-        let differing = try export.rows(disagreeingWith: other)
-        #expect(differing.count <= all.count)
+        // Another run whose engine answers `negative` for reviews 1, 10 and 11: exactly those differ.
+        let (other, otherStub) = try await Self.run(ws, seed: 6) { body in
+            let prompt = CanonicalJSON.string(body["messages"] ?? nil)
+            if body["structured_outputs"]?["choice"] != nil,
+                ["Review number 1:", "Review number 10:", "Review number 11:"].contains(where: prompt.contains)
+            {
+                return .content("negative")
+            }
+            return StubEngine.followConstraint(body)
+        }
+        let differing = try export.rows(disagreeingWith: other).map(\.rowID)
+        #expect(differing == ["r1", "r10", "r11"], "\(differing) of \(all.count)")
         await stub.stop()
+        await otherStub.stop()
     }
 
     @Test("import-review reads Label Studio's JSON export: choices, text, ratings and regions become gold fields")

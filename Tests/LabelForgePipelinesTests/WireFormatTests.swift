@@ -85,6 +85,25 @@ import Testing
         #expect(Set(violating.map { $0["seed"] }).count == 3)
     }
 
+    @Test("a relevance judge's retries carry seeds of their own: each attempt is its own request and cache entry")
+    func judgeRetriesSeeded() async throws {
+        let ws = try Self.workspace(rows: 1)
+        try ws.write("prompts/relevant.mustache", "Is {{document}} relevant to {{query}}?\n")
+        let stub = try await StubEngine.start { _ in .content("maybe") }
+        defer { Task { await stub.stop() } }
+        _ = try await Self.run(
+            ws, stub: stub,
+            stages:
+                "  - {id: j, type: rerank, method: judge, query: text, documents: text, template: relevant, max_validation_retries: 2}"
+        )
+        let bodies = stub.bodies
+        #expect(bodies.map { $0["temperature"]?.doubleValue } == [0, 0.7, 0.7])
+        // The greedy first attempt is shared between rows (no seed); the sampled retries are seeded.
+        #expect(bodies.first?["seed"] == nil)
+        #expect(bodies.dropFirst().allSatisfy { $0["seed"]?.intValue != nil })
+        #expect(Set(bodies.map { CanonicalJSON.string($0) }).count == 3, "the third attempt replayed the second")
+    }
+
     @Test("a list attribute's array is bounded by its values, without uniqueItems, and repeats are collapsed")
     func listAttribute() async throws {
         let ws = try Self.workspace(rows: 1)

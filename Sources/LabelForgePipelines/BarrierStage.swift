@@ -1,0 +1,143 @@
+import Foundation
+import LabelForgeCore
+import Synchronization
+
+/// What a barrier decided for one row.
+enum BarrierVerdict: Sendable {
+    /// The row continues, with these output fields.
+    case keep([String: JSONValue])
+    /// The row stops here; the fields go to `outputs/<stage>.rejected.jsonl` with the reason.
+    case drop([String: JSONValue], reason: String)
+    /// The row continues, failed for this stage (e.g. `upstream_failed`, or a request of its own that
+    /// failed).
+    case fail(StageFailure)
+}
+
+/// A dataset-wide stage: consumes its upstream's whole row set and decides per row.
+///
+/// Rows stream from disk, as often as the algorithm needs to read them; the barrier holds in memory
+/// only what its algorithm needs. Its result is committed atomically in the run directory. A request
+/// that fails fails only the rows it concerns: the stage decides every other row.
+protocol BarrierStage: PipelineStage {
+    /// Reads the rows (`rows()` opens a fresh pass in input order) and calls `emit` once per row,
+    /// in that order, with the cache keys of the engine requests made for that row.
+    /// - Parameters:
+    ///   - context: the row as this stage sees it (its upstream outputs included).
+    ///   - failure: why the row cannot be judged (an upstream stage it reads failed), if so.
+    ///   - services: what the run offers a barrier besides its rows (engine requests, files).
+    func run(
+        rows: () throws -> RowFileReader, context: (PipelineRow) -> RowContext, failure: (PipelineRow) -> StageFailure?,
+        services: BarrierServices, emit: (PipelineRow, BarrierVerdict, _ requests: [String]) throws -> Void
+    ) async throws
+
+    /// Lines the stage adds to `report.md`, from the files it wrote into `outputs`; none by default.
+    func reportLines(outputs: String) -> [String]
+}
+
+extension BarrierStage {
+    func reportLines(outputs: String) -> [String] { [] }
+}
+
+/// One engine request's answer inside a dataset-wide stage: the value, or why the request failed.
+struct BarrierAnswer<Value: Sendable>: Sendable {
+    /// The request's cache key (`sha256:…`).
+    var key: String
+    var result: Result<Value, StageFailure>
+
+    var value: Value? { try? result.get() }
+    var failure: StageFailure? {
+        if case .failure(let failure) = result { return failure }
+        return nil
+    }
+}
+
+/// What the run offers a dataset-wide stage besides its rows.
+struct BarrierServices: Sendable {
+    /// The run's seed, for stages that sample.
+    var runSeed: UInt64
+    /// Vectors for texts from the stage's engine: one cached single-text request each, sent in
+    /// batches; one answer per text, in the order of the texts. `phase` names the work on the
+    /// progress line (e.g. "embedding queries").
+    var embed: @Sendable (_ texts: [String], _ phase: String) async throws -> [BarrierAnswer<[Float]>]
+    /// Scores of documents for a query from the stage's reranker: one cached request per pair,
+    /// a query's pairs sent together; in the order of the documents.
+    var rerank: @Sendable (_ query: String, _ documents: [String]) async throws -> [BarrierAnswer<Double>]
+    /// Writes a file of the stage's own into `outputs/`, atomically (e.g. a training file).
+    var writeOutput: @Sendable (_ name: String, _ bytes: [UInt8]) throws -> Void
+    /// Reports the stage's own work on the progress line: `done` of `total` units of `phase`
+    /// ("queries searched", "candidate pairs verified").
+    var progress: @Sendable (_ phase: String, _ done: Int, _ total: Int) -> Void = { _, _, _ in }
+}
+
+/// The engine requests a dataset-wide stage made, each distinct cache key once with how it was
+/// answered, so the stage's requests are counted like row requests and recorded in the manifest:
+/// on the lines of the rows they concern, and on the stage's `barrier` line for the rest (a
+/// corpus file's passages).
+final class BarrierLedger: Sendable {
+    struct Request: Sendable {
+        var cacheHit: Bool
+        var attempts: Int
+        /// Prompt tokens as the engine counted them; for a request without an answer under
+        /// `labelforge plan`, an estimate (4 characters a token).
+        var tokensIn: Int
+        var failed: Bool
+        /// The text was longer than the model's window and was cut to it.
+        var truncated = false
+    }
+
+    private struct State {
+        var requests: [String: Request] = [:]
+        var order: [String] = []
+        var attributed: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+
+    /// Records a request the first time its key is seen.
+    func record(_ key: String, _ request: Request) {
+        state.withLock { state in
+            guard state.requests[key] == nil else { return }
+            state.requests[key] = request
+            state.order.append(key)
+        }
+    }
+
+    /// What `keys` cost one row, and marks them as recorded on a row line.
+    func attribute(_ keys: [String]) -> (cacheHits: Int, attempts: Int, tokensIn: Int) {
+        state.withLock { state in
+            var totals = (cacheHits: 0, attempts: 0, tokensIn: 0)
+            for key in keys {
+                state.attributed.insert(key)
+                guard let request = state.requests[key] else { continue }
+                if request.cacheHit { totals.cacheHits += 1 }
+                totals.attempts += request.attempts
+                totals.tokensIn += request.tokensIn
+            }
+            return totals
+        }
+    }
+
+    /// Keys no row line lists, in the order first requested.
+    var unattributedKeys: [String] {
+        state.withLock { state in state.order.filter { !state.attributed.contains($0) } }
+    }
+
+    /// Every distinct request: lookups, cache hits, prompt tokens, failures and truncated texts.
+    var totals: BarrierRecord.Requests {
+        state.withLock { state in
+            var totals = BarrierRecord.Requests()
+            for request in state.requests.values {
+                totals.lookups += 1
+                if request.cacheHit { totals.cacheHits += 1 }
+                if request.truncated { totals.truncated += 1 }
+                if request.failed {
+                    totals.failed += 1
+                    totals.estimatedTokensIn += request.tokensIn
+                } else {
+                    totals.tokensIn += request.tokensIn
+                }
+            }
+            return totals
+        }
+    }
+}
