@@ -2,8 +2,11 @@
 # Client overhead of the hot path: a release build of labelforge runs N classify rows against a
 # zero-latency OpenAI-compatible stub (nginx, `return 200` with one valid chat completion), then
 # the same number of requests go through Python's `openai` AsyncOpenAI + asyncio at the same
-# concurrency. Prints both rates, their ratio, a fully cached rerun's rate, and labelforge's peak
-# RSS at N and at 10×N rows (it should not grow with the row count).
+# concurrency. Each side is timed two ways, and both are printed: its whole process (start-up,
+# imports, for labelforge also SQLite, manifest, outputs and reports), and its request loop alone
+# (labelforge: the summary's "time", from the first row to the last output; Python: the gather).
+# Also a fully cached rerun's rate, and labelforge's peak RSS at N and at 10×N rows (it should not
+# grow with the row count).
 # Usage: bench/client_overhead.sh [ROWS=20000] [CONCURRENCY=64]
 # Installs nginx (Debian) and, into a git-ignored .venv-bench, the `openai` package when missing.
 set -euo pipefail
@@ -46,18 +49,19 @@ YAML
 config small "$ROWS"
 config big "$BIG"
 
-# Prints "<rows/s> <peak RSS MB>" of one labelforge run.
+# Prints "<rows/s over the whole process> <rows/s over the request loop> <peak RSS MB>" of one run.
 run() {
   local rows=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr"; exit 1; }
+  /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run "$@" >"$work/stdout" 2>"$work/stderr" || { cat "$work/stderr"; exit 1; }
   read -r seconds kb < "$work/time"
-  python3 -c "print(f'{$rows / $seconds:.0f} {$kb / 1024:.0f}')"
+  loop=$(sed -n 's/^time: *\([0-9.]*\) s.*/\1/p' "$work/stdout")
+  python3 -c "print(f'{$rows / $seconds:.0f} {$rows / $loop:.0f} {$kb / 1024:.0f}')"
 }
-read -r first first_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
-read -r cached cached_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
-read -r big_rate big_rss < <(run "$BIG" --config "$work/big.yaml" --runs-dir "$work/runs" --cache-path "$work/big.sqlite")
+read -r first first_loop first_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
+read -r cached cached_loop cached_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
+read -r big_rate big_loop big_rss < <(run "$BIG" --config "$work/big.yaml" --runs-dir "$work/runs" --cache-path "$work/big.sqlite")
 
-python_rate=$(.venv-bench/bin/python3 - "$port" "$ROWS" "$CONCURRENCY" <<'PY'
+/usr/bin/time -f "%e" -o "$work/python.time" .venv-bench/bin/python3 - "$port" "$ROWS" "$CONCURRENCY" > "$work/python.out" <<'PY'
 import asyncio, sys, time
 from openai import AsyncOpenAI
 port, rows, concurrency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -80,11 +84,12 @@ async def main():
 
 asyncio.run(main())
 PY
-)
+python_loop=$(cat "$work/python.out")
+python_rate=$(python3 -c "print(f'{$ROWS / $(cat "$work/python.time"):.0f}')")
 
 echo "client_overhead: nginx stub on 127.0.0.1:$port, concurrency $CONCURRENCY, release build"
-echo "labelforge, $ROWS classify rows, first run (cache writes + manifest): $first rows/s, peak RSS $first_rss MB"
-echo "labelforge, $ROWS rows, fully cached rerun: $cached rows/s, peak RSS $cached_rss MB"
-echo "labelforge, $BIG rows, first run: $big_rate rows/s, peak RSS $big_rss MB"
-echo "python openai AsyncOpenAI + asyncio, $ROWS requests: $python_rate req/s"
-python3 -c "print(f'ratio labelforge / python: {$first / $python_rate:.2f}x')"
+echo "labelforge, $ROWS classify rows, first run (cache writes + manifest): $first rows/s whole process, $first_loop rows/s request loop, peak RSS $first_rss MB"
+echo "labelforge, $ROWS rows, fully cached rerun: $cached rows/s whole process, $cached_loop rows/s request loop, peak RSS $cached_rss MB"
+echo "labelforge, $BIG rows, first run: $big_rate rows/s whole process, $big_loop rows/s request loop, peak RSS $big_rss MB"
+echo "python openai AsyncOpenAI + asyncio, $ROWS requests: $python_rate req/s whole process, $python_loop req/s request loop"
+python3 -c "print(f'ratio labelforge / python: {$first / $python_rate:.2f}x whole process, {$first_loop / $python_loop:.2f}x request loop')"

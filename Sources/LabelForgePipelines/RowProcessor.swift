@@ -116,14 +116,32 @@ struct RowProcessor: Sendable {
         return (characters + 3) / 4
     }
 
-    /// A new request's prompt tokens: counted by the engine's `/tokenize` where `plan` reached one
-    /// (vLLM), else estimated.
+    /// A new request's prompt tokens: counted by the engine where `plan` reached one, else
+    /// estimated. vLLM's `/tokenize` renders the chat template itself; llama.cpp's takes text, so the
+    /// messages go through its `/apply-template` first and the prompt is tokenized as the server
+    /// tokenizes a chat prompt (special tokens added and parsed).
     private func promptTokens(of body: JSONValue, engine: String) async -> Int {
-        if let tokenizer = tokenizers[engine], let messages = body["messages"],
-            let reply = try? await tokenizer.send(
-                EngineRequest(
-                    kind: .tokenize,
-                    body: ["model": body["model"] ?? .null, "messages": messages, "add_generation_prompt": true])),
+        guard let tokenizer = tokenizers[engine], let messages = body["messages"] else {
+            return Self.estimatedTokens(of: body)
+        }
+        if endpoints[engine]?.dialect == .llamacpp {
+            if let rendered = try? await tokenizer.send(
+                EngineRequest(kind: .applyTemplate, body: ["messages": messages])),
+                let prompt = rendered.body["prompt"]?.stringValue,
+                let reply = try? await tokenizer.send(
+                    EngineRequest(
+                        kind: .tokenize, body: ["content": .string(prompt), "add_special": true, "parse_special": true])
+                ),
+                let tokens = reply.body["tokens"]?.arrayValue
+            {
+                return tokens.count
+            }
+            return Self.estimatedTokens(of: body)
+        }
+        if let reply = try? await tokenizer.send(
+            EngineRequest(
+                kind: .tokenize,
+                body: ["model": body["model"] ?? .null, "messages": messages, "add_generation_prompt": true])),
             let count = reply.body["count"]?.intValue
         {
             return count

@@ -1,0 +1,128 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import LabelForgeTesting
+import Testing
+
+/// Real public text on the real engines (in `LocalEngineTests`, whose tests run one at a time: each
+/// starts llama.cpp): the Debian slice in data/debian and the long real texts of
+/// Tests/Fixtures/minilm-long-texts.json, whose vectors sentence-transformers computed
+/// (`bench/st_long_text_fixture.py`).
+extension LocalEngineTests {
+    /// The Debian slice's texts over sentence-transformers' 256 word pieces, counted with
+    /// all-MiniLM-L6-v2's own tokenizer (data/debian/README.md).
+    static let debianOverWindow = (docs: 8, passages: 2, labeled: 4)
+
+    /// The float32 rows of an `.npy` file LabelForge wrote (shape `(n, d)`).
+    static func npyRows(_ path: String) throws -> [[Float]] {
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerLength = Int(data[8]) | Int(data[9]) << 8
+        let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+        let shape = header.split(separator: "(")[1].split(separator: ")")[0].split(separator: ",").compactMap {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
+        let floats = EmbeddingsResponse.decodeFloats(Data(data[(10 + headerLength)...]))
+        return (0..<shape[0]).map { Array(floats[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
+    }
+
+    static func cosine(_ a: [Float], _ b: [Double]) -> Double {
+        let dot = zip(a, b).reduce(0.0) { $0 + Double($1.0) * $1.1 }
+        let norms = a.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot() * b.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        return dot / norms
+    }
+
+    @Test(
+        "long real texts (300 to 4,941 word pieces) on the real MiniLM engine: cut as sentence-transformers cuts them, vectors within cosine 0.999 of its own; with truncate: false only the texts over llama.cpp's window fail"
+    )
+    func longTextsMatchSentenceTransformers() async throws {
+        let fixture = try JSONValue.parse(
+            Data(contentsOf: URL(fileURLWithPath: Self.root + "/Tests/Fixtures/minilm-long-texts.json")))
+        let texts = try #require(fixture["texts"]?.arrayValue)
+        #expect(texts.count == 12)
+        let ws = try TestWorkspace()
+        try ws.write(
+            "long.jsonl",
+            texts.map { CanonicalJSON.string(["id": $0["id"] ?? .null, "text": $0["text"] ?? .null]) }.joined(
+                separator: "\n") + "\n")
+        func config(_ truncate: String) throws -> String {
+            try ws.write(
+                "long\(truncate.isEmpty ? "" : "-off").yaml",
+                """
+                dataset: {path: long.jsonl, id_field: id}
+                engines:
+                  - {name: embedder, kind: local, task: embed, model: {id: all-minilm-l6-v2}, slots: 1}
+                stages:
+                  - {id: vec, type: embed, field: text\(truncate)}
+                """)
+        }
+        let result = try await CLI.run(
+            ["run", "--config", try config(""), "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+            workingDirectory: ws.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("texts cut to the model's window: 12 in vec"), "\(result.stdout)")
+        let rows = try Self.npyRows(try runDir(from: result.stdout) + "/outputs/vec.npy")
+        #expect(rows.count == 12)
+        for (vector, text) in zip(rows, texts) {
+            let reference = text["embedding"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            let cosine = Self.cosine(vector, reference)
+            #expect(cosine >= 0.999, "\(text["id"]?.textForm ?? "") (\(text["tokens"]?.textForm ?? "?") tokens): \(cosine)")
+        }
+
+        // Sent whole, the 9 texts over llama.cpp's 512 positions fail alone (their batch is resent
+        // text by text); the three of 300 tokens fit and get their whole text's vector.
+        let whole = try await CLI.run(
+            [
+                "run", "--config", try config(", truncate: false"), "--runs-dir", ws.path("runs"), "--cache-path",
+                ws.path("c.sqlite"),
+            ], workingDirectory: ws.root)
+        #expect(whole.exitCode == 0, "\(whole.stderr)")
+        let over = texts.filter { ($0["tokens"]?.intValue ?? 0) > 512 }.count
+        #expect(over == 9)
+        #expect(whole.stdout.contains("rows labeled:   3/12 (9 failed"), "\(whole.stdout)")
+    }
+
+    @Test(
+        "real Debian text on the real MiniLM engine: every document embedded (license texts of 2,050 and 6,842 word pieces cut), exact and near duplicates removed, hard negatives mined for 120 real pairs; nothing fails; a rerun is all hits"
+    )
+    func debianSlice() async throws {
+        let ws = try TestWorkspace()
+        let docs = try await run(config: "debian.yaml", limit: 1000, in: ws)
+        #expect(docs.exitCode == 0, "\(docs.stderr)")
+        #expect(docs.stdout.contains("rows labeled:   181/181"), "\(docs.stdout)")
+        // The 8 long documents, cut once each: the near-duplicate check reuses the embed stage's vectors.
+        #expect(
+            docs.stdout.contains("texts cut to the model's window: \(Self.debianOverWindow.docs) in vectors"),
+            "\(docs.stdout)")
+        let dir = try runDir(from: docs.stdout)
+        let removed = try String(contentsOfFile: dir + "/outputs/unique.rejected.jsonl", encoding: .utf8)
+            .split(separator: "\n").count
+        #expect(removed == 10, "the slice holds 10 exact duplicate texts")
+        #expect(try Self.npyRows(dir + "/outputs/vectors.npy").count == 171)
+
+        let mined = try await run(config: "debian-mining.yaml", limit: 1000, in: ws)
+        #expect(mined.exitCode == 0, "\(mined.stderr)")
+        #expect(mined.stdout.contains("rows labeled:   120/120"), "\(mined.stdout)")
+        // Distinct texts over the window: the 8 documents and the 2 long passages.
+        let overWindow = Self.debianOverWindow.docs + Self.debianOverWindow.passages
+        #expect(
+            mined.stdout.contains("texts cut to the model's window: \(overWindow) in negatives"), "\(mined.stdout)")
+        let negatives = try String(
+            contentsOfFile: try runDir(from: mined.stdout) + "/outputs/negatives.jsonl", encoding: .utf8
+        ).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(negatives.count == 120 && negatives.allSatisfy { $0["negatives"]?.arrayValue?.count == 3 })
+
+        let again = try await run(config: "debian-mining.yaml", limit: 1000, in: ws)
+        #expect(again.stdout.contains("cache hit rate: 100.0%") && again.stdout.contains("engine requests sent: 0"))
+    }
+
+    @Test("real labels: Debian package descriptions classified into their Sections, scored against the maintainers' with chance beside it")
+    func debianSections() async throws {
+        let ws = try TestWorkspace()
+        let result = try await run(config: "debian-sections.yaml", limit: 128, in: ws)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rows labeled:   128/128"), "\(result.stdout)")
+        #expect(
+            result.stdout.contains("accuracy section.label vs label:")
+                && result.stdout.contains("(n=128") && result.stdout.contains("chance 12.5%"), "\(result.stdout)")
+    }
+}
