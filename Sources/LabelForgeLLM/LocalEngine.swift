@@ -97,17 +97,23 @@ public enum LocalEngine {
                     + "or set engines[].model.path to a GGUF file.")
         }
         let port = try freeLoopbackPort()
-        let (executable, prefix, launcher) = try resolveLauncher()
-        let arguments =
-            prefix + [
-                "--model", options.modelPath, "--host", "127.0.0.1", "--port", String(port),
-                "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
-                "--log-file", options.logPath,
-            ] + (options.threads > 0 ? ["--threads", String(options.threads)] : [])
-            + (options.poll.map { ["--poll", String($0)] } ?? [])
-            + (options.batchTokens.map { ["--batch-size", String($0), "--ubatch-size", String($0)] } ?? [])
-            + (options.apiKeyFile.map { ["--api-key-file", $0] } ?? [])
-            + options.task.arguments
+        let (executable, prefix, launcher) = try resolveLauncher(for: options)
+        let common = ["--model", options.modelPath, "--host", "127.0.0.1", "--port", String(port)]
+        let threads = options.threads > 0 ? ["--threads", String(options.threads)] : []
+        let arguments: [String]
+        if launcher == embeddingServer {
+            arguments = prefix + common + ["--log-file", options.logPath] + threads
+        } else {
+            arguments =
+                prefix + common + [
+                    "--parallel", String(options.slots), "--ctx-size", String(options.contextPerSlot * options.slots),
+                    "--log-file", options.logPath,
+                ] + threads
+                + (options.poll.map { ["--poll", String($0)] } ?? [])
+                + (options.batchTokens.map { ["--batch-size", String($0), "--ubatch-size", String($0)] } ?? [])
+                + (options.apiKeyFile.map { ["--api-key-file", $0] } ?? [])
+                + options.task.arguments
+        }
         let baseURL = "http://127.0.0.1:\(port)"
         logger.info(
             "starting local \(options.task.rawValue) engine (\(launcher)) on \(baseURL) with \(options.slots) slot(s)")
@@ -135,7 +141,34 @@ public enum LocalEngine {
         return result.closureResult
     }
 
-    /// The launcher that would be used now: `(executable, leading arguments, name)`.
+    /// The launcher of an ONNX embedding model (`scripts/embedding_server.py`: ONNX Runtime behind
+    /// vLLM's embeddings API).
+    public static let embeddingServer = "onnxruntime"
+
+    /// The launcher for `options`' model: the ONNX embedding server for an `.onnx` file, else
+    /// llama.cpp's (`resolveLauncher()`).
+    /// - Throws: `LabelForgeError.invalidConfig` for an ONNX model asked to chat or rerank;
+    ///   `engineUnavailable` when no launcher is installed.
+    public static func resolveLauncher(for options: LocalEngineOptions) throws -> (String, [String], String) {
+        guard options.modelPath.hasSuffix(".onnx") else { return try resolveLauncher() }
+        guard options.task == .embed else {
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(options.modelPath) is an ONNX embedding model: it serves task: embed only. Give a GGUF model for "
+                    + "task: \(options.task.rawValue).")
+        }
+        guard let python = ProjectPaths.venvPython(),
+            let script = ProjectPaths.projectFile("scripts/embedding_server.py")
+        else {
+            throw LabelForgeError(
+                .engineUnavailable,
+                "No embedding server found: it needs the Python environment `labelforge setup` (or `make setup` in a "
+                    + "checkout) installs, with onnxruntime and tokenizers.")
+        }
+        return (python, [script], embeddingServer)
+    }
+
+    /// The llama.cpp launcher that would be used now: `(executable, leading arguments, name)`.
     public static func resolveLauncher() throws -> (String, [String], String) {
         let environment = ProcessInfo.processInfo.environment
         if let explicit = environment["LABELFORGE_LLAMA_SERVER"], !explicit.isEmpty {

@@ -315,12 +315,15 @@ struct RowProcessor: Sendable {
         let executor = self.executor
         let estimateMisses = self.estimateMisses
         let limit = truncation[stageID]
+        // Texts go out shortest first, so a batched request holds texts of like length and the
+        // engine pads little (each text keeps its own cache key whatever batch it travels in).
+        let order = texts.indices.sorted { texts[$0].utf8.count < texts[$1].utf8.count }
         return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<[Float]>).self) { group in
             var answers = [BarrierAnswer<[Float]>?](repeating: nil, count: texts.count)
             var next = 0
             var done = 0
             func add() {
-                let index = next
+                let index = order[next]
                 next += 1
                 let text = texts[index]
                 let request = PreparedRequest(

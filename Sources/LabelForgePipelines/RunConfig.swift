@@ -398,15 +398,28 @@ public struct RunConfig: Sendable {
         }
         let slots = try node.child("slots")?.int() ?? 2
         let task = try node.child("task")?.oneOf(["chat", "embed", "rerank"]) ?? "chat"
+        // A local embedding engine serves an ONNX model (the default) with ONNX Runtime behind vLLM's
+        // API (scripts/embedding_server.py), or a GGUF model with llama.cpp.
+        let onnx = kind == "local" && task == "embed" && (model.path.map { $0.hasSuffix(".onnx") } ?? true)
+        let dialectNode = try node.child("dialect")
+        if onnx, let dialectNode, try dialectNode.string() != "vllm" {
+            throw dialectNode.error(
+                "an ONNX embedding model is served behind vLLM's API: leave dialect out (or set vllm), or give "
+                    + "model.path a GGUF file for llama.cpp.")
+        }
         let threadsNode = try node.child("threads")
         if let threadsNode, kind != "local" {
             throw threadsNode.error("'threads' applies to engines of kind 'local' only.")
         }
-        let threads = try threadsNode?.int() ?? Self.defaultThreads()
-        if threads < 0 { throw threadsNode!.error("threads must be 0 (llama.cpp decides) or more.") }
+        // ONNX Runtime's threads do not stall on a busy machine as llama.cpp's do (measured:
+        // docs/perf_tuning.md), so it gets every core.
+        let threads = try threadsNode?.int() ?? (onnx ? 0 : Self.defaultThreads())
+        if threads < 0 { throw threadsNode!.error("threads must be 0 (every core) or more.") }
         let pollNode = try node.child("poll")
-        if let pollNode, kind != "local" { throw pollNode.error("'poll' applies to engines of kind 'local' only.") }
-        let poll = try pollNode?.int() ?? (kind == "local" ? Self.defaultPoll : nil)
+        if let pollNode, kind != "local" || onnx {
+            throw pollNode.error("'poll' applies to llama.cpp engines (kind 'local', a GGUF model) only.")
+        }
+        let poll = try pollNode?.int() ?? (kind == "local" && !onnx ? Self.defaultPoll : nil)
         if let poll, !(0...100).contains(poll) { throw pollNode!.error("poll must be between 0 and 100.") }
         let perReplicaNode = try node.child("max_in_flight_per_replica")
         let perReplica = try perReplicaNode?.int()
@@ -416,8 +429,8 @@ public struct RunConfig: Sendable {
         return Engine(
             name: try node.child("name")?.string() ?? kind,
             kind: kind,
-            dialect: try node.child("dialect")?.oneOf(EngineDialectNames.all)
-                ?? (kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
+            dialect: try dialectNode?.oneOf(EngineDialectNames.all)
+                ?? (onnx ? "vllm" : kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
             model: model, baseURLs: baseURLs,
             apiKeyEnv: try node.child("api_key_env")?.string(),
             slots: strict ? 1 : slots,

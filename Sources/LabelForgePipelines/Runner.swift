@@ -89,7 +89,7 @@ public final class Runner: Sendable {
     static func installRuntimeIfMissing(configPath: String) throws {
         let config = try RunConfig.load(file: configPath)
         let models = config.engines.filter { $0.kind == "local" && $0.model.path == nil }.map {
-            $0.task == "chat" ? ResolvedModel.defaultModelFile : ResolvedModel.defaultEmbeddingModelFile
+            ResolvedModel.defaultFile(task: $0.task)
         }
         if !models.isEmpty { try RuntimeSetup.installIfMissing(models: models) }
     }
@@ -372,15 +372,28 @@ struct ResolvedModel: Sendable {
     }
 
     static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
-    /// all-MiniLM-L6-v2 as `make setup` converts it (scripts/minilm_to_gguf.py).
-    static let defaultEmbeddingModelFile = "all-MiniLM-L6-v2.f16.gguf"
+    /// all-MiniLM-L6-v2 as `make setup` converts it for ONNX Runtime (scripts/minilm_to_onnx.py):
+    /// the default model of local `embed` engines.
+    static let defaultEmbeddingModelFile = "all-MiniLM-L6-v2.onnx"
+    /// all-MiniLM-L6-v2 as `make setup` converts it for llama.cpp (scripts/minilm_to_gguf.py): the
+    /// default model of local `rerank` engines (llama.cpp's rank mode).
+    static let defaultRerankModelFile = "all-MiniLM-L6-v2.f16.gguf"
+
+    /// The file `make setup` installs for a local engine of `task`.
+    static func defaultFile(task: String) -> String {
+        switch task {
+        case "embed": return defaultEmbeddingModelFile
+        case "rerank": return defaultRerankModelFile
+        default: return defaultModelFile
+        }
+    }
 
     static func resolve(_ engine: RunConfig.Engine) throws -> ResolvedModel {
         guard engine.kind == "local" else {
             return ResolvedModel(
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
-        let defaultFile = engine.task == "chat" ? defaultModelFile : defaultEmbeddingModelFile
+        let defaultFile = defaultFile(task: engine.task)
         guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultFile) else {
             throw LabelForgeError(
                 .fileNotFound,
@@ -391,6 +404,13 @@ struct ResolvedModel: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw LabelForgeError(
                 .fileNotFound, "\(location)engine '\(engine.name)': model file \(path) does not exist.")
+        }
+        if path.hasSuffix(".onnx") {
+            let metadata = try ONNXMetadata.read(path: path)
+            let revision = try engine.model.revision ?? ContentHash.prefixed(ContentHash.hexOfFile(atPath: path))
+            return ResolvedModel(
+                engine: engine.name, id: engine.model.id, revision: revision, path: path,
+                maxInputTokens: ONNXMetadata.maxInputTokens(in: metadata))
         }
         let magic = FileHandle(forReadingAtPath: path).flatMap { try? $0.read(upToCount: 4) } ?? Data()
         guard magic == Data("GGUF".utf8) else {

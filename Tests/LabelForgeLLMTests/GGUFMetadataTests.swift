@@ -65,3 +65,40 @@ import Testing
         #expect(throws: LabelForgeError.self) { try GGUFMetadata.read(path: html) }
     }
 }
+
+@Suite struct ONNXMetadataTests {
+    /// Protobuf bytes of a ModelProto: ir_version, a graph (field 7, opaque here) and metadata_props.
+    static func model(_ metadata: [(String, String)], graph: Bool = true) -> Data {
+        func varint(_ value: Int) -> [UInt8] {
+            var value = UInt64(value)
+            var bytes: [UInt8] = []
+            repeat {
+                bytes.append(UInt8(value & 0x7F) | (value > 0x7F ? 0x80 : 0))
+                value >>= 7
+            } while value > 0
+            return bytes
+        }
+        func field(_ number: Int, _ payload: [UInt8]) -> [UInt8] {
+            varint(number << 3 | 2) + varint(payload.count) + payload
+        }
+        var bytes = varint(1 << 3) + varint(8)
+        if graph { bytes += field(7, Array(repeating: 0x42, count: 300)) }
+        for (key, value) in metadata {
+            bytes += field(14, field(1, Array(key.utf8)) + field(2, Array(value.utf8)))
+        }
+        return Data(bytes)
+    }
+
+    @Test("reads an ONNX model's metadata_props past its graph; the window is its max_seq_length")
+    func metadata() throws {
+        let path = try GGUFMetadataTests.write(
+            Self.model([("model", "all-MiniLM-L6-v2"), ("max_seq_length", "256"), ("tokenizer.json", "{\"x\":1}")]))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let metadata = try ONNXMetadata.read(path: path)
+        #expect(metadata == ["model": "all-MiniLM-L6-v2", "max_seq_length": "256", "tokenizer.json": "{\"x\":1}"])
+        #expect(ONNXMetadata.maxInputTokens(in: metadata) == 256)
+        let noGraph = try GGUFMetadataTests.write(Self.model([("max_seq_length", "256")], graph: false))
+        defer { try? FileManager.default.removeItem(atPath: noGraph) }
+        #expect(throws: LabelForgeError.self) { try ONNXMetadata.read(path: noGraph) }
+    }
+}
