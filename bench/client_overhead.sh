@@ -55,7 +55,7 @@ run() {
   /usr/bin/time -f "%e %M" -o "$work/time" "$BIN" run "$@" >"$work/stdout" 2>"$work/stderr" || { cat "$work/stderr"; exit 1; }
   read -r seconds kb < "$work/time"
   loop=$(sed -n 's/^time: *\([0-9.]*\) s.*/\1/p' "$work/stdout")
-  python3 -c "print(f'{$rows / $seconds:.0f} {$rows / $loop:.0f} {$kb / 1024:.0f}')"
+  python3 -c "print(f'{$rows / $seconds:.0f} {$rows / max($loop, 0.001):.0f} {$kb / 1024:.0f}')"
 }
 read -r first first_loop first_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")
 read -r cached cached_loop cached_rss < <(run "$ROWS" --config "$work/small.yaml" --runs-dir "$work/runs" --cache-path "$work/small.sqlite")

@@ -56,7 +56,11 @@ class Model:
         self.name = metadata.get("model", os.path.basename(path))
         self.version = f"onnxruntime {onnxruntime.__version__}"
         self.lock = threading.Lock()
-        self.specials = len(self.tokenizer.encode("a").ids) - len(self.tokenizer.encode("a", add_special_tokens=False).ids)
+        # Special tokens the tokenizer adds before and after a text (BERT: [CLS] … [SEP]).
+        whole = self.tokenizer.encode("a").ids
+        bare = self.tokenizer.encode("a", add_special_tokens=False).ids
+        self.leading = next((i for i in range(len(whole) - len(bare) + 1) if whole[i:i + len(bare)] == bare), 0)
+        self.trailing = max(0, len(whole) - self.leading - len(bare))
 
     def tokens(self, texts, special=True):
         return [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=special)]
@@ -104,8 +108,8 @@ def fit(model, ids, limit):
                 f"truncate_prompt_tokens value ({limit}) is greater than max_model_len ({model.max_length}). "
                 "Please request a smaller truncation size.")
         if len(ids) > limit:
-            trailing = model.specials // 2
-            return ids[:limit - trailing] + (ids[len(ids) - trailing:] if trailing else [])
+            trailing = model.trailing
+            return ids[:max(model.leading, limit - trailing)] + (ids[len(ids) - trailing:] if trailing else [])
         return ids
     if len(ids) > model.max_length:
         raise Refusal(
@@ -123,23 +127,28 @@ def embeddings(model, body):
     if body.get("encoding_format", "float") != "float":
         raise Refusal("encoding_format: only 'float' is served here")
     limit = body.get("truncate_prompt_tokens")
-    if limit is not None and (not isinstance(limit, int) or limit < -1 or limit == 0):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < -1 or limit == 0):
         raise Refusal("truncate_prompt_tokens: Input should be greater than or equal to -1")
     texts = [x for x in raw if isinstance(x, str)]
     encoded = iter(model.tokens(texts))
-    sequences = []
+    sequences, counts = [], []
     for item in raw:
         if isinstance(item, str):
-            sequences.append(fit(model, next(encoded), limit))
-        elif isinstance(item, list) and all(isinstance(t, int) for t in item):
-            sequences.append(fit(model, item, limit))
+            ids = next(encoded)
+        elif isinstance(item, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in item):
+            ids = item
         else:
             raise Refusal("input: Input should be a valid string or list of strings")
+        counts.append(len(ids))
+        sequences.append(fit(model, ids, limit))
     vectors = model.embed(sequences)
     tokens = sum(len(s) for s in sequences)
+    # Beyond vLLM's shape: each item's token count before any cut (`input_tokens`), so a client
+    # counts the texts cut without tokenizing them again.
     return {
         "id": "embd-labelforge", "object": "list", "created": 0, "model": body.get("model", model.name),
-        "data": [{"index": i, "object": "embedding", "embedding": v} for i, v in enumerate(vectors)],
+        "data": [{"index": i, "object": "embedding", "embedding": v, "input_tokens": n}
+                 for i, (v, n) in enumerate(zip(vectors, counts))],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
     }
 
@@ -180,8 +189,8 @@ def serve(model, host, port, log):
                 self.error(404, f"Not Found: {self.path}", "NotFoundError")
 
         def do_POST(self):
-            length = int(self.headers.get("Content-Length") or 0)
             try:
+                length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if not isinstance(body, dict):
                     raise ValueError("the body is not a JSON object")
@@ -194,6 +203,10 @@ def serve(model, host, port, log):
                 self.reply(200, routes[self.path](model, body))
             except Refusal as refusal:
                 self.error(400, str(refusal), "BadRequestError")
+            except Exception as failure:  # vLLM answers an engine fault with a 500 in its error shape
+                log.write(f"error serving {self.path}: {failure!r}\n")
+                log.flush()
+                self.error(500, f"{type(failure).__name__}: {failure}", "InternalServerError")
 
         def log_message(self, format, *args):
             log.write("%s\n" % (format % args))

@@ -27,10 +27,18 @@ public struct LabelForgeError: Error, Sendable, CustomStringConvertible, Equatab
 
     public let code: Code
     public let message: String
+    /// The HTTP status an engine answered with, for `engineHTTP` errors.
+    public var httpStatus: Int? = nil
 
     public init(_ code: Code, _ message: String) {
         self.code = code
         self.message = message
+    }
+
+    /// An engine's HTTP error, with its status.
+    public init(_ code: Code, _ message: String, httpStatus: Int) {
+        self.init(code, message)
+        self.httpStatus = httpStatus
     }
 
     public var description: String { message }

@@ -353,7 +353,8 @@ struct RequestFailure: Error {
             let hint =
                 status == 400 && detail.lowercased().contains("logprobs")
                 ? " Lower the stage's sampling.top_logprobs, or start vLLM with a higher --max-logprobs." : ""
-            return LabelForgeError(.engineHTTP, "\(url) answered HTTP \(status)\(tries): \(detail)\(hint)")
+            return LabelForgeError(
+                .engineHTTP, "\(url) answered HTTP \(status)\(tries): \(detail)\(hint)", httpStatus: status)
         }
         if isTimeout {
             return LabelForgeError(.timeout, "\(url): \(detail) after \(timeout)\(tries).")

@@ -118,15 +118,14 @@ public final class RequestBatcher: EngineTransport {
     }
 
     /// The replies to `requests`, sent as one batch. When the engine refuses the batch for what one
-    /// of its texts is (an HTTP error such as llama.cpp's 500 for a text over its window, or an answer
+    /// of its texts is (a 4xx, or a 500 such as llama.cpp's for a text over its window, or an answer
     /// it cannot give), each request is sent again alone, so only the requests that fail alone get the
-    /// failure. A timeout or an unreachable engine fails the whole batch.
+    /// failure. An overloaded or unreachable engine (408, 429, 502–504, a timeout, no connection)
+    /// fails the whole batch: resending it text by text would only add load.
     private func sendIsolatingFailures(_ requests: [EngineRequest]) async -> [Result<EngineReply, any Error>] {
         do {
             return try await send(requests).map { .success($0) }
-        } catch let error as LabelForgeError
-            where requests.count > 1 && [.engineHTTP, .invalidResponse].contains(error.code)
-        {
+        } catch let error as LabelForgeError where requests.count > 1 && Self.concernsTheTexts(error) {
             return await withTaskGroup(of: (Int, Result<EngineReply, any Error>).self) { group in
                 for (index, request) in requests.enumerated() {
                     group.addTask {
@@ -144,6 +143,13 @@ public final class RequestBatcher: EngineTransport {
         } catch {
             return requests.map { _ in .failure(error) }
         }
+    }
+
+    /// Whether a refused batch may be the fault of one of its texts rather than of the engine's state.
+    static func concernsTheTexts(_ error: LabelForgeError) -> Bool {
+        if error.code == .invalidResponse { return true }
+        guard error.code == .engineHTTP, let status = error.httpStatus else { return false }
+        return ![408, 429, 502, 503, 504].contains(status)
     }
 
     /// One request for several single-text requests, split back into one reply each.

@@ -13,8 +13,10 @@ import Synchronization
 ///   sentence-transformers' tokenizer cuts. Rerank documents must be strings there, so a pair over
 ///   the limit sends its document cut and decoded back to text (`/detokenize`).
 ///
-/// Texts shorter in bytes than the limit cannot be over it (every token covers at least one byte)
-/// and are never tokenized. The request body, and so the cache key, is the one with the whole text.
+/// Texts shorter in bytes than the limit (with a margin: a SentencePiece tokenizer's word marker
+/// can make one byte two tokens) are never tokenized. A server that gives each text's token count
+/// before the cut itself (`input_tokens`: LabelForge's embedding server) is taken at its word. The request body, and so the cache key, is
+/// the one with the whole text.
 public final class TruncatingTransport: EngineTransport {
     public let base: any EngineTransport
     public let dialect: EngineDialect
@@ -51,25 +53,38 @@ public final class TruncatingTransport: EngineTransport {
         guard var body = request.body.objectValue, let inputs = body["input"]?.arrayValue?.map(\.textForm) else {
             return try await base.send(request)
         }
-        let (leading, trailing) = try await specialTokens()
-        let candidates = inputs.indices.filter { inputs[$0].utf8.count + leading + trailing > limit }
-        let counted = try await tokenized(candidates.map { inputs[$0] }, special: true)
         var inputTokens: [Int: Int] = [:]
-        var wire = inputs.map(JSONValue.string)
-        for (index, tokens) in zip(candidates, counted) where tokens.count > limit {
-            inputTokens[index] = tokens.count
-            if dialect == .llamacpp {
+        var reply: EngineReply
+        if dialect == .vllm {
+            // vLLM cuts texts itself; what was cut is counted afterwards, unless the server said.
+            reply = try await base.send(request)
+            let data = reply.body["data"]?.arrayValue ?? []
+            if data.contains(where: { $0["input_tokens"] != nil }) {
+                // The server counted each text before its cut: only those over the limit were cut.
+                return Self.keepingCutMarks(reply, limit: limit)
+            }
+            let (leading, trailing) = try await specialTokens()
+            let candidates = inputs.indices.filter { inputs[$0].utf8.count + leading + trailing + 2 > limit }
+            let counted = try await tokenized(candidates.map { inputs[$0] }, special: true)
+            for (index, tokens) in zip(candidates, counted) where tokens.count > limit {
+                inputTokens[index] = tokens.count
+            }
+        } else {
+            let (leading, trailing) = try await specialTokens()
+            let candidates = inputs.indices.filter { inputs[$0].utf8.count + leading + trailing + 2 > limit }
+            let counted = try await tokenized(candidates.map { inputs[$0] }, special: true)
+            var wire = inputs.map(JSONValue.string)
+            for (index, tokens) in zip(candidates, counted) where tokens.count > limit {
+                inputTokens[index] = tokens.count
                 // The first tokens, and the model's closing special tokens (BERT's [SEP]) kept at the end.
-                let kept = Array(tokens.prefix(limit - trailing)) + Array(tokens.suffix(trailing))
+                let kept = Array(tokens.prefix(max(leading, limit - trailing))) + Array(tokens.suffix(trailing))
                 wire[index] = .array(kept.map { .int(Int64($0)) })
             }
-        }
-        if dialect == .llamacpp {
             body["input"] = .array(wire)
             // llama.cpp takes no such key; the cut above is its equivalent.
             body["truncate_prompt_tokens"] = nil
+            reply = try await base.send(EngineRequest(kind: request.kind, body: .object(body)))
         }
-        var reply = try await base.send(EngineRequest(kind: request.kind, body: .object(body)))
         guard !inputTokens.isEmpty, var answer = reply.body.objectValue, let data = answer["data"]?.arrayValue else {
             return reply
         }
@@ -81,6 +96,22 @@ public final class TruncatingTransport: EngineTransport {
                 item["input_tokens"] = .int(Int64(count))
                 return .object(item)
             })
+        reply.body = .object(answer)
+        return reply
+    }
+
+    /// A reply whose items keep `input_tokens` only where the text was longer than `limit`.
+    private static func keepingCutMarks(_ reply: EngineReply, limit: Int) -> EngineReply {
+        guard var answer = reply.body.objectValue, let data = answer["data"]?.arrayValue else { return reply }
+        answer["data"] = .array(
+            data.map { item in
+                guard var item = item.objectValue, let count = item["input_tokens"]?.intValue, count <= limit else {
+                    return item
+                }
+                item["input_tokens"] = nil
+                return .object(item)
+            })
+        var reply = reply
         reply.body = .object(answer)
         return reply
     }
@@ -101,7 +132,7 @@ public final class TruncatingTransport: EngineTransport {
         let pairSpecials = leading + 2 * trailing
         let queryTokens = try await tokenized([query], special: false)[0].count
         let candidates = documents.indices.filter {
-            queryTokens + documents[$0].utf8.count + pairSpecials > limit
+            queryTokens + documents[$0].utf8.count + pairSpecials + 2 > limit
         }
         let counted = try await tokenized(candidates.map { documents[$0] }, special: false)
         var inputTokens: [Int: Int] = [:]
@@ -142,7 +173,7 @@ public final class TruncatingTransport: EngineTransport {
             let text = reply.body["content"]?.stringValue ?? ""
             let count = try await tokenized([text], special: false)[0].count
             if count <= budget || keep <= 1 { return text }
-            keep -= count - budget
+            keep = max(1, keep - max(1, count - budget))
         }
     }
 

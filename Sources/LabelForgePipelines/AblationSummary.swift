@@ -69,7 +69,7 @@ struct AblationSummary {
                     cachedRequests: stats.reduce(0) { $0 + $1.cacheHits },
                     engineRequests: summary?.engineRequests ?? 0, wallSeconds: seconds))
             if stageTypes.isEmpty {
-                let config = try RunConfig.load(file: run + "/config.resolved.yaml")
+                let config = try RunConfig.load(file: run + "/config.resolved.yaml", resolved: true)
                 stageTypes = config.stages.map { stage in
                     let fields: [String]
                     switch stage.type {

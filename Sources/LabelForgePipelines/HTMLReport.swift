@@ -11,7 +11,7 @@ public enum HTMLReport {
     /// image thumbnails.
     public static func run(directory: String) throws -> String {
         let artifacts = try RunArtifacts.load(directory)
-        let config = try RunConfig.load(file: directory + "/config.resolved.yaml")
+        let config = try RunConfig.load(file: directory + "/config.resolved.yaml", resolved: true)
         let summary = artifacts.summary
         var page = Page(title: "LabelForge run \(artifacts.run.runID)")
         let counts = summary?.counts

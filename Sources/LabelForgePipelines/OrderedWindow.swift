@@ -63,4 +63,14 @@ struct FailureBudget {
             abortReason = "\(failed) of the first \(rows) rows failed, above max_failure_ratio \(maxRatio)"
         }
     }
+
+    /// A dataset-wide stage's own failures (its requests'; rows whose upstream failed are counted
+    /// where they failed): the run stops after the stage when more than `maxRatio` of its rows failed
+    /// (an engine that died mid-stage fails every text), judged from 10 rows.
+    mutating func record(stage: String, rows: Int, failed: Int) {
+        if abortReason == nil, rows >= 10, Double(failed) / Double(rows) > maxRatio {
+            abortReason =
+                "\(failed) of the \(rows) rows of dataset-wide stage '\(stage)' failed, above max_failure_ratio \(maxRatio)"
+        }
+    }
 }

@@ -151,8 +151,23 @@ extension Runner {
                 await client.shutdown()
             }
         }
+        // What remote embedding and rerank servers report, for the window their requests are cut to
+        // (part of every key): the run asks them the same.
+        var infos: [String: JSONValue] = [:]
+        let windowEngines = Set(plan.graph.order.filter { $0.truncation != nil }.map(\.config.engine))
+        for engine in plan.config.engines where engine.kind == "openai" && windowEngines.contains(engine.name) {
+            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
+            options.maxRetries = 0
+            options.requestTimeout = .seconds(10)
+            let client = OpenAIClient(options: options, logger: planLogger)
+            if (try? await client.checkReachable()) != nil {
+                infos[engine.name] = await EngineInfo.probe(
+                    client: client, dialect: EngineDialect(name: engine.dialect)!)
+            }
+            await client.shutdown()
+        }
         let execution = RunExecution(
-            plan: plan, engines: engines, engineInfos: [:], cache: cache, directory: directory, manifest: manifest,
+            plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
             previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true,
             tokenizers: tokenizers)
         _ = try await execution.run()

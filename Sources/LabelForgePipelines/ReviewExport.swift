@@ -169,7 +169,7 @@ public struct ReviewExport: Sendable {
         var inputs: [String: [String: JSONValue]] = [:]
         let joined = try OutputReader(path: run.directory + "/dataset.jsonl")
         while let (rowID, record, _) = try joined.next() { inputs[rowID] = record["input"]?.objectValue ?? [:] }
-        guard let config = try? RunConfig.load(file: run.directory + "/config.resolved.yaml"),
+        guard let config = try? RunConfig.load(file: run.directory + "/config.resolved.yaml", resolved: true),
             FileManager.default.fileExists(atPath: config.dataset.path)
         else { return inputs }
         let images = config.dataset.images

@@ -369,6 +369,7 @@ struct RowProcessor: Sendable {
             throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
         }
         let executor = self.executor
+        let estimateMisses = self.estimateMisses
         let limit = rerankTruncation[stageID]
         return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<Double>).self) { group in
             for (index, document) in documents.enumerated() {
@@ -391,7 +392,8 @@ struct RowProcessor: Sendable {
                     } catch {
                         let failure = Self.failure(for: error)
                         if failure.errorClass == "cancelled" { throw CancellationError() }
-                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: 0, failed: true))
+                        let tokens = estimateMisses ? (query.count + document.count + 3) / 4 : 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
                         return (index, BarrierAnswer(key: key, result: .failure(failure)))
                     }
                 }

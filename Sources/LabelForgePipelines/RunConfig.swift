@@ -175,8 +175,9 @@ public struct RunConfig: Sendable {
 
     /// Loads and validates a config file. Relative paths in it (dataset, prompt pack, cache, model
     /// files, a mining corpus) are relative to the config file's directory, and are held absolute.
+    /// - Parameter resolved: the file is a run's `config.resolved.yaml` (see `StageParseContext`).
     /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
-    public static func load(file: String) throws -> RunConfig {
+    public static func load(file: String, resolved: Bool = false) throws -> RunConfig {
         let root = try ConfigReader.load(file: file)
         try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages"])
         let run = try root.child("run")
@@ -271,7 +272,8 @@ public struct RunConfig: Sendable {
         var stages: [Stage] = []
         for item in try root.require("stages").items() {
             for node in try QualityFilter.expand(item) ?? [item] {
-                let stage = try parseStage(node, engines: engines, imageFields: dataset.imageFields)
+                let stage = try parseStage(
+                    node, engines: engines, imageFields: dataset.imageFields, resolved: resolved)
                 if stages.contains(where: { $0.id == stage.id }) {
                     throw node.error("two stages have the id '\(stage.id)'; stage ids must be unique.")
                 }
@@ -399,9 +401,14 @@ public struct RunConfig: Sendable {
         let slots = try node.child("slots")?.int() ?? 2
         let task = try node.child("task")?.oneOf(["chat", "embed", "rerank"]) ?? "chat"
         // A local embedding engine serves an ONNX model (the default) with ONNX Runtime behind vLLM's
-        // API (scripts/embedding_server.py), or a GGUF model with llama.cpp.
-        let onnx = kind == "local" && task == "embed" && (model.path.map { $0.hasSuffix(".onnx") } ?? true)
+        // API (scripts/embedding_server.py), or a GGUF model with llama.cpp: a model.path ending in
+        // .gguf, or `dialect: llamacpp` for the default model's GGUF conversion (as the resolved
+        // configs of runs made before the ONNX server list it).
         let dialectNode = try node.child("dialect")
+        let llamaDialect = try dialectNode?.string() == "llamacpp"
+        let onnx =
+            kind == "local" && task == "embed"
+            && (model.path.map { $0.hasSuffix(".onnx") } ?? !llamaDialect)
         if onnx, let dialectNode, try dialectNode.string() != "vllm" {
             throw dialectNode.error(
                 "an ONNX embedding model is served behind vLLM's API: leave dialect out (or set vllm), or give "

@@ -197,6 +197,10 @@ final class RunExecution {
                     stoppedBefore = barrier.config.id
                     break
                 }
+                // `labelforge plan` runs a dataset-wide stage only to count its requests.
+                let task =
+                    barrier.config.options.engineTask ?? StageRegistry.type(named: barrier.config.type)?.engineTask
+                if planOnly && task == nil { break }
                 try barrierInput.commit()
                 CrashPoint.barrierInputCommitted.reach()
                 let result = try await runBarrier(barrier, input: barrierInput.path)
@@ -367,6 +371,7 @@ final class RunExecution {
         let rejectedOutput = try JSONLWriter(path: rejectedPath(stage: id) + ".tmp")
         let reads = graph.reads(of: id)
         var rowsIn = 0
+        var ownFailures = 0
         let start = ContinuousClock.now
         let processor = self.processor
         let outputs = directory.outputsPath
@@ -409,7 +414,10 @@ final class RunExecution {
                 emission.rejection = reason
             case .fail(let failure): emission.outcome.failure = failure
             }
-            if emission.outcome.failure != nil { failedSources.insert(row.order[0]) }
+            if let failure = emission.outcome.failure {
+                failedSources.insert(row.order[0])
+                if failure.errorClass != "upstream_failed" { ownFailures += 1 }
+            }
             try write(emission, output: output, rejected: rejectedOutput)
             if emission.rejection == nil {
                 var row = row
@@ -443,6 +451,7 @@ final class RunExecution {
             try manifest.sync()
         }
         CrashPoint.barrierCommitted.reach()
+        budget.record(stage: id, rows: rowsIn, failed: ownFailures)
         return result.path
     }
 

@@ -17,8 +17,9 @@ struct RunPlan: Sendable {
     var planHash: String
 
     /// Loads and checks a config; `limit` overrides `run.limit`.
-    static func prepare(configPath: String, limit: Int?) throws -> RunPlan {
-        var config = try RunConfig.load(file: configPath)
+    /// - Parameter resolved: the config is a run's `config.resolved.yaml` (`RunConfig.load`).
+    static func prepare(configPath: String, limit: Int?, resolved: Bool = false) throws -> RunPlan {
+        var config = try RunConfig.load(file: configPath, resolved: resolved)
         if let limit { config.limit = limit }
         let pack = try config.promptPack.map { try PromptPack.load(directory: $0) } ?? .none
         let stages = config.stages.map(makeStage)
@@ -99,7 +100,7 @@ struct RunPlan: Sendable {
     static func reload(runDirectory dir: String, recorded run: RunRecord?, refusal: String, advice: String = "")
         throws -> RunPlan
     {
-        let plan = try prepare(configPath: dir + "/config.resolved.yaml", limit: nil)
+        let plan = try prepare(configPath: dir + "/config.resolved.yaml", limit: nil, resolved: true)
         if let run {
             let reasons = plan.differences(from: run)
             guard reasons.isEmpty else {

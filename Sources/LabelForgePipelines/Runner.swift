@@ -88,9 +88,8 @@ public final class Runner: Sendable {
     /// need (`RuntimeSetup`); `plan` never does, it only reads.
     static func installRuntimeIfMissing(configPath: String) throws {
         let config = try RunConfig.load(file: configPath)
-        let models = config.engines.filter { $0.kind == "local" && $0.model.path == nil }.map {
-            ResolvedModel.defaultFile(task: $0.task)
-        }
+        let models = config.engines.filter { $0.kind == "local" && $0.model.path == nil }.map(
+            ResolvedModel.defaultFile)
         if !models.isEmpty { try RuntimeSetup.installIfMissing(models: models) }
     }
 
@@ -376,14 +375,16 @@ struct ResolvedModel: Sendable {
     /// the default model of local `embed` engines.
     static let defaultEmbeddingModelFile = "all-MiniLM-L6-v2.onnx"
     /// all-MiniLM-L6-v2 as `make setup` converts it for llama.cpp (scripts/minilm_to_gguf.py): the
-    /// default model of local `rerank` engines (llama.cpp's rank mode).
-    static let defaultRerankModelFile = "all-MiniLM-L6-v2.f16.gguf"
+    /// default model of local `rerank` engines (llama.cpp's rank mode), and of `embed` engines with
+    /// `dialect: llamacpp`.
+    static let defaultEmbeddingGGUFFile = "all-MiniLM-L6-v2.f16.gguf"
 
-    /// The file `make setup` installs for a local engine of `task`.
-    static func defaultFile(task: String) -> String {
-        switch task {
-        case "embed": return defaultEmbeddingModelFile
-        case "rerank": return defaultRerankModelFile
+    /// The file `make setup` installs for a local engine: by its task, and for an embedding engine
+    /// the GGUF conversion when its dialect is llama.cpp's (`RunConfig.parseEngine`).
+    static func defaultFile(for engine: RunConfig.Engine) -> String {
+        switch engine.task {
+        case "embed": return engine.dialect == "llamacpp" ? defaultEmbeddingGGUFFile : defaultEmbeddingModelFile
+        case "rerank": return defaultEmbeddingGGUFFile
         default: return defaultModelFile
         }
     }
@@ -393,7 +394,7 @@ struct ResolvedModel: Sendable {
             return ResolvedModel(
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }
-        let defaultFile = defaultFile(task: engine.task)
+        let defaultFile = defaultFile(for: engine)
         guard let path = engine.model.path ?? ProjectPaths.defaultModel(named: defaultFile) else {
             throw LabelForgeError(
                 .fileNotFound,

@@ -332,7 +332,7 @@ public struct DedupOptions: ParsedStageOptions {
                 throw threshold.error("threshold must be in (0, 1].")
             }
         }
-        options.truncate = try Truncation.parse(try node.child(Truncation.key))
+        options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
         options.shingle = try node.child("shingle")?.oneOf(["word", "char"]) ?? "word"
         options.ngram = options.shingle == "char" ? 5 : 3
         if let ngram = try node.child("ngram") {
@@ -383,7 +383,7 @@ public struct DedupOptions: ParsedStageOptions {
             ]) { _, new in new }
         case "embedding":
             json["threshold"] = .double(threshold)
-            json[Truncation.key] = truncate.json
+            if let truncate = truncate.json { json[Truncation.key] = truncate }
         default: break
         }
         return json

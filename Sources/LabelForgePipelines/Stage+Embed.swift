@@ -56,15 +56,17 @@ public struct EmbedOptions: ParsedStageOptions {
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }
         return EmbedOptions(
             field: try node.require("field").string(), prefix: try node.child("prefix")?.string() ?? "",
-            batchSize: batchSize, truncate: try Truncation.parse(try node.child(Truncation.key)))
+            batchSize: batchSize,
+            truncate: try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation))
     }
 
     public var resolvedJSON: [String: JSONValue] {
         // `batch_size` changes how requests travel, never a vector: it is not part of the plan's
         // identity beyond the resolved config, and cached vectors serve any batch size.
-        [
+        var json: [String: JSONValue] = [
             "field": .string(field), "prefix": .string(prefix), "batch_size": .int(Int64(batchSize)),
-            Truncation.key: truncate.json,
         ]
+        if let truncate = truncate.json { json[Truncation.key] = truncate }
+        return json
     }
 }

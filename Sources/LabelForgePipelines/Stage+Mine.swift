@@ -357,7 +357,7 @@ struct MineOptions: ParsedStageOptions {
             options.selection.sampling = HardNegatives.Sampling(rawValue: sampling)!
         }
         options.rerankEngine = try node.child("rerank_engine")?.string()
-        options.truncate = try Truncation.parse(try node.child(Truncation.key))
+        options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
         if let format = try node.child("output_format")?.oneOf(MiningFormat.allCases.map(\.rawValue)) {
             options.format = MiningFormat(rawValue: format)!
         }
@@ -401,7 +401,7 @@ struct MineOptions: ParsedStageOptions {
             "relative_margin": number(selection.relativeMargin), "num_negatives": .int(Int64(selection.numNegatives)),
             "sampling_strategy": .string(selection.sampling.rawValue), "output_format": .string(format.rawValue),
             "query_block": .int(Int64(queryBlock)), "corpus_block": .int(Int64(corpusBlock)),
-            "rerank_engine": rerankEngine.map(JSONValue.string) ?? .null, Truncation.key: truncate.json,
-        ]
+            "rerank_engine": rerankEngine.map(JSONValue.string) ?? .null,
+        ].merging(truncate.json.map { [Truncation.key: $0] } ?? [:]) { _, new in new }
     }
 }

@@ -16,7 +16,7 @@ public struct RerankStage: PipelineStage {
     public let outputFields = ["scores", "order"]
 
     public var optionReferences: [String] { [options.query, options.documents] }
-    public var truncation: Truncation? { options.truncate }
+    public var truncation: Truncation? { options.method == "judge" ? nil : options.truncate }
 
     /// One (query, document) pair's request, cut to `truncate` tokens where the pair is longer.
     static func request(
@@ -64,7 +64,7 @@ public struct RerankOptions: ParsedStageOptions {
             query: try node.require("query").string(), documents: try node.require("documents").string(),
             batchSize: batchSize, method: method,
             endpoint: try node.child("endpoint")?.oneOf(["rerank", "score"]) ?? "rerank",
-            truncate: try Truncation.parse(truncate))
+            truncate: try Truncation.parse(truncate, absent: context.absentTruncation))
     }
 
     /// The query and the documents of a row; `nil` when either is missing.
@@ -83,7 +83,7 @@ public struct RerankOptions: ParsedStageOptions {
             "query": .string(query), "documents": .string(documents), "batch_size": .int(Int64(batchSize)),
             "method": .string(method), "endpoint": .string(endpoint),
         ]
-        if method != "judge" { json[Truncation.key] = truncate.json }
+        if method != "judge", let truncate = truncate.json { json[Truncation.key] = truncate }
         return json
     }
 }

@@ -33,6 +33,13 @@ protocol ParsedStageOptions: StageOptions {
 struct StageParseContext {
     /// The image fields the stage sends (its `images`, else the dataset's).
     var images: [String]
+    /// Whether the config is a run's `config.resolved.yaml`: there an option that resolved configs
+    /// came to list later (`truncate`) means what the runs made before it did when it is absent.
+    var resolved = false
+
+    /// `truncate` when a stage leaves it out: the model's window in a config, sending whole texts
+    /// in a resolved config written before the option existed (so its run replays as it ran).
+    var absentTruncation: Truncation { resolved ? .off : .model }
 }
 
 /// Sampling settings a stage type defaults to.
@@ -149,7 +156,9 @@ public func makeStage(_ config: RunConfig.Stage) -> any PipelineStage {
 
 extension RunConfig {
     /// Reads one entry of `stages`: the keys every stage has, then its type's options.
-    static func parseStage(_ node: ConfigReader, engines: [Engine], imageFields: [String]) throws -> Stage {
+    static func parseStage(_ node: ConfigReader, engines: [Engine], imageFields: [String], resolved: Bool = false)
+        throws -> Stage
+    {
         let allKeys =
             StageRegistry.commonKeys
             + StageRegistry.types.flatMap(\.keys).filter { key in
@@ -176,7 +185,7 @@ extension RunConfig {
                 "'\(unknown)' is not an image field of the dataset; declare it in dataset.image_fields "
                     + "(image fields: \(imageFields.isEmpty ? "none" : imageFields.joined(separator: ", "))).")
         }
-        let options = try type.parseOptions(node, StageParseContext(images: images))
+        let options = try type.parseOptions(node, StageParseContext(images: images, resolved: resolved))
         // Default: the first engine serving what the stage asks for, else the first engine; none
         // for a stage that sends no request when the config lists no engine.
         let task = options.engineTask ?? type.engineTask

@@ -18,8 +18,8 @@ public enum Truncation: Sendable, Equatable {
     /// The option's key in stage configs.
     static let key = "truncate"
 
-    static func parse(_ node: ConfigReader?) throws -> Truncation {
-        guard let node else { return .model }
+    static func parse(_ node: ConfigReader?, absent: Truncation) throws -> Truncation {
+        guard let node else { return absent }
         if let tokens = try? node.int() {
             guard tokens >= 1 else {
                 throw node.error("truncate must be true, false or a number of tokens (1 or more).")
@@ -32,11 +32,12 @@ public enum Truncation: Sendable, Equatable {
         return value ? .model : .off
     }
 
-    /// As `config.resolved.yaml` lists it.
-    var json: JSONValue {
+    /// As `config.resolved.yaml` lists it; `nil` (left out) for `.off`, so the resolved configs of
+    /// runs made before the option existed, which sent texts whole, keep their hash.
+    var json: JSONValue? {
         switch self {
         case .model: return true
-        case .off: return false
+        case .off: return nil
         case .tokens(let count): return .int(Int64(count))
         }
     }

@@ -35,6 +35,8 @@ public final class StubEngine: Sendable {
         var authorizations: [String] = []
         var bodies: [JSONValue] = []
         var embeddingInputs: [[String]] = []
+        /// The `truncate_prompt_tokens` of each `/v1/embeddings` request (nil where absent).
+        var embeddingLimits: [Int?] = []
         var tokenizeRequests = 0
         var rerankRequests: [[String]] = []
         var faults = FaultLedger(seed: 0)
@@ -77,6 +79,9 @@ public final class StubEngine: Sendable {
 
     /// The inputs of each `/v1/embeddings` request received, in arrival order.
     public var embeddingRequests: [[String]] { state.withLockedValue { $0.embeddingInputs } }
+
+    /// The `truncate_prompt_tokens` of each `/v1/embeddings` request, in arrival order (nil: none).
+    public var embeddingLimits: [Int?] { state.withLockedValue { $0.embeddingLimits } }
 
     /// The stub's embedding of a text: 8 dimensions derived from its SHA-256, L2-normalized, so
     /// equal texts get equal vectors and different texts (almost surely) different ones.
@@ -512,7 +517,10 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
         if let format = request["encoding_format"]?.stringValue, !["float", "base64"].contains(format) {
             return error(400, "encoding_format: Input should be 'float' or 'base64'", type: "BadRequestError")
         }
-        state.withLockedValue { $0.embeddingInputs.append(inputs) }
+        state.withLockedValue {
+            $0.embeddingInputs.append(inputs)
+            $0.embeddingLimits.append(request["truncate_prompt_tokens"]?.intValue)
+        }
         var cut: [String] = []
         for text in inputs {
             switch fit(text, specials: 2, truncate: request["truncate_prompt_tokens"]?.intValue, kind: "embedding") {

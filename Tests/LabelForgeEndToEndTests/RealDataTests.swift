@@ -33,19 +33,28 @@ extension LocalEngineTests {
         return dot / norms
     }
 
-    @Test(
-        "long real texts (300 to 4,941 word pieces) on the real MiniLM engine: cut as sentence-transformers cuts them, vectors within cosine 0.999 of its own; with truncate: false each text over the window fails alone"
-    )
-    func longTextsMatchSentenceTransformers() async throws {
+    /// The long real texts as a dataset (`id`, `text`) in `ws`.
+    static func longTexts(in ws: TestWorkspace) throws -> [JSONValue] {
         let fixture = try JSONValue.parse(
             Data(contentsOf: URL(fileURLWithPath: Self.root + "/Tests/Fixtures/minilm-long-texts.json")))
         let texts = try #require(fixture["texts"]?.arrayValue)
         #expect(texts.count == 12)
-        let ws = try TestWorkspace()
         try ws.write(
             "long.jsonl",
             texts.map { CanonicalJSON.string(["id": $0["id"] ?? .null, "text": $0["text"] ?? .null]) }.joined(
                 separator: "\n") + "\n")
+        return texts
+    }
+
+    @Test(
+        "long real texts (300 to 4,941 word pieces) on the real MiniLM engines (the embedding server, and llama.cpp with the GGUF): cut as sentence-transformers cuts them, vectors within cosine 0.999 of its own; with truncate: false each text over the window fails alone",
+        arguments: ["{id: all-minilm-l6-v2}", "{id: minilm, path: GGUF}"]
+    )
+    func longTextsMatchSentenceTransformers(model: String) async throws {
+        let gguf = try #require(ProjectPaths.defaultModel(named: "all-MiniLM-L6-v2.f16.gguf"))
+        let model = model.replacingOccurrences(of: "GGUF", with: gguf)
+        let ws = try TestWorkspace()
+        let texts = try Self.longTexts(in: ws)
         func config(_ truncate: String) throws -> String {
             try ws.write(
                 "long\(truncate.isEmpty ? "" : "-off").yaml",
@@ -53,7 +62,7 @@ extension LocalEngineTests {
                 run: {max_failure_ratio: 1}
                 dataset: {path: long.jsonl, id_field: id}
                 engines:
-                  - {name: embedder, kind: local, task: embed, model: {id: all-minilm-l6-v2}, slots: 1}
+                  - {name: embedder, kind: local, task: embed, model: \(model), slots: 1}
                 stages:
                   - {id: vec, type: embed, field: text\(truncate)}
                 """)
@@ -72,18 +81,49 @@ extension LocalEngineTests {
                 cosine >= 0.999, "\(text["id"]?.textForm ?? "") (\(text["tokens"]?.textForm ?? "?") tokens): \(cosine)")
         }
 
-        // Sent whole, every text is over the model's 256 and the engine refuses it (as vLLM refuses
-        // a sentence-transformers model's input over its max_model_len): each fails alone, its
-        // batch resent text by text, and the run completes.
+        // Sent whole, a text over the engine's window is refused (vLLM, like the embedding server,
+        // refuses a sentence-transformers model's input over its max_model_len, 256, with a 400;
+        // llama.cpp's window is the model's 512 positions, and it answers 500): each fails alone,
+        // its batch resent text by text, and the run completes.
+        let overWindow = texts.filter { ($0["tokens"]?.intValue ?? 0) > (model.contains("path:") ? 512 : 256) }.count
         let whole = try await CLI.run(
             [
                 "run", "--config", try config(", truncate: false"), "--runs-dir", ws.path("runs"), "--cache-path",
                 ws.path("c.sqlite"),
             ], workingDirectory: ws.root)
         #expect(whole.exitCode == 0, "\(whole.stderr)")
-        #expect(whole.stdout.contains("rows labeled:   0/12 (12 failed"), "\(whole.stdout)")
-        let failures = try String(contentsOfFile: try runDir(from: whole.stdout) + "/manifest.jsonl", encoding: .utf8)
-        #expect(failures.contains("maximum context length is 256 tokens"), "\(failures.prefix(2000))")
+        #expect(
+            whole.stdout.contains("rows labeled:   \(12 - overWindow)/12 (\(overWindow) failed"), "\(whole.stdout)")
+    }
+
+    @Test(
+        "rerank on llama.cpp (rank mode) with long real documents: each pair over the window has its document cut by the server's own tokens and sent as text, counted; nothing fails; a rerun is all hits"
+    )
+    func rerankLongDocumentsOnLlamaCpp() async throws {
+        let gguf = try #require(ProjectPaths.defaultModel(named: "all-MiniLM-L6-v2.f16.gguf"))
+        let ws = try TestWorkspace()
+        let texts = try Self.longTexts(in: ws)
+        let config = try ws.write(
+            "rerank.yaml",
+            """
+            dataset: {path: long.jsonl, id_field: id}
+            engines:
+              - {name: ranker, kind: local, task: rerank, model: {id: minilm, path: \(gguf)}, slots: 1}
+            stages:
+              - {id: ranked, type: rerank, query: id, documents: text}
+            """)
+        let arguments = ["run", "--config", config, "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")]
+        let result = try await CLI.run(arguments, workingDirectory: ws.root)
+        #expect(result.exitCode == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("rows labeled:   12/12"), "\(result.stdout)")
+        #expect(result.stdout.contains("texts cut to the model's window: 12 in ranked"), "\(result.stdout)")
+        let scores = try String(
+            contentsOfFile: try runDir(from: result.stdout) + "/outputs/ranked.jsonl", encoding: .utf8
+        )
+        .split(separator: "\n").map { try JSONValue.parse(String($0)) }
+        #expect(scores.count == texts.count && scores.allSatisfy { $0["error"] == nil }, "\(scores.prefix(2))")
+        let again = try await CLI.run(arguments, workingDirectory: ws.root)
+        #expect(again.stdout.contains("cache hit rate: 100.0%") && again.stdout.contains("engine requests sent: 0"))
     }
 
     @Test(

@@ -48,7 +48,8 @@ import Testing
             .path(FilePath(LabelForgeBinary.path())), arguments: Arguments(arguments), input: .none, output: .discarded,
             error: .discarded
         ) { execution in
-            try await Waiting.until(every: .milliseconds(1)) { stub.chatRequests - before > requests }
+            let reached = try await Waiting.until(every: .milliseconds(1)) { stub.chatRequests - before > requests }
+            #expect(reached, "the run never sent request \(requests + 1): the kill would come at no chosen moment")
             try? execution.send(signal: .kill)
         }
         stub.releaseHeld()

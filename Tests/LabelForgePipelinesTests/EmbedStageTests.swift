@@ -125,8 +125,8 @@ import Testing
         #expect(report.rowsFailed == 1)
         let (_, rows) = try Self.readNpy(report.runDirectory.outputsPath + "/vec.npy")
         #expect(rows.count == 5)
-        // No request carried a limit.
         #expect(stub.embeddingRequests.count >= 2, "the batch, then each of its texts alone")
+        #expect(stub.embeddingLimits.allSatisfy { $0 == nil }, "no request carried a limit: \(stub.embeddingLimits)")
         await stub.stop()
     }
 

@@ -348,7 +348,11 @@ final class Collected<Item: Sendable>: Sendable {
         let corpusKeys = (barrier["request_keys"]?.arrayValue ?? []).compactMap(\.stringValue)
         #expect(corpusKeys.count == 2)
 
-        // A rerun is all hits, counted the same way.
+        // A rerun is all hits, counted the same way; plan knows it beforehand (its keys carry the window
+        // the server reports, as the run's do).
+        let replanned = try await Runner(options: RunOptions(configPath: config), logger: CapturedLogs().logger).plan()
+        let cached = try #require(replanned.stages.first { $0.id == "mined" })
+        #expect(cached.new == 0 && cached.cached == 17, "\(cached)")
         let second = try await Runner(
             options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
         ).run()
