@@ -175,7 +175,9 @@ public struct RunConfig: Sendable {
 
     /// Loads and validates a config file. Relative paths in it (dataset, prompt pack, cache, model
     /// files, a mining corpus) are relative to the config file's directory, and are held absolute.
-    /// - Parameter resolved: the file is a run's `config.resolved.yaml` (see `StageParseContext`).
+    /// - Parameters:
+    ///   - file: the config file's path.
+    ///   - resolved: the file is a run's `config.resolved.yaml` (see `StageParseContext`).
     /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
     public static func load(file: String, resolved: Bool = false) throws -> RunConfig {
         let root = try ConfigReader.load(file: file)

@@ -331,7 +331,11 @@ public enum NearDuplicates {
 
     /// Near-duplicate clusters of vectors: pairs with cosine similarity ≥ `threshold` (exact,
     /// by blocked matrix products of the normalized vectors), joined into connected components.
-    /// - Parameter progress: called with the rows compared with every later row so far.
+    /// - Parameters:
+    ///   - vectors: one vector per row.
+    ///   - threshold: the least cosine similarity of a near-duplicate pair.
+    ///   - block: rows per block of the matrix products (memory: `block × rows` scores at a time).
+    ///   - progress: called with the rows compared with every later row so far.
     public static func cosine(
         _ vectors: VectorMatrix, threshold: Float, block: Int = 2048, progress: ((_ rowsDone: Int) -> Void)? = nil
     ) -> Result {
