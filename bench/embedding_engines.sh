@@ -18,18 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 TEXTS=${1:-2000}
 SETTINGS=${2:-"onnx onnx-1 gguf gguf-all"}
-cores=$(nproc)
-command -v stress-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }
-[ -x .venv-bench/bin/python3 ] || python3 -m venv .venv-bench
-PY=.venv-bench/bin/python3
-$PY -c "import sentence_transformers, tokenizers" 2>/dev/null || $PY -m pip -q install -r bench/real_data/requirements-bench.txt
-make -s setup >/dev/null
-[ -f runs/real_data/out/pairs.jsonl ] || $PY bench/real_data/make_corpus.py runs/real_data/out >/dev/null
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
-work=$(mktemp -d)
-stress_pid=
-trap '[ -n "$stress_pid" ] && kill "$stress_pid" 2>/dev/null; rm -rf "$work"' EXIT
+. bench/real_data/prepare.sh
 
 # The texts, and the word pieces the model runs on them (each cut at 256, [CLS]/[SEP] included).
 $PY - "$work" "$TEXTS" <<'PY'

@@ -26,20 +26,7 @@ cd "$(dirname "$0")/.."
 PAIRS=${1:-5000}
 DOCS=${2:-5000}
 LABELED=${3:-400}
-cores=$(nproc)
-command -v stress-ng >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq stress-ng >/dev/null; }
-[ -x .venv-bench/bin/python3 ] || python3 -m venv .venv-bench
-PY=.venv-bench/bin/python3
-$PY -c "import sentence_transformers, datasets, datasketch, tokenizers" 2>/dev/null \
-  || $PY -m pip -q install -r bench/real_data/requirements-bench.txt
-make -s setup >/dev/null
-[ -f runs/real_data/out/pairs.jsonl ] || $PY bench/real_data/make_corpus.py runs/real_data/out >/dev/null
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
-work=$(mktemp -d)
-stress_pid=
-[ -n "${KEEP_WORK:-}" ] && echo "work: $work" >&2
-trap '[ -n "$stress_pid" ] && kill "$stress_pid" 2>/dev/null; [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"' EXIT
+. bench/real_data/prepare.sh
 measure() { $PY bench/real_data/tree_rss.py "$@"; }   # measure OUT command…: "<seconds> <peak MB>" in OUT
 
 # The inputs: the first PAIRS pairs; every man page and license, then package descriptions, up to
