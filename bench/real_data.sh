@@ -197,10 +197,21 @@ sets = [shingles(t) for t in texts]
 def jaccard(a, b): return len(sets[a] & sets[b]) / len(sets[a] | sets[b])
 index = {d["id"]: i for i, d in enumerate(docs)}
 def lf_pairs(name, stage):
+    """The pairs a LabelForge dedup stage found. Copies with identical shingle sets (Jaccard 1.0) are
+    listed once each, paired with their first copy (docs/synthesis.md), so each group of copies is
+    expanded to every pair it implies: within the group, and with each document paired to one copy."""
+    listed = [(index[p["first"]], index[p["second"]], p.get("jaccard")) for p in read(rundir(name) + f"/outputs/{stage}.pairs.jsonl")]
+    first = {}
+    for a, b, similarity in listed:
+        if similarity == 1.0: first[b] = first.get(a, a)
+    copies = {}
+    for copy, head in first.items(): copies.setdefault(head, [head]).append(copy)
+    def group(i): return copies.get(first.get(i, i), [i])
     found = set()
-    for p in read(rundir(name) + f"/outputs/{stage}.pairs.jsonl"):
-        a, b = index[p["first"]], index[p["second"]]
-        found.add((min(a, b), max(a, b)))
+    for a, b, _ in listed:
+        for x in group(a):
+            for y in group(b):
+                if x != y: found.add((min(x, y), max(x, y)))
     return found
 stats = json.load(open(rundir("minhash") + "/outputs/near.dedup.json"))
 bands, rows = stats["parameters"]["bands"], stats["parameters"]["rows"]
