@@ -54,7 +54,10 @@ extension LocalEngineTests {
         try await withChatServer(ws, apiKey: key) { baseURL in
             let config = try remoteConfig(ws, baseURL: baseURL, engineExtra: ", api_key_env: LF_REAL_KEY")
             let good = try await CLI.run(
-                ["run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")],
+                [
+                    "run", "--config", config, "--limit", "3", "--runs-dir", ws.path("runs"), "--cache-path",
+                    ws.path("c.sqlite"),
+                ],
                 environment: ["LF_REAL_KEY": key])
             #expect(good.exitCode == 0 && good.stdout.contains("rows labeled:   3/3"), "\(good.stdout)\(good.stderr)")
             let refused = try await CLI.run(
@@ -88,7 +91,10 @@ extension LocalEngineTests {
             let sentiment = try #require(planned["stages"]?.arrayValue?.first { $0["id"] == "sentiment" })
             #expect(sentiment["new"] == 4)
             let run = try await CLI.run(
-                ["run", "--config", config, "--limit", "4", "--runs-dir", ws.path("runs"), "--cache-path", ws.path("c.sqlite")])
+                [
+                    "run", "--config", config, "--limit", "4", "--runs-dir", ws.path("runs"), "--cache-path",
+                    ws.path("c.sqlite"),
+                ])
             #expect(run.exitCode == 0, "\(run.stderr)")
             let lines = try String(contentsOfFile: try runDir(from: run.stdout) + "/manifest.jsonl", encoding: .utf8)
             let summary = try JSONValue.parse(String(lines.split(separator: "\n").last!))
@@ -100,7 +106,9 @@ extension LocalEngineTests {
         }
     }
 
-    @Test("corrupted cache entries of a real engine's answers: each is a miss, asked again, reported; the outputs are the same")
+    @Test(
+        "corrupted cache entries of a real engine's answers: each is a miss, asked again, reported; the outputs are the same"
+    )
     func corruptionOnRealEngine() async throws {
         let ws = try TestWorkspace()
         try await withChatServer(ws) { baseURL in
@@ -136,7 +144,9 @@ extension LocalEngineTests {
             let a = try runDir(from: first.stdout)
             let b = try runDir(from: second.stdout)
             for file in ["outputs/sentiment.jsonl", "outputs/attributes.jsonl"] {
-                #expect(FileManager.default.contents(atPath: a + "/" + file) == FileManager.default.contents(atPath: b + "/" + file), "\(file)")
+                #expect(
+                    FileManager.default.contents(atPath: a + "/" + file)
+                        == FileManager.default.contents(atPath: b + "/" + file), "\(file)")
             }
         }
     }
