@@ -26,7 +26,7 @@ test: setup
 	@scripts/test_deps.sh
 	$(SWIFT) build --build-tests
 	@scripts/check_docs.sh
-	LABELFORGE_BIN=$(CURDIR)/$(BIN) $(SWIFT) test --skip-build
+	@SWIFT="$(SWIFT)" scripts/run_tests.sh
 
 install:
 	$(if $(INSTALL_BIN),,$(SWIFT) build -c release --product labelforge)

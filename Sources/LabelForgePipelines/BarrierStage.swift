@@ -36,6 +36,10 @@ protocol BarrierStage: PipelineStage {
 
 extension BarrierStage {
     func reportLines(outputs: String) -> [String] { [] }
+
+    var rowSet: RowSet { .barrier }
+
+    var execution: StageExecution { StageExecution(body: .datasetWide(self)) }
 }
 
 /// One engine request's answer inside a dataset-wide stage: the value, or why the request failed.

@@ -181,7 +181,7 @@ extension Runner {
         var newKeys: Set<String> = []
         // A dataset-wide stage's requests are counted once each, from its barrier line: its rows
         // share them (a query's vector serves every row of that query).
-        let barriers = Set(plan.graph.order.filter { $0 is any BarrierStage }.map(\.config.id))
+        let barriers = Set(plan.graph.order.filter { $0.rowSet == .barrier }.map(\.config.id))
         let reader = try ManifestReader(path: directory.manifestPath)
         while let record = try reader.read() {
             if case .barrier(let barrier) = record, let i = index[barrier.stage], let requests = barrier.requests {
@@ -211,7 +211,7 @@ extension Runner {
             }
         }
         // Stages after the first dataset-wide one were not reached.
-        if let barrier = plan.graph.order.firstIndex(where: { $0 is any BarrierStage }) {
+        if let barrier = plan.graph.order.firstIndex(where: { $0.rowSet == .barrier }) {
             for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
         }
         var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)

@@ -81,40 +81,30 @@ final class RunExecution {
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []
         let endpoints = engines.endpoints(infos: engineInfos)
-        var embedEndpoints: [String: EngineEndpoint] = [:]
+        let counter = PromptTokenCounter(tokenizers: tokenizers)
+        var planTokens: (@Sendable (JSONValue, EngineEndpoint) async -> Int)? = nil
+        if planOnly { planTokens = { await counter.promptTokens(of: $0, engine: $1) } }
+        var services: [String: StageServices] = [:]
         for stage in plan.graph.order {
-            let batchSize =
-                (stage as? EmbedStage)?.options.batchSize ?? (stage as? MineStage)?.options.batchSize
-                ?? (stage as? RerankStage)?.options.batchSize
-                ?? ((stage as? DedupStage)?.options.method == "embedding" ? 32 : nil)
-            guard let batchSize, var endpoint = endpoints[stage.config.engine] else { continue }
-            let maxInFlight = plan.config.engines.first { $0.name == stage.config.engine }?.maxInFlight ?? 1
-            endpoint.transport = RequestBatcher(
-                base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
-            embedEndpoints[stage.config.id] = endpoint
-        }
-        var rerankEndpoints: [String: EngineEndpoint] = [:]
-        for case let stage as MineStage in plan.graph.order {
-            guard let name = stage.options.rerankEngine, var endpoint = endpoints[name] else { continue }
-            let maxInFlight = plan.config.engines.first { $0.name == name }?.maxInFlight ?? 1
-            endpoint.transport = RequestBatcher(
-                base: endpoint.transport, batchSize: stage.options.batchSize, maxConcurrentBatches: maxInFlight)
-            rerankEndpoints[stage.config.id] = endpoint
-        }
-        var processor = RowProcessor(
-            config: plan.config, pack: plan.pack, graph: plan.graph, endpoints: endpoints,
-            embedEndpoints: embedEndpoints, rerankEndpoints: rerankEndpoints, executor: executor,
-            previous: self.previous, logger: logger, estimateMisses: planOnly, tokenizers: tokenizers)
-        for stage in plan.graph.order {
-            guard let setting = stage.truncation else { continue }
-            let id = stage.config.id
-            processor.truncation[id] = Self.truncationLimit(
-                setting, stage: id, endpoint: endpoints[stage.config.engine], logger: logger)
-            if let rerank = (stage as? MineStage)?.options.rerankEngine {
-                processor.rerankTruncation[id] = Self.truncationLimit(
-                    setting, stage: id, endpoint: endpoints[rerank], logger: logger)
+            var stageServices = StageServices(
+                stageID: stage.config.id, config: plan.config, pack: plan.pack, executor: executor,
+                planTokens: planTokens)
+            for use in stage.engineUses {
+                guard var endpoint = endpoints[use.engine] else { continue }
+                if let setting = stage.truncation, use.task != .chat {
+                    stageServices.limits[use.task] = Self.truncationLimit(
+                        setting, stage: stage.config.id, endpoint: endpoint, logger: logger)
+                }
+                if let batchSize = use.batchSize {
+                    let maxInFlight = plan.config.engines.first { $0.name == use.engine }?.maxInFlight ?? 1
+                    endpoint.transport = RequestBatcher(
+                        base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
+                }
+                stageServices.endpoints[use.task] = endpoint
             }
+            services[stage.config.id] = stageServices
         }
+        let processor = RowProcessor(graph: plan.graph, services: services, previous: self.previous)
         self.processor = processor
         self.engines = engines
         self.store = cache
@@ -161,7 +151,7 @@ final class RunExecution {
     func run() async throws -> RunReport {
         let stages = graph.order
         // Outputs are always written whole, in input order; a resumed run rewrites them.
-        let dropsRows = stages.filter { $0 is FilterStage || $0 is any BarrierStage }.map(\.config.id)
+        let dropsRows = stages.filter(\.rowSet.drops).map(\.config.id)
         for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + dropsRows.map(rejectedPath)
             + [directory.path + "/dataset.jsonl", stateDirectory]
         {
@@ -169,12 +159,12 @@ final class RunExecution {
         }
         var outputs: [String: JSONLWriter] = [:]
         var rejected: [String: JSONLWriter] = [:]
-        for stage in stages where !(stage is any BarrierStage) {
+        for stage in stages where stage.rowSet != .barrier {
             outputs[stage.config.id] = try JSONLWriter(path: directory.outputPath(stage: stage.config.id))
         }
         for id in dropsRows where outputs[id] != nil { rejected[id] = try JSONLWriter(path: rejectedPath(stage: id)) }
         let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
-        for case let stage as EmbedStage in stages {
+        for stage in stages where stage.writesVectors {
             vectorFiles[stage.config.id] = try NpyWriter(path: vectorsPath(stage: stage.config.id))
         }
 
@@ -198,9 +188,7 @@ final class RunExecution {
                     break
                 }
                 // `labelforge plan` runs a dataset-wide stage only to count its requests.
-                let task =
-                    barrier.config.options.engineTask ?? StageRegistry.type(named: barrier.config.type)?.engineTask
-                if planOnly && task == nil { break }
+                if planOnly && barrier.engineUses.isEmpty { break }
                 try barrierInput.commit()
                 CrashPoint.barrierInputCommitted.reach()
                 let result = try await runBarrier(barrier, input: barrierInput.path)
@@ -309,13 +297,14 @@ final class RunExecution {
         _ source: () throws -> PipelineRow?, through stages: [any PipelineStage], countingInputRows: Bool,
         outputs: [String: JSONLWriter], rejected: [String: JSONLWriter], sink: (PipelineRow) throws -> Void
     ) async throws {
-        let chatEngines = Set(stages.compactMap { ($0 as? any RowStage)?.config.engine })
-        // Enough rows in flight to keep every engine busy, and every embed stage's batches full.
-        let batches = stages.compactMap { stage in
-            (stage as? EmbedStage).map { $0.options.batchSize * engines.handle($0.config.engine).config.maxInFlight }
+        var engineNames: Set<String> = []
+        var batches: [Int] = []
+        for use in stages.flatMap(\.engineUses) {
+            engineNames.insert(use.engine)
+            if use.task == .embed, let batchSize = use.batchSize {
+                batches.append(batchSize * engines.handle(use.engine).config.maxInFlight)
+            }
         }
-        let engineNames = chatEngines.union(
-            stages.compactMap { ($0 as? EmbedStage)?.config.engine ?? ($0 as? RerankStage)?.config.engine })
         let capacity =
             config.determinism == "strict"
             ? 1
@@ -373,16 +362,16 @@ final class RunExecution {
         var rowsIn = 0
         var ownFailures = 0
         let start = ContinuousClock.now
-        let processor = self.processor
+        let stageServices = processor.services[id]!
         let outputs = directory.outputsPath
         let ledger = BarrierLedger()
         let report = barrierProgress(stage: id)
         let services = BarrierServices(
             runSeed: config.seed,
             embed: { texts, phase in
-                try await processor.embed(texts, stageID: id, ledger: ledger) { report(phase, $0, texts.count) }
+                try await stageServices.embed(texts, ledger: ledger) { report(phase, $0, texts.count) }
             },
-            rerank: { try await processor.rerank(query: $0, documents: $1, stageID: id, ledger: ledger) },
+            rerank: { try await stageServices.rerank(query: $0, documents: $1, ledger: ledger) },
             writeOutput: { name, bytes in
                 let path = outputs + "/" + name
                 try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
@@ -522,7 +511,7 @@ final class RunExecution {
     }
 
     private func scoreGold(_ stageID: String, output: [String: JSONValue], row: [String: JSONValue]) {
-        guard let stage = graph.order.first(where: { $0.config.id == stageID }) as? any RowStage else { return }
+        guard let stage = graph.order.first(where: { $0.config.id == stageID }) else { return }
         for (field, goldField) in stage.goldPairs {
             guard let gold = row[goldField], !gold.isNull, let predicted = output[field] else { continue }
             scores["\(stageID)\u{0}\(field)\u{0}\(goldField)", default: Agreement()].add(
@@ -573,7 +562,7 @@ final class RunExecution {
 
     /// What each dataset-wide stage adds to the report (mining statistics, dedup clusters).
     private func barrierSections() -> [String] {
-        graph.order.flatMap { ($0 as? any BarrierStage)?.reportLines(outputs: directory.outputsPath) ?? [] }
+        graph.order.flatMap { $0.execution.datasetWide?.reportLines(outputs: directory.outputsPath) ?? [] }
     }
 
     private func makeReport() -> RunReport {

@@ -24,7 +24,7 @@ struct RunPlan: Sendable {
         let pack = try config.promptPack.map { try PromptPack.load(directory: $0) } ?? .none
         let stages = config.stages.map(makeStage)
         for stage in stages {
-            let templates = (stage as? any RowStage)?.templates ?? []
+            let templates = stage.templates
             if config.promptPack == nil, let template = templates.first {
                 throw LabelForgeError(
                     .invalidConfig,

@@ -451,19 +451,7 @@ struct DatasetScan {
                     + "config file's directory.")
         }
         let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
-        let needs = graph.order.map { stage -> (any PipelineStage, [String]) in
-            guard let stage = stage as? any RowStage else {
-                return (stage, graph.rowFields(stage.optionReferences).map(PromptPack.rootName).sorted())
-            }
-            let readStages = Set(graph.reads(of: stage.config.id))
-            let templateFields = graph.rowFields(stage.templates.flatMap { pack.references(of: $0) }.sorted()).map(
-                PromptPack.rootName)
-            return (
-                stage,
-                Set(templateFields).subtracting(stage.templateVariables.keys).subtracting(stage.callVariableNames)
-                    .subtracting(readStages).union(graph.rowFields(stage.inputFields)).sorted()
-            )
-        }
+        let needs = graph.order.map { ($0, $0.requiredRowFields(graph: graph, pack: pack)) }
         let images = config.dataset.images
         let fileFingerprint = try DatasetReader.fingerprint(path: path, format: config.dataset.format)
         // The dataset file alone does not pin images it refers to by path: fold in every image's
@@ -481,10 +469,7 @@ struct DatasetScan {
                     throw LabelForgeError(
                         .invalidDataset,
                         "\(record.location): the row has no field '\(field)', which "
-                            + ((stage as? any RowStage).map {
-                                $0.inputFields.contains(field)
-                                    ? "" : "template '\($0.templates.joined(separator: "' or '"))' "
-                            } ?? "")
+                            + stage.use(ofField: field)
                             + "(stage '\(stage.config.id)') uses. Fields present: "
                             + record.fields.keys.sorted().joined(separator: ", ") + "; stages: "
                             + graph.order.map(\.config.id).joined(separator: ", ") + ".")

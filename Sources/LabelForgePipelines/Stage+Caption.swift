@@ -9,7 +9,7 @@ import LabelForgeLLM
 /// every style. The answer is
 /// trimmed (and unwrapped from quotes); an empty answer is a validation failure, retried with a new
 /// seed. A caption cut off at `max_tokens` or longer than `max_words` is kept and flagged.
-public struct CaptionStage: RowStage {
+public struct CaptionStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: CaptionOptions
     public let version = 1

@@ -10,7 +10,7 @@ import LabelForgeLLM
 /// distribution: at each generated position, the chosen token's probability renormalized over the
 /// reported alternatives that can still lead to an allowed label, multiplied along the label.
 /// It is `null` when the engine returns no logprobs or the dialect wraps labels in JSON.
-public struct ClassifyStage: RowStage {
+public struct ClassifyStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: ClassifyOptions
     public let templateVariables: [String: JSONValue]

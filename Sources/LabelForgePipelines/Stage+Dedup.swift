@@ -23,6 +23,10 @@ struct DedupStage: BarrierStage {
     var outputFields: [String] { options.method == "exact" ? ["key", "duplicates"] : ["duplicates"] }
 
     var optionReferences: [String] { [options.field] }
+    /// `method: embedding` embeds each text, 32 to a request.
+    var engineUses: [EngineUse] {
+        options.method == "embedding" ? [EngineUse(engine: config.engine, task: .embed, batchSize: 32)] : []
+    }
     var truncation: Truncation? { options.method == "embedding" ? options.truncate : nil }
 
     /// The text as compared: NFKC, case-folded, runs of whitespace as one space, trimmed.

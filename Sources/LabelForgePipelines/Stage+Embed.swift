@@ -9,7 +9,7 @@ import LabelForgeLLM
 /// travels in; `RequestBatcher` sends up to `batch_size` of them at a time. Vectors go to
 /// `outputs/<stage>.npy` (float32, one row per output row, in output order); the stage's JSON output
 /// is the vector's `index` in that file, its `dimension` and its L2 `norm`.
-public struct EmbedStage: PipelineStage {
+public struct EmbedStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: EmbedOptions
     public let version = 1
@@ -17,6 +17,10 @@ public struct EmbedStage: PipelineStage {
 
     public var optionReferences: [String] { [options.field] }
     public var truncation: Truncation? { options.truncate }
+    public var engineUses: [EngineUse] {
+        [EngineUse(engine: config.engine, task: .embed, batchSize: options.batchSize)]
+    }
+    public var writesVectors: Bool { true }
 
     /// The text the engine embeds for a row; `nil` when the field is missing or null.
     func text(of row: RowContext) -> String? {
@@ -24,12 +28,24 @@ public struct EmbedStage: PipelineStage {
         return options.prefix + value.textForm
     }
 
-    /// The single-input request for a text, as the engine's dialect writes it, cut to `truncate`
-    /// tokens where the text is longer.
-    static func request(text: String, modelID: String, truncate: Int?) -> EngineRequest {
-        EngineRequest(
-            kind: .embeddings,
-            body: EmbeddingsRequest(input: [text], truncatePromptTokens: truncate).body(modelID: modelID))
+    /// One row's vector: a single-text embeddings request through the executor (and the stage's
+    /// batcher on a miss).
+    public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
+        guard let text = text(of: row) else {
+            return .failed(
+                StageFailure(errorClass: "missing_field", message: "the row has no text in '\(options.field)' to embed")
+            )
+        }
+        let engine = try context.endpoint(.embed)
+        let request = PreparedRequest(
+            .embedding(text: text, modelID: engine.modelID, truncate: context.truncationLimit(.embed)), on: engine)
+        do {
+            let (vector, promptTokens, truncated) = try await context.send(request, on: engine).singleVector()
+            context.countTokens(in: promptTokens)
+            return StageResult(output: Self.fields(of: vector), vector: vector, truncated: truncated ? 1 : 0)
+        } catch {
+            return .failed(StageFailure(error))
+        }
     }
 
     /// The output fields for a vector (its `index` is assigned when the vector is written).

@@ -8,7 +8,7 @@ import Yams
 /// With `n > 1` every row fans out into `n` rows, each with its own seed (the sample index is part
 /// of the seed, so sample 0 keeps the seed of `n: 1`), its own request and cache entry, and a row
 /// ID derived from the parent's ID, the stage id and the sample index.
-public struct GenerateStage: RowStage {
+public struct GenerateStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: GenerateOptions
     public let version = 1
@@ -35,7 +35,7 @@ public struct GenerateStage: RowStage {
 
 /// `filter`: keeps the rows its predicate accepts; no request. Rejected rows go to
 /// `outputs/<stage>.rejected.jsonl` with the reason, and are absent downstream.
-public struct FilterStage: PipelineStage {
+public struct FilterStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: FilterOptions
     public let version = 1
@@ -43,6 +43,13 @@ public struct FilterStage: PipelineStage {
     public var outputFields: [String] { options.record.isEmpty ? ["kept"] : ["kept", "values"] }
 
     public var optionReferences: [String] { options.keep.fields + options.record }
+    public var rowSet: RowSet { .filters }
+
+    /// Keeps or drops the row by its predicate; the output records `kept` either way.
+    public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
+        let rejection = rejection(of: row)
+        return StageResult(output: output(for: row, kept: rejection == nil), rejection: rejection)
+    }
 
     /// `nil` when the row is kept, else why not.
     func rejection(of row: RowContext) -> String? {

@@ -20,6 +20,11 @@ struct MineStage: BarrierStage {
     let outputFields = ["negatives", "negative_scores", "positive_score"]
 
     var optionReferences: [String] { [options.query, options.positive] }
+    /// Its embedding engine, and its reranker where it has one; both batched.
+    var engineUses: [EngineUse] {
+        [EngineUse(engine: config.engine, task: .embed, batchSize: options.batchSize)]
+            + (options.rerankEngine.map { [EngineUse(engine: $0, task: .rerank, batchSize: options.batchSize)] } ?? [])
+    }
     var truncation: Truncation? { options.truncate }
 
     func run(

@@ -7,7 +7,7 @@ import LabelForgeLLM
 /// first, then with `b` shown first (its own seed, stage id + `#swapped`). Each call answers
 /// `{winner: {criterion: first|second|tie}, rationale}` under a JSON schema; the verdicts are mapped
 /// back to `a`/`b`, and a criterion whose two verdicts disagree is `inconsistent`.
-public struct PairwiseRubricStage: RowStage {
+public struct PairwiseRubricStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: RubricOptions
     public let templateVariables: [String: JSONValue]

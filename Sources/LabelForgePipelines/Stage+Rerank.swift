@@ -9,7 +9,7 @@ import LabelForgeLLM
 /// its own cached request, so a document keeps its score whatever list it comes in; pairs of one
 /// query travel together, up to `batch_size` per request. Outputs `scores` (one per document, in the
 /// documents' order) and `order` (document positions, best first).
-public struct RerankStage: PipelineStage {
+public struct RerankStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: RerankOptions
     public let version = 1
@@ -18,14 +18,39 @@ public struct RerankStage: PipelineStage {
     public var optionReferences: [String] { [options.query, options.documents] }
     public var truncation: Truncation? { options.method == "judge" ? nil : options.truncate }
 
-    /// One (query, document) pair's request, cut to `truncate` tokens where the pair is longer.
-    static func request(
-        query: String, document: String, modelID: String, endpoint: String = "rerank", truncate: Int?
-    ) -> EngineRequest {
-        let request = RerankRequest(query: query, documents: [document], truncatePromptTokens: truncate)
-        return endpoint == "score"
-            ? EngineRequest(kind: .score, body: request.scoreBody(modelID: modelID))
-            : EngineRequest(kind: .rerank, body: request.body(modelID: modelID))
+    public var engineUses: [EngineUse] {
+        [EngineUse(engine: config.engine, task: .rerank, batchSize: options.batchSize)]
+    }
+
+    /// One row's scores: a single-document rerank request per document, concurrently, through the
+    /// executor and the stage's batcher (which sends one query's pairs together).
+    public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
+        guard let (query, documents) = options.inputs(of: row) else {
+            return .failed(
+                StageFailure(
+                    errorClass: "missing_field",
+                    message: "the row has no '\(options.query)' or '\(options.documents)' to rerank"))
+        }
+        let engine = try context.endpoint(.rerank)
+        let limit = context.truncationLimit(.rerank)
+        let requests = documents.map {
+            PreparedRequest(
+                .rerank(
+                    query: query, document: $0, modelID: engine.modelID, endpoint: options.endpoint, truncate: limit),
+                on: engine)
+        }
+        do {
+            var scores: [Double] = []
+            var truncated = 0
+            for answer in try await context.sendAll(requests, on: engine) {
+                let response = try RerankResponse(raw: answer.response, documents: 1)
+                if response.truncatedFrom[0] != nil { truncated += 1 }
+                scores.append(response.scores[0])
+            }
+            return StageResult(output: Self.fields(scores: scores), truncated: truncated)
+        } catch {
+            return .failed(StageFailure(error))
+        }
     }
 
     static func fields(scores: [Double]) -> [String: JSONValue] {
@@ -93,7 +118,7 @@ public struct RerankOptions: ParsedStageOptions {
 /// `yes` or `no`; a document's score is P(yes) from the constrained distribution of the answer
 /// (as `classify`'s confidence), 1 or 0 when the engine returns no logprobs. Requests carry no seed
 /// (decoding is greedy), so each (query, document) prompt is one cache entry whatever row asks.
-public struct RelevanceJudgeStage: RowStage {
+public struct RelevanceJudgeStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: RerankOptions
     public let version = 1

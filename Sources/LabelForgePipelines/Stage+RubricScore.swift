@@ -9,7 +9,7 @@ import LabelForgeLLM
 /// at the token where the score is written, the probabilities of the alternatives that are valid
 /// levels of the scale, renormalized, weight those levels. It sits next to the sampled score and is
 /// `null` where no logprobs came back or the score's token is not a whole level (e.g. "1" of "10").
-public struct RubricScoreStage: RowStage {
+public struct RubricScoreStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: RubricOptions
     public let templateVariables: [String: JSONValue]

@@ -10,7 +10,7 @@ import LabelForgeLLM
 /// an object) the engine is constrained to it, the answer is validated on the client like `tag`'s,
 /// and the object's properties become the output fields. Every output records its `lineage`: the
 /// row it was made from, the stage and the sample index.
-public struct SynthesizeStage: RowStage {
+public struct SynthesizeStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: SynthesizeOptions
     public let constraint: OutputConstraint?
@@ -93,7 +93,7 @@ public struct SynthesizeOptions: ParsedStageOptions {
 /// Outputs `messages` in the OpenAI chat format fine-tuning tools read (images as `image_url`
 /// parts of the first user message), `turns` (assistant turns) and `stop_reason` (`turns`,
 /// `empty_turn` or `stop_phrase`).
-public struct ConversationStage: RowStage {
+public struct ConversationStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: ConversationOptions
     public let version = 1

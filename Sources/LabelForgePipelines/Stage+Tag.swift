@@ -6,7 +6,7 @@ import LabelForgeLLM
 /// The JSON schema is derived from the attribute definitions and sent as `response_format`
 /// json_schema; the response is validated against the same schema on the client, because
 /// servers are known to ignore schemas silently.
-public struct TagStage: RowStage {
+public struct TagStage: ChatStage {
     public let config: RunConfig.Stage
     public let options: TagOptions
     public let templateVariables: [String: JSONValue]

@@ -35,8 +35,12 @@ public struct RowContext: Sendable {
     }
 }
 
-/// What every stage has, whether it sends requests (`RowStage`), only looks at rows
-/// (`FilterStage`) or consumes the whole row set (`BarrierStage`).
+/// What every stage has, whether it sends chat requests (`ChatStage`), computes each row's result
+/// some other way (`RowWiseStage`) or consumes the whole row set (`BarrierStage`).
+///
+/// The run reads a stage only through these traits: which rows come out (`rowSet`), which engines it
+/// uses and how (`engineUses`), and how it executes (`execution`). No code outside a stage's own file
+/// names a concrete stage type.
 public protocol PipelineStage: Sendable {
     var config: RunConfig.Stage { get }
     /// Bumped when the stage's prompting or parsing logic changes.
@@ -49,11 +53,123 @@ public protocol PipelineStage: Sendable {
     /// How the stage fits texts to an embedding or rerank model's window; `nil` for stages that
     /// send no such texts.
     var truncation: Truncation? { get }
+    /// What the stage does to the row set; `.preserves` by default.
+    var rowSet: RowSet { get }
+    /// The engines the stage sends requests to, one per task; none by default.
+    var engineUses: [EngineUse] { get }
+    /// How the run executes the stage: row by row, or once over the whole row set.
+    var execution: StageExecution { get }
+    /// Templates of the prompt pack the stage renders; none by default.
+    var templates: [String] { get }
+    /// `(output field, gold field)` pairs to score against, where the dataset has gold labels; none
+    /// by default.
+    var goldPairs: [(output: String, gold: String)] { get }
+    /// Whether the stage's results carry vectors (`StageResult.vector`), written to
+    /// `outputs/<stage>.npy`; false by default.
+    var writesVectors: Bool { get }
+    /// Row fields (not upstream outputs) every row of the dataset must have for this stage, by root
+    /// name: the row fields its options read by default.
+    func requiredRowFields(graph: StageGraph, pack: PromptPack) -> [String]
+    /// How the stage reads a required field, for the error about a row without it: "" by default,
+    /// "template 'x' " where a template reads it.
+    func use(ofField field: String) -> String
 }
 
 extension PipelineStage {
     public var optionReferences: [String] { [] }
     public var truncation: Truncation? { nil }
+    public var rowSet: RowSet { .preserves }
+    public var engineUses: [EngineUse] { [] }
+    public var templates: [String] { [] }
+    public var goldPairs: [(output: String, gold: String)] { [] }
+    public var writesVectors: Bool { false }
+
+    public func requiredRowFields(graph: StageGraph, pack: PromptPack) -> [String] {
+        graph.rowFields(optionReferences).map(PromptPack.rootName).sorted()
+    }
+
+    public func use(ofField field: String) -> String { "" }
+}
+
+/// What a stage does to the row set.
+public enum RowSet: Sendable, Equatable {
+    /// One row out per row in.
+    case preserves
+    /// A row in is kept or dropped (its line then goes to `<stage>.rejected.jsonl`).
+    case filters
+    /// `n` rows out per row in (samples), each its own child row.
+    case fansOut(Int)
+    /// The stage consumes the whole row set before any row goes on (`BarrierStage`).
+    case barrier
+
+    /// Rows out per row in: `n` for a fan-out, else 1.
+    public var samples: Int {
+        if case .fansOut(let n) = self { return n }
+        return 1
+    }
+
+    /// Whether the stage drops, multiplies or replaces rows: every stage listed after it then runs
+    /// after it.
+    public var changesRows: Bool { self != .preserves }
+
+    /// Whether rows can leave here, so the stage writes `<stage>.rejected.jsonl`.
+    public var drops: Bool { self == .filters || self == .barrier }
+}
+
+/// One engine a stage sends requests to, and how.
+public struct EngineUse: Sendable, Equatable {
+    /// What the requests ask of the engine.
+    public enum Task: String, Sendable, Hashable {
+        case chat, embed, rerank
+    }
+
+    /// The engine's name in the config.
+    public var engine: String
+    public var task: Task
+    /// Requests go through a `RequestBatcher` of this many inputs (each keeps its own cache key);
+    /// `nil` sends each request alone.
+    public var batchSize: Int?
+
+    public init(engine: String, task: Task, batchSize: Int? = nil) {
+        self.engine = engine
+        self.task = task
+        self.batchSize = batchSize
+    }
+}
+
+/// How the run executes a stage: row by row (`RowWiseStage`), or once over the whole row set
+/// (`BarrierStage`). A stage gets it from the protocol it conforms to.
+public struct StageExecution: Sendable {
+    enum Body: Sendable {
+        case rowWise(any RowWiseStage)
+        case datasetWide(any BarrierStage)
+    }
+
+    let body: Body
+
+    var rowWise: (any RowWiseStage)? {
+        if case .rowWise(let stage) = body { return stage }
+        return nil
+    }
+
+    var datasetWide: (any BarrierStage)? {
+        if case .datasetWide(let stage) = body { return stage }
+        return nil
+    }
+}
+
+/// A stage that decides each row on its own: one result per row (and sample), with engine requests
+/// through the `StageContext`.
+public protocol RowWiseStage: PipelineStage {
+    /// The stage's result for one row (one sample of it, for a stage that fans out).
+    ///
+    /// A failure is a result (`StageResult.failed`), not a throw: it is recorded for this row and the
+    /// run goes on. Throw only to stop the run (cancellation).
+    func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult
+}
+
+extension RowWiseStage {
+    public var execution: StageExecution { StageExecution(body: .rowWise(self)) }
 }
 
 /// One request a stage makes for a row. Most stages make one; a pairwise judge makes two.
@@ -78,11 +194,12 @@ public struct StageFailure: Error, Sendable, Equatable {
     public var json: JSONValue { ["class": .string(errorClass), "message": .string(message)] }
 }
 
-/// A row-wise stage: turns a row into a request and a response into output fields (docs/architecture.md).
+/// A chat stage: turns a row into chat requests and each response into output fields
+/// (docs/architecture.md). Its `process` is the chat loop: render, send, validate, retry.
 ///
 /// Parsing is a pure function of the response, so cached responses reproduce a stage's outputs
 /// without an engine.
-public protocol RowStage: PipelineStage {
+public protocol ChatStage: RowWiseStage {
     /// Samples per row: more than one fans the row out into that many rows.
     var samples: Int { get }
     /// Variables the stage adds to the template context besides the row's fields.
@@ -91,8 +208,6 @@ public protocol RowStage: PipelineStage {
     var constraint: OutputConstraint? { get }
     /// Parses and validates a response into output fields.
     func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure>
-    /// `(output field, gold field)` pairs to score against, where the dataset has gold labels.
-    var goldPairs: [(output: String, gold: String)] { get }
     /// The requests the stage makes for a row; one by default.
     func calls(for row: RowContext) -> [StageCall]
     /// Template variables its calls add (so rows need not have them); none by default.
@@ -122,14 +237,30 @@ public protocol RowStage: PipelineStage {
     /// template as one user message by default.
     func request(for row: RowContext, call: StageCall, pack: PromptPack, seed: UInt32, cachePrompt: Bool) throws
         -> ChatRequest
-    /// Templates of the prompt pack the stage renders: its `template` by default.
-    var templates: [String] { get }
     /// Whether each output records `lineage`: the row it was made from, the stage and the sample.
     var recordsLineage: Bool { get }
 }
 
-extension RowStage {
+extension ChatStage {
     public var samples: Int { 1 }
+
+    public var rowSet: RowSet { samples > 1 ? .fansOut(samples) : .preserves }
+
+    public var engineUses: [EngineUse] { [EngineUse(engine: config.engine, task: .chat)] }
+
+    /// The row fields its templates read (less its variables, its calls' and upstream outputs), and
+    /// its `inputFields`.
+    public func requiredRowFields(graph: StageGraph, pack: PromptPack) -> [String] {
+        let readStages = Set(graph.reads(of: config.id))
+        let templateFields = graph.rowFields(templates.flatMap { pack.references(of: $0) }.sorted()).map(
+            PromptPack.rootName)
+        return Set(templateFields).subtracting(templateVariables.keys).subtracting(callVariableNames)
+            .subtracting(readStages).union(graph.rowFields(inputFields)).sorted()
+    }
+
+    public func use(ofField field: String) -> String {
+        inputFields.contains(field) ? "" : "template '\(templates.joined(separator: "' or '"))' "
+    }
 
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { true }
 
@@ -163,6 +294,83 @@ extension RowStage {
     }
 
     public func inputFailure(in row: RowContext) -> StageFailure? { imageFailure(in: row) }
+
+    /// The chat loop: the row's calls one after another, each rendered, sent and parsed, a response
+    /// that fails validation retried with a new seed derived from `<stage id>#retry<k>` (so retries
+    /// too are deterministic and cached).
+    public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
+        if let failure = inputFailure(in: row) { return .failed(failure) }
+        let engine = try context.endpoint(.chat)
+        var parts: [[String: JSONValue]] = []
+        while let call = nextCall(for: row, after: parts) {
+            switch await attempts(call: call, index: parts.count, row: row, sample: sample, engine: engine, context) {
+            case .success(let part): parts.append(part)
+            case .failure(let failure): return .failed(failure)
+            }
+        }
+        var output = output(merging: parts, for: row)
+        if recordsLineage {
+            output["lineage"] = [
+                "seed_row_id": .string(row.rowID), "stage": .string(config.id), "sample_index": .int(Int64(sample)),
+            ]
+        }
+        return StageResult(output: output)
+    }
+
+    /// One call's attempts: its parsed fields, or the last attempt's failure.
+    private func attempts(
+        call: StageCall, index: Int, row: RowContext, sample: Int, engine: EngineEndpoint, _ context: StageContext
+    ) async -> Result<[String: JSONValue], StageFailure> {
+        // `config` read once: through the existential, every read copies the whole struct.
+        let config = self.config
+        let cachePrompt = context.run.determinism != "strict"
+        var failure = StageFailure(errorClass: "invalid_response", message: "no attempt was made")
+        for attempt in 0...config.maxValidationRetries {
+            let callID = config.id + call.seedSuffix
+            let seed = context.seed(attempt == 0 ? callID : "\(callID)#retry\(attempt)", row: row.rowID, sample: sample)
+            let request: PreparedRequest
+            do {
+                var chat = try self.request(
+                    for: row, call: call, pack: context.pack, seed: seed, cachePrompt: cachePrompt)
+                if !usesLogprobs(in: engine.dialect) { chat.sampling.topLogprobs = nil }
+                // At temperature 0 an engine samples greedily (vLLM ignores the seed), so a retry
+                // with only a new seed would repeat the invalid answer: retries sample warmer.
+                if attempt > 0 {
+                    chat.sampling.temperature = max(chat.sampling.temperature, config.sampling.retryTemperature)
+                    // A retry samples, so it carries its own seed even where the first attempt (greedy,
+                    // shared between rows) has none: each retry is then its own cache entry.
+                    chat.sampling.seed = chat.sampling.seed ?? seed
+                }
+                request = PreparedRequest(
+                    EngineRequest(kind: .chat, body: engine.dialect.body(for: chat, modelID: engine.modelID)),
+                    on: engine)
+            } catch {
+                return .failure(StageFailure(errorClass: "render_error", message: String(describing: error)))
+            }
+            let raw: JSONValue
+            do {
+                raw = try await context.send(request, on: engine).response
+            } catch {
+                return .failure(StageFailure(error))
+            }
+            let response: ChatResponse
+            do {
+                response = try ChatResponse(raw: raw)
+            } catch {
+                failure = StageFailure(errorClass: "invalid_response", message: String(describing: error))
+                continue
+            }
+            context.countTokens(in: response.promptTokens, out: response.completionTokens)
+            switch parse(response, call: index, dialect: engine.dialect) {
+            case .success(let fields): return .success(fields)
+            case .failure(let parsed):
+                failure = StageFailure(
+                    errorClass: parsed.errorClass,
+                    message: parsed.message + " (attempt \(attempt + 1) of \(config.maxValidationRetries + 1))")
+            }
+        }
+        return .failure(failure)
+    }
 
     /// The first image this stage needs that failed to load for the row, as a stage failure.
     public func imageFailure(in row: RowContext) -> StageFailure? {

@@ -8,7 +8,7 @@ import LabelForgeCore
 /// the topological order of those reads, ties broken by config order. A stage that changes the row
 /// set (a filter, a fan-out, a barrier) also orders the stages listed after it: they run after it
 /// and see its rows.
-struct StageGraph: Sendable {
+public struct StageGraph: Sendable {
     /// One stretch of the stream: row-wise stages, then the barrier that ends it, if any.
     struct Segment: Sendable {
         var stages: [any PipelineStage]
@@ -30,7 +30,7 @@ struct StageGraph: Sendable {
         for stage in stages {
             let config = stage.config
             var paths: [(path: String, via: String)] = stage.optionReferences.map { ($0, "its options") }
-            for template in (stage as? any RowStage)?.templates ?? [] {
+            for template in stage.templates {
                 let names = pack.references(of: template)
                 paths += names.sorted().map { ($0, "template '\(template)'") }
                 for name in names where byID[name] != nil && names.contains(where: { $0.hasPrefix(name + ".") }) {
@@ -63,7 +63,7 @@ struct StageGraph: Sendable {
         // Edges: upstream → reader, and row-set changer → every stage listed after it.
         var before: [String: Set<String>] = [:]
         for (reader, upstreams) in reads { before[reader, default: []].formUnion(upstreams) }
-        for (index, stage) in stages.enumerated() where Self.changesRowSet(stage) {
+        for (index, stage) in stages.enumerated() where stage.rowSet.changesRows {
             for later in ids[(index + 1)...] { before[later, default: []].insert(stage.config.id) }
         }
         var order: [String] = []
@@ -92,7 +92,7 @@ struct StageGraph: Sendable {
         var segments: [Segment] = [Segment(stages: [], barrier: nil)]
         for id in order {
             let stage = byID[id]!
-            if let barrier = stage as? any BarrierStage {
+            if let barrier = stage.execution.datasetWide {
                 segments[segments.count - 1].barrier = barrier
                 segments.append(Segment(stages: [], barrier: nil))
             } else {
@@ -103,12 +103,6 @@ struct StageGraph: Sendable {
             order: order.map { byID[$0]! },
             reads: reads.mapValues { $0.sorted { position[$0]! < position[$1]! } },
             segments: segments)
-    }
-
-    /// Whether a stage drops, multiplies or replaces rows.
-    static func changesRowSet(_ stage: any PipelineStage) -> Bool {
-        if stage is FilterStage || stage is any BarrierStage { return true }
-        return ((stage as? any RowStage)?.samples ?? 1) > 1
     }
 
     /// The upstream stages `stage` reads.

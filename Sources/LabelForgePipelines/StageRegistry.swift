@@ -108,6 +108,7 @@ enum StageRegistry {
         ) { ConversationStage(config: $0, options: $1) },
         StageType("filter", options: FilterOptions.self, engineTask: nil) { FilterStage(config: $0, options: $1) },
         StageType("dedup", options: DedupOptions.self, engineTask: nil) { DedupStage(config: $0, options: $1) },
+        StageType("sample", options: SampleOptions.self, engineTask: nil) { SampleStage(config: $0, options: $1) },
         StageType("normalize", options: NormalizeOptions.self, engineTask: nil) {
             NormalizeStage(config: $0, options: $1)
         },

@@ -81,7 +81,7 @@ import Testing
                 fileURLWithPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/circle/shape_000.png"))
         let image = try ImageFile.parse(png, name: "x")
         let row = RowContext(rowID: "r", index: 0, fields: ["image": "secret/dir/x.png"], images: ["image": image])
-        let stage = try #require(makeStage(config.stages[0]) as? any RowStage)
+        let stage = try #require(makeStage(config.stages[0]) as? any ChatStage)
         let request = try stage.request(
             for: row, pack: PromptPack.load(directory: ws.path("p")), seed: 1, cachePrompt: true)
         let parts = try #require(request.messages[0].content.arrayValue)
@@ -147,6 +147,7 @@ extension MultimodalConfigTests {
                       - {id: s, type: synthesize, n: 3, template: tag, schema: {type: object, properties: {q: {type: string}}}}
                       - {id: sc, type: synthesize_conversation, template: tag, assistant_template: tag, turns: 2, stop_phrases: [END]}
                       - {id: fr, type: filter, keep: {field: k.label, in: [a]}, record: [k.label]}
+                      - {id: sa, type: sample, fraction: 0.25}
                       - {id: nz, type: normalize, field: k.confidence, method: percentile, group_by: k.label}
                       - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
                       - {id: rr, type: rerank, query: g.text, documents: m.negatives, batch_size: 4}
@@ -171,7 +172,7 @@ extension MultimodalConfigTests {
                 "dataset: {path: d.jsonl}\nengines: [{model: {id: m}}]\nprompts: {pack: p}\n"
                     + "stages: [{id: p, type: rubric_score, mode: pairwise, candidates: [x, y], criteria: [{name: q}]}]\n"
             ))
-        let stage = try #require(makeStage(config.stages[0]) as? any RowStage)
+        let stage = try #require(makeStage(config.stages[0]) as? any ChatStage)
         #expect(stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": "two"])) == nil)
         for y: JSONValue in [.null, "", "  "] {
             let failure = stage.inputFailure(in: RowContext(rowID: "r", index: 0, fields: ["x": "one", "y": y]))

@@ -1,0 +1,55 @@
+import LabelForgeCore
+import LabelForgeLLM
+
+/// How `labelforge plan` counts the prompt tokens of a chat request the cache lacks: by the engine
+/// where plan reached one that tokenizes, else estimated.
+struct PromptTokenCounter: Sendable {
+    /// Engines (by name) that count prompt tokens with their `/tokenize`.
+    var tokenizers: [String: any EngineTransport] = [:]
+
+    /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
+    /// right for English with BPE tokenizers; images are not counted).
+    static func estimatedTokens(of body: JSONValue) -> Int {
+        var characters = 0
+        for message in body["messages"]?.arrayValue ?? [] {
+            if let text = message["content"]?.stringValue {
+                characters += text.count
+            } else {
+                for part in message["content"]?.arrayValue ?? [] { characters += part["text"]?.stringValue?.count ?? 0 }
+            }
+        }
+        return (characters + 3) / 4
+    }
+
+    /// A new request's prompt tokens. vLLM's `/tokenize` renders the chat template itself;
+    /// llama.cpp's takes text, so the messages go through its `/apply-template` first and the prompt
+    /// is tokenized as the server tokenizes a chat prompt (special tokens added and parsed).
+    func promptTokens(of body: JSONValue, engine: EngineEndpoint) async -> Int {
+        guard let tokenizer = tokenizers[engine.name], let messages = body["messages"] else {
+            return Self.estimatedTokens(of: body)
+        }
+        if engine.dialect == .llamacpp {
+            if let rendered = try? await tokenizer.send(
+                EngineRequest(kind: .applyTemplate, body: ["messages": messages])),
+                let prompt = rendered.body["prompt"]?.stringValue,
+                let reply = try? await tokenizer.send(
+                    EngineRequest(
+                        kind: .tokenize, body: ["content": .string(prompt), "add_special": true, "parse_special": true])
+                ),
+                let tokens = reply.body["tokens"]?.arrayValue
+            {
+                return tokens.count
+            }
+            return Self.estimatedTokens(of: body)
+        }
+        if let reply = try? await tokenizer.send(
+            EngineRequest(
+                kind: .tokenize,
+                body: ["model": body["model"] ?? .null, "messages": messages, "add_generation_prompt": true])),
+            let count = reply.body["count"]?.intValue
+        {
+            return count
+        }
+        return Self.estimatedTokens(of: body)
+    }
+}

@@ -1,0 +1,47 @@
+import LabelForgeCore
+
+/// `sample`: a seeded random subset of the rows. Each row is kept with probability `fraction`, by a
+/// draw derived from the run's seed, the stage id and the row id (`Seed.derive`): the same rows
+/// are kept on every run with that seed, whatever order rows finish in and whatever else is in the
+/// dataset, and a different `run.seed` draws another subset. Rows not drawn go to
+/// `outputs/<stage>.rejected.jsonl`. Outputs `kept` and `draw` (in [0, 1): kept when below
+/// `fraction`).
+///
+/// It is the worked example of docs/adding_a_stage.md: a stage that sends no request, added by this
+/// file and one registry entry.
+public struct SampleStage: RowWiseStage {
+    public let config: RunConfig.Stage
+    public let options: SampleOptions
+    public let version = 1
+    public let outputFields = ["kept", "draw"]
+    public var rowSet: RowSet { .filters }
+
+    public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
+        let draw = Double(context.seed(config.id, row: row.rowID, sample: 0)) / 4_294_967_296
+        let kept = draw < options.fraction
+        return StageResult(
+            output: ["kept": .bool(kept), "draw": .double((draw * 1e6).rounded(.down) / 1e6)],
+            rejection: kept ? nil : "not drawn (draw \(Self.format(draw)) ≥ fraction \(options.fraction))")
+    }
+
+    static func format(_ value: Double) -> String { String((value * 1e4).rounded(.down) / 1e4) }
+}
+
+/// `sample`'s options: the share of rows kept, in (0, 1].
+public struct SampleOptions: ParsedStageOptions {
+    public var fraction: Double
+
+    static let keys = ["fraction"]
+
+    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SampleOptions {
+        let fractionNode = try node.require("fraction")
+        let fraction = try fractionNode.double()
+        guard fraction > 0, fraction <= 1 else {
+            throw fractionNode.error(
+                "fraction must be above 0 and at most 1 (the share of rows kept), not \(fraction).")
+        }
+        return SampleOptions(fraction: fraction)
+    }
+
+    public var resolvedJSON: [String: JSONValue] { ["fraction": .double(fraction)] }
+}

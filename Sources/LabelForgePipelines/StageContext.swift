@@ -1,0 +1,316 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import Synchronization
+
+/// What a row-wise stage decided for one row (one sample of it): its output or why it failed, and
+/// for a filter why the row was dropped. What the requests cost (keys, cache hits, attempts, tokens,
+/// replicas) the `StageContext` records as they are sent.
+public struct StageResult: Sendable {
+    public var output: [String: JSONValue]?
+    public var failure: StageFailure?
+    /// Why a filter dropped the row; the line then goes to `<stage>.rejected.jsonl`.
+    public var rejection: String?
+    /// A vector for `outputs/<stage>.npy` (stages with `writesVectors`), not part of the JSON output.
+    public var vector: [Float]?
+    /// Texts (or rerank pairs) longer than the model's window, cut to it.
+    public var truncated = 0
+
+    public init(
+        output: [String: JSONValue]? = nil, failure: StageFailure? = nil, rejection: String? = nil,
+        vector: [Float]? = nil, truncated: Int = 0
+    ) {
+        self.output = output
+        self.failure = failure
+        self.rejection = rejection
+        self.vector = vector
+        self.truncated = truncated
+    }
+
+    /// A row that failed this stage: recorded, and the run goes on.
+    public static func failed(_ failure: StageFailure) -> StageResult { StageResult(failure: failure) }
+}
+
+extension StageFailure {
+    /// How a failed engine call is recorded.
+    init(_ error: any Error) {
+        if error is CancellationError {
+            self.init(errorClass: "cancelled", message: "the run was interrupted")
+        } else if let error = error as? LabelForgeError {
+            self.init(errorClass: error.code.rawValue, message: error.message)
+        } else {
+            self.init(errorClass: "engine_failed", message: String(describing: error))
+        }
+    }
+}
+
+/// What the run gives one stage, the same for every row: its engines (behind their batchers), the
+/// token limits its texts are cut to, the executor (cache, single flight), its seeds and prompts.
+struct StageServices: Sendable {
+    var stageID: String
+    var config: RunConfig
+    var pack: PromptPack
+    var executor: RequestExecutor
+    /// The stage's engines by task (`PipelineStage.engineUses`).
+    var endpoints: [EngineUse.Task: EngineEndpoint] = [:]
+    /// The token limit each task's texts carry (`Truncation`); none sends texts whole.
+    var limits: [EngineUse.Task: Int] = [:]
+    /// `labelforge plan`: a chat request the cache lacks records its prompt tokens, counted by this.
+    var planTokens: (@Sendable (_ body: JSONValue, _ engine: EngineEndpoint) async -> Int)? = nil
+
+    /// Whether requests the cache lacks record their estimated tokens (`labelforge plan`).
+    var estimatesMisses: Bool { planTokens != nil }
+}
+
+/// What a stage's `process` has for one row: its engines, seeds and prompts, and `send`, which goes
+/// through the executor and records every request in the row's ledger (keys in the order sent,
+/// cache hits, attempts, tokens, replicas) for the manifest.
+public final class StageContext: Sendable {
+    struct Ledger: Sendable {
+        var requestKeys: [String] = []
+        var cacheHits = 0
+        var attempts = 0
+        var servedBy: [String] = []
+        var tokensIn = 0
+        var tokensOut = 0
+    }
+
+    let services: StageServices
+    private let ledger = Mutex(Ledger())
+
+    init(_ services: StageServices) { self.services = services }
+
+    /// The run's config (seed, determinism, retries).
+    var run: RunConfig { services.config }
+    var pack: PromptPack { services.pack }
+
+    /// The engine this stage uses for `task`.
+    /// - Throws: `LabelForgeError.invalidConfig` when the stage declared no such engine.
+    func endpoint(_ task: EngineUse.Task) throws -> EngineEndpoint {
+        guard let endpoint = services.endpoints[task] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' has no \(task.rawValue) engine.")
+        }
+        return endpoint
+    }
+
+    /// The token limit `task`'s texts are cut to; `nil` sends them whole.
+    func truncationLimit(_ task: EngineUse.Task) -> Int? { services.limits[task] }
+
+    /// The seed of one call of a row: derived from the run's seed, the call's seed id (the stage id,
+    /// plus a suffix per call and retry), the row and the sample.
+    func seed(_ seedID: String, row: String, sample: Int) -> UInt32 {
+        Seed.derive(runSeed: services.config.seed, stageID: seedID, rowID: row, sampleIndex: sample)
+    }
+
+    /// Sends one request through the executor. Its key is recorded before it goes; its cache hit,
+    /// attempts and replica when it is answered. Under `labelforge plan` a chat request the cache
+    /// lacks records its prompt tokens before the miss is thrown.
+    func send(_ request: PreparedRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
+        ledger.withLock { $0.requestKeys.append(request.key.description) }
+        do {
+            let answer = try await services.executor.execute(request, on: engine)
+            recordAnswers([answer])
+            return answer
+        } catch {
+            if let planTokens = services.planTokens, request.request.kind == .chat,
+                (error as? LabelForgeError)?.code == .cacheMiss
+            {
+                let tokens = await planTokens(request.request.body, engine)
+                ledger.withLock { $0.tokensIn += tokens }
+            }
+            throw error
+        }
+    }
+
+    /// Sends requests all at once; answers come in request order. Their keys are recorded in that
+    /// order before any goes; their hits, attempts and replicas once all are answered.
+    func sendAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws -> [ExecutedRequest] {
+        ledger.withLock { $0.requestKeys += requests.map(\.key.description) }
+        let executor = services.executor
+        let answers = try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
+            for (index, request) in requests.enumerated() {
+                group.addTask { (index, try await executor.execute(request, on: engine)) }
+            }
+            var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
+        }
+        recordAnswers(answers)
+        return answers
+    }
+
+    private func recordAnswers(_ answers: [ExecutedRequest]) {
+        ledger.withLock { ledger in
+            for answer in answers {
+                if answer.servedWithoutRequest { ledger.cacheHits += 1 }
+                ledger.attempts += answer.attempts
+                if let replica = answer.replica { ledger.servedBy.append(replica) }
+            }
+        }
+    }
+
+    /// Adds the tokens an answer reports to the row's counts.
+    func countTokens(in tokensIn: Int, out tokensOut: Int = 0) {
+        ledger.withLock {
+            $0.tokensIn += tokensIn
+            $0.tokensOut += tokensOut
+        }
+    }
+
+    /// The row's outcome: the stage's result with what its requests cost.
+    func outcome(_ result: StageResult) -> StageOutcome {
+        let ledger = self.ledger.withLock { $0 }
+        var outcome = StageOutcome(stageID: services.stageID)
+        outcome.output = result.output
+        outcome.failure = result.failure
+        outcome.vector = result.vector
+        outcome.truncated = result.truncated
+        outcome.requestKeys = ledger.requestKeys
+        outcome.cacheHits = ledger.cacheHits
+        outcome.attempts = ledger.attempts
+        outcome.servedBy = ledger.servedBy
+        outcome.tokensIn = ledger.tokensIn
+        outcome.tokensOut = ledger.tokensOut
+        return outcome
+    }
+}
+
+extension StageServices {
+    /// Vectors for texts, for a dataset-wide stage: one single-text request each through the
+    /// executor (cache, single flight) and the stage's batcher, with enough in flight to fill
+    /// batches. A request that fails is that text's answer, not the stage's end; every request goes
+    /// into `ledger`. Under `labelforge plan` a text the cache lacks is a `cache_miss` failure with
+    /// its prompt tokens estimated.
+    /// - Parameter progress: called with how many texts have their answer.
+    func embed(_ texts: [String], ledger: BarrierLedger, progress: @Sendable (Int) -> Void) async throws
+        -> [BarrierAnswer<[Float]>]
+    {
+        guard let engine = endpoints[.embed] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no embedding engine.")
+        }
+        let window = 256
+        let executor = self.executor
+        let estimatesMisses = self.estimatesMisses
+        let limit = limits[.embed]
+        // Texts go out shortest first, so a batched request holds texts of like length and the
+        // engine pads little (each text keeps its own cache key whatever batch it travels in).
+        let order = texts.indices.sorted { texts[$0].utf8.count < texts[$1].utf8.count }
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<[Float]>).self) { group in
+            var answers = [BarrierAnswer<[Float]>?](repeating: nil, count: texts.count)
+            var next = 0
+            var done = 0
+            func add() {
+                let index = order[next]
+                next += 1
+                let text = texts[index]
+                let request = PreparedRequest(
+                    .embedding(text: text, modelID: engine.modelID, truncate: limit), on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let (vector, tokens, truncated) = try answer.singleVector()
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts, tokensIn: tokens,
+                                failed: false, truncated: truncated))
+                        return (index, BarrierAnswer(key: key, result: .success(vector)))
+                    } catch {
+                        let failure = StageFailure(error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        let tokens = estimatesMisses ? (text.count + 3) / 4 : 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
+            }
+            while next < min(window, texts.count) { add() }
+            while let (index, answer) = try await group.next() {
+                answers[index] = answer
+                done += 1
+                progress(done)
+                if next < texts.count { add() }
+            }
+            return answers.map { $0! }
+        }
+    }
+
+    /// Scores of documents for a query, for a dataset-wide stage's reranker: one cached request per
+    /// pair, concurrently, through the executor and the stage's batcher; a pair whose request fails
+    /// gets its failure. Every request goes into `ledger`.
+    func rerank(query: String, documents: [String], ledger: BarrierLedger) async throws -> [BarrierAnswer<Double>] {
+        guard let engine = endpoints[.rerank] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
+        }
+        let executor = self.executor
+        let estimatesMisses = self.estimatesMisses
+        let limit = limits[.rerank]
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<Double>).self) { group in
+            for (index, document) in documents.enumerated() {
+                let request = PreparedRequest(
+                    .rerank(query: query, document: document, modelID: engine.modelID, truncate: limit), on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let response = try RerankResponse(raw: answer.response, documents: 1)
+                        let score = response.scores[0]
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts,
+                                tokensIn: answer.response["usage"]?["prompt_tokens"]?.intValue ?? 0, failed: false,
+                                truncated: response.truncatedFrom[0] != nil))
+                        return (index, BarrierAnswer(key: key, result: .success(score)))
+                    } catch {
+                        let failure = StageFailure(error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        let tokens = estimatesMisses ? (query.count + document.count + 3) / 4 : 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
+            }
+            var answers = [BarrierAnswer<Double>?](repeating: nil, count: documents.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
+        }
+    }
+}
+
+extension EngineRequest {
+    /// The single-input embeddings request for a text, cut to `truncate` tokens where the text is
+    /// longer. Each text is its own request, so its cache key does not depend on the batch it
+    /// travels in.
+    static func embedding(text: String, modelID: String, truncate: Int?) -> EngineRequest {
+        EngineRequest(
+            kind: .embeddings,
+            body: EmbeddingsRequest(input: [text], truncatePromptTokens: truncate).body(modelID: modelID))
+    }
+
+    /// One (query, document) pair's rerank request (`/v1/rerank`, or vLLM's `/score`), cut to
+    /// `truncate` tokens where the pair is longer.
+    static func rerank(
+        query: String, document: String, modelID: String, endpoint: String = "rerank", truncate: Int?
+    ) -> EngineRequest {
+        let request = RerankRequest(query: query, documents: [document], truncatePromptTokens: truncate)
+        return endpoint == "score"
+            ? EngineRequest(kind: .score, body: request.scoreBody(modelID: modelID))
+            : EngineRequest(kind: .rerank, body: request.body(modelID: modelID))
+    }
+}
+
+extension ExecutedRequest {
+    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload), its
+    /// prompt tokens, and whether its text was cut to the model's window.
+    func singleVector() throws -> (vector: [Float], promptTokens: Int, truncated: Bool) {
+        let answer =
+            try payload.map { try EmbeddingsResponse(json: response, payload: $0) }
+            ?? EmbeddingsResponse(raw: response)
+        guard answer.vectors.count == 1, let vector = answer.vectors.first, !vector.isEmpty else {
+            throw LabelForgeError(.invalidResponse, "expected one vector for one text, got \(answer.vectors.count)")
+        }
+        return (vector, answer.promptTokens, answer.truncatedCount > 0)
+    }
+}
