@@ -165,3 +165,18 @@ final class RequestExecutor: Sendable {
 
     private struct FlightLanded: Error {}
 }
+
+
+extension ExecutedRequest {
+    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload), its
+    /// prompt tokens, and whether its text was cut to the model's window.
+    func singleVector() throws -> (vector: [Float], promptTokens: Int, truncated: Bool) {
+        let answer =
+            try payload.map { try EmbeddingsResponse(json: response, payload: $0) }
+            ?? EmbeddingsResponse(raw: response)
+        guard answer.vectors.count == 1, let vector = answer.vectors.first, !vector.isEmpty else {
+            throw LabelForgeError(.invalidResponse, "expected one vector for one text, got \(answer.vectors.count)")
+        }
+        return (vector, answer.promptTokens, answer.truncatedCount > 0)
+    }
+}

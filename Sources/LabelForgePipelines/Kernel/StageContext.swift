@@ -3,47 +3,6 @@ import LabelForgeCore
 import LabelForgeLLM
 import Synchronization
 
-/// What a row-wise stage decided for one row (one sample of it): its output or why it failed, and
-/// for a filter why the row was dropped. What the requests cost (keys, cache hits, attempts, tokens,
-/// replicas) the `StageContext` records as they are sent.
-public struct StageResult: Sendable {
-    public var output: [String: JSONValue]?
-    public var failure: StageFailure?
-    /// Why a filter dropped the row; the line then goes to `<stage>.rejected.jsonl`.
-    public var rejection: String?
-    /// A vector for `outputs/<stage>.npy` (stages with `writesVectors`), not part of the JSON output.
-    public var vector: [Float]?
-    /// Texts (or rerank pairs) longer than the model's window, cut to it.
-    public var truncated = 0
-
-    public init(
-        output: [String: JSONValue]? = nil, failure: StageFailure? = nil, rejection: String? = nil,
-        vector: [Float]? = nil, truncated: Int = 0
-    ) {
-        self.output = output
-        self.failure = failure
-        self.rejection = rejection
-        self.vector = vector
-        self.truncated = truncated
-    }
-
-    /// A row that failed this stage: recorded, and the run goes on.
-    public static func failed(_ failure: StageFailure) -> StageResult { StageResult(failure: failure) }
-}
-
-extension StageFailure {
-    /// How a failed engine call is recorded.
-    init(_ error: any Error) {
-        if error is CancellationError {
-            self.init(errorClass: "cancelled", message: "the run was interrupted")
-        } else if let error = error as? LabelForgeError {
-            self.init(errorClass: error.code.rawValue, message: error.message)
-        } else {
-            self.init(errorClass: "engine_failed", message: String(describing: error))
-        }
-    }
-}
-
 /// What the run gives one stage, the same for every row: its engines (behind their batchers), the
 /// token limits its texts are cut to, the executor (cache, single flight), its seeds and prompts.
 struct StageServices: Sendable {
@@ -276,41 +235,5 @@ extension StageServices {
             for try await (index, answer) in group { answers[index] = answer }
             return answers.map { $0! }
         }
-    }
-}
-
-extension EngineRequest {
-    /// The single-input embeddings request for a text, cut to `truncate` tokens where the text is
-    /// longer. Each text is its own request, so its cache key does not depend on the batch it
-    /// travels in.
-    static func embedding(text: String, modelID: String, truncate: Int?) -> EngineRequest {
-        EngineRequest(
-            kind: .embeddings,
-            body: EmbeddingsRequest(input: [text], truncatePromptTokens: truncate).body(modelID: modelID))
-    }
-
-    /// One (query, document) pair's rerank request (`/v1/rerank`, or vLLM's `/score`), cut to
-    /// `truncate` tokens where the pair is longer.
-    static func rerank(
-        query: String, document: String, modelID: String, endpoint: String = "rerank", truncate: Int?
-    ) -> EngineRequest {
-        let request = RerankRequest(query: query, documents: [document], truncatePromptTokens: truncate)
-        return endpoint == "score"
-            ? EngineRequest(kind: .score, body: request.scoreBody(modelID: modelID))
-            : EngineRequest(kind: .rerank, body: request.body(modelID: modelID))
-    }
-}
-
-extension ExecutedRequest {
-    /// The one vector of a single-text embeddings answer (fresh or from the cache's payload), its
-    /// prompt tokens, and whether its text was cut to the model's window.
-    func singleVector() throws -> (vector: [Float], promptTokens: Int, truncated: Bool) {
-        let answer =
-            try payload.map { try EmbeddingsResponse(json: response, payload: $0) }
-            ?? EmbeddingsResponse(raw: response)
-        guard answer.vectors.count == 1, let vector = answer.vectors.first, !vector.isEmpty else {
-            throw LabelForgeError(.invalidResponse, "expected one vector for one text, got \(answer.vectors.count)")
-        }
-        return (vector, answer.promptTokens, answer.truncatedCount > 0)
     }
 }

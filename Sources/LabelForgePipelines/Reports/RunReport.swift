@@ -1,62 +1,12 @@
 import LabelForgeCore
 import LabelForgeEval
 
-/// Counts for one stage of a run.
-public struct StageStats: Sendable, Equatable {
-    public var ok = 0
-    public var failed = 0
-    public var cacheHits = 0
-    public var cacheMisses = 0
-    public var tokensIn = 0
-    public var tokensOut = 0
-    public var errorsByClass: [String: Int] = [:]
-    /// Rows a filter or a barrier removed.
-    public var dropped = 0
-    /// Texts longer than the embedding or rerank model's window, cut to it.
-    public var truncated = 0
-
-    var json: JSONValue {
-        var json: [String: JSONValue] = [
-            "ok": .int(Int64(ok)), "failed": .int(Int64(failed)), "cache_hits": .int(Int64(cacheHits)),
-            "cache_misses": .int(Int64(cacheMisses)), "tokens_in": .int(Int64(tokensIn)),
-            "tokens_out": .int(Int64(tokensOut)),
-            "errors_by_class": .object(errorsByClass.mapValues { .int(Int64($0)) }),
-        ]
-        if dropped > 0 { json["dropped"] = .int(Int64(dropped)) }
-        if truncated > 0 { json["truncated"] = .int(Int64(truncated)) }
-        return .object(json)
-    }
-}
-
 /// Agreement of one output field with a gold field.
 public struct GoldScore: Sendable {
     public var stage: String
     public var field: String
     public var goldField: String
     public var agreement: Agreement
-}
-
-/// Progress while a run is under way, for the CLI's progress bar.
-public struct RunProgress: Sendable {
-    /// A dataset-wide stage's own work while it runs: texts embedded, queries searched, pairs verified.
-    public struct Phase: Sendable {
-        public var stage: String
-        /// What is counted, e.g. "texts embedded".
-        public var name: String
-        public var done: Int
-        public var total: Int
-        /// Since the phase began, for its rate and ETA.
-        public var elapsedSeconds: Double
-    }
-
-    public var done: Int
-    public var total: Int
-    public var failedRows: Int
-    public var cacheHits: Int
-    public var cacheLookups: Int
-    public var elapsedSeconds: Double
-    /// Set while a dataset-wide stage runs: the rows are all in, and this is what moves.
-    public var phase: Phase? = nil
 }
 
 /// What a finished (or aborted) run did.

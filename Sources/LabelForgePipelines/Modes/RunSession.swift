@@ -1,0 +1,138 @@
+import Foundation
+import LabelForgeCache
+import LabelForgeCore
+import Logging
+
+/// Runs a `RunSetup` straight through: opens the cache, checks the answers the run must find there,
+/// writes the run line, gets the engines the setup names, and streams the rows (`RunExecution`).
+struct RunSession {
+    /// `--cache-path`: the cache file instead of the config's.
+    var cachePath: String? = nil
+    let logger: Logger
+    let progress: @Sendable (RunProgress) -> Void
+
+    func run(_ setup: RunSetup) async throws -> RunReport {
+        let cache: any CacheStore
+        do {
+            cache = try await RunCache.open(config: setup.plan.config, overridePath: cachePath, logger: logger)
+        } catch {
+            // Nothing ran: a run that created its directory leaves none behind.
+            if setup.createdDirectory { try? FileManager.default.removeItem(atPath: setup.directory.path) }
+            throw error
+        }
+        return try await run(setup, cache: cache)
+    }
+
+    /// Runs `setup` on an open cache.
+    func run(_ setup: RunSetup, cache: any CacheStore) async throws -> RunReport {
+        if let required = setup.required {
+            let missing = try await required.missing(cache)
+            if !missing.isEmpty {
+                try? FileManager.default.removeItem(atPath: setup.directory.path)
+                throw LabelForgeError(
+                    .cacheMiss, required.message(missing.count, missing.prefix(required.sample).joined(separator: ", ")))
+            }
+        }
+        let manifest = try ManifestWriter(path: setup.directory.manifestPath)
+        let interrupted = LabelForgeError(
+            .interrupted,
+            "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(setup.directory.path)")
+        do {
+            switch setup.engines {
+            case .recorded(let pins):
+                return try await runRecorded(setup, engines: pins, cache: cache, manifest: manifest)
+            case .shared(let engines):
+                return try await runLive(setup, engines: engines, cache: cache, manifest: manifest)
+            case .live:
+                let config = setup.plan.config
+                return try await EngineSet.withEngines(
+                    config: config, models: setup.plan.models, logPath: setup.directory.engineLogPath, logger: logger,
+                    { try await runLive(setup, engines: $0, cache: cache, manifest: manifest) }
+                ) { error in
+                    if var record = setup.runRecord {
+                        record.engines = []
+                        try? manifest.append(.run(record))
+                    }
+                    return recordFailure(error, in: manifest, directory: setup.directory)
+                }
+            }
+        } catch is CancellationError {
+            throw interrupted
+        } catch let error as LabelForgeError where error.code == .interrupted {
+            throw interrupted
+        }
+    }
+
+    /// No engine: every answer from the cache, the run line naming the engines that made them.
+    private func runRecorded(
+        _ setup: RunSetup, engines pins: [RunRecord.EnginePin], cache: any CacheStore, manifest: ManifestWriter
+    ) async throws -> RunReport {
+        let engines = EngineSet.offline(config: setup.plan.config, models: setup.plan.models, logger: logger)
+        if var record = setup.runRecord {
+            record.engines = pins
+            try manifest.append(.run(record))
+        }
+        try manifest.flush()
+        let execution = RunExecution(
+            plan: setup.plan, engines: engines,
+            engineInfos: Dictionary(pins.map { ($0.name, $0.info) }, uniquingKeysWith: { _, last in last }),
+            cache: cache, directory: setup.directory, manifest: manifest, previous: setup.previous, noCache: false,
+            offline: true, logger: logger, progress: progress, shard: setup.shard,
+            stopsAtFirstBarrier: setup.stopsAtFirstBarrier, writesPrevious: setup.writesPrevious)
+        let result: Result<RunReport, any Error>
+        do {
+            result = .success(try await execution.run())
+        } catch {
+            result = .failure(error)
+        }
+        await engines.shutdown()
+        return try result.get()
+    }
+
+    /// Engines up: checked, asked what they run, recorded on the run line, then the rows.
+    private func runLive(_ setup: RunSetup, engines: EngineSet, cache: any CacheStore, manifest: ManifestWriter)
+        async throws -> RunReport
+    {
+        do {
+            try await engines.checkReachable()
+        } catch let error as LabelForgeError {
+            if var record = setup.runRecord {
+                record.engines = engines.describe(infos: [:])
+                try manifest.append(.run(record))
+            }
+            throw recordFailure(error, in: manifest, directory: setup.directory)
+        }
+        let infos = await engines.probe()
+        if var record = setup.runRecord {
+            record.engines = engines.describe(infos: infos)
+            try manifest.append(.run(record))
+            try manifest.flush()
+        }
+        let execution = RunExecution(
+            plan: setup.plan, engines: engines, engineInfos: infos, cache: cache, directory: setup.directory,
+            manifest: manifest, previous: setup.previous, noCache: setup.noCache, offline: false, logger: logger,
+            progress: progress, shard: setup.shard, writesPrevious: setup.writesPrevious)
+        do {
+            return try await execution.run()
+        } catch let error as LabelForgeError where error.code == .io {
+            // A full disk, a file system gone read-only: the manifest holds what finished.
+            throw LabelForgeError(
+                .io,
+                error.message + " The run stopped; what finished is recorded. Free space (or fix the cause), "
+                    + "then resume with: labelforge run --resume \(setup.directory.path)")
+        }
+    }
+
+    /// Records why the run could not start as its summary, and names the manifest in the error.
+    private func recordFailure(_ error: LabelForgeError, in manifest: ManifestWriter, directory: RunDirectory)
+        -> LabelForgeError
+    {
+        try? manifest.append(
+            .summary(
+                SummaryRecord(
+                    status: "failed", finishedAt: Timestamp.now(),
+                    error: StageFailure(errorClass: error.code.rawValue, message: error.message))))
+        try? manifest.sync()
+        return LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+    }
+}
