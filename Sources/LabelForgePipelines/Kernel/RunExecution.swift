@@ -148,56 +148,20 @@ final class RunExecution {
 
     private func vectorsPath(stage: String) -> String { directory.outputsPath + "/\(stage).npy" }
 
-    func run() async throws -> RunReport {
-        let stages = graph.order
-        // Outputs are always written whole, in input order; a resumed run rewrites them.
-        let dropsRows = stages.filter(\.rowSet.drops).map(\.config.id)
-        for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + dropsRows.map(rejectedPath)
-            + [directory.path + "/dataset.jsonl", stateDirectory]
-        {
-            try? FileManager.default.removeItem(atPath: path)
-        }
+    /// The files a run writes as rows finish: each stage's outputs, the rejected lines of stages
+    /// that drop rows, the vectors, and `dataset.jsonl`.
+    private struct OutputFiles {
         var outputs: [String: JSONLWriter] = [:]
         var rejected: [String: JSONLWriter] = [:]
-        for stage in stages where stage.rowSet != .barrier {
-            outputs[stage.config.id] = try JSONLWriter(path: directory.outputPath(stage: stage.config.id))
-        }
-        for id in dropsRows where outputs[id] != nil { rejected[id] = try JSONLWriter(path: rejectedPath(stage: id)) }
-        let joined = try JSONLWriter(path: directory.path + "/dataset.jsonl")
-        for stage in stages where stage.writesVectors {
-            vectorFiles[stage.config.id] = try NpyWriter(path: vectorsPath(stage: stage.config.id))
-        }
+        var joined: JSONLWriter
+    }
 
+    /// Streams the dataset through every segment and barrier, commits the summary and writes the
+    /// reports.
+    func run() async throws -> RunReport {
+        let files = try openOutputFiles()
         do {
-            if shard != nil { totalRows = try shardRowCount() }
-            var source = try datasetSource()
-            for (index, segment) in graph.segments.enumerated() {
-                let barrierInput = try segment.barrier.map { _ in
-                    try RowFileWriter(path: stateDirectory + "/segment-\(index).rows.jsonl")
-                }
-                try await stream(
-                    source, through: segment.stages, countingInputRows: index == 0, outputs: outputs, rejected: rejected
-                ) { row in
-                    if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: joined) }
-                }
-                guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else {
-                    break
-                }
-                if stopsAtFirstBarrier {
-                    stoppedBefore = barrier.config.id
-                    break
-                }
-                // `labelforge plan` runs a dataset-wide stage only to count its requests.
-                if planOnly && barrier.engineUses.isEmpty { break }
-                try barrierInput.commit()
-                CrashPoint.barrierInputCommitted.reach()
-                let result = try await runBarrier(barrier, input: barrierInput.path)
-                // `labelforge plan` counts the first dataset-wide stage's requests against the cache;
-                // what follows depends on answers it does not have.
-                if planOnly { break }
-                let reader = try RowFileReader(path: result, images: config.dataset.images)
-                source = { try reader.next() }
-            }
+            try await runSegments(files)
         } catch {
             try? manifest.append(
                 .summary(SummaryRecord(status: "interrupted", counts: counts, finishedAt: Timestamp.now())))
@@ -205,11 +169,71 @@ final class RunExecution {
             if Task.isCancelled { throw CancellationError() }
             throw error
         }
+        return try finish(files)
+    }
 
-        for writer in outputs.values { try writer.sync() }
-        for writer in rejected.values { try writer.sync() }
+    /// Removes what an earlier attempt wrote (outputs are always written whole, in input order; a
+    /// resumed run rewrites them) and opens the run's output files.
+    private func openOutputFiles() throws -> OutputFiles {
+        let stages = graph.order
+        let dropsRows = stages.filter(\.rowSet.drops).map(\.config.id)
+        for path in stages.map({ directory.outputPath(stage: $0.config.id) }) + dropsRows.map(rejectedPath)
+            + [directory.path + "/dataset.jsonl", stateDirectory]
+        {
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        var files = OutputFiles(joined: try JSONLWriter(path: directory.path + "/dataset.jsonl"))
+        for stage in stages where stage.rowSet != .barrier {
+            files.outputs[stage.config.id] = try JSONLWriter(path: directory.outputPath(stage: stage.config.id))
+        }
+        for id in dropsRows where files.outputs[id] != nil {
+            files.rejected[id] = try JSONLWriter(path: rejectedPath(stage: id))
+        }
+        for stage in stages where stage.writesVectors {
+            vectorFiles[stage.config.id] = try NpyWriter(path: vectorsPath(stage: stage.config.id))
+        }
+        return files
+    }
+
+    /// Each segment's rows streamed through its stages into the barrier that ends it (or into
+    /// `dataset.jsonl`), the barrier run, and its result the next segment's source.
+    private func runSegments(_ files: OutputFiles) async throws {
+        if shard != nil { totalRows = try shardRowCount() }
+        var source = try datasetSource()
+        for (index, segment) in graph.segments.enumerated() {
+            let barrierInput = try segment.barrier.map { _ in
+                try RowFileWriter(path: stateDirectory + "/segment-\(index).rows.jsonl")
+            }
+            try await stream(
+                source, through: segment.stages, countingInputRows: index == 0, outputs: files.outputs,
+                rejected: files.rejected
+            ) { row in
+                if let barrierInput { try barrierInput.append(row) } else { try self.writeFinal(row, to: files.joined) }
+            }
+            guard budget.abortReason == nil, let barrier = segment.barrier, let barrierInput else { return }
+            if stopsAtFirstBarrier {
+                stoppedBefore = barrier.config.id
+                return
+            }
+            // `labelforge plan` runs a dataset-wide stage only to count its requests.
+            if planOnly && barrier.engineUses.isEmpty { return }
+            try barrierInput.commit()
+            CrashPoint.barrierInputCommitted.reach()
+            let result = try await runBarrier(barrier, input: barrierInput.path)
+            // `labelforge plan` counts the first dataset-wide stage's requests against the cache;
+            // what follows depends on answers it does not have.
+            if planOnly { return }
+            let reader = try RowFileReader(path: result, images: config.dataset.images)
+            source = { try reader.next() }
+        }
+    }
+
+    /// Syncs the files, commits the summary (the run's commit point) and writes the reports.
+    private func finish(_ files: OutputFiles) throws -> RunReport {
+        for writer in files.outputs.values { try writer.sync() }
+        for writer in files.rejected.values { try writer.sync() }
         for writer in vectorFiles.values { try writer.finish() }
-        try joined.sync()
+        try files.joined.sync()
         if stoppedBefore != nil {
             // The stages from the first barrier on did not run: no empty files stand in for them.
             let notRun = graph.segments.dropFirst().flatMap(\.stages) + graph.segments.compactMap(\.barrier)
@@ -221,19 +245,9 @@ final class RunExecution {
             try? FileManager.default.removeItem(atPath: directory.path + "/dataset.jsonl")
         }
         let report = makeReport()
-        var digests: [String: String] = [:]
-        for stage in stages {
-            let path = directory.outputPath(stage: stage.config.id)
-            guard FileManager.default.fileExists(atPath: path) else { continue }
-            digests[stage.config.id] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
-            if vectorFiles[stage.config.id] != nil {
-                digests[stage.config.id + ".npy"] = ContentHash.prefixed(
-                    try ContentHash.hexOfFile(atPath: vectorsPath(stage: stage.config.id)))
-            }
-        }
         var summary = SummaryRecord(
-            status: report.status, counts: counts, outputDigests: digests, engineRequests: report.engineRequests,
-            finishedAt: Timestamp.now(),
+            status: report.status, counts: counts, outputDigests: try outputDigests(),
+            engineRequests: report.engineRequests, finishedAt: Timestamp.now(),
             gold: report.scores.map {
                 SummaryRecord.Gold(
                     stage: $0.stage, field: $0.field, goldField: $0.goldField, n: $0.agreement.count,
@@ -258,6 +272,21 @@ final class RunExecution {
             logger.warning("could not write \(directory.reportHTMLPath): \(error)")
         }
         return report
+    }
+
+    /// The content hash of every output file written (and of each stage's vectors).
+    private func outputDigests() throws -> [String: String] {
+        var digests: [String: String] = [:]
+        for stage in graph.order {
+            let path = directory.outputPath(stage: stage.config.id)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            digests[stage.config.id] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+            if vectorFiles[stage.config.id] != nil {
+                digests[stage.config.id + ".npy"] = ContentHash.prefixed(
+                    try ContentHash.hexOfFile(atPath: vectorsPath(stage: stage.config.id)))
+            }
+        }
+        return digests
     }
 
     /// The dataset's rows, with IDs assigned and images loaded, up to the run's limit.
@@ -362,23 +391,8 @@ final class RunExecution {
         var rowsIn = 0
         var ownFailures = 0
         let start = ContinuousClock.now
-        let stageServices = processor.services[id]!
-        let outputs = directory.outputsPath
         let ledger = BarrierLedger()
-        let report = barrierProgress(stage: id)
-        let services = BarrierServices(
-            runSeed: config.seed,
-            embed: { texts, phase in
-                try await stageServices.embed(texts, ledger: ledger) { report(phase, $0, texts.count) }
-            },
-            rerank: { try await stageServices.rerank(query: $0, documents: $1, ledger: ledger) },
-            writeOutput: { name, bytes in
-                let path = outputs + "/" + name
-                try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
-                try? FileManager.default.removeItem(atPath: path)
-                try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
-            },
-            progress: report)
+        let services = barrierServices(stage: id, ledger: ledger)
         try await barrier.run(
             rows: { try RowFileReader(path: input, images: images) },
             context: { $0.context(reading: reads) },
@@ -386,23 +400,7 @@ final class RunExecution {
             services: services
         ) { row, verdict, requests in
             rowsIn += 1
-            var emission = StageEmission(
-                rowID: row.rowID, outcome: StageOutcome(stageID: id), fields: row.loaded.recorded)
-            // The row's line lists the requests made for it; the stage's counts take each request
-            // once, from the ledger, however many rows share it.
-            let cost = ledger.attribute(requests)
-            emission.outcome.requestKeys = requests
-            emission.outcome.cacheHits = cost.cacheHits
-            emission.outcome.attempts = cost.attempts
-            emission.outcome.tokensIn = cost.tokensIn
-            emission.countsRequests = false
-            switch verdict {
-            case .keep(let fields): emission.outcome.output = fields
-            case .drop(let fields, let reason):
-                emission.outcome.output = fields
-                emission.rejection = reason
-            case .fail(let failure): emission.outcome.failure = failure
-            }
+            let emission = Self.emission(of: row, stage: id, verdict: verdict, requests: requests, ledger: ledger)
             if let failure = emission.outcome.failure {
                 failedSources.insert(row.order[0])
                 if failure.errorClass != "upstream_failed" { ownFailures += 1 }
@@ -414,6 +412,19 @@ final class RunExecution {
                 try result.append(row)
             }
         }
+        try commitBarrier(
+            id, output: output, rejected: rejectedOutput, result: result, rowsIn: rowsIn, ledger: ledger, start: start)
+        budget.record(stage: id, rows: rowsIn, failed: ownFailures)
+        return result.path
+    }
+
+    /// Commits a barrier's work: its counts, its output and rejected files (renamed into place), its
+    /// result row file, and its manifest line (once, however often the barrier runs).
+    private func commitBarrier(
+        _ id: String, output: JSONLWriter, rejected rejectedOutput: JSONLWriter, result: RowFileWriter, rowsIn: Int,
+        ledger: BarrierLedger, start: ContinuousClock.Instant
+    ) throws {
+        let outputPath = directory.outputPath(stage: id)
         let requests = ledger.totals
         var stat = stats[id, default: StageStats()]
         stat.cacheHits += requests.cacheHits
@@ -440,8 +451,50 @@ final class RunExecution {
             try manifest.sync()
         }
         CrashPoint.barrierCommitted.reach()
-        budget.record(stage: id, rows: rowsIn, failed: ownFailures)
-        return result.path
+    }
+
+    /// What a barrier's verdict on a row writes: its output (or rejection, or failure), and the
+    /// requests made for it. The row's line lists them; the stage's counts take each request once,
+    /// from the ledger, however many rows share it.
+    private static func emission(
+        of row: PipelineRow, stage id: String, verdict: BarrierVerdict, requests: [String], ledger: BarrierLedger
+    ) -> StageEmission {
+        var emission = StageEmission(rowID: row.rowID, outcome: StageOutcome(stageID: id), fields: row.loaded.recorded)
+        let cost = ledger.attribute(requests)
+        emission.outcome.requestKeys = requests
+        emission.outcome.cacheHits = cost.cacheHits
+        emission.outcome.attempts = cost.attempts
+        emission.outcome.tokensIn = cost.tokensIn
+        emission.countsRequests = false
+        switch verdict {
+        case .keep(let fields): emission.outcome.output = fields
+        case .drop(let fields, let reason):
+            emission.outcome.output = fields
+            emission.rejection = reason
+        case .fail(let failure): emission.outcome.failure = failure
+        }
+        return emission
+    }
+
+    /// What the run offers barrier `id`: its engines through the executor (every request into
+    /// `ledger`), files of its own in `outputs/`, and the progress line.
+    private func barrierServices(stage id: String, ledger: BarrierLedger) -> BarrierServices {
+        let stageServices = processor.services[id]!
+        let outputs = directory.outputsPath
+        let report = barrierProgress(stage: id)
+        return BarrierServices(
+            runSeed: config.seed,
+            embed: { texts, phase in
+                try await stageServices.embed(texts, ledger: ledger) { report(phase, $0, texts.count) }
+            },
+            rerank: { try await stageServices.rerank(query: $0, documents: $1, ledger: ledger) },
+            writeOutput: { name, bytes in
+                let path = outputs + "/" + name
+                try Data(bytes).write(to: URL(fileURLWithPath: path + ".tmp"))
+                try? FileManager.default.removeItem(atPath: path)
+                try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+            },
+            progress: report)
     }
 
     /// Writes one emission: its manifest line (unless an interrupted run recorded it), its output or

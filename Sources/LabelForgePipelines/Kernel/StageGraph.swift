@@ -26,39 +26,7 @@ public struct StageGraph: Sendable {
     static func build(stages: [any PipelineStage], pack: PromptPack) throws -> StageGraph {
         let ids = stages.map(\.config.id)
         let byID = Dictionary(uniqueKeysWithValues: stages.map { ($0.config.id, $0) })
-        var reads: [String: Set<String>] = [:]
-        for stage in stages {
-            let config = stage.config
-            var paths: [(path: String, via: String)] = stage.optionReferences.map { ($0, "its options") }
-            for template in stage.templates {
-                let names = pack.references(of: template)
-                paths += names.sorted().map { ($0, "template '\(template)'") }
-                for name in names where byID[name] != nil && names.contains(where: { $0.hasPrefix(name + ".") }) {
-                    throw LabelForgeError(
-                        .invalidConfig,
-                        "\(config.location): template '\(template)' (stage '\(config.id)') uses both {{\(name)}} "
-                            + "and {{\(name).…}}; '\(name)' is also a stage id. Rename the stage or the field.")
-                }
-            }
-            for (path, via) in paths {
-                guard let dot = path.firstIndex(of: "."), let upstream = byID[String(path[..<dot])] else { continue }
-                let field = String(path[path.index(after: dot)...])
-                if upstream.config.id == config.id {
-                    throw LabelForgeError(
-                        .invalidConfig,
-                        "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
-                }
-                // `judge.scores.accuracy` reads the output `scores`.
-                guard upstream.outputFields.contains(String(field.prefix { $0 != "." })) else {
-                    throw LabelForgeError(
-                        .invalidConfig,
-                        "\(config.location): stage '\(config.id)' reads '\(path)' in \(via), but stage '\(upstream.config.id)' "
-                            + "has no output '\(field)'. Its outputs: \(upstream.outputFields.joined(separator: ", "))."
-                    )
-                }
-                reads[config.id, default: []].insert(upstream.config.id)
-            }
-        }
+        let reads = try Self.reads(of: stages, byID: byID, pack: pack)
 
         // Edges: upstream → reader, and row-set changer → every stage listed after it.
         var before: [String: Set<String>] = [:]
@@ -103,6 +71,47 @@ public struct StageGraph: Sendable {
             order: order.map { byID[$0]! },
             reads: reads.mapValues { $0.sorted { position[$0]! < position[$1]! } },
             segments: segments)
+    }
+
+    /// The upstream stages each stage reads, through its templates and its options, each reference
+    /// checked.
+    private static func reads(of stages: [any PipelineStage], byID: [String: any PipelineStage], pack: PromptPack)
+        throws -> [String: Set<String>]
+    {
+        var reads: [String: Set<String>] = [:]
+        for stage in stages {
+            let config = stage.config
+            var paths: [(path: String, via: String)] = stage.optionReferences.map { ($0, "its options") }
+            for template in stage.templates {
+                let names = pack.references(of: template)
+                paths += names.sorted().map { ($0, "template '\(template)'") }
+                for name in names where byID[name] != nil && names.contains(where: { $0.hasPrefix(name + ".") }) {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(config.location): template '\(template)' (stage '\(config.id)') uses both {{\(name)}} "
+                            + "and {{\(name).…}}; '\(name)' is also a stage id. Rename the stage or the field.")
+                }
+            }
+            for (path, via) in paths {
+                guard let dot = path.firstIndex(of: "."), let upstream = byID[String(path[..<dot])] else { continue }
+                let field = String(path[path.index(after: dot)...])
+                if upstream.config.id == config.id {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(config.location): stage '\(config.id)' reads its own output '\(path)' in \(via).")
+                }
+                // `judge.scores.accuracy` reads the output `scores`.
+                guard upstream.outputFields.contains(String(field.prefix { $0 != "." })) else {
+                    throw LabelForgeError(
+                        .invalidConfig,
+                        "\(config.location): stage '\(config.id)' reads '\(path)' in \(via), but stage '\(upstream.config.id)' "
+                            + "has no output '\(field)'. Its outputs: \(upstream.outputFields.joined(separator: ", "))."
+                    )
+                }
+                reads[config.id, default: []].insert(upstream.config.id)
+            }
+        }
+        return reads
     }
 
     /// The upstream stages `stage` reads.

@@ -9,9 +9,11 @@ extension RunSetup {
     static func merge(_ merge: MergeOptions, options: RunOptions, logger: Logger) throws -> RunSetup {
         let shards = try ShardMerge.load(merge.shardDirectories)
         let directory = try RunDirectory.create(
-            runsDir: options.runsDir, planHash: shards.plan.planHash, resolvedConfig: ResolvedYAML.string(shards.plan.resolved))
+            runsDir: options.runsDir, planHash: shards.plan.planHash,
+            resolvedConfig: ResolvedYAML.string(shards.plan.resolved))
         logger.info(
-            "merging \(shards.directories.count) shards: \(shards.rows.count) (row, stage) results into \(directory.path)")
+            "merging \(shards.directories.count) shards: \(shards.rows.count) (row, stage) results into \(directory.path)"
+        )
         var record = shards.plan.runRecord(directory: directory, noCache: options.noCache)
         record.mergedFrom = shards.runs.map(\.runID)
         record.shard = options.shard

@@ -132,40 +132,8 @@ extension Runner {
         let manifest = try ManifestWriter(path: directory.manifestPath)
         try manifest.append(.run(plan.runRecord(directory: directory, noCache: false)))
         let engines = EngineSet.offline(config: plan.config, models: plan.models, logger: planLogger)
-        // vLLM and llama.cpp servers already up count prompt tokens with `/tokenize`; nothing is
-        // started for it.
-        var tokenizers: [String: OpenAIClient] = [:]
-        let chatEngines = Set(
-            plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
-        for engine in plan.config.engines
-        where engine.kind == "openai" && ["vllm", "llamacpp"].contains(engine.dialect)
-            && chatEngines.contains(engine.name)
-        {
-            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
-            options.maxRetries = 0
-            options.requestTimeout = .seconds(10)
-            let client = OpenAIClient(options: options, logger: planLogger)
-            if (try? await client.checkReachable()) != nil {
-                tokenizers[engine.name] = client
-            } else {
-                await client.shutdown()
-            }
-        }
-        // What remote embedding and rerank servers report, for the window their requests are cut to
-        // (part of every key): the run asks them the same.
-        var infos: [String: JSONValue] = [:]
-        let windowEngines = Set(plan.graph.order.filter { $0.truncation != nil }.map(\.config.engine))
-        for engine in plan.config.engines where engine.kind == "openai" && windowEngines.contains(engine.name) {
-            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
-            options.maxRetries = 0
-            options.requestTimeout = .seconds(10)
-            let client = OpenAIClient(options: options, logger: planLogger)
-            if (try? await client.checkReachable()) != nil {
-                infos[engine.name] = await EngineInfo.probe(
-                    client: client, dialect: EngineDialect(name: engine.dialect)!)
-            }
-            await client.shutdown()
-        }
+        let tokenizers = await Self.tokenizers(for: plan, logger: planLogger)
+        let infos = await Self.windows(for: plan, logger: planLogger)
         let execution = RunExecution(
             plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
             previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true,
@@ -175,45 +143,7 @@ extension Runner {
         for client in tokenizers.values { await client.shutdown() }
         try manifest.sync()
 
-        var estimates = plan.graph.order.map { PlanReport.StageEstimate(id: $0.config.id, type: $0.config.type) }
-        let index = Dictionary(uniqueKeysWithValues: estimates.enumerated().map { ($1.id, $0) })
-        var seen: Set<String> = []
-        var newKeys: Set<String> = []
-        // A dataset-wide stage's requests are counted once each, from its barrier line: its rows
-        // share them (a query's vector serves every row of that query).
-        let barriers = Set(plan.graph.order.filter { $0.rowSet == .barrier }.map(\.config.id))
-        let reader = try ManifestReader(path: directory.manifestPath)
-        while let record = try reader.read() {
-            if case .barrier(let barrier) = record, let i = index[barrier.stage], let requests = barrier.requests {
-                estimates[i].cached += requests.cacheHits
-                estimates[i].new += requests.lookups - requests.cacheHits
-                estimates[i].cachedPromptTokens += requests.tokensIn
-                estimates[i].newPromptTokens += requests.estimatedTokensIn
-                continue
-            }
-            guard case .row(let row) = record, let i = index[row.stage] else { continue }
-            seen.insert(row.stage)
-            estimates[i].rows += 1
-            if row.dropped && row.error == nil { estimates[i].dropped += 1 }
-            if barriers.contains(row.stage) {
-                if row.error?.errorClass == "upstream_failed" { estimates[i].waiting += 1 }
-                continue
-            }
-            estimates[i].cached += row.cacheHits
-            switch row.error?.errorClass {
-            case LabelForgeError.Code.cacheMiss.rawValue:
-                estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
-                if let key = row.requestKeys.last { newKeys.insert(key) }
-                estimates[i].newPromptTokens += row.tokensIn
-            case "upstream_failed": estimates[i].waiting += 1
-            case nil: estimates[i].cachedPromptTokens += row.tokensIn
-            default: break
-            }
-        }
-        // Stages after the first dataset-wide one were not reached.
-        if let barrier = plan.graph.order.firstIndex(where: { $0.rowSet == .barrier }) {
-            for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
-        }
+        let (estimates, newKeys) = try Self.estimates(plan: plan, manifest: directory.manifestPath)
         var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
         report.newKeys = newKeys
         report.tokenizedBy = tokenizers.keys.sorted()
@@ -245,4 +175,92 @@ extension Runner {
     }
 
     private var planLogger: Logger { logger }
+
+    /// vLLM and llama.cpp servers already up count prompt tokens with `/tokenize`, by engine name;
+    /// nothing is started for it.
+    static func tokenizers(for plan: RunPlan, logger planLogger: Logger) async -> [String: OpenAIClient] {
+        var tokenizers: [String: OpenAIClient] = [:]
+        let chatEngines = Set(
+            plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
+        for engine in plan.config.engines
+        where engine.kind == "openai" && ["vllm", "llamacpp"].contains(engine.dialect)
+            && chatEngines.contains(engine.name)
+        {
+            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
+            options.maxRetries = 0
+            options.requestTimeout = .seconds(10)
+            let client = OpenAIClient(options: options, logger: planLogger)
+            if (try? await client.checkReachable()) != nil {
+                tokenizers[engine.name] = client
+            } else {
+                await client.shutdown()
+            }
+        }
+        return tokenizers
+    }
+
+    /// What remote embedding and rerank servers report, for the window their requests are cut to
+    /// (part of every key): the run asks them the same.
+    static func windows(for plan: RunPlan, logger planLogger: Logger) async -> [String: JSONValue] {
+        var infos: [String: JSONValue] = [:]
+        let windowEngines = Set(plan.graph.order.filter { $0.truncation != nil }.map(\.config.engine))
+        for engine in plan.config.engines where engine.kind == "openai" && windowEngines.contains(engine.name) {
+            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
+            options.maxRetries = 0
+            options.requestTimeout = .seconds(10)
+            let client = OpenAIClient(options: options, logger: planLogger)
+            if (try? await client.checkReachable()) != nil {
+                infos[engine.name] = await EngineInfo.probe(
+                    client: client, dialect: EngineDialect(name: engine.dialect)!)
+            }
+            await client.shutdown()
+        }
+        return infos
+    }
+
+    /// Each stage's rows, cached and new requests and prompt tokens, from the manifest of a plan's
+    /// dry run; and the keys of the new requests.
+    static func estimates(plan: RunPlan, manifest path: String) throws -> ([PlanReport.StageEstimate], Set<String>) {
+        var estimates = plan.graph.order.map { PlanReport.StageEstimate(id: $0.config.id, type: $0.config.type) }
+        let index = Dictionary(uniqueKeysWithValues: estimates.enumerated().map { ($1.id, $0) })
+        var seen: Set<String> = []
+        var newKeys: Set<String> = []
+        // A dataset-wide stage's requests are counted once each, from its barrier line: its rows
+        // share them (a query's vector serves every row of that query).
+        let barriers = Set(plan.graph.order.filter { $0.rowSet == .barrier }.map(\.config.id))
+        let reader = try ManifestReader(path: path)
+        while let record = try reader.read() {
+            if case .barrier(let barrier) = record, let i = index[barrier.stage], let requests = barrier.requests {
+                estimates[i].cached += requests.cacheHits
+                estimates[i].new += requests.lookups - requests.cacheHits
+                estimates[i].cachedPromptTokens += requests.tokensIn
+                estimates[i].newPromptTokens += requests.estimatedTokensIn
+                continue
+            }
+            guard case .row(let row) = record, let i = index[row.stage] else { continue }
+            seen.insert(row.stage)
+            estimates[i].rows += 1
+            if row.dropped && row.error == nil { estimates[i].dropped += 1 }
+            if barriers.contains(row.stage) {
+                if row.error?.errorClass == "upstream_failed" { estimates[i].waiting += 1 }
+                continue
+            }
+            estimates[i].cached += row.cacheHits
+            switch row.error?.errorClass {
+            case LabelForgeError.Code.cacheMiss.rawValue:
+                estimates[i].new += max(1, row.requestKeys.count - row.cacheHits)
+                if let key = row.requestKeys.last { newKeys.insert(key) }
+                estimates[i].newPromptTokens += row.tokensIn
+            case "upstream_failed": estimates[i].waiting += 1
+            case nil: estimates[i].cachedPromptTokens += row.tokensIn
+            default: break
+            }
+        }
+        // Stages after the first dataset-wide one were not reached.
+        if let barrier = plan.graph.order.firstIndex(where: { $0.rowSet == .barrier }) {
+            for i in barrier..<estimates.count where !seen.contains(estimates[i].id) { estimates[i].planned = false }
+        }
+        return (estimates, newKeys)
+    }
+
 }

@@ -17,7 +17,8 @@ extension RunSetup {
         if state.completed && !retryFailed {
             throw LabelForgeError(
                 .invalidConfig,
-                "\(dir) already finished; there is nothing to resume. To run its failed rows again, add --retry-failed.")
+                "\(dir) already finished; there is nothing to resume. To run its failed rows again, add --retry-failed."
+            )
         }
         let plan = try RunPlan.reload(
             runDirectory: dir, recorded: state.run, refusal: "Cannot resume", advice: " Start a new run instead.")

@@ -30,7 +30,8 @@ struct RunSession {
             if !missing.isEmpty {
                 try? FileManager.default.removeItem(atPath: setup.directory.path)
                 throw LabelForgeError(
-                    .cacheMiss, required.message(missing.count, missing.prefix(required.sample).joined(separator: ", ")))
+                    .cacheMiss, required.message(missing.count, missing.prefix(required.sample).joined(separator: ", "))
+                )
             }
         }
         let manifest = try ManifestWriter(path: setup.directory.manifestPath)

@@ -73,6 +73,24 @@ struct ShardMerge {
             }
             shards.append((dir, artifacts.run, shard, summary))
         }
+        try checkComplete(shards.map { ($0.dir, $0.run, $0.spec) })
+        let first = shards[0]
+        let plan = try RunPlan.reload(
+            runDirectory: first.dir, recorded: first.run, refusal: "Cannot merge",
+            advice: " Merge where the shards' dataset, prompts and models are as they ran.")
+        let covered = shards.reduce(0) { $0 + ($1.summary.counts?.rows ?? 0) }
+        guard covered == plan.dataset.rows else {
+            throw LabelForgeError(
+                .invalidConfig,
+                "The shards cover \(covered) rows but the dataset has \(plan.dataset.rows): each shard must run the "
+                    + "whole dataset's config (the same --limit).")
+        }
+        let ordered = shards.sorted { $0.spec.index < $1.spec.index }
+        return ShardMerge(plan: plan, rows: rows, runs: ordered.map(\.run), directories: ordered.map(\.dir))
+    }
+
+    /// Checks that the shards ran one plan with one shard count, each index once and none missing.
+    private static func checkComplete(_ shards: [(dir: String, run: RunRecord, spec: ShardSpec)]) throws {
         let first = shards[0]
         let count = first.spec.count
         var byIndex: [Int: String] = [:]
@@ -101,18 +119,6 @@ struct ShardMerge {
                 "Shard" + (missing.count > 1 ? "s " : " ") + missing.map { "\($0)/\(count)" }.joined(separator: ", ")
                     + " missing: give the run directories of all \(count) shards.")
         }
-        let plan = try RunPlan.reload(
-            runDirectory: first.dir, recorded: first.run, refusal: "Cannot merge",
-            advice: " Merge where the shards' dataset, prompts and models are as they ran.")
-        let covered = shards.reduce(0) { $0 + ($1.summary.counts?.rows ?? 0) }
-        guard covered == plan.dataset.rows else {
-            throw LabelForgeError(
-                .invalidConfig,
-                "The shards cover \(covered) rows but the dataset has \(plan.dataset.rows): each shard must run the "
-                    + "whole dataset's config (the same --limit).")
-        }
-        let ordered = shards.sorted { $0.spec.index < $1.spec.index }
-        return ShardMerge(plan: plan, rows: rows, runs: ordered.map(\.run), directories: ordered.map(\.dir))
     }
 
     /// Request keys the shards answered that `cache` does not hold (a failed row's keys have no
