@@ -17,8 +17,12 @@ BIG=$((ROWS * 10))
 
 if [ ! -x .venv-bench/bin/python3 ]; then python3 -m venv .venv-bench; fi
 .venv-bench/bin/python3 -c "import openai" 2>/dev/null || .venv-bench/bin/python3 -m pip -q install openai
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
+# LABELFORGE_BENCH_BIN: time this labelforge instead of a release build of the tree
+# (bench/compare_builds.sh runs a bench with a baseline build and the tree's).
+if [ -n "${LABELFORGE_BENCH_BIN:-}" ]; then BIN=$LABELFORGE_BENCH_BIN; else
+  swift build -c release --product labelforge -q
+  BIN=$(swift build -c release --show-bin-path)/labelforge
+fi
 
 work=$(mktemp -d)
 . bench/nginx_stub.sh

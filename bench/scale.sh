@@ -11,8 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=${1:-"10000 100000 1000000"}
 CONCURRENCY=${2:-64}
-swift build -c release --product labelforge -q
-BIN=$(swift build -c release --show-bin-path)/labelforge
+# LABELFORGE_BENCH_BIN: time this labelforge instead of a release build of the tree
+# (bench/compare_builds.sh runs a bench with a baseline build and the tree's).
+if [ -n "${LABELFORGE_BENCH_BIN:-}" ]; then BIN=$LABELFORGE_BENCH_BIN; else
+  swift build -c release --product labelforge -q
+  BIN=$(swift build -c release --show-bin-path)/labelforge
+fi
 
 work=$(mktemp -d)
 . bench/nginx_stub.sh

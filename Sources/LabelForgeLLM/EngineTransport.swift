@@ -54,10 +54,41 @@ public protocol EngineTransport: Sendable {
     func send(_ request: EngineRequest) async throws -> EngineReply
     /// How many requests went out so far, retries included.
     var requestsSent: Int { get }
+    /// Checks that the engine (or what fronts it, e.g. a Ray dashboard) answers, before any request.
+    /// - Throws: `LabelForgeError` naming the engine's address when it does not. Nothing by default.
+    func checkReachable() async throws
+    /// What the engine reports about itself (version, model, settings), for the manifest and the
+    /// cache entries it answers: the dialect alone by default.
+    func selfReport(dialect: EngineDialect) async -> JSONValue
+    /// Whether the transport reaches the server's `/tokenize`, so texts for an embedding or rerank
+    /// model can be cut to its window on their way (`TruncatingTransport`). False by default.
+    var reachesTokenizer: Bool { get }
+    /// Releases what the transport holds (connections). Nothing by default.
+    func shutdown() async
+}
+
+extension EngineTransport {
+    public func checkReachable() async throws {}
+
+    public func selfReport(dialect: EngineDialect) async -> JSONValue { ["dialect": .string(dialect.name)] }
+
+    public var reachesTokenizer: Bool { false }
+
+    public func shutdown() async {}
 }
 
 extension OpenAIClient: EngineTransport {
     public func send(_ request: EngineRequest) async throws -> EngineReply {
         try await post(path: request.kind.path, body: request.body)
     }
+
+    /// The server answers `GET /v1/models`.
+    public func checkReachable() async throws { try await checkReachable(path: "/v1/models") }
+
+    /// `/props`, `/version` and `/v1/models` as `EngineInfo.probe` reads them.
+    public func selfReport(dialect: EngineDialect) async -> JSONValue {
+        await EngineInfo.probe(client: self, dialect: dialect)
+    }
+
+    public var reachesTokenizer: Bool { true }
 }

@@ -413,6 +413,30 @@ public final class RayJobTransport: EngineTransport {
         }
     }
 
+    /// The dashboard answers (with the token, if any); the engine behind it is the cluster's to reach.
+    public func checkReachable() async throws { _ = try await version() }
+
+    /// What the job runs with: the processor (HTTP to an engine, or vLLM in the job with its
+    /// settings), where the job files go, and the cluster's Ray version.
+    public func selfReport(dialect: EngineDialect) async -> JSONValue {
+        var info: [String: JSONValue] = [
+            "dialect": .string(dialect.name), "engine_url": .string(options.processor.target),
+        ]
+        switch options.processor {
+        case .http: info["processor"] = "http"
+        case .vllm(_, let kwargs, let environment):
+            info["processor"] = "vllm"
+            info["engine_kwargs"] = kwargs
+            info["env_vars"] = .object(environment.mapValues(JSONValue.string))
+        }
+        if case .bucket(let bucket) = options.exchange { info["job_files"] = .string(bucket.url("")) }
+        if let version = try? await version() {
+            info["ray_version"] = version["ray_version"] ?? .null
+            info["ray_commit"] = version["ray_commit"] ?? .null
+        }
+        return .object(info)
+    }
+
     /// The cluster's version (`GET /api/version`), for the manifest.
     public func version() async throws -> JSONValue {
         let reply = try await call(.GET, "/api/version")

@@ -15,11 +15,12 @@ struct EngineSet: Sendable {
     func endpoints(infos: [String: JSONValue]) -> [String: EngineEndpoint] {
         handles.mapValues { h in
             let info = infos[h.config.name] ?? .null
-            let truncates = h.ray == nil && h.config.task != "chat" && TruncatingTransport.truncates(h.dialect)
+            let truncates =
+                h.transport.reachesTokenizer && h.config.task != "chat" && TruncatingTransport.truncates(h.dialect)
             return EngineEndpoint(
                 name: h.config.name, dialect: h.dialect, modelID: h.model.id, modelRevision: h.model.revision,
                 transport: truncates
-                    ? TruncatingTransport(base: h.client, dialect: h.dialect, modelID: h.model.id) : h.transport,
+                    ? TruncatingTransport(base: h.transport, dialect: h.dialect, modelID: h.model.id) : h.transport,
                 info: info, maxInputTokens: h.maxInputTokens(info: info))
         }
     }
@@ -29,42 +30,17 @@ struct EngineSet: Sendable {
 
     func checkReachable() async throws {
         for handle in handles.values.sorted(by: { $0.config.name < $1.config.name }) {
-            // A Ray engine talks to the dashboard (with its token, if any); the engine behind it is the
-            // cluster's to reach.
-            if let ray = handle.ray {
-                _ = try await ray.version()
-            } else {
-                try await handle.client.checkReachable(path: "/v1/models")
-            }
+            try await handle.transport.checkReachable()
         }
     }
 
+    /// What each engine reports about itself, and for a local engine which launcher ran it.
     func probe() async -> [String: JSONValue] {
         var infos: [String: JSONValue] = [:]
         for (name, handle) in handles {
-            if let ray = handle.ray {
-                var info: [String: JSONValue] = [
-                    "dialect": .string(handle.dialect.name),
-                    "engine_url": .string(ray.options.processor.target),
-                ]
-                switch ray.options.processor {
-                case .http: info["processor"] = "http"
-                case .vllm(_, let kwargs, let environment):
-                    info["processor"] = "vllm"
-                    info["engine_kwargs"] = kwargs
-                    info["env_vars"] = .object(environment.mapValues(JSONValue.string))
-                }
-                if case .bucket(let bucket) = ray.options.exchange { info["job_files"] = .string(bucket.url("")) }
-                if let version = try? await ray.version() {
-                    info["ray_version"] = version["ray_version"] ?? .null
-                    info["ray_commit"] = version["ray_commit"] ?? .null
-                }
-                infos[name] = .object(info)
-                continue
-            }
-            var info = await EngineInfo.probe(client: handle.client, dialect: handle.dialect)
-            if case .object(var object) = info {
-                object["launcher"] = handle.launcher.map(JSONValue.string) ?? .null
+            var info = await handle.transport.selfReport(dialect: handle.dialect)
+            if let launcher = handle.launcher, case .object(var object) = info {
+                object["launcher"] = .string(launcher)
                 info = .object(object)
             }
             infos[name] = info
@@ -88,9 +64,8 @@ struct EngineSet: Sendable {
         for engine in config.engines {
             handles[engine.name] = EngineHandle(
                 config: engine, dialect: EngineDialect(name: engine.dialect)!,
-                client: OpenAIClient(
-                    options: EndpointOptions(baseURLs: ["http://offline.invalid"], maxRetries: 0), logger: logger),
-                model: models.first { $0.engine == engine.name }!, launcher: nil)
+                transport: RecordedEngine(name: engine.name), model: models.first { $0.engine == engine.name }!,
+                launcher: nil)
         }
         return EngineSet(handles: handles)
     }
@@ -106,7 +81,7 @@ struct EngineSet: Sendable {
     }
 
     func shutdown() async {
-        for handle in handles.values { await handle.client.shutdown() }
+        for handle in handles.values { await handle.transport.shutdown() }
     }
 
     /// Runs `body` with every engine a stage sends requests to up (a local one as its own server);
@@ -144,10 +119,10 @@ struct EngineSet: Sendable {
             let set = EngineSet(handles: handles)
             do {
                 let value = try await body(set)
-                for handle in handles.values { await handle.client.shutdown() }
+                for handle in handles.values { await handle.transport.shutdown() }
                 return value
             } catch {
-                for handle in handles.values { await handle.client.shutdown() }
+                for handle in handles.values { await handle.transport.shutdown() }
                 throw error
             }
         }
@@ -165,7 +140,7 @@ struct EngineSet: Sendable {
                 var handles = handles
                 handles[engine.name] = EngineHandle(
                     config: engine, dialect: dialect,
-                    client: OpenAIClient(options: endpoint([running.baseURL]), logger: logger),
+                    transport: OpenAIClient(options: endpoint([running.baseURL]), logger: logger),
                     model: model, launcher: running.launcher)
                 return try await start(
                     remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
@@ -205,15 +180,15 @@ struct EngineSet: Sendable {
                 authToken: try RayJobOptions.authToken(environment: ProcessInfo.processInfo.environment))
             handles[engine.name] = EngineHandle(
                 config: engine, dialect: dialect,
-                client: OpenAIClient(options: endpoint([ray.address]), logger: logger), model: model, launcher: nil,
-                ray: RayJobTransport(options: options, driver: driver, logger: logger))
+                transport: RayJobTransport(options: options, driver: driver, logger: logger),
+                model: model, launcher: nil)
             return try await start(
                 remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
                 handles: handles, body)
         }
         handles[engine.name] = EngineHandle(
-            config: engine, dialect: dialect, client: OpenAIClient(options: endpoint(engine.baseURLs), logger: logger),
-            model: model, launcher: nil)
+            config: engine, dialect: dialect,
+            transport: OpenAIClient(options: endpoint(engine.baseURLs), logger: logger), model: model, launcher: nil)
         return try await start(
             remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
             handles: handles, body)
