@@ -3,7 +3,8 @@
 # release build of the tree, on the same machine in the same invocation, and both outputs are
 # printed one after the other (a refactor must not make any figure worse).
 #   bench/compare_builds.sh BASELINE_BIN [BENCH[:ARGS] ...]
-# e.g. bench/compare_builds.sh /tmp/labelforge-main client_overhead:5000 scale:"10000 100000" dedup mining
+# e.g. bench/compare_builds.sh /tmp/labelforge-main client_overhead:5000,64 scale:"10000 100000" dedup mining
+# (a bench's arguments follow its name after a colon, separated by commas)
 # BASELINE_BIN: a release labelforge of the commit to compare against (build one in a worktree:
 # git worktree add /tmp/base <rev> && (cd /tmp/base && swift build -c release --product labelforge)).
 set -euo pipefail
@@ -12,16 +13,16 @@ baseline=$(realpath "$1")
 shift
 swift build -c release --product labelforge -q
 tree=$(swift build -c release --show-bin-path)/labelforge
-for spec in "${@:-client_overhead scale dedup mining}"; do
-  for item in $spec; do
-    name=${item%%:*}
-    args=()
-    [ "$item" != "$name" ] && read -r -a args <<<"${item#*:}"
-    for side in baseline tree; do
-      bin=$baseline
-      [ $side = tree ] && bin=$tree
-      echo "=== bench/$name.sh ${args[*]:-} — $side ($bin)"
-      LABELFORGE_BENCH_BIN=$bin bench/"$name".sh "${args[@]}" 2>&1 | grep -v "^\s*$"
-    done
+[ $# -gt 0 ] || set -- client_overhead scale dedup mining
+for item in "$@"; do
+  name=${item%%:*}
+  # ARGS: the bench's arguments, split at commas (scale:"10000 100000" passes one argument).
+  args=()
+  [ "$item" != "$name" ] && IFS=, read -r -a args <<<"${item#*:}"
+  for side in baseline tree; do
+    bin=$baseline
+    [ $side = tree ] && bin=$tree
+    echo "=== bench/$name.sh ${args[*]:-} — $side ($bin)"
+    LABELFORGE_BENCH_BIN=$bin bench/"$name".sh "${args[@]}" 2>&1 | grep -v "^\s*$"
   done
 done
