@@ -13,6 +13,24 @@ import Logging
 /// failed without being sent (`upstream_failed`), a fan-out's child rows, the latency, and a failure
 /// an interrupted run recorded, which stays a failure.
 struct RowProcessor: Sendable {
+    /// A row-wise stage as the processor runs it, resolved once per run rather than once per row:
+    /// its traits, the upstream stages it reads and what the run gives it.
+    final class StagePlan: Sendable {
+        let id: String
+        let stage: any RowWiseStage
+        let rowSet: RowSet
+        let reads: [String]
+        let services: StageServices
+
+        init(id: String, stage: any RowWiseStage, rowSet: RowSet, reads: [String], services: StageServices) {
+            self.id = id
+            self.stage = stage
+            self.rowSet = rowSet
+            self.reads = reads
+            self.services = services
+        }
+    }
+
     var graph: StageGraph
     /// What each stage gets from the run (engines, limits, executor), by stage id.
     var services: [String: StageServices]
@@ -20,8 +38,17 @@ struct RowProcessor: Sendable {
     /// stays a failure, so the manifest, the outputs and downstream stages agree.
     var previous: [String: RowRecord] = [:]
 
+    /// The plans of a segment's row-wise stages, in order.
+    func plans(for stages: [any PipelineStage]) -> [StagePlan] {
+        stages.compactMap { stage in
+            let id = stage.config.id
+            guard let rowWise = stage.execution.rowWise, let services = services[id] else { return nil }
+            return StagePlan(id: id, stage: rowWise, rowSet: stage.rowSet, reads: graph.reads(of: id), services: services)
+        }
+    }
+
     /// Passes one row through `stages`, in order; every stage sees every row the stage before it emitted.
-    func process(_ row: PipelineRow, through stages: [any PipelineStage]) async throws -> SegmentResult {
+    func process(_ row: PipelineRow, through stages: [StagePlan]) async throws -> SegmentResult {
         var current = [row]
         var emissions: [StageEmission] = []
         for stage in stages {
@@ -40,22 +67,23 @@ struct RowProcessor: Sendable {
 
     /// Why `row` cannot go to `stage`: an upstream stage it reads failed for this row.
     func upstreamFailure(of stage: String, in row: PipelineRow) -> StageFailure? {
-        row.firstFailed(among: graph.reads(of: stage)).map {
+        Self.upstreamFailure(reading: graph.reads(of: stage), in: row)
+    }
+
+    private static func upstreamFailure(reading reads: [String], in row: PipelineRow) -> StageFailure? {
+        row.firstFailed(among: reads).map {
             StageFailure(errorClass: "upstream_failed", message: "upstream stage '\($0)' failed for this row")
         }
     }
 
     /// One stage on one row: the emissions, each with the row that continues (nil when dropped).
-    private func apply(_ stage: any PipelineStage, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)]
-    {
-        guard let rowWise = stage.execution.rowWise else { return [] }
-        let id = stage.config.id
-        let rowSet = stage.rowSet
-        let fansOut = rowSet.samples > 1
+    private func apply(_ plan: StagePlan, to row: PipelineRow) async throws -> [(StageEmission, PipelineRow?)] {
+        let id = plan.id
+        let fansOut = plan.rowSet.samples > 1
         func emit(_ outcome: StageOutcome, for row: PipelineRow, rejection: String?) -> (StageEmission, PipelineRow?) {
             var outcome = outcome
             // A failure an interrupted run recorded stays a failure, here and downstream.
-            if let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: id)]?.error {
+            if !previous.isEmpty, let recorded = previous[ManifestRecovery.key(row: row.rowID, stage: id)]?.error {
                 outcome.output = nil
                 outcome.failure = recorded
             }
@@ -68,24 +96,21 @@ struct RowProcessor: Sendable {
             return (emission, row)
         }
 
-        let rows = fansOut ? (0..<rowSet.samples).map { child(of: row, stage: id, sample: $0) } : [row]
-        if let failure = upstreamFailure(of: id, in: row) {
+        let rows = fansOut ? (0..<plan.rowSet.samples).map { child(of: row, stage: id, sample: $0) } : [row]
+        if let failure = Self.upstreamFailure(reading: plan.reads, in: row) {
             var outcome = StageOutcome(stageID: id)
             outcome.failure = failure
             // A filter drops the row it cannot judge; other stages pass it on, failed.
-            let rejection = rowSet == .filters ? "upstream_failed: " + failure.message : nil
+            let rejection = plan.rowSet == .filters ? "upstream_failed: " + failure.message : nil
             return rows.map { emit(outcome, for: $0, rejection: rejection) }
         }
-        let row = row.context(reading: graph.reads(of: id))
-        guard let services = services[id] else {
-            throw LabelForgeError(.invalidConfig, "stage '\(id)' has no place in the run.")
-        }
+        let context = row.context(reading: plan.reads)
         var results: [(StageEmission, PipelineRow?)] = []
         for (sample, out) in rows.enumerated() {
-            let context = StageContext(services)
+            let stageContext = StageContext(plan.services)
             let start = ContinuousClock.now
-            let result = try await rowWise.process(row, sample: sample, in: context)
-            var outcome = context.outcome(result)
+            let result = try await plan.stage.process(context, sample: sample, in: stageContext)
+            var outcome = stageContext.outcome(result)
             outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
             // An interrupted request is not a result: the row stays unfinished, to be resumed.
             if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }

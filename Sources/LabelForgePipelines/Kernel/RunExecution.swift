@@ -86,13 +86,12 @@ final class RunExecution {
         if planOnly { planTokens = { await counter.promptTokens(of: $0, engine: $1) } }
         var services: [String: StageServices] = [:]
         for stage in plan.graph.order {
-            var stageServices = StageServices(
-                stageID: stage.config.id, config: plan.config, pack: plan.pack, executor: executor,
-                planTokens: planTokens)
+            var stageEndpoints: [EngineUse.Task: EngineEndpoint] = [:]
+            var limits: [EngineUse.Task: Int] = [:]
             for use in stage.engineUses {
                 guard var endpoint = endpoints[use.engine] else { continue }
                 if let setting = stage.truncation, use.task != .chat {
-                    stageServices.limits[use.task] = Self.truncationLimit(
+                    limits[use.task] = Self.truncationLimit(
                         setting, stage: stage.config.id, endpoint: endpoint, logger: logger)
                 }
                 if let batchSize = use.batchSize {
@@ -100,9 +99,11 @@ final class RunExecution {
                     endpoint.transport = RequestBatcher(
                         base: endpoint.transport, batchSize: batchSize, maxConcurrentBatches: maxInFlight)
                 }
-                stageServices.endpoints[use.task] = endpoint
+                stageEndpoints[use.task] = endpoint
             }
-            services[stage.config.id] = stageServices
+            services[stage.config.id] = StageServices(
+                stageID: stage.config.id, runSeed: plan.config.seed, cachePrompt: plan.config.determinism != "strict",
+                pack: plan.pack, executor: executor, endpoints: stageEndpoints, limits: limits, planTokens: planTokens)
         }
         let processor = RowProcessor(graph: plan.graph, services: services, previous: self.previous)
         self.processor = processor
@@ -340,6 +341,7 @@ final class RunExecution {
             : max(1, engineNames.reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2, batches.max() ?? 0)
         var window = OrderedWindow<SegmentResult>(capacity: capacity)
         let processor = self.processor
+        let plans = processor.plans(for: stages)
         func collect(_ index: Int, _ result: SegmentResult) throws {
             for ready in window.complete(index, with: result) {
                 for emission in ready.emissions {
@@ -357,7 +359,7 @@ final class RunExecution {
         try await withThrowingTaskGroup(of: (Int, SegmentResult).self) { group in
             while budget.abortReason == nil, let row = try source() {
                 let index = window.admit()
-                group.addTask { (index, try await processor.process(row, through: stages)) }
+                group.addTask { (index, try await processor.process(row, through: plans)) }
                 // Wait while the window is full, and while finished rows queue up behind a slow
                 // one (they are written in input order), so memory stays bounded either way.
                 while !window.canAdmit, let (index, result) = try await group.next() {

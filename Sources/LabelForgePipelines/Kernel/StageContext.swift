@@ -5,17 +5,36 @@ import Synchronization
 
 /// What the run gives one stage, the same for every row: its engines (behind their batchers), the
 /// token limits its texts are cut to, the executor (cache, single flight), its seeds and prompts.
-struct StageServices: Sendable {
-    var stageID: String
-    var config: RunConfig
-    var pack: PromptPack
-    var executor: RequestExecutor
+/// One object per stage, shared by every row's `StageContext`.
+final class StageServices: Sendable {
+    let stageID: String
+    /// The run's seed, from which every request's seed derives.
+    let runSeed: UInt64
+    /// Whether chat requests may reuse the engine's prompt cache (not under `determinism: strict`).
+    let cachePrompt: Bool
+    let pack: PromptPack
+    let executor: RequestExecutor
     /// The stage's engines by task (`PipelineStage.engineUses`).
-    var endpoints: [EngineUse.Task: EngineEndpoint] = [:]
+    let endpoints: [EngineUse.Task: EngineEndpoint]
     /// The token limit each task's texts carry (`Truncation`); none sends texts whole.
-    var limits: [EngineUse.Task: Int] = [:]
+    let limits: [EngineUse.Task: Int]
     /// `labelforge plan`: a chat request the cache lacks records its prompt tokens, counted by this.
-    var planTokens: (@Sendable (_ body: JSONValue, _ engine: EngineEndpoint) async -> Int)? = nil
+    let planTokens: (@Sendable (_ body: JSONValue, _ engine: EngineEndpoint) async -> Int)?
+
+    init(
+        stageID: String, runSeed: UInt64, cachePrompt: Bool, pack: PromptPack, executor: RequestExecutor,
+        endpoints: [EngineUse.Task: EngineEndpoint] = [:], limits: [EngineUse.Task: Int] = [:],
+        planTokens: (@Sendable (_ body: JSONValue, _ engine: EngineEndpoint) async -> Int)? = nil
+    ) {
+        self.stageID = stageID
+        self.runSeed = runSeed
+        self.cachePrompt = cachePrompt
+        self.pack = pack
+        self.executor = executor
+        self.endpoints = endpoints
+        self.limits = limits
+        self.planTokens = planTokens
+    }
 
     /// Whether requests the cache lacks record their estimated tokens (`labelforge plan`).
     var estimatesMisses: Bool { planTokens != nil }
@@ -39,8 +58,8 @@ public final class StageContext: Sendable {
 
     init(_ services: StageServices) { self.services = services }
 
-    /// The run's config (seed, determinism, retries).
-    var run: RunConfig { services.config }
+    /// Whether chat requests may reuse the engine's prompt cache (not under `determinism: strict`).
+    var cachePrompt: Bool { services.cachePrompt }
     var pack: PromptPack { services.pack }
 
     /// The engine this stage uses for `task`.
@@ -58,7 +77,7 @@ public final class StageContext: Sendable {
     /// The seed of one call of a row: derived from the run's seed, the call's seed id (the stage id,
     /// plus a suffix per call and retry), the row and the sample.
     func seed(_ seedID: String, row: String, sample: Int) -> UInt32 {
-        Seed.derive(runSeed: services.config.seed, stageID: seedID, rowID: row, sampleIndex: sample)
+        Seed.derive(runSeed: services.runSeed, stageID: seedID, rowID: row, sampleIndex: sample)
     }
 
     /// Sends one request through the executor. Its key is recorded before it goes; its cache hit,

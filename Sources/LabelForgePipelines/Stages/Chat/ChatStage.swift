@@ -144,7 +144,7 @@ extension ChatStage {
     ) async -> Result<[String: JSONValue], StageFailure> {
         // `config` read once: through the existential, every read copies the whole struct.
         let config = self.config
-        let cachePrompt = context.run.determinism != "strict"
+        let cachePrompt = context.cachePrompt
         var failure = StageFailure(errorClass: "invalid_response", message: "no attempt was made")
         for attempt in 0...config.maxValidationRetries {
             let callID = config.id + call.seedSuffix
