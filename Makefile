@@ -26,6 +26,7 @@ test: setup
 	@scripts/test_deps.sh
 	$(SWIFT) build --build-tests
 	@scripts/check_docs.sh
+	@scripts/check_function_length.py
 	@SWIFT="$(SWIFT)" scripts/run_tests.sh
 
 install:
