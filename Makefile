@@ -27,7 +27,7 @@ test: setup
 	$(SWIFT) build --build-tests
 	@scripts/check_docs.sh
 	@scripts/check_function_length.py
-	@SWIFT="$(SWIFT)" scripts/run_tests.sh
+	@LABELFORGE_BIN=$(CURDIR)/$(BIN) SWIFT="$(SWIFT)" scripts/run_tests.sh
 
 install:
 	$(if $(INSTALL_BIN),,$(SWIFT) build -c release --product labelforge)

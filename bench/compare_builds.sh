@@ -23,6 +23,6 @@ for item in "$@"; do
     bin=$baseline
     [ $side = tree ] && bin=$tree
     echo "=== bench/$name.sh ${args[*]:-} — $side ($bin)"
-    LABELFORGE_BENCH_BIN=$bin bench/"$name".sh "${args[@]}" 2>&1 | grep -v "^\s*$"
+    LABELFORGE_BENCH_BIN=$bin bench/"$name".sh ${args[@]+"${args[@]}"} 2>&1 | grep -v "^\s*$"
   done
 done

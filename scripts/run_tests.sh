@@ -6,7 +6,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-LABELFORGE_BIN="$PWD/.build/debug/labelforge" "${SWIFT:-swift}" test --skip-build "$@" 2>&1 | tee "$log"
+# SWIFT may hold arguments (`xcrun swift`): split into words, as make does.
+# shellcheck disable=SC2086
+LABELFORGE_BIN="${LABELFORGE_BIN:-$PWD/.build/debug/labelforge}" ${SWIFT:-swift} test --skip-build "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
   echo

@@ -238,7 +238,7 @@ import Testing
         )
         let config = try RunConfig.load(file: path)
         #expect(config.dataset.format == .csv)
-        #expect(config.engines[0].kind == "local")
+        #expect(config.engines[0].kind == .local)
         #expect(config.engines[0].dialect == "llamacpp")
         #expect(config.engines[0].slots == 1)
         #expect(config.engines[0].maxInFlight == 1)

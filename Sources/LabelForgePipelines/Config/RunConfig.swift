@@ -33,10 +33,24 @@ public struct RunConfig: Sendable {
         public var revision: String?
     }
 
+    /// How an engine is reached.
+    public enum EngineKind: String, Sendable {
+        /// LabelForge starts the server (llama.cpp, or the ONNX Runtime embedding server).
+        case local
+        /// Any OpenAI-compatible base URL (vLLM, llama.cpp, a hosted API).
+        case openai
+        /// Requests go out as Ray Data LLM jobs through a Ray dashboard.
+        case ray
+    }
+
+    /// How much a run trades speed for repeatability (docs/determinism.md).
+    public enum Determinism: String, Sendable {
+        case standard, strict
+    }
+
     public struct Engine: Sendable {
         public var name: String
-        /// `local` (LabelForge starts llama.cpp's server) or `openai` (any compatible base URL).
-        public var kind: String
+        public var kind: EngineKind
         public var dialect: String
         public var model: Model
         public var baseURLs: [String]
@@ -136,7 +150,7 @@ public struct RunConfig: Sendable {
     public var name: String
     public var seed: UInt64
     /// `standard` or `strict` (see docs/determinism.md).
-    public var determinism: String
+    public var determinism: Determinism
     public var maxFailureRatio: Double
     /// Process only the first N rows (`run.limit`, or `--limit`).
     public var limit: Int?
@@ -188,7 +202,8 @@ public struct RunConfig: Sendable {
         let seedNode = try run?.child("seed")
         let seed = try seedNode?.int() ?? 0
         guard seed >= 0 else { throw seedNode!.error("the seed must be a non-negative integer.") }
-        let determinism = try run?.child("determinism")?.oneOf(["standard", "strict"]) ?? "standard"
+        let determinism = Determinism(
+            rawValue: try run?.child("determinism")?.oneOf(["standard", "strict"]) ?? "standard")!
         let ratioNode = try run?.child("max_failure_ratio")
         let maxFailureRatio = try ratioNode?.double() ?? 0.5
         guard (0...1).contains(maxFailureRatio) else {
@@ -260,7 +275,7 @@ public struct RunConfig: Sendable {
         var engines: [Engine] = []
         let enginesNode = try root.child("engines")
         for node in try enginesNode?.items() ?? [] {
-            engines.append(try parseEngine(node, strict: determinism == "strict", bucket: cacheS3 != nil))
+            engines.append(try parseEngine(node, strict: determinism == .strict, bucket: cacheS3 != nil))
         }
         let engineNames = engines.map(\.name)
         if let duplicate = engineNames.first(where: { name in engineNames.filter { $0 == name }.count > 1 }) {
@@ -437,7 +452,7 @@ public struct RunConfig: Sendable {
         }
         return Engine(
             name: try node.child("name")?.string() ?? kind,
-            kind: kind,
+            kind: EngineKind(rawValue: kind)!,
             dialect: try dialectNode?.oneOf(EngineDialectNames.all)
                 ?? (onnx ? "vllm" : kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
             model: model, baseURLs: baseURLs,
@@ -476,7 +491,7 @@ public struct RunConfig: Sendable {
         func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
         return [
             "run": [
-                "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism),
+                "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism.rawValue),
                 "max_failure_ratio": .double(maxFailureRatio), "limit": limit.map { .int(Int64($0)) } ?? .null,
             ],
             "dataset": [
@@ -489,7 +504,7 @@ public struct RunConfig: Sendable {
             "engines": .array(
                 engines.map { e in
                     var engine: [String: JSONValue] = [
-                        "name": .string(e.name), "kind": .string(e.kind), "dialect": .string(e.dialect),
+                        "name": .string(e.name), "kind": .string(e.kind.rawValue), "dialect": .string(e.dialect),
                         "model": [
                             "id": .string(e.model.id), "path": optional(e.model.path),
                             "revision": optional(e.model.revision),

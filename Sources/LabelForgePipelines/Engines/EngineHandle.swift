@@ -15,6 +15,9 @@ struct EngineHandle: Sendable {
     var model: ResolvedModel
     /// For `local` engines: which launcher ran the server.
     var launcher: String?
+    /// Whether the engine's self-report records `launcher` (null but for a local engine): engines
+    /// reached over HTTP do, Ray engines do not.
+    var recordsLauncher = true
 
     /// The longest input the engine's model takes, in tokens: the GGUF file's for a local engine, else
     /// what the server reported (vLLM's `max_model_len`, llama.cpp's `n_ctx_train`); `nil` when unknown.

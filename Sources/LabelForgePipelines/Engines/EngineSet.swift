@@ -39,8 +39,8 @@ struct EngineSet: Sendable {
         var infos: [String: JSONValue] = [:]
         for (name, handle) in handles {
             var info = await handle.transport.selfReport(dialect: handle.dialect)
-            if let launcher = handle.launcher, case .object(var object) = info {
-                object["launcher"] = .string(launcher)
+            if handle.recordsLauncher, case .object(var object) = info {
+                object["launcher"] = handle.launcher.map(JSONValue.string) ?? .null
                 info = .object(object)
             }
             infos[name] = info
@@ -52,8 +52,8 @@ struct EngineSet: Sendable {
     func describe(infos: [String: JSONValue]) -> [RunRecord.EnginePin] {
         handles.values.sorted(by: { $0.config.name < $1.config.name }).map { h in
             RunRecord.EnginePin(
-                name: h.config.name, kind: h.config.kind, dialect: h.dialect.name,
-                slots: h.config.kind == "local" ? h.config.slots : nil, maxInFlight: h.config.maxInFlight,
+                name: h.config.name, kind: h.config.kind.rawValue, dialect: h.dialect.name,
+                slots: h.config.kind == .local ? h.config.slots : nil, maxInFlight: h.config.maxInFlight,
                 replicas: h.config.baseURLs.count, info: infos[h.config.name] ?? .null)
         }
     }
@@ -129,7 +129,7 @@ struct EngineSet: Sendable {
         let model = models.first { $0.engine == engine.name }!
         let dialect = EngineDialect(name: engine.dialect)!
         func endpoint(_ urls: [String]) -> EndpointOptions { Self.endpointOptions(engine, baseURLs: urls) }
-        if engine.kind == "local" {
+        if engine.kind == .local {
             var options = LocalEngineOptions(
                 modelPath: model.path!, task: LocalEngineTask(rawValue: engine.task) ?? .chat, slots: engine.slots,
                 contextPerSlot: engine.contextPerSlot, threads: engine.threads ?? 0,
@@ -172,16 +172,16 @@ struct EngineSet: Sendable {
             }
             let options = RayJobOptions(
                 address: ray.address,
-                processor: engine.rayProcessor(seed: config.seed, strict: config.determinism == "strict"),
+                processor: engine.rayProcessor(seed: config.seed, strict: config.determinism == .strict),
                 python: ray.python,
                 exchange: exchange, batchSize: ray.batchSize, concurrency: ray.concurrency,
-                maxRequestsPerJob: engine.maxInFlight, preserveOrder: config.determinism == "strict",
+                maxRequestsPerJob: engine.maxInFlight, preserveOrder: config.determinism == .strict,
                 jobTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
                 authToken: try RayJobOptions.authToken(environment: ProcessInfo.processInfo.environment))
             handles[engine.name] = EngineHandle(
                 config: engine, dialect: dialect,
                 transport: RayJobTransport(options: options, driver: driver, logger: logger),
-                model: model, launcher: nil)
+                model: model, launcher: nil, recordsLauncher: false)
             return try await start(
                 remaining: remaining.dropFirst(), config: config, models: models, logPath: logPath, logger: logger,
                 handles: handles, body)

@@ -49,7 +49,7 @@ struct ResolvedModel: Sendable {
     }
 
     static func resolve(_ engine: RunConfig.Engine) throws -> ResolvedModel {
-        guard engine.kind == "local" else {
+        guard engine.kind == .local else {
             return ResolvedModel(
                 engine: engine.name, id: engine.model.id, revision: engine.model.revision ?? "unpinned")
         }

@@ -21,13 +21,20 @@ struct RowProcessor: Sendable {
         let rowSet: RowSet
         let reads: [String]
         let services: StageServices
+        /// Whether the stage sends requests: only then is its latency measured (a filter's is 0) and
+        /// an interrupted call left for `--resume`.
+        let sendsRequests: Bool
 
-        init(id: String, stage: any RowWiseStage, rowSet: RowSet, reads: [String], services: StageServices) {
+        init(
+            id: String, stage: any RowWiseStage, rowSet: RowSet, reads: [String], services: StageServices,
+            sendsRequests: Bool
+        ) {
             self.id = id
             self.stage = stage
             self.rowSet = rowSet
             self.reads = reads
             self.services = services
+            self.sendsRequests = sendsRequests
         }
     }
 
@@ -43,7 +50,9 @@ struct RowProcessor: Sendable {
         stages.compactMap { stage in
             let id = stage.config.id
             guard let rowWise = stage.execution.rowWise, let services = services[id] else { return nil }
-            return StagePlan(id: id, stage: rowWise, rowSet: stage.rowSet, reads: graph.reads(of: id), services: services)
+            return StagePlan(
+                id: id, stage: rowWise, rowSet: stage.rowSet, reads: graph.reads(of: id), services: services,
+                sendsRequests: !stage.engineUses.isEmpty)
         }
     }
 
@@ -108,6 +117,11 @@ struct RowProcessor: Sendable {
         var results: [(StageEmission, PipelineRow?)] = []
         for (sample, out) in rows.enumerated() {
             let stageContext = StageContext(plan.services)
+            guard plan.sendsRequests else {
+                let result = try await plan.stage.process(context, sample: sample, in: stageContext)
+                results.append(emit(stageContext.outcome(result), for: out, rejection: result.rejection))
+                continue
+            }
             let start = ContinuousClock.now
             let result = try await plan.stage.process(context, sample: sample, in: stageContext)
             var outcome = stageContext.outcome(result)

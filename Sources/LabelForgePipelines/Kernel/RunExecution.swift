@@ -102,7 +102,7 @@ final class RunExecution {
                 stageEndpoints[use.task] = endpoint
             }
             services[stage.config.id] = StageServices(
-                stageID: stage.config.id, runSeed: plan.config.seed, cachePrompt: plan.config.determinism != "strict",
+                stageID: stage.config.id, runSeed: plan.config.seed, cachePrompt: plan.config.determinism != .strict,
                 pack: plan.pack, executor: executor, endpoints: stageEndpoints, limits: limits, planTokens: planTokens)
         }
         let processor = RowProcessor(graph: plan.graph, services: services, previous: self.previous)
@@ -336,7 +336,7 @@ final class RunExecution {
             }
         }
         let capacity =
-            config.determinism == "strict"
+            config.determinism == .strict
             ? 1
             : max(1, engineNames.reduce(0) { $0 + engines.handle($1).config.maxInFlight } * 2, batches.max() ?? 0)
         var window = OrderedWindow<SegmentResult>(capacity: capacity)

@@ -14,11 +14,9 @@ extension RunSetup {
         logger.info(
             "merging \(shards.directories.count) shards: \(shards.rows.count) (row, stage) results into \(directory.path)"
         )
-        var record = shards.plan.runRecord(directory: directory, noCache: options.noCache)
-        record.mergedFrom = shards.runs.map(\.runID)
-        record.shard = options.shard
         var setup = RunSetup(
-            plan: shards.plan, directory: directory, createdDirectory: true, previous: shards.state, runRecord: record,
+            plan: shards.plan, directory: directory, createdDirectory: true, previous: shards.state,
+            runLine: RunLine(noCache: options.noCache, shard: options.shard, mergedFrom: shards.runs.map(\.runID)),
             noCache: options.noCache, stopsAtFirstBarrier: !merge.continueRun, writesPrevious: true,
             shard: options.shard)
         if setup.stopsAtFirstBarrier { setup.engines = .recorded(shards.runs[0].engines) }

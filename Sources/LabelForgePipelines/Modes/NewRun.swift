@@ -19,9 +19,8 @@ extension RunSetup {
         }
         let directory = try RunDirectory.create(
             runsDir: runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
-        var record = plan.runRecord(directory: directory, noCache: noCache)
-        record.shard = shard
         return RunSetup(
-            plan: plan, directory: directory, createdDirectory: true, runRecord: record, noCache: noCache, shard: shard)
+            plan: plan, directory: directory, createdDirectory: true, runLine: RunLine(noCache: noCache, shard: shard),
+            noCache: noCache, shard: shard)
     }
 }

@@ -183,7 +183,7 @@ extension Runner {
         let chatEngines = Set(
             plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
         for engine in plan.config.engines
-        where engine.kind == "openai" && ["vllm", "llamacpp"].contains(engine.dialect)
+        where engine.kind == .openai && ["vllm", "llamacpp"].contains(engine.dialect)
             && chatEngines.contains(engine.name)
         {
             var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
@@ -204,7 +204,7 @@ extension Runner {
     static func windows(for plan: RunPlan, logger planLogger: Logger) async -> [String: JSONValue] {
         var infos: [String: JSONValue] = [:]
         let windowEngines = Set(plan.graph.order.filter { $0.truncation != nil }.map(\.config.engine))
-        for engine in plan.config.engines where engine.kind == "openai" && windowEngines.contains(engine.name) {
+        for engine in plan.config.engines where engine.kind == .openai && windowEngines.contains(engine.name) {
             var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
             options.maxRetries = 0
             options.requestTimeout = .seconds(10)

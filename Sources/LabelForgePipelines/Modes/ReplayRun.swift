@@ -11,12 +11,10 @@ extension RunSetup {
         let directory = try RunDirectory.create(
             runsDir: options.runsDir, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
         let noCache = options.noCache || replay.recompute
-        var record = plan.runRecord(directory: directory, noCache: noCache)
-        record.replayOf = original.runID
-        record.shard = original.run.shard ?? options.shard
+        let shard = original.run.shard ?? options.shard
         var setup = RunSetup(
-            plan: plan, directory: directory, createdDirectory: true, runRecord: record, noCache: noCache,
-            shard: record.shard)
+            plan: plan, directory: directory, createdDirectory: true,
+            runLine: RunLine(noCache: noCache, shard: shard, replayOf: original.runID), noCache: noCache, shard: shard)
         if replay.offline {
             setup.engines = .recorded(original.run.engines)
             setup.required = RequiredAnswers(

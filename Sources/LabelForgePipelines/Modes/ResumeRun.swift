@@ -35,9 +35,7 @@ extension RunSetup {
             setup.shard = run.shard ?? options.shard
         } else {
             try Data().write(to: URL(fileURLWithPath: directory.manifestPath))
-            var record = plan.runRecord(directory: directory, noCache: options.noCache)
-            record.shard = options.shard
-            setup.runRecord = record
+            setup.runLine = RunLine(noCache: options.noCache, shard: options.shard)
         }
         logger.info("resuming \(dir): \(setup.previous?.rows.count ?? 0) (row, stage) results already recorded")
         return setup

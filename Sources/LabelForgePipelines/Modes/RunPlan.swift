@@ -125,7 +125,7 @@ struct RunPlan: Sendable {
                 path: config.dataset.path, format: config.dataset.format.name, fingerprint: dataset.fingerprint,
                 rows: dataset.rows),
             promptPack: RunRecord.PromptPackPin(name: pack.name, version: pack.version, hash: pack.contentHash),
-            models: models.map(\.recordedPin), determinism: config.determinism, runSeed: config.seed,
+            models: models.map(\.recordedPin), determinism: config.determinism.rawValue, runSeed: config.seed,
             environment: EnvironmentInfo.capture().json,
             stages: stages.map {
                 RunRecord.StagePin(

@@ -35,26 +35,30 @@ struct RunSession {
             }
         }
         let manifest = try ManifestWriter(path: setup.directory.manifestPath)
+        // The run line is made now, when the run begins (its `created_at`), after the checks.
+        let record = setup.runRecord()
         let interrupted = LabelForgeError(
             .interrupted,
             "Interrupted; the manifest is flushed. Resume with: labelforge run --resume \(setup.directory.path)")
         do {
             switch setup.engines {
             case .recorded(let pins):
-                return try await runRecorded(setup, engines: pins, cache: cache, manifest: manifest)
+                return try await runRecorded(setup, record: record, engines: pins, cache: cache, manifest: manifest)
             case .shared(let engines):
-                return try await runLive(setup, engines: engines, cache: cache, manifest: manifest)
+                return try await runLive(setup, record: record, engines: engines, cache: cache, manifest: manifest)
             case .live:
                 let config = setup.plan.config
                 return try await EngineSet.withEngines(
                     config: config, models: setup.plan.models, logPath: setup.directory.engineLogPath, logger: logger,
-                    { try await runLive(setup, engines: $0, cache: cache, manifest: manifest) }
+                    { try await runLive(setup, record: record, engines: $0, cache: cache, manifest: manifest) }
                 ) { error in
-                    if var record = setup.runRecord {
+                    if var record {
                         record.engines = []
                         try? manifest.append(.run(record))
                     }
-                    return recordFailure(error, in: manifest, directory: setup.directory)
+                    try? manifest.append(Self.failureSummary(error))
+                    try? manifest.sync()
+                    return Self.recorded(error, in: setup.directory)
                 }
             }
         } catch is CancellationError {
@@ -66,10 +70,11 @@ struct RunSession {
 
     /// No engine: every answer from the cache, the run line naming the engines that made them.
     private func runRecorded(
-        _ setup: RunSetup, engines pins: [RunRecord.EnginePin], cache: any CacheStore, manifest: ManifestWriter
+        _ setup: RunSetup, record: RunRecord?, engines pins: [RunRecord.EnginePin], cache: any CacheStore,
+        manifest: ManifestWriter
     ) async throws -> RunReport {
         let engines = EngineSet.offline(config: setup.plan.config, models: setup.plan.models, logger: logger)
-        if var record = setup.runRecord {
+        if var record {
             record.engines = pins
             try manifest.append(.run(record))
         }
@@ -91,20 +96,22 @@ struct RunSession {
     }
 
     /// Engines up: checked, asked what they run, recorded on the run line, then the rows.
-    private func runLive(_ setup: RunSetup, engines: EngineSet, cache: any CacheStore, manifest: ManifestWriter)
-        async throws -> RunReport
-    {
+    private func runLive(
+        _ setup: RunSetup, record: RunRecord?, engines: EngineSet, cache: any CacheStore, manifest: ManifestWriter
+    ) async throws -> RunReport {
         do {
             try await engines.checkReachable()
         } catch let error as LabelForgeError {
-            if var record = setup.runRecord {
+            if var record {
                 record.engines = engines.describe(infos: [:])
                 try manifest.append(.run(record))
             }
-            throw recordFailure(error, in: manifest, directory: setup.directory)
+            try manifest.append(Self.failureSummary(error))
+            try manifest.sync()
+            throw Self.recorded(error, in: setup.directory)
         }
         let infos = await engines.probe()
-        if var record = setup.runRecord {
+        if var record {
             record.engines = engines.describe(infos: infos)
             try manifest.append(.run(record))
             try manifest.flush()
@@ -124,16 +131,16 @@ struct RunSession {
         }
     }
 
-    /// Records why the run could not start as its summary, and names the manifest in the error.
-    private func recordFailure(_ error: LabelForgeError, in manifest: ManifestWriter, directory: RunDirectory)
-        -> LabelForgeError
-    {
-        try? manifest.append(
-            .summary(
-                SummaryRecord(
-                    status: "failed", finishedAt: Timestamp.now(),
-                    error: StageFailure(errorClass: error.code.rawValue, message: error.message))))
-        try? manifest.sync()
-        return LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
+    /// Why the run could not start, as the manifest's summary line.
+    private static func failureSummary(_ error: LabelForgeError) -> ManifestRecord {
+        .summary(
+            SummaryRecord(
+                status: "failed", finishedAt: Timestamp.now(),
+                error: StageFailure(errorClass: error.code.rawValue, message: error.message)))
+    }
+
+    /// The error to throw once the failure is recorded: it names the manifest.
+    private static func recorded(_ error: LabelForgeError, in directory: RunDirectory) -> LabelForgeError {
+        LabelForgeError(error.code, error.message + " The failure is recorded in \(directory.manifestPath).")
     }
 }

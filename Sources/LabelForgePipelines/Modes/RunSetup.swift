@@ -30,8 +30,10 @@ struct RunSetup {
     var createdDirectory: Bool
     /// The (row, stage) results and barriers an earlier run recorded here or in the shards merged.
     var previous: ManifestRecovery.State? = nil
-    /// The manifest's first line; `nil` when a resumed run's manifest has it already.
-    var runRecord: RunRecord?
+    /// What the manifest's first line records besides the plan; `nil` when a resumed run's manifest
+    /// has its line already. The line itself is made when the run starts (`RunSession`), after the
+    /// cache checks, so its `created_at` is when the run began.
+    var runLine: RunLine?
     var engines: Engines = .live
     /// Whether cached answers are not read (`--no-cache`, `replay --recompute`).
     var noCache = false
@@ -43,4 +45,23 @@ struct RunSetup {
     /// The shard this run labels; `nil` for all rows.
     var shard: ShardSpec? = nil
     var required: RequiredAnswers? = nil
+
+    /// The run line's fields that depend on how the run started.
+    struct RunLine {
+        var noCache = false
+        var shard: ShardSpec? = nil
+        var replayOf: String? = nil
+        var mergedFrom: [String]? = nil
+    }
+
+    /// The manifest's run line, made now; `nil` when the manifest has one.
+    func runRecord() -> RunRecord? {
+        runLine.map { line in
+            var record = plan.runRecord(directory: directory, noCache: line.noCache)
+            record.shard = line.shard
+            record.replayOf = line.replayOf
+            record.mergedFrom = line.mergedFrom
+            return record
+        }
+    }
 }

@@ -33,7 +33,7 @@ public final class Runner: Sendable {
 
     /// On first use, installs the local engine and the default models `config`'s local engines need.
     static func installRuntimeIfMissing(config: RunConfig) throws {
-        let models = config.engines.filter { $0.kind == "local" && $0.model.path == nil }.map(
+        let models = config.engines.filter { $0.kind == .local && $0.model.path == nil }.map(
             ResolvedModel.defaultFile)
         if !models.isEmpty { try RuntimeSetup.installIfMissing(models: models) }
     }

@@ -17,14 +17,14 @@ public struct SampleStage: RowWiseStage {
     public var rowSet: RowSet { .filters }
 
     public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
-        let draw = Double(context.seed(config.id, row: row.rowID, sample: 0)) / 4_294_967_296
+        // The draw is decided at the precision it is recorded with, so the output always agrees.
+        let exact = Double(context.seed(config.id, row: row.rowID, sample: 0)) / 4_294_967_296
+        let draw = (exact * 1e6).rounded(.down) / 1e6
         let kept = draw < options.fraction
         return StageResult(
-            output: ["kept": .bool(kept), "draw": .double((draw * 1e6).rounded(.down) / 1e6)],
-            rejection: kept ? nil : "not drawn (draw \(Self.format(draw)) ≥ fraction \(options.fraction))")
+            output: ["kept": .bool(kept), "draw": .double(draw)],
+            rejection: kept ? nil : "not drawn (draw \(draw) ≥ fraction \(options.fraction))")
     }
-
-    static func format(_ value: Double) -> String { String((value * 1e4).rounded(.down) / 1e4) }
 }
 
 /// `sample`'s options: the share of rows kept, in (0, 1].
