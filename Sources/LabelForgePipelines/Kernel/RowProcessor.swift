@@ -117,17 +117,14 @@ struct RowProcessor: Sendable {
         var results: [(StageEmission, PipelineRow?)] = []
         for (sample, out) in rows.enumerated() {
             let stageContext = StageContext(plan.services)
-            guard plan.sendsRequests else {
-                let result = try await plan.stage.process(context, sample: sample, in: stageContext)
-                results.append(emit(stageContext.outcome(result), for: out, rejection: result.rejection))
-                continue
-            }
             let start = ContinuousClock.now
             let result = try await plan.stage.process(context, sample: sample, in: stageContext)
             var outcome = stageContext.outcome(result)
-            outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
-            // An interrupted request is not a result: the row stays unfinished, to be resumed.
-            if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
+            if plan.sendsRequests {
+                outcome.latencyMs = Int((ContinuousClock.now - start) / .milliseconds(1))
+                // An interrupted request is not a result: the row stays unfinished, to be resumed.
+                if Task.isCancelled || outcome.failure?.errorClass == "cancelled" { throw CancellationError() }
+            }
             results.append(emit(outcome, for: out, rejection: result.rejection))
         }
         return results
