@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "labelforge", targets: ["labelforge"]),
         .library(name: "LabelForgePipelines", targets: ["LabelForgePipelines"]),
+        .library(name: "LabelForgeKernel", targets: ["LabelForgeKernel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -67,11 +68,23 @@ let package = Package(
             name: "LabelForgeVectors",
             dependencies: ["LabelForgeCore", "COpenBLAS"]
         ),
+        // The run kernel: stage protocols and their context, the row loop, the request executor, the
+        // manifest and run directory, run setups and sessions, the engine seam and the config types.
+        // It names no concrete stage or engine (those live in LabelForgePipelines).
+        .target(
+            name: "LabelForgeKernel",
+            dependencies: [
+                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "LabelForgePipelines",
             dependencies: [
-                "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache", "LabelForgeEval",
-                "LabelForgeVectors",
+                "LabelForgeKernel", "LabelForgeCore", "LabelForgeIO", "LabelForgeLLM", "LabelForgeCache",
+                "LabelForgeEval", "LabelForgeVectors",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
@@ -110,8 +123,14 @@ let package = Package(
         .testTarget(name: "LabelForgeEvalTests", dependencies: ["LabelForgeEval"]),
         .testTarget(name: "LabelForgeVectorsTests", dependencies: ["LabelForgeVectors", "LabelForgeCore"]),
         .testTarget(
+            name: "LabelForgeKernelTests",
+            dependencies: [
+                "LabelForgeKernel", "LabelForgeTesting", "LabelForgeCache", "LabelForgeLLM", "LabelForgeCore",
+            ]
+        ),
+        .testTarget(
             name: "LabelForgePipelinesTests",
-            dependencies: ["LabelForgePipelines", "LabelForgeTesting", "LabelForgeCache"]
+            dependencies: ["LabelForgePipelines", "LabelForgeKernel", "LabelForgeTesting", "LabelForgeCache"]
         ),
         .testTarget(
             name: "LabelForgeEndToEndTests",

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 status=0
-for target in LabelForgeCore LabelForgeIO LabelForgeLLM LabelForgeCache LabelForgeEval LabelForgeVectors LabelForgePipelines; do
+for target in LabelForgeCore LabelForgeIO LabelForgeLLM LabelForgeCache LabelForgeEval LabelForgeVectors LabelForgeKernel LabelForgePipelines; do
   log=$(swift package generate-documentation --target "$target" 2>&1) || { echo "$log"; exit 1; }
   warnings=$(echo "$log" | grep -E "^(warning|error):" | grep -v "which are unhandled" || true)
   if [ -n "$warnings" ]; then

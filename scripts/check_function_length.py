@@ -10,7 +10,7 @@ import sys
 limit = int(sys.argv[1]) if len(sys.argv) > 1 else 80
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 dirs = sys.argv[2:] or [
-    os.path.join(root, "Sources/LabelForgePipelines/Kernel"),
+    os.path.join(root, "Sources/LabelForgeKernel"),
     os.path.join(root, "Sources/LabelForgePipelines/Modes"),
 ]
 declaration = re.compile(

@@ -29,6 +29,9 @@ public struct LabelForgeError: Error, Sendable, CustomStringConvertible, Equatab
     public let message: String
     /// The HTTP status an engine answered with, for `engineHTTP` errors.
     public var httpStatus: Int? = nil
+    /// The prompt tokens the request would have cost, for a `cacheMiss` from a transport that counts
+    /// what it is not asked to send (`labelforge plan`'s); the run records them as the row's.
+    public var promptTokens: Int? = nil
 
     public init(_ code: Code, _ message: String) {
         self.code = code

@@ -146,8 +146,10 @@ public final class RequestBatcher: EngineTransport {
     }
 
     /// Whether a refused batch may be the fault of one of its texts rather than of the engine's state.
+    /// A miss (a transport that answers nothing, as `labelforge plan`'s) is each text's own: sent
+    /// alone, each says what it would have cost.
     static func concernsTheTexts(_ error: LabelForgeError) -> Bool {
-        if error.code == .invalidResponse { return true }
+        if error.code == .invalidResponse || error.code == .cacheMiss { return true }
         guard error.code == .engineHTTP, let status = error.httpStatus else { return false }
         return ![408, 429, 502, 503, 504].contains(status)
     }

@@ -55,11 +55,25 @@ public final class SeaweedServer: @unchecked Sendable {
             "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc",
             "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc",
         ]
-        let free = try freePorts(names.count)
-        let server = SeaweedServer(directory: directory, ports: Dictionary(uniqueKeysWithValues: zip(names, free)))
-        try await server.launch()
-        return server
+        // A port found free can be taken by another test's server before weed binds it; weed then
+        // exits at once ("Port allocation failed"), and a new set of ports is tried.
+        for attempt in 1...3 {
+            let free = try freePorts(names.count)
+            let server = SeaweedServer(directory: directory, ports: Dictionary(uniqueKeysWithValues: zip(names, free)))
+            do {
+                try await server.launch()
+                return server
+            } catch is PortTaken {
+                if attempt == 3 {
+                    throw TestServerError("weed mini found a port taken 3 times; see \(directory)/weed.log")
+                }
+            }
+        }
+        throw TestServerError("weed mini did not start; see \(directory)/weed.log")
     }
+
+    /// `weed mini` exited before it answered, as it does when one of its ports is taken.
+    private struct PortTaken: Error {}
 
     /// Starts `weed mini` on this server's ports and data directory.
     private func launch() async throws {
@@ -95,6 +109,14 @@ public final class SeaweedServer: @unchecked Sendable {
             key: CacheKey(hex: ContentHash.hex(material)), request: material, response: "ok", engineInfo: .null)
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
+            if !process.isRunning {
+                if let text = try? String(contentsOfFile: directory + "/weed.log", encoding: .utf8),
+                    text.contains("Port allocation failed")
+                {
+                    throw PortTaken()
+                }
+                break
+            }
             if let cache = try? await S3Cache.open(
                 location: location, environment: Self.credentials, logger: Logger(label: "seaweed")),
                 (try? await cache.store([probe])) != nil, (try? await cache.lookup(probe.key)) != nil
@@ -104,7 +126,8 @@ public final class SeaweedServer: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(200))
         }
         stop()
-        throw TestServerError("weed mini did not answer on \(endpoint) within 30 s; see \(directory)/weed.log")
+        throw TestServerError(
+            "weed mini exited, or did not answer on \(endpoint) within 30 s; see \(directory)/weed.log")
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it to exit.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LabelForgeKernel
 import LabelForgePipelines
 
 struct Ablate: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgePipelines
 import Logging
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 #if canImport(Glibc)

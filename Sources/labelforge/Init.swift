@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 
 struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgePipelines
 
 @main

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgePipelines
 
 struct Merge: AsyncParsableCommand {

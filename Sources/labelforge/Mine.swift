@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LabelForgeCore
 import LabelForgeIO
+import LabelForgeKernel
 import LabelForgeVectors
 
 extension HardNegatives.Sampling: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgePipelines
 
 struct Replay: AsyncParsableCommand {
@@ -28,7 +29,9 @@ struct Replay: AsyncParsableCommand {
     @Option(name: .long, help: "Where the replay's run directory is created.")
     var runsDir: String = "runs"
 
-    @Option(name: .long, help: "The cache file (default: the replayed config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
+    @Option(
+        name: .long,
+        help: "The cache file (default: the replayed config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
     var cachePath: String?
 
     @Option(name: .long, help: "How many differing rows per stage to show with both values.")
@@ -41,7 +44,8 @@ struct Replay: AsyncParsableCommand {
         let directory = (manifest as NSString).deletingLastPathComponent
         let options = RunOptions(
             configPath: "", runsDir: runsDir, cachePath: cachePath,
-            replay: ReplayOptions(runDirectory: directory.isEmpty ? "." : directory, recompute: recompute, allowEngine: allowEngine))
+            replay: ReplayOptions(
+                runDirectory: directory.isEmpty ? "." : directory, recompute: recompute, allowEngine: allowEngine))
         let bar = ProgressLine()
         let runner = Runner(options: options, logger: Terminal.logger(verbose: verbose)) { bar.update($0) }
         let report: RunReport

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LabelForgeKernel
 import LabelForgeLLM
 
 struct Setup: AsyncParsableCommand {

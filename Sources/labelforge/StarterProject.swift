@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 
 /// The starter project `labelforge init` writes: a config, a prompt pack with a few-shot sentiment
 /// prompt, and 20 labeled reviews (from the demo's data), runnable at once on the local engine.
@@ -46,7 +47,8 @@ enum StarterProject {
 
     /// Small models label better with worked examples (three lifted SmolLM2's sentiment accuracy on
     /// the demo's first 60 rows from 38% to 50%, as issue 15 reports); these three are not among the 20 rows.
-    static let sentimentPrompt = "Classify the sentiment of a product review as positive, negative or neutral.\n{{#labels}}\n- {{name}}: {{description}}\n{{/labels}}\n\nThree worked examples:\n\nReview: Setting up the mechanical keyboard took less than five minutes. Very user-friendly design.\nAnswer: positive\n\nReview: Shipping was a mess: the blender was sent to the wrong address first. Really frustrating delivery experience.\nAnswer: negative\n\nReview: The phone case came on time, exactly as scheduled. Packaging was plain but adequate.\nAnswer: neutral\n\nReview: {{text}}\nAnswer:"
+    static let sentimentPrompt =
+        "Classify the sentiment of a product review as positive, negative or neutral.\n{{#labels}}\n- {{name}}: {{description}}\n{{/labels}}\n\nThree worked examples:\n\nReview: Setting up the mechanical keyboard took less than five minutes. Very user-friendly design.\nAnswer: positive\n\nReview: Shipping was a mess: the blender was sent to the wrong address first. Really frustrating delivery experience.\nAnswer: negative\n\nReview: The phone case came on time, exactly as scheduled. Packaging was plain but adequate.\nAnswer: neutral\n\nReview: {{text}}\nAnswer:"
 
     static let rows = [
         "{\"id\":\"r0005\",\"text\":\"Delivery was quick and the laptop stand was packed carefully. The courier even left it in a safe spot.\",\"sentiment\":\"positive\"}",
@@ -83,7 +85,8 @@ enum StarterProject {
     /// The files, by path relative to the project directory.
     static var files: [(path: String, contents: String)] {
         [
-            ("config.yaml", config), ("prompts/pack.yaml", pack), ("prompts/sentiment.mustache", sentimentPrompt + "\n"),
+            ("config.yaml", config), ("prompts/pack.yaml", pack),
+            ("prompts/sentiment.mustache", sentimentPrompt + "\n"),
             ("data/reviews.jsonl", rows.joined(separator: "\n") + "\n"), ("README.md", readme),
         ]
     }

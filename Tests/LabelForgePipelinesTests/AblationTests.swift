@@ -3,6 +3,7 @@ import LabelForgeCore
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// `labelforge ablate`: the matrix, variant configs, one engine set and cache, the summary, resume.

@@ -4,6 +4,7 @@ import LabelForgeLLM
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 @Suite struct ConfigTests {
@@ -238,7 +239,7 @@ import Testing
         )
         let config = try RunConfig.load(file: path)
         #expect(config.dataset.format == .csv)
-        #expect(config.engines[0].kind == .local)
+        #expect(config.engines[0].kind.name == .local)
         #expect(config.engines[0].dialect == "llamacpp")
         #expect(config.engines[0].slots == 1)
         #expect(config.engines[0].maxInFlight == 1)

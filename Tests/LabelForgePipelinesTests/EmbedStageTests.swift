@@ -4,6 +4,7 @@ import LabelForgeLLM
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 @Suite struct EmbedStageTests {

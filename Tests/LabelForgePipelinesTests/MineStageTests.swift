@@ -5,6 +5,7 @@ import LabelForgeTesting
 import Synchronization
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// Values appended from any thread (a progress callback), read once the run is over.

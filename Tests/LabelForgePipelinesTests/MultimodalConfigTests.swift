@@ -5,6 +5,7 @@ import LabelForgeLLM
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// Config and stage logic for images, captions and pairwise judging.

@@ -4,6 +4,7 @@ import LabelForgeEval
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// `normalize`: a dataset-wide rescaling of a numeric output, overall or per group.

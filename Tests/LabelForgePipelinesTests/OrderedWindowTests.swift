@@ -1,5 +1,6 @@
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 @Suite struct OrderedWindowTests {

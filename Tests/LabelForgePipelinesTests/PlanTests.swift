@@ -3,6 +3,7 @@ import LabelForgeCore
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 @Suite struct PlanTests {

@@ -6,6 +6,7 @@ import LabelForgeTesting
 import Logging
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// The executor with an in-memory cache and transport: no HTTP, no SQLite.

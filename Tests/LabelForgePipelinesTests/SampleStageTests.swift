@@ -3,6 +3,7 @@ import LabelForgeCore
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// `sample`: a seeded random subset, the worked example of a stage that sends no request

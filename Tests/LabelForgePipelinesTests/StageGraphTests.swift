@@ -3,6 +3,7 @@ import LabelForgeCore
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
 @testable import LabelForgePipelines
 
 /// The stage graph: references between stages, filters, fan-out and a barrier, against the stub.

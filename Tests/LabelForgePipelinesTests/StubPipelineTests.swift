@@ -4,10 +4,13 @@ import LabelForgePipelines
 import LabelForgeTesting
 import Testing
 
+@testable import LabelForgeKernel
+
 /// Pipelines against a stub that speaks vLLM's wire format: faults and schema violations on demand.
 @Suite struct StubPipelineTests {
     static func config(
-        _ ws: TestWorkspace, baseURL: String, apiKeyEnv: String? = nil, extraRun: String = "", maxValidationRetries: Int = 2
+        _ ws: TestWorkspace, baseURL: String, apiKeyEnv: String? = nil, extraRun: String = "",
+        maxValidationRetries: Int = 2
     ) throws -> String {
         try ws.write(
             "config.yaml",
@@ -64,7 +67,9 @@ import Testing
         let stub = try await StubEngine.start(answer: Self.violating)
         defer { Task { await stub.stop() } }
         let config = try Self.config(ws, baseURL: stub.baseURL)
-        let report = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
 
         #expect(report.status == "completed")
         #expect(report.rows == 12)
@@ -78,9 +83,11 @@ import Testing
         #expect(sentiment[2]["error"]?["class"] == "schema_violation")
         #expect(sentiment[2]["label"] == nil)
         #expect(sentiment[3]["label"] == "positive")
-        let attributes = try String(contentsOfFile: report.runDirectory.outputPath(stage: "attributes"), encoding: .utf8)
+        let attributes = try String(
+            contentsOfFile: report.runDirectory.outputPath(stage: "attributes"), encoding: .utf8)
         #expect(attributes.contains(#""row_id":"r5""#))
-        let manifest = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8).split(separator: "\n")
+        let manifest = try String(contentsOfFile: report.runDirectory.manifestPath, encoding: .utf8).split(
+            separator: "\n")
         let errors = manifest.filter { $0.contains(#""error":"#) && $0.contains(#""type":"row""#) }
         #expect(errors.count == 4)
         #expect(errors.allSatisfy { $0.contains("attempt 3 of 3") })
@@ -93,7 +100,12 @@ import Testing
         try ws.writePromptPack()
         let first = try await StubEngine.start()
         let second = try await StubEngine.start()
-        defer { Task { await first.stop(); await second.stop() } }
+        defer {
+            Task {
+                await first.stop()
+                await second.stop()
+            }
+        }
         let secretA = "sk-secret-\(UUID().uuidString)"
         let secretB = "sk-secret-\(UUID().uuidString)"
         setenv("LF_TEST_KEY_A", secretA, 1)
@@ -101,9 +113,13 @@ import Testing
         let logs = CapturedLogs()
 
         let configA = try Self.config(ws, baseURL: first.baseURL, apiKeyEnv: "LF_TEST_KEY_A")
-        let a = try await Runner(options: RunOptions(configPath: configA, runsDir: ws.path("runs")), logger: logs.logger).run()
+        let a = try await Runner(
+            options: RunOptions(configPath: configA, runsDir: ws.path("runs")), logger: logs.logger
+        ).run()
         let configB = try Self.config(ws, baseURL: second.baseURL, apiKeyEnv: "LF_TEST_KEY_B")
-        let b = try await Runner(options: RunOptions(configPath: configB, runsDir: ws.path("runs")), logger: logs.logger).run()
+        let b = try await Runner(
+            options: RunOptions(configPath: configB, runsDir: ws.path("runs")), logger: logs.logger
+        ).run()
 
         #expect(first.chatRequests == 18)
         #expect(first.authorizations.allSatisfy { $0 == "Bearer \(secretA)" })
@@ -135,7 +151,9 @@ import Testing
         defer { Task { await stub.stop() } }
         let config = try Self.config(ws, baseURL: stub.baseURL)
         let error = await #expect(throws: LabelForgeError.self) {
-            try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+            try await Runner(
+                options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+            ).run()
         }
         #expect(error?.message.contains("reviews.jsonl:1") == true)
         #expect(error?.message.contains("'author'") == true)
@@ -149,7 +167,9 @@ import Testing
         try ws.writePromptPack()
         let config = try Self.config(ws, baseURL: "http://127.0.0.1:9")
         let error = await #expect(throws: LabelForgeError.self) {
-            try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+            try await Runner(
+                options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+            ).run()
         }
         #expect(error?.code == .engineUnavailable)
         let runs = try FileManager.default.contentsOfDirectory(atPath: ws.path("runs"))
@@ -167,7 +187,9 @@ import Testing
         let stub = try await StubEngine.start { _ in .error(status: 400, message: "context length exceeded") }
         defer { Task { await stub.stop() } }
         let config = try Self.config(ws, baseURL: stub.baseURL, extraRun: "  max_failure_ratio: 0.2")
-        let report = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger).run()
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
         #expect(report.status == "aborted")
         #expect(report.rows < 100)
         #expect(report.abortReason?.contains("max_failure_ratio") == true)
@@ -181,7 +203,9 @@ import Testing
         let stub = try await StubEngine.start()
         defer { Task { await stub.stop() } }
         let config = try Self.config(ws, baseURL: stub.baseURL)
-        let report = try await Runner(options: RunOptions(configPath: config, runsDir: ws.path("runs"), limit: 4), logger: CapturedLogs().logger).run()
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs"), limit: 4), logger: CapturedLogs().logger
+        ).run()
         #expect(report.rows == 4)
         #expect(stub.chatRequests == 8)
     }

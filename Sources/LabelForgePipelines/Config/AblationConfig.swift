@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeKernel
 import LabelForgeLLM
 import Logging
 import Yams

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 import Yams
 
@@ -16,7 +17,7 @@ enum QualityFilter {
     /// The two stage nodes a `quality_filter` node stands for; `nil` for any other stage type.
     static func expand(_ node: ConfigReader) throws -> [ConfigReader]? {
         guard try node.child("type")?.string() == "quality_filter" else { return nil }
-        try node.checkKeys(StageRegistry.commonKeys + ["criteria"] + ownKeys)
+        try node.checkKeys(StageCatalog.commonKeys + ["criteria"] + ownKeys)
         let id = try node.require("id").string()
         let judge = id + "_judge"
         func scalar(_ text: String) -> Node { .scalar(Node.Scalar(text)) }

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeKernel
 import Logging
 
 /// Runs an ablation: every variant as a normal run under `ablations/<id>/runs/`, with one set of
@@ -81,9 +82,8 @@ public struct AblationRunner: Sendable {
             let first = state.variants[group.indices[0]]
             try Runner.installRuntimeIfMissing(configPath: first.config)
             let plan = try RunPlan.prepare(configPath: first.config, limit: state.limit)
-            try await EngineSet.withEngines(
-                config: plan.config, models: plan.models, logPath: directory + "/engine.log", logger: logger
-            ) { engines in
+            try await LiveEngines(logger: logger).withEngines(for: plan, logPath: directory + "/engine.log") {
+                engines in
                 for index in group.indices where state.variants[index].status != "completed" {
                     let entry = state.variants[index]
                     logger.info("ablation \(state.name): variant \(entry.name)")
@@ -109,8 +109,6 @@ public struct AblationRunner: Sendable {
                     state.variants[index].status = report.status
                     try state.save(in: directory)
                 }
-            } onStartFailure: {
-                $0
             }
         }
         let summary = try AblationSummary.compute(state: state)

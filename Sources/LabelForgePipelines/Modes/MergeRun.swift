@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import Logging
 
 extension RunSetup {
@@ -17,9 +18,9 @@ extension RunSetup {
         var setup = RunSetup(
             plan: shards.plan, directory: directory, createdDirectory: true, previous: shards.state,
             runLine: RunLine(noCache: options.noCache, shard: options.shard, mergedFrom: shards.runs.map(\.runID)),
-            noCache: options.noCache, stopsAtFirstBarrier: !merge.continueRun, writesPrevious: true,
+            noCache: options.noCache, stop: merge.continueRun ? .end : .beforeFirstBarrier, writesPrevious: true,
             shard: options.shard)
-        if setup.stopsAtFirstBarrier { setup.engines = .recorded(shards.runs[0].engines) }
+        if setup.stop == .beforeFirstBarrier { setup.engines = .recorded(shards.runs[0].engines) }
         setup.required = RequiredAnswers(
             sample: 3, missing: { try await shards.missingAnswers(in: $0) },
             message: {

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import Logging
 
 extension RunSetup {

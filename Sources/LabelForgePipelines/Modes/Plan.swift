@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 import Logging
 
@@ -119,34 +120,21 @@ public struct PlanReport: Sendable {
 }
 
 extension Runner {
-    /// Plans `options.configPath` against the cache; starts no engine and sends nothing.
+    /// Plans `options.configPath` against the cache; starts no engine and sends nothing: the run goes
+    /// through with `PlanEngines`, whose transports answer no request and say what each would cost.
     public func plan() async throws -> PlanReport {
-        let plan = try RunPlan.prepare(configPath: options.configPath, limit: options.limit)
-        let cache = try await RunCache.open(config: plan.config, overridePath: options.cachePath, logger: planLogger)
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "labelforge-plan-\(UUID().uuidString)"
-        ).path
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let directory = try RunDirectory.create(
-            runsDir: scratch, planHash: plan.planHash, resolvedConfig: ResolvedYAML.string(plan.resolved))
-        let manifest = try ManifestWriter(path: directory.manifestPath)
-        try manifest.append(.run(plan.runRecord(directory: directory, noCache: false)))
-        let engines = EngineSet.offline(config: plan.config, models: plan.models, logger: planLogger)
-        let tokenizers = await Self.tokenizers(for: plan, logger: planLogger)
-        let infos = await Self.windows(for: plan, logger: planLogger)
-        let execution = RunExecution(
-            plan: plan, engines: engines, engineInfos: infos, cache: cache, directory: directory, manifest: manifest,
-            previous: nil, noCache: false, offline: true, logger: planLogger, progress: { _ in }, planOnly: true,
-            tokenizers: tokenizers)
-        _ = try await execution.run()
-        await engines.shutdown()
-        for client in tokenizers.values { await client.shutdown() }
-        try manifest.sync()
-
-        let (estimates, newKeys) = try Self.estimates(plan: plan, manifest: directory.manifestPath)
+        let setup = try RunStart.plan(configPath: options.configPath).setup(options: options, logger: logger)
+        // The scratch runs directory the plan's run wrote in.
+        defer {
+            try? FileManager.default.removeItem(atPath: (setup.directory.path as NSString).deletingLastPathComponent)
+        }
+        let engines = PlanEngines(logger: logger)
+        _ = try await RunSession(cachePath: options.cachePath, logger: logger, engines: engines).run(setup)
+        let plan = setup.plan
+        let (estimates, newKeys) = try Self.estimates(plan: plan, manifest: setup.directory.manifestPath)
         var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
         report.newKeys = newKeys
-        report.tokenizedBy = tokenizers.keys.sorted()
+        report.tokenizedBy = engines.tokenizedBy
         report.time = Self.throughput(runsDir: options.runsDir, models: plan.models.map(\.recordedPin)).map {
             PlanReport.TimeEstimate(
                 seconds: Double(report.newRequests) / $0.rate, requestsPerSecond: $0.rate, basedOn: $0.run)
@@ -172,50 +160,6 @@ extension Runner {
             return (Double(requests) / end.timeIntervalSince(start), run.runID)
         }
         return nil
-    }
-
-    private var planLogger: Logger { logger }
-
-    /// vLLM and llama.cpp servers already up count prompt tokens with `/tokenize`, by engine name;
-    /// nothing is started for it.
-    static func tokenizers(for plan: RunPlan, logger planLogger: Logger) async -> [String: OpenAIClient] {
-        var tokenizers: [String: OpenAIClient] = [:]
-        let chatEngines = Set(
-            plan.config.stages.filter { StageRegistry.type(named: $0.type)?.engineTask == "chat" }.map(\.engine))
-        for engine in plan.config.engines
-        where engine.kind == .openai && ["vllm", "llamacpp"].contains(engine.dialect)
-            && chatEngines.contains(engine.name)
-        {
-            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
-            options.maxRetries = 0
-            options.requestTimeout = .seconds(10)
-            let client = OpenAIClient(options: options, logger: planLogger)
-            if (try? await client.checkReachable()) != nil {
-                tokenizers[engine.name] = client
-            } else {
-                await client.shutdown()
-            }
-        }
-        return tokenizers
-    }
-
-    /// What remote embedding and rerank servers report, for the window their requests are cut to
-    /// (part of every key): the run asks them the same.
-    static func windows(for plan: RunPlan, logger planLogger: Logger) async -> [String: JSONValue] {
-        var infos: [String: JSONValue] = [:]
-        let windowEngines = Set(plan.graph.order.filter { $0.truncation != nil }.map(\.config.engine))
-        for engine in plan.config.engines where engine.kind == .openai && windowEngines.contains(engine.name) {
-            var options = EngineSet.endpointOptions(engine, baseURLs: engine.baseURLs)
-            options.maxRetries = 0
-            options.requestTimeout = .seconds(10)
-            let client = OpenAIClient(options: options, logger: planLogger)
-            if (try? await client.checkReachable()) != nil {
-                infos[engine.name] = await EngineInfo.probe(
-                    client: client, dialect: EngineDialect(name: engine.dialect)!)
-            }
-            await client.shutdown()
-        }
-        return infos
     }
 
     /// Each stage's rows, cached and new requests and prompt tokens, from the manifest of a plan's

@@ -2,10 +2,10 @@ import LabelForgeCore
 import LabelForgeLLM
 
 /// How `labelforge plan` counts the prompt tokens of a chat request the cache lacks: by the engine
-/// where plan reached one that tokenizes, else estimated.
+/// where plan reached one that tokenizes (`PlanTransport`), else estimated.
 struct PromptTokenCounter: Sendable {
-    /// Engines (by name) that count prompt tokens with their `/tokenize`.
-    var tokenizers: [String: any EngineTransport] = [:]
+    /// The engine's server, which counts prompt tokens with its `/tokenize`; `nil` estimates them.
+    var tokenizer: (any EngineTransport)?
 
     /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
     /// right for English with BPE tokenizers; images are not counted).
@@ -24,11 +24,11 @@ struct PromptTokenCounter: Sendable {
     /// A new request's prompt tokens. vLLM's `/tokenize` renders the chat template itself;
     /// llama.cpp's takes text, so the messages go through its `/apply-template` first and the prompt
     /// is tokenized as the server tokenizes a chat prompt (special tokens added and parsed).
-    func promptTokens(of body: JSONValue, engine: EngineEndpoint) async -> Int {
-        guard let tokenizer = tokenizers[engine.name], let messages = body["messages"] else {
+    func promptTokens(of body: JSONValue, dialect: EngineDialect) async -> Int {
+        guard let tokenizer, let messages = body["messages"] else {
             return Self.estimatedTokens(of: body)
         }
-        if engine.dialect == .llamacpp {
+        if dialect == .llamacpp {
             if let rendered = try? await tokenizer.send(
                 EngineRequest(kind: .applyTemplate, body: ["messages": messages])),
                 let prompt = rendered.body["prompt"]?.stringValue,

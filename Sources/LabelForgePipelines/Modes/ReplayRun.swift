@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 
 extension RunSetup {
     /// A finished run's plan again, into a new directory: offline from the cache (no engine, and

@@ -3,6 +3,7 @@ import LabelForgeCache
 import LabelForgeCore
 import LabelForgeEval
 import LabelForgeIO
+import LabelForgeKernel
 import LabelForgeLLM
 import Logging
 

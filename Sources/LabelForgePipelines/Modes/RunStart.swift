@@ -1,15 +1,18 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import Logging
 
 /// How a run begins: a new run of a config, the resumption of an interrupted one, the replay of a
-/// finished one, or the merge of shards. Each case (in its own file) reads what it needs and returns
-/// the `RunSetup` that `RunSession` runs; `labelforge plan` is `Runner.plan()`.
+/// finished one, the merge of shards, or the plan of a config (`labelforge plan`: a run that sends
+/// nothing). Each case (in its own file) reads what it needs and returns the `RunSetup` that
+/// `RunSession` runs.
 enum RunStart {
     case new(configPath: String)
     case resume(directory: String, retryFailed: Bool)
     case replay(ReplayOptions)
     case merge(MergeOptions)
+    case plan(configPath: String)
 
     init(_ options: RunOptions) {
         if let resume = options.resume {
@@ -32,6 +35,7 @@ enum RunStart {
             try RunSetup.resume(directory: directory, retryFailed: retryFailed, options: options, logger: logger)
         case .replay(let replay): try RunSetup.replay(replay, options: options)
         case .merge(let merge): try RunSetup.merge(merge, options: options, logger: logger)
+        case .plan(let configPath): try RunSetup.plan(configPath: configPath, options: options)
         }
     }
 }

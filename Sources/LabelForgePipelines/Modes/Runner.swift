@@ -3,6 +3,7 @@ import LabelForgeCache
 import LabelForgeCore
 import LabelForgeEval
 import LabelForgeIO
+import LabelForgeKernel
 import LabelForgeLLM
 import Logging
 
@@ -33,7 +34,7 @@ public final class Runner: Sendable {
 
     /// On first use, installs the local engine and the default models `config`'s local engines need.
     static func installRuntimeIfMissing(config: RunConfig) throws {
-        let models = config.engines.filter { $0.kind == .local && $0.model.path == nil }.map(
+        let models = config.engines.filter { $0.local != nil && $0.model.path == nil }.map(
             ResolvedModel.defaultFile)
         if !models.isEmpty { try RuntimeSetup.installIfMissing(models: models) }
     }
@@ -43,7 +44,10 @@ public final class Runner: Sendable {
     func run(sharedEngines: EngineSet?) async throws -> RunReport {
         var setup = try RunStart(options).setup(options: options, logger: logger)
         if let sharedEngines, case .live = setup.engines { setup.engines = .shared(sharedEngines) }
-        return try await RunSession(cachePath: options.cachePath, logger: logger, progress: progress).run(setup)
+        let session = RunSession(
+            cachePath: options.cachePath, logger: logger, engines: LiveEngines(logger: logger),
+            htmlReport: { try HTMLReport.run(directory: $0) }, progress: progress)
+        return try await session.run(setup)
     }
 
     /// Request keys a run's manifest lists that the cache does not hold.

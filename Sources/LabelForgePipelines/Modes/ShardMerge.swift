@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeKernel
 
 /// What `labelforge merge` was asked to merge.
 public struct MergeOptions: Sendable {

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeKernel
 
 /// What an ablation's variants did, side by side: per variant accuracy and macro-F1 against gold,
 /// tokens, wall time, new and cached requests; per label field, the agreement between variants

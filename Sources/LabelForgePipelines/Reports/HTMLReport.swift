@@ -2,6 +2,7 @@ import Foundation
 import LabelForgeCore
 import LabelForgeEval
 import LabelForgeIO
+import LabelForgeKernel
 
 /// Self-contained HTML reports (no scripts, no network: inline CSS and SVG charts), for a person
 /// to look at: `report.html` of a run, and an ablation's `summary.html`.

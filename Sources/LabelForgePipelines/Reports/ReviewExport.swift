@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeIO
+import LabelForgeKernel
 
 /// A run's labels for people to review (`labelforge export`): Label Studio tasks with the matching
 /// labeling config, Argilla records with their dataset settings, or plain JSONL.

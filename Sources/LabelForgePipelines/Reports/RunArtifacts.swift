@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeIO
+import LabelForgeKernel
 import Yams
 
 /// A run directory read back: its manifest's run and summary records and its resolved config.

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 
 extension RunDiff {
     /// The diff as JSON (`--format json`).

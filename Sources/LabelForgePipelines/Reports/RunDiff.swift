@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeKernel
 
 /// What changed between two runs: config, pins, and each stage's outputs with agreement
 /// statistics (`labelforge diff`).

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCache
 import LabelForgeCore
+import LabelForgeKernel
 
 /// What a run did, read back from its directory (`labelforge inspect`).
 public enum RunInspection {

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `caption`: a free-text description of the row's image(s) from a VLM.
@@ -62,9 +63,9 @@ public struct CaptionOptions: ParsedStageOptions {
     public var style = "concise"
     public var maxWords = 30
 
-    static let keys = ["style", "max_words"]
+    package static let keys = ["style", "max_words"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> CaptionOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> CaptionOptions {
         if context.images.isEmpty {
             throw node.error("a caption stage needs an image: set dataset.image_fields (or use format: imagefolder).")
         }

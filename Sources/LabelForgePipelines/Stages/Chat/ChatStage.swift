@@ -1,5 +1,6 @@
 import LabelForgeCore
 import LabelForgeIO
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// One request a stage makes for a row. Most stages make one; a pairwise judge makes two.

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `classify`: exactly one label from a fixed set, with a confidence when the engine gives logprobs.
@@ -89,9 +90,9 @@ public struct ClassifyStage: ChatStage {
 public struct ClassifyOptions: ParsedStageOptions {
     public var labels: [RunConfig.Label]
 
-    static let keys = ["labels"]
+    package static let keys = ["labels"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
         var labels: [RunConfig.Label] = []
         for item in try node.require("labels").items() {
             if case .scalar = item.node {

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `synthesize_conversation`: a multi-turn conversation grounded in the row (an image sent to a
@@ -131,9 +132,9 @@ public struct ConversationOptions: ParsedStageOptions {
     public var turns = 3
     public var stopPhrases: [String] = []
 
-    static let keys = ["assistant_template", "turns", "stop_phrases"]
+    package static let keys = ["assistant_template", "turns", "stop_phrases"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ConversationOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ConversationOptions {
         var options = ConversationOptions(assistantTemplate: try node.require("assistant_template").string())
         if let turns = try node.child("turns") {
             options.turns = try turns.int()

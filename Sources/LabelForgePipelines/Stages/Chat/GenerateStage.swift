@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 import Yams
 
@@ -37,9 +38,9 @@ public struct GenerateStage: ChatStage {
 public struct GenerateOptions: ParsedStageOptions {
     public var samples = 1
 
-    static let keys = ["n"]
+    package static let keys = ["n"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> GenerateOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> GenerateOptions {
         let samplesNode = try node.child("n")
         let samples = try samplesNode?.int() ?? 1
         if samples < 1 { throw samplesNode!.error("n must be at least 1.") }

@@ -1,4 +1,5 @@
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `rubric_score` with `mode: pairwise`: which of two candidates is better on each criterion.

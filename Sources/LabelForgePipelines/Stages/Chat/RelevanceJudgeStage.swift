@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `rerank` with `method: judge`, for engines without `/v1/rerank`: the stage's template asks a chat

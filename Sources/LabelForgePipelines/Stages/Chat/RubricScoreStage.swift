@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `rubric_score`: integer scores per criterion on a fixed scale, plus a short rationale, as one
@@ -158,9 +159,9 @@ public struct RubricOptions: ParsedStageOptions {
     public var mode = "pointwise"
     public var candidates: [String] = []
 
-    static let keys = ["criteria", "mode", "candidates"]
+    package static let keys = ["criteria", "mode", "candidates"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RubricOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RubricOptions {
         let mode = try node.child("mode")?.oneOf(["pointwise", "pairwise"]) ?? "pointwise"
         let candidatesNode = try node.child("candidates")
         let candidates = try candidatesNode?.stringList() ?? []

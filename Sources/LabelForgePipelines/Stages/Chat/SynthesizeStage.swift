@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `synthesize`: new rows from a seed row and a template (instruction/response pairs,
@@ -44,7 +45,7 @@ public struct SynthesizeOptions: ParsedStageOptions {
     public var samples = 1
     public var schema: JSONValue? = nil
 
-    static let keys = ["n", "schema"]
+    package static let keys = ["n", "schema"]
     /// Names a schema property may not take: they are the output line's own.
     static let reserved = ["row_id", "error", "lineage", "parent_row_id", "sample_index", "reason"]
 
@@ -53,7 +54,7 @@ public struct SynthesizeOptions: ParsedStageOptions {
         schema.map { $0["properties"]?.objectValue?.keys.sorted() ?? [] }
     }
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SynthesizeOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SynthesizeOptions {
         let samplesNode = try node.child("n")
         let samples = try samplesNode?.int() ?? 1
         if samples < 1 { throw samplesNode!.error("n must be at least 1.") }

@@ -1,4 +1,5 @@
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `tag`: named, typed attributes returned as one JSON object.
@@ -91,10 +92,10 @@ public struct TagStage: ChatStage {
 public struct TagOptions: ParsedStageOptions {
     public var attributes: [RunConfig.Attribute]
 
-    static let keys = ["attributes"]
+    package static let keys = ["attributes"]
     static let attributeTypes = ["enum", "boolean", "string", "list"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> TagOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> TagOptions {
         var attributes: [RunConfig.Attribute] = []
         for item in try node.require("attributes").items() {
             try item.checkKeys(["name", "type", "values", "description", "gold_field"])

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeVectors
 
 /// `dedup`: removes duplicates of rows earlier in output order; the first of each cluster is kept.
@@ -314,9 +315,11 @@ public struct DedupOptions: ParsedStageOptions {
     /// `embedding`: how texts longer than the model's window are cut.
     public var truncate = Truncation.model
 
-    static let keys = ["field", "method", "threshold", "shingle", "ngram", "num_perm", "bands", "rows", Truncation.key]
+    package static let keys = [
+        "field", "method", "threshold", "shingle", "ngram", "num_perm", "bands", "rows", Truncation.key,
+    ]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> DedupOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> DedupOptions {
         var options = DedupOptions(
             field: try node.require("field").string(),
             method: try node.child("method")?.oneOf(["exact", "minhash", "embedding"]) ?? "exact")

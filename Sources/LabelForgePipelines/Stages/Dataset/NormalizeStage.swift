@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeKernel
 
 /// `normalize`: rescales a numeric field over the whole row set, or within groups of rows
 /// (`group_by`): `zscore` (population standard deviation, as scipy's `zscore`), `minmax` (to
@@ -65,9 +66,9 @@ public struct NormalizeOptions: ParsedStageOptions {
     public var method = Normalization.zscore
     public var groupBy: String? = nil
 
-    static let keys = ["field", "method", "group_by"]
+    package static let keys = ["field", "method", "group_by"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> NormalizeOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> NormalizeOptions {
         NormalizeOptions(
             field: try node.require("field").string(),
             method: Normalization(

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 import Yams
 
@@ -41,9 +42,9 @@ public struct FilterOptions: ParsedStageOptions {
     public var keep: RowPredicate
     public var record: [String] = []
 
-    static let keys = ["keep", "record"]
+    package static let keys = ["keep", "record"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> FilterOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> FilterOptions {
         FilterOptions(
             keep: try RowPredicate.parse(try node.require("keep")), record: try node.child("record")?.stringList() ?? []
         )

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 
 /// Which rows a `filter` stage keeps, written in YAML rather than a string language:
 /// `{all: [{field: sentiment.label, in: [positive]}, {field: sentiment.confidence, gte: 0.8}]}`.

@@ -1,4 +1,5 @@
 import LabelForgeCore
+import LabelForgeKernel
 
 /// `sample`: a seeded random subset of the rows. Each row is kept with probability `fraction`, by a
 /// draw derived from the run's seed, the stage id and the row id (`Seed.derive`): the same rows
@@ -31,9 +32,9 @@ public struct SampleStage: RowWiseStage {
 public struct SampleOptions: ParsedStageOptions {
     public var fraction: Double
 
-    static let keys = ["fraction"]
+    package static let keys = ["fraction"]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SampleOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> SampleOptions {
         let fractionNode = try node.require("fraction")
         let fraction = try fractionNode.double()
         guard fraction > 0, fraction <= 1 else {

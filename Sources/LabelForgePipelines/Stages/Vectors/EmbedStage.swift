@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `embed`: one vector per row for a field's text (with an optional instruction prefix such as
@@ -64,9 +65,9 @@ public struct EmbedOptions: ParsedStageOptions {
     public var batchSize = 32
     public var truncate = Truncation.model
 
-    static let keys = ["field", "prefix", "batch_size", Truncation.key]
+    package static let keys = ["field", "prefix", "batch_size", Truncation.key]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> EmbedOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> EmbedOptions {
         let batchNode = try node.child("batch_size")
         let batchSize = try batchNode?.int() ?? 32
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }

@@ -1,6 +1,7 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeIO
+import LabelForgeKernel
 import LabelForgeVectors
 
 /// `mine_hard_negatives`: for each (query, positive) row, the corpus passages that score high
@@ -319,14 +320,14 @@ struct MineOptions: ParsedStageOptions {
     /// How queries and passages longer than the embedding (and rerank) model's window are cut.
     var truncate = Truncation.model
 
-    static let keys = [
+    package static let keys = [
         "query", "positive", "corpus", "query_prefix", "corpus_prefix", "batch_size", "range_min", "range_max",
         "max_score", "min_score", "absolute_margin", "relative_margin", "num_negatives", "sampling_strategy",
         "output_format",
         "query_block", "corpus_block", "rerank_engine", Truncation.key,
     ]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> MineOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> MineOptions {
         var options = MineOptions(
             query: try node.require("query").string(), positive: try node.require("positive").string())
         if let corpus = try node.child("corpus") {

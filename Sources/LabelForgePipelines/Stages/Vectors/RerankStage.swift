@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeKernel
 import LabelForgeLLM
 
 /// `rerank`: relevance scores of documents for a query from a reranker (`POST /v1/rerank`, the shape
@@ -74,9 +75,9 @@ public struct RerankOptions: ParsedStageOptions {
     /// How (query, document) pairs longer than the reranker's window are cut (the document first).
     public var truncate = Truncation.model
 
-    static let keys = ["query", "documents", "batch_size", "method", "endpoint", Truncation.key]
+    package static let keys = ["query", "documents", "batch_size", "method", "endpoint", Truncation.key]
 
-    static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RerankOptions {
+    package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> RerankOptions {
         let batchNode = try node.child("batch_size")
         let batchSize = try batchNode?.int() ?? 32
         if batchSize < 1 { throw batchNode!.error("batch_size must be at least 1.") }

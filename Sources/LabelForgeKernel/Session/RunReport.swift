@@ -1,0 +1,80 @@
+import LabelForgeCore
+import LabelForgeEval
+
+/// Agreement of one output field with a gold field.
+public struct GoldScore: Sendable {
+    public var stage: String
+    public var field: String
+    public var goldField: String
+    public var agreement: Agreement
+}
+
+/// What a finished (or aborted) run did.
+public struct RunReport: Sendable {
+    /// `completed` or `aborted`.
+    public var status: String
+    public var runDirectory: RunDirectory
+    public var rows: Int
+    public var rowsFailed: Int
+    public var stages: [(id: String, stats: StageStats)]
+    public var engineRequests: Int
+    public var scores: [GoldScore]
+    public var elapsedSeconds: Double
+    public var abortReason: String?
+    /// Sections stages add to the report (e.g. mining statistics), as Markdown lines.
+    public var sections: [String] = []
+    /// Cache entries that failed their integrity check: each was a miss, asked of the engine again
+    /// and stored anew.
+    public var cacheFailedVerification = 0
+    /// The dataset-wide stage a shard run (or a merge without `--continue`) stopped before.
+    public var stoppedBefore: String? = nil
+
+    /// What a run that stopped before a dataset-wide stage says about it.
+    public var stopNote: String? {
+        stoppedBefore.map {
+            "stopped before the dataset-wide stage '\($0)': it needs every row, so it runs after "
+                + "`labelforge merge <shard run dirs…> --continue`"
+        }
+    }
+
+    public var cacheHits: Int { stages.reduce(0) { $0 + $1.stats.cacheHits } }
+    public var cacheLookups: Int { stages.reduce(0) { $0 + $1.stats.cacheHits + $1.stats.cacheMisses } }
+    public var cacheHitRate: Double { cacheLookups == 0 ? 0 : Double(cacheHits) / Double(cacheLookups) }
+
+    /// The report as Markdown, written to `report.md`.
+    public var markdown: String {
+        var lines = [
+            "# Run \(runDirectory.runID)", "",
+            "- status: \(status)" + (abortReason.map { " (\($0))" } ?? "") + (stopNote.map { "; \($0)" } ?? ""),
+            "- rows: \(rows) (\(rowsFailed) with a failed stage)",
+            "- cache hit rate: \(Self.percent(cacheHitRate)) (\(cacheHits)/\(cacheLookups) requests)",
+            "- engine requests sent: \(engineRequests)",
+        ]
+        if cacheFailedVerification > 0 {
+            lines.append("- cache entries that failed verification (refetched): \(cacheFailedVerification)")
+        }
+        for (id, s) in stages where s.truncated > 0 {
+            lines.append("- \(id): \(s.truncated) text(s) longer than the model's window, cut to it")
+        }
+        lines += [
+            "- time: \(String(format: "%.1f", elapsedSeconds)) s", "",
+            "| stage | ok | failed | cache hits | tokens in | tokens out |", "|---|---|---|---|---|---|",
+        ]
+        for (id, s) in stages {
+            lines.append("| \(id) | \(s.ok) | \(s.failed) | \(s.cacheHits) | \(s.tokensIn) | \(s.tokensOut) |")
+        }
+        if !scores.isEmpty {
+            lines += ["", "| stage.field | gold | n | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+            for score in scores {
+                lines.append(
+                    "| \(score.stage).\(score.field) | \(score.goldField) | \(score.agreement.count) | "
+                        + "\(Self.percent(score.agreement.accuracy)) | \(String(format: "%.3f", score.agreement.macroF1)) |"
+                )
+            }
+        }
+        if !sections.isEmpty { lines += [""] + sections }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    package static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+}

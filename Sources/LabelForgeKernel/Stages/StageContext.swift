@@ -1,0 +1,246 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import Synchronization
+
+/// What the run gives one stage, the same for every row: its engines (behind their batchers), the
+/// token limits its texts are cut to, the executor (cache, single flight), its seeds and prompts.
+/// One object per stage, shared by every row's `StageContext`.
+package final class StageServices: Sendable {
+    package let stageID: String
+    /// The run's seed, from which every request's seed derives.
+    package let runSeed: UInt64
+    /// Whether chat requests may reuse the engine's prompt cache (not under `determinism: strict`).
+    package let cachePrompt: Bool
+    package let pack: PromptPack
+    package let executor: RequestExecutor
+    /// The stage's engines by task (`PipelineStage.engineUses`).
+    package let endpoints: [EngineUse.Task: EngineEndpoint]
+    /// The token limit each task's texts carry (`Truncation`); none sends texts whole.
+    package let limits: [EngineUse.Task: Int]
+
+    package init(
+        stageID: String, runSeed: UInt64, cachePrompt: Bool, pack: PromptPack, executor: RequestExecutor,
+        endpoints: [EngineUse.Task: EngineEndpoint] = [:], limits: [EngineUse.Task: Int] = [:]
+    ) {
+        self.stageID = stageID
+        self.runSeed = runSeed
+        self.cachePrompt = cachePrompt
+        self.pack = pack
+        self.executor = executor
+        self.endpoints = endpoints
+        self.limits = limits
+    }
+}
+
+/// What a stage's `process` has for one row: its engines, seeds and prompts, and `send`, which goes
+/// through the executor and records every request in the row's ledger (keys in the order sent,
+/// cache hits, attempts, tokens, replicas) for the manifest.
+public final class StageContext: Sendable {
+    package struct Ledger: Sendable {
+        package var requestKeys: [String] = []
+        package var cacheHits = 0
+        package var attempts = 0
+        package var servedBy: [String] = []
+        package var tokensIn = 0
+        package var tokensOut = 0
+    }
+
+    package let services: StageServices
+    private let ledger = Mutex(Ledger())
+
+    package init(_ services: StageServices) { self.services = services }
+
+    /// Whether chat requests may reuse the engine's prompt cache (not under `determinism: strict`).
+    package var cachePrompt: Bool { services.cachePrompt }
+    package var pack: PromptPack { services.pack }
+
+    /// The engine this stage uses for `task`.
+    /// - Throws: `LabelForgeError.invalidConfig` when the stage declared no such engine.
+    package func endpoint(_ task: EngineUse.Task) throws -> EngineEndpoint {
+        guard let endpoint = services.endpoints[task] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' has no \(task.rawValue) engine.")
+        }
+        return endpoint
+    }
+
+    /// The token limit `task`'s texts are cut to; `nil` sends them whole.
+    package func truncationLimit(_ task: EngineUse.Task) -> Int? { services.limits[task] }
+
+    /// The seed of one call of a row: derived from the run's seed, the call's seed id (the stage id,
+    /// plus a suffix per call and retry), the row and the sample.
+    package func seed(_ seedID: String, row: String, sample: Int) -> UInt32 {
+        Seed.derive(runSeed: services.runSeed, stageID: seedID, rowID: row, sampleIndex: sample)
+    }
+
+    /// Sends one request through the executor. Its key is recorded before it goes; its cache hit,
+    /// attempts and replica when it is answered. A failure that says what the request would have
+    /// cost (`LabelForgeError.promptTokens`: a miss under `labelforge plan`) records those tokens.
+    package func send(_ request: PreparedRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
+        ledger.withLock { $0.requestKeys.append(request.key.description) }
+        do {
+            let answer = try await services.executor.execute(request, on: engine)
+            recordAnswers([answer])
+            return answer
+        } catch {
+            if let tokens = (error as? LabelForgeError)?.promptTokens { ledger.withLock { $0.tokensIn += tokens } }
+            throw error
+        }
+    }
+
+    /// Sends requests all at once; answers come in request order. Their keys are recorded in that
+    /// order before any goes; their hits, attempts and replicas once all are answered.
+    package func sendAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws -> [ExecutedRequest] {
+        ledger.withLock { $0.requestKeys += requests.map(\.key.description) }
+        let executor = services.executor
+        let answers = try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
+            for (index, request) in requests.enumerated() {
+                group.addTask { (index, try await executor.execute(request, on: engine)) }
+            }
+            var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
+        }
+        recordAnswers(answers)
+        return answers
+    }
+
+    private func recordAnswers(_ answers: [ExecutedRequest]) {
+        ledger.withLock { ledger in
+            for answer in answers {
+                if answer.servedWithoutRequest { ledger.cacheHits += 1 }
+                ledger.attempts += answer.attempts
+                if let replica = answer.replica { ledger.servedBy.append(replica) }
+            }
+        }
+    }
+
+    /// Adds the tokens an answer reports to the row's counts.
+    package func countTokens(in tokensIn: Int, out tokensOut: Int = 0) {
+        ledger.withLock {
+            $0.tokensIn += tokensIn
+            $0.tokensOut += tokensOut
+        }
+    }
+
+    /// The row's outcome: the stage's result with what its requests cost.
+    package func outcome(_ result: StageResult) -> StageOutcome {
+        let ledger = self.ledger.withLock { $0 }
+        var outcome = StageOutcome(stageID: services.stageID)
+        outcome.output = result.output
+        outcome.failure = result.failure
+        outcome.vector = result.vector
+        outcome.truncated = result.truncated
+        outcome.requestKeys = ledger.requestKeys
+        outcome.cacheHits = ledger.cacheHits
+        outcome.attempts = ledger.attempts
+        outcome.servedBy = ledger.servedBy
+        outcome.tokensIn = ledger.tokensIn
+        outcome.tokensOut = ledger.tokensOut
+        return outcome
+    }
+}
+
+extension StageServices {
+    /// Vectors for texts, for a dataset-wide stage: one single-text request each through the
+    /// executor (cache, single flight) and the stage's batcher, with enough in flight to fill
+    /// batches. A request that fails is that text's answer, not the stage's end; every request goes
+    /// into `ledger`. A failed text records the prompt tokens its failure says it would have
+    /// cost (`LabelForgeError.promptTokens`: a miss under `labelforge plan`).
+    /// - Parameter progress: called with how many texts have their answer.
+    package func embed(_ texts: [String], ledger: BarrierLedger, progress: @Sendable (Int) -> Void) async throws
+        -> [BarrierAnswer<[Float]>]
+    {
+        guard let engine = endpoints[.embed] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no embedding engine.")
+        }
+        let window = 256
+        let executor = self.executor
+        let limit = limits[.embed]
+        // Texts go out shortest first, so a batched request holds texts of like length and the
+        // engine pads little (each text keeps its own cache key whatever batch it travels in).
+        let order = texts.indices.sorted { texts[$0].utf8.count < texts[$1].utf8.count }
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<[Float]>).self) { group in
+            var answers = [BarrierAnswer<[Float]>?](repeating: nil, count: texts.count)
+            var next = 0
+            var done = 0
+            func add() {
+                let index = order[next]
+                next += 1
+                let text = texts[index]
+                let request = PreparedRequest(
+                    .embedding(text: text, modelID: engine.modelID, truncate: limit), on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let (vector, tokens, truncated) = try answer.singleVector()
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts, tokensIn: tokens,
+                                failed: false, truncated: truncated))
+                        return (index, BarrierAnswer(key: key, result: .success(vector)))
+                    } catch {
+                        let failure = StageFailure(error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        let tokens = (error as? LabelForgeError)?.promptTokens ?? 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
+            }
+            while next < min(window, texts.count) { add() }
+            while let (index, answer) = try await group.next() {
+                answers[index] = answer
+                done += 1
+                progress(done)
+                if next < texts.count { add() }
+            }
+            return answers.map { $0! }
+        }
+    }
+
+    /// Scores of documents for a query, for a dataset-wide stage's reranker: one cached request per
+    /// pair, concurrently, through the executor and the stage's batcher; a pair whose request fails
+    /// gets its failure. Every request goes into `ledger`.
+    package func rerank(query: String, documents: [String], ledger: BarrierLedger) async throws -> [BarrierAnswer<
+        Double
+    >] {
+        guard let engine = endpoints[.rerank] else {
+            throw LabelForgeError(.invalidConfig, "stage '\(stageID)' has no rerank engine.")
+        }
+        let executor = self.executor
+        let limit = limits[.rerank]
+        return try await withThrowingTaskGroup(of: (Int, BarrierAnswer<Double>).self) { group in
+            for (index, document) in documents.enumerated() {
+                let request = PreparedRequest(
+                    .rerank(query: query, document: document, modelID: engine.modelID, truncate: limit), on: engine)
+                group.addTask {
+                    let key = request.key.description
+                    do {
+                        let answer = try await executor.execute(request, on: engine)
+                        let response = try RerankResponse(raw: answer.response, documents: 1)
+                        let score = response.scores[0]
+                        ledger.record(
+                            key,
+                            .init(
+                                cacheHit: answer.servedWithoutRequest, attempts: answer.attempts,
+                                tokensIn: answer.response["usage"]?["prompt_tokens"]?.intValue ?? 0, failed: false,
+                                truncated: response.truncatedFrom[0] != nil))
+                        return (index, BarrierAnswer(key: key, result: .success(score)))
+                    } catch {
+                        let failure = StageFailure(error)
+                        if failure.errorClass == "cancelled" { throw CancellationError() }
+                        let tokens = (error as? LabelForgeError)?.promptTokens ?? 0
+                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                    }
+                }
+            }
+            var answers = [BarrierAnswer<Double>?](repeating: nil, count: documents.count)
+            for try await (index, answer) in group { answers[index] = answer }
+            return answers.map { $0! }
+        }
+    }
+}
