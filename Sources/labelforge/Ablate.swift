@@ -25,13 +25,13 @@ struct Ablate: AsyncParsableCommand {
     @Option(name: .long, help: "Process only the first N rows in every variant.")
     var limit: Int?
 
-    @Option(
-        name: .long,
-        help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
 
-    @Flag(name: .long, help: "Log debug detail to stderr.")
-    var verbose = false
+    var cachePath: String? { cacheOptions.cachePath }
+
+    @OptionGroup var logOptions: LogOptions
+
+    var verbose: Bool { logOptions.verbose }
 
     func validate() throws {
         if (config == nil) == (resume == nil) { throw ValidationError("Give --config <file> or --resume <dir>.") }

@@ -19,10 +19,9 @@ struct Cache: AsyncParsableCommand {
                 "A failing entry is never served: runs treat it as a miss, ask the engine again and store a good copy."
         )
 
-        @Option(
-            name: .long,
-            help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
-        var cachePath: String?
+        @OptionGroup var cacheOptions: CacheOptions
+
+        var cachePath: String? { cacheOptions.cachePath }
 
         @Option(name: .long, help: "Use the cache this pipeline config names (SQLite, S3 or tiered).")
         var config: String?
@@ -46,10 +45,9 @@ struct Cache: AsyncParsableCommand {
     struct Stats: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the cache's entries, size and hit counts.")
 
-        @Option(
-            name: .long,
-            help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
-        var cachePath: String?
+        @OptionGroup var cacheOptions: CacheOptions
+
+        var cachePath: String? { cacheOptions.cachePath }
 
         @Option(name: .long, help: "Use the cache this pipeline config names (SQLite, S3 or tiered).")
         var config: String?

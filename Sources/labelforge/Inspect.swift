@@ -20,12 +20,9 @@ struct Inspect: AsyncParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of text.")
     var json = false
 
-    @Option(
-        name: .long,
-        help:
-            "The cache holding the run's responses (for --row; default: the run's config, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge)."
-    )
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
+
+    var cachePath: String? { cacheOptions.cachePath }
 
     func run() async throws {
         do {

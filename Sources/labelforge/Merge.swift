@@ -27,13 +27,13 @@ struct Merge: AsyncParsableCommand {
     @Option(name: .long, help: "Where the merged run directory is created.")
     var runsDir: String = "runs"
 
-    @Option(
-        name: .long,
-        help: "The cache the shards wrote (default: the config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
 
-    @Flag(name: .long, help: "Log debug detail to stderr.")
-    var verbose = false
+    var cachePath: String? { cacheOptions.cachePath }
+
+    @OptionGroup var logOptions: LogOptions
+
+    var verbose: Bool { logOptions.verbose }
 
     func validate() throws {
         if shards.isEmpty { throw ValidationError("Give the run directories of the shards to merge.") }

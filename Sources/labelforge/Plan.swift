@@ -21,9 +21,9 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Plan only the first N rows.")
     var limit: Int?
 
-    @Option(
-        name: .long, help: "The cache file (default: the config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
+
+    var cachePath: String? { cacheOptions.cachePath }
 
     @Option(name: .long, help: "Where earlier runs are (their throughput gives the time estimate).")
     var runsDir: String = "runs"

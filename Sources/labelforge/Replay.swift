@@ -29,16 +29,16 @@ struct Replay: AsyncParsableCommand {
     @Option(name: .long, help: "Where the replay's run directory is created.")
     var runsDir: String = "runs"
 
-    @Option(
-        name: .long,
-        help: "The cache file (default: the replayed config's, else $LABELFORGE_CACHE_DIR or ~/.cache/labelforge).")
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
+
+    var cachePath: String? { cacheOptions.cachePath }
 
     @Option(name: .long, help: "How many differing rows per stage to show with both values.")
     var limit: Int = 10
 
-    @Flag(name: .long, help: "Log debug detail to stderr.")
-    var verbose = false
+    @OptionGroup var logOptions: LogOptions
+
+    var verbose: Bool { logOptions.verbose }
 
     func run() async throws {
         let directory = (manifest as NSString).deletingLastPathComponent

@@ -37,10 +37,9 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not read cached responses (new responses are still written to the cache).")
     var noCache = false
 
-    @Option(
-        name: .long,
-        help: "The cache file (default: $LABELFORGE_CACHE_DIR/cache.sqlite or ~/.cache/labelforge/cache.sqlite).")
-    var cachePath: String?
+    @OptionGroup var cacheOptions: CacheOptions
+
+    var cachePath: String? { cacheOptions.cachePath }
 
     @Option(
         name: .long,
@@ -51,8 +50,8 @@ struct Run: AsyncParsableCommand {
             valueName: "i/N|auto"))
     var shard: String?
 
-    @Flag(name: .long, help: "Log debug detail (requests retried, cache verification) to stderr.")
-    var verbose = false
+    @OptionGroup var logOptions: LogOptions
+    var verbose: Bool { logOptions.verbose }
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }

@@ -40,7 +40,16 @@ package struct RecordedEngines: EngineProvider {
     package func withEngines<T: Sendable>(
         for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
-        try await body(EngineSet.offline(config: plan.config, models: plan.models))
+        // Every engine the config lists: a replay names engines by its recorded pins.
+        let engines = EngineSet.offline(config: plan.config, models: plan.models)
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(engines))
+        } catch {
+            result = .failure(error)
+        }
+        await engines.shutdown()
+        return try result.get()
     }
 }
 

@@ -95,27 +95,21 @@ package struct RunSession {
         _ setup: RunSetup, record: RunRecord?, engines pins: [RunRecord.EnginePin], cache: any CacheStore,
         manifest: ManifestWriter
     ) async throws -> RunReport {
-        let engines = EngineSet.offline(config: setup.plan.config, models: setup.plan.models)
         if var record {
             record.engines = pins
             try manifest.append(.run(record))
         }
         try manifest.flush()
-        let execution = RunExecution(
-            plan: setup.plan, engines: engines,
-            engineInfos: Dictionary(pins.map { ($0.name, $0.info) }, uniquingKeysWith: { _, last in last }),
-            cache: cache, directory: setup.directory, manifest: manifest, previous: setup.previous, noCache: false,
-            offline: true, logger: logger, progress: progress, shard: setup.shard,
-            stop: setup.stop, maxFailureRatio: setup.maxFailureRatio, writesPrevious: setup.writesPrevious,
-            environment: environment, htmlReport: htmlReport)
-        let result: Result<RunReport, any Error>
-        do {
-            result = .success(try await execution.run())
-        } catch {
-            result = .failure(error)
+        return try await RecordedEngines().withEngines(for: setup.plan, logPath: setup.directory.engineLogPath) {
+            let execution = RunExecution(
+                plan: setup.plan, engines: $0,
+                engineInfos: Dictionary(pins.map { ($0.name, $0.info) }, uniquingKeysWith: { _, last in last }),
+                cache: cache, directory: setup.directory, manifest: manifest, previous: setup.previous, noCache: false,
+                offline: true, logger: logger, progress: progress, shard: setup.shard,
+                stop: setup.stop, maxFailureRatio: setup.maxFailureRatio, writesPrevious: setup.writesPrevious,
+                environment: environment, htmlReport: htmlReport)
+            return try await execution.run()
         }
-        await engines.shutdown()
-        return try result.get()
     }
 
     /// Engines up: checked, asked what they run, recorded on the run line, then the rows.
