@@ -23,6 +23,8 @@ for item in "$@"; do
     bin=$baseline
     [ $side = tree ] && bin=$tree
     echo "=== bench/$name.sh ${args[*]:-} — $side ($bin)"
-    LABELFORGE_BENCH_BIN=$bin bench/"$name".sh ${args[@]+"${args[@]}"} 2>&1 | grep -v "^\s*$"
+    # A bench that exits non-zero (a target it reports missed) does not end the comparison.
+    { LABELFORGE_BENCH_BIN=$bin bench/"$name".sh ${args[@]+"${args[@]}"} 2>&1 || echo "(bench/$name.sh exited $?)"; } |
+      grep -v "^\s*$"
   done
 done

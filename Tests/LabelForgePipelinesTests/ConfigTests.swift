@@ -300,7 +300,7 @@ import Testing
         // Measured on llama.cpp with a label grammar: raw logprobs at temperature 0.
         let token = TokenLogprobFixture.make(
             "neutral", -1.4409, [("neutral", -1.4409), ("negative", -2.3098), ("positive", -2.6442), ("The", -3.2012)])
-        let confidence = ClassifyStage.confidence(
+        let confidence = Answers.confidence(
             of: "neutral", among: ["positive", "negative", "neutral"], logprobs: [token])
         #expect(abs(confidence! - 0.5815) < 0.001)
     }
@@ -309,14 +309,14 @@ import Testing
     func multiToken() {
         let first = TokenLogprobFixture.make("n", log(0.6), [("n", log(0.6)), ("p", log(0.4))])
         let second = TokenLogprobFixture.make("egative", log(0.5), [("egative", log(0.5)), ("eutral", log(0.5))])
-        let confidence = ClassifyStage.confidence(
+        let confidence = Answers.confidence(
             of: "negative", among: ["positive", "negative", "neutral"], logprobs: [first, second])
         #expect(abs(confidence! - 0.3) < 1e-6)
     }
 
     @Test("no logprobs means no confidence")
     func none() {
-        #expect(ClassifyStage.confidence(of: "a", among: ["a", "b"], logprobs: nil) == nil)
+        #expect(Answers.confidence(of: "a", among: ["a", "b"], logprobs: nil) == nil)
     }
 }
 

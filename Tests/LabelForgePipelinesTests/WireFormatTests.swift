@@ -125,11 +125,11 @@ import Testing
 
     @Test("rubric stages default max_tokens to the longest answer their schema allows")
     func rubricMaxTokens() throws {
-        let one = RubricScoreStage.defaultMaxTokens(
+        let one = RubricOptions.defaultMaxTokens(
             criteria: [RunConfig.Criterion(name: "usefulness", min: 1, max: 5, anchors: [:])], pairwise: false)
         // {"rationale":"<300>","scores":{"usefulness":5}} is 342 characters; 16 tokens of slack.
         #expect(one == 342 + 16)
-        let two = RubricScoreStage.defaultMaxTokens(
+        let two = RubricOptions.defaultMaxTokens(
             criteria: ["accuracy", "fluency"].map { RunConfig.Criterion(name: $0, min: 1, max: 10, anchors: [:]) },
             pairwise: false)
         #expect(two > one)

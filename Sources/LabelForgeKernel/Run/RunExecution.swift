@@ -104,7 +104,8 @@ package final class RunExecution {
             }
             services[stage.config.id] = StageServices(
                 stageID: stage.config.id, runSeed: plan.config.seed, cachePrompt: plan.config.determinism != .strict,
-                pack: plan.pack, executor: executor, endpoints: stageEndpoints, limits: limits)
+                pack: plan.pack, executor: executor, endpoints: stageEndpoints, limits: limits, environment: environment
+            )
         }
         let processor = RowProcessor(
             graph: plan.graph, services: services, previous: self.previous, environment: environment)

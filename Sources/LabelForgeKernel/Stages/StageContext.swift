@@ -18,10 +18,13 @@ package final class StageServices: Sendable {
     package let endpoints: [EngineUse.Task: EngineEndpoint]
     /// The token limit each task's texts carry (`Truncation`); none sends texts whole.
     package let limits: [EngineUse.Task: Int]
+    /// The run's clocks and environment variables.
+    package let environment: RunEnvironment
 
     package init(
         stageID: String, runSeed: UInt64, cachePrompt: Bool, pack: PromptPack, executor: RequestExecutor,
-        endpoints: [EngineUse.Task: EngineEndpoint] = [:], limits: [EngineUse.Task: Int] = [:]
+        endpoints: [EngineUse.Task: EngineEndpoint] = [:], limits: [EngineUse.Task: Int] = [:],
+        environment: RunEnvironment = .live
     ) {
         self.stageID = stageID
         self.runSeed = runSeed
@@ -30,6 +33,7 @@ package final class StageServices: Sendable {
         self.executor = executor
         self.endpoints = endpoints
         self.limits = limits
+        self.environment = environment
     }
 }
 
@@ -66,6 +70,10 @@ public final class StageContext: Sendable {
 
     /// The token limit `task`'s texts are cut to; `nil` sends them whole.
     package func truncationLimit(_ task: EngineUse.Task) -> Int? { services.limits[task] }
+
+    /// The run's clocks (`RunEnvironment`): what a stage that times or dates anything reads, so a run
+    /// with a fixed environment stays byte-identical.
+    package var environment: RunEnvironment { services.environment }
 
     /// The seed of one call of a row: derived from the run's seed, the call's seed id (the stage id,
     /// plus a suffix per call and retry), the row and the sample.

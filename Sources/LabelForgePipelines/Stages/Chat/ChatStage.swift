@@ -264,7 +264,7 @@ func validatedJSON(
         return .failure(
             StageFailure(
                 errorClass: "schema_violation",
-                message: "the engine's answer is not JSON\(reason): \(ClassifyStage.quoted(response.content))"))
+                message: "the engine's answer is not JSON\(reason): \(Answers.quoted(response.content))"))
     }
     if let violation = JSONSchemaValidator.firstViolation(of: schema, in: value) {
         return .failure(

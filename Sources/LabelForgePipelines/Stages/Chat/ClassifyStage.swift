@@ -48,42 +48,15 @@ public struct ClassifyStage: ChatStage {
             return .failure(
                 StageFailure(
                     errorClass: "schema_violation",
-                    message: "the engine answered \(Self.quoted(response.content)), which is not one of the labels "
+                    message: "the engine answered \(Answers.quoted(response.content)), which is not one of the labels "
                         + options.labels.map(\.name).joined(separator: ", ")))
         }
         let confidence =
             dialect.emitsBareChoices
-            ? Self.confidence(of: label, among: options.labels.map(\.name), logprobs: response.logprobs) : nil
+            ? Answers.confidence(of: label, among: options.labels.map(\.name), logprobs: response.logprobs) : nil
         return .success(["label": .string(label), "confidence": confidence.map(JSONValue.double) ?? .null])
     }
 
-    static func quoted(_ text: String) -> String {
-        "\"" + String(text.prefix(80)).replacingOccurrences(of: "\n", with: "\\n") + "\""
-    }
-
-    /// The constrained probability of `label` from per-token logprobs, or `nil` without them.
-    static func confidence(of label: String, among labels: [String], logprobs: [TokenLogprob]?) -> Double? {
-        guard let logprobs, !logprobs.isEmpty else { return nil }
-        var probability = 1.0
-        var prefix = ""
-        for token in logprobs {
-            guard prefix.count < label.count else { break }
-            var alternatives = token.top.map { ($0.token, $0.logprob) }
-            if !alternatives.contains(where: { $0.0 == token.token }) {
-                alternatives.append((token.token, token.logprob))
-            }
-            let allowed = alternatives.filter { candidate in
-                let text = prefix + candidate.0
-                return !candidate.0.isEmpty && labels.contains { $0.hasPrefix(text) }
-            }
-            let total = allowed.reduce(0.0) { $0 + exp($1.1) }
-            guard total > 0 else { return nil }
-            probability *= exp(token.logprob) / total
-            prefix += token.token
-        }
-        guard prefix == label else { return nil }
-        return (probability * 1e6).rounded() / 1e6
-    }
 }
 
 /// `classify`'s options: the labels to choose from.

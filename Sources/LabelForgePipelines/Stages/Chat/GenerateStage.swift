@@ -21,17 +21,9 @@ public struct GenerateStage: ChatStage {
 
     /// An empty answer is retried with the next retry seed; anything else is kept as generated.
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        Self.freeText(response)
+        Answers.freeText(response)
     }
 
-    /// `text` (trimmed) and `finish_reason`; an empty answer is a failure (`empty_output`), retried.
-    static func freeText(_ response: ChatResponse) -> Result<[String: JSONValue], StageFailure> {
-        let text = response.content.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else {
-            return .failure(StageFailure(errorClass: "empty_output", message: "the engine generated no text"))
-        }
-        return .success(["text": .string(text), "finish_reason": response.finishReason.map(JSONValue.string) ?? .null])
-    }
 }
 
 /// `generate`'s options: samples per row (`n`); more than one fans the row out.

@@ -19,8 +19,8 @@ public struct PairwiseRubricStage: ChatStage {
     public init(config: RunConfig.Stage, options: RubricOptions) {
         self.config = config
         self.options = options
-        templateVariables = Self.templateVariables(options)
-        schema = RubricScoreStage.schema(criteria: options.criteria, pairwise: true)
+        templateVariables = options.templateVariables
+        schema = RubricOptions.schema(criteria: options.criteria, pairwise: true)
         constraint = .jsonSchema(name: config.id, schema: schema)
     }
     public let version = 1
@@ -29,10 +29,6 @@ public struct PairwiseRubricStage: ChatStage {
 
     /// Call names, in call order: which candidate the judge saw first.
     static let orders = ["a_first", "b_first"]
-
-    static func templateVariables(_ options: RubricOptions) -> [String: JSONValue] {
-        RubricScoreStage.templateVariables(options)
-    }
 
     public var callVariableNames: Set<String> { ["first", "second", "order"] }
 

@@ -41,11 +41,11 @@ public struct RelevanceJudgeStage: ChatStage {
             return .failure(
                 StageFailure(
                     errorClass: "schema_violation",
-                    message: "the engine answered \(ClassifyStage.quoted(response.content)), not yes or no"))
+                    message: "the engine answered \(Answers.quoted(response.content)), not yes or no"))
         }
         let confidence =
             dialect.emitsBareChoices
-            ? ClassifyStage.confidence(of: answer, among: ["yes", "no"], logprobs: response.logprobs) : nil
+            ? Answers.confidence(of: answer, among: ["yes", "no"], logprobs: response.logprobs) : nil
         let probability = confidence ?? 1
         return .success(["score": .double(answer == "yes" ? probability : 1 - probability)])
     }
@@ -53,6 +53,6 @@ public struct RelevanceJudgeStage: ChatStage {
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { dialect.emitsBareChoices }
 
     public func merge(_ calls: [[String: JSONValue]]) -> [String: JSONValue] {
-        RerankStage.fields(scores: calls.map { $0["score"]?.doubleValue ?? 0 })
+        Answers.rerankFields(scores: calls.map { $0["score"]?.doubleValue ?? 0 })
     }
 }

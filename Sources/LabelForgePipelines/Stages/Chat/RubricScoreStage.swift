@@ -21,65 +21,13 @@ public struct RubricScoreStage: ChatStage {
     public init(config: RunConfig.Stage, options: RubricOptions) {
         self.config = config
         self.options = options
-        templateVariables = Self.templateVariables(options)
-        schema = Self.schema(criteria: options.criteria, pairwise: false)
+        templateVariables = options.templateVariables
+        schema = RubricOptions.schema(criteria: options.criteria, pairwise: false)
         constraint = .jsonSchema(name: config.id, schema: schema)
     }
     public let version = 1
     public let outputFields = ["scores", "expected_scores", "score", "expected_score", "rationale"]
     public var goldPairs: [(output: String, gold: String)] { [] }
-
-    static func templateVariables(_ options: RubricOptions) -> [String: JSONValue] {
-        [
-            "criteria": .array(
-                options.criteria.map { c in
-                    var criterion: [String: JSONValue] = [
-                        "name": .string(c.name), "description": .string(c.description ?? ""),
-                        "min": .int(Int64(c.min)), "max": .int(Int64(c.max)),
-                    ]
-                    if !c.anchors.isEmpty {
-                        criterion["anchors"] = .string(
-                            c.anchors.keys.sorted().map { "\($0) = \(c.anchors[$0]!)" }.joined(separator: "; "))
-                    }
-                    return .object(criterion)
-                })
-        ]
-    }
-
-    /// The judge schema: integer scores per criterion, or (pairwise) a winner per criterion.
-    static func schema(criteria: [RunConfig.Criterion], pairwise: Bool) -> JSONValue {
-        pairwise
-            ? judgeSchema(field: "winner", criteria: criteria) { _ in
-                ["type": "string", "enum": ["first", "second", "tie"]]
-            }
-            : judgeSchema(field: "scores", criteria: criteria) { c in
-                ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
-            }
-    }
-
-    /// `{rationale: string ≤ 300 chars, <field>: {criterion: <verdict>}}`, everything required: the
-    /// answer shape of every judge (scores here, pairwise winners in `PairwiseRubricStage`).
-    static func judgeSchema(
-        field: String, criteria: [RunConfig.Criterion], verdict: (RunConfig.Criterion) -> JSONValue
-    ) -> JSONValue {
-        [
-            "type": "object", "additionalProperties": false, "required": ["rationale", .string(field)],
-            "properties": [
-                "rationale": ["type": "string", "maxLength": 300],
-                field: [
-                    "type": "object", "additionalProperties": false,
-                    "properties": .object(Dictionary(criteria.map { ($0.name, verdict($0)) }) { _, last in last }),
-                    "required": .array(criteria.map { .string($0.name) }),
-                ],
-            ],
-        ]
-    }
-
-    /// `max_tokens` when the config gives none: one token per character of the longest answer the
-    /// judge schema allows (a 300-character rationale and every criterion's verdict), plus 16.
-    static func defaultMaxTokens(criteria: [RunConfig.Criterion], pairwise: Bool) -> Int {
-        (JSONSchemaBound.maxCompactLength(of: schema(criteria: criteria, pairwise: pairwise)) ?? 368) + 16
-    }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
         let value: JSONValue
@@ -199,7 +147,7 @@ public struct RubricOptions: ParsedStageOptions {
 
     /// Room for the longest answer the judge schema allows.
     public var defaultMaxTokens: Int? {
-        RubricScoreStage.defaultMaxTokens(criteria: criteria, pairwise: mode == "pairwise")
+        Self.defaultMaxTokens(criteria: criteria, pairwise: mode == "pairwise")
     }
 
     public var resolvedJSON: [String: JSONValue] {
@@ -214,5 +162,61 @@ public struct RubricOptions: ParsedStageOptions {
         return [
             "criteria": .array(criteria), "mode": .string(mode), "candidates": .array(candidates.map(JSONValue.string)),
         ]
+    }
+}
+
+/// What both judge modes (`RubricScoreStage`, `PairwiseRubricStage`) derive from the options.
+extension RubricOptions {
+    /// The criteria as templates read them (`{{#criteria}}`), for both modes.
+    var templateVariables: [String: JSONValue] {
+        [
+            "criteria": .array(
+                criteria.map { c in
+                    var criterion: [String: JSONValue] = [
+                        "name": .string(c.name), "description": .string(c.description ?? ""),
+                        "min": .int(Int64(c.min)), "max": .int(Int64(c.max)),
+                    ]
+                    if !c.anchors.isEmpty {
+                        criterion["anchors"] = .string(
+                            c.anchors.keys.sorted().map { "\($0) = \(c.anchors[$0]!)" }.joined(separator: "; "))
+                    }
+                    return .object(criterion)
+                })
+        ]
+    }
+
+    /// The judge schema: integer scores per criterion, or (pairwise) a winner per criterion.
+    static func schema(criteria: [RunConfig.Criterion], pairwise: Bool) -> JSONValue {
+        pairwise
+            ? judgeSchema(field: "winner", criteria: criteria) { _ in
+                ["type": "string", "enum": ["first", "second", "tie"]]
+            }
+            : judgeSchema(field: "scores", criteria: criteria) { c in
+                ["type": "integer", "minimum": .int(Int64(c.min)), "maximum": .int(Int64(c.max))]
+            }
+    }
+
+    /// `{rationale: string ≤ 300 chars, <field>: {criterion: <verdict>}}`, everything required: the
+    /// answer shape of every judge (scores, or pairwise winners).
+    static func judgeSchema(
+        field: String, criteria: [RunConfig.Criterion], verdict: (RunConfig.Criterion) -> JSONValue
+    ) -> JSONValue {
+        [
+            "type": "object", "additionalProperties": false, "required": ["rationale", .string(field)],
+            "properties": [
+                "rationale": ["type": "string", "maxLength": 300],
+                field: [
+                    "type": "object", "additionalProperties": false,
+                    "properties": .object(Dictionary(criteria.map { ($0.name, verdict($0)) }) { _, last in last }),
+                    "required": .array(criteria.map { .string($0.name) }),
+                ],
+            ],
+        ]
+    }
+
+    /// `max_tokens` when the config gives none: one token per character of the longest answer the
+    /// judge schema allows (a 300-character rationale and every criterion's verdict), plus 16.
+    static func defaultMaxTokens(criteria: [RunConfig.Criterion], pairwise: Bool) -> Int {
+        (JSONSchemaBound.maxCompactLength(of: schema(criteria: criteria, pairwise: pairwise)) ?? 368) + 16
     }
 }

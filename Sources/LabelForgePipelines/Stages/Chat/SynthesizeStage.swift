@@ -31,7 +31,7 @@ public struct SynthesizeStage: ChatStage {
     public func usesLogprobs(in dialect: EngineDialect) -> Bool { false }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {
-        guard let schema = options.schema else { return GenerateStage.freeText(response) }
+        guard let schema = options.schema else { return Answers.freeText(response) }
         return validatedJSON(response, schema: schema).map { value in
             var fields: [String: JSONValue] = [:]
             for name in options.schemaProperties ?? [] { fields[name] = value[name] ?? .null }

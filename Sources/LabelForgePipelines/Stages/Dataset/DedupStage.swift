@@ -219,7 +219,7 @@ struct DedupStage: BarrierStage {
             if kept == slot {
                 try emit(row, .keep(["duplicates": .int(Int64(clusterSizes[slot, default: 1] - 1))]), requests)
             } else {
-                let value = MineStage.rounded(similarity(kept, slot))
+                let value = Answers.rounded(similarity(kept, slot))
                 try emit(
                     row,
                     .drop(
@@ -232,7 +232,7 @@ struct DedupStage: BarrierStage {
         for pair in result.pairs {
             let line: [String: JSONValue] = [
                 "first": .string(rowIDs[pair.first]), "second": .string(rowIDs[pair.second]),
-                measure: .double(MineStage.rounded(pair.similarity)),
+                measure: .double(Answers.rounded(pair.similarity)),
             ]
             pairLines += Array((CanonicalJSON.string(.object(line)) + "\n").utf8)
         }
@@ -242,7 +242,7 @@ struct DedupStage: BarrierStage {
         let examples = result.pairs.prefix(5).map { pair -> JSONValue in
             .object([
                 "first": .string(rowIDs[pair.first]), "second": .string(rowIDs[pair.second]),
-                measure: .double(MineStage.rounded(pair.similarity)),
+                measure: .double(Answers.rounded(pair.similarity)),
                 "first_text": .string(Self.excerpt(texts[pair.first])),
                 "second_text": .string(Self.excerpt(texts[pair.second])),
             ])

@@ -45,7 +45,7 @@ struct NormalizeStage: BarrierStage {
                 try emit(
                     row,
                     .keep([
-                        "value": .double(MineStage.rounded(scaled[group]![index])), "raw": .double(value),
+                        "value": .double(Answers.rounded(scaled[group]![index])), "raw": .double(value),
                         "group": options.groupBy == nil ? .null : .string(group),
                     ]), [])
             } else {

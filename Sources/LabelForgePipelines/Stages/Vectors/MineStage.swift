@@ -180,8 +180,8 @@ struct MineStage: BarrierStage {
                 row,
                 .keep([
                     "negatives": .array(negatives.map(JSONValue.string)),
-                    "negative_scores": .array(scores.map { .double(Self.rounded($0)) }),
-                    "positive_score": .double(Self.rounded(positiveScore)),
+                    "negative_scores": .array(scores.map { .double(Answers.rounded($0)) }),
+                    "positive_score": .double(Answers.rounded(positiveScore)),
                 ]), requests)
         }
         try services.writeOutput("\(config.id).\(options.format.rawValue).jsonl", training)
@@ -189,9 +189,9 @@ struct MineStage: BarrierStage {
             "queries": .int(Int64(queries.count)), "corpus": .int(Int64(corpus.count)),
             "rows": .int(Int64(positiveScores.count)),
             "mean_positive_score": positiveScores.isEmpty
-                ? .null : .double(Self.rounded(positiveScores.reduce(0, +) / Double(positiveScores.count))),
+                ? .null : .double(Answers.rounded(positiveScores.reduce(0, +) / Double(positiveScores.count))),
             "mean_negative_score": negativeScores.isEmpty
-                ? .null : .double(Self.rounded(negativeScores.reduce(0, +) / Double(negativeScores.count))),
+                ? .null : .double(Answers.rounded(negativeScores.reduce(0, +) / Double(negativeScores.count))),
             "removed": [
                 "absolute_margin": .int(Int64(removed.absoluteMargin)),
                 "relative_margin": .int(Int64(removed.relativeMargin)),
@@ -230,8 +230,6 @@ struct MineStage: BarrierStage {
         return (query.textForm, positive.textForm)
     }
 
-    /// Scores as outputs record them: 6 decimals, so outputs do not depend on float noise below that.
-    static func rounded(_ value: Double) -> Double { (value * 1e6).rounded() / 1e6 }
 }
 
 /// sentence-transformers' output layouts, so its trainers read the training file as is: columns
@@ -271,7 +269,7 @@ enum MiningFormat: String, Sendable, CaseIterable {
                 line.append(
                     (
                         "scores",
-                        .array(([positiveScore] + negativeScores.prefix(count)).map { .double(MineStage.rounded($0)) })
+                        .array(([positiveScore] + negativeScores.prefix(count)).map { .double(Answers.rounded($0)) })
                     ))
             }
             return [line]

@@ -48,19 +48,12 @@ public struct RerankStage: RowWiseStage {
                 if response.truncatedFrom[0] != nil { truncated += 1 }
                 scores.append(response.scores[0])
             }
-            return StageResult(output: Self.fields(scores: scores), truncated: truncated)
+            return StageResult(output: Answers.rerankFields(scores: scores), truncated: truncated)
         } catch {
             return .failed(StageFailure(error))
         }
     }
 
-    static func fields(scores: [Double]) -> [String: JSONValue] {
-        let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        return [
-            "scores": .array(scores.map { .double(($0 * 1e6).rounded() / 1e6) }),
-            "order": .array(order.map { .int(Int64($0)) }),
-        ]
-    }
 }
 
 /// `rerank`'s options: the query's field, the documents' field, pairs per request, and the method:
