@@ -41,15 +41,7 @@ package struct RecordedEngines: EngineProvider {
         for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
         // Every engine the config lists: a replay names engines by its recorded pins.
-        let engines = EngineSet.offline(config: plan.config, models: plan.models)
-        let result: Result<T, any Error>
-        do {
-            result = .success(try await body(engines))
-        } catch {
-            result = .failure(error)
-        }
-        await engines.shutdown()
-        return try result.get()
+        try await EngineSet.offline(config: plan.config, models: plan.models).serving(body)
     }
 }
 
@@ -74,6 +66,6 @@ package struct InMemoryEngines: EngineProvider {
                 config: engine, dialect: EngineDialect(name: engine.dialect)!, transport: transport,
                 model: plan.model(of: engine), launcher: nil)
         }
-        return try await body(EngineSet(handles: handles))
+        return try await EngineSet(handles: handles).serving(body)
     }
 }

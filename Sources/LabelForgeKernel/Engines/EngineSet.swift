@@ -74,6 +74,18 @@ package struct EngineSet: Sendable {
         return EngineSet(handles: handles)
     }
 
+    /// Runs `body` with these engines, then shuts them down, whether it returns or throws.
+    package func serving<T: Sendable>(_ body: (EngineSet) async throws -> T) async throws -> T {
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await body(self))
+        } catch {
+            result = .failure(error)
+        }
+        await shutdown()
+        return try result.get()
+    }
+
     package func shutdown() async {
         for handle in handles.values { await handle.transport.shutdown() }
     }

@@ -25,17 +25,7 @@ struct LiveEngines: EngineProvider {
         _ remaining: ArraySlice<RunConfig.Engine>, plan: RunPlan, logPath: String, handles: [String: EngineHandle],
         _ body: (EngineSet) async throws -> T
     ) async throws -> T {
-        guard let engine = remaining.first else {
-            let set = EngineSet(handles: handles)
-            do {
-                let value = try await body(set)
-                await set.shutdown()
-                return value
-            } catch {
-                await set.shutdown()
-                throw error
-            }
-        }
+        guard let engine = remaining.first else { return try await EngineSet(handles: handles).serving(body) }
         func next(_ handle: EngineHandle) async throws -> T {
             var handles = handles
             handles[engine.name] = handle

@@ -34,15 +34,7 @@ final class PlanEngines: EngineProvider {
                     name: engine.name, dialect: dialect, tokenizer: tokenizers[engine.name], info: infos[engine.name]),
                 model: plan.model(of: engine), launcher: nil, recordsLauncher: false)
         }
-        let set = EngineSet(handles: handles)
-        do {
-            let value = try await body(set)
-            await set.shutdown()
-            return value
-        } catch {
-            await set.shutdown()
-            throw error
-        }
+        return try await EngineSet(handles: handles).serving(body)
     }
 
     /// vLLM and llama.cpp servers already up count prompt tokens with `/tokenize`, by engine name;
