@@ -11,7 +11,9 @@ enum StageRegistry {
         },
         StageType("classify", options: ClassifyOptions.self, sampling: SamplingDefaults(maxTokens: 16, topLogprobs: 20))
         {
-            ClassifyStage(config: $0, options: $1)
+            $1.method == "embedding"
+                ? EmbeddingClassifyStage(config: $0, options: $1) as any PipelineStage
+                : ClassifyStage(config: $0, options: $1)
         },
         StageType("tag", options: TagOptions.self) { TagStage(config: $0, options: $1) },
         StageType("rubric_score", options: RubricOptions.self, sampling: SamplingDefaults(topLogprobs: 10)) {

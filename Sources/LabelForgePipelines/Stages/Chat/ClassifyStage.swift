@@ -59,11 +59,23 @@ public struct ClassifyStage: ChatStage {
 
 }
 
-/// `classify`'s options: the labels to choose from.
+/// `classify`'s options: the labels to choose from, and how: `method: llm` (the default) asks a
+/// chat model through the stage's template; `method: embedding` picks the label whose text is
+/// nearest the row's `field` (`EmbeddingClassifyStage`), with `prefix` before the row's text,
+/// `label_prefix` before each label's, the softmax `temperature` of its confidence, and `truncate`.
 public struct ClassifyOptions: ParsedStageOptions {
     public var labels: [RunConfig.Label]
+    public var method = "llm"
+    /// `method: embedding`: the row field (or `stage.field` output) whose text is classified.
+    public var field: String? = nil
+    public var prefix = ""
+    public var labelPrefix = ""
+    public var temperature = 0.05
+    public var truncate = Truncation.model
 
-    package static let keys = ["labels"]
+    /// The keys only `method: embedding` takes.
+    static let embeddingKeys = ["field", "prefix", "label_prefix", "temperature", Truncation.key]
+    package static let keys = ["labels", "method"] + embeddingKeys
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
         var labels: [RunConfig.Label] = []
@@ -78,10 +90,46 @@ public struct ClassifyOptions: ParsedStageOptions {
             }
         }
         guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
-        return ClassifyOptions(labels: labels)
+        var options = ClassifyOptions(labels: labels)
+        options.method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
+        guard options.method == "embedding" else {
+            for key in embeddingKeys {
+                if let extra = try node.child(key) {
+                    throw extra.error("'\(key)' applies with method: embedding only.")
+                }
+            }
+            return options
+        }
+        guard let field = try node.child("field")?.string() else {
+            throw node.error(
+                "a classify stage with method: embedding needs 'field': the row field whose text it classifies.")
+        }
+        options.field = field
+        options.prefix = try node.child("prefix")?.string() ?? ""
+        options.labelPrefix = try node.child("label_prefix")?.string() ?? ""
+        let temperatureNode = try node.child("temperature")
+        options.temperature = try temperatureNode?.double() ?? 0.05
+        if options.temperature <= 0 { throw temperatureNode!.error("temperature must be above 0.") }
+        options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
+        return options
     }
 
+    /// An embedding classifier sends embeddings requests.
+    public var engineTask: String? { method == "embedding" ? "embed" : nil }
+
     public var resolvedJSON: [String: JSONValue] {
-        ["labels": .array(labels.map { ["name": .string($0.name), "description": .optional($0.description)] })]
+        var json: [String: JSONValue] = [
+            "labels": .array(labels.map { ["name": .string($0.name), "description": .optional($0.description)] })
+        ]
+        // Only for the embedding method, so an LLM classifier's resolved config (and plan hash) stays as it was.
+        if method == "embedding" {
+            json["method"] = .string(method)
+            json["field"] = field.map(JSONValue.string) ?? .null
+            json["prefix"] = .string(prefix)
+            json["label_prefix"] = .string(labelPrefix)
+            json["temperature"] = .double(temperature)
+            if let truncate = truncate.json { json[Truncation.key] = truncate }
+        }
+        return json
     }
 }
