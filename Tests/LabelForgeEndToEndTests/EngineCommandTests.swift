@@ -80,7 +80,12 @@ import Testing
             # Renamed into place: the test waits for the file and must never read it half written.
             env | grep -E '^(VLLM_|CUDA_VISIBLE_DEVICES)' | sort > "$out.env.partial"
             mv "$out.env.partial" "$out.env"
-            if [ "$port" = "$LF_FAKE_EXIT_PORT" ]; then sleep 1; exit "$LF_FAKE_EXIT"; fi
+            # The replica that exits waits until the other has set its trap (its pid file is written
+            # after it), so the other always finds a SIGTERM handled, however loaded the machine.
+            if [ "$port" = "$LF_FAKE_EXIT_PORT" ]; then
+              while [ -n "$LF_FAKE_WAIT_FOR" ] && [ ! -f "$LF_FAKE_WAIT_FOR" ]; do sleep 0.1; done
+              sleep 1; exit "$LF_FAKE_EXIT"
+            fi
             while true; do sleep 0.1; done
             """
         try script.write(toFile: dir + "/vllm", atomically: true, encoding: .utf8)
@@ -148,7 +153,9 @@ import Testing
         try fakeVLLM(in: ws.path(""))
         let process = try launch(
             ["engine", "vllm", "--model", "m", "--replicas", "2", "--port", "18800", "--exec"], path: ws.path(""),
-            environment: ["LF_FAKE_EXIT_PORT": "18801", "LF_FAKE_EXIT": "3"])
+            environment: [
+                "LF_FAKE_EXIT_PORT": "18801", "LF_FAKE_EXIT": "3", "LF_FAKE_WAIT_FOR": ws.path("replica-18800.pid"),
+            ])
         process.waitUntilExit()
         #expect(process.terminationStatus == 3)
         let pid = Int32(
