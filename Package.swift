@@ -130,7 +130,9 @@ let package = Package(
         ),
         .testTarget(
             name: "LabelForgePipelinesTests",
-            dependencies: ["LabelForgePipelines", "LabelForgeKernel", "LabelForgeTesting", "LabelForgeCache"]
+            dependencies: [
+                "LabelForgePipelines", "LabelForgeKernel", "LabelForgeTesting", "LabelForgeCache", "LabelForgeVectors",
+            ]
         ),
         .testTarget(
             name: "LabelForgeEndToEndTests",

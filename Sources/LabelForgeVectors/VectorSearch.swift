@@ -39,6 +39,16 @@ public struct VectorMatrix: Sendable, Equatable {
 /// BLAS `sgemm` (OpenBLAS), each query keeping its best `k` in a bounded heap. Memory holds one
 /// block of scores (`queryBlock` × `corpusBlock` floats), whatever the sizes of the two sets.
 public enum VectorSearch {
+    /// The cosine similarity of two vectors (in Double); two all-zero vectors that are equal count as
+    /// the same direction (1), any other zero vector as none (0).
+    public static func cosine(_ x: [Float], _ y: [Float]) -> Double {
+        let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let norms =
+            x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+            * y.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        return norms == 0 ? (x == y ? 1 : 0) : dot / norms
+    }
+
     public struct Hit: Sendable, Equatable {
         public var index: Int
         public var score: Float

@@ -2,6 +2,7 @@ import Foundation
 import LabelForgeCore
 import LabelForgeLLM
 import LabelForgeTesting
+import LabelForgeVectors
 import Testing
 
 @testable import LabelForgeKernel
@@ -51,7 +52,7 @@ import Testing
         var chosen: Set<String> = []
         for (i, line) in lines.enumerated() {
             let row = StubEngine.embedding(of: "query: Review number \(i): it's \"fine\" & works.")
-            let similarities = labelVectors.map { EmbeddingClassifyStage.cosine(row, $0) }
+            let similarities = labelVectors.map { VectorSearch.cosine(row, $0) }
             let best = similarities.indices.max { similarities[$0] < similarities[$1] }!
             #expect(line["label"]?.stringValue == Self.labels[best])
             chosen.insert(Self.labels[best])

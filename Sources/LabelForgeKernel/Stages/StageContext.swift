@@ -190,11 +190,7 @@ extension StageServices {
                                 failed: false, truncated: truncated))
                         return (index, BarrierAnswer(key: key, result: .success(vector)))
                     } catch {
-                        let failure = StageFailure(error)
-                        if failure.errorClass == "cancelled" { throw CancellationError() }
-                        let tokens = (error as? LabelForgeError)?.promptTokens ?? 0
-                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
-                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                        return (index, try Self.failedAnswer(error, key: key, ledger: ledger))
                     }
                 }
             }
@@ -207,6 +203,19 @@ extension StageServices {
             }
             return answers.map { $0! }
         }
+    }
+
+    /// A barrier request that failed: recorded in `ledger` with the prompt tokens its failure says it
+    /// would have cost (`LabelForgeError.promptTokens`), its failure that text's answer. A
+    /// cancellation stops the stage instead.
+    private static func failedAnswer<Value>(_ error: any Error, key: String, ledger: BarrierLedger) throws
+        -> BarrierAnswer<Value>
+    {
+        let failure = StageFailure(error)
+        if failure.errorClass == "cancelled" { throw CancellationError() }
+        let tokens = (error as? LabelForgeError)?.promptTokens ?? 0
+        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
+        return BarrierAnswer(key: key, result: .failure(failure))
     }
 
     /// Scores of documents for a query, for a dataset-wide stage's reranker: one cached request per
@@ -238,11 +247,7 @@ extension StageServices {
                                 truncated: response.truncatedFrom[0] != nil))
                         return (index, BarrierAnswer(key: key, result: .success(score)))
                     } catch {
-                        let failure = StageFailure(error)
-                        if failure.errorClass == "cancelled" { throw CancellationError() }
-                        let tokens = (error as? LabelForgeError)?.promptTokens ?? 0
-                        ledger.record(key, .init(cacheHit: false, attempts: 0, tokensIn: tokens, failed: true))
-                        return (index, BarrierAnswer(key: key, result: .failure(failure)))
+                        return (index, try Self.failedAnswer(error, key: key, ledger: ledger))
                     }
                 }
             }

@@ -2,6 +2,7 @@ import Foundation
 import LabelForgeCore
 import LabelForgeEval
 import LabelForgeKernel
+import LabelForgeVectors
 
 /// What changed between two runs: config, pins, and each stage's outputs with agreement
 /// statistics (`labelforge diff`).
@@ -146,7 +147,7 @@ public struct RunDiff: Sendable {
                 if let x, let y {
                     vectorDiff!.count += 1
                     if x == y { vectorDiff!.identical += 1 }
-                    let cosine = Self.cosine(x, y)
+                    let cosine = VectorSearch.cosine(x, y)
                     cosineSum += cosine
                     cosineMin = min(cosineMin ?? cosine, cosine)
                 }
@@ -210,14 +211,6 @@ public struct RunDiff: Sendable {
         let fieldNames = names.subtracting(["row_id"]).filter { $0 != "error" && !$0.hasPrefix("error.") }.sorted()
         diff.fields = fieldNames.map { fieldDiff($0, fields[$0] ?? FieldPairs()) }
         return diff
-    }
-
-    static func cosine(_ x: [Float], _ y: [Float]) -> Double {
-        let dot = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
-        let norms =
-            x.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            * y.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-        return norms == 0 ? (x == y ? 1 : 0) : dot / norms
     }
 
     /// A field with more distinct values than this, and than half its rows, is reported as free

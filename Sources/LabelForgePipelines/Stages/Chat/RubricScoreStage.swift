@@ -49,14 +49,12 @@ public struct RubricScoreStage: ChatStage {
         let expectations = options.criteria.compactMap { expected[$0.name]?.doubleValue }
         return .success([
             "scores": .object(scores), "expected_scores": .object(expected),
-            "score": .double(Self.rounded(sampled.reduce(0, +) / Double(max(1, sampled.count)))),
+            "score": .double(Answers.rounded(sampled.reduce(0, +) / Double(max(1, sampled.count)))),
             "expected_score": expectations.count == options.criteria.count
-                ? .double(Self.rounded(expectations.reduce(0, +) / Double(expectations.count))) : .null,
+                ? .double(Answers.rounded(expectations.reduce(0, +) / Double(expectations.count))) : .null,
             "rationale": value["rationale"] ?? "",
         ])
     }
-
-    static func rounded(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
 
     /// Whether `text` ends with `"<key>":` and optional white space, i.e. a value comes next.
     static func endsWithKey(_ text: String, _ key: String) -> Bool {
@@ -92,7 +90,7 @@ public struct RubricScoreStage: ChatStage {
                 let total = weights.values.reduce(0, +)
                 guard total > 0, let emitted = Int(token.token.trimmingCharacters(in: .whitespaces)), emitted == sampled
                 else { return nil }
-                return rounded(weights.reduce(0) { $0 + Double($1.key) * $1.value } / total)
+                return Answers.rounded(weights.reduce(0) { $0 + Double($1.key) * $1.value } / total)
             }
             text += token.token
         }

@@ -2,6 +2,7 @@ import Foundation
 import LabelForgeCore
 import LabelForgeKernel
 import LabelForgeLLM
+import LabelForgeVectors
 
 /// `classify` with `method: embedding`: the label whose text is nearest the row's text, by cosine
 /// similarity of their vectors from an engine with `task: embed` (zero-shot, as sentence-transformers
@@ -45,7 +46,7 @@ public struct EmbeddingClassifyStage: RowWiseStage {
         do {
             let answers = try await context.sendAll(requests, on: engine).map { try $0.singleVector() }
             context.countTokens(in: answers[0].promptTokens)
-            let similarities = answers.dropFirst().map { Self.cosine(answers[0].vector, $0.vector) }
+            let similarities = answers.dropFirst().map { VectorSearch.cosine(answers[0].vector, $0.vector) }
             return StageResult(output: output(similarities: similarities), truncated: answers[0].truncated ? 1 : 0)
         } catch {
             return .failed(StageFailure(error))
@@ -68,17 +69,4 @@ public struct EmbeddingClassifyStage: RowWiseStage {
         ]
     }
 
-    /// The cosine similarity of two vectors; 0 when either is all zeros.
-    static func cosine(_ a: [Float], _ b: [Float]) -> Double {
-        var dot = 0.0
-        var normA = 0.0
-        var normB = 0.0
-        for i in 0..<min(a.count, b.count) {
-            dot += Double(a[i]) * Double(b[i])
-            normA += Double(a[i]) * Double(a[i])
-            normB += Double(b[i]) * Double(b[i])
-        }
-        guard normA > 0, normB > 0 else { return 0 }
-        return dot / (normA.squareRoot() * normB.squareRoot())
-    }
 }
