@@ -97,18 +97,35 @@ public final class StageContext: Sendable {
     }
 
     /// Sends requests all at once; answers come in request order. Their keys are recorded in that
-    /// order before any goes; their hits, attempts and replicas once all are answered.
+    /// order before any goes; their hits, attempts and replicas once all are answered. When any
+    /// fails, every request is still waited for, and the first failure in request order is thrown.
     package func sendAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws -> [ExecutedRequest] {
         ledger.withLock { $0.requestKeys += requests.map(\.key.description) }
         let executor = services.executor
-        let answers = try await withThrowingTaskGroup(of: (Int, ExecutedRequest).self) { group in
+        let results = await withTaskGroup(of: (Int, Result<ExecutedRequest, any Error>).self) { group in
             for (index, request) in requests.enumerated() {
-                group.addTask { (index, try await executor.execute(request, on: engine)) }
+                group.addTask {
+                    do {
+                        return (index, .success(try await executor.execute(request, on: engine)))
+                    } catch {
+                        return (index, .failure(error))
+                    }
+                }
             }
-            var answers = [ExecutedRequest?](repeating: nil, count: requests.count)
-            for try await (index, answer) in group { answers[index] = answer }
-            return answers.map { $0! }
+            var results = [Result<ExecutedRequest, any Error>?](repeating: nil, count: requests.count)
+            for await (index, result) in group { results[index] = result }
+            return results.map { $0! }
         }
+        // Failures that say what their request would have cost (a miss under `labelforge plan`)
+        // record those tokens, as `send` does; the first failure, in request order, is thrown.
+        let failures = results.compactMap { result -> (any Error)? in
+            if case .failure(let error) = result { return error }
+            return nil
+        }
+        let tokens = failures.reduce(0) { $0 + (($1 as? LabelForgeError)?.promptTokens ?? 0) }
+        if tokens > 0 { ledger.withLock { $0.tokensIn += tokens } }
+        if let failure = failures.first { throw failure }
+        let answers = try results.map { try $0.get() }
         recordAnswers(answers)
         return answers
     }
