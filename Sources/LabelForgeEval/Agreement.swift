@@ -35,6 +35,31 @@ public struct Agreement: Sendable, Equatable {
         return count == 0 ? 0 : Double(gold.values.max() ?? 0) / Double(count)
     }
 
+    /// Unweighted Cohen's kappa of the predictions against gold; `nil` when undefined (no rows, or
+    /// every row of one class on both sides).
+    public var kappa: Double? {
+        let (gold, predicted) = rows
+        return Statistics.cohenKappa(gold, predicted, weights: .none)
+    }
+
+    /// Bootstrap intervals of accuracy, macro-F1 and kappa, resampling the compared rows (taken in
+    /// the order of their gold and predicted labels, so the same counts give the same intervals).
+    public func intervals(_ bootstrap: Bootstrap = Bootstrap()) -> ScoreIntervals? {
+        let (gold, predicted) = rows
+        return bootstrap.intervals(gold: gold, predicted: predicted)
+    }
+
+    /// The compared rows, expanded from the counts: sorted by gold label, then prediction.
+    private var rows: (gold: [String], predicted: [String]) {
+        var gold: [String] = []
+        var predicted: [String] = []
+        for (pair, n) in confusion.sorted(by: { ($0.key.gold, $0.key.predicted) < ($1.key.gold, $1.key.predicted) }) {
+            gold += repeatElement(pair.gold, count: n)
+            predicted += repeatElement(pair.predicted, count: n)
+        }
+        return (gold, predicted)
+    }
+
     /// Unweighted mean of per-class F1 over every class seen in gold or predictions.
     public var macroF1: Double {
         let classes = Set(confusion.keys.flatMap { [$0.predicted, $0.gold] })

@@ -102,12 +102,12 @@ enum Terminal {
                     + " (truncate: false sends them whole)")
         }
         for score in report.scores {
+            let a = score.agreement
             lines.append(
                 "accuracy \(score.stage).\(score.field) vs \(score.goldField): "
-                    + String(
-                        format: "%.1f%% (n=%d, macro-F1 %.3f; chance %.1f%%: always the most common gold label)",
-                        score.agreement.accuracy * 100, score.agreement.count, score.agreement.macroF1,
-                        score.agreement.majorityBaseline * 100))
+                    + "\(RunReport.percent(a.accuracy, score.intervals?.accuracy)) (n=\(a.count), "
+                    + "macro-F1 \(RunReport.decimal(a.macroF1, score.intervals?.macroF1)); "
+                    + "chance \(RunReport.percent(a.majorityBaseline)): always the most common gold label)")
         }
         lines.append("outputs:        \(report.runDirectory.outputsPath)/")
         lines.append("report:         \(report.runDirectory.reportPath)")

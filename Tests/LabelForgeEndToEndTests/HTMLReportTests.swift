@@ -96,5 +96,22 @@ import Testing
                 "LabelForge ablation seeds", "seed=1", "seed=2", "seed=3", "Cohen's kappa between variants",
                 "sentiment.label: accuracy per variant", "★",
             ])
+        // Every variant but the most accurate is compared with it on the same rows.
+        let summary = try JSONValue.parse(String(contentsOfFile: directory + "/summary.json", encoding: .utf8))
+        let best = try #require(summary["best"]?["sentiment.label.accuracy"]?.stringValue)
+        for variant in try #require(summary["variants"]?.arrayValue) {
+            let versus = variant["versus_best"]?["sentiment.label"]
+            guard variant["name"]?.stringValue != best else {
+                #expect(versus == nil)
+                continue
+            }
+            let paired = try #require(versus, "\(variant)")
+            #expect(paired["n"] == 9)
+            let interval = try #require(paired["difference_ci"]?.arrayValue).compactMap { $0.doubleValue }
+            #expect(paired["within_noise"] == .bool(interval[0] <= 0 && 0 <= interval[1]))
+            #expect(variant["gold"]?["sentiment.label"]?["accuracy_ci"]?.arrayValue?.count == 2)
+        }
+        let markdown = try String(contentsOfFile: directory + "/summary.md", encoding: .utf8)
+        #expect(markdown.contains("≈ an accuracy within the noise of the best"))
     }
 }

@@ -180,6 +180,19 @@ import Testing
             value["stages"]?.arrayValue?.first?["fields"]?.arrayValue?.first { $0["name"] == "label" })
         #expect(label["n"] == .int(Int64(Self.rows)))
         #expect(label["kappa"]?.doubleValue != nil)
+        // Both runs scored against gold: each accuracy with its interval, and b − a on the same rows.
+        #expect(text.stdout.contains("against gold (95% intervals: seeded bootstrap)"), "\(text.stdout)")
+        #expect(text.stdout.contains("sentiment.label accuracy: a "))
+        #expect(text.stdout.contains("b − a: "))
+        let gold = try #require(value["gold"]?.arrayValue?.first)
+        #expect(gold["field"] == "sentiment.label")
+        let accuracy = try #require(gold["a"]?["accuracy"]?.doubleValue)
+        let interval = try #require(gold["a"]?["accuracy_ci"]?.arrayValue).compactMap { $0.doubleValue }
+        #expect(interval.count == 2 && interval[0] <= accuracy && accuracy <= interval[1])
+        let paired = try #require(gold["b_minus_a"])
+        #expect(paired["n"] == .int(Int64(Self.rows)))
+        let difference = try #require(paired["difference_ci"]?.arrayValue).compactMap { $0.doubleValue }
+        #expect(paired["within_noise"] == .bool(difference[0] <= 0 && 0 <= difference[1]))
         let markdown = try await CLI.run(["diff", a, b, "--format", "markdown"])
         #expect(markdown.stdout.hasPrefix("# diff "))
         let missing = try await CLI.run(["diff", a, ws.path("nope")])

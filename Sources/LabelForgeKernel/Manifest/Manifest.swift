@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeEval
 import LabelForgeIO
 
 /// One line of `manifest.jsonl` (docs/run_contract.md): the run's pins, one row's result at one
@@ -472,12 +473,45 @@ public struct SummaryRecord: Sendable, Equatable {
         public var n: Int
         public var accuracy: Double
         public var macroF1: Double
+        /// Unweighted Cohen's kappa against gold (absent from runs before 0.x; `nil` when undefined).
+        public var kappa: Double? = nil
+        /// The accuracy of always answering the most common gold label.
+        public var majority: Double? = nil
+        /// Seeded bootstrap 95% intervals (`Bootstrap()`: 1,000 resamples, seed 0).
+        public var intervals: ScoreIntervals? = nil
 
         package var json: JSONValue {
-            [
+            var json: [String: JSONValue] = [
                 "stage": .string(stage), "field": .string(field), "gold_field": .string(goldField),
                 "n": .int(Int64(n)), "accuracy": .double(accuracy), "macro_f1": .double(macroF1),
             ]
+            if let kappa { json["kappa"] = .double(Self.rounded(kappa)) }
+            if let majority { json["majority_baseline"] = .double(Self.rounded(majority)) }
+            if let intervals {
+                json["accuracy_ci"] = Self.json(intervals.accuracy)
+                json["macro_f1_ci"] = Self.json(intervals.macroF1)
+                if let kappa = intervals.kappa { json["kappa_ci"] = Self.json(kappa) }
+            }
+            return .object(json)
+        }
+
+        static func rounded(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
+
+        static func json(_ interval: Interval) -> JSONValue {
+            [.double(rounded(interval.lower)), .double(rounded(interval.upper))]
+        }
+
+        static func intervals(_ fields: ManifestFields) -> ScoreIntervals? {
+            guard let accuracy = interval(fields, "accuracy_ci"), let macroF1 = interval(fields, "macro_f1_ci")
+            else { return nil }
+            return ScoreIntervals(accuracy: accuracy, macroF1: macroF1, kappa: interval(fields, "kappa_ci"))
+        }
+
+        static func interval(_ fields: ManifestFields, _ key: String) -> Interval? {
+            guard let pair = fields.value(key)?.arrayValue, pair.count == 2, let lower = pair[0].doubleValue,
+                let upper = pair[1].doubleValue
+            else { return nil }
+            return Interval(lower: lower, upper: upper)
         }
     }
 
@@ -536,7 +570,9 @@ public struct SummaryRecord: Sendable, Equatable {
                 Gold(
                     stage: try $0.string("stage"), field: try $0.string("field"),
                     goldField: try $0.string("gold_field"), n: try $0.int("n"), accuracy: try $0.double("accuracy"),
-                    macroF1: try $0.double("macro_f1"))
+                    macroF1: try $0.double("macro_f1"), kappa: $0.value("kappa")?.doubleValue,
+                    majority: $0.value("majority_baseline")?.doubleValue,
+                    intervals: Gold.intervals($0))
             }
         abortReason = try f.optionalString("abort_reason")
         stoppedBefore = try f.optionalString("stopped_before")

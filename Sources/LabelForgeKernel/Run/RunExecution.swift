@@ -254,7 +254,8 @@ package final class RunExecution {
             gold: report.scores.map {
                 SummaryRecord.Gold(
                     stage: $0.stage, field: $0.field, goldField: $0.goldField, n: $0.agreement.count,
-                    accuracy: $0.agreement.accuracy, macroF1: $0.agreement.macroF1)
+                    accuracy: $0.agreement.accuracy, macroF1: $0.agreement.macroF1, kappa: $0.agreement.kappa,
+                    majority: $0.agreement.majorityBaseline, intervals: $0.intervals)
             },
             abortReason: budget.abortReason)
         summary.stoppedBefore = stoppedBefore
@@ -624,7 +625,10 @@ package final class RunExecution {
     private func makeReport() -> RunReport {
         let scoreList = scores.keys.sorted().map { key -> GoldScore in
             let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
-            return GoldScore(stage: parts[0], field: parts[1], goldField: parts[2], agreement: scores[key]!)
+            let agreement = scores[key]!
+            return GoldScore(
+                stage: parts[0], field: parts[1], goldField: parts[2], agreement: agreement,
+                intervals: agreement.intervals())
         }
         return RunReport(
             status: budget.abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: budget.rows,

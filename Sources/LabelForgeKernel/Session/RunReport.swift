@@ -7,6 +7,8 @@ public struct GoldScore: Sendable {
     public var field: String
     public var goldField: String
     public var agreement: Agreement
+    /// Seeded bootstrap 95% intervals of accuracy, macro-F1 and kappa (`Bootstrap()`).
+    public var intervals: ScoreIntervals?
 }
 
 /// What a finished (or aborted) run did.
@@ -64,12 +66,18 @@ public struct RunReport: Sendable {
             lines.append("| \(id) | \(s.ok) | \(s.failed) | \(s.cacheHits) | \(s.tokensIn) | \(s.tokensOut) |")
         }
         if !scores.isEmpty {
-            lines += ["", "| stage.field | gold | n | accuracy | macro-F1 |", "|---|---|---|---|---|"]
+            lines += [
+                "", "| stage.field | gold | n | accuracy [95% CI] | macro-F1 [95% CI] | kappa [95% CI] | chance |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for score in scores {
+                let a = score.agreement
                 lines.append(
-                    "| \(score.stage).\(score.field) | \(score.goldField) | \(score.agreement.count) | "
-                        + "\(Self.percent(score.agreement.accuracy)) | \(String(format: "%.3f", score.agreement.macroF1)) |"
-                )
+                    "| \(score.stage).\(score.field) | \(score.goldField) | \(a.count) | "
+                        + "\(Self.percent(a.accuracy, score.intervals?.accuracy)) | "
+                        + "\(Self.decimal(a.macroF1, score.intervals?.macroF1)) | "
+                        + "\(a.kappa.map { Self.decimal($0, score.intervals?.kappa) } ?? "–") | "
+                        + "\(Self.percent(a.majorityBaseline)) |")
             }
         }
         if !sections.isEmpty { lines += [""] + sections }
@@ -77,4 +85,14 @@ public struct RunReport: Sendable {
     }
 
     package static func percent(_ x: Double) -> String { String(format: "%.1f%%", x * 100) }
+
+    /// `x` as a percentage, with its interval after it where there is one: `50.2% [48.7, 51.8]`.
+    package static func percent(_ x: Double, _ interval: Interval?) -> String {
+        percent(x) + (interval.map { String(format: " [%.1f, %.1f]", $0.lower * 100, $0.upper * 100) } ?? "")
+    }
+
+    /// `x` to three decimals, with its interval after it where there is one.
+    package static func decimal(_ x: Double, _ interval: Interval?) -> String {
+        String(format: "%.3f", x) + (interval.map { String(format: " [%.3f, %.3f]", $0.lower, $0.upper) } ?? "")
+    }
 }

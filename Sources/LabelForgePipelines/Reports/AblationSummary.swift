@@ -13,8 +13,11 @@ struct AblationSummary {
         var assignments: [String: JSONValue]
         var run: String
         var status: String
-        /// `stage.field` → (accuracy, macro-F1, n).
-        var gold: [String: (accuracy: Double, macroF1: Double, n: Int)]
+        /// `stage.field` → its score against gold, with intervals (from the run's summary).
+        var gold: [String: SummaryRecord.Gold]
+        /// `stage.field` → this variant's accuracy minus the most accurate variant's, on the rows
+        /// both labeled (paired bootstrap); absent for the best variant itself.
+        var versusBest: [String: AccuracyDifference] = [:]
         var tokensIn: Int
         var tokensOut: Int
         var newRequests: Int
@@ -53,10 +56,8 @@ struct AblationSummary {
             guard let run = entry.run else { continue }
             let artifacts = try RunArtifacts.load(run)
             let summary = artifacts.summary
-            var gold: [String: (Double, Double, Int)] = [:]
-            for score in summary?.gold ?? [] {
-                gold["\(score.stage).\(score.field)"] = (score.accuracy, score.macroF1, score.n)
-            }
+            var gold: [String: SummaryRecord.Gold] = [:]
+            for score in summary?.gold ?? [] { gold["\(score.stage).\(score.field)"] = score }
             let stats = summary?.counts?.stages.values.map { $0 } ?? []
             let seconds = summary.flatMap { s in
                 Self.seconds(between: artifacts.run.createdAt, and: s.finishedAt)
@@ -165,7 +166,24 @@ struct AblationSummary {
                 numeric.append(NumericField(stage: stage.id, field: field, mean: means, std: stds))
             }
         }
-        return AblationSummary(name: state.name, rows: rows, agreements: agreements, numeric: numeric)
+        var summary = AblationSummary(name: state.name, rows: rows, agreements: agreements, numeric: numeric)
+        try summary.compareWithBest()
+        return summary
+    }
+
+    /// Each variant's accuracy against the most accurate one's, per gold field: whether the gap
+    /// is more than the noise of the rows they share.
+    mutating func compareWithBest() throws {
+        let keys = goldKeys
+        guard !keys.isEmpty else { return }
+        let labels = try rows.map { try GoldLabels.load(run: $0.run) }
+        for key in keys {
+            guard let top = best({ $0.gold[key]?.accuracy }), let topRows = labels[top].fields[key] else { continue }
+            for i in rows.indices where i != top {
+                guard let rowsHere = labels[i].fields[key] else { continue }
+                rows[i].versusBest[key] = GoldLabels.difference(topRows, rowsHere)
+            }
+        }
     }
 
     static func seconds(between start: String, and end: String) -> Double? {
@@ -205,11 +223,20 @@ struct AblationSummary {
                         "status": .string(row.status),
                         "gold": .object(
                             row.gold.mapValues {
-                                [
+                                var score: [String: JSONValue] = [
                                     "accuracy": Self.rounded($0.accuracy), "macro_f1": Self.rounded($0.macroF1),
                                     "n": .int(Int64($0.n)),
                                 ]
+                                if let kappa = $0.kappa { score["kappa"] = Self.rounded(kappa) }
+                                if let intervals = $0.intervals {
+                                    score["accuracy_ci"] = .array(
+                                        [intervals.accuracy.lower, intervals.accuracy.upper].map(Self.rounded))
+                                    score["macro_f1_ci"] = .array(
+                                        [intervals.macroF1.lower, intervals.macroF1.upper].map(Self.rounded))
+                                }
+                                return .object(score)
                             }),
+                        "versus_best": .object(row.versusBest.mapValues(\.json)),
                         "tokens_in": .int(Int64(row.tokensIn)), "tokens_out": .int(Int64(row.tokensOut)),
                         "new_requests": .int(Int64(row.newRequests)),
                         "cached_requests": .int(Int64(row.cachedRequests)),
@@ -242,8 +269,18 @@ struct AblationSummary {
         x.map { String(format: "%.\(digits)f", $0) } ?? "n/a"
     }
 
+    /// `x` to three decimals with its interval after it: `0.502 [0.487, 0.518]`.
+    static func format(_ x: Double?, _ interval: Interval?) -> String {
+        guard let x else { return "n/a" }
+        return RunReport.decimal(x, interval)
+    }
+
     var markdown: String {
-        var lines = ["# Ablation \(name)", "", "\(rows.count) variants; ★ marks the best per column.", ""]
+        var lines = [
+            "# Ablation \(name)", "",
+            "\(rows.count) variants; ★ marks the best per column, ≈ an accuracy within the noise of the best "
+                + "(the paired bootstrap 95% interval of their difference holds 0). Brackets: 95% intervals.", "",
+        ]
         let gold = goldKeys
         var header = "| variant |"
         var rule = "|---|"
@@ -259,10 +296,12 @@ struct AblationSummary {
         for (i, row) in rows.enumerated() {
             var line = "| \(row.name) |"
             for key in gold {
-                let accuracy = best { $0.gold[key]?.accuracy } == i ? " ★" : ""
+                let accuracy =
+                    best { $0.gold[key]?.accuracy } == i ? " ★" : row.versusBest[key]?.withinNoise == true ? " ≈" : ""
                 let f1 = best { $0.gold[key]?.macroF1 } == i ? " ★" : ""
                 line +=
-                    " \(Self.format(row.gold[key]?.accuracy))\(accuracy) | \(Self.format(row.gold[key]?.macroF1))\(f1) |"
+                    " \(Self.format(row.gold[key]?.accuracy, row.gold[key]?.intervals?.accuracy))\(accuracy) | "
+                    + "\(Self.format(row.gold[key]?.macroF1, row.gold[key]?.intervals?.macroF1))\(f1) |"
             }
             line +=
                 " \(row.tokensIn)\(bestTokens == i ? " ★" : "") | \(row.tokensOut) | \(row.newRequests) | "

@@ -37,6 +37,13 @@ extension RunDiff {
                         } ?? .null,
                     ]
                 }),
+            "gold": .array(
+                gold.map { g in
+                    [
+                        "field": .string(g.field), "a": g.a?.json ?? .null, "b": g.b?.json ?? .null,
+                        "b_minus_a": g.difference?.json ?? .null,
+                    ]
+                }),
         ]
     }
 
@@ -85,6 +92,16 @@ extension RunDiff {
                 for sample in s.samples {
                     out.append(bullet + "  \(sample.rowID): \(Self.values(sample.a)) → \(Self.values(sample.b))")
                 }
+            }
+        }
+        if !gold.isEmpty {
+            out += ["", h + "against gold (95% intervals: seeded bootstrap)"]
+            for g in gold {
+                func score(_ s: SummaryRecord.Gold?) -> String {
+                    s.map { "\(RunReport.percent($0.accuracy, $0.intervals?.accuracy)) (n=\($0.n))" } ?? "not scored"
+                }
+                out.append(bullet + "\(g.field) accuracy: a \(score(g.a)), b \(score(g.b))")
+                if let d = g.difference { out.append(bullet + "  b − a: " + d.phrase) }
             }
         }
         return out.joined(separator: "\n") + "\n"

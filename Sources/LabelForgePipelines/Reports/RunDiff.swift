@@ -56,11 +56,22 @@ public struct RunDiff: Sendable {
         public var vectors: VectorDiff? = nil
     }
 
+    /// One labeled field scored against gold in both runs: each run's accuracy with its interval,
+    /// and b's accuracy minus a's on the rows both labeled (paired bootstrap).
+    public struct GoldDiff: Sendable {
+        /// `stage.field`.
+        public var field: String
+        public var a: SummaryRecord.Gold?
+        public var b: SummaryRecord.Gold?
+        public var difference: AccuracyDifference?
+    }
+
     public var a: String
     public var b: String
     public var config: [Change]
     public var pins: [Change]
     public var stages: [StageDiff]
+    public var gold: [GoldDiff] = []
 
     /// Whether any output differs (rows added, removed or changed in any stage).
     public var outputsDiffer: Bool {
@@ -76,7 +87,26 @@ public struct RunDiff: Sendable {
         RunDiff(
             a: a.runID, b: b.runID, config: changes(a.resolvedConfig.flattened(), b.resolvedConfig.flattened()),
             pins: changes(pins(a.run), pins(b.run)),
-            stages: try orderedUnion(a.stageIDs, b.stageIDs).map { try stageDiff($0, a, b, sampleLimit: sampleLimit) })
+            stages: try orderedUnion(a.stageIDs, b.stageIDs).map { try stageDiff($0, a, b, sampleLimit: sampleLimit) },
+            gold: try goldDiffs(a, b))
+    }
+
+    /// Every labeled field either run scored against gold; the paired difference where both did.
+    static func goldDiffs(_ a: RunArtifacts, _ b: RunArtifacts) throws -> [GoldDiff] {
+        func scores(_ run: RunArtifacts) -> [String: SummaryRecord.Gold] {
+            Dictionary((run.summary?.gold ?? []).map { ("\($0.stage).\($0.field)", $0) }) { first, _ in first }
+        }
+        let (scoresA, scoresB) = (scores(a), scores(b))
+        let fields = Set(scoresA.keys).union(scoresB.keys).sorted()
+        guard !fields.isEmpty else { return [] }
+        let labelsA = try GoldLabels.load(run: a.directory)
+        let labelsB = try GoldLabels.load(run: b.directory)
+        return fields.map { field in
+            let difference = labelsA.fields[field].flatMap { rowsA in
+                labelsB.fields[field].flatMap { GoldLabels.difference(rowsA, $0) }
+            }
+            return GoldDiff(field: field, a: scoresA[field], b: scoresB[field], difference: difference)
+        }
     }
 
     static func pins(_ run: RunRecord) -> [String: String] {
