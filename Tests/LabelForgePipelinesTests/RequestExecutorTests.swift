@@ -4,6 +4,7 @@ import LabelForgeCore
 import LabelForgeLLM
 import LabelForgeTesting
 import Logging
+import Synchronization
 import Testing
 
 @testable import LabelForgeKernel
@@ -51,6 +52,50 @@ import Testing
         #expect(answers.filter { $0.source == .shared }.count == 7)
         #expect(Set(answers.map(\.response)).count == 1)
         #expect(Set(answers.map(\.key)) == [key])
+    }
+
+    /// A cache whose second lookup reads at once but answers only when released: a caller that
+    /// missed the cache just before a flight landed.
+    final class StallingCache: CacheStore {
+        let inner = InMemoryCache()
+        let state = Mutex((lookups: 0, stalled: false, released: false))
+
+        func entries(for keys: [CacheKey]) async throws -> [CacheKey: CacheEntry] {
+            let found = try await inner.entries(for: keys)
+            let stall = state.withLock { state in
+                state.lookups += 1
+                if state.lookups == 2 { state.stalled = true }
+                return state.lookups == 2
+            }
+            while stall && !state.withLock({ $0.released }) { try await Task.sleep(for: .milliseconds(5)) }
+            return found
+        }
+
+        func store(_ entries: [CacheEntry]) async throws { try await inner.store(entries) }
+        func existing(_ keys: [CacheKey]) async throws -> Set<CacheKey> { try await inner.existing(keys) }
+        func stats() async throws -> CacheStats { try await inner.stats() }
+    }
+
+    @Test(
+        "a caller whose cache lookup missed just before a flight landed reads the cache again instead of sending twice")
+    func lookupRacingALanding() async throws {
+        let transport = InMemoryTransport(gated: true)
+        let cache = StallingCache()
+        let executor = Self.executor(cache)
+        let engine = Self.endpoint(transport)
+        let request = Self.chat("one prompt")
+        let leader = Task { try await executor.execute(request, on: engine) }
+        while transport.requestsSent < 1 { try await Task.sleep(for: .milliseconds(5)) }
+        let late = Task { try await executor.execute(request, on: engine) }
+        // The late caller has read the cache (a miss) and waits to return it; the flight lands.
+        while !cache.state.withLock({ $0.stalled }) { try await Task.sleep(for: .milliseconds(5)) }
+        transport.open()
+        let first = try await leader.value
+        cache.state.withLock { $0.released = true }
+        let second = try await late.value
+        #expect(transport.requestsSent == 1)
+        #expect(first.source == .engine && second.source == .cache)
+        #expect(second.response == first.response)
     }
 
     @Test("a stored answer is served from the cache on the next call; different requests do not share")

@@ -73,7 +73,19 @@ package final class RequestExecutor: Sendable {
     /// Serve an entry only when the engine that answered it reported the same version.
     package let matchEngineVersion: Bool
     private let logger: Logger
-    private let flights = Mutex<[CacheKey: [CheckedContinuation<ExecutedRequest, any Error>]]>([:])
+    private let flights = Mutex(Flights())
+
+    /// Requests in flight, with who waits for each; and how many flights have landed, per bucket of
+    /// keys, so a caller whose cache lookup raced a landing looks again instead of sending twice.
+    private struct Flights {
+        static let buckets = 1024
+        var waiting: [CacheKey: [CheckedContinuation<ExecutedRequest, any Error>]] = [:]
+        var landings = [UInt64](repeating: 0, count: buckets)
+
+        static func bucket(_ key: CacheKey) -> Int { Int(UInt(bitPattern: key.hashValue) % UInt(buckets)) }
+    }
+
+    private enum Role { case leader, follower, lookAgain }
 
     package init(cache: any CacheStore, readCache: Bool, offline: Bool, matchEngineVersion: Bool, logger: Logger) {
         self.cache = cache
@@ -93,7 +105,12 @@ package final class RequestExecutor: Sendable {
     /// Answers a prepared request; see `execute(_:on:)`.
     package func execute(_ prepared: PreparedRequest, on engine: EngineEndpoint) async throws -> ExecutedRequest {
         let key = prepared.key
+        let bucket = Flights.bucket(key)
         while true {
+            // A flight that lands after this lookup missed and before the check below would
+            // otherwise leave its answer unseen, and the request would go to the engine again
+            // (a second answer, which for embeddings may differ in the last bits).
+            let landings = flights.withLock { $0.landings[bucket] }
             if readCache, let entry = try await cache.lookup(key), accepts(entry, from: engine) {
                 return ExecutedRequest(
                     key: key, response: entry.response, payload: entry.payload, source: .cache, attempts: 0)
@@ -102,17 +119,19 @@ package final class RequestExecutor: Sendable {
                 throw LabelForgeError(
                     .cacheMiss, "no cached response for \(key); replay without --allow-engine reads the cache only")
             }
-            let isLeader = flights.withLock { flights in
-                if flights[key] != nil { return false }
-                flights[key] = []
-                return true
+            let role = flights.withLock { flights -> Role in
+                if flights.waiting[key] != nil { return .follower }
+                if readCache && flights.landings[bucket] != landings { return .lookAgain }
+                flights.waiting[key] = []
+                return .leader
             }
-            if isLeader { break }
+            if role == .leader { break }
+            if role == .lookAgain { continue }
             do {
                 var answer = try await withCheckedThrowingContinuation { continuation in
                     let joined = flights.withLock { flights in
-                        guard flights[key] != nil else { return false }
-                        flights[key]!.append(continuation)
+                        guard flights.waiting[key] != nil else { return false }
+                        flights.waiting[key]!.append(continuation)
                         return true
                     }
                     if !joined { continuation.resume(throwing: FlightLanded()) }
@@ -131,14 +150,17 @@ package final class RequestExecutor: Sendable {
         } catch {
             result = .failure(error)
         }
-        let waiters = flights.withLock { $0.removeValue(forKey: key) ?? [] }
+        let waiters = flights.withLock { flights in
+            flights.landings[bucket] &+= 1
+            return flights.waiting.removeValue(forKey: key) ?? []
+        }
         for waiter in waiters { waiter.resume(with: result) }
         return try result.get()
     }
 
     /// Callers waiting on a flight for `key` right now (for tests of single flight).
     package func waiters(for key: CacheKey) -> Int {
-        flights.withLock { $0[key]?.count ?? 0 }
+        flights.withLock { $0.waiting[key]?.count ?? 0 }
     }
 
     private func send(_ prepared: PreparedRequest, to engine: EngineEndpoint) async throws -> ExecutedRequest {
