@@ -43,13 +43,16 @@ public final class TestWorkspace: @unchecked Sendable {
     /// A review dataset of `count` rows with gold sentiment, written as JSONL; rows whose index is
     /// in `marked` carry the text `VIOLATE` so a stub can misbehave on exactly those.
     @discardableResult
+    /// The text of review `i` that `writeReviews` writes (when it is not marked).
+    public static func reviewText(_ i: Int) -> String { "Review number \(i): it's \"fine\" & works." }
+
     public func writeReviews(_ relative: String = "data/reviews.jsonl", count: Int, marked: Set<Int> = []) throws
         -> String
     {
         let sentiments = ["positive", "negative", "neutral"]
         var lines: [String] = []
         for i in 0..<count {
-            let text = marked.contains(i) ? "VIOLATE review number \(i)" : "Review number \(i): it's \"fine\" & works."
+            let text = marked.contains(i) ? "VIOLATE review number \(i)" : Self.reviewText(i)
             let escaped = text.replacingOccurrences(of: "\"", with: "\\\"")
             lines.append(#"{"id":"r\#(i)","text":"\#(escaped)","sentiment":"\#(sentiments[i % 3])"}"#)
         }

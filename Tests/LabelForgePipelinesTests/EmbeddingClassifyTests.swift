@@ -102,4 +102,140 @@ import Testing
         let keyError = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: try ws.write("llm.yaml", llm)) }
         #expect(keyError?.message.contains("'field' applies with method: embedding only") == true)
     }
+
+    /// The pool: three examples per label, plus two whose text is row 3's own (labeled `price`).
+    static func writePool(_ ws: TestWorkspace) throws -> [(text: String, label: String)] {
+        var pool: [(text: String, label: String)] = []
+        for (i, label) in labels.enumerated() {
+            for j in 0..<3 { pool.append(("Example \(j) of \(label), number \(i * 3 + j).", label)) }
+        }
+        pool.append((TestWorkspace.reviewText(3), "price"))
+        pool.append((TestWorkspace.reviewText(3), "price"))
+        let lines = pool.map {
+            CanonicalJSON.string(["text": .string($0.text), "topic": .string($0.label.uppercased())])
+        }
+        try ws.write("data/pool.jsonl", lines.joined(separator: "\n") + "\n")
+        return pool
+    }
+
+    static func unit(_ vector: [Float]) -> [Double] {
+        let values = vector.map(Double.init)
+        let norm = values.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return values.map { $0 / norm }
+    }
+
+    static func cosine(_ x: [Double], _ y: [Double]) -> Double {
+        let dot = zip(x, y).reduce(0) { $0 + $1.0 * $1.1 }
+        return dot / (x.reduce(0) { $0 + $1 * $1 }.squareRoot() * y.reduce(0) { $0 + $1 * $1 }.squareRoot())
+    }
+
+    @Test(
+        "few-shot by class prototypes: each class's examples averaged, the row's own text left out; every text sent once in a run; a rerun sends nothing and writes the same bytes"
+    )
+    func prototypes() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 12)
+        let pool = try Self.writePool(ws)
+        let stub = try await StubEngine.start()
+        let config = try Self.config(
+            ws, baseURL: stub.baseURL,
+            extra: "    examples: {path: \(ws.path("data/pool.jsonl")), label_field: topic}")
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        let lines = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "topic"))
+        var chosen: Set<String> = []
+        for (i, line) in lines.enumerated() {
+            let text = TestWorkspace.reviewText(i)
+            let row = Self.unit(StubEngine.embedding(of: "query: " + text))
+            let similarities = Self.labels.map { label in
+                let members = pool.filter { $0.label == label && $0.text != text }
+                var sum = [Double](repeating: 0, count: row.count)
+                for member in members {
+                    for (d, x) in Self.unit(StubEngine.embedding(of: "query: " + member.text)).enumerated() {
+                        sum[d] += x
+                    }
+                }
+                return Self.cosine(row, sum)
+            }
+            let best = similarities.indices.max { similarities[$0] < similarities[$1] }!
+            #expect(line["label"]?.stringValue == Self.labels[best], "row \(i)")
+            chosen.insert(Self.labels[best])
+            for (label, similarity) in zip(Self.labels, similarities) {
+                #expect(abs((line["scores"]?[label]?.doubleValue ?? 9) - similarity) < 1e-5, "row \(i) \(label)")
+            }
+        }
+        #expect(chosen.count > 1)
+        // Row 3 is in the pool: with its own example it would score 1 against it; left out, its
+        // `price` prototype is the other three examples'.
+        // 12 rows, 4 labels, 13 examples (row 3's text is a row and an example: one request).
+        let sent = stub.embeddingRequests.flatMap { $0 }
+        #expect(sent.count == 28 && Set(sent).count == 28, "\(sent.count) sent")
+        let resolved = try String(contentsOfFile: report.runDirectory.path + "/config.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains(try ContentHash.hexOfFile(atPath: ws.path("data/pool.jsonl"))))
+
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.embeddingRequests.flatMap { $0 }.count == 28)
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: second.runDirectory.outputPath(stage: "topic")))
+                == Data(contentsOf: URL(fileURLWithPath: report.runDirectory.outputPath(stage: "topic"))))
+        // The run's resolved config pins the pool: a changed file is refused, naming it.
+        try ws.write("data/pool.jsonl", "{\"text\": \"other\", \"topic\": \"price\"}\n")
+        let changed = #expect(throws: LabelForgeError.self) {
+            try RunConfig.load(file: report.runDirectory.path + "/config.resolved.yaml", resolved: true)
+        }
+        #expect(
+            changed?.message.contains("changed since this config was resolved") == true, "\(changed?.message ?? "")")
+    }
+
+    @Test("few-shot by the nearest examples' vote: shares of exp(similarity / temperature) over the k nearest")
+    func nearestNeighbours() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 12)
+        let pool = try Self.writePool(ws)
+        let stub = try await StubEngine.start()
+        let config = try Self.config(
+            ws, baseURL: stub.baseURL,
+            extra: "    examples: {path: \(ws.path("data/pool.jsonl")), label_field: topic, vote: knn, neighbours: 3}")
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        for (i, line) in try StageGraphTests.lines(report.runDirectory.outputPath(stage: "topic")).enumerated() {
+            let text = TestWorkspace.reviewText(i)
+            let row = Self.unit(StubEngine.embedding(of: "query: " + text))
+            let nearest = pool.filter { $0.text != text }
+                .map { ($0.label, Self.cosine(row, Self.unit(StubEngine.embedding(of: "query: " + $0.text)))) }
+                .sorted { $0.1 > $1.1 }.prefix(3)
+            var votes: [String: Double] = [:]
+            for (label, similarity) in nearest {
+                votes[label, default: 0] += exp((similarity - nearest.first!.1) / 0.05)
+            }
+            let total = votes.values.reduce(0, +)
+            let best = Self.labels.max { (votes[$0] ?? 0) < (votes[$1] ?? 0) }!
+            #expect(line["label"]?.stringValue == best, "row \(i)")
+            #expect(abs((line["confidence"]?.doubleValue ?? 9) - (votes[best] ?? 0) / total) < 1e-5)
+            #expect(abs((line["scores"]?["shipping"]?.doubleValue ?? 9) - (votes["shipping"] ?? 0) / total) < 1e-5)
+        }
+    }
+
+    @Test("a pool line without text, or with a label the stage lacks, is refused with its file and line")
+    func poolErrors() throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 2)
+        let config = try Self.config(
+            ws, baseURL: "http://127.0.0.1:9", extra: "    examples: {path: data/pool.jsonl, label_field: topic}")
+        try ws.write(
+            "data/pool.jsonl", "{\"text\": \"a\", \"topic\": \"price\"}\n{\"text\": \"b\", \"topic\": \"color\"}\n")
+        let unknown = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: config) }
+        #expect(
+            unknown?.message.contains("pool.jsonl line 2: label 'color' is not one of the stage's labels") == true,
+            "\(unknown?.message ?? "")")
+        try ws.write("data/pool.jsonl", "{\"text\": \"a\", \"topic\": \"price\"}\n{\"topic\": \"price\"}\n")
+        let empty = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: config) }
+        #expect(empty?.message.contains("pool.jsonl line 2: no text in 'text'") == true, "\(empty?.message ?? "")")
+    }
 }

@@ -20,6 +20,8 @@ package final class StageServices: Sendable {
     package let limits: [EngineUse.Task: Int]
     /// The run's clocks and environment variables.
     package let environment: RunEnvironment
+    /// Answers every row of the stage shares (`StageContext.sendShared`), by the stage's name for them.
+    package let shared = Mutex<[String: Task<any Sendable, any Error>]>([:])
 
     package init(
         stageID: String, runSeed: UInt64, cachePrompt: Bool, pack: PromptPack, executor: RequestExecutor,
@@ -101,6 +103,39 @@ public final class StageContext: Sendable {
     /// fails, every request is still waited for, and the first failure in request order is thrown.
     package func sendAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws -> [ExecutedRequest] {
         ledger.withLock { $0.requestKeys += requests.map(\.key.description) }
+        let answers = try await executeAll(requests, on: engine)
+        recordAnswers(answers)
+        return answers
+    }
+
+    /// Requests whose answers every row of the stage shares (a classifier's label and example
+    /// texts), sent once per run: the first row to ask builds and sends them (executor, cache, single
+    /// flight); every other row waits for the same answers,
+    /// or the same failure, and sends nothing. They go in no row's ledger (keys, hits, attempts): they
+    /// would repeat in every row of the manifest; only what a failure says it would have cost (a
+    /// miss under `labelforge plan`) is counted, in the row that sent them, so the run counts it
+    /// once. `name` tells the stage's shared sets apart; `derive` turns the answers into what rows
+    /// use (vectors, say), once.
+    package func sendShared<Value: Sendable>(
+        _ name: String, on engine: EngineEndpoint, requests: @escaping @Sendable () -> [PreparedRequest],
+        derive: @escaping @Sendable ([ExecutedRequest]) throws -> Value
+    ) async throws -> Value {
+        let task = services.shared.withLock { shared in
+            if let task = shared[name] { return task }
+            let task = Task<any Sendable, any Error> { try derive(try await self.executeAll(requests(), on: engine)) }
+            shared[name] = task
+            return task
+        }
+        guard let value = try await task.value as? Value else {
+            throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' shares '\(name)' as two types.")
+        }
+        return value
+    }
+
+    /// Sends requests at once and records what they cost (not their keys): see `sendAll`.
+    private func executeAll(_ requests: [PreparedRequest], on engine: EngineEndpoint) async throws
+        -> [ExecutedRequest]
+    {
         let executor = services.executor
         let results = await withTaskGroup(of: (Int, Result<ExecutedRequest, any Error>).self) { group in
             for (index, request) in requests.enumerated() {
@@ -125,9 +160,7 @@ public final class StageContext: Sendable {
         let tokens = failures.reduce(0) { $0 + (($1 as? LabelForgeError)?.promptTokens ?? 0) }
         if tokens > 0 { ledger.withLock { $0.tokensIn += tokens } }
         if let failure = failures.first { throw failure }
-        let answers = try results.map { try $0.get() }
-        recordAnswers(answers)
-        return answers
+        return try results.map { try $0.get() }
     }
 
     private func recordAnswers(_ answers: [ExecutedRequest]) {

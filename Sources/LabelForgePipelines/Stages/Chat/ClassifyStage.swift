@@ -72,9 +72,11 @@ public struct ClassifyOptions: ParsedStageOptions {
     public var labelPrefix = ""
     public var temperature = 0.05
     public var truncate = Truncation.model
+    /// `method: embedding` with labeled examples: few-shot, by class prototypes or nearest neighbours.
+    public var examples: ExamplePool? = nil
 
     /// The keys only `method: embedding` takes.
-    static let embeddingKeys = ["field", "prefix", "label_prefix", "temperature", Truncation.key]
+    static let embeddingKeys = ["field", "prefix", "label_prefix", "temperature", "examples", Truncation.key]
     package static let keys = ["labels", "method"] + embeddingKeys
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
@@ -111,6 +113,9 @@ public struct ClassifyOptions: ParsedStageOptions {
         options.temperature = try temperatureNode?.double() ?? 0.05
         if options.temperature <= 0 { throw temperatureNode!.error("temperature must be above 0.") }
         options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
+        options.examples = try node.child("examples").map {
+            try ExamplePool.parse($0, labels: labels.map(\.name), field: field)
+        }
         return options
     }
 
@@ -129,6 +134,7 @@ public struct ClassifyOptions: ParsedStageOptions {
             json["label_prefix"] = .string(labelPrefix)
             json["temperature"] = .double(temperature)
             if let truncate = truncate.json { json[Truncation.key] = truncate }
+            if let examples { json["examples"] = examples.resolvedJSON }
         }
         return json
     }

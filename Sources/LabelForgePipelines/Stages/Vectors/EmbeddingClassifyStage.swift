@@ -6,13 +6,16 @@ import LabelForgeVectors
 
 /// `classify` with `method: embedding`: the label whose text is nearest the row's text, by cosine
 /// similarity of their vectors from an engine with `task: embed` (zero-shot, as sentence-transformers
-/// users do it). No prompt pack and no chat model are needed.
+/// users do it); or, with `examples:`, the class whose labeled examples are nearest (few-shot: class
+/// prototypes, or a vote of the nearest examples). No prompt pack and no chat model are needed.
 ///
 /// A label's text is `label_prefix` plus its description, or its name where it has none; the row's
-/// text is `prefix` plus its `field`. Every text is its own cached embeddings request (a label's
-/// vector is computed once and served from the cache to every other row; each row lists the keys it
-/// used). `confidence` is the softmax of the similarities divided by `temperature`; `scores` holds
-/// each label's similarity. Ties go to the label listed first.
+/// and each example's text is `prefix` plus its field. Every text is its own cached embeddings
+/// request. The label and example vectors are asked for once per run and shared by every row (they
+/// are in no row's request keys); each row lists its own request. `confidence` is the softmax of the
+/// similarities divided by `temperature` (for `vote: knn`, the winner's share of the vote); `scores`
+/// holds each label's similarity (vote share). Ties go to the label listed first. An example whose
+/// text is the row's own is left out for that row, so a gold set can label itself (leave-one-out).
 public struct EmbeddingClassifyStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: ClassifyOptions
@@ -40,14 +43,39 @@ public struct EmbeddingClassifyStage: RowWiseStage {
         }
         let engine = try context.endpoint(.embed)
         let limit = context.truncationLimit(.embed)
-        let requests = ([options.prefix + value.textForm] + labelTexts).map {
-            PreparedRequest(.embedding(text: $0, modelID: engine.modelID, truncate: limit), on: engine)
+        let text = value.textForm
+        let request = PreparedRequest(
+            .embedding(text: options.prefix + text, modelID: engine.modelID, truncate: limit), on: engine)
+        let referenceTexts = labelTexts + (options.examples?.examples.map { options.prefix + $0.text } ?? [])
+        let labelCount = labelTexts.count
+        let classes = options.examples.map { pool in
+            let index = Dictionary(uniqueKeysWithValues: options.labels.enumerated().map { ($1.name, $0) })
+            return pool.examples.map { index[$0.label]! }
         }
         do {
-            let answers = try await context.sendAll(requests, on: engine).map { try $0.singleVector() }
-            context.countTokens(in: answers[0].promptTokens)
-            let similarities = answers.dropFirst().map { VectorSearch.cosine(answers[0].vector, $0.vector) }
-            return StageResult(output: output(similarities: similarities), truncated: answers[0].truncated ? 1 : 0)
+            async let own = context.send(request, on: engine)
+            async let shared = context.sendShared(
+                "references", on: engine,
+                requests: {
+                    referenceTexts.map {
+                        PreparedRequest(.embedding(text: $0, modelID: engine.modelID, truncate: limit), on: engine)
+                    }
+                },
+                derive: { answers in
+                    References(
+                        vectors: try answers.map { try $0.singleVector().vector }, labelCount: labelCount,
+                        classes: classes ?? [])
+                })
+            let answer = try await own.singleVector()
+            let references = try await shared
+            context.countTokens(in: answer.promptTokens)
+            let output: [String: JSONValue]
+            if let pool = options.examples {
+                output = fewShot(answer.vector, text: text, pool: pool, references: references)
+            } else {
+                output = self.output(similarities: references.labels.map { VectorSearch.cosine(answer.vector, $0) })
+            }
+            return StageResult(output: output, truncated: answer.truncated ? 1 : 0)
         } catch {
             return .failed(StageFailure(error))
         }
@@ -55,18 +83,108 @@ public struct EmbeddingClassifyStage: RowWiseStage {
 
     /// `label`, `confidence` and `scores` from the row's similarity to each label.
     func output(similarities: [Double]) -> [String: JSONValue] {
-        // The first of equal maxima: `max(by:)` keeps the element it holds unless another is greater.
-        let best = similarities.indices.max { similarities[$0] < similarities[$1] }!
-        let top = similarities[best]
-        let weights = similarities.map { exp(($0 - top) / options.temperature) }
-        let confidence = weights[best] / weights.reduce(0, +)
-        return [
+        let weights = Self.softmax(similarities, temperature: options.temperature)
+        let best = Self.first(maximumOf: similarities)
+        return output(best: best, confidence: weights[best], scores: similarities)
+    }
+
+    func output(best: Int, confidence: Double, scores: [Double]) -> [String: JSONValue] {
+        [
             "label": .string(options.labels[best].name), "confidence": .double(Answers.rounded(confidence)),
             "scores": .object(
                 Dictionary(
-                    uniqueKeysWithValues: zip(
-                        options.labels.map(\.name), similarities.map { .double(Answers.rounded($0)) }))),
+                    uniqueKeysWithValues: zip(options.labels.map(\.name), scores.map { .double(Answers.rounded($0)) }))),
         ]
     }
 
+    /// The label by the examples: the nearest class prototype, or the nearest examples' vote. The
+    /// examples whose text is the row's own take no part.
+    func fewShot(_ vector: [Float], text: String, pool: ExamplePool, references: References) -> [String: JSONValue] {
+        let row = References.normalized(vector)
+        let leftOut = Set(pool.examples.indices.filter { pool.examples[$0].text == text })
+        let labelIndex = Dictionary(uniqueKeysWithValues: options.labels.enumerated().map { ($1.name, $0) })
+        switch pool.vote {
+        case .prototype:
+            var sums = references.classSums
+            var counts = references.classCounts
+            for i in leftOut {
+                let c = references.classes[i]
+                counts[c] -= 1
+                for d in row.indices { sums[c][d] -= references.examples[i][d] }
+            }
+            // A class without examples is known by its label's text, as zero-shot.
+            let similarities = options.labels.indices.map { c in
+                counts[c] > 0 ? References.cosine(row, sums[c]) : VectorSearch.cosine(vector, references.labels[c])
+            }
+            return output(similarities: similarities)
+        case .knn:
+            let nearest = pool.examples.indices.filter { !leftOut.contains($0) }
+                .map { (index: $0, similarity: References.dot(row, references.examples[$0])) }
+                .sorted { ($0.similarity, $1.index) > ($1.similarity, $0.index) }
+                .prefix(pool.neighbours)
+            var votes = [Double](repeating: 0, count: options.labels.count)
+            let top = nearest.first?.similarity ?? 0
+            for neighbour in nearest {
+                votes[labelIndex[pool.examples[neighbour.index].label]!] +=
+                    exp((neighbour.similarity - top) / options.temperature)
+            }
+            let total = votes.reduce(0, +)
+            let shares = votes.map { total == 0 ? 0 : $0 / total }
+            let best = Self.first(maximumOf: shares)
+            return output(best: best, confidence: shares[best], scores: shares)
+        }
+    }
+
+    /// The index of the first of equal maxima (`max(by:)` keeps the element it holds unless
+    /// another is greater).
+    static func first(maximumOf values: [Double]) -> Int { values.indices.max { values[$0] < values[$1] }! }
+
+    static func softmax(_ values: [Double], temperature: Double) -> [Double] {
+        let top = values.max() ?? 0
+        let weights = values.map { exp(($0 - top) / temperature) }
+        let total = weights.reduce(0, +)
+        return weights.map { $0 / total }
+    }
+}
+
+/// The vectors rows are compared with, computed once per run: each label's (as the engine gave
+/// it), each example's (unit length, in double precision), and each class's sum of its examples'.
+struct References: Sendable {
+    var labels: [[Float]]
+    var examples: [[Double]]
+    /// Each example's class (label index).
+    var classes: [Int]
+    var classSums: [[Double]]
+    var classCounts: [Int]
+
+    init(vectors: [[Float]], labelCount: Int, classes: [Int]) {
+        labels = Array(vectors[..<labelCount])
+        examples = vectors[labelCount...].map(Self.normalized)
+        self.classes = classes
+        let dimension = labels.first?.count ?? 0
+        classSums = [[Double]](repeating: [Double](repeating: 0, count: dimension), count: labelCount)
+        classCounts = [Int](repeating: 0, count: labelCount)
+        for (i, c) in classes.enumerated() {
+            classCounts[c] += 1
+            for d in 0..<dimension { classSums[c][d] += examples[i][d] }
+        }
+    }
+
+    static func normalized(_ vector: [Float]) -> [Double] {
+        let values = vector.map(Double.init)
+        let norm = values.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm == 0 ? values : values.map { $0 / norm }
+    }
+
+    static func dot(_ x: [Double], _ y: [Double]) -> Double {
+        var sum = 0.0
+        for i in x.indices { sum += x[i] * y[i] }
+        return sum
+    }
+
+    /// Cosine similarity of a unit vector and any vector.
+    static func cosine(_ unit: [Double], _ y: [Double]) -> Double {
+        let norm = dot(y, y).squareRoot()
+        return norm == 0 ? 0 : dot(unit, y) / norm
+    }
 }
