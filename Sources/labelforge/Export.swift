@@ -6,6 +6,7 @@ import LabelForgePipelines
 
 extension ReviewExport.Format: ExpressibleByArgument {}
 extension ReviewExport.Images: ExpressibleByArgument {}
+extension ReviewExport.Order: ExpressibleByArgument {}
 
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,8 +34,22 @@ struct Export: AsyncParsableCommand {
     @Option(name: .long, help: "Only rows whose output differs in this other run (the rows to look at first).")
     var onlyDisagreements: String?
 
+    @Flag(
+        name: .long,
+        help:
+            "Only rows a cascade's chat model labeled differently from its embedding classifier (route disagreements).")
+    var onlyRouteDisagreements = false
+
     @Option(name: .long, help: "A random sample of this many rows (reproducible with --seed).")
     var sample: Int?
+
+    @Option(name: .long, help: "input (as the run wrote them) or confidence (least confident first).")
+    var order: ReviewExport.Order = .input
+
+    @Option(
+        name: .long,
+        help: "Export only the first N rows (after --order): the N least confident with --order confidence.")
+    var limit: Int?
 
     @Option(name: .long, help: "The sample's seed.")
     var seed: UInt64 = 0
@@ -47,7 +62,8 @@ struct Export: AsyncParsableCommand {
             let artifacts = try RunArtifacts.load(run)
             let export = try ReviewExport(run: artifacts, stage: stage)
             let rows = try export.rows(
-                disagreeingWith: try onlyDisagreements.map(RunArtifacts.load), sample: sample, seed: seed)
+                disagreeingWith: try onlyDisagreements.map(RunArtifacts.load), acrossRoutes: onlyRouteDisagreements,
+                sample: sample, seed: seed, order: order, limit: limit)
             let directory = output ?? artifacts.directory + "/export/" + format.rawValue
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             var written: [String] = []

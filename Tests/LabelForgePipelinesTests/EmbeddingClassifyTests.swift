@@ -238,4 +238,83 @@ import Testing
         let empty = #expect(throws: LabelForgeError.self) { try RunConfig.load(file: config) }
         #expect(empty?.message.contains("pool.jsonl line 2: no text in 'text'") == true, "\(empty?.message ?? "")")
     }
+
+    @Test(
+        "a cascade: rows the embedding is sure of keep its label, the rest go to the chat model; each records its route; a rerun sends nothing"
+    )
+    func cascade() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 12)
+        try ws.writePromptPack()
+        let stub = try await StubEngine.start { _ in .content("service") }
+        // The embedding's confidences, as `nearestLabel` computes them; the threshold splits them.
+        let labelVectors = Self.labels.map { StubEngine.embedding(of: "a review about " + $0) }
+        let confidences = (0..<12).map { i in
+            let row = StubEngine.embedding(of: "query: " + TestWorkspace.reviewText(i))
+            let similarities = labelVectors.map { VectorSearch.cosine(row, $0) }
+            let weights = similarities.map { exp(($0 - similarities.max()!) / 0.05) }
+            return weights.max()! / weights.reduce(0, +)
+        }
+        let below = confidences.sorted()[6]
+        let config = try ws.write(
+            "cascade.yaml",
+            try String(contentsOfFile: Self.config(ws, baseURL: stub.baseURL), encoding: .utf8)
+                .replacingOccurrences(
+                    of: "cache: {", with: "prompts: {pack: \(ws.path("prompts"))}\ncache: {"
+                )
+                .replacingOccurrences(
+                    of: "max_retries: 0}\n",
+                    with:
+                        "max_retries: 0}\n  - {name: chat, kind: openai, dialect: vllm, base_url: \"\(stub.baseURL)\", "
+                        + "model: {id: stub-model, revision: r1}, max_retries: 0}\n")
+                + "    fallback: {below: \(below), engine: chat}\n")
+        let report = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(report.status == "completed" && report.rowsFailed == 0)
+        let lines = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "topic"))
+        for (i, line) in lines.enumerated() {
+            let sure = Answers.rounded(confidences[i]) >= below
+            #expect(line["route"]?.stringValue == (sure ? "embedding" : "llm"), "row \(i)")
+            #expect(line["embedding_confidence"]?.doubleValue.map { abs($0 - confidences[i]) < 1e-5 } == true)
+            if sure {
+                #expect(line["label"] == line["embedding_label"])
+            } else {
+                #expect(line["label"] == "service")
+            }
+        }
+        let toChat = lines.filter { $0["route"] == "llm" }.count
+        #expect(
+            toChat == 6 && stub.chatRequests == 6, "\(toChat) rows to the chat model, \(stub.chatRequests) requests")
+        // The report's routes: an LLM row made two requests (its text's vector, then the chat).
+        let directory = report.runDirectory.path
+        let routes = try #require(
+            RouteSummary.compute(
+                directory: directory, config: try RunConfig.load(file: config),
+                artifacts: try RunArtifacts.load(directory)
+            ).first)
+        #expect(routes.routes.map(\.name) == ["embedding", "llm"])
+        #expect(routes.routes.map(\.rows) == [6, 6] && routes.routes.map(\.requests) == [6, 12])
+        #expect(try HTMLReport.run(directory: directory).contains("topic: routes"))
+        // Review where it pays: the least confident first; the rows the two routes disagree on.
+        let export = try ReviewExport(run: try RunArtifacts.load(directory), stage: "topic")
+        let leastSure = try export.rows(order: .confidence, limit: 4)
+        let confidencesOut = lines.compactMap { $0["confidence"]?.doubleValue }
+        #expect(
+            leastSure.compactMap { $0.output["confidence"]?.doubleValue } == Array(confidencesOut.sorted().prefix(4)))
+        let disagreements = try export.rows(acrossRoutes: true, order: .input)
+        #expect(
+            disagreements.map(\.rowID)
+                == lines.filter { $0["route"] == "llm" && $0["embedding_label"] != "service" }.compactMap {
+                    $0["row_id"]?.stringValue
+                })
+        #expect(!disagreements.isEmpty)
+        let second = try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(stub.chatRequests == 6 && second.cacheHitRate == 1)
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: second.runDirectory.outputPath(stage: "topic")))
+                == Data(contentsOf: URL(fileURLWithPath: report.runDirectory.outputPath(stage: "topic"))))
+    }
 }

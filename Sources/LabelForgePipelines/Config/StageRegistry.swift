@@ -11,9 +11,11 @@ enum StageRegistry {
         },
         StageType("classify", options: ClassifyOptions.self, sampling: SamplingDefaults(maxTokens: 16, topLogprobs: 20))
         {
-            $1.method == "embedding"
-                ? EmbeddingClassifyStage(config: $0, options: $1) as any PipelineStage
-                : ClassifyStage(config: $0, options: $1)
+            switch ($1.method, $1.fallback) {
+            case ("embedding", nil): EmbeddingClassifyStage(config: $0, options: $1) as any PipelineStage
+            case ("embedding", _): CascadeClassifyStage(config: $0, options: $1)
+            default: ClassifyStage(config: $0, options: $1)
+            }
         },
         StageType("tag", options: TagOptions.self) { TagStage(config: $0, options: $1) },
         StageType("rubric_score", options: RubricOptions.self, sampling: SamplingDefaults(topLogprobs: 10)) {

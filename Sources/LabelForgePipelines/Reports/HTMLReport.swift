@@ -132,6 +132,13 @@ public enum HTMLReport {
                 page.chart("\(stage.id).\(field): histogram (n = \(values.count))", SVG.histogram(values))
             }
         }
+        // Cascades: what each route cost and how well it labeled.
+        for summary in RouteSummary.compute(directory: directory, config: config, artifacts: artifacts) {
+            let table = summary.table
+            page.table(
+                "\(summary.stage): routes (which classifier answered each row; accuracy against gold)",
+                header: table.header, rows: table.rows)
+        }
         // Latency: per stage, requests that went to the engine.
         var latencies: [String: [Double]] = [:]
         if let manifest = try? ManifestReader(path: artifacts.manifestPath) {

@@ -128,6 +128,37 @@ public struct ReviewExport: Sendable {
         public var output: [String: JSONValue]
     }
 
+    /// The order rows are exported in.
+    public enum Order: String, Sendable, CaseIterable {
+        /// As the run wrote them (input order).
+        case input
+        /// Least confident first (`confidence` ascending; rows without one first), so a reviewer's
+        /// first hour goes where the labels are likeliest wrong. Ties keep input order.
+        case confidence
+    }
+
+    /// `rows(…)` ordered and cut: `order`, then the first `limit` rows.
+    public func rows(
+        disagreeingWith other: RunArtifacts? = nil, acrossRoutes: Bool = false, sample: Int? = nil, seed: UInt64 = 0,
+        order: Order, limit: Int? = nil
+    ) throws -> [Row] {
+        var rows = try rows(disagreeingWith: other, sample: sample, seed: seed)
+        if acrossRoutes {
+            rows = rows.filter {
+                $0.output["embedding_label"] != nil && $0.output["embedding_label"] != $0.output["label"]
+            }
+        }
+        if order == .confidence {
+            // A stable sort: `enumerated` breaks ties by input order.
+            rows = rows.enumerated().sorted { a, b in
+                let x = a.element.output["confidence"]?.doubleValue ?? -1
+                let y = b.element.output["confidence"]?.doubleValue ?? -1
+                return x != y ? x < y : a.offset < b.offset
+            }.map(\.element)
+        }
+        return limit.map { Array(rows.prefix($0)) } ?? rows
+    }
+
     /// The rows to export, in output order: rows the stage labeled (not failed ones), restricted to
     /// those whose output differs from `other`'s (when given), then a seeded sample of `sample` rows.
     public func rows(disagreeingWith other: RunArtifacts? = nil, sample: Int? = nil, seed: UInt64 = 0) throws -> [Row] {

@@ -74,9 +74,38 @@ public struct ClassifyOptions: ParsedStageOptions {
     public var truncate = Truncation.model
     /// `method: embedding` with labeled examples: few-shot, by class prototypes or nearest neighbours.
     public var examples: ExamplePool? = nil
+    /// `method: embedding` with a chat model for the rows it is unsure of (`CascadeClassifyStage`).
+    public var fallback: Fallback? = nil
+
+    /// Where rows whose embedding confidence is below `below` go: a chat engine, through `template`
+    /// (default: the stage's own).
+    public struct Fallback: Sendable {
+        public var below: Double
+        public var engine: String
+        public var template: String?
+
+        static func parse(_ node: ConfigReader) throws -> Fallback {
+            try node.checkKeys(["below", "engine", "template"])
+            let belowNode = try node.require("below")
+            let below = try belowNode.double()
+            guard below > 0 && below <= 1 else {
+                throw belowNode.error("below is a confidence threshold in (0, 1]: rows under it go to the fallback.")
+            }
+            guard let engine = try node.child("engine")?.string() else {
+                throw node.error("a fallback needs 'engine': the chat engine that labels the rows below the threshold.")
+            }
+            return Fallback(below: below, engine: engine, template: try node.child("template")?.string())
+        }
+
+        var json: JSONValue {
+            ["below": .double(below), "engine": .string(engine), "template": template.map(JSONValue.string) ?? .null]
+        }
+    }
 
     /// The keys only `method: embedding` takes.
-    static let embeddingKeys = ["field", "prefix", "label_prefix", "temperature", "examples", Truncation.key]
+    static let embeddingKeys = [
+        "field", "prefix", "label_prefix", "temperature", "examples", "fallback", Truncation.key,
+    ]
     package static let keys = ["labels", "method"] + embeddingKeys
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
@@ -116,11 +145,15 @@ public struct ClassifyOptions: ParsedStageOptions {
         options.examples = try node.child("examples").map {
             try ExamplePool.parse($0, labels: labels.map(\.name), field: field)
         }
+        options.fallback = try node.child("fallback").map(Fallback.parse)
         return options
     }
 
     /// An embedding classifier sends embeddings requests.
     public var engineTask: String? { method == "embedding" ? "embed" : nil }
+
+    /// A fallback's chat engine.
+    public var extraEngines: [(name: String, task: String)] { fallback.map { [($0.engine, "chat")] } ?? [] }
 
     public var resolvedJSON: [String: JSONValue] {
         var json: [String: JSONValue] = [
@@ -135,6 +168,7 @@ public struct ClassifyOptions: ParsedStageOptions {
             json["temperature"] = .double(temperature)
             if let truncate = truncate.json { json[Truncation.key] = truncate }
             if let examples { json["examples"] = examples.resolvedJSON }
+            if let fallback { json["fallback"] = fallback.json }
         }
         return json
     }
