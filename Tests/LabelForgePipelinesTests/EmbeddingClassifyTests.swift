@@ -317,4 +317,50 @@ import Testing
             try Data(contentsOf: URL(fileURLWithPath: second.runDirectory.outputPath(stage: "topic")))
                 == Data(contentsOf: URL(fileURLWithPath: report.runDirectory.outputPath(stage: "topic"))))
     }
+
+    @Test(
+        "calibrate: a planted overconfidence (labels no better than chance, confidences high) is brought down on held-out rows, by temperature and by isotonic"
+    )
+    func calibrate() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 400)
+        let stub = try await StubEngine.start()
+        for method in ["temperature", "isotonic"] {
+            let config = try ws.write(
+                "calibrate-\(method).yaml",
+                """
+                run: {name: calibrate, seed: 5}
+                dataset: {path: \(ws.path("data/reviews.jsonl")), id_field: id}
+                engines:
+                  - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+                cache: {path: \(ws.path("cache.sqlite"))}
+                stages:
+                  - {id: mood, type: classify, method: embedding, field: text, labels: [positive, negative, neutral], gold_field: sentiment, temperature: 0.01}
+                  - {id: calibrated, type: calibrate, stage: mood, gold_field: sentiment, method: \(method)}
+                """)
+            let report = try await Runner(
+                options: RunOptions(configPath: config, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+            ).run()
+            #expect(report.status == "completed" && report.rowsFailed == 0)
+            let outputs = report.runDirectory.outputsPath
+            let fitted = try JSONValue.parse(
+                Data(contentsOf: URL(fileURLWithPath: outputs + "/calibrated.calibration.json")))
+            let before = try #require(fitted["ece_before"]?.doubleValue)
+            let after = try #require(fitted["ece_after"]?.doubleValue)
+            #expect(before > 0.2 && after < before / 2, "\(method): ECE \(before) → \(after)")
+            #expect(fitted["method"] == .string(method))
+            let mood = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "mood"))
+            let calibrated = try StageGraphTests.lines(report.runDirectory.outputPath(stage: "calibrated"))
+            #expect(calibrated.count == 400)
+            for (upstream, line) in zip(mood, calibrated) {
+                #expect(line["label"] == upstream["label"] && line["raw_confidence"] == upstream["confidence"])
+            }
+            let splits = calibrated.map { $0["split"]?.stringValue ?? "" }
+            #expect(Set(splits) == ["fit", "eval"])
+            #expect(fitted["fit_rows"] == .int(Int64(splits.filter { $0 == "fit" }.count)))
+            #expect(
+                try String(contentsOfFile: report.runDirectory.reportPath, encoding: .utf8).contains(
+                    "## Calibration: calibrated"))
+        }
+    }
 }

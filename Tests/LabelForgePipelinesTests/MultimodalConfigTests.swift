@@ -125,6 +125,7 @@ extension MultimodalConfigTests {
     @Test("config.resolved.yaml loads back as the same config, for every stage type")
     func resolvedRoundTrip() throws {
         let ws = try TestWorkspace()
+        try ws.write("pool.jsonl", "{\"text\": \"x\", \"label\": \"a\"}\n{\"text\": \"y\", \"label\": \"B\"}\n")
         let config = try RunConfig.load(
             file: ws.write(
                 "c.yaml",
@@ -150,6 +151,8 @@ extension MultimodalConfigTests {
                       - {id: fr, type: filter, keep: {field: k.label, in: [a]}, record: [k.label]}
                       - {id: sa, type: sample, fraction: 0.25}
                       - {id: nz, type: normalize, field: k.confidence, method: percentile, group_by: k.label}
+                      - {id: ke, type: classify, method: embedding, field: g.text, labels: [a, b], examples: {path: pool.jsonl, field: text, vote: knn, neighbours: 3}, fallback: {below: 0.5, engine: local}}
+                      - {id: ca, type: calibrate, stage: k, gold_field: gold, method: isotonic, split: 0.3}
                       - {id: v, type: embed, field: g.text, prefix: "query: ", batch_size: 8}
                       - {id: rr, type: rerank, query: g.text, documents: m.negatives, batch_size: 4}
                       - {id: m, type: mine_hard_negatives, query: g.text, positive: k.label, corpus: {path: c.jsonl}, relative_margin: 0.05, range_min: 1, range_max: 12, sampling_strategy: random, output_format: n-tuple-scores}

@@ -41,6 +41,9 @@ enum StageRegistry {
         StageType("normalize", options: NormalizeOptions.self, engineTask: nil) {
             NormalizeStage(config: $0, options: $1)
         },
+        StageType("calibrate", options: CalibrateOptions.self, engineTask: nil) {
+            CalibrateStage(config: $0, options: $1)
+        },
         StageType("embed", options: EmbedOptions.self, engineTask: "embed") { EmbedStage(config: $0, options: $1) },
         // Sampling matters to `method: judge` only: a yes or no, with logprobs for P(yes).
         StageType(

@@ -139,6 +139,30 @@ public enum HTMLReport {
                 "\(summary.stage): routes (which classifier answered each row; accuracy against gold)",
                 header: table.header, rows: table.rows)
         }
+        // Calibration: reliability before and after, on the rows the map was not fitted on.
+        for stage in config.stages where stage.type == "calibrate" {
+            guard let goldField = stage.goldField else { continue }
+            var raw: [Double] = []
+            var calibrated: [Double] = []
+            var correct: [Bool] = []
+            Self.forEachLine(datasetPath) { row in
+                guard let output = row["outputs"]?[stage.id], output["split"] == "eval",
+                    let before = output["raw_confidence"]?.doubleValue, let after = output["confidence"]?.doubleValue,
+                    let label = output["label"], let gold = row["input"]?[goldField], !gold.isNull
+                else { return }
+                raw.append(before)
+                calibrated.append(after)
+                correct.append(label.textForm.lowercased() == gold.textForm.lowercased())
+            }
+            guard !correct.isEmpty else { continue }
+            for (name, confidences) in [("before", raw), ("after", calibrated)] {
+                let ece = Statistics.expectedCalibrationError(confidences: confidences, correct: correct)
+                page.chart(
+                    "\(stage.id): reliability \(name) calibration (\(correct.count) held-out rows; ECE "
+                        + "\(String(format: "%.3f", ece)))",
+                    SVG.reliability(Statistics.calibrationBins(confidences: confidences, correct: correct)))
+            }
+        }
         // Latency: per stage, requests that went to the engine.
         var latencies: [String: [Double]] = [:]
         if let manifest = try? ManifestReader(path: artifacts.manifestPath) {
