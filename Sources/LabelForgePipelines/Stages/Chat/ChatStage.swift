@@ -61,6 +61,8 @@ public protocol ChatStage: RowWiseStage {
         -> ChatRequest
     /// Whether each output records `lineage`: the row it was made from, the stage and the sample.
     var recordsLineage: Bool { get }
+    /// Worked examples chosen per row for the template's `examples` (`examples:`); none by default.
+    var promptExamples: PromptExamples? { get }
 }
 
 extension ChatStage {
@@ -68,7 +70,15 @@ extension ChatStage {
 
     public var rowSet: RowSet { samples > 1 ? .fansOut(samples) : .preserves }
 
-    public var engineUses: [EngineUse] { [EngineUse(engine: config.engine, task: .chat)] }
+    public var engineUses: [EngineUse] {
+        [EngineUse(engine: config.engine, task: .chat)]
+            + (promptExamples?.engine.map { [EngineUse(engine: $0, task: .embed, batchSize: 32)] } ?? [])
+    }
+
+    /// Texts compared to choose examples are cut to the embedding model's window.
+    public var truncation: Truncation? { promptExamples?.engine == nil ? nil : .model }
+
+    public var promptExamples: PromptExamples? { nil }
 
     /// The row fields its templates read (less its variables, its calls' and upstream outputs), and
     /// its `inputFields`.
@@ -77,6 +87,7 @@ extension ChatStage {
         let templateFields = graph.rowFields(templates.flatMap { pack.references(of: $0) }.sorted()).map(
             PromptPack.rootName)
         return Set(templateFields).subtracting(templateVariables.keys).subtracting(callVariableNames)
+            .subtracting(promptExamples == nil ? [] : ["examples"])
             .subtracting(readStages).union(graph.rowFields(inputFields)).sorted()
     }
 
@@ -123,8 +134,17 @@ extension ChatStage {
     public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
         if let failure = inputFailure(in: row) { return .failed(failure) }
         let engine = try context.endpoint(.chat)
+        var examples: JSONValue?
+        if let promptExamples {
+            do {
+                examples = try await promptExamples.chosen(for: row, in: context)
+            } catch {
+                return .failed(error as? StageFailure ?? StageFailure(error))
+            }
+        }
         var parts: [[String: JSONValue]] = []
-        while let call = nextCall(for: row, after: parts) {
+        while var call = nextCall(for: row, after: parts) {
+            if let examples { call.variables["examples"] = examples }
             switch await attempts(call: call, index: parts.count, row: row, sample: sample, engine: engine, context) {
             case .success(let part): parts.append(part)
             case .failure(let failure): return .failed(failure)

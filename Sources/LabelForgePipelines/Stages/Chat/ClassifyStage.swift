@@ -16,6 +16,7 @@ public struct ClassifyStage: ChatStage {
     public let options: ClassifyOptions
     public let templateVariables: [String: JSONValue]
     public let constraint: OutputConstraint?
+    public var promptExamples: PromptExamples? { options.promptExamples }
 
     /// Computes once what every request of the stage shares.
     public init(config: RunConfig.Stage, options: ClassifyOptions) {
@@ -74,6 +75,8 @@ public struct ClassifyOptions: ParsedStageOptions {
     public var truncate = Truncation.model
     /// `method: embedding` with labeled examples: few-shot, by class prototypes or nearest neighbours.
     public var examples: ExamplePool? = nil
+    /// `method: llm`: worked examples chosen per row for the prompt.
+    public var promptExamples: PromptExamples? = nil
     /// `method: embedding` with a chat model for the rows it is unsure of (`CascadeClassifyStage`).
     public var fallback: Fallback? = nil
 
@@ -124,7 +127,8 @@ public struct ClassifyOptions: ParsedStageOptions {
         var options = ClassifyOptions(labels: labels)
         options.method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
         guard options.method == "embedding" else {
-            for key in embeddingKeys {
+            options.promptExamples = try node.child("examples").map(PromptExamples.parse)
+            for key in embeddingKeys where key != "examples" {
                 if let extra = try node.child(key) {
                     throw extra.error("'\(key)' applies with method: embedding only.")
                 }
@@ -153,12 +157,15 @@ public struct ClassifyOptions: ParsedStageOptions {
     public var engineTask: String? { method == "embedding" ? "embed" : nil }
 
     /// A fallback's chat engine.
-    public var extraEngines: [(name: String, task: String)] { fallback.map { [($0.engine, "chat")] } ?? [] }
+    public var extraEngines: [(name: String, task: String)] {
+        (fallback.map { [($0.engine, "chat")] } ?? []) + (promptExamples?.engine.map { [($0, "embed")] } ?? [])
+    }
 
     public var resolvedJSON: [String: JSONValue] {
         var json: [String: JSONValue] = [
             "labels": .array(labels.map { ["name": .string($0.name), "description": .optional($0.description)] })
         ]
+        if let promptExamples { json["examples"] = promptExamples.resolvedJSON }
         // Only for the embedding method, so an LLM classifier's resolved config (and plan hash) stays as it was.
         if method == "embedding" {
             json["method"] = .string(method)

@@ -15,6 +15,8 @@ public struct TagStage: ChatStage {
     public let constraint: OutputConstraint?
 
     /// Computes once what every request of the stage shares.
+    public var promptExamples: PromptExamples? { options.examples }
+
     public init(config: RunConfig.Stage, options: TagOptions) {
         self.config = config
         self.options = options
@@ -91,8 +93,10 @@ public struct TagStage: ChatStage {
 /// `tag`'s options: the attributes to fill in.
 public struct TagOptions: ParsedStageOptions {
     public var attributes: [RunConfig.Attribute]
+    /// Worked examples chosen per row for the prompt.
+    public var examples: PromptExamples? = nil
 
-    package static let keys = ["attributes"]
+    package static let keys = ["attributes", "examples"]
     static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> TagOptions {
@@ -111,11 +115,14 @@ public struct TagOptions: ParsedStageOptions {
                     goldField: try item.child("gold_field")?.string()))
         }
         guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
-        return TagOptions(attributes: attributes)
+        return TagOptions(attributes: attributes, examples: try node.child("examples").map(PromptExamples.parse))
     }
 
+    /// The examples' embedding engine.
+    public var extraEngines: [(name: String, task: String)] { examples?.engine.map { [($0, "embed")] } ?? [] }
+
     public var resolvedJSON: [String: JSONValue] {
-        [
+        var json: [String: JSONValue] = [
             "attributes": .array(
                 attributes.map {
                     [
@@ -125,5 +132,8 @@ public struct TagOptions: ParsedStageOptions {
                     ]
                 })
         ]
+        // Only when given, so the resolved config (and plan hash) of a stage without stays as it was.
+        if let examples { json["examples"] = examples.resolvedJSON }
+        return json
     }
 }
