@@ -40,12 +40,12 @@ public final class TestWorkspace: @unchecked Sendable {
         }
     }
 
-    /// A review dataset of `count` rows with gold sentiment, written as JSONL; rows whose index is
-    /// in `marked` carry the text `VIOLATE` so a stub can misbehave on exactly those.
-    @discardableResult
     /// The text of review `i` that `writeReviews` writes (when it is not marked).
     public static func reviewText(_ i: Int) -> String { "Review number \(i): it's \"fine\" & works." }
 
+    /// A review dataset of `count` rows with gold sentiment, written as JSONL; rows whose index is
+    /// in `marked` carry the text `VIOLATE` so a stub can misbehave on exactly those.
+    @discardableResult
     public func writeReviews(_ relative: String = "data/reviews.jsonl", count: Int, marked: Set<Int> = []) throws
         -> String
     {

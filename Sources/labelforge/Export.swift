@@ -57,6 +57,11 @@ struct Export: AsyncParsableCommand {
     @Option(name: .long, help: "Images as their file path or as data URLs: path or data-url.")
     var images: ReviewExport.Images = .path
 
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+        if let sample, sample < 1 { throw ValidationError("--sample must be at least 1.") }
+    }
+
     func run() async throws {
         do {
             let artifacts = try RunArtifacts.load(run)

@@ -109,27 +109,33 @@ public final class StageContext: Sendable {
     }
 
     /// Requests whose answers every row of the stage shares (a classifier's label and example
-    /// texts), sent once per run: the first row to ask builds and sends them (executor, cache, single
-    /// flight); every other row waits for the same answers,
-    /// or the same failure, and sends nothing. They go in no row's ledger (keys, hits, attempts): they
-    /// would repeat in every row of the manifest; only what a failure says it would have cost (a
-    /// miss under `labelforge plan`) is counted, in the row that sent them, so the run counts it
-    /// once. `name` tells the stage's shared sets apart; `derive` turns the answers into what rows
-    /// use (vectors, say), once.
-    package func sendShared<Value: Sendable>(
-        _ name: String, on engine: EngineEndpoint, requests: @escaping @Sendable () -> [PreparedRequest],
+    /// texts), sent once per run. The first row to ask builds and sends them (executor, cache, single
+    /// flight) and lists them in its ledger (keys at once, hits and attempts once answered), so the
+    /// manifest holds every key once, for replay's and `plan`'s counts; every other row waits for the
+    /// same answers and sends nothing. A failure is the answer of every row waiting for it; the next
+    /// row to ask sends the requests again, except after a cache miss (under `plan` or an offline
+    /// replay), which would only miss again. `name` tells the stage's shared sets apart; `derive`
+    /// turns the answers into what rows use (vectors, say), once.
+    ///
+    /// Claiming is synchronous, so a stage that claims before sending its row's own requests lists
+    /// the shared keys first, in the same order every run.
+    package func claimShared<Value: Sendable>(
+        _ name: String, on engine: EngineEndpoint, requests: () -> [PreparedRequest],
         derive: @escaping @Sendable ([ExecutedRequest]) throws -> Value
-    ) async throws -> Value {
+    ) -> SharedAnswers<Value> {
         let task = services.shared.withLock { shared in
             if let task = shared[name] { return task }
-            let task = Task<any Sendable, any Error> { try derive(try await self.executeAll(requests(), on: engine)) }
+            let requests = requests()
+            ledger.withLock { $0.requestKeys += requests.map(\.key.description) }
+            let task = Task<any Sendable, any Error> {
+                let answers = try await self.executeAll(requests, on: engine)
+                self.recordAnswers(answers)
+                return try derive(answers)
+            }
             shared[name] = task
             return task
         }
-        guard let value = try await task.value as? Value else {
-            throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' shares '\(name)' as two types.")
-        }
-        return value
+        return SharedAnswers(name: name, task: task, services: services)
     }
 
     /// Sends requests at once and records what they cost (not their keys): see `sendAll`.
@@ -305,5 +311,30 @@ extension StageServices {
             for try await (index, answer) in group { answers[index] = answer }
             return answers.map { $0! }
         }
+    }
+}
+
+/// Answers a stage's rows share (`StageContext.claimShared`), once they come.
+package struct SharedAnswers<Value: Sendable>: Sendable {
+    let name: String
+    let task: Task<any Sendable, any Error>
+    let services: StageServices
+
+    package func value() async throws -> Value {
+        let value: any Sendable
+        do {
+            value = try await task.value
+        } catch {
+            if (error as? LabelForgeError)?.code != .cacheMiss {
+                services.shared.withLock { shared in
+                    if shared[name] == task { shared[name] = nil }
+                }
+            }
+            throw error
+        }
+        guard let value = value as? Value else {
+            throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' shares '\(name)' as two types.")
+        }
+        return value
     }
 }

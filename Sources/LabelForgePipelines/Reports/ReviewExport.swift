@@ -142,12 +142,19 @@ public struct ReviewExport: Sendable {
         disagreeingWith other: RunArtifacts? = nil, acrossRoutes: Bool = false, sample: Int? = nil, seed: UInt64 = 0,
         order: Order, limit: Int? = nil
     ) throws -> [Row] {
-        var rows = try rows(disagreeingWith: other, sample: sample, seed: seed)
+        var rows = try rows(disagreeingWith: other, sample: nil, seed: seed)
         if acrossRoutes {
+            guard rows.isEmpty || rows.contains(where: { $0.output["route"] != nil }) else {
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "stage '\(stage)' is not a cascade (its outputs have no 'route'): --only-route-disagreements "
+                        + "needs a classify stage with a fallback.")
+            }
             rows = rows.filter {
                 $0.output["embedding_label"] != nil && $0.output["embedding_label"] != $0.output["label"]
             }
         }
+        if let sample { rows = Self.sampled(rows, sample, seed: seed) }
         if order == .confidence {
             // A stable sort: `enumerated` breaks ties by input order.
             rows = rows.enumerated().sorted { a, b in
@@ -184,9 +191,14 @@ public struct ReviewExport: Sendable {
             while inputs[source] == nil, let parent = parents[source] ?? lineage?[source] { source = parent }
             rows.append(Row(rowID: rowID, input: inputs[source] ?? [:], output: record))
         }
-        guard let sample, sample < rows.count else { return rows }
-        // A seeded sample that does not depend on the order rows come in: the `sample` smallest
-        // hashes of (seed, row ID), then back in output order.
+        guard let sample else { return rows }
+        return Self.sampled(rows, sample, seed: seed)
+    }
+
+    /// A seeded sample that does not depend on the order rows come in: the `sample` smallest hashes
+    /// of (seed, row ID), then back in output order.
+    static func sampled(_ rows: [Row], _ sample: Int, seed: UInt64) -> [Row] {
+        guard sample < rows.count else { return rows }
         let order = Dictionary(uniqueKeysWithValues: rows.enumerated().map { ($1.rowID, $0) })
         return rows.sorted {
             ContentHash.hex(Data("\(seed)\u{0}\($0.rowID)".utf8))

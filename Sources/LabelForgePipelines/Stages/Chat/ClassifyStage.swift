@@ -127,7 +127,9 @@ public struct ClassifyOptions: ParsedStageOptions {
         var options = ClassifyOptions(labels: labels)
         options.method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
         guard options.method == "embedding" else {
-            options.promptExamples = try node.child("examples").map(PromptExamples.parse)
+            options.promptExamples = try node.child("examples").map {
+                try PromptExamples.parse($0, resolved: context.resolved)
+            }
             for key in embeddingKeys where key != "examples" {
                 if let extra = try node.child(key) {
                     throw extra.error("'\(key)' applies with method: embedding only.")
@@ -147,7 +149,7 @@ public struct ClassifyOptions: ParsedStageOptions {
         if options.temperature <= 0 { throw temperatureNode!.error("temperature must be above 0.") }
         options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
         options.examples = try node.child("examples").map {
-            try ExamplePool.parse($0, labels: labels.map(\.name), field: field)
+            try ExamplePool.parse($0, labels: labels.map(\.name), field: field, resolved: context.resolved)
         }
         options.fallback = try node.child("fallback").map(Fallback.parse)
         return options

@@ -34,19 +34,19 @@ public struct PromptExamples: Sendable {
     public var diversity = 0.5
     public var sha256: String
     public var records: [[String: JSONValue]]
+    /// Read back from a run's resolved config whose pool has since changed or gone: why no row can be
+    /// labeled as the run labeled it.
+    public var stale: String? = nil
 
     static let keys = ["path", "k", "select", "field", "query", "engine", "diversity", "sha256"]
 
     /// Reads `examples:` and its pool.
     /// - Throws: `LabelForgeError.invalidConfig` naming the key, or the file and line of a pool line
     ///   that is not a JSON object or lacks `field`.
-    static func parse(_ node: ConfigReader) throws -> PromptExamples {
+    static func parse(_ node: ConfigReader, resolved: Bool = false) throws -> PromptExamples {
         try node.checkKeys(keys)
         let pathNode = try node.require("path")
         let path = try pathNode.filePath()
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw pathNode.error("the examples file \(path) does not exist.")
-        }
         let kNode = try node.child("k")
         let k = try kNode?.int() ?? 4
         if k < 1 { throw kNode!.error("k (examples per prompt) must be at least 1.") }
@@ -61,12 +61,21 @@ public struct PromptExamples: Sendable {
         let diversityNode = try node.child("diversity")
         let diversity = try diversityNode?.double() ?? 0.5
         if !(0...1).contains(diversity) { throw diversityNode!.error("diversity is between 0 and 1.") }
-        let sha256 = try ContentHash.hexOfFile(atPath: path)
-        if let pinned = try node.child("sha256"), try pinned.string() != sha256 {
-            throw pinned.error(
-                "the examples file \(path) changed since this config was resolved (sha256 \(try pinned.string()), "
-                    + "now \(sha256)): restore it, or run the config again instead of replaying.")
+        let pinned = try node.child("sha256")?.string()
+        let current = FileManager.default.fileExists(atPath: path) ? try ContentHash.hexOfFile(atPath: path) : nil
+        if let pinned, pinned != current {
+            let message =
+                current == nil
+                ? "the examples file \(path) the run used is gone: restore it (sha256 \(pinned))"
+                : "the examples file \(path) changed since the run (sha256 \(pinned), now \(current!)): restore it, or "
+                    + "run the config again instead of replaying"
+            // A run read back (diff, report, ablation summary) needs no pool; its rows fail if run.
+            guard resolved else { throw node.error(message + ".") }
+            return PromptExamples(
+                path: path, k: k, select: select, field: field, query: try node.child("query")?.string() ?? field,
+                engine: engine, diversity: diversity, sha256: pinned, records: [], stale: message)
         }
+        guard let sha256 = current else { throw pathNode.error("the examples file \(path) does not exist.") }
         let records = try Self.read(path, field: field)
         guard !records.isEmpty else { throw pathNode.error("the examples file \(path) has no examples.") }
         return PromptExamples(
@@ -108,6 +117,7 @@ public struct PromptExamples: Sendable {
     /// - Throws: `StageFailure` when the row has no text to compare (`missing_field`) or an
     ///   embeddings request fails.
     func chosen(for row: RowContext, in context: StageContext) async throws -> JSONValue {
+        if let stale { throw StageFailure(errorClass: "examples_changed", message: stale) }
         let text = row.value(at: query).flatMap { $0.isNull ? nil : $0.textForm }
         let candidates = records.indices.filter { i in
             records[i][field]?.textForm != text && records[i]["id"]?.textForm != row.rowID
@@ -123,17 +133,16 @@ public struct PromptExamples: Sendable {
             }
             let engine = try context.endpoint(.embed)
             let limit = context.truncationLimit(.embed)
-            let texts = records.map { $0[field]?.textForm ?? "" }
-            @Sendable func request(_ text: String) -> PreparedRequest {
+            func request(_ text: String) -> PreparedRequest {
                 PreparedRequest(.embedding(text: text, modelID: engine.modelID, truncate: limit), on: engine)
             }
-            async let own = context.send(request(text), on: engine)
-            async let pool = context.sendShared(
-                "examples", on: engine, requests: { texts.map(request) },
+            // Claimed before the row's own request, so the row that sends them lists them first.
+            let pool = context.claimShared(
+                "examples", on: engine, requests: { records.map { request($0[field]?.textForm ?? "") } },
                 derive: { answers in try answers.map { References.normalized(try $0.singleVector().vector) } })
-            let answer = try await own.singleVector()
+            let answer = try await context.send(request(text), on: engine).singleVector()
             context.countTokens(in: answer.promptTokens)
-            let vectors = try await pool
+            let vectors = try await pool.value()
             let row = References.normalized(answer.vector)
             let similarity = Dictionary(
                 uniqueKeysWithValues: candidates.map { ($0, References.dot(row, vectors[$0])) })

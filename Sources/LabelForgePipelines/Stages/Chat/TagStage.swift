@@ -14,9 +14,9 @@ public struct TagStage: ChatStage {
     public let schema: JSONValue
     public let constraint: OutputConstraint?
 
-    /// Computes once what every request of the stage shares.
     public var promptExamples: PromptExamples? { options.examples }
 
+    /// Computes once what every request of the stage shares.
     public init(config: RunConfig.Stage, options: TagOptions) {
         self.config = config
         self.options = options
@@ -115,7 +115,9 @@ public struct TagOptions: ParsedStageOptions {
                     goldField: try item.child("gold_field")?.string()))
         }
         guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
-        return TagOptions(attributes: attributes, examples: try node.child("examples").map(PromptExamples.parse))
+        return TagOptions(
+            attributes: attributes,
+            examples: try node.child("examples").map { try PromptExamples.parse($0, resolved: context.resolved) })
     }
 
     /// The examples' embedding engine.

@@ -82,7 +82,9 @@ struct CalibrateStage: BarrierStage {
         else { return nil }
         var scores: [Double]?
         var names: [String] = []
-        if let object = row.value(at: "\(options.stage).scores")?.objectValue {
+        // A cascade's scores are its embedding's: they speak for the rows the embedding answered only.
+        let route = row.value(at: "\(options.stage).route")?.stringValue
+        if route == nil || route == "embedding", let object = row.value(at: "\(options.stage).scores")?.objectValue {
             names = object.keys.sorted()
             let values = names.compactMap { object[$0]?.doubleValue }
             // The label must be the scores' best: a cascade's LLM answer is not.
@@ -208,6 +210,9 @@ public struct CalibrateOptions: ParsedStageOptions {
     package static let keys = ["stage", "method", "split"]
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> CalibrateOptions {
+        guard try node.child("gold_field") != nil else {
+            throw node.error("a calibrate stage needs 'gold_field': the gold labels it fits and measures on.")
+        }
         let splitNode = try node.child("split")
         let split = try splitNode?.double() ?? 0.5
         guard split > 0 && split < 1 else {

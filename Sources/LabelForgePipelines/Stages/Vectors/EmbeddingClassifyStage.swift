@@ -41,33 +41,36 @@ public struct EmbeddingClassifyStage: RowWiseStage {
             return .failed(
                 StageFailure(errorClass: "missing_field", message: "the row has no text in '\(field)' to classify"))
         }
+        if let stale = options.examples?.stale {
+            return .failed(StageFailure(errorClass: "examples_changed", message: stale))
+        }
         let engine = try context.endpoint(.embed)
         let limit = context.truncationLimit(.embed)
         let text = value.textForm
         let request = PreparedRequest(
             .embedding(text: options.prefix + text, modelID: engine.modelID, truncate: limit), on: engine)
-        let referenceTexts = labelTexts + (options.examples?.examples.map { options.prefix + $0.text } ?? [])
-        let labelCount = labelTexts.count
+        let labelCount = options.labels.count
         let classes = options.examples.map { pool in
             let index = Dictionary(uniqueKeysWithValues: options.labels.enumerated().map { ($1.name, $0) })
             return pool.examples.map { index[$0.label]! }
         }
+        // The label and example texts' vectors: claimed before the row's own request, so the row
+        // that sends them lists them first.
+        let shared = context.claimShared(
+            "references", on: engine,
+            requests: {
+                (labelTexts + (options.examples?.examples.map { options.prefix + $0.text } ?? [])).map {
+                    PreparedRequest(.embedding(text: $0, modelID: engine.modelID, truncate: limit), on: engine)
+                }
+            },
+            derive: { answers in
+                References(
+                    vectors: try answers.map { try $0.singleVector().vector }, labelCount: labelCount,
+                    classes: classes ?? [])
+            })
         do {
-            async let own = context.send(request, on: engine)
-            async let shared = context.sendShared(
-                "references", on: engine,
-                requests: {
-                    referenceTexts.map {
-                        PreparedRequest(.embedding(text: $0, modelID: engine.modelID, truncate: limit), on: engine)
-                    }
-                },
-                derive: { answers in
-                    References(
-                        vectors: try answers.map { try $0.singleVector().vector }, labelCount: labelCount,
-                        classes: classes ?? [])
-                })
-            let answer = try await own.singleVector()
-            let references = try await shared
+            let answer = try await context.send(request, on: engine).singleVector()
+            let references = try await shared.value()
             context.countTokens(in: answer.promptTokens)
             let output: [String: JSONValue]
             if let pool = options.examples {
@@ -129,7 +132,11 @@ public struct EmbeddingClassifyStage: RowWiseStage {
                     exp((neighbour.similarity - top) / options.temperature)
             }
             let total = votes.reduce(0, +)
-            let shares = votes.map { total == 0 ? 0 : $0 / total }
+            // Every example left out (the pool is the row's own text): the labels' texts decide.
+            guard total > 0 else {
+                return output(similarities: references.labels.map { VectorSearch.cosine(vector, $0) })
+            }
+            let shares = votes.map { $0 / total }
             let best = Self.first(maximumOf: shares)
             return output(best: best, confidence: shares[best], scores: shares)
         }

@@ -32,13 +32,18 @@ public struct ExamplePool: Sendable {
     public var sha256: String
     /// The examples used, in file order.
     public var examples: [Example]
+    /// Read back from a run's resolved config whose pool has since changed or gone: why no row can be
+    /// labeled as the run labeled it (the run's `diff`, report and summary still read).
+    public var stale: String? = nil
 
     static let keys = ["path", "label_field", "field", "k", "vote", "neighbours", "sha256"]
 
     /// Reads `examples:` and the file it names.
     /// - Throws: `LabelForgeError.invalidConfig` naming the file and line of an example without text
     ///   or with a label the stage does not have, or the key that is wrong.
-    static func parse(_ node: ConfigReader, labels: [String], field: String) throws -> ExamplePool {
+    static func parse(_ node: ConfigReader, labels: [String], field: String, resolved: Bool = false) throws
+        -> ExamplePool
+    {
         try node.checkKeys(keys)
         let pathNode = try node.require("path")
         let path = try pathNode.filePath()
@@ -56,17 +61,21 @@ public struct ExamplePool: Sendable {
         let neighbours = try neighboursNode?.int() ?? 10
         if neighbours < 1 { throw neighboursNode!.error("neighbours must be at least 1.") }
         if vote != .knn, let neighboursNode { throw neighboursNode.error("'neighbours' applies with vote: knn only.") }
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw pathNode.error("the examples file \(path) does not exist.")
+        let pinned = try node.child("sha256")?.string()
+        let sha256 = FileManager.default.fileExists(atPath: path) ? try ContentHash.hexOfFile(atPath: path) : nil
+        if let pinned, pinned != sha256 {
+            let message =
+                sha256 == nil
+                ? "the examples file \(path) the run used is gone: restore it (sha256 \(pinned))"
+                : "the examples file \(path) changed since the run (sha256 \(pinned), now \(sha256!)): restore it, or "
+                    + "run the config again instead of replaying"
+            // A run read back (diff, report, ablation summary) needs no pool; its rows fail if run.
+            guard resolved else { throw node.error(message + ".") }
+            return ExamplePool(
+                path: path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
+                neighbours: neighbours, sha256: pinned, examples: [], stale: message)
         }
-        let sha256 = try ContentHash.hexOfFile(atPath: path)
-        if let pinned = try node.child("sha256") {
-            guard try pinned.string() == sha256 else {
-                throw pinned.error(
-                    "the examples file \(path) changed since this config was resolved (sha256 \(try pinned.string()), "
-                        + "now \(sha256)): restore it, or run the config again instead of replaying.")
-            }
-        }
+        guard let sha256 else { throw pathNode.error("the examples file \(path) does not exist.") }
         var pool = ExamplePool(
             path: path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
             neighbours: neighbours, sha256: sha256, examples: [])
