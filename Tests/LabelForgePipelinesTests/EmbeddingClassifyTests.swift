@@ -366,6 +366,25 @@ import Testing
             #expect(
                 try String(contentsOfFile: report.runDirectory.reportPath, encoding: .utf8).contains(
                     "## Calibration: calibrated"))
+            if method == "isotonic" {
+                // Not a cascade: route disagreements are refused, naming the stage.
+                let export = try ReviewExport(run: try RunArtifacts.load(report.runDirectory.path), stage: "mood")
+                let notCascade = #expect(throws: LabelForgeError.self) {
+                    _ = try export.rows(acrossRoutes: true, order: .input)
+                }
+                #expect(notCascade?.message.contains("stage 'mood' is not a cascade") == true)
+                // Without gold_field there is nothing to fit on: refused.
+                let noGold = #expect(throws: LabelForgeError.self) {
+                    try RunConfig.load(
+                        file: try ws.write(
+                            "nogold.yaml",
+                            try String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                                of: "stage: mood, gold_field: sentiment,", with: "stage: mood,")))
+                }
+                #expect(
+                    noGold?.message.contains("a calibrate stage needs 'gold_field'") == true, "\(noGold?.message ?? "")"
+                )
+            }
         }
     }
 }

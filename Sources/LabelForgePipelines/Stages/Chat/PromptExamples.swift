@@ -1,6 +1,5 @@
 import Foundation
 import LabelForgeCore
-import LabelForgeIO
 import LabelForgeKernel
 import LabelForgeVectors
 
@@ -45,8 +44,7 @@ public struct PromptExamples: Sendable {
     ///   that is not a JSON object or lacks `field`.
     static func parse(_ node: ConfigReader, resolved: Bool = false) throws -> PromptExamples {
         try node.checkKeys(keys)
-        let pathNode = try node.require("path")
-        let path = try pathNode.filePath()
+        let file = try PoolFile.open(node, resolved: resolved)
         let kNode = try node.child("k")
         let k = try kNode?.int() ?? 4
         if k < 1 { throw kNode!.error("k (examples per prompt) must be at least 1.") }
@@ -61,46 +59,10 @@ public struct PromptExamples: Sendable {
         let diversityNode = try node.child("diversity")
         let diversity = try diversityNode?.double() ?? 0.5
         if !(0...1).contains(diversity) { throw diversityNode!.error("diversity is between 0 and 1.") }
-        let pinned = try node.child("sha256")?.string()
-        let current = FileManager.default.fileExists(atPath: path) ? try ContentHash.hexOfFile(atPath: path) : nil
-        if let pinned, pinned != current {
-            let message =
-                current == nil
-                ? "the examples file \(path) the run used is gone: restore it (sha256 \(pinned))"
-                : "the examples file \(path) changed since the run (sha256 \(pinned), now \(current!)): restore it, or "
-                    + "run the config again instead of replaying"
-            // A run read back (diff, report, ablation summary) needs no pool; its rows fail if run.
-            guard resolved else { throw node.error(message + ".") }
-            return PromptExamples(
-                path: path, k: k, select: select, field: field, query: try node.child("query")?.string() ?? field,
-                engine: engine, diversity: diversity, sha256: pinned, records: [], stale: message)
-        }
-        guard let sha256 = current else { throw pathNode.error("the examples file \(path) does not exist.") }
-        let records = try Self.read(path, field: field)
-        guard !records.isEmpty else { throw pathNode.error("the examples file \(path) has no examples.") }
         return PromptExamples(
-            path: path, k: k, select: select, field: field, query: try node.child("query")?.string() ?? field,
-            engine: engine, diversity: diversity, sha256: sha256, records: records)
-    }
-
-    private static func read(_ path: String, field: String) throws -> [[String: JSONValue]] {
-        let reader = try LineReader(path: path)
-        var records: [[String: JSONValue]] = []
-        var number = 0
-        while let line = reader.next() {
-            number += 1
-            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-            guard let record = (try? JSONValue.parse(line))?.objectValue else {
-                throw LabelForgeError(.invalidConfig, "\(path) line \(number): not a JSON object.")
-            }
-            guard let text = record[field], !text.isNull, !text.textForm.isEmpty else {
-                throw LabelForgeError(
-                    .invalidConfig,
-                    "\(path) line \(number): no text in '\(field)' (set examples.field to the field that holds it).")
-            }
-            records.append(record)
-        }
-        return records
+            path: file.path, k: k, select: select, field: field, query: try node.child("query")?.string() ?? field,
+            engine: engine, diversity: diversity, sha256: file.sha256,
+            records: try file.records(field: field).map(\.record), stale: file.stale)
     }
 
     var resolvedJSON: JSONValue {

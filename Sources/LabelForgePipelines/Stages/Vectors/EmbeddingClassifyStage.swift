@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeEval
 import LabelForgeKernel
 import LabelForgeLLM
 import LabelForgeVectors
@@ -86,7 +87,7 @@ public struct EmbeddingClassifyStage: RowWiseStage {
 
     /// `label`, `confidence` and `scores` from the row's similarity to each label.
     func output(similarities: [Double]) -> [String: JSONValue] {
-        let weights = Self.softmax(similarities, temperature: options.temperature)
+        let weights = Calibration.softmax(similarities, temperature: options.temperature)
         let best = Self.first(maximumOf: similarities)
         return output(best: best, confidence: weights[best], scores: similarities)
     }
@@ -145,13 +146,6 @@ public struct EmbeddingClassifyStage: RowWiseStage {
     /// The index of the first of equal maxima (`max(by:)` keeps the element it holds unless
     /// another is greater).
     static func first(maximumOf values: [Double]) -> Int { values.indices.max { values[$0] < values[$1] }! }
-
-    static func softmax(_ values: [Double], temperature: Double) -> [Double] {
-        let top = values.max() ?? 0
-        let weights = values.map { exp(($0 - top) / temperature) }
-        let total = weights.reduce(0, +)
-        return weights.map { $0 / total }
-    }
 }
 
 /// The vectors rows are compared with, computed once per run: each label's (as the engine gave

@@ -1,6 +1,5 @@
 import Foundation
 import LabelForgeCore
-import LabelForgeIO
 import LabelForgeKernel
 
 /// Labeled examples for a few-shot classifier (`examples:` of `classify` with `method: embedding`),
@@ -45,8 +44,7 @@ public struct ExamplePool: Sendable {
         -> ExamplePool
     {
         try node.checkKeys(keys)
-        let pathNode = try node.require("path")
-        let path = try pathNode.filePath()
+        let file = try PoolFile.open(node, resolved: resolved)
         let labelField = try node.child("label_field")?.string() ?? "label"
         let textField = try node.child("field")?.string() ?? field
         let perClass = try node.child("k").map { k in
@@ -61,59 +59,34 @@ public struct ExamplePool: Sendable {
         let neighbours = try neighboursNode?.int() ?? 10
         if neighbours < 1 { throw neighboursNode!.error("neighbours must be at least 1.") }
         if vote != .knn, let neighboursNode { throw neighboursNode.error("'neighbours' applies with vote: knn only.") }
-        let pinned = try node.child("sha256")?.string()
-        let sha256 = FileManager.default.fileExists(atPath: path) ? try ContentHash.hexOfFile(atPath: path) : nil
-        if let pinned, pinned != sha256 {
-            let message =
-                sha256 == nil
-                ? "the examples file \(path) the run used is gone: restore it (sha256 \(pinned))"
-                : "the examples file \(path) changed since the run (sha256 \(pinned), now \(sha256!)): restore it, or "
-                    + "run the config again instead of replaying"
-            // A run read back (diff, report, ablation summary) needs no pool; its rows fail if run.
-            guard resolved else { throw node.error(message + ".") }
-            return ExamplePool(
-                path: path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
-                neighbours: neighbours, sha256: pinned, examples: [], stale: message)
-        }
-        guard let sha256 else { throw pathNode.error("the examples file \(path) does not exist.") }
         var pool = ExamplePool(
-            path: path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
-            neighbours: neighbours, sha256: sha256, examples: [])
-        pool.examples = try pool.read(labels: labels)
-        guard !pool.examples.isEmpty else { throw pathNode.error("the examples file \(path) has no examples.") }
+            path: file.path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
+            neighbours: neighbours, sha256: file.sha256, examples: [], stale: file.stale)
+        pool.examples = try pool.read(file.records(field: textField), labels: labels)
         return pool
     }
 
-    /// The file's examples, at most `perClass` per label.
-    private func read(labels: [String]) throws -> [Example] {
+    /// The pool's examples with their labels, at most `perClass` per label.
+    private func read(_ records: [(line: Int, record: [String: JSONValue])], labels: [String]) throws -> [Example] {
         let byName = Dictionary(labels.map { ($0.lowercased(), $0) }) { first, _ in first }
-        let reader = try LineReader(path: path)
         var examples: [Example] = []
         var taken: [String: Int] = [:]
-        var number = 0
-        while let line = reader.next() {
-            number += 1
-            guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
-            func failure(_ problem: String) -> LabelForgeError {
-                LabelForgeError(.invalidConfig, "\(path) line \(number): \(problem)")
-            }
-            guard let record = (try? JSONValue.parse(line))?.objectValue else {
-                throw failure(
-                    "not a JSON object; each line of an examples file is one {\"\(field)\": …, \"\(labelField)\": …}.")
-            }
-            guard let text = record[field], !text.isNull, !text.textForm.isEmpty else {
-                throw failure("no text in '\(field)' (set examples.field to the field that holds it).")
-            }
+        for (number, record) in records {
             guard let value = record[labelField], !value.isNull else {
-                throw failure("no label in '\(labelField)' (set examples.label_field to the field that holds it).")
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "\(path) line \(number): no label in '\(labelField)' (set examples.label_field to the field that "
+                        + "holds it).")
             }
             guard let label = byName[value.textForm.lowercased()] else {
-                throw failure(
-                    "label '\(value.textForm)' is not one of the stage's labels (\(labels.joined(separator: ", "))).")
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "\(path) line \(number): label '\(value.textForm)' is not one of the stage's labels "
+                        + "(\(labels.joined(separator: ", "))).")
             }
             if let perClass, taken[label, default: 0] >= perClass { continue }
             taken[label, default: 0] += 1
-            examples.append(Example(text: text.textForm, label: label))
+            examples.append(Example(text: record[field]!.textForm, label: label))
         }
         return examples
     }
