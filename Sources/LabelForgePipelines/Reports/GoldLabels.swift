@@ -66,8 +66,8 @@ public struct AccuracyDifference: Sendable {
 
     var json: JSONValue {
         [
-            "n": .int(Int64(n)), "difference": .double(Self.rounded(difference)),
-            "difference_ci": [.double(Self.rounded(interval.lower)), .double(Self.rounded(interval.upper))],
+            "n": .int(Int64(n)), "difference": .double(Answers.rounded(difference)),
+            "difference_ci": [.double(Answers.rounded(interval.lower)), .double(Answers.rounded(interval.upper))],
             "within_noise": .bool(withinNoise),
         ]
     }
@@ -78,5 +78,4 @@ public struct AccuracyDifference: Sendable {
             + (withinNoise ? "within the noise" : "beyond the noise") + " (n=\(n), paired bootstrap 95%)"
     }
 
-    static func rounded(_ x: Double) -> Double { (x * 1e6).rounded() / 1e6 }
 }

@@ -26,7 +26,9 @@ struct RouteSummary {
 
     /// Each stage of `config` whose outputs name routes, summarized; none for a run without one.
     static func compute(directory: String, config: RunConfig, artifacts: RunArtifacts) -> [RouteSummary] {
-        config.stages.compactMap { stage -> RouteSummary? in
+        // Only a cascade's outputs name routes: no other stage's file is read.
+        config.stages.filter { ($0.options as? ClassifyOptions)?.fallback != nil }.compactMap {
+            stage -> RouteSummary? in
             var routeOf: [String: String] = [:]
             HTMLReport.forEachLine(directory + "/outputs/\(stage.id).jsonl") { line in
                 if let id = line["row_id"]?.stringValue, let route = line["route"]?.stringValue { routeOf[id] = route }

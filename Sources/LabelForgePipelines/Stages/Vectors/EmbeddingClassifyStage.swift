@@ -105,8 +105,7 @@ public struct EmbeddingClassifyStage: RowWiseStage {
     /// examples whose text is the row's own take no part.
     func fewShot(_ vector: [Float], text: String, pool: ExamplePool, references: References) -> [String: JSONValue] {
         let row = References.normalized(vector)
-        let leftOut = Set(pool.examples.indices.filter { pool.examples[$0].text == text })
-        let labelIndex = Dictionary(uniqueKeysWithValues: options.labels.enumerated().map { ($1.name, $0) })
+        let leftOut = pool.indices(ofText: text)
         switch pool.vote {
         case .prototype:
             var sums = references.classSums
@@ -129,7 +128,7 @@ public struct EmbeddingClassifyStage: RowWiseStage {
             var votes = [Double](repeating: 0, count: options.labels.count)
             let top = nearest.first?.similarity ?? 0
             for neighbour in nearest {
-                votes[labelIndex[pool.examples[neighbour.index].label]!] +=
+                votes[references.classes[neighbour.index]] +=
                     exp((neighbour.similarity - top) / options.temperature)
             }
             let total = votes.reduce(0, +)

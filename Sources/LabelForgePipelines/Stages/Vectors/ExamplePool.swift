@@ -30,10 +30,17 @@ public struct ExamplePool: Sendable {
     public var neighbours = 10
     public var sha256: String
     /// The examples used, in file order.
-    public var examples: [Example]
+    public var examples: [Example] {
+        didSet { byText = Dictionary(grouping: examples.indices) { examples[$0].text } }
+    }
+    /// Each example text's positions in `examples`, ascending: what a row leaves out.
+    private var byText: [String: [Int]] = [:]
     /// Read back from a run's resolved config whose pool has since changed or gone: why no row can be
     /// labeled as the run labeled it (the run's `diff`, report and summary still read).
     public var stale: String? = nil
+
+    /// The positions of the examples whose text is `text` (leave-one-out), ascending.
+    func indices(ofText text: String) -> [Int] { byText[text] ?? [] }
 
     static let keys = ["path", "label_field", "field", "k", "vote", "neighbours", "sha256"]
 
