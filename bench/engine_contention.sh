@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The embedded engine when the machine is busy: runs configs/mvp.yaml (first ROWS rows, empty cache
+# The embedded engine when the machine is busy: runs configs/mvp-llm.yaml (first ROWS rows, empty cache
 # each time) on an idle machine and next to `stress-ng --cpu <cores>` (every core busy, as during a
 # build), for llama.cpp's own defaults (threads: every core, poll 50) and for the settings a shared
 # machine calls for (one thread fewer than cores; poll 0, so idle ggml threads sleep instead of
@@ -38,11 +38,11 @@ run_once() {   # prints seconds
   python3 -c "print(round($end - $start, 1))"
 }
 
-echo "configs/mvp.yaml, $ROWS rows, $cores cores; loaded = next to stress-ng --cpu $cores"
+echo "configs/mvp-llm.yaml, $ROWS rows, $cores cores; loaded = next to stress-ng --cpu $cores"
 printf '%-14s %10s %10s %9s\n' setting idle_s loaded_s slowdown
 for setting in $SETTINGS; do
   awk -v lines="$(engine_lines "$setting")" '{ print } /^    max_in_flight:/ && lines != "" { print lines }' \
-    configs/mvp.yaml > "$config"
+    configs/mvp-llm.yaml > "$config"
   idle=$(run_once)
   stress-ng --cpu "$cores" --timeout 3600 >/dev/null 2>&1 &
   stress=$!

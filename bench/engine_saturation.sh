@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Does LabelForge keep the engine as busy as a plain async client? Starts the embedded llama.cpp
-# server (the default SmolLM2 GGUF, 2 slots), runs configs/mvp.yaml's sentiment stage on ROWS rows
+# server (the default SmolLM2 GGUF, 2 slots), runs configs/mvp-llm.yaml's sentiment stage on ROWS rows
 # through LabelForge (kind: openai against that server, empty cache, CONCURRENCY requests in
 # flight), then sends the very same request bodies (read back from LabelForge's cache) through
 # Python's openai AsyncOpenAI at the same concurrency, then both once more (alternating, so neither
@@ -31,7 +31,7 @@ until curl -sf "http://127.0.0.1:$port/health" >/dev/null; do sleep 0.5; done
 python3 - "$config" "$port" "$CONCURRENCY" <<'PY'
 import re, sys
 path, port, concurrency = sys.argv[1:]
-text = open("configs/mvp.yaml").read()
+text = open("configs/mvp-llm.yaml").read()
 engine = (f"engines:\n  - name: local\n    kind: openai\n    dialect: llamacpp\n"
           f"    base_url: http://127.0.0.1:{port}\n    model: {{id: smollm2-135m-instruct-q4_1, revision: bench}}\n"
           f"    max_in_flight: {concurrency}\n")

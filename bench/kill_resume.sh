@@ -8,13 +8,13 @@
 # process kills itself inside the dataset-wide stage and around the final summary, moments a timer
 # rarely hits; docs/run_contract.md). Prints per trial and in total: outputs byte-identical to the
 # uninterrupted run, row records lost or duplicated, surviving engines.
-# Usage: bench/kill_resume.sh [TRIALS=10] [ROWS=24] [CONFIG=configs/mvp.yaml]
+# Usage: bench/kill_resume.sh [TRIALS=10] [ROWS=24] [CONFIG=configs/mvp-llm.yaml]
 #   bench/kill_resume.sh 10 8 configs/synth.yaml   # fan-out (n: 3), a quality filter, a dedup barrier
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS=${1:-10}
 ROWS=${2:-24}
-CONFIG=${3:-configs/mvp.yaml}
+CONFIG=${3:-configs/mvp-llm.yaml}
 make -s setup >/dev/null
 swift build -q
 BIN=$PWD/.build/debug/labelforge

@@ -12,8 +12,8 @@ import Testing
 
     func config(_ ws: TestWorkspace, determinism: String = "standard") throws -> String {
         try ws.write(
-            "mvp.yaml",
-            try String(contentsOfFile: Self.root + "/configs/mvp.yaml", encoding: .utf8)
+            "mvp-llm.yaml",
+            try String(contentsOfFile: Self.root + "/configs/mvp-llm.yaml", encoding: .utf8)
                 .replacingOccurrences(of: "path: ../data/", with: "path: \(Self.root)/data/")
                 .replacingOccurrences(of: "pack: ../prompts/", with: "pack: \(Self.root)/prompts/")
                 .replacingOccurrences(of: "determinism: standard", with: "determinism: \(determinism)"))
@@ -106,6 +106,38 @@ import Testing
     func runDir(from stdout: String) throws -> String {
         let line = try #require(stdout.split(separator: "\n").first { $0.hasPrefix("run:") })
         return line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test(
+        "configs/mvp.yaml, the demo, on the real embedding engine: every field beats always-the-most-common-label by 10 points or more; a rerun is all cache hits and byte-identical"
+    )
+    func demoLabelsWell() async throws {
+        let ws = try TestWorkspace()
+        let first = try await run(config: "mvp.yaml", limit: 240, in: ws)
+        #expect(first.exitCode == 0, "\(first.stderr)")
+        let a = try runDir(from: first.stdout)
+        let summary = try #require(
+            try String(contentsOfFile: a + "/manifest.jsonl", encoding: .utf8).split(separator: "\n").last.map {
+                try JSONValue.parse(String($0))
+            })
+        let gold = summary["gold"]?.arrayValue ?? []
+        #expect(Set(gold.compactMap { $0["gold_field"]?.stringValue }) == ["sentiment", "topic", "mentions_price"])
+        for field in gold {
+            let accuracy = try #require(field["accuracy"]?.doubleValue)
+            let baseline = try #require(field["majority_baseline"]?.doubleValue)
+            #expect(field["n"] == 240)
+            #expect(
+                accuracy >= baseline + 0.10,
+                "\(field["field"]?.stringValue ?? ""): \(accuracy) against \(baseline) for the most common label")
+        }
+        let second = try await run(config: "mvp.yaml", limit: 240, in: ws)
+        #expect(second.exitCode == 0 && second.stdout.contains("engine requests sent: 0"), "\(second.stdout)")
+        let b = try runDir(from: second.stdout)
+        for name in ["outputs/sentiment.jsonl", "outputs/attributes.jsonl", "dataset.jsonl"] {
+            #expect(
+                try Data(contentsOf: URL(fileURLWithPath: a + "/" + name))
+                    == Data(contentsOf: URL(fileURLWithPath: b + "/" + name)), "\(name)")
+        }
     }
 
     @Test("a 20-row run twice: the second is 100% cache hits, sends zero requests, outputs byte-identical")

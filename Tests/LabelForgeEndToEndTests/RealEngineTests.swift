@@ -14,7 +14,7 @@ extension LocalEngineTests {
     func remoteConfig(_ ws: TestWorkspace, baseURL: String, engineExtra: String = "", determinism: String = "strict")
         throws -> String
     {
-        let mvp = try String(contentsOfFile: Self.root + "/configs/mvp.yaml", encoding: .utf8)
+        let mvp = try String(contentsOfFile: Self.root + "/configs/mvp-llm.yaml", encoding: .utf8)
         let stages = String(mvp[mvp.range(of: "stages:")!.lowerBound...])
         return try ws.write(
             "remote.yaml",

@@ -85,6 +85,61 @@ import Testing
         #expect(throws: LabelForgeError.self) { try AblationConfig.load(file: unknown) }
     }
 
+    @Test(
+        "named values (a whole stage list) name their variants; set: applies to every variant; an examples path in a value is made absolute; the checkout's configs/mvp-methods.yaml loads as 4 runnable variants"
+    )
+    func namedValuesAndSet() async throws {
+        let stub = try await StubEngine.start(answer: Self.answer)
+        defer { Task { await stub.stop() } }
+        let ws = try Self.workspace(baseURL: stub.baseURL)
+        try ws.write("data/pool.jsonl", "{\"text\": \"fine\", \"sentiment\": \"neutral\"}\n")
+        let file = try ws.write(
+            "configs/named.yaml",
+            """
+            base: base.yaml
+            set:
+              run.seed: 9
+              engines:
+                - {name: vllm, kind: openai, dialect: vllm, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}}
+                - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}}
+            matrix:
+              stages:
+                llm:
+                  - {id: sentiment, type: classify, template: classify, labels: [positive, negative, neutral], gold_field: sentiment}
+                shots:
+                  - {id: sentiment, type: classify, method: embedding, field: text, labels: [positive, negative, neutral], examples: {path: ../data/pool.jsonl, label_field: sentiment}}
+              run.name: [a, b]
+            exclude:
+              - {stages: llm, run.name: b}
+            """)
+        let ablation = try AblationConfig.load(file: file)
+        #expect(ablation.variants.map(\.name) == ["stages=llm_name=a", "stages=shots_name=a", "stages=shots_name=b"])
+        let config = try RunConfig.load(
+            file: try ws.write("v.yaml", try ablation.configYAML(for: ablation.variants[1])))
+        #expect(config.seed == 9 && config.engines.map(\.name) == ["vllm", "vectors"])
+        let options = try #require(config.stages[0].options as? ClassifyOptions)
+        #expect(options.method == "embedding" && options.examples?.path == ws.path("data/pool.jsonl"))
+        #expect(config.stages[0].engine == "vectors")
+
+        // Run: the first variant uses only the chat engine, the others only the embedding one; the
+        // engines started for the group serve them all.
+        let directory = try await AblationRunner(logger: CapturedLogs().logger, cachePath: ws.path("cache.sqlite"))
+            .start(configPath: file, ablationsDir: ws.path("ablations"))
+        let summary = try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: directory + "/summary.json")))
+        let statuses = summary["variants"]?.arrayValue?.map { $0["status"] }
+        #expect(statuses == ["completed", "completed", "completed"])
+        #expect(stub.chatRequests == 12 && !stub.embeddingRequests.isEmpty)
+
+        let checkout = LabelForgeBinary.projectRoot() + "/configs/mvp-methods.yaml"
+        let methods = try AblationConfig.load(file: checkout)
+        #expect(methods.variants.map(\.name) == ["stages=llm", "stages=embedding", "stages=prototypes", "stages=knn"])
+        for variant in methods.variants {
+            let loaded = try RunConfig.load(
+                file: try ws.write("\(variant.name).yaml", try methods.configYAML(for: variant)))
+            #expect(loaded.stages.map(\.id) == ["sentiment", "attributes"], "\(variant.name)")
+        }
+    }
+
     @Test("ablate: every variant a run on shared engines and cache; requests sent = distinct keys; summary; resume")
     func ablate() async throws {
         let stub = try await StubEngine.start(answer: Self.answer)

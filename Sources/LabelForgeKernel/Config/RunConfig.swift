@@ -165,6 +165,9 @@ public struct RunConfig: Sendable {
         public var values: [String]
         public var description: String?
         public var goldField: String?
+        /// What each value means, where the config says (`values: [{name, description}]`): the text
+        /// an embedding tagger compares rows with.
+        public var valueDescriptions: [String: String] = [:]
 
         package init(name: String, type: String, values: [String], description: String? = nil, goldField: String? = nil)
         {

@@ -23,13 +23,21 @@ import Yams
 /// ```
 ///
 /// A key path names mapping keys with dots; `stages.<id>.…` and `engines.<name>.…` pick a stage by
-/// its id and an engine by its name. Path values (`dataset.path`, `prompts.pack`, …) in the matrix
-/// are relative to the ablation file, those of the base config to the base config.
+/// its id and an engine by its name. Path values (`dataset.path`, `prompts.pack`, an
+/// `examples.path`, …) in the matrix are relative to the ablation file, those of the base config to
+/// the base config. An axis given as a mapping names its values (`stages: {llm: […], embedding:
+/// […]}`), and the variants are named after those names; `set:` gives values every variant takes.
 public struct AblationConfig: Sendable {
     public var file: String
     public var name: String
     public var base: String
     public var axes: [(path: String, values: [JSONValue])]
+    /// The names of an axis whose values are named (`matrix: {key: {name: value, …}}`), by key path:
+    /// each value's name, in the axis's order.
+    public var valueNames: [String: [String]] = [:]
+    /// Values every variant sets (`set: {key path: value}`) before its own: the base as the
+    /// ablation needs it (another engine, say).
+    public var fixed: [String: JSONValue] = [:]
     public var exclude: [[String: JSONValue]]
     public var include: [[String: JSONValue]]
 
@@ -42,20 +50,29 @@ public struct AblationConfig: Sendable {
     /// Key paths whose values are file paths (made absolute in variant configs).
     static func isPathKey(_ path: String) -> Bool {
         ["dataset.path", "prompts.pack", "cache.path"].contains(path) || path.hasSuffix(".model.path")
-            || path.hasSuffix(".corpus.path")
+            || path.hasSuffix(".corpus.path") || path.hasSuffix(".examples.path")
     }
 
     public static func load(file: String) throws -> AblationConfig {
         let root = try ConfigReader.load(file: file)
-        try root.checkKeys(["base", "name", "matrix", "exclude", "include"])
+        try root.checkKeys(["base", "name", "set", "matrix", "exclude", "include"])
         let base = try root.require("base").filePath()
         guard FileManager.default.fileExists(atPath: base) else {
             throw root.error("base config \(base) does not exist.")
         }
         var axes: [(String, [JSONValue])] = []
+        var valueNames: [String: [String]] = [:]
         let matrix = try root.require("matrix")
         for entry in try matrix.mapping() {
-            let values = try entry.value.items().map { try $0.json() }
+            let values: [JSONValue]
+            // A mapping names its values (a whole stage, say): the variants are named after those names.
+            if case .mapping = entry.value.node {
+                let named = try entry.value.mapping()
+                valueNames[entry.key] = named.map(\.key)
+                values = try named.map { try $0.value.json() }
+            } else {
+                values = try entry.value.items().map { try $0.json() }
+            }
             guard !values.isEmpty else { throw entry.value.error("give at least one value for '\(entry.key)'.") }
             axes.append((entry.key, values))
         }
@@ -68,7 +85,15 @@ public struct AblationConfig: Sendable {
                     guard axes.contains(where: { $0.0 == entry.key }) || key == "include" else {
                         throw entry.value.error("'\(entry.key)' is not a key path of the matrix.")
                     }
-                    combination[entry.key] = try entry.value.json()
+                    var value = try entry.value.json()
+                    // A named axis's value may be given by its name.
+                    if let names = valueNames[entry.key], let name = value.stringValue,
+                        let i = names.firstIndex(of: name),
+                        let axis = axes.first(where: { $0.0 == entry.key })
+                    {
+                        value = axis.1[i]
+                    }
+                    combination[entry.key] = value
                 }
                 return combination
             }
@@ -78,7 +103,9 @@ public struct AblationConfig: Sendable {
             name: try root.child("name")?.string()
                 ?? ((file as NSString).lastPathComponent as NSString)
                 .deletingPathExtension,
-            base: base, axes: axes, exclude: try combinations("exclude"), include: try combinations("include"))
+            base: base, axes: axes, valueNames: valueNames,
+            fixed: try root.child("set")?.mapping().reduce(into: [:]) { $0[$1.key] = try $1.value.json() } ?? [:],
+            exclude: try combinations("exclude"), include: try combinations("include"))
     }
 
     /// Every combination of the axes (the first axis varies slowest), less those matching an
@@ -96,8 +123,14 @@ public struct AblationConfig: Sendable {
         combinations += include
         var names: Set<String> = []
         return combinations.map { assignments in
-            var name = axes.compactMap { axis in
-                assignments[axis.path].map { "\(Self.shortKey(axis.path))=\(Self.shortValue($0))" }
+            var name = axes.compactMap { axis -> String? in
+                assignments[axis.path].map { value -> String in
+                    let given: String? = valueNames[axis.path].flatMap { labels in
+                        axis.values.firstIndex(of: value).map { labels[$0] }
+                    }
+                    let shown: JSONValue = given.map { .string($0) } ?? value
+                    return "\(Self.shortKey(axis.path))=\(Self.shortValue(shown))"
+                }
             }.joined(separator: "_")
             if name.isEmpty { name = "base" }
             var unique = name
@@ -128,7 +161,7 @@ public struct AblationConfig: Sendable {
         let ablationDirectory = try ConfigReader.load(file: file).baseDirectory
         // Every path of the base config, absolute: the variant's file lives elsewhere.
         var paths = ["dataset.path", "prompts.pack", "cache.path"]
-        for (list, key) in [("engines", "model.path"), ("stages", "corpus.path")] {
+        for (list, key) in [("engines", "model.path"), ("stages", "corpus.path"), ("stages", "examples.path")] {
             guard case .sequence(let items)? = root.mapping?[list] else { continue }
             paths += items.compactMap { Self.itemName($0).map { "\(list).\($0).\(key)" } }
         }
@@ -137,14 +170,33 @@ public struct AblationConfig: Sendable {
                 try Self.set(path, to: .string(Self.absolute(value, against: baseDirectory)), in: &root)
             }
         }
-        for (path, value) in variant.assignments.sorted(by: { $0.key < $1.key }) {
-            var value = value
-            if Self.isPathKey(path), let text = value.stringValue {
-                value = .string(Self.absolute(text, against: ablationDirectory))
-            }
-            try Self.set(path, to: value, in: &root)
+        for (path, value) in fixed.sorted(by: { $0.key < $1.key }) + variant.assignments.sorted(by: { $0.key < $1.key })
+        {
+            try Self.set(path, to: Self.absolutePaths(in: value, at: path, against: ablationDirectory), in: &root)
         }
         return try Yams.serialize(node: root)
+    }
+
+    /// The value with every file path in it (`isPathKey`, at any depth: a whole stage's
+    /// `examples.path`) made absolute against `directory`. In a list, an item's key path goes on
+    /// with its `id` or `name`.
+    static func absolutePaths(in value: JSONValue, at path: String, against directory: String) -> JSONValue {
+        switch value {
+        case .string(let text) where isPathKey(path): return .string(absolute(text, against: directory))
+        case .object(let fields):
+            return .object(
+                Dictionary(
+                    uniqueKeysWithValues: fields.map { key, field in
+                        (key, absolutePaths(in: field, at: path + "." + key, against: directory))
+                    }))
+        case .array(let items):
+            return .array(
+                items.map { item in
+                    let name = item["id"]?.stringValue ?? item["name"]?.stringValue
+                    return name.map { absolutePaths(in: item, at: path + "." + $0, against: directory) } ?? item
+                })
+        default: return value
+        }
     }
 
     static func absolute(_ path: String, against directory: String) -> String {

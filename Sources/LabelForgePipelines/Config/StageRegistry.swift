@@ -17,7 +17,10 @@ enum StageRegistry {
             default: ClassifyStage(config: $0, options: $1)
             }
         },
-        StageType("tag", options: TagOptions.self) { TagStage(config: $0, options: $1) },
+        StageType("tag", options: TagOptions.self) {
+            $1.method == "embedding"
+                ? EmbeddingTagStage(config: $0, options: $1) as any PipelineStage : TagStage(config: $0, options: $1)
+        },
         StageType("rubric_score", options: RubricOptions.self, sampling: SamplingDefaults(topLogprobs: 10)) {
             $1.mode == "pairwise"
                 ? PairwiseRubricStage(config: $0, options: $1) as any PipelineStage

@@ -81,7 +81,12 @@ public struct AblationRunner: Sendable {
         for group in groups where group.indices.contains(where: { state.variants[$0].status != "completed" }) {
             let first = state.variants[group.indices[0]]
             try Runner.installRuntimeIfMissing(configPath: first.config)
-            let plan = try RunPlan.prepare(configPath: first.config, limit: state.limit)
+            var plan = try RunPlan.prepare(configPath: first.config, limit: state.limit)
+            // Engines are started for what a plan's stages use: here, every stage of the group, since
+            // one variant may use an engine the first does not (a chat model against an embedding one).
+            for index in group.indices.dropFirst() {
+                plan.stages += try RunPlan.prepare(configPath: state.variants[index].config, limit: state.limit).stages
+            }
             try await LiveEngines(logger: logger).withEngines(for: plan, logPath: directory + "/engine.log") {
                 engines in
                 for index in group.indices where state.variants[index].status != "completed" {

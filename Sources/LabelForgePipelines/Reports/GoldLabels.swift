@@ -14,6 +14,27 @@ struct GoldLabels {
     }
 
     var fields: [String: [String: Pair]] = [:]
+    /// Stage ID → how many labeled examples the stage learns from (0 for a labeling stage without
+    /// any); absent for a stage that labels nothing, or whose pool changed since the run.
+    var labeledExamples: [String: Int] = [:]
+
+    /// The labeled examples a stage learns from: an embedding classifier's or tagger's pool (the
+    /// examples it used), a chat stage's worked-example pool.
+    static func labeledExamples(_ stage: RunConfig.Stage) -> Int? {
+        switch stage.options {
+        case let options as ClassifyOptions:
+            if let pool = options.examples { return pool.stale == nil ? pool.examples.count : nil }
+            if let pool = options.promptExamples { return pool.stale == nil ? pool.records.count : nil }
+            return 0
+        case let options as TagOptions:
+            if let pools = options.embedding?.classifiers.compactMap(\.pool), !pools.isEmpty {
+                return pools.contains { $0.stale != nil } ? nil : pools.map(\.examples.count).max()
+            }
+            if let pool = options.examples { return pool.stale == nil ? pool.records.count : nil }
+            return 0
+        default: return nil
+        }
+    }
 
     /// Reads `run`'s resolved config for its labeled fields, then its final rows; a run with no
     /// gold field reads no rows.
@@ -24,6 +45,7 @@ struct GoldLabels {
         }
         var labels = GoldLabels()
         guard !pairs.isEmpty else { return labels }
+        for stage in config.stages { labels.labeledExamples[stage.id] = Self.labeledExamples(stage) }
         HTMLReport.forEachLine(directory + "/dataset.jsonl") { row in
             guard let id = row["row_id"]?.stringValue else { return }
             for (stage, field, goldField) in pairs {

@@ -132,9 +132,17 @@ public struct ReviewExport: Sendable {
     public enum Order: String, Sendable, CaseIterable {
         /// As the run wrote them (input order).
         case input
-        /// Least confident first (`confidence` ascending; rows without one first), so a reviewer's
-        /// first hour goes where the labels are likeliest wrong. Ties keep input order.
+        /// Least confident first (`confidence` ascending, a tagger's least per attribute; rows without
+        /// one first), so a reviewer's first hour goes where the labels are likeliest wrong. Ties keep
+        /// input order.
         case confidence
+    }
+
+    /// A row's `confidence`; for a stage that gives one per attribute (`tag` with `method:
+    /// embedding`), the least of them.
+    static func confidence(of output: [String: JSONValue]) -> Double? {
+        guard let value = output["confidence"] else { return nil }
+        return value.doubleValue ?? value.objectValue?.values.compactMap(\.doubleValue).min()
     }
 
     /// `rows(…)` ordered and cut: `order`, then the first `limit` rows.
@@ -158,8 +166,8 @@ public struct ReviewExport: Sendable {
         if order == .confidence {
             // A stable sort: `enumerated` breaks ties by input order.
             rows = rows.enumerated().sorted { a, b in
-                let x = a.element.output["confidence"]?.doubleValue ?? -1
-                let y = b.element.output["confidence"]?.doubleValue ?? -1
+                let x = Self.confidence(of: a.element.output) ?? -1
+                let y = Self.confidence(of: b.element.output) ?? -1
                 return x != y ? x < y : a.offset < b.offset
             }.map(\.element)
         }

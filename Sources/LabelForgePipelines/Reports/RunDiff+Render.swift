@@ -42,6 +42,9 @@ extension RunDiff {
                     [
                         "field": .string(g.field), "a": g.a?.json ?? .null, "b": g.b?.json ?? .null,
                         "b_minus_a": g.difference?.json ?? .null,
+                        "labeled_examples": g.labeledExamples.map { ["a": .int(Int64($0.a)), "b": .int(Int64($0.b))] }
+                            ?? .null,
+                        "gain_per_labeled_example": g.gainPerExample.map { .double(Answers.rounded($0)) } ?? .null,
                     ]
                 }),
         ]
@@ -102,6 +105,13 @@ extension RunDiff {
                 }
                 out.append(bullet + "\(g.field) accuracy: a \(score(g.a)), b \(score(g.b))")
                 if let d = g.difference { out.append(bullet + "  b − a: " + d.phrase) }
+                if let gain = g.gainPerExample, let examples = g.labeledExamples {
+                    out.append(
+                        bullet
+                            + String(
+                                format: "  %+.3f points per labeled example (a learns from %d, b from %d)",
+                                gain * 100, examples.a, examples.b))
+                }
             }
         }
         return out.joined(separator: "\n") + "\n"

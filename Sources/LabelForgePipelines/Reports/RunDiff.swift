@@ -64,6 +64,16 @@ public struct RunDiff: Sendable {
         public var a: SummaryRecord.Gold?
         public var b: SummaryRecord.Gold?
         public var difference: AccuracyDifference?
+        /// How many labeled examples the field's stage learns from in a and in b (human labels,
+        /// from an examples pool), where both runs say.
+        public var labeledExamples: (a: Int, b: Int)? = nil
+
+        /// Accuracy gained per labeled example b has more than a (`difference` over the examples
+        /// added), where the two differ in examples.
+        public var gainPerExample: Double? {
+            guard let difference, let examples = labeledExamples, examples.b != examples.a else { return nil }
+            return difference.difference / Double(examples.b - examples.a)
+        }
     }
 
     public var a: String
@@ -105,7 +115,11 @@ public struct RunDiff: Sendable {
             let difference = labelsA.fields[field].flatMap { rowsA in
                 labelsB.fields[field].flatMap { GoldLabels.difference(rowsA, $0) }
             }
-            return GoldDiff(field: field, a: scoresA[field], b: scoresB[field], difference: difference)
+            let stage = String(field.prefix { $0 != "." })
+            let examples = labelsA.labeledExamples[stage].flatMap { a in labelsB.labeledExamples[stage].map { (a, $0) }
+            }
+            return GoldDiff(
+                field: field, a: scoresA[field], b: scoresB[field], difference: difference, labeledExamples: examples)
         }
     }
 

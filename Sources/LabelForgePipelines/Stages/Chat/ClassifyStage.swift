@@ -106,9 +106,7 @@ public struct ClassifyOptions: ParsedStageOptions {
     }
 
     /// The keys only `method: embedding` takes.
-    static let embeddingKeys = [
-        "field", "prefix", "label_prefix", "temperature", "examples", "fallback", Truncation.key,
-    ]
+    static let embeddingKeys = EmbeddingMatch.keys + ["examples", "fallback"]
     package static let keys = ["labels", "method"] + embeddingKeys
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> ClassifyOptions {
@@ -130,24 +128,16 @@ public struct ClassifyOptions: ParsedStageOptions {
             options.promptExamples = try node.child("examples").map {
                 try PromptExamples.parse($0, resolved: context.resolved)
             }
-            for key in embeddingKeys where key != "examples" {
-                if let extra = try node.child(key) {
-                    throw extra.error("'\(key)' applies with method: embedding only.")
-                }
-            }
+            try EmbeddingMatch.refuse(in: node, keys: embeddingKeys.filter { $0 != "examples" })
             return options
         }
-        guard let field = try node.child("field")?.string() else {
-            throw node.error(
-                "a classify stage with method: embedding needs 'field': the row field whose text it classifies.")
-        }
+        let match = try EmbeddingMatch.parse(node, context, type: "classify")
+        let field = match.field
         options.field = field
-        options.prefix = try node.child("prefix")?.string() ?? ""
-        options.labelPrefix = try node.child("label_prefix")?.string() ?? ""
-        let temperatureNode = try node.child("temperature")
-        options.temperature = try temperatureNode?.double() ?? 0.05
-        if options.temperature <= 0 { throw temperatureNode!.error("temperature must be above 0.") }
-        options.truncate = try Truncation.parse(try node.child(Truncation.key), absent: context.absentTruncation)
+        options.prefix = match.prefix
+        options.labelPrefix = match.labelPrefix
+        options.temperature = match.temperature
+        options.truncate = match.truncate
         options.examples = try node.child("examples").map {
             try ExamplePool.parse($0, labels: labels.map(\.name), field: field, resolved: context.resolved)
         }
@@ -171,11 +161,10 @@ public struct ClassifyOptions: ParsedStageOptions {
         // Only for the embedding method, so an LLM classifier's resolved config (and plan hash) stays as it was.
         if method == "embedding" {
             json["method"] = .string(method)
-            json["field"] = field.map(JSONValue.string) ?? .null
-            json["prefix"] = .string(prefix)
-            json["label_prefix"] = .string(labelPrefix)
-            json["temperature"] = .double(temperature)
-            if let truncate = truncate.json { json[Truncation.key] = truncate }
+            let match = EmbeddingMatch(
+                field: field ?? "", prefix: prefix, labelPrefix: labelPrefix, temperature: temperature,
+                truncate: truncate)
+            json.merge(match.resolvedJSON) { _, new in new }
             if let examples { json["examples"] = examples.resolvedJSON }
             if let fallback { json["fallback"] = fallback.json }
         }

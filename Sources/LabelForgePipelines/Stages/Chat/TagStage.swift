@@ -90,13 +90,18 @@ public struct TagStage: ChatStage {
     }
 }
 
-/// `tag`'s options: the attributes to fill in.
+/// `tag`'s options: the attributes to fill in, and how: `method: llm` (the default) asks a chat
+/// model for all of them at once; `method: embedding` labels each enum and boolean attribute as an
+/// embedding classifier would (`EmbeddingTagStage`).
 public struct TagOptions: ParsedStageOptions {
     public var attributes: [RunConfig.Attribute]
-    /// Worked examples chosen per row for the prompt.
+    /// `method: llm`: worked examples chosen per row for the prompt.
     public var examples: PromptExamples? = nil
+    public var method = "llm"
+    /// `method: embedding`: how texts are compared, and each attribute's classifier.
+    public var embedding: EmbeddingTagOptions? = nil
 
-    package static let keys = ["attributes", "examples"]
+    package static let keys = ["attributes", "examples", "method"] + EmbeddingMatch.keys
     static let attributeTypes = ["enum", "boolean", "string", "list"]
 
     package static func parse(_ node: ConfigReader, _ context: StageParseContext) throws -> TagOptions {
@@ -104,21 +109,43 @@ public struct TagOptions: ParsedStageOptions {
         for item in try node.require("attributes").items() {
             try item.checkKeys(["name", "type", "values", "description", "gold_field"])
             let type = try item.require("type").oneOf(attributeTypes)
-            let values = try item.child("values")?.stringList() ?? []
+            var values: [String] = []
+            var valueDescriptions: [String: String] = [:]
+            for value in try item.child("values")?.items() ?? [] {
+                if case .scalar = value.node {
+                    values.append(try value.string())
+                    continue
+                }
+                try value.checkKeys(["name", "description"])
+                let name = try value.require("name").string()
+                values.append(name)
+                valueDescriptions[name] = try value.child("description")?.string()
+            }
             if (type == "enum" || type == "list") && values.isEmpty {
                 throw item.error("an attribute of type '\(type)' needs 'values'.")
             }
-            attributes.append(
-                RunConfig.Attribute(
-                    name: try item.require("name").string(), type: type, values: values,
-                    description: try item.child("description")?.string(),
-                    goldField: try item.child("gold_field")?.string()))
+            var attribute = RunConfig.Attribute(
+                name: try item.require("name").string(), type: type, values: values,
+                description: try item.child("description")?.string(),
+                goldField: try item.child("gold_field")?.string())
+            attribute.valueDescriptions = valueDescriptions
+            attributes.append(attribute)
         }
         guard !attributes.isEmpty else { throw node.error("a tag stage needs at least one attribute.") }
+        let method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
+        guard method == "embedding" else {
+            try EmbeddingMatch.refuse(in: node, keys: EmbeddingMatch.keys)
+            return TagOptions(
+                attributes: attributes,
+                examples: try node.child("examples").map { try PromptExamples.parse($0, resolved: context.resolved) })
+        }
         return TagOptions(
-            attributes: attributes,
-            examples: try node.child("examples").map { try PromptExamples.parse($0, resolved: context.resolved) })
+            attributes: attributes, method: method,
+            embedding: try EmbeddingTagOptions.parse(node, attributes: attributes, context))
     }
+
+    /// An embedding tagger sends embeddings requests.
+    public var engineTask: String? { method == "embedding" ? "embed" : nil }
 
     /// The examples' embedding engine.
     public var extraEngines: [(name: String, task: String)] { examples?.engine.map { [($0, "embed")] } ?? [] }
@@ -127,15 +154,25 @@ public struct TagOptions: ParsedStageOptions {
         var json: [String: JSONValue] = [
             "attributes": .array(
                 attributes.map {
-                    [
-                        "name": .string($0.name), "type": .string($0.type),
-                        "values": .array($0.values.map(JSONValue.string)), "description": .optional($0.description),
-                        "gold_field": .optional($0.goldField),
+                    attribute in
+                    // A value is its name unless it has a description, so the resolved config (and plan
+                    // hash) of a stage without stays as it was.
+                    let values = attribute.values.map { value in
+                        attribute.valueDescriptions[value].map { ["name": .string(value), "description": .string($0)] }
+                            ?? JSONValue.string(value)
+                    }
+                    return [
+                        "name": .string(attribute.name), "type": .string(attribute.type), "values": .array(values),
+                        "description": .optional(attribute.description), "gold_field": .optional(attribute.goldField),
                     ]
                 })
         ]
         // Only when given, so the resolved config (and plan hash) of a stage without stays as it was.
         if let examples { json["examples"] = examples.resolvedJSON }
+        if let embedding {
+            json["method"] = .string(method)
+            json.merge(embedding.resolvedJSON) { _, new in new }
+        }
         return json
     }
 }

@@ -33,8 +33,11 @@ public struct EmbeddingClassifyStage: RowWiseStage {
     public var engineUses: [EngineUse] { [EngineUse(engine: config.engine, task: .embed, batchSize: 32)] }
     public var goldPairs: [(output: String, gold: String)] { config.goldField.map { [("label", $0)] } ?? [] }
 
-    /// The texts each label is known by, in label order.
-    var labelTexts: [String] { options.labels.map { options.labelPrefix + ($0.description ?? $0.name) } }
+    var classifier: EmbeddingClassifier {
+        EmbeddingClassifier(
+            labels: options.labels, labelPrefix: options.labelPrefix, prefix: options.prefix,
+            temperature: options.temperature, pool: options.examples)
+    }
 
     public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
         let field = options.field ?? ""
@@ -42,68 +45,103 @@ public struct EmbeddingClassifyStage: RowWiseStage {
             return .failed(
                 StageFailure(errorClass: "missing_field", message: "the row has no text in '\(field)' to classify"))
         }
+        let text = value.textForm
+        if let empty = EmbeddingClassifier.emptyText(text, field: field) { return .failed(empty) }
         if let stale = options.examples?.stale {
             return .failed(StageFailure(errorClass: "examples_changed", message: stale))
         }
         let engine = try context.endpoint(.embed)
         let limit = context.truncationLimit(.embed)
-        let text = value.textForm
         let request = PreparedRequest(
             .embedding(text: options.prefix + text, modelID: engine.modelID, truncate: limit), on: engine)
-        let labelCount = options.labels.count
-        let classes = options.examples.map { pool in
-            let index = Dictionary(uniqueKeysWithValues: options.labels.enumerated().map { ($1.name, $0) })
-            return pool.examples.map { index[$0.label]! }
-        }
+        let classifier = self.classifier
         // The label and example texts' vectors: claimed before the row's own request, so the row
         // that sends them lists them first.
         let shared = context.claimShared(
             "references", on: engine,
             requests: {
-                (labelTexts + (options.examples?.examples.map { options.prefix + $0.text } ?? [])).map {
+                classifier.referenceTexts.map {
                     PreparedRequest(.embedding(text: $0, modelID: engine.modelID, truncate: limit), on: engine)
                 }
             },
-            derive: { answers in
-                References(
-                    vectors: try answers.map { try $0.singleVector().vector }, labelCount: labelCount,
-                    classes: classes ?? [])
-            })
+            derive: { answers in classifier.references(try answers.map { try $0.singleVector().vector }) })
         do {
             let answer = try await context.send(request, on: engine).singleVector()
             let references = try await shared.value()
             context.countTokens(in: answer.promptTokens)
-            let output: [String: JSONValue]
-            if let pool = options.examples {
-                output = fewShot(answer.vector, text: text, pool: pool, references: references)
-            } else {
-                output = self.output(similarities: references.labels.map { VectorSearch.cosine(answer.vector, $0) })
-            }
-            return StageResult(output: output, truncated: answer.truncated ? 1 : 0)
+            let choice = classifier.choose(answer.vector, text: text, references: references)
+            return StageResult(
+                output: [
+                    "label": .string(options.labels[choice.best].name),
+                    "confidence": .double(Answers.rounded(choice.confidence)),
+                    "scores": choice.scoresJSON(options.labels),
+                ], truncated: answer.truncated ? 1 : 0)
         } catch {
             return .failed(StageFailure(error))
         }
     }
+}
 
-    /// `label`, `confidence` and `scores` from the row's similarity to each label.
-    func output(similarities: [Double]) -> [String: JSONValue] {
-        let weights = Calibration.softmax(similarities, temperature: options.temperature)
-        let best = Self.first(maximumOf: similarities)
-        return output(best: best, confidence: weights[best], scores: similarities)
+/// The label nearest a text: among labels known by their texts (zero-shot), or by labeled examples
+/// (few-shot: class prototypes, or a vote of the nearest examples). What `classify` and `tag` do
+/// with `method: embedding`.
+struct EmbeddingClassifier: Sendable {
+    var labels: [RunConfig.Label]
+    var labelPrefix: String
+    var prefix: String
+    var temperature: Double
+    var pool: ExamplePool?
+
+    /// A text with nothing but white space has no meaning to compare: its row fails (`empty_text`)
+    /// rather than take whichever label an empty vector is nearest.
+    static func emptyText(_ text: String, field: String) -> StageFailure? {
+        guard text.allSatisfy(\.isWhitespace) else { return nil }
+        return StageFailure(
+            errorClass: "empty_text", message: "the row's '\(field)' is empty: there is no text to label")
     }
 
-    func output(best: Int, confidence: Double, scores: [Double]) -> [String: JSONValue] {
-        [
-            "label": .string(options.labels[best].name), "confidence": .double(Answers.rounded(confidence)),
-            "scores": .object(
+    /// The texts each label is known by, in label order.
+    var labelTexts: [String] { labels.map { labelPrefix + ($0.description ?? $0.name) } }
+
+    /// The texts whose vectors rows are compared with: each label's, then each example's.
+    var referenceTexts: [String] { labelTexts + (pool?.examples.map { prefix + $0.text } ?? []) }
+
+    /// The references from the vectors of `referenceTexts`, in that order.
+    func references(_ vectors: [[Float]]) -> References {
+        let index = Dictionary(uniqueKeysWithValues: labels.enumerated().map { ($1.name, $0) })
+        return References(
+            vectors: vectors, labelCount: labels.count, classes: pool?.examples.map { index[$0.label]! } ?? [])
+    }
+
+    /// The chosen label (its index), its confidence, and each label's score.
+    struct Choice {
+        var best: Int
+        var confidence: Double
+        var scores: [Double]
+
+        func scoresJSON(_ labels: [RunConfig.Label]) -> JSONValue {
+            .object(
                 Dictionary(
-                    uniqueKeysWithValues: zip(options.labels.map(\.name), scores.map { .double(Answers.rounded($0)) }))),
-        ]
+                    uniqueKeysWithValues: zip(labels.map(\.name), scores.map { .double(Answers.rounded($0)) })))
+        }
+    }
+
+    /// The label of a row's vector; `text` is the row's own text (examples with it are left out).
+    func choose(_ vector: [Float], text: String, references: References) -> Choice {
+        guard let pool else { return choice(similarities: references.labels.map { VectorSearch.cosine(vector, $0) }) }
+        return fewShot(vector, text: text, pool: pool, references: references)
+    }
+
+    /// The softmax of the similarities divided by `temperature` gives the confidence.
+    func choice(similarities: [Double]) -> Choice {
+        let weights = Calibration.softmax(similarities, temperature: temperature)
+        let best = Self.first(maximumOf: similarities)
+        return Choice(best: best, confidence: weights[best], scores: similarities)
     }
 
     /// The label by the examples: the nearest class prototype, or the nearest examples' vote. The
     /// examples whose text is the row's own take no part.
-    func fewShot(_ vector: [Float], text: String, pool: ExamplePool, references: References) -> [String: JSONValue] {
+    func fewShot(_ vector: [Float], text: String, pool: ExamplePool, references: References) -> Choice {
         let row = References.normalized(vector)
         let leftOut = pool.indices(ofText: text)
         switch pool.vote {
@@ -116,29 +154,28 @@ public struct EmbeddingClassifyStage: RowWiseStage {
                 for d in row.indices { sums[c][d] -= references.examples[i][d] }
             }
             // A class without examples is known by its label's text, as zero-shot.
-            let similarities = options.labels.indices.map { c in
+            let similarities = labels.indices.map { c in
                 counts[c] > 0 ? References.cosine(row, sums[c]) : VectorSearch.cosine(vector, references.labels[c])
             }
-            return output(similarities: similarities)
+            return choice(similarities: similarities)
         case .knn:
             let nearest = pool.examples.indices.filter { !leftOut.contains($0) }
                 .map { (index: $0, similarity: References.dot(row, references.examples[$0])) }
                 .sorted { ($0.similarity, $1.index) > ($1.similarity, $0.index) }
                 .prefix(pool.neighbours)
-            var votes = [Double](repeating: 0, count: options.labels.count)
+            var votes = [Double](repeating: 0, count: labels.count)
             let top = nearest.first?.similarity ?? 0
             for neighbour in nearest {
-                votes[references.classes[neighbour.index]] +=
-                    exp((neighbour.similarity - top) / options.temperature)
+                votes[references.classes[neighbour.index]] += exp((neighbour.similarity - top) / temperature)
             }
             let total = votes.reduce(0, +)
             // Every example left out (the pool is the row's own text): the labels' texts decide.
             guard total > 0 else {
-                return output(similarities: references.labels.map { VectorSearch.cosine(vector, $0) })
+                return choice(similarities: references.labels.map { VectorSearch.cosine(vector, $0) })
             }
             let shares = votes.map { $0 / total }
             let best = Self.first(maximumOf: shares)
-            return output(best: best, confidence: shares[best], scores: shares)
+            return Choice(best: best, confidence: shares[best], scores: shares)
         }
     }
 

@@ -47,12 +47,14 @@ public struct ExamplePool: Sendable {
     /// Reads `examples:` and the file it names.
     /// - Throws: `LabelForgeError.invalidConfig` naming the file and line of an example without text
     ///   or with a label the stage does not have, or the key that is wrong.
-    static func parse(_ node: ConfigReader, labels: [String], field: String, resolved: Bool = false) throws
-        -> ExamplePool
-    {
-        try node.checkKeys(keys)
+    /// - Parameter labelField: where each line's label is, when the stage decides it (a tag stage's
+    ///   attribute); then `label_field` is not a key.
+    static func parse(
+        _ node: ConfigReader, labels: [String], field: String, resolved: Bool = false, labelField: String? = nil
+    ) throws -> ExamplePool {
+        try node.checkKeys(labelField == nil ? keys : keys.filter { $0 != "label_field" })
         let file = try PoolFile.open(node, resolved: resolved)
-        let labelField = try node.child("label_field")?.string() ?? "label"
+        let labelField = try labelField ?? node.child("label_field")?.string() ?? "label"
         let textField = try node.child("field")?.string() ?? field
         let perClass = try node.child("k").map { k in
             let value = try k.int()
