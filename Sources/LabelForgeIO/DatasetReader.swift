@@ -10,7 +10,9 @@ public struct DatasetFormat: Hashable, Sendable, CustomStringConvertible {
     public static let csv = DatasetFormat("csv")
     /// A directory tree of images: one row per image, `label` from its folder's name.
     public static let imagefolder = DatasetFormat("imagefolder")
-    public static let all: [DatasetFormat] = [.jsonl, .csv, .imagefolder]
+    /// A Parquet file, or a split of a Hugging Face dataset folder (`ParquetSource`).
+    public static let parquet = DatasetFormat("parquet")
+    public static let all: [DatasetFormat] = [.jsonl, .csv, .imagefolder, .parquet]
 
     /// The format with this name, or `nil` when LabelForge cannot read it.
     public init?(name: String) {
@@ -40,7 +42,7 @@ public struct DatasetRecord: Sendable {
     }
 }
 
-/// Streams records out of a JSONL or CSV file, or an image folder, one at a time.
+/// Streams records out of a JSONL or CSV file, an image folder, or Parquet, one at a time.
 ///
 /// An image folder yields `{image, label, path}` per image file (PNG, JPEG, WebP, GIF by
 /// extension), in byte order of the paths: `image` and `path` are the path relative to the folder,
@@ -49,6 +51,7 @@ public final class DatasetReader {
     public let path: String
     public let format: DatasetFormat
     private let lines: LineReader?
+    private let parquet: ParquetChild?
     private var header: [String]?
     private var imagePaths: [String] = []
     private var nextIndex = 0
@@ -56,10 +59,21 @@ public final class DatasetReader {
     /// File extensions an image folder's images may have.
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "webp", "gif"]
 
+    /// - Parameter parquet: how a `parquet` dataset is read (required for that format).
     /// - Throws: `LabelForgeError` when the file cannot be opened, or a CSV file has no header.
-    public init(path: String, format: DatasetFormat) throws {
+    public init(path: String, format: DatasetFormat, parquet: ParquetSource? = nil) throws {
         self.path = path
         self.format = format
+        if format == .parquet {
+            guard let parquet else {
+                throw LabelForgeError(.invalidDataset, "\(path): a Parquet dataset needs its reader (ParquetSource).")
+            }
+            let child = try ParquetChild(parquet, name: path)
+            self.parquet = child
+            lines = child.lines
+            return
+        }
+        self.parquet = nil
         if format == .imagefolder {
             lines = nil
             imagePaths = try Self.listImages(in: path)
@@ -82,6 +96,7 @@ public final class DatasetReader {
         switch format {
         case .csv: return try nextCSV()
         case .imagefolder: return nextImage()
+        case .parquet: return try nextParquet()
         default: return try nextJSONL()
         }
     }
@@ -144,6 +159,21 @@ public final class DatasetReader {
                 index: nextIndex, line: lines.lineNumber, fields: fields, location: "\(path):\(lines.lineNumber)")
         }
         return nil
+    }
+
+    /// The next row of a Parquet dataset, as its reader wrote it; at the end, the reader's failure.
+    private func nextParquet() throws -> DatasetRecord? {
+        guard let lines, let parquet else { return nil }
+        guard let text = lines.next() else {
+            try parquet.finish()
+            return nil
+        }
+        let number = lines.lineNumber
+        guard let value = try? JSONValue.parse(text), case .object(let fields) = value else {
+            throw LabelForgeError(.invalidDataset, "\(path) row \(number): the Parquet reader wrote no JSON object.")
+        }
+        defer { nextIndex += 1 }
+        return DatasetRecord(index: nextIndex, line: number, fields: fields, location: "\(path) row \(number)")
     }
 
     /// - Throws: `LabelForgeError.invalidDataset` naming the line and byte when a line read so far

@@ -5,7 +5,8 @@ import LabelForgeCore
 /// image must meet.
 ///
 /// A field may hold a path (relative to the dataset file's directory, or to an image folder), a
-/// `data:image/…;base64,…` URL, or an object `{"base64": "…"}` (JSONL only). Images are identified
+/// `data:image/…;base64,…` URL, or an object `{"base64": "…"}` (JSONL and Parquet, whose image columns
+/// arrive as `{"base64": …, "path": …}`; without bytes, the path is read). Images are identified
 /// by their bytes: row IDs and cache keys use the content hash, never the path.
 public struct ImageFieldSet: Sendable {
     public var fields: [String]
@@ -24,9 +25,13 @@ public struct ImageFieldSet: Sendable {
     }
 
     /// The image fields of a dataset: paths are relative to the dataset file's directory, or to the
-    /// folder itself for `imagefolder`.
+    /// folder itself for `imagefolder` and a Parquet dataset folder.
     public init(fields: [String], datasetPath: String, format: DatasetFormat, limits: ImageFile.Limits) {
-        let isFolder = format == .imagefolder
+        var isDirectory: ObjCBool = false
+        let isFolder =
+            format == .imagefolder
+            || (format == .parquet && FileManager.default.fileExists(atPath: datasetPath, isDirectory: &isDirectory)
+                && isDirectory.boolValue)
         let directory = isFolder ? datasetPath : (datasetPath as NSString).deletingLastPathComponent
         self.init(
             fields: fields, baseDirectory: directory.isEmpty ? "." : directory, limits: limits,
@@ -87,6 +92,9 @@ public struct ImageFieldSet: Sendable {
         case .string(let text) where !text.isEmpty:
             let path = text.hasPrefix("/") ? text : baseDirectory + "/" + text
             return (try ImageFile.read(path: path, limits: limits), false)
+        case .object(let members) where members["base64"]?.isNull == true && members["path"]?.stringValue != nil:
+            // A `datasets` Image struct (Parquet) without its bytes: the file it names.
+            return try image(in: members["path"], field: field)
         case .object(let members) where members["base64"] != nil:
             guard let payload = members["base64"]?.stringValue else {
                 throw ImageError(.invalidReference, "'base64' must be a string of base64 image bytes.")

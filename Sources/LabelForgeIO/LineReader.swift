@@ -31,6 +31,17 @@ public final class LineReader {
         self.path = path
     }
 
+    /// Reads the stream at `fileDescriptor` (a pipe from a child process), which the reader then
+    /// owns and closes; `name` stands for it in messages.
+    /// - Throws: `LabelForgeError.fileNotFound` when the descriptor cannot be read.
+    public init(fileDescriptor: Int32, name: String) throws {
+        guard let file = fdopen(fileDescriptor, "r") else {
+            throw LabelForgeError(.fileNotFound, "Cannot read \(name): \(String(cString: strerror(errno))).")
+        }
+        self.file = file
+        self.path = name
+    }
+
     deinit {
         free(buffer)
         fclose(file)

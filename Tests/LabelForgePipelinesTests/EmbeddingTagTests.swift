@@ -117,8 +117,10 @@ import Testing
         #expect(
             try Data(contentsOf: URL(fileURLWithPath: replay.runDirectory.outputPath(stage: "attributes"))) == bytes)
 
-        // Review: least confident first, by each row's least confident attribute.
+        // Review: least confident first, by each row's least confident attribute; a described
+        // value is offered by its name.
         let export = try ReviewExport(run: try RunArtifacts.load(directory.path), stage: "attributes")
+        #expect(export.questions.map(\.kind) == [.single(Self.topics), .single(["true", "false"])])
         let least = tags.map { $0["confidence"]?.objectValue?.values.compactMap(\.doubleValue).min() ?? 9 }
         #expect(
             try export.rows(order: .confidence, limit: 3).map { ReviewExport.confidence(of: $0.output) }
@@ -143,6 +145,11 @@ import Testing
                 "{name: flag, type: boolean}", "boolean attribute 'flag' has nothing to compare rows with"
             ),
             ("- {name: topic, type: enum,", "- {name: confidence, type: enum,", "cannot be named 'confidence'"),
+            ("shipping, price, service]}", "shipping, price, shipping]}", "value 'shipping' is listed twice"),
+            (
+                "    method: embedding\n    field: text\n    label_prefix: \"a review about \"\n    attributes:",
+                "    attributes:", "describes its values, which only method: embedding reads"
+            ),
             (
                 "    method: embedding\n    field: text\n    label_prefix: \"a review about \"\n    attributes:",
                 "    field: text\n    attributes:", "'field' applies with method: embedding only"
@@ -221,6 +228,17 @@ import Testing
             diff.rendered(markdown: false).contains(
                 String(format: "%+.3f points per labeled example (a learns from 0, b from 12)", difference / 12 * 100)))
         #expect(diff.json["gold"]?.arrayValue?.first?["labeled_examples"] == ["a": 0, "b": 12])
+        // A stage that differs in more than its examples (here its temperature): the examples do not
+        // explain the difference, so there is no per-example figure.
+        let warmer = try ws.write(
+            "warm.yaml",
+            String(contentsOfFile: ws.path("few.yaml"), encoding: .utf8).replacingOccurrences(
+                of: "    gold_field: sentiment", with: "    temperature: 0.5\n    gold_field: sentiment"))
+        let warm = try await Runner(
+            options: RunOptions(configPath: warmer, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run().runDirectory.path
+        let other = try RunDiff.compare(try RunArtifacts.load(runs[0]), try RunArtifacts.load(warm))
+        #expect(other.gold.first?.labeledExamples == nil && other.gold.first?.gainPerExample == nil)
         // The same run on both sides gains nothing per example: there is no per-example figure.
         let same = try RunDiff.compare(try RunArtifacts.load(runs[1]), try RunArtifacts.load(runs[1]))
         #expect(same.gold.first?.gainPerExample == nil && same.gold.first?.labeledExamples?.b == 12)

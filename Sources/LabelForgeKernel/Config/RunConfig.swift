@@ -15,6 +15,10 @@ public struct RunConfig: Sendable {
         public var imageLimits: ImageFile.Limits
         /// `file:line` of `dataset.path` in the config, for errors about the dataset as a whole.
         public var pathLocation: String = ""
+        /// Parquet: the split of a dataset folder (default `train`), and the columns to read (all
+        /// when `nil`).
+        public var split: String? = nil
+        public var columns: [String]? = nil
 
         /// How this dataset's image fields are read.
         public var images: ImageFieldSet {
@@ -290,33 +294,7 @@ public struct RunConfig: Sendable {
         let limit = try limitNode?.int()
         if let limit, limit < 1 { throw limitNode!.error("limit must be at least 1.") }
 
-        let datasetNode = try root.require("dataset")
-        try datasetNode.checkKeys(["path", "format", "id_field", "image_fields", "max_image_bytes", "max_image_pixels"])
-        let datasetPath = try datasetNode.require("path").filePath()
-        var isDirectory: ObjCBool = false
-        let formatNode = try datasetNode.child("format")
-        let formatName =
-            try formatNode?.oneOf(DatasetFormat.all.map(\.name))
-            ?? (FileManager.default.fileExists(atPath: datasetPath, isDirectory: &isDirectory) && isDirectory.boolValue
-                ? "imagefolder" : datasetPath.hasSuffix(".csv") ? "csv" : "jsonl")
-        let format = DatasetFormat(name: formatName)!
-        let imageFieldsNode = try datasetNode.child("image_fields")
-        let imageFields = try imageFieldsNode?.stringList() ?? (format == .imagefolder ? ["image"] : [])
-        if format == .imagefolder, let imageFieldsNode, imageFields != ["image"] {
-            throw imageFieldsNode.error("an imagefolder dataset has one image field, 'image'; leave image_fields out.")
-        }
-        let limitDefaults = ImageFile.Limits()
-        let maxBytesNode = try datasetNode.child("max_image_bytes")
-        let maxPixelsNode = try datasetNode.child("max_image_pixels")
-        let limits = ImageFile.Limits(
-            maxBytes: try maxBytesNode?.int() ?? limitDefaults.maxBytes,
-            maxPixels: try maxPixelsNode?.int() ?? limitDefaults.maxPixels)
-        if limits.maxBytes < 1 { throw maxBytesNode!.error("max_image_bytes must be at least 1.") }
-        if limits.maxPixels < 1 { throw maxPixelsNode!.error("max_image_pixels must be at least 1.") }
-        let dataset = Dataset(
-            path: datasetPath, format: format, idField: try datasetNode.child("id_field")?.string(),
-            imageFields: imageFields, imageLimits: limits,
-            pathLocation: "\(datasetNode.file):\(try datasetNode.require("path").line)")
+        let dataset = try parseDataset(try root.require("dataset"))
 
         let cache = try root.child("cache")
         try cache?.checkKeys([
@@ -393,6 +371,42 @@ public struct RunConfig: Sendable {
     /// The settings of an engine of kind `ray`: its dashboard, its processor and where its jobs'
     /// files travel.
     /// - Parameter bucket: the run's cache is a bucket (the jobs may exchange files there).
+    /// The `dataset` section.
+    private static func parseDataset(_ datasetNode: ConfigReader) throws -> Dataset {
+        try datasetNode.checkKeys([
+            "path", "format", "id_field", "image_fields", "max_image_bytes", "max_image_pixels", "split", "columns",
+        ])
+        let datasetPath = try datasetNode.require("path").filePath()
+        let formatNode = try datasetNode.child("format")
+        let splitNode = try datasetNode.child("split")
+        let formatName =
+            try formatNode?.oneOf(DatasetFormat.all.map(\.name))
+            ?? Self.datasetFormat(of: datasetPath, splitGiven: splitNode != nil)
+        let format = DatasetFormat(name: formatName)!
+        let columnsNode = try datasetNode.child("columns")
+        if format != .parquet, let extra = splitNode ?? columnsNode {
+            throw extra.error("'split' and 'columns' apply to Parquet datasets only.")
+        }
+        let imageFieldsNode = try datasetNode.child("image_fields")
+        let imageFields = try imageFieldsNode?.stringList() ?? (format == .imagefolder ? ["image"] : [])
+        if format == .imagefolder, let imageFieldsNode, imageFields != ["image"] {
+            throw imageFieldsNode.error("an imagefolder dataset has one image field, 'image'; leave image_fields out.")
+        }
+        let limitDefaults = ImageFile.Limits()
+        let maxBytesNode = try datasetNode.child("max_image_bytes")
+        let maxPixelsNode = try datasetNode.child("max_image_pixels")
+        let limits = ImageFile.Limits(
+            maxBytes: try maxBytesNode?.int() ?? limitDefaults.maxBytes,
+            maxPixels: try maxPixelsNode?.int() ?? limitDefaults.maxPixels)
+        if limits.maxBytes < 1 { throw maxBytesNode!.error("max_image_bytes must be at least 1.") }
+        if limits.maxPixels < 1 { throw maxPixelsNode!.error("max_image_pixels must be at least 1.") }
+        return Dataset(
+            path: datasetPath, format: format, idField: try datasetNode.child("id_field")?.string(),
+            imageFields: imageFields, imageLimits: limits,
+            pathLocation: "\(datasetNode.file):\(try datasetNode.require("path").line)",
+            split: try splitNode?.string(), columns: try columnsNode?.stringList())
+    }
+
     private static func parseRay(_ node: ConfigReader, baseURLs: [String], bucket: Bool) throws -> Engine.Ray {
         let processor = try node.child("processor")?.oneOf(["http", "vllm"]) ?? "http"
         if processor == "http" && baseURLs.count != 1 {
@@ -587,13 +601,14 @@ public struct RunConfig: Sendable {
                 "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism.rawValue),
                 "max_failure_ratio": .double(maxFailureRatio), "limit": limit.map { .int(Int64($0)) } ?? .null,
             ],
-            "dataset": [
-                "path": .string(dataset.path), "format": .string(dataset.format.name),
-                "id_field": optional(dataset.idField),
-                "image_fields": .array(dataset.imageFields.map(JSONValue.string)),
-                "max_image_bytes": .int(Int64(dataset.imageLimits.maxBytes)),
-                "max_image_pixels": .int(Int64(dataset.imageLimits.maxPixels)),
-            ],
+            "dataset": .object(
+                [
+                    "path": .string(dataset.path), "format": .string(dataset.format.name),
+                    "id_field": optional(dataset.idField),
+                    "image_fields": .array(dataset.imageFields.map(JSONValue.string)),
+                    "max_image_bytes": .int(Int64(dataset.imageLimits.maxBytes)),
+                    "max_image_pixels": .int(Int64(dataset.imageLimits.maxPixels)),
+                ].merging(dataset.parquetKeys) { _, new in new }),
             "engines": .array(
                 engines.map { e in
                     var engine: [String: JSONValue] = [

@@ -295,7 +295,7 @@ package final class RunExecution {
     /// The dataset's rows, with IDs assigned and images loaded, up to the run's limit.
     private func datasetSource() throws -> () throws -> PipelineRow? {
         let repeats = self.repeats
-        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+        let reader = try config.dataset.reader()
         var assigner = RowIDAssigner(idField: config.dataset.idField, repeats: repeats)
         let images = config.dataset.images
         let idField = config.dataset.idField

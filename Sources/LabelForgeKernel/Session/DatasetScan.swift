@@ -26,10 +26,10 @@ package struct DatasetScan {
                 "\(location): dataset.path '\(path)' does not exist. A relative path is relative to the "
                     + "config file's directory.")
         }
-        let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+        let reader = try config.dataset.reader()
         let needs = graph.order.map { ($0, $0.requiredRowFields(graph: graph, pack: pack)) }
         let images = config.dataset.images
-        let fileFingerprint = try DatasetReader.fingerprint(path: path, format: config.dataset.format)
+        let fileFingerprint = try config.dataset.fileFingerprint()
         // The dataset file alone does not pin images it refers to by path: fold in every image's
         // content hash (or why it failed), so a changed image changes the plan.
         var fingerprint = ContentHash.Hasher()

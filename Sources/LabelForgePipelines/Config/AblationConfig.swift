@@ -10,7 +10,7 @@ import Yams
 /// values to try (docs/ablations.md).
 ///
 /// ```yaml
-/// base: mvp.yaml                      # relative to this file
+/// base: mvp-llm.yaml                  # relative to this file
 /// name: prompt-x-temperature
 /// matrix:
 ///   prompts.pack: [../prompts/mvp-zeroshot, ../prompts/mvp]

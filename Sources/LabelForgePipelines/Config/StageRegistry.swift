@@ -18,8 +18,11 @@ enum StageRegistry {
             }
         },
         StageType("tag", options: TagOptions.self) {
-            $1.method == "embedding"
-                ? EmbeddingTagStage(config: $0, options: $1) as any PipelineStage : TagStage(config: $0, options: $1)
+            if let embedding = $1.embedding {
+                EmbeddingTagStage(config: $0, options: $1, embedding: embedding) as any PipelineStage
+            } else {
+                TagStage(config: $0, options: $1)
+            }
         },
         StageType("rubric_score", options: RubricOptions.self, sampling: SamplingDefaults(topLogprobs: 10)) {
             $1.mode == "pairwise"

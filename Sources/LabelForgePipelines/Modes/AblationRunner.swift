@@ -78,13 +78,15 @@ public struct AblationRunner: Sendable {
                 groups.append((engines, [index]))
             }
         }
-        for group in groups where group.indices.contains(where: { state.variants[$0].status != "completed" }) {
-            let first = state.variants[group.indices[0]]
+        for group in groups {
+            let pending = group.indices.filter { state.variants[$0].status != "completed" }
+            guard let firstPending = pending.first else { continue }
+            let first = state.variants[firstPending]
             try Runner.installRuntimeIfMissing(configPath: first.config)
             var plan = try RunPlan.prepare(configPath: first.config, limit: state.limit)
-            // Engines are started for what a plan's stages use: here, every stage of the group, since
-            // one variant may use an engine the first does not (a chat model against an embedding one).
-            for index in group.indices.dropFirst() {
+            // Engines are started for what a plan's stages use: here, every stage of the variants
+            // still to run, since one may use an engine another does not (a chat model, an embedding one).
+            for index in pending.dropFirst() {
                 plan.stages += try RunPlan.prepare(configPath: state.variants[index].config, limit: state.limit).stages
             }
             try await LiveEngines(logger: logger).withEngines(for: plan, logPath: directory + "/engine.log") {

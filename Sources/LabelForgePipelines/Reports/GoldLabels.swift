@@ -14,26 +14,28 @@ struct GoldLabels {
     }
 
     var fields: [String: [String: Pair]] = [:]
-    /// Stage ID → how many labeled examples the stage learns from (0 for a labeling stage without
-    /// any); absent for a stage that labels nothing, or whose pool changed since the run.
+    /// `stage.field` → how many labeled examples the field's classifier learns from (0 without
+    /// any); absent for a field whose pool changed since the run.
     var labeledExamples: [String: Int] = [:]
 
-    /// The labeled examples a stage learns from: an embedding classifier's or tagger's pool (the
-    /// examples it used), a chat stage's worked-example pool.
-    static func labeledExamples(_ stage: RunConfig.Stage) -> Int? {
+    /// The labeled examples each labeled field of a stage learns from: an embedding classifier's
+    /// or tagger's pool (the examples it used, per attribute), a chat stage's worked-example pool.
+    static func labeledExamples(_ stage: RunConfig.Stage) -> [String: Int] {
+        func count(_ pool: ExamplePool?) -> Int? { pool.map { $0.stale == nil ? $0.examples.count : nil } ?? 0 }
+        func count(_ pool: PromptExamples?) -> Int? { pool.map { $0.stale == nil ? $0.records.count : nil } ?? 0 }
+        var counts: [String: Int?] = [:]
         switch stage.options {
         case let options as ClassifyOptions:
-            if let pool = options.examples { return pool.stale == nil ? pool.examples.count : nil }
-            if let pool = options.promptExamples { return pool.stale == nil ? pool.records.count : nil }
-            return 0
+            counts["label"] = options.examples != nil ? count(options.examples) : count(options.promptExamples)
         case let options as TagOptions:
-            if let pools = options.embedding?.classifiers.compactMap(\.pool), !pools.isEmpty {
-                return pools.contains { $0.stale != nil } ? nil : pools.map(\.examples.count).max()
+            for (i, attribute) in options.attributes.enumerated() {
+                counts[attribute.name] =
+                    options.embedding.map { count($0.classifiers[i].pool) } ?? count(options.examples)
             }
-            if let pool = options.examples { return pool.stale == nil ? pool.records.count : nil }
-            return 0
-        default: return nil
+        default: break
         }
+        return Dictionary(
+            uniqueKeysWithValues: counts.compactMap { field, n in n.map { ("\(stage.id).\(field)", $0) } })
     }
 
     /// Reads `run`'s resolved config for its labeled fields, then its final rows; a run with no
@@ -45,7 +47,7 @@ struct GoldLabels {
         }
         var labels = GoldLabels()
         guard !pairs.isEmpty else { return labels }
-        for stage in config.stages { labels.labeledExamples[stage.id] = Self.labeledExamples(stage) }
+        for stage in config.stages { labels.labeledExamples.merge(Self.labeledExamples(stage)) { _, new in new } }
         HTMLReport.forEachLine(directory + "/dataset.jsonl") { row in
             guard let id = row["row_id"]?.stringValue else { return }
             for (stage, field, goldField) in pairs {

@@ -89,7 +89,9 @@ public struct ReviewExport: Sendable {
         case "tag":
             return (config["attributes"]?.arrayValue ?? []).compactMap { attribute in
                 guard let name = attribute["name"]?.stringValue else { return nil }
-                let values = attribute["values"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                // A value may be described (`{name, description}`): its name is the choice.
+                let values =
+                    attribute["values"]?.arrayValue?.compactMap { $0.stringValue ?? $0["name"]?.stringValue } ?? []
                 let kind: Question.Kind
                 switch attribute["type"]?.stringValue {
                 case "enum": kind = .single(values)
@@ -227,7 +229,7 @@ public struct ReviewExport: Sendable {
         let images = config.dataset.images
         let idField = config.dataset.idField
         func records() throws -> some IteratorProtocol<LoadedRecord> {
-            let reader = try DatasetReader(path: config.dataset.path, format: config.dataset.format)
+            let reader = try config.dataset.reader()
             var read = 0
             return AnyIterator {
                 guard read < run.run.dataset.rows, let record = try? reader.next() else { return nil }

@@ -64,12 +64,13 @@ public struct RunDiff: Sendable {
         public var a: SummaryRecord.Gold?
         public var b: SummaryRecord.Gold?
         public var difference: AccuracyDifference?
-        /// How many labeled examples the field's stage learns from in a and in b (human labels,
-        /// from an examples pool), where both runs say.
+        /// How many labeled examples the field's classifier learns from in a and in b (human
+        /// labels, from an examples pool), where both runs say and their stages differ in nothing
+        /// else (so the examples explain the difference).
         public var labeledExamples: (a: Int, b: Int)? = nil
 
         /// Accuracy gained per labeled example b has more than a (`difference` over the examples
-        /// added), where the two differ in examples.
+        /// added), where the two differ in examples only.
         public var gainPerExample: Double? {
             guard let difference, let examples = labeledExamples, examples.b != examples.a else { return nil }
             return difference.difference / Double(examples.b - examples.a)
@@ -115,12 +116,25 @@ public struct RunDiff: Sendable {
             let difference = labelsA.fields[field].flatMap { rowsA in
                 labelsB.fields[field].flatMap { GoldLabels.difference(rowsA, $0) }
             }
-            let stage = String(field.prefix { $0 != "." })
-            let examples = labelsA.labeledExamples[stage].flatMap { a in labelsB.labeledExamples[stage].map { (a, $0) }
-            }
+            let stage = (scoresA[field] ?? scoresB[field])?.stage ?? ""
+            let examples =
+                sameBesidesExamples(stage, a, b)
+                ? labelsA.labeledExamples[field].flatMap { a in labelsB.labeledExamples[field].map { (a, $0) } } : nil
             return GoldDiff(
                 field: field, a: scoresA[field], b: scoresB[field], difference: difference, labeledExamples: examples)
         }
+    }
+
+    /// Whether the stage's resolved options are the same in both runs once `examples` is set
+    /// aside.
+    static func sameBesidesExamples(_ stage: String, _ a: RunArtifacts, _ b: RunArtifacts) -> Bool {
+        func options(_ run: RunArtifacts) -> JSONValue? {
+            let stages = run.resolvedConfig["stages"]?.arrayValue ?? []
+            guard var found = stages.first(where: { $0["id"]?.stringValue == stage })?.objectValue else { return nil }
+            found["examples"] = nil
+            return .object(found)
+        }
+        return options(a) != nil && options(a) == options(b)
     }
 
     static func pins(_ run: RunRecord) -> [String: String] {

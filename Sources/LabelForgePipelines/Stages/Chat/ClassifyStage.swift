@@ -122,6 +122,9 @@ public struct ClassifyOptions: ParsedStageOptions {
             }
         }
         guard labels.count >= 2 else { throw node.error("a classify stage needs at least two labels.") }
+        if let repeated = labels.indices.first(where: { i in labels[..<i].contains { $0.name == labels[i].name } }) {
+            throw node.error("label '\(labels[repeated].name)' is listed twice; each label once.")
+        }
         var options = ClassifyOptions(labels: labels)
         options.method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
         guard options.method == "embedding" else {

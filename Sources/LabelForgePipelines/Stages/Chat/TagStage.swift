@@ -124,6 +124,9 @@ public struct TagOptions: ParsedStageOptions {
             if (type == "enum" || type == "list") && values.isEmpty {
                 throw item.error("an attribute of type '\(type)' needs 'values'.")
             }
+            if let repeated = values.indices.first(where: { values[..<$0].contains(values[$0]) }) {
+                throw item.error("value '\(values[repeated])' is listed twice; each value once.")
+            }
             var attribute = RunConfig.Attribute(
                 name: try item.require("name").string(), type: type, values: values,
                 description: try item.child("description")?.string(),
@@ -135,6 +138,12 @@ public struct TagOptions: ParsedStageOptions {
         let method = try node.child("method")?.oneOf(["llm", "embedding"]) ?? "llm"
         guard method == "embedding" else {
             try EmbeddingMatch.refuse(in: node, keys: EmbeddingMatch.keys)
+            if let described = attributes.first(where: { !$0.valueDescriptions.isEmpty }) {
+                throw node.error(
+                    "attribute '\(described.name)' describes its values, which only method: embedding reads (it "
+                        + "compares rows with the descriptions). With method: llm, say what the values mean in the "
+                        + "attribute's description or the template.")
+            }
             return TagOptions(
                 attributes: attributes,
                 examples: try node.child("examples").map { try PromptExamples.parse($0, resolved: context.resolved) })

@@ -20,7 +20,8 @@ import LabelForgeVectors
 public struct EmbeddingClassifyStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: ClassifyOptions
-    public let version = 1
+    /// 2: a row whose text is empty fails with `empty_text` (version 1 labeled it).
+    public let version = 2
     public let outputFields = ["label", "confidence", "scores"]
 
     public init(config: RunConfig.Stage, options: ClassifyOptions) {

@@ -18,10 +18,10 @@ public struct EmbeddingTagStage: RowWiseStage {
     let embedding: EmbeddingTagOptions
     public let version = 1
 
-    public init(config: RunConfig.Stage, options: TagOptions) {
+    public init(config: RunConfig.Stage, options: TagOptions, embedding: EmbeddingTagOptions) {
         self.config = config
         self.options = options
-        embedding = options.embedding!
+        self.embedding = embedding
     }
 
     public var outputFields: [String] { options.attributes.map(\.name) + ["confidence", "scores"] }
@@ -128,7 +128,7 @@ public struct EmbeddingTagOptions: Sendable {
             let pool = try examples.map {
                 try ExamplePool.parse(
                     $0, labels: names, field: match.field, resolved: context.resolved,
-                    labelField: attribute.goldField ?? attribute.name)
+                    attribute: (attribute.name, attribute.goldField ?? attribute.name))
             }
             classifiers.append(
                 EmbeddingClassifier(

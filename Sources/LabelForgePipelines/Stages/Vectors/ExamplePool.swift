@@ -47,14 +47,15 @@ public struct ExamplePool: Sendable {
     /// Reads `examples:` and the file it names.
     /// - Throws: `LabelForgeError.invalidConfig` naming the file and line of an example without text
     ///   or with a label the stage does not have, or the key that is wrong.
-    /// - Parameter labelField: where each line's label is, when the stage decides it (a tag stage's
-    ///   attribute); then `label_field` is not a key.
+    /// - Parameter attribute: the tag attribute the pool labels and the field each line's label is
+    ///   in (its `gold_field`, else its name); then `label_field` is not a key.
     static func parse(
-        _ node: ConfigReader, labels: [String], field: String, resolved: Bool = false, labelField: String? = nil
+        _ node: ConfigReader, labels: [String], field: String, resolved: Bool = false,
+        attribute: (name: String, labelField: String)? = nil
     ) throws -> ExamplePool {
-        try node.checkKeys(labelField == nil ? keys : keys.filter { $0 != "label_field" })
+        try node.checkKeys(attribute == nil ? keys : keys.filter { $0 != "label_field" })
         let file = try PoolFile.open(node, resolved: resolved)
-        let labelField = try labelField ?? node.child("label_field")?.string() ?? "label"
+        let labelField = try attribute?.labelField ?? node.child("label_field")?.string() ?? "label"
         let textField = try node.child("field")?.string() ?? field
         let perClass = try node.child("k").map { k in
             let value = try k.int()
@@ -71,12 +72,14 @@ public struct ExamplePool: Sendable {
         var pool = ExamplePool(
             path: file.path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
             neighbours: neighbours, sha256: file.sha256, examples: [], stale: file.stale)
-        pool.examples = try pool.read(file.records(field: textField), labels: labels)
+        pool.examples = try pool.read(file.records(field: textField), labels: labels, attribute: attribute?.name)
         return pool
     }
 
     /// The pool's examples with their labels, at most `perClass` per label.
-    private func read(_ records: [(line: Int, record: [String: JSONValue])], labels: [String]) throws -> [Example] {
+    private func read(_ records: [(line: Int, record: [String: JSONValue])], labels: [String], attribute: String?)
+        throws -> [Example]
+    {
         let byName = Dictionary(labels.map { ($0.lowercased(), $0) }) { first, _ in first }
         var examples: [Example] = []
         var taken: [String: Int] = [:]
@@ -84,14 +87,18 @@ public struct ExamplePool: Sendable {
             guard let value = record[labelField], !value.isNull else {
                 throw LabelForgeError(
                     .invalidConfig,
-                    "\(path) line \(number): no label in '\(labelField)' (set examples.label_field to the field that "
-                        + "holds it).")
+                    "\(path) line \(number): no label in '\(labelField)' "
+                        + (attribute.map {
+                            "(attribute '\($0)' reads its label from the pool's field named as its gold_field, else as "
+                                + "the attribute)."
+                        } ?? "(set examples.label_field to the field that holds it)."))
             }
             guard let label = byName[value.textForm.lowercased()] else {
                 throw LabelForgeError(
                     .invalidConfig,
-                    "\(path) line \(number): label '\(value.textForm)' is not one of the stage's labels "
-                        + "(\(labels.joined(separator: ", "))).")
+                    "\(path) line \(number): label '\(value.textForm)' is not one of "
+                        + (attribute.map { "attribute '\($0)''s values" } ?? "the stage's labels")
+                        + " (\(labels.joined(separator: ", "))).")
             }
             if let perClass, taken[label, default: 0] >= perClass { continue }
             taken[label, default: 0] += 1

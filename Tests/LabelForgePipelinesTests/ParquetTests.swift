@@ -1,0 +1,180 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeIO
+import LabelForgeLLM
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgeKernel
+@testable import LabelForgePipelines
+
+/// Parquet datasets, read by `scripts/parquet_io.py` (polars) from fixtures that pyarrow writes:
+/// nested, list, null and image columns over several row groups, a Hugging Face dataset folder,
+/// each against its JSONL twin.
+@Suite struct ParquetTests {
+    /// Writes the fixtures with pyarrow (from the `.venv` that `make setup` and the test
+    /// dependencies fill): `data/rows.parquet` (7 rows, row groups of 3) and its JSONL twin
+    /// `data/rows.jsonl`, a dataset folder `hf/` with two `train` shards and a `test` one, a
+    /// truncated file and a shard whose `score` is a string.
+    static func fixtures(_ ws: TestWorkspace) throws {
+        let python = try #require(ProjectPaths.venvPython(), "run `make setup`")
+        let script = try ws.write(
+            "fixtures.py",
+            #"""
+            import base64, json, struct, sys, zlib, pyarrow as pa, pyarrow.parquet as pq
+            def png(r, g, b):
+                def chunk(kind, data):
+                    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+                raw = b"\x00" + bytes([r, g, b])
+                return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+                        + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+            rows = []
+            for i in range(7):
+                rows.append({
+                    "id": f"r{i}", "text": f"Review {i}: \"fine\" & café ✓",
+                    "tags": None if i == 3 else [f"t{j}" for j in range(i % 3)],
+                    "meta": None if i == 4 else {"k": i, "v": None if i % 2 else f"v{i}"},
+                    "score": None if i == 5 else i / 10,
+                    "img": {"bytes": png(i * 30, 0, 255 - i * 30), "path": f"img{i}.png"},
+                })
+            table = pa.table({
+                "id": [r["id"] for r in rows], "text": [r["text"] for r in rows],
+                "tags": pa.array([r["tags"] for r in rows], pa.list_(pa.string())),
+                "meta": pa.array([r["meta"] for r in rows], pa.struct([("k", pa.int64()), ("v", pa.string())])),
+                "score": pa.array([r["score"] for r in rows], pa.float64()),
+                "img": pa.array([r["img"] for r in rows], pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+            })
+            out = sys.argv[1]
+            pq.write_table(table, out + "/data/rows.parquet", row_group_size=3)
+            with open(out + "/data/rows.jsonl", "w", encoding="utf-8") as f:
+                for r in rows:
+                    r = dict(r, img={"base64": base64.b64encode(r["img"]["bytes"]).decode(), "path": r["img"]["path"]})
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            import os
+            os.makedirs(out + "/hf/data", exist_ok=True)
+            pq.write_table(table.slice(0, 4), out + "/hf/data/train-00000-of-00002.parquet", row_group_size=2)
+            pq.write_table(table.slice(4), out + "/hf/data/train-00001-of-00002.parquet")
+            pq.write_table(table.slice(0, 1), out + "/hf/data/test-00000-of-00001.parquet")
+            whole = open(out + "/data/rows.parquet", "rb").read()
+            open(out + "/data/truncated.parquet", "wb").write(whole[: len(whole) // 2])
+            os.makedirs(out + "/mixed/data", exist_ok=True)
+            pq.write_table(table.slice(0, 2), out + "/mixed/data/train-00000-of-00002.parquet")
+            odd = table.slice(2).set_column(4, "score", pa.array(["high"] * 5))
+            pq.write_table(odd, out + "/mixed/data/train-00001-of-00002.parquet")
+            """#)
+        try ws.write("data/.keep", "")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, ws.path(".")]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "the fixtures script failed (pyarrow: scripts/test_deps.sh)")
+    }
+
+    static func config(_ ws: TestWorkspace, dataset: String, name: String = "config.yaml") throws -> String {
+        try ws.write(
+            name,
+            """
+            run: {name: parquet, seed: 3}
+            dataset: {\(dataset), image_fields: [img]}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: kept, type: filter, keep: {field: score, gte: 0.2}}
+            """)
+    }
+
+    static func run(_ config: String, _ ws: TestWorkspace, limit: Int? = nil) async throws -> RunReport {
+        try await Runner(
+            options: RunOptions(configPath: config, runsDir: ws.path("runs"), limit: limit),
+            logger: CapturedLogs().logger
+        ).run()
+    }
+
+    static func bytes(_ report: RunReport, _ name: String) throws -> Data {
+        try Data(contentsOf: URL(fileURLWithPath: report.runDirectory.path + "/" + name))
+    }
+
+    @Test(
+        "a Parquet file with nested, list, null and image columns over 3 row groups runs as its JSONL twin does, byte for byte; images are hashed as their bytes"
+    )
+    func twin() async throws {
+        let ws = try TestWorkspace()
+        try Self.fixtures(ws)
+        let parquet = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("data/rows.parquet"))", name: "p.yaml"), ws)
+        let jsonl = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("data/rows.jsonl"))", name: "j.yaml"), ws)
+        #expect(parquet.status == "completed" && jsonl.status == "completed")
+        #expect(parquet.rowsFailed == 0, "every image loads")
+        for name in ["outputs/kept.jsonl", "dataset.jsonl"] {
+            #expect(try Self.bytes(parquet, name) == Self.bytes(jsonl, name), "\(name)")
+        }
+        // Kept: the rows whose score is at least 0.2 (rows 2, 3, 4 and 6; row 5's is null).
+        let kept = try StageGraphTests.lines(parquet.runDirectory.path + "/dataset.jsonl")
+        #expect(kept.compactMap { $0["input"]?["id"]?.stringValue } == ["r2", "r3", "r4", "r6"])
+        #expect(kept.first?["input"]?["tags"] == ["t0", "t1"] && kept[1]["input"]?["tags"] == .null)
+        #expect(kept[2]["input"]?["meta"] == .null && kept[0]["input"]?["meta"] == ["k": 2, "v": "v2"])
+        let resolved = try String(
+            contentsOfFile: parquet.runDirectory.path + "/config.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains("format: parquet"))
+        // --limit stops the reader early, without an error.
+        let limited = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("data/rows.parquet"))", name: "p.yaml"), ws, limit: 2)
+        #expect(limited.status == "completed" && limited.rows == 2, "\(limited.status)")
+    }
+
+    @Test("a Hugging Face dataset folder: the split's shards in order, as one dataset; columns reads only those named")
+    func datasetFolder() async throws {
+        let ws = try TestWorkspace()
+        try Self.fixtures(ws)
+        let folder = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("hf")), split: train", name: "hf.yaml"), ws)
+        let file = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("data/rows.parquet"))", name: "p.yaml"), ws)
+        #expect(try Self.bytes(folder, "dataset.jsonl") == Self.bytes(file, "dataset.jsonl"))
+        let test = try await Self.run(
+            try Self.config(ws, dataset: "path: \(ws.path("hf")), split: test", name: "test.yaml"), ws)
+        #expect(test.rows == 1)
+
+        let narrow = try await Self.run(
+            try Self.config(
+                ws, dataset: "path: \(ws.path("data/rows.parquet")), columns: [id, score, img]", name: "n.yaml"), ws)
+        let rows = try StageGraphTests.lines(narrow.runDirectory.path + "/dataset.jsonl")
+        #expect(
+            rows.count == 4
+                && rows.allSatisfy {
+                    Set($0["input"]?.objectValue.map { Array($0.keys) } ?? []) == ["id", "score", "img"]
+                })
+    }
+
+    @Test(
+        "bad Parquet: a truncated file, a missing column, a column typed differently in two shards, a split the folder lacks: each named"
+    )
+    func badInput() async throws {
+        let ws = try TestWorkspace()
+        try Self.fixtures(ws)
+        let cases: [(String, [String])] = [
+            (
+                "path: \(ws.path("data/truncated.parquet"))",
+                [ws.path("data/truncated.parquet"), "not a readable Parquet file"]
+            ),
+            ("path: \(ws.path("data/rows.parquet")), columns: [id, colour]", ["no column 'colour'", "rows.parquet"]),
+            (
+                "path: \(ws.path("mixed"))",
+                ["column 'score'", "train-00001-of-00002.parquet", "train-00000-of-00002.parquet"]
+            ),
+            (
+                "path: \(ws.path("hf")), split: validation",
+                ["no Parquet files of split 'validation'", "Its splits: test, train"]
+            ),
+        ]
+        for (i, (dataset, expected)) in cases.enumerated() {
+            let error = await #expect(throws: LabelForgeError.self) {
+                _ = try await Self.run(try Self.config(ws, dataset: dataset, name: "bad\(i).yaml"), ws)
+            }
+            for text in expected {
+                #expect(error?.message.contains(text) == true, "case \(i): \(error?.message ?? "")")
+            }
+        }
+    }
+}

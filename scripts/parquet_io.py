@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Parquet for LabelForge, through polars (PyPI; Rust, streaming).
+
+    parquet_io.py read FILE... [--columns a,b]
+
+Streams the rows of the Parquet FILEs, in order, as JSON lines on stdout (one object per row, a
+column per member). Nested and list columns are JSON values; a binary column is `{"base64": …}`
+and a `datasets` Image column (a struct of `bytes` and `path`) `{"base64": …, "path": …}`, which
+LabelForge's image fields read as they read image files. The files are read as a stream, a piece of
+a row group at a time: memory does not grow with the file.
+
+A file that is not Parquet (truncated, unfinished), a column named in --columns that a file lacks,
+or a column whose type differs between the files is reported on stderr, naming the file and the
+column, with exit status 2. LabelForge starts this script; it is not meant to be run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
+def schemas(files: list[str]):
+    import polars as pl
+
+    found = []
+    for path in files:
+        try:
+            found.append(pl.read_parquet_schema(path))
+        except Exception as error:  # polars raises several kinds for a damaged file
+            fail(
+                f"{path}: not a readable Parquet file ({str(error).splitlines()[0]}). A truncated or unfinished "
+                "file? Write it again."
+            )
+    return found
+
+
+def json_ready(name: str, dtype):
+    """An expression for the column as JSON can hold it: binary as base64."""
+    import polars as pl
+
+    column = pl.col(name)
+    if dtype == pl.Binary:
+        value = pl.struct(column.bin.encode("base64").alias("base64"))
+    elif isinstance(dtype, pl.Struct) and {field.name for field in dtype.fields} == {"bytes", "path"}:
+        value = pl.struct(
+            column.struct.field("bytes").bin.encode("base64").alias("base64"),
+            column.struct.field("path").alias("path"),
+        )
+    else:
+        return column
+    return pl.when(column.is_null()).then(None).otherwise(value).alias(name)
+
+
+def read(files: list[str], columns: list[str] | None) -> None:
+    import polars as pl
+
+    found = schemas(files)
+    first = found[0]
+    for path, schema in zip(files[1:], found[1:]):
+        for name, dtype in schema.items():
+            if name in first and first[name] != dtype and (columns is None or name in columns):
+                fail(
+                    f"{path}: column '{name}' is {dtype}, but {files[0]} has it as {first[name]}. The shards of "
+                    "a dataset must share one schema."
+                )
+    if columns is not None:
+        for path, schema in zip(files, found):
+            missing = [name for name in columns if name not in schema]
+            if missing:
+                fail(
+                    f"{path}: no column '{missing[0]}' (dataset.columns names it). Its columns: "
+                    + ", ".join(schema.keys())
+                    + "."
+                )
+    names = columns if columns is not None else list(first.keys())
+    frame = pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore").select(
+        [json_ready(name, first[name]) for name in names]
+    )
+    try:
+        # The stream itself, not /dev/stdout: opening that path again would truncate a file stdout is.
+        frame.sink_ndjson(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        sys.exit(0)  # the reader stopped early (`--limit`)
+    except Exception as error:
+        if "Broken pipe" in str(error):
+            sys.exit(0)
+        fail(f"{', '.join(files)}: reading failed ({str(error).splitlines()[0]}).")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    reading = sub.add_parser("read")
+    reading.add_argument("files", nargs="+")
+    reading.add_argument("--columns", default=None, help="comma-separated column names")
+    args = parser.parse_args()
+    if args.command == "read":
+        read(args.files, args.columns.split(",") if args.columns else None)
+
+
+if __name__ == "__main__":
+    main()
