@@ -2,6 +2,7 @@
 """Parquet for LabelForge, through polars (PyPI; Rust, streaming).
 
     parquet_io.py read FILE... [--columns a,b]
+    parquet_io.py write --input ROWS.jsonl --output FILE.parquet
 
 Streams the rows of the Parquet FILEs, in order, as JSON lines on stdout (one object per row, a
 column per member). Nested and list columns are JSON values; a binary column is `{"base64": …}`
@@ -11,7 +12,14 @@ a row group at a time: memory does not grow with the file.
 
 A file that is not Parquet (truncated, unfinished), a column named in --columns that a file lacks,
 or a column whose type differs between the files is reported on stderr, naming the file and the
-column, with exit status 2. LabelForge starts this script; it is not meant to be run by hand.
+column, with exit status 2.
+
+`write` writes JSON lines as one Parquet file with fixed options (zstd level 3, statistics, row
+groups of 100,000 rows), so the same lines give the same bytes; each column's type is inferred from
+all its values (integers and decimals together are float64). It prints `{"rows": n, "features":
+[…]}`: the columns as a Hugging Face dataset card's `dataset_info.features` lists them.
+
+LabelForge starts this script; it is not meant to be run by hand.
 """
 
 from __future__ import annotations
@@ -94,15 +102,53 @@ def read(files: list[str], columns: list[str] | None) -> None:
         fail(f"{', '.join(files)}: reading failed ({str(error).splitlines()[0]}).")
 
 
+WRITE_OPTIONS = {"compression": "zstd", "compression_level": 3, "statistics": True, "row_group_size": 100_000}
+
+
+def feature_type(dtype):
+    """A column type as `dataset_info.features` in a dataset card writes it (datasets 5)."""
+    import polars as pl
+
+    if isinstance(dtype, pl.Struct):
+        return {"struct": [dict(name=field.name, **feature_type(field.dtype)) for field in dtype.fields]}
+    if isinstance(dtype, (pl.List, pl.Array)):
+        inner = feature_type(dtype.inner)
+        return {"list": inner.get("dtype", inner.get("struct", inner))}
+    names = {pl.String: "string", pl.Int64: "int64", pl.Float64: "float64", pl.Boolean: "bool", pl.Null: "null"}
+    for kind, name in names.items():
+        if dtype == kind:
+            return {"dtype": name}
+    return {"dtype": str(dtype).lower()}
+
+
+def write(source: str, target: str) -> None:
+    import json
+
+    import polars as pl
+
+    try:
+        frame = pl.read_ndjson(source, infer_schema_length=None)
+    except Exception as error:
+        fail(f"{source}: cannot be written as Parquet ({str(error).splitlines()[0]}).")
+    frame.write_parquet(target, **WRITE_OPTIONS)
+    features = [dict(name=name, **feature_type(dtype)) for name, dtype in frame.schema.items()]
+    print(json.dumps({"rows": frame.height, "features": features, "options": WRITE_OPTIONS}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     reading = sub.add_parser("read")
     reading.add_argument("files", nargs="+")
     reading.add_argument("--columns", default=None, help="comma-separated column names")
+    writing = sub.add_parser("write")
+    writing.add_argument("--input", required=True)
+    writing.add_argument("--output", required=True)
     args = parser.parse_args()
     if args.command == "read":
         read(args.files, args.columns.split(",") if args.columns else None)
+    else:
+        write(args.input, args.output)
 
 
 if __name__ == "__main__":

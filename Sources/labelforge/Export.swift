@@ -10,19 +10,21 @@ extension ReviewExport.Order: ExpressibleByArgument {}
 
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a stage's labels for human review: Label Studio, Argilla or JSONL.",
+        abstract: "Export a stage's labels for human review (Label Studio, Argilla, JSONL), or a run as a dataset.",
         discussion: """
             label-studio writes tasks.json (import it into a project) and label_config.xml (the project's labeling \
             interface), with the model's answers as predictions; argilla writes records.jsonl and settings.json, with \
             the answers as suggestions; jsonl writes rows.jsonl. Failed rows are left out. Import human answers back \
-            with `labelforge import-review`.
+            with `labelforge import-review`. hf writes the whole run as a Hugging Face dataset folder: \
+            data/train-00000-of-00001.parquet and a README.md dataset card with the run's provenance; \
+            `datasets.load_dataset(folder)` reads it and `huggingface-cli upload` publishes it.
             """
     )
 
     @Argument(help: "The run directory (runs/<id>).")
     var run: String
 
-    @Option(name: .long, help: "label-studio, argilla or jsonl.")
+    @Option(name: .long, help: "label-studio, argilla, jsonl, or hf (the run as a Hugging Face dataset folder).")
     var format: ReviewExport.Format
 
     @Option(name: .long, help: "The stage to export (default: the first one with labels to review).")
@@ -65,6 +67,13 @@ struct Export: AsyncParsableCommand {
     func run() async throws {
         do {
             let artifacts = try RunArtifacts.load(run)
+            if format == .hf {
+                let directory = output ?? artifacts.directory + "/export/hf"
+                let written = try HFExport(run: artifacts).write(to: directory)
+                print("exported run \(artifacts.runID) as a Hugging Face dataset folder")
+                for path in written { print("  \(path)") }
+                return
+            }
             let export = try ReviewExport(run: artifacts, stage: stage)
             let rows = try export.rows(
                 disagreeingWith: try onlyDisagreements.map(RunArtifacts.load), acrossRoutes: onlyRouteDisagreements,
@@ -85,7 +94,7 @@ struct Export: AsyncParsableCommand {
                 try write(
                     "records.jsonl",
                     export.argillaRecords(rows, images: images).map { CanonicalJSON.string($0) + "\n" }.joined())
-            case .jsonl:
+            case .jsonl, .hf:
                 try write("rows.jsonl", export.jsonlRecords(rows).map { CanonicalJSON.string($0) + "\n" }.joined())
             }
             print("exported \(rows.count) rows of stage \(export.stage)")

@@ -14,6 +14,8 @@ public struct ReviewExport: Sendable {
         case labelStudio = "label-studio"
         case argilla
         case jsonl
+        /// The whole run as a Hugging Face dataset folder (`HFExport`), not a review task.
+        case hf
     }
 
     /// How images travel: as the path the dataset gives (resolved against its directory), or inline.

@@ -1,0 +1,92 @@
+import Foundation
+import LabelForgeCore
+import LabelForgeLLM
+import LabelForgeTesting
+import Testing
+
+@testable import LabelForgeKernel
+@testable import LabelForgePipelines
+
+/// `labelforge export --format hf`: a run as a Hugging Face dataset folder, read back by Hugging
+/// Face's own `datasets` and by pyarrow (from the `.venv` the test dependencies fill).
+@Suite struct HFExportTests {
+    @Test(
+        "the folder loads with datasets.load_dataset, rows and values as dataset.jsonl has them; the card's YAML has the required keys; pyarrow reads the Parquet back; a second export writes the same bytes"
+    )
+    func loadsWithDatasets() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 9)
+        let stub = try await StubEngine.start()
+        let config = try EmbeddingTagTests.config(ws, baseURL: stub.baseURL, pool: nil)
+        let withGold = try ws.write(
+            "gold.yaml",
+            String(contentsOfFile: config, encoding: .utf8).replacingOccurrences(
+                of: "    labels: [{name: quality", with: "    gold_field: sentiment\n    labels: [{name: quality"))
+        let report = try await Runner(
+            options: RunOptions(configPath: withGold, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        await stub.stop()
+        #expect(report.status == "completed")
+        let run = try RunArtifacts.load(report.runDirectory.path)
+        let folder = ws.path("hf")
+        let written = try HFExport(run: run).write(to: folder)
+        #expect(written == [folder + "/data/train-00000-of-00001.parquet", folder + "/README.md"])
+        let parquet = try Data(contentsOf: URL(fileURLWithPath: written[0]))
+        _ = try HFExport(run: run).write(to: ws.path("again"))
+        #expect(
+            try Data(contentsOf: URL(fileURLWithPath: ws.path("again/data/train-00000-of-00001.parquet"))) == parquet)
+
+        // What datasets and pyarrow read, compared with the run's own dataset.jsonl.
+        let expected = try StageGraphTests.lines(report.runDirectory.path + "/dataset.jsonl").map(HFExport.record)
+        try ws.write("expected.jsonl", expected.map { CanonicalJSON.string($0) + "\n" }.joined())
+        let script = try ws.write(
+            "check.py",
+            #"""
+            import json, sys, yaml, datasets, pyarrow.parquet as pq
+            folder, expected = sys.argv[1], [json.loads(l) for l in open(sys.argv[2])]
+            ds = datasets.load_dataset(folder)["train"]
+            card = open(folder + "/README.md").read().split("---\n")[1]
+            meta = yaml.safe_load(card)
+            table = pq.read_table(folder + "/data/train-00000-of-00001.parquet").to_pylist()
+            print(json.dumps({
+                "rows": ds.num_rows, "columns": sorted(ds.column_names), "first": ds[0],
+                "same_as_jsonl": table == expected, "keys": sorted(meta.keys()),
+                "splits": [f["split"] for f in meta["configs"][0]["data_files"]],
+                "features": sorted(f["name"] for f in meta["dataset_info"]["features"]),
+                "task_categories": meta["task_categories"], "size_categories": meta["size_categories"],
+            }))
+            """#)
+        let python = try #require(ProjectPaths.venvPython())
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, folder, ws.path("expected.jsonl")]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let printed = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "datasets and pyarrow (scripts/test_deps.sh) read the folder")
+        let result = try JSONValue.parse(printed)
+        let columns = expected.first?.objectValue.map { $0.keys.sorted() } ?? []
+        #expect(result["rows"] == 9)
+        #expect(result["columns"] == .array(columns.map(JSONValue.string)))
+        #expect(result["features"] == result["columns"])
+        #expect(result["first"]?["topic.label"] == expected[0]["topic.label"])
+        #expect(result["first"]?["attributes.flag"] == expected[0]["attributes.flag"])
+        #expect(result["same_as_jsonl"] == true)
+        #expect(
+            result["keys"] == ["configs", "dataset_info", "license", "size_categories", "tags", "task_categories"])
+        #expect(result["splits"] == ["train"] && result["task_categories"] == ["text-classification"])
+        #expect(result["size_categories"] == ["n<1K"])
+
+        let card = try String(contentsOfFile: folder + "/README.md", encoding: .utf8)
+        for text in [
+            "| run seed | 5 |", "| determinism | standard |", "| failed rows | 0 of 9 |",
+            "labelforge replay --manifest",
+            "`topic.label` | `sentiment` | 9 |", "stub-model", "## Config",
+        ] {
+            #expect(card.contains(text), "the card says \(text)")
+        }
+    }
+}
