@@ -77,7 +77,8 @@ if [ ! -f "$ONNX_MODEL" ]; then
 fi
 
 # Parquet datasets: scripts/parquet_io.py streams them with polars (Rust; a prebuilt wheel).
-if ! "$VENV/bin/python3" -c "import polars" >/dev/null 2>&1; then
+# The exact version: the Parquet files it writes record it, so another would change their bytes.
+if ! "$VENV/bin/python3" -c "import sys, polars; sys.exit(polars.__version__ != '$POLARS_VERSION')" >/dev/null 2>&1; then
   echo "setup: installing the Parquet reader (polars $POLARS_VERSION)"
   pip install --only-binary=:all: "polars==$POLARS_VERSION"
 fi

@@ -59,7 +59,10 @@ public final class DatasetReader {
     /// File extensions an image folder's images may have.
     public static let imageExtensions: Set<String> = ["png", "jpg", "jpeg", "webp", "gif"]
 
-    /// - Parameter parquet: how a `parquet` dataset is read (required for that format).
+    /// - Parameters:
+    ///   - path: the file, or the folder (image folder, Parquet dataset folder).
+    ///   - format: how to read it.
+    ///   - parquet: how a `parquet` dataset is read (required for that format).
     /// - Throws: `LabelForgeError` when the file cannot be opened, or a CSV file has no header.
     public init(path: String, format: DatasetFormat, parquet: ParquetSource? = nil) throws {
         self.path = path

@@ -1,6 +1,10 @@
 import Foundation
 import LabelForgeCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A Parquet dataset: one file, or one split of a Hugging Face dataset folder
 /// (`data/train-00000-of-00004.parquet`, …), read by `scripts/parquet_io.py` (polars, from the
 /// Python environment `make setup` builds) in a child process that streams its rows as JSON lines,
@@ -43,16 +47,25 @@ public struct ParquetSource: Sendable {
             let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter {
                 $0.hasSuffix(".parquet") && (prefix.map($0.hasPrefix) ?? true)
             }
-            if !names.isEmpty { return names.sorted().map { folder + "/" + $0 } }
+            // In byte order, as the Hub and Python sort them (`train-10` before `train-2` unpadded).
+            if !names.isEmpty {
+                return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { folder + "/" + $0 }
+            }
         }
-        let found = Set(
-            ["", "data"].flatMap { directory in
-                ((try? FileManager.default.contentsOfDirectory(
-                    atPath: directory.isEmpty ? path : path + "/" + directory))
-                    ?? []).filter { $0.hasSuffix(".parquet") }.map { name in
-                        String(name.prefix { $0 != "-" && $0 != "." })
-                    }
-            })
+        // The splits the folder has: shard names' prefixes, and `data/<split>/` folders of shards.
+        var found: Set<String> = []
+        for directory in [path, path + "/data"] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+                if name.hasSuffix(".parquet") {
+                    found.insert(String(name.prefix { $0 != "-" && $0 != "." }))
+                } else if directory.hasSuffix("/data"),
+                    ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/" + name)) ?? []).contains(
+                        where: { $0.hasSuffix(".parquet") })
+                {
+                    found.insert(name)
+                }
+            }
+        }
         throw LabelForgeError(
             .invalidDataset,
             "\(path): no Parquet files of split '\(split)' (looked for data/\(split)-*.parquet, \(split)-*.parquet, "
@@ -75,21 +88,54 @@ public struct ParquetSource: Sendable {
     }
 }
 
-/// The reader's child process: its rows on a pipe, its complaints on another.
+/// A child process's complaints, in a temporary file rather than a pipe: a pipe that fills while
+/// the parent reads the child's other output would stall both.
+package final class ChildErrors {
+    package let path = NSTemporaryDirectory() + "/labelforge-child-\(UUID().uuidString).err"
+    package let handle: FileHandle
+
+    package init() throws {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw LabelForgeError(.fileNotFound, "cannot create \(path).")
+        }
+        self.handle = handle
+    }
+
+    /// The last line the child wrote, or how it ended.
+    package func reason(of process: Process) -> String {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        if let last = text.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last {
+            return String(last)
+        }
+        return process.terminationReason == .uncaughtSignal
+            ? "stopped by signal \(process.terminationStatus)" : "exit \(process.terminationStatus)"
+    }
+
+    deinit {
+        try? handle.close()
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// The reader's child process: its rows on a pipe, its complaints in a file.
 final class ParquetChild {
     let process = Process()
-    let errors = Pipe()
+    let errors: ChildErrors
     let lines: LineReader
+    let name: String
 
     /// - Throws: `LabelForgeError.invalidDataset` when the reader cannot start.
     init(_ source: ParquetSource, name: String) throws {
+        self.name = name
+        errors = try ChildErrors()
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: source.command[0])
-        process.arguments =
-            Array(source.command.dropFirst()) + ["read"] + source.files
-            + (source.columns.map { ["--columns", $0.joined(separator: ",")] } ?? [])
+        // The columns travel as one JSON list, so a name may hold any character.
+        let columns = source.columns.map { ["--columns=" + CanonicalJSON.string(.array($0.map(JSONValue.string)))] }
+        process.arguments = Array(source.command.dropFirst()) + ["read"] + (columns ?? []) + ["--"] + source.files
         process.standardOutput = output
-        process.standardError = errors
+        process.standardError = errors.handle
         process.standardInput = FileHandle.nullDevice
         do {
             try process.run()
@@ -99,19 +145,26 @@ final class ParquetChild {
                 "\(name): cannot start the Parquet reader (\(source.command.joined(separator: " "))): \(error). "
                     + "Run `make setup`, which installs it.")
         }
-        lines = try LineReader(fileDescriptor: dup(output.fileHandleForReading.fileDescriptor), name: name)
+        let descriptor = dup(output.fileHandleForReading.fileDescriptor)
         try? output.fileHandleForReading.close()
+        do {
+            lines = try LineReader(fileDescriptor: descriptor, name: name)
+        } catch {
+            close(descriptor)
+            process.terminate()
+            process.waitUntilExit()
+            throw error
+        }
     }
 
     /// After the last row: the reader's own failure, if it failed.
     func finish() throws {
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        guard process.terminationStatus != 0 else { return }
+        guard process.terminationStatus != 0 || process.terminationReason == .uncaughtSignal else { return }
+        let reason = errors.reason(of: process)
+        // The reader names the file itself; a failure it did not foresee gets the dataset's name.
         throw LabelForgeError(
-            .invalidDataset,
-            message.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last.map(String.init)
-                ?? "the Parquet reader failed (exit \(process.terminationStatus)).")
+            .invalidDataset, reason.contains(".parquet") ? reason : "\(name): the Parquet reader failed: \(reason)")
     }
 
     deinit {

@@ -80,6 +80,11 @@ import Testing
         #expect(result["splits"] == ["train"] && result["task_categories"] == ["text-classification"])
         #expect(result["size_categories"] == ["n<1K"])
 
+        // A folder whose data/ holds other Parquet files is refused: the card's data/train-* would read them.
+        try ws.write("hf/data/train-extra.parquet", "")
+        let stray = #expect(throws: LabelForgeError.self) { _ = try HFExport(run: run).write(to: folder) }
+        #expect(stray?.message.contains("train-extra.parquet") == true, "\(stray?.message ?? "")")
+
         let card = try String(contentsOfFile: folder + "/README.md", encoding: .utf8)
         for text in [
             "| run seed | 5 |", "| determinism | standard |", "| failed rows | 0 of 9 |",

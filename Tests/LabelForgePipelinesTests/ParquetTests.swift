@@ -61,6 +61,9 @@ import Testing
             pq.write_table(table.slice(0, 2), out + "/mixed/data/train-00000-of-00002.parquet")
             odd = table.slice(2).set_column(4, "score", pa.array(["high"] * 5))
             pq.write_table(odd, out + "/mixed/data/train-00001-of-00002.parquet")
+            os.makedirs(out + "/lacking/data", exist_ok=True)
+            pq.write_table(table.slice(0, 2), out + "/lacking/data/train-00000-of-00002.parquet")
+            pq.write_table(table.slice(2).drop_columns(["score"]), out + "/lacking/data/train-00001-of-00002.parquet")
             """#)
         try ws.write("data/.keep", "")
         let process = Process()
@@ -164,6 +167,10 @@ import Testing
                 ["column 'score'", "train-00001-of-00002.parquet", "train-00000-of-00002.parquet"]
             ),
             (
+                "path: \(ws.path("lacking"))",
+                ["train-00001-of-00002.parquet: no column 'score'", "train-00000-of-00002.parquet has"]
+            ),
+            (
                 "path: \(ws.path("hf")), split: validation",
                 ["no Parquet files of split 'validation'", "Its splits: test, train"]
             ),
@@ -176,5 +183,55 @@ import Testing
                 #expect(error?.message.contains(text) == true, "case \(i): \(error?.message ?? "")")
             }
         }
+    }
+
+    @Test(
+        "outputs: {format: both} writes outputs/<stage>.parquet and dataset.parquet, which pyarrow reads as the JSONL (absent keys as nulls); their digests are in the summary; a rerun writes the same bytes"
+    )
+    func parquetOutputs() async throws {
+        let ws = try TestWorkspace()
+        try Self.fixtures(ws)
+        let config = try ws.write(
+            "both.yaml",
+            String(
+                contentsOfFile: try Self.config(ws, dataset: "path: \(ws.path("data/rows.jsonl"))"), encoding: .utf8)
+                + "\noutputs: {format: both}\n")
+        let first = try await Self.run(config, ws)
+        let second = try await Self.run(config, ws)
+        let directory = first.runDirectory.path
+        for name in ["outputs/kept.parquet", "dataset.parquet"] {
+            #expect(try Self.bytes(first, name) == Self.bytes(second, name), "\(name)")
+        }
+        let summary = try #require(try RunArtifacts.load(directory).summary)
+        #expect(
+            summary.outputDigests?["dataset.parquet"]
+                == ContentHash.prefixed(try ContentHash.hexOfFile(atPath: directory + "/dataset.parquet")))
+        #expect(summary.outputDigests?["outputs/kept.parquet"] != nil)
+        #expect(
+            try String(contentsOfFile: directory + "/config.resolved.yaml", encoding: .utf8).contains("format: both"))
+        let python = try #require(ProjectPaths.venvPython())
+        let script = try ws.write(
+            "same.py",
+            #"""
+            import json, sys, pyarrow.parquet as pq
+            def strip(v):
+                if isinstance(v, dict): return {k: strip(x) for k, x in v.items() if x is not None}
+                if isinstance(v, list): return [strip(x) for x in v]
+                return v
+            for jsonl in sys.argv[1:]:
+                rows = [strip(json.loads(l)) for l in open(jsonl)]
+                table = [strip(r) for r in pq.read_table(jsonl[:-6] + ".parquet").to_pylist()]
+                assert rows == table, jsonl
+                assert rows, jsonl
+            """#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, directory + "/outputs/kept.jsonl", directory + "/dataset.jsonl"]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "pyarrow reads each Parquet view as its JSONL")
+        // Without outputs:, no Parquet and no digest for one.
+        let plain = try await Self.run(try Self.config(ws, dataset: "path: \(ws.path("data/rows.jsonl"))"), ws)
+        #expect(!FileManager.default.fileExists(atPath: plain.runDirectory.path + "/dataset.parquet"))
     }
 }

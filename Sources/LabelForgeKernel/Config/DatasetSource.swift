@@ -38,7 +38,7 @@ extension RunConfig.Dataset {
     var parquetKeys: [String: JSONValue] {
         guard format == .parquet else { return [:] }
         return [
-            "split": split.map(JSONValue.string) ?? .null,
+            "split": .string(split ?? "train"),
             "columns": columns.map { .array($0.map(JSONValue.string)) } ?? .null,
         ]
     }
@@ -46,17 +46,15 @@ extension RunConfig.Dataset {
 
 extension RunConfig {
     /// The format of a dataset given without `format`: Parquet for a `.parquet` file, or for a
-    /// folder given a `split` or holding Parquet files (a Hugging Face dataset folder); an image
-    /// folder for any other folder; CSV for `.csv`; else JSONL.
+    /// folder given a `split` or whose `data/` holds Parquet files (a Hugging Face dataset folder);
+    /// an image folder for any other folder; CSV for `.csv`; else JSONL.
     static func datasetFormat(of path: String, splitGiven: Bool) -> String {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             return path.hasSuffix(".parquet") ? "parquet" : path.hasSuffix(".csv") ? "csv" : "jsonl"
         }
-        let holdsParquet = ["", "/data"].contains { sub in
-            ((try? FileManager.default.contentsOfDirectory(atPath: path + sub)) ?? []).contains {
-                $0.hasSuffix(".parquet")
-            }
+        let holdsParquet = ((try? FileManager.default.contentsOfDirectory(atPath: path + "/data")) ?? []).contains {
+            $0.hasSuffix(".parquet")
         }
         return splitGiven || holdsParquet ? "parquet" : "imagefolder"
     }

@@ -247,6 +247,9 @@ public struct RunConfig: Sendable {
     public var cacheLocation = ""
     /// The stage types the config was read with: they build its stages (`RunPlan`).
     public var catalog: StageCatalog
+    /// `outputs.format`: whether Parquet views of the outputs are written besides the JSONL
+    /// (`parquet` or `both`; the JSONL is always written: replay, resume and diff read it).
+    public var outputFormat = "jsonl"
 
     /// The resolved `cache` block; the S3 keys only for an S3 cache, so every other run's resolved
     /// config (and plan hash) stays as it was. Credentials are never part of it.
@@ -276,7 +279,7 @@ public struct RunConfig: Sendable {
     /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
     public static func load(file: String, resolved: Bool = false, catalog: StageCatalog) throws -> RunConfig {
         let root = try ConfigReader.load(file: file)
-        try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages"])
+        try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages", "outputs"])
         let run = try root.child("run")
         try run?.checkKeys(["name", "seed", "determinism", "max_failure_ratio", "limit"])
         let name = try run?.child("name")?.string() ?? (file as NSString).lastPathComponent
@@ -360,7 +363,17 @@ public struct RunConfig: Sendable {
             cachePath: try cache?.child("path")?.filePath(),
             matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages,
             cacheKind: cacheKind, cacheS3: cacheS3, cacheLocation: cache.map { "\($0.file):\($0.line)" } ?? file,
-            catalog: catalog)
+            catalog: catalog, outputFormat: try parseOutputs(try root.child("outputs")))
+    }
+
+    /// `outputs: {format: jsonl | parquet | both}`; `parquet` is `both` (the JSONL is always
+    /// written), so the two read the same in resolved configs.
+    private static func parseOutputs(_ node: ConfigReader?) throws -> String {
+        guard let node else { return "jsonl" }
+        try node.checkKeys(["format"])
+        let format = try node.child("format")?.oneOf(["jsonl", "parquet", "both"]) ?? "jsonl"
+        if format != "jsonl" { _ = try ParquetWriter.command() }
+        return format == "parquet" ? "both" : format
     }
 
     /// The keys only an engine of kind `ray` takes.
@@ -368,9 +381,6 @@ public struct RunConfig: Sendable {
         "address", "python", "output_dir", "batch_size", "concurrency", "processor", "engine_kwargs",
     ]
 
-    /// The settings of an engine of kind `ray`: its dashboard, its processor and where its jobs'
-    /// files travel.
-    /// - Parameter bucket: the run's cache is a bucket (the jobs may exchange files there).
     /// The `dataset` section.
     private static func parseDataset(_ datasetNode: ConfigReader) throws -> Dataset {
         try datasetNode.checkKeys([
@@ -386,6 +396,13 @@ public struct RunConfig: Sendable {
         let columnsNode = try datasetNode.child("columns")
         if format != .parquet, let extra = splitNode ?? columnsNode {
             throw extra.error("'split' and 'columns' apply to Parquet datasets only.")
+        }
+        let columns = try columnsNode?.stringList()
+        if let columns, let columnsNode {
+            if columns.isEmpty { throw columnsNode.error("columns needs at least one column (leave it out for all).") }
+            if let repeated = columns.indices.first(where: { columns[..<$0].contains(columns[$0]) }) {
+                throw columnsNode.error("column '\(columns[repeated])' is listed twice.")
+            }
         }
         let imageFieldsNode = try datasetNode.child("image_fields")
         let imageFields = try imageFieldsNode?.stringList() ?? (format == .imagefolder ? ["image"] : [])
@@ -404,9 +421,12 @@ public struct RunConfig: Sendable {
             path: datasetPath, format: format, idField: try datasetNode.child("id_field")?.string(),
             imageFields: imageFields, imageLimits: limits,
             pathLocation: "\(datasetNode.file):\(try datasetNode.require("path").line)",
-            split: try splitNode?.string(), columns: try columnsNode?.stringList())
+            split: try splitNode?.string(), columns: columns)
     }
 
+    /// The settings of an engine of kind `ray`: its dashboard, its processor and where its jobs'
+    /// files travel.
+    /// - Parameter bucket: the run's cache is a bucket (the jobs may exchange files there).
     private static func parseRay(_ node: ConfigReader, baseURLs: [String], bucket: Bool) throws -> Engine.Ray {
         let processor = try node.child("processor")?.oneOf(["http", "vllm"]) ?? "http"
         if processor == "http" && baseURLs.count != 1 {
@@ -596,7 +616,7 @@ public struct RunConfig: Sendable {
     /// Secrets never appear here: an engine's API key is named by its environment variable only.
     public var resolvedJSON: JSONValue {
         func optional(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        return [
+        let resolved: JSONValue = [
             "run": [
                 "name": .string(name), "seed": .int(Int64(seed)), "determinism": .string(determinism.rawValue),
                 "max_failure_ratio": .double(maxFailureRatio), "limit": limit.map { .int(Int64($0)) } ?? .null,
@@ -642,6 +662,10 @@ public struct RunConfig: Sendable {
             "cache": cacheJSON,
             "stages": .array(stages.map(\.resolvedJSON)),
         ]
+        // Only when Parquet is asked for, so every other run's resolved config (and plan hash) stays as it was.
+        guard outputFormat != "jsonl", case .object(var fields) = resolved else { return resolved }
+        fields["outputs"] = ["format": .string(outputFormat)]
+        return .object(fields)
     }
 }
 

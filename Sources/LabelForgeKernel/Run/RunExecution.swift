@@ -247,6 +247,7 @@ package final class RunExecution {
             }
             try? FileManager.default.removeItem(atPath: directory.path + "/dataset.jsonl")
         }
+        writeParquetViews()
         let report = makeReport()
         var summary = SummaryRecord(
             status: report.status, counts: counts, outputDigests: try outputDigests(),
@@ -277,9 +278,40 @@ package final class RunExecution {
         return report
     }
 
-    /// The content hash of every output file written (and of each stage's vectors).
+    /// The Parquet views the run has under `outputs: {format: both}`, by their digest key (their
+    /// path in the run directory: `outputs/<stage>.parquet`, `dataset.parquet`) and their JSONL.
+    private var parquetViews: [(key: String, jsonl: String)] {
+        guard config.outputFormat != "jsonl" else { return [] }
+        let jsonl = graph.order.map { directory.outputPath(stage: $0.config.id) } + [directory.path + "/dataset.jsonl"]
+        return jsonl.filter { FileManager.default.fileExists(atPath: $0) }.map { path in
+            (String(RunDirectory.parquetPath(of: path).dropFirst(directory.path.count + 1)), path)
+        }
+    }
+
+    /// Writes the Parquet views of the outputs (`outputs: {format}`), each from its JSONL, which
+    /// stays the source of truth; rewritten whole on `--resume`. A view that cannot be written is a
+    /// warning, not a failed run: the run's work is in the JSONL (`labelforge export --format hf`
+    /// writes Parquet again from it).
+    private func writeParquetViews() {
+        for (key, jsonl) in parquetViews {
+            let path = RunDirectory.parquetPath(of: jsonl)
+            do {
+                _ = try ParquetWriter.write(rows: jsonl, to: path)
+            } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                logger.warning("no Parquet view \(key): \(error)")
+            }
+        }
+    }
+
+    /// The content hash of every output file written (and of each stage's vectors and Parquet views).
     private func outputDigests() throws -> [String: String] {
         var digests: [String: String] = [:]
+        for (key, jsonl) in parquetViews {
+            let path = RunDirectory.parquetPath(of: jsonl)
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            digests[key] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+        }
         for stage in graph.order {
             let path = directory.outputPath(stage: stage.config.id)
             guard FileManager.default.fileExists(atPath: path) else { continue }

@@ -42,15 +42,35 @@ public struct HFExport: Sendable {
     /// - Throws: `LabelForgeError` when the run has no rows file, or the Parquet writer
     ///   (`scripts/parquet_io.py`) is missing or fails.
     public func write(to directory: String) throws -> [String] {
+        let source = run.directory + "/dataset.jsonl"
+        guard FileManager.default.fileExists(atPath: source) else {
+            throw LabelForgeError(
+                .fileNotFound,
+                "\(run.directory) has no dataset.jsonl: a shard run, or one stopped before its last stage. Merge the "
+                    + "shards (labelforge merge) or finish the run, then export it.")
+        }
+        // Other Parquet files under data/ would be read as part of the split.
+        let strays = ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/data")) ?? []).filter {
+            $0.hasSuffix(".parquet") && directory + "/data/" + $0 != directory + "/" + dataFile
+        }
+        if let stray = strays.first {
+            throw LabelForgeError(
+                .invalidConfig,
+                "\(directory)/data already holds \(stray), which a dataset card's data/\(split)-* would read too. "
+                    + "Export into an empty folder.")
+        }
         try FileManager.default.createDirectory(atPath: directory + "/data", withIntermediateDirectories: true)
-        let rows = directory + "/.rows.jsonl"
-        defer { try? FileManager.default.removeItem(atPath: rows) }
+        // Staged outside the folder, so nothing half-written is ever in it.
+        let staging = NSTemporaryDirectory() + "/labelforge-export-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: staging) }
+        let rows = staging + "/rows.jsonl"
         guard let output = OutputStream(toFileAtPath: rows, append: false) else {
             throw LabelForgeError(.fileNotFound, "cannot write \(rows).")
         }
         output.open()
         var count = 0
-        HTMLReport.forEachLine(run.directory + "/dataset.jsonl") { line in
+        HTMLReport.forEachLine(source) { line in
             let text = Array((CanonicalJSON.string(Self.record(line)) + "\n").utf8)
             output.write(text, maxLength: text.count)
             count += 1
@@ -59,39 +79,12 @@ public struct HFExport: Sendable {
         guard count > 0 else {
             throw LabelForgeError(.invalidDataset, "\(run.directory)/dataset.jsonl has no rows to export.")
         }
-        let written = try Self.writeParquet(rows: rows, to: directory + "/" + dataFile)
+        let written = try ParquetWriter.write(rows: rows, to: staging + "/data.parquet")
         let card = try self.card(features: written["features"] ?? [], rows: count)
+        try? FileManager.default.removeItem(atPath: directory + "/" + dataFile)
+        try FileManager.default.moveItem(atPath: staging + "/data.parquet", toPath: directory + "/" + dataFile)
         try card.write(toFile: directory + "/README.md", atomically: true, encoding: .utf8)
         return [directory + "/" + dataFile, directory + "/README.md"]
-    }
-
-    /// Runs `parquet_io.py write`; returns what it printed (`rows`, `features`, `options`).
-    static func writeParquet(rows: String, to file: String) throws -> JSONValue {
-        guard let python = ProjectPaths.venvPython(), let script = ProjectPaths.projectFile("scripts/parquet_io.py")
-        else {
-            throw LabelForgeError(
-                .fileNotFound,
-                "writing Parquet needs scripts/parquet_io.py and the Python environment with polars that `make setup` "
-                    + "(or `labelforge setup`) installs.")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "write", "--input", rows, "--output", file]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        let complaint = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let result = try? JSONValue.parse(printed) else {
-            throw LabelForgeError(
-                .invalidDataset,
-                "writing \(file) failed: "
-                    + (complaint.split(separator: "\n").last.map(String.init) ?? "exit \(process.terminationStatus)"))
-        }
-        return result
     }
 
     /// The dataset card: YAML metadata, then the provenance.
@@ -104,7 +97,7 @@ public struct HFExport: Sendable {
                 ]
             ],
             "dataset_info": ["features": features],
-            "license": "other",
+            "license": "unknown",
             "task_categories": .array(taskCategories.map(JSONValue.string)),
             "size_categories": [.string(Self.sizeCategory(rows))],
             "tags": ["labelforge"],
@@ -163,7 +156,7 @@ public struct HFExport: Sendable {
             "## Provenance", "",
             "| | |", "|---|---|",
             "| run | `\(record.runID)` (plan `\(record.planHash)`) |",
-            "| dataset | `\(record.dataset.path)` (\(record.dataset.format), \(record.dataset.rows) rows, "
+            "| dataset | `\((record.dataset.path as NSString).lastPathComponent)` (\(record.dataset.format), \(record.dataset.rows) rows, "
                 + "`\(record.dataset.fingerprint)`) |",
             record.promptPack.name == "none"
                 ? "| prompt pack | none |"
