@@ -1,7 +1,6 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeIO
-import LabelForgeLLM
 
 extension RunConfig.Dataset {
     /// A reader of the dataset's records, from the first.
@@ -19,8 +18,7 @@ extension RunConfig.Dataset {
     /// (`scripts/parquet_io.py` in the Python environment); `nil` for other formats.
     func parquetSource() throws -> ParquetSource? {
         guard format == .parquet else { return nil }
-        guard let python = ProjectPaths.venvPython(), let script = ProjectPaths.projectFile("scripts/parquet_io.py")
-        else {
+        guard let (python, script) = ParquetWriter.installed else {
             throw LabelForgeError(
                 .invalidDataset,
                 "\(pathLocation.isEmpty ? path : pathLocation): reading Parquet needs scripts/parquet_io.py and the "

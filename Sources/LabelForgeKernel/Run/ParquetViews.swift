@@ -30,17 +30,24 @@ package enum ParquetWriter {
         return result
     }
 
-    /// The Python and the script that write Parquet.
+    /// The Python (with polars) and the script that read and write Parquet, where `make setup`
+    /// installed them.
+    package static var installed: (python: String, script: String)? {
+        guard let python = ProjectPaths.venvPython(), let script = ProjectPaths.projectFile("scripts/parquet_io.py")
+        else { return nil }
+        return (python, script)
+    }
+
+    /// `installed`, for writing.
     /// - Throws: `LabelForgeError.fileNotFound` when they are not installed.
     package static func command() throws -> (python: String, script: String) {
-        guard let python = ProjectPaths.venvPython(), let script = ProjectPaths.projectFile("scripts/parquet_io.py")
-        else {
+        guard let installed else {
             throw LabelForgeError(
                 .fileNotFound,
                 "writing Parquet needs scripts/parquet_io.py and the Python environment with polars that `make setup` "
                     + "(or `labelforge setup`) installs.")
         }
-        return (python, script)
+        return installed
     }
 }
 

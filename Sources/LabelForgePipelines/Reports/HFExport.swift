@@ -1,8 +1,6 @@
 import Foundation
 import LabelForgeCore
 import LabelForgeKernel
-import LabelForgeLLM
-import Yams
 
 /// A run as a Hugging Face dataset folder (`labelforge export runs/<id> --format hf`):
 /// `data/<split>-00000-of-00001.parquet` and a `README.md` dataset card whose YAML header lists the
@@ -102,7 +100,7 @@ public struct HFExport: Sendable {
             "size_categories": [.string(Self.sizeCategory(rows))],
             "tags": ["labelforge"],
         ]
-        let yaml = try Yams.dump(object: Self.plain(metadata), sortKeys: true)
+        let yaml = try ResolvedYAML.string(metadata)
         return "---\n" + yaml + "---\n\n" + body(rows: rows)
     }
 
@@ -126,19 +124,6 @@ public struct HFExport: Sendable {
             (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
         ]
         return buckets.first { rows < $0.0 }?.1 ?? "100M<n<1B"
-    }
-
-    /// A JSON value as Yams serializes it (dictionaries, arrays, strings, numbers, booleans).
-    static func plain(_ value: JSONValue) -> Any {
-        switch value {
-        case .object(let fields): return fields.mapValues(plain)
-        case .array(let items): return items.map(plain)
-        case .string(let text): return text
-        case .int(let number): return Int(number)
-        case .double(let number): return number
-        case .bool(let flag): return flag
-        case .null: return NSNull()
-        }
     }
 
     /// The card's body: what the rows are, and where they came from.

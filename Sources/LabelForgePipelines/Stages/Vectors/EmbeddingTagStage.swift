@@ -16,12 +16,16 @@ public struct EmbeddingTagStage: RowWiseStage {
     public let config: RunConfig.Stage
     public let options: TagOptions
     let embedding: EmbeddingTagOptions
+    /// Every attribute's reference texts, each once, in the order the attributes first list them.
+    let referenceTexts: [String]
     public let version = 1
 
     public init(config: RunConfig.Stage, options: TagOptions, embedding: EmbeddingTagOptions) {
         self.config = config
         self.options = options
         self.embedding = embedding
+        var seen: Set<String> = []
+        referenceTexts = embedding.classifiers.flatMap(\.referenceTexts).filter { seen.insert($0).inserted }
     }
 
     public var outputFields: [String] { options.attributes.map(\.name) + ["confidence", "scores"] }
@@ -30,12 +34,6 @@ public struct EmbeddingTagStage: RowWiseStage {
     public var engineUses: [EngineUse] { [EngineUse(engine: config.engine, task: .embed, batchSize: 32)] }
     public var goldPairs: [(output: String, gold: String)] {
         options.attributes.compactMap { a in a.goldField.map { (a.name, $0) } }
-    }
-
-    /// Every attribute's reference texts, each once, in the order the attributes first list them.
-    var referenceTexts: [String] {
-        var seen: Set<String> = []
-        return embedding.classifiers.flatMap(\.referenceTexts).filter { seen.insert($0).inserted }
     }
 
     public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {
@@ -104,6 +102,11 @@ public struct EmbeddingTagOptions: Sendable {
     {
         let match = try EmbeddingMatch.parse(node, context, type: "tag")
         let examples = try node.child("examples")
+        // One pool for every attribute: opened, hashed and read once.
+        let opened = try examples.map { node in
+            let file = try PoolFile.open(node, resolved: context.resolved)
+            return (file: file, records: try file.records(field: try node.child("field")?.string() ?? match.field))
+        }
         var classifiers: [EmbeddingClassifier] = []
         for (attribute, item) in zip(attributes, try node.require("attributes").items()) {
             guard attribute.type == "enum" || attribute.type == "boolean" else {
@@ -128,7 +131,7 @@ public struct EmbeddingTagOptions: Sendable {
             let pool = try examples.map {
                 try ExamplePool.parse(
                     $0, labels: names, field: match.field, resolved: context.resolved,
-                    attribute: (attribute.name, attribute.goldField ?? attribute.name))
+                    attribute: (attribute.name, attribute.goldField ?? attribute.name), opened: opened)
             }
             classifiers.append(
                 EmbeddingClassifier(

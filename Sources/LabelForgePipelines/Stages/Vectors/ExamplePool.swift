@@ -47,14 +47,17 @@ public struct ExamplePool: Sendable {
     /// Reads `examples:` and the file it names.
     /// - Throws: `LabelForgeError.invalidConfig` naming the file and line of an example without text
     ///   or with a label the stage does not have, or the key that is wrong.
-    /// - Parameter attribute: the tag attribute the pool labels and the field each line's label is
-    ///   in (its `gold_field`, else its name); then `label_field` is not a key.
+    /// - Parameters:
+    ///   - attribute: the tag attribute the pool labels and the field each line's label is in (its
+    ///     `gold_field`, else its name); then `label_field` is not a key.
+    ///   - opened: the file and its lines, when a stage reads one pool for several attributes.
     static func parse(
         _ node: ConfigReader, labels: [String], field: String, resolved: Bool = false,
-        attribute: (name: String, labelField: String)? = nil
+        attribute: (name: String, labelField: String)? = nil,
+        opened: (file: PoolFile, records: [(line: Int, record: [String: JSONValue])])? = nil
     ) throws -> ExamplePool {
         try node.checkKeys(attribute == nil ? keys : keys.filter { $0 != "label_field" })
-        let file = try PoolFile.open(node, resolved: resolved)
+        let file = try opened?.file ?? PoolFile.open(node, resolved: resolved)
         let labelField = try attribute?.labelField ?? node.child("label_field")?.string() ?? "label"
         let textField = try node.child("field")?.string() ?? field
         let perClass = try node.child("k").map { k in
@@ -72,7 +75,8 @@ public struct ExamplePool: Sendable {
         var pool = ExamplePool(
             path: file.path, labelField: labelField, field: textField, perClass: perClass, vote: vote,
             neighbours: neighbours, sha256: file.sha256, examples: [], stale: file.stale)
-        pool.examples = try pool.read(file.records(field: textField), labels: labels, attribute: attribute?.name)
+        pool.examples = try pool.read(
+            opened?.records ?? file.records(field: textField), labels: labels, attribute: attribute?.name)
         return pool
     }
 
