@@ -153,9 +153,11 @@ public final class StageContext: Sendable {
                     }
                 }
             }
-            var results = [Result<ExecutedRequest, any Error>?](repeating: nil, count: requests.count)
-            for await (index, result) in group { results[index] = result }
-            return results.map { $0! }
+            // Gathered, then put back in request order: no slot is ever left unfilled.
+            var gathered: [(index: Int, result: Result<ExecutedRequest, any Error>)] = []
+            gathered.reserveCapacity(requests.count)
+            for await item in group { gathered.append(item) }
+            return gathered.sorted { $0.index < $1.index }.map(\.result)
         }
         // Failures that say what their request would have cost (a miss under `labelforge plan`)
         // record those tokens, as `send` does; the first failure, in request order, is thrown.
