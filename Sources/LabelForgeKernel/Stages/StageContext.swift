@@ -143,32 +143,34 @@ public final class StageContext: Sendable {
         -> [ExecutedRequest]
     {
         let executor = services.executor
-        let results = await withTaskGroup(of: (Int, Result<ExecutedRequest, any Error>).self) { group in
-            for (index, request) in requests.enumerated() {
+        // Each task files its answer in its request's place. (Returning `(index, result)` through
+        // the group came back with garbage indices in release builds of Swift 6.3.1.)
+        let slots = AnswerSlots(count: requests.count)
+        await withTaskGroup(of: Void.self) { group in
+            for index in requests.indices {
+                let request = requests[index]
                 group.addTask {
                     do {
-                        return (index, .success(try await executor.execute(request, on: engine)))
+                        slots.file(.success(try await executor.execute(request, on: engine)), at: index)
                     } catch {
-                        return (index, .failure(error))
+                        slots.file(.failure(error), at: index)
                     }
                 }
             }
-            // Gathered, then put back in request order: no slot is ever left unfilled.
-            var gathered: [(index: Int, result: Result<ExecutedRequest, any Error>)] = []
-            gathered.reserveCapacity(requests.count)
-            for await item in group { gathered.append(item) }
-            return gathered.sorted { $0.index < $1.index }.map(\.result)
+        }
+        guard let answers = slots.all else {
+            throw LabelForgeError(.engineFailed, "a shared request of \(requests.count) came back without an answer.")
         }
         // Failures that say what their request would have cost (a miss under `labelforge plan`)
         // record those tokens, as `send` does; the first failure, in request order, is thrown.
-        let failures = results.compactMap { result -> (any Error)? in
+        let failures = answers.compactMap { result -> (any Error)? in
             if case .failure(let error) = result { return error }
             return nil
         }
         let tokens = failures.reduce(0) { $0 + (($1 as? LabelForgeError)?.promptTokens ?? 0) }
         if tokens > 0 { ledger.withLock { $0.tokensIn += tokens } }
         if let failure = failures.first { throw failure }
-        return try results.map { try $0.get() }
+        return try answers.map { try $0.get() }
     }
 
     private func recordAnswers(_ answers: [ExecutedRequest]) {
@@ -338,5 +340,19 @@ package struct SharedAnswers<Value: Sendable>: Sendable {
             throw LabelForgeError(.invalidConfig, "stage '\(services.stageID)' shares '\(name)' as two types.")
         }
         return value
+    }
+}
+
+/// The answers of requests sent at once, each in its request's place.
+private final class AnswerSlots: Sendable {
+    private let slots: Mutex<[Result<ExecutedRequest, any Error>?]>
+
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
+
+    func file(_ answer: Result<ExecutedRequest, any Error>, at index: Int) { slots.withLock { $0[index] = answer } }
+
+    /// Every answer, once each request has one.
+    var all: [Result<ExecutedRequest, any Error>]? {
+        slots.withLock { slots in slots.contains { $0 == nil } ? nil : slots.map { $0! } }
     }
 }
