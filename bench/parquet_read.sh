@@ -3,9 +3,11 @@
 # pyarrow, then, in this one invocation:
 #   1. pyarrow's own read of the file into a table (the anchor);
 #   2. scripts/parquet_io.py, LabelForge's reader (polars), streaming the rows as JSON lines;
-#   3. `labelforge run` of a filter-only pipeline on the Parquet file, and on its JSONL twin.
-# Prints rows/s and peak RSS of each, and the ratios to the anchor. Debug build unless
-# LABELFORGE_BENCH_BIN names another binary.
+#   3. `labelforge run` of a filter-only pipeline on the Parquet file, and on its JSONL twin;
+#   4. the same run on the Parquet file with `outputs: {format: parquet}`: how fast it wrote its
+#      Parquet views (outputs/kept.parquet and dataset.parquet), from the run's `parquet views:` line.
+# Prints rows/s and peak RSS of each (a run's peak includes its reader child), and the ratio to the
+# anchor's rows/s. Debug build unless LABELFORGE_BENCH_BIN names another binary.
 # Usage: bench/parquet_read.sh [ROWS=1000000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,17 +48,33 @@ stages:
 YAML
 sed "s#rows.parquet#rows.jsonl#" "$work/p.yaml" > "$work/j.yaml"
 
-measure() {  # label, command…: prints "label rows/s peakMB"
+measure() {  # label, command…: prints "label rows/s peakMB ratio", leaves the seconds in $work/seconds
   local label=$1; shift
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2> "$work/err" || { cat "$work/err"; exit 1; }
   read -r seconds kb < "$work/time"
-  python3 -c "print(f'{\"$label\":<34} {$ROWS / max($seconds, 0.01):>10.0f} rows/s {$kb / 1024:>7.0f} MB peak  ({$seconds} s)')"
+  echo "$seconds" > "$work/seconds"
+  python3 -c "
+rate = $ROWS / max($seconds, 0.01)
+anchor = ${ANCHOR:-0} or rate
+print(f'{\"$label\":<40} {rate:>10.0f} rows/s {$kb / 1024:>7.0f} MB peak {rate / anchor:>7.3f}x  ({$seconds} s)')"
 }
 echo "$ROWS rows, $(nproc) cores"
-anchor=$(measure "pyarrow read_table (anchor)" "$PY" -c "import pyarrow.parquet as pq, sys; pq.read_table(sys.argv[1])" "$work/rows.parquet")
-echo "$anchor"
+measure "pyarrow read_table (anchor)" "$PY" -c "import pyarrow.parquet as pq, sys; pq.read_table(sys.argv[1])" "$work/rows.parquet"
+ANCHOR=$(python3 -c "print($ROWS / max($(cat "$work/seconds"), 0.01))")
 measure "parquet_io.py read (polars)" "$PY" scripts/parquet_io.py read "$work/rows.parquet"
 measure "labelforge run, Parquet" "$BIN" run --config "$work/p.yaml" --runs-dir "$work/runs" --cache-path "$work/c.sqlite"
 measure "labelforge run, JSONL twin" "$BIN" run --config "$work/j.yaml" --runs-dir "$work/runs" --cache-path "$work/c.sqlite"
 a=$(ls -d "$work"/runs/*/ | head -1); b=$(ls -d "$work"/runs/*/ | tail -1)
 cmp "$a/outputs/kept.jsonl" "$b/outputs/kept.jsonl" && echo "outputs/kept.jsonl: Parquet and JSONL runs byte-identical"
+rm -rf "$work/runs"
+printf '\noutputs: {format: parquet}\n' >> "$work/p.yaml"
+"$BIN" run --config "$work/p.yaml" --runs-dir "$work/runs" --cache-path "$work/c.sqlite" > "$work/out" 2>&1 || {
+  cat "$work/out"; exit 1; }
+python3 - "$work/out" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+found = re.search(r"parquet views: +(\d+) rows in ([0-9.]+) s", text)
+assert found, "no 'parquet views' line:\n" + text
+rows, seconds = int(found[1]), float(found[2])
+print(f"{'labelforge run, Parquet views written':<40} {rows / max(seconds, 0.01):>10.0f} rows/s ({rows} rows in {seconds} s)")
+PY

@@ -2,7 +2,8 @@
 """Parquet for LabelForge, through polars (PyPI; Rust, streaming).
 
     parquet_io.py read FILE... [--columns '["a", "b"]']
-    parquet_io.py write --input ROWS.jsonl --output FILE.parquet
+    parquet_io.py write --input ROWS.jsonl --output FILE.parquet [--schema DECLARED] [--vectors JOINS]
+                        [--images COLUMNS]
 
 Streams the rows of the Parquet FILEs, in order, as JSON lines on stdout (one object per row, a
 column per member). Nested and list columns are JSON values; a binary column is `{"base64": …}`
@@ -12,13 +13,17 @@ a row group at a time: memory does not grow with the file.
 
 A file that is not Parquet (truncated, unfinished), a column named in --columns (a JSON list) that a
 file lacks, or a column that one file has and another lacks or types differently, is reported on
-stderr, naming the file and the column, with exit status 2.
+stderr, naming the file and the column, with exit status 2. A file that fails while it is read is
+read again with pyarrow, row group by row group and column by column, to name the damaged one.
 
 `write` writes JSON lines as one Parquet file with fixed options (zstd level 3, statistics, row
-groups of 100,000 rows), so the same lines give the same bytes; each column's type is inferred from
-all its values (integers and decimals together are float64; a column whose values are of different
-JSON types, or that holds an empty object, is written as JSON text). It prints `{"rows": n, "features":
-[…]}`: the columns as a Hugging Face dataset card's `dataset_info.features` lists them.
+groups of 100,000 rows), so the same lines give the same bytes. Columns take the types --schema
+declares (see `declared_type`); the rest are typed from all their values (integers and decimals
+together are float64; a column whose values are of different JSON types, or that holds an empty
+object, is written as JSON text). --vectors joins rows of `.npy` files as fixed-size float32 lists;
+--images writes `{base64, path}` columns as the `datasets` Image struct. When every column is
+declared or known to hold one type, the file is streamed. It prints `{"rows": n, "features": […]}`:
+the columns as a Hugging Face dataset card's `dataset_info.features` lists them.
 
 LabelForge starts this script; it is not meant to be run by hand.
 """
@@ -112,7 +117,36 @@ def read(files: list[str], columns: list[str] | None) -> None:
     except Exception as error:
         if "Broken pipe" in str(error):
             sys.exit(0)
-        fail(f"{', '.join(files)}: reading failed ({str(error).splitlines()[0]}).")
+        fail(damage(files, names) or f"{', '.join(files)}: reading failed ({str(error).splitlines()[0]}).")
+
+
+def damage(files: list[str], names: list[str]) -> str | None:
+    """Where a file polars could not read is damaged: the first row group and column that pyarrow
+    cannot read either, as a message; `None` when pyarrow finds nothing (or is not installed)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    for path in files:
+        try:
+            parquet = pq.ParquetFile(path)
+        except Exception as error:
+            return f"{path}: not a readable Parquet file ({str(error).splitlines()[0]}). Write it again."
+        first = 0
+        for group in range(parquet.metadata.num_row_groups):
+            rows = parquet.metadata.row_group(group).num_rows
+            for name in names:
+                try:
+                    parquet.read_row_group(group, columns=[name])
+                except Exception as error:
+                    reason = " ".join(str(error).split())
+                    span = f"row {first}" if rows == 1 else f"rows {first}–{first + rows - 1}"
+                    return (
+                        f"{path}: row group {group} ({span}), column '{name}': cannot be read ({reason}). The file "
+                        "is damaged there: write it again."
+                    )
+            first += rows
+    return None
 
 
 WRITE_OPTIONS = {"compression": "zstd", "compression_level": 3, "statistics": True, "row_group_size": 100_000}
@@ -126,12 +160,88 @@ def feature_type(dtype):
         return {"struct": [dict(name=field.name, **feature_type(field.dtype)) for field in dtype.fields]}
     if isinstance(dtype, (pl.List, pl.Array)):
         inner = feature_type(dtype.inner)
-        return {"list": inner.get("dtype", inner.get("struct", inner))}
+        found = {"list": inner.get("dtype", inner.get("struct", inner))}
+        if isinstance(dtype, pl.Array):
+            found["length"] = dtype.size
+        return found
     names = {pl.String: "string", pl.Int64: "int64", pl.Float64: "float64", pl.Boolean: "bool", pl.Null: "null"}
     for kind, name in names.items():
         if dtype == kind:
             return {"dtype": name}
     return {"dtype": str(dtype).lower()}
+
+
+# Declared types (--schema): what LabelForge knows of a column before reading it.
+#   "string" | "int64" | "float64" | "bool"   that type;
+#   "uniform"                                 whatever type the values have, known to be one type;
+#   {"list": T}                               a list of T;
+#   {"members": T}                            an object whose members (named by the data) are T;
+#   {"struct": {name: T or null}, "others": T} an object: the members named, the others as `others`;
+#   null                                      not declared: inferred, and checked for mixed types.
+SCALARS = {"string": "String", "int64": "Int64", "float64": "Float64", "bool": "Boolean"}
+
+
+def declared_type(inferred, declared):
+    """The column type: the declaration applied to the type polars inferred from the values
+    (`None` where the values have none); `None` for a column that cannot be typed (declared members
+    of an object no row has)."""
+    import polars as pl
+
+    if declared is None or declared == "uniform":
+        return inferred
+    if isinstance(declared, str):
+        return getattr(pl, SCALARS[declared])
+    if "list" in declared:
+        inner = declared_type(inferred.inner if isinstance(inferred, pl.List) else None, declared["list"])
+        return pl.List(inner) if inner is not None else inferred
+    fields = {field.name: field.dtype for field in inferred.fields} if isinstance(inferred, pl.Struct) else {}
+    if "members" in declared:
+        typed = {name: declared_type(dtype, declared["members"]) for name, dtype in fields.items()}
+        return pl.Struct(typed) if typed else inferred
+    named = declared["struct"]
+    typed = {name: declared_type(dtype, named.get(name, declared.get("others"))) for name, dtype in fields.items()}
+    for name, inner in named.items():
+        if name not in typed and inner is not None:
+            typed[name] = declared_type(None, inner)
+    typed = {name: dtype for name, dtype in typed.items() if dtype is not None}
+    return pl.Struct(typed) if typed else inferred
+
+
+class RowDeclaration:
+    """The declared types of a row's columns (`--schema`: an object's declaration, `{"struct": …,
+    "others": …}`)."""
+
+    def __init__(self, declared=None, text=()):
+        declared = declared or {}
+        self.named = dict(declared.get("struct", {}), **{name: "string" for name in text})
+        self.others = declared.get("others")
+
+    def get(self, name):
+        return self.named[name] if name in self.named else self.others
+
+    def items(self):
+        return self.named.items()
+
+
+def covered(dtype, declared) -> bool:
+    """Whether a declaration leaves nothing of a column's inferred type to check."""
+    import polars as pl
+
+    if declared is None:
+        return False
+    if isinstance(declared, str):
+        return True
+    if "list" in declared:
+        return not isinstance(dtype, pl.List) or covered(dtype.inner, declared["list"])
+    if not isinstance(dtype, pl.Struct):
+        return True
+    if "members" in declared:
+        return all(covered(field.dtype, declared["members"]) for field in dtype.fields)
+    named = declared["struct"]
+    return all(
+        covered(field.dtype, named[field.name] if field.name in named else declared.get("others"))
+        for field in dtype.fields
+    )
 
 
 def kind(value) -> str:
@@ -145,8 +255,23 @@ def kind(value) -> str:
     return type(value).__name__
 
 
-def kinds_at(value, path: str, found: dict) -> None:
-    """Every JSON type found at each path inside a value (`a.b`, `a[]`)."""
+def kinds_at(value, path: str, found: dict, declared=None) -> None:
+    """Every JSON type found at each path inside a value (`a.b`, `a[]`) that the declaration
+    leaves undeclared."""
+    if declared is not None:
+        if isinstance(declared, str):
+            return
+        if "struct" in declared and isinstance(value, dict):
+            named = declared["struct"]
+            for name, inner in value.items():
+                kinds_at(inner, path + "." + name, found, named[name] if name in named else declared.get("others"))
+        elif "members" in declared and isinstance(value, dict):
+            for name, inner in value.items():
+                kinds_at(inner, path + "." + name, found, declared["members"])
+        elif "list" in declared and isinstance(value, list):
+            for inner in value:
+                kinds_at(inner, path + "[]", found, declared["list"])
+        return
     found.setdefault(path, set()).add(kind(value))
     if isinstance(value, dict):
         if not value:
@@ -163,20 +288,20 @@ def one_type(kinds: set) -> bool:
     return len(kinds - {"null"}) <= 1 and "empty object" not in kinds
 
 
-def uniform(source: str, staging: str) -> str:
-    """The rows as one Parquet type per column can hold them: a column whose values are of
-    different JSON types anywhere inside (a number here, text there; polars would silently make the
-    number text) or hold an empty object is made JSON text, in a copy at `staging`. Returns the file
-    to read: `source` itself when every column is uniform."""
+def uniform(source: str, staging: str, schema: RowDeclaration) -> tuple[str, set]:
+    """The rows as one Parquet type per column can hold them: a column whose undeclared values are
+    of different JSON types anywhere inside (a number here, text there; polars would silently make
+    the number text) or hold an empty object is made JSON text, in a copy at `staging`. Returns the
+    file to read (`source` itself when every column is uniform) and the columns made text."""
     found: dict[str, dict] = {}
     with open(source, encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 for name, value in json.loads(line).items():
-                    kinds_at(value, "", found.setdefault(name, {}))
+                    kinds_at(value, "", found.setdefault(name, {}), schema.get(name))
     as_text = {name for name, paths in found.items() if not all(one_type(kinds) for kinds in paths.values())}
     if not as_text:
-        return source
+        return source, as_text
     with open(source, encoding="utf-8") as lines, open(staging, "w", encoding="utf-8") as out:
         for line in lines:
             if not line.strip():
@@ -186,21 +311,112 @@ def uniform(source: str, staging: str) -> str:
                 if row.get(name) is not None:
                     row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return staging
+    return staging, as_text
 
 
-def write(source: str, target: str) -> None:
+def with_vectors(frame, path: str, index_column: str, column: str):
+    """The frame with each row's vector from an embed stage's `.npy` as `column` (by the row's
+    `index_column`; null for a row that has none)."""
+    import numpy as np
+    import polars as pl
+
+    vectors = np.load(path, mmap_mode="r")
+    if vectors.ndim != 2 or vectors.shape[1] == 0:  # no row has a vector
+        return frame
+    dtype = pl.Array(pl.Float32, vectors.shape[1])
+    if index_column not in frame.columns or frame.height == 0 or len(vectors) == 0:
+        return frame.with_columns(pl.lit(None, dtype).alias(column))
+    index = frame[index_column]
+    rows = np.asarray(vectors[index.fill_null(0).to_numpy()], dtype=np.float32)
+    values = pl.Series(column, rows, dtype=dtype)
+    return frame.with_columns(pl.when(index.is_not_null()).then(values).otherwise(None).alias(column))
+
+
+def with_images(frame, columns: list[str]):
+    """The frame with each image column (`{base64, path}`) as the `datasets` Image struct
+    (`{bytes, path}`)."""
+    import polars as pl
+
+    found = [name for name in columns if name in frame.columns and isinstance(frame.schema[name], pl.Struct)]
+    return frame.with_columns(
+        [
+            pl.struct(
+                pl.col(name).struct.field("base64").str.decode("base64").alias("bytes"),
+                pl.col(name).struct.field("path").cast(pl.String).alias("path"),
+            ).alias(name)
+            for name in found
+        ]
+    ), found
+
+
+def inferred_schema(source: str) -> dict:
+    """The file's columns and types as polars infers them from all the values."""
+    import polars as pl
+
+    return dict(pl.scan_ndjson(source, infer_schema_length=None).collect_schema())
+
+
+def frame_schema(inferred: dict, schema: RowDeclaration):
+    """The file's columns and types: as inferred, with the declarations applied (a declared column
+    no row has is added)."""
+    typed = {name: declared_type(dtype, schema.get(name)) for name, dtype in inferred.items()}
+    for name, declared in schema.items():
+        if name not in typed and declared is not None and declared != "uniform":
+            typed[name] = declared_type(None, declared)
+    return {name: dtype for name, dtype in typed.items() if dtype is not None}
+
+
+def write_frame(source: str, target: str, schema: RowDeclaration, vectors: list, images: list[str], inferred=None):
+    """Writes `source` to `target` (a partial file), returning the written schema and the image
+    columns. Streams unless vectors or images are joined in."""
+    import polars as pl
+
+    columns = frame_schema(inferred if inferred is not None else inferred_schema(source), schema)
+    if not vectors and not images:
+        pl.scan_ndjson(source, schema=columns).sink_parquet(target, **WRITE_OPTIONS)
+        return columns, []
+    frame = pl.read_ndjson(source, schema=columns)
+    for joined in vectors:
+        frame = with_vectors(frame, joined["npy"], joined["index"], joined["column"])
+        if joined.get("drop_index"):
+            frame = frame.drop(joined["index"], strict=False)
+    frame, found = with_images(frame, images)
+    frame.write_parquet(target, **WRITE_OPTIONS)
+    return dict(frame.schema), found
+
+
+def write(source: str, target: str, declared, vectors: list, images: list[str]) -> None:
     import polars as pl
 
     handle, staging = tempfile.mkstemp(suffix=".jsonl")
     os.close(handle)
     partial = target + ".partial"
+    schema = RowDeclaration(declared)
+    undeclared = None
     try:
         if os.path.getsize(source) == 0:
-            frame = pl.DataFrame()
+            pl.DataFrame().write_parquet(partial, **WRITE_OPTIONS)
+            columns, found, rows = {}, [], 0
         else:
-            frame = pl.read_ndjson(uniform(source, staging), infer_schema_length=None)
-        frame.write_parquet(partial, **WRITE_OPTIONS)
+            try:
+                inferred = inferred_schema(source)
+            except pl.exceptions.PolarsError:  # values polars cannot type together: checked below
+                inferred = None
+            if inferred is not None and all(covered(dtype, schema.get(name)) for name, dtype in inferred.items()):
+                read, as_text = source, set()
+            else:
+                read, as_text = uniform(source, staging, schema)
+            typed = RowDeclaration(declared, text=as_text)
+            try:
+                columns, found = write_frame(
+                    read, partial, typed, vectors, images, inferred if read == source else None
+                )
+            except pl.exceptions.PolarsError as error:
+                # A value that is not of its declared type (a LabelForge bug): the types as inferred.
+                undeclared = str(error).splitlines()[0]
+                read, as_text = uniform(source, staging, RowDeclaration())
+                columns, found = write_frame(read, partial, RowDeclaration(text=as_text), vectors, images)
+            rows = pl.scan_parquet(partial).select(pl.len()).collect().item()
         os.replace(partial, target)
     except Exception as error:
         fail(f"{source}: cannot be written as Parquet ({str(error).splitlines()[0]}).")
@@ -208,8 +424,14 @@ def write(source: str, target: str) -> None:
         for path in (staging, partial):
             if os.path.exists(path):
                 os.remove(path)
-    features = [dict(name=name, **feature_type(dtype)) for name, dtype in frame.schema.items()]
-    print(json.dumps({"rows": frame.height, "features": features, "options": WRITE_OPTIONS}))
+    features = [
+        {"name": name, "dtype": "image"} if name in found else dict(name=name, **feature_type(dtype))
+        for name, dtype in columns.items()
+    ]
+    result = {"rows": rows, "features": features, "options": WRITE_OPTIONS}
+    if undeclared is not None:
+        result["undeclared"] = undeclared
+    print(json.dumps(result))
 
 
 def main() -> None:
@@ -221,13 +443,18 @@ def main() -> None:
     writing = sub.add_parser("write")
     writing.add_argument("--input", required=True)
     writing.add_argument("--output", required=True)
+    writing.add_argument("--schema", default="{}", help="the declared types of the columns, as an object's")
+    writing.add_argument(
+        "--vectors", default="[]", help='a JSON list of {"npy", "index", "column", "drop_index"}: vectors joined to the rows'
+    )
+    writing.add_argument("--images", default="[]", help="a JSON list of image columns ({base64, path})")
     args = parser.parse_args()
     # Ctrl-C is LabelForge's to handle: it stops this reader itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.command == "read":
         read(args.files, json.loads(args.columns) if args.columns else None)
     else:
-        write(args.input, args.output)
+        write(args.input, args.output, json.loads(args.schema), json.loads(args.vectors), json.loads(args.images))
 
 
 if __name__ == "__main__":

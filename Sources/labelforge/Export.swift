@@ -16,7 +16,7 @@ struct Export: AsyncParsableCommand {
             interface), with the model's answers as predictions; argilla writes records.jsonl and settings.json, with \
             the answers as suggestions; jsonl writes rows.jsonl. Failed rows are left out. Import human answers back \
             with `labelforge import-review`. hf writes the whole run as a Hugging Face dataset folder: \
-            data/train-00000-of-00001.parquet and a README.md dataset card with the run's provenance; \
+            data/<split>-00000-of-00001.parquet (--split, default train) and a README.md dataset card with the run's provenance; \
             `datasets.load_dataset(folder)` reads it and `huggingface-cli upload` publishes it.
             """
     )
@@ -59,7 +59,13 @@ struct Export: AsyncParsableCommand {
     @Option(name: .long, help: "Images as their file path or as data URLs: path or data-url.")
     var images: ReviewExport.Images = .path
 
+    @Option(name: .long, help: "With --format hf: the split the rows are (names data/<split>-00000-of-00001.parquet).")
+    var split = "train"
+
     func validate() throws {
+        guard split.range(of: #"^[A-Za-z0-9_]+$"#, options: .regularExpression) != nil else {
+            throw ValidationError("--split must be letters, digits and underscores (a Hugging Face split name).")
+        }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
         if let sample, sample < 1 { throw ValidationError("--sample must be at least 1.") }
     }
@@ -69,7 +75,7 @@ struct Export: AsyncParsableCommand {
             let artifacts = try RunArtifacts.load(run)
             if format == .hf {
                 let directory = output ?? artifacts.directory + "/export/hf"
-                let written = try HFExport(run: artifacts).write(to: directory)
+                let written = try HFExport(run: artifacts, split: split).write(to: directory)
                 print("exported run \(artifacts.runID) as a Hugging Face dataset folder")
                 for path in written { print("  \(path)") }
                 return

@@ -110,6 +110,11 @@ enum Terminal {
                     + "chance \(RunReport.percent(a.majorityBaseline)): always the most common gold label)")
         }
         lines.append("outputs:        \(report.runDirectory.outputsPath)/")
+        if let views = report.parquetViews {
+            lines.append(
+                "parquet views:  \(views.rows) rows in " + String(format: "%.1f s", views.seconds)
+                    + " (outputs/*.parquet, dataset.parquet)")
+        }
         lines.append("report:         \(report.runDirectory.reportPath)")
         if FileManager.default.fileExists(atPath: report.runDirectory.reportHTMLPath) {
             lines.append("html report:    \(report.runDirectory.reportHTMLPath)")

@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeLLM
 import LabelForgeTesting
 import Testing
 
@@ -39,8 +40,44 @@ import Testing
         "JSONL line that is not an object", "image that lies about its type", "prompt pack without a template",
         "engine URL that is not HTTP(S)", "model file that is not GGUF", "Ray engine with nowhere for its answers",
         "text longer than the embedding model's window, with truncate: false", "stage that needs an engine, no engines",
-        "stage that renders a template, no prompt pack",
+        "stage that renders a template, no prompt pack", "truncated Parquet file",
+        "Parquet file without a column that columns names", "Parquet shards that type a column differently",
+        "damaged Parquet page",
     ]
+
+    /// Writes Parquet files with pyarrow (from the `.venv` that `make setup` fills): the reviews of
+    /// `data/reviews.jsonl` as `data/reviews.parquet` (row groups of one row), a copy cut in half, a folder of
+    /// two shards whose `score` is a float in one and a string in the other, and a copy whose second
+    /// row group's `text` page header is damaged.
+    static func writeParquet(_ ws: TestWorkspace) throws {
+        let script = try ws.write(
+            "parquet.py",
+            #"""
+            import json, os, sys, pyarrow as pa, pyarrow.parquet as pq
+            root = sys.argv[1]
+            rows = [json.loads(line) for line in open(root + "/data/reviews.jsonl")]
+            table = pa.Table.from_pylist(rows)
+            pq.write_table(table, root + "/data/reviews.parquet", row_group_size=1)
+            whole = open(root + "/data/reviews.parquet", "rb").read()
+            open(root + "/data/cut.parquet", "wb").write(whole[: len(whole) // 2])
+            os.makedirs(root + "/data/shards/data")
+            scored = table.append_column("score", pa.array([0.5] * len(rows)))
+            pq.write_table(scored.slice(0, 1), root + "/data/shards/data/train-00000-of-00002.parquet")
+            odd = table.slice(1).append_column("score", pa.array(["high"] * (len(rows) - 1)))
+            pq.write_table(odd, root + "/data/shards/data/train-00001-of-00002.parquet")
+            column = pq.ParquetFile(root + "/data/reviews.parquet").metadata.row_group(1).column(1)
+            start = column.dictionary_page_offset or column.data_page_offset
+            damaged = bytearray(whole)
+            damaged[start:start + 6] = bytes(b ^ 0xFF for b in damaged[start:start + 6])
+            open(root + "/data/damaged.parquet", "wb").write(damaged)
+            """#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(ProjectPaths.venvPython(), "run make setup"))
+        process.arguments = [script, ws.root]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "pyarrow writes the Parquet inputs")
+    }
 
     @Test("docs/errors.md has a row for every bad input this suite sets up, and no other")
     func tableIsComplete() {
@@ -175,6 +212,18 @@ import Testing
                 stages:
                   - {id: sentiment, type: classify, labels: [positive, negative]}
                 """)
+        case "truncated Parquet file":
+            try Self.writeParquet(ws)
+            try config(ws, baseURL: baseURL, dataset: "data/cut.parquet")
+        case "Parquet file without a column that columns names":
+            try Self.writeParquet(ws)
+            try config(ws, baseURL: baseURL, dataset: "data/reviews.parquet", extra: ", columns: [id, text, colour]")
+        case "Parquet shards that type a column differently":
+            try Self.writeParquet(ws)
+            try config(ws, baseURL: baseURL, dataset: "data/shards", extra: ", split: train")
+        case "damaged Parquet page":
+            try Self.writeParquet(ws)
+            try config(ws, baseURL: baseURL, dataset: "data/damaged.parquet")
         default:
             Issue.record("no setup for '\(input)'")
         }

@@ -193,6 +193,36 @@ import Testing
         #expect(last["counts"]?["rows"] == referenceSummary["counts"]?["rows"])
     }
 
+    @Test(
+        "a Parquet dataset (row groups of one row): 2 shards and merge --continue give the unsharded run's outputs on its JSONL twin, byte for byte"
+    )
+    func parquetShardsMerge() async throws {
+        let stub = try await StubEngine.start(answer: Self.answer)
+        defer { Task { await stub.stop() } }
+        let ws = try workspace(rows: 24, baseURL: stub.baseURL)
+        try BadInputTests.writeParquet(ws)
+        try config(ws, name: "parquet.yaml", dataset: "data/reviews.parquet", baseURL: stub.baseURL)
+        let reference = try await CLI.run([
+            "run", "--config", ws.path("config.yaml"), "--runs-dir", ws.path("ref"), "--cache-path",
+            ws.path("ref.sqlite"),
+        ])
+        #expect(reference.exitCode == 0, "\(reference.stderr)")
+        var shardDirs: [String] = []
+        for index in 0..<2 {
+            let (result, dir) = try await shardRun(ws, config: "parquet.yaml", "\(index)/2", runs: "shard\(index)")
+            #expect(result.exitCode == 0, "\(result.stderr)")
+            shardDirs.append(try #require(dir))
+        }
+        let merged = try await CLI.run(
+            ["merge", "--continue"] + shardDirs + [
+                "--runs-dir", ws.path("merged"), "--cache-path", ws.path("shared.sqlite"),
+            ])
+        #expect(merged.exitCode == 0, "\(merged.stderr)")
+        let expected = contents(try runDirectory(ws, "ref"), Self.files)
+        #expect(expected.values.allSatisfy { $0 != nil })
+        #expect(contents(try runDirectory(ws, "merged"), Self.files) == expected)
+    }
+
     /// Runs shard `i/N` of `config` into `runs`; returns the result and its run directory.
     func shardRun(
         _ ws: TestWorkspace, config: String, _ shard: String, runs: String, environment: [String: String] = [:]

@@ -38,7 +38,7 @@ import Testing
 
         // What datasets and pyarrow read, compared with the run's own dataset.jsonl.
         let expected = try StageGraphTests.lines(report.runDirectory.path + "/dataset.jsonl").map(HFExport.record)
-        try ws.write("expected.jsonl", expected.map { CanonicalJSON.string($0) + "\n" }.joined())
+        try ws.write("expected.jsonl", expected.map { CanonicalJSON.string(.object($0)) + "\n" }.joined())
         let script = try ws.write(
             "check.py",
             #"""
@@ -68,7 +68,7 @@ import Testing
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "datasets and pyarrow (scripts/test_deps.sh) read the folder")
         let result = try JSONValue.parse(printed)
-        let columns = expected.first?.objectValue.map { $0.keys.sorted() } ?? []
+        let columns = expected.first.map { $0.keys.sorted() } ?? []
         #expect(result["rows"] == 9)
         #expect(result["columns"] == .array(columns.map(JSONValue.string)))
         #expect(result["features"] == result["columns"])
@@ -93,5 +93,70 @@ import Testing
         ] {
             #expect(card.contains(text), "the card says \(text)")
         }
+    }
+
+    @Test(
+        "images stored in a Parquet dataset export as the datasets Image feature (the same bytes and names, decoded by Pillow), an embed stage's vectors as fixed-size float32 lists equal to its .npy"
+    )
+    func imagesAndVectors() async throws {
+        let ws = try TestWorkspace()
+        try ParquetTests.fixtures(ws)
+        let stub = try await StubEngine.start()
+        let config = try ws.write(
+            "images.yaml",
+            """
+            run: {name: hf-images, seed: 3}
+            dataset: {path: \(ws.path("data/rows.parquet")), id_field: id, image_fields: [img]}
+            engines:
+              - {name: vectors, kind: openai, dialect: vllm, task: embed, base_url: "\(stub.baseURL)", model: {id: stub-model, revision: r1}, max_retries: 0}
+            cache: {path: \(ws.path("cache.sqlite"))}
+            stages:
+              - {id: kept, type: filter, keep: {field: score, gte: 0.2}}
+              - {id: vec, type: embed, field: text}
+            """)
+        let report = try await ParquetTests.run(config, ws)
+        await stub.stop()
+        #expect(report.status == "completed")
+        let folder = ws.path("export")
+        _ = try HFExport(run: try RunArtifacts.load(report.runDirectory.path)).write(to: folder)
+        let script = try ws.write(
+            "check_images.py",
+            #"""
+            import struct, sys, datasets, pyarrow.parquet as pq
+            import json
+            folder, source, npy = sys.argv[1:4]
+            place = {line["row_id"]: line["index"] for line in map(json.loads, open(npy[:-4] + ".jsonl"))}
+            ds = datasets.load_dataset(folder)["train"]
+            assert isinstance(ds.features["img"], datasets.Image), ds.features
+            vector = ds.features["vec.vector"]
+            assert vector.length == 8 and vector.feature.dtype == "float32", vector
+            original = {r["id"]: r["img"] for r in pq.read_table(source).to_pylist()}
+            raw = ds.cast_column("img", datasets.Image(decode=False))
+            blob = open(npy, "rb").read()
+            header = 10 + int.from_bytes(blob[8:10], "little")
+            floats = struct.unpack(f"<{(len(blob) - header) // 4}f", blob[header:])
+            assert ds.num_rows == 4, ds.num_rows
+            for row, stored in zip(ds, raw):
+                i = int(row["id"][1:])
+                assert row["img"].size == (1, 1) and row["img"].getpixel((0, 0)) == (i * 30, 0, 255 - i * 30), row
+                assert stored["img"]["bytes"] == original[row["id"]]["bytes"], row["id"]
+                assert stored["img"]["path"] == f"img{i}.png", stored["img"]["path"]
+                assert "vec.index" not in row, row.keys()
+                index = place[row["row_id"]]
+                assert row["vec.vector"] == list(floats[index * 8:(index + 1) * 8]), row["id"]
+            print("ok")
+            """#)
+        let python = try #require(ProjectPaths.venvPython())
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [
+            script, folder, ws.path("data/rows.parquet"), report.runDirectory.outputsPath + "/vec.npy",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "datasets reads the images and vectors (Pillow: scripts/test_deps.sh)")
+        let card = try String(contentsOfFile: folder + "/README.md", encoding: .utf8)
+        #expect(card.contains("dtype: image"), "the card declares the Image feature")
     }
 }

@@ -234,4 +234,53 @@ import Testing
         let plain = try await Self.run(try Self.config(ws, dataset: "path: \(ws.path("data/rows.jsonl"))"), ws)
         #expect(!FileManager.default.fileExists(atPath: plain.runDirectory.path + "/dataset.parquet"))
     }
+
+    @Test(
+        "the Parquet views take the types the stages declare (labels as strings, confidences as float64, an error struct) and an embed stage's vectors as fixed-size lists of float32, equal to its .npy by index"
+    )
+    func declaredTypes() async throws {
+        let ws = try TestWorkspace()
+        try ws.writeReviews(count: 6)
+        try ws.writePromptPack()
+        let stub = try await StubEngine.start()
+        let config = try EmbedStageTests.config(
+            ws, baseURL: stub.baseURL, batchSize: 4, extra: "outputs: {format: parquet}")
+        let report = try await Self.run(config, ws)
+        #expect(report.status == "completed")
+        let directory = report.runDirectory.path
+        let python = try #require(ProjectPaths.venvPython())
+        let script = try ws.write(
+            "declared_types.py",
+            #"""
+            import json, struct, sys, pyarrow as pa, pyarrow.parquet as pq
+            out = sys.argv[1] + "/outputs/"
+            labels = pq.read_schema(out + "sentiment.parquet")
+            assert labels.field("label").type in (pa.string(), pa.large_string()), labels
+            assert labels.field("confidence").type == pa.float64(), labels
+            assert labels.field("error").type.num_fields == 2, labels
+            vec = pq.read_table(out + "vec.parquet")
+            assert vec.schema.field("vector").type == pa.list_(pa.float32(), 8), vec.schema
+            assert vec.schema.field("index").type == pa.int64() and vec.schema.field("norm").type == pa.float64()
+            raw = open(out + "vec.npy", "rb").read()
+            header = 10 + int.from_bytes(raw[8:10], "little")
+            floats = struct.unpack(f"<{(len(raw) - header) // 4}f", raw[header:])
+            rows = vec.to_pylist()
+            assert len(rows) == 6
+            for row in rows:
+                assert row["vector"] == list(floats[row["index"] * 8:(row["index"] + 1) * 8]), row
+            joined = pq.read_schema(sys.argv[1] + "/dataset.parquet")
+            sentiment = joined.field("outputs").type.field("sentiment").type
+            assert sentiment.field("confidence").type == pa.float64(), joined
+            """#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script, directory]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "the views have the declared types and the vectors")
+        let again = try await Self.run(config, ws)
+        for name in ["outputs/vec.parquet", "outputs/sentiment.parquet", "dataset.parquet"] {
+            #expect(try Self.bytes(report, name) == Self.bytes(again, name), "\(name)")
+        }
+    }
 }

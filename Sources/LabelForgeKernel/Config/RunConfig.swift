@@ -676,19 +676,27 @@ package enum EngineDialectNames {
 
 /// Writes JSON as YAML with keys in sorted order, for `config.resolved.yaml`.
 package enum ResolvedYAML {
-    package static func string(_ value: JSONValue) throws -> String {
-        try Yams.serialize(node: node(value), sortKeys: true)
+    /// - Parameters:
+    ///   - value: what to write.
+    ///   - leading: keys written before the others, in this order, wherever they occur (a dataset
+    ///     card's features need their type key before `length`); the others are sorted.
+    package static func string(_ value: JSONValue, leading: [String] = []) throws -> String {
+        try Yams.serialize(node: node(value, leading: leading), sortKeys: false)
     }
 
-    private static func node(_ value: JSONValue) -> Node {
+    private static func node(_ value: JSONValue, leading: [String]) -> Node {
         switch value {
         case .null: return Node("null", Tag(.null))
         case .bool(let b): return Node(b ? "true" : "false", Tag(.bool))
         case .int, .double: return Node(CanonicalJSON.string(value), Tag(.float))
         case .string(let s): return Node(s, Tag(.str), needsQuotes(s) ? .doubleQuoted : .any)
-        case .array(let items): return Node(items.map(node))
+        case .array(let items): return Node(items.map { node($0, leading: leading) })
         case .object(let members):
-            return Node(members.sorted { $0.key < $1.key }.map { (Node($0.key), node($0.value)) })
+            let rank = { (key: String) in leading.firstIndex(of: key) ?? leading.count }
+            return Node(
+                members.sorted { (rank($0.key), $0.key) < (rank($1.key), $1.key) }.map {
+                    (Node($0.key), node($0.value, leading: leading))
+                })
         }
     }
 

@@ -6,14 +6,29 @@ import LabelForgeLLM
 /// Writes JSON lines as one Parquet file with `scripts/parquet_io.py write` (polars, fixed options:
 /// the same lines give the same bytes).
 package enum ParquetWriter {
-    /// - Returns: what the writer printed: `rows`, `features` (as a dataset card lists them) and
-    ///   `options`.
+    /// - Parameters:
+    ///   - rows: the JSON lines.
+    ///   - file: the Parquet file to write.
+    ///   - schema: the declared types of the rows' fields (`ColumnType.object`); the rest are typed
+    ///     from their values.
+    ///   - vectors: embed stages' vectors joined to the rows, as fixed-size lists of float32.
+    ///   - images: the fields holding `{base64, path}` images, written as the `datasets` Image
+    ///     struct (`bytes`, `path`) and listed as `image` features.
+    /// - Returns: what the writer printed: `rows`, `features` (as a dataset card lists them),
+    ///   `options`, and `undeclared` with the reason where a value did not fit its declared type
+    ///   and every field was typed from its values instead.
     /// - Throws: `LabelForgeError` when the writer is not installed or fails, with its reason.
-    package static func write(rows: String, to file: String) throws -> JSONValue {
+    package static func write(
+        rows: String, to file: String, schema: ColumnType? = nil, vectors: [Vectors] = [], images: [String] = []
+    ) throws -> JSONValue {
         let (python, script) = try command()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [script, "write", "--input", rows, "--output", file]
+        process.arguments =
+            [script, "write", "--input", rows, "--output", file]
+            + (schema.map { ["--schema", CanonicalJSON.string($0.json)] } ?? [])
+            + (vectors.isEmpty ? [] : ["--vectors", CanonicalJSON.string(.array(vectors.map(\.json)))])
+            + (images.isEmpty ? [] : ["--images", CanonicalJSON.string(.array(images.map(JSONValue.string)))])
         let output = Pipe()
         let errors = try ChildErrors()
         process.standardOutput = output
@@ -28,6 +43,26 @@ package enum ParquetWriter {
             throw LabelForgeError(.invalidDataset, "writing \(file) failed: \(errors.reason(of: process))")
         }
         return result
+    }
+
+    /// An embed stage's vectors joined to the rows: row `i` of the `.npy` file goes to the rows whose
+    /// `index` field is `i`, as `column`; `dropIndex` leaves the index field out of the file.
+    package struct Vectors: Sendable {
+        package var npy: String
+        package var index: String
+        package var column: String
+        package var dropIndex: Bool
+
+        package init(npy: String, index: String, column: String, dropIndex: Bool = false) {
+            self.npy = npy
+            self.index = index
+            self.column = column
+            self.dropIndex = dropIndex
+        }
+
+        var json: JSONValue {
+            ["npy": .string(npy), "index": .string(index), "column": .string(column), "drop_index": .bool(dropIndex)]
+        }
     }
 
     /// The Python (with polars) and the script that read and write Parquet, where `make setup`

@@ -247,8 +247,9 @@ package final class RunExecution {
             }
             try? FileManager.default.removeItem(atPath: directory.path + "/dataset.jsonl")
         }
-        writeParquetViews()
-        let report = makeReport()
+        let views = writeParquetViews()
+        var report = makeReport()
+        report.parquetViews = views
         var summary = SummaryRecord(
             status: report.status, counts: counts, outputDigests: try outputDigests(),
             engineRequests: report.engineRequests, finishedAt: environment.timestamp(),
@@ -278,39 +279,72 @@ package final class RunExecution {
         return report
     }
 
-    /// The Parquet views the run has under `outputs: {format: both}`, by their digest key (their
-    /// path in the run directory: `outputs/<stage>.parquet`, `dataset.parquet`) and their JSONL.
-    private var parquetViews: [(key: String, jsonl: String)] {
+    /// One Parquet view: its digest key (its path in the run directory: `outputs/<stage>.parquet`,
+    /// `dataset.parquet`), its JSONL, the declared types of its lines, and an embed stage's vectors.
+    private struct ParquetView {
+        var key: String
+        var jsonl: String
+        var schema: ColumnType
+        var vectors: [ParquetWriter.Vectors] = []
+    }
+
+    /// The Parquet views the run has under `outputs: {format: both}`: one per output file written.
+    private var parquetViews: [ParquetView] {
         guard config.outputFormat != "jsonl" else { return [] }
-        let jsonl = graph.order.map { directory.outputPath(stage: $0.config.id) } + [directory.path + "/dataset.jsonl"]
-        return jsonl.filter { FileManager.default.fileExists(atPath: $0) }.map { path in
-            (String(RunDirectory.parquetPath(of: path).dropFirst(directory.path.count + 1)), path)
+        func view(_ jsonl: String, _ schema: ColumnType) -> ParquetView {
+            let key = String(RunDirectory.parquetPath(of: jsonl).dropFirst(directory.path.count + 1))
+            return ParquetView(key: key, jsonl: jsonl, schema: schema)
         }
+        var views = graph.order.map { stage in
+            var stageView = view(directory.outputPath(stage: stage.config.id), ColumnType.outputLine(of: stage))
+            if vectorFiles[stage.config.id] != nil {
+                stageView.vectors = [
+                    ParquetWriter.Vectors(npy: vectorsPath(stage: stage.config.id), index: "index", column: "vector")
+                ]
+            }
+            return stageView
+        }
+        views.append(
+            view(
+                directory.path + "/dataset.jsonl", ColumnType.datasetLine(stages: graph.order, dataset: config.dataset))
+        )
+        return views.filter { FileManager.default.fileExists(atPath: $0.jsonl) }
     }
 
     /// Writes the Parquet views of the outputs (`outputs: {format}`), each from its JSONL, which
     /// stays the source of truth; rewritten whole on `--resume`. A view that cannot be written is a
     /// warning, not a failed run: the run's work is in the JSONL (`labelforge export --format hf`
     /// writes Parquet again from it).
-    private func writeParquetViews() {
-        for (key, jsonl) in parquetViews {
-            let path = RunDirectory.parquetPath(of: jsonl)
+    /// - Returns: the rows written, all views together, and the seconds it took; `nil` without views.
+    private func writeParquetViews() -> (rows: Int, seconds: Double)? {
+        let views = parquetViews
+        guard !views.isEmpty else { return nil }
+        let start = ContinuousClock.now
+        var rows = 0
+        for view in views {
+            let path = RunDirectory.parquetPath(of: view.jsonl)
             do {
-                _ = try ParquetWriter.write(rows: jsonl, to: path)
+                let written = try ParquetWriter.write(
+                    rows: view.jsonl, to: path, schema: view.schema, vectors: view.vectors)
+                rows += written["rows"]?.intValue ?? 0
+                if let reason = written["undeclared"]?.stringValue {
+                    logger.warning("Parquet view \(view.key): typed from its values, not as declared (\(reason))")
+                }
             } catch {
                 try? FileManager.default.removeItem(atPath: path)
-                logger.warning("no Parquet view \(key): \(error)")
+                logger.warning("no Parquet view \(view.key): \(error)")
             }
         }
+        return (rows, environment.seconds(since: start))
     }
 
     /// The content hash of every output file written (and of each stage's vectors and Parquet views).
     private func outputDigests() throws -> [String: String] {
         var digests: [String: String] = [:]
-        for (key, jsonl) in parquetViews {
-            let path = RunDirectory.parquetPath(of: jsonl)
+        for view in parquetViews {
+            let path = RunDirectory.parquetPath(of: view.jsonl)
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            digests[key] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
+            digests[view.key] = ContentHash.prefixed(try ContentHash.hexOfFile(atPath: path))
         }
         for stage in graph.order {
             let path = directory.outputPath(stage: stage.config.id)

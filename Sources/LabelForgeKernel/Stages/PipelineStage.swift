@@ -34,6 +34,9 @@ public protocol PipelineStage: Sendable {
     /// Whether the stage's results carry vectors (`StageResult.vector`), written to
     /// `outputs/<stage>.npy`; false by default.
     var writesVectors: Bool { get }
+    /// The types of the output fields the stage declares, for the Parquet views and Hugging Face
+    /// exports; a field left out is typed from its values. None by default.
+    var outputTypes: [String: ColumnType] { get }
     /// Row fields (not upstream outputs) every row of the dataset must have for this stage, by root
     /// name: the row fields its options read by default.
     func requiredRowFields(graph: StageGraph, pack: PromptPack) -> [String]
@@ -50,6 +53,7 @@ extension PipelineStage {
     public var templates: [String] { [] }
     public var goldPairs: [(output: String, gold: String)] { [] }
     public var writesVectors: Bool { false }
+    public var outputTypes: [String: ColumnType] { [:] }
 
     public func requiredRowFields(graph: StageGraph, pack: PromptPack) -> [String] {
         graph.rowFields(optionReferences).map(PromptPack.rootName).sorted()

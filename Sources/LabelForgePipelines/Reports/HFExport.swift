@@ -1,5 +1,6 @@
 import Foundation
 import LabelForgeCore
+import LabelForgeIO
 import LabelForgeKernel
 
 /// A run as a Hugging Face dataset folder (`labelforge export runs/<id> --format hf`):
@@ -10,7 +11,10 @@ import LabelForgeKernel
 /// publishes it as it is.
 ///
 /// Each row of `dataset.jsonl` is one row: the input's columns as they are, `row_id`, and one
-/// column per stage output, named `<stage>.<field>` (null where the stage failed or dropped the row).
+/// column per stage output, named `<stage>.<field>` (null where the stage failed or dropped the row),
+/// typed as the stage declares it. Image fields are the `datasets` Image feature (the bytes and the
+/// file name, from the file or, for images stored in the dataset, from the dataset read again); an
+/// embed stage's vectors are `<stage>.vector`, fixed-size lists of float32.
 public struct HFExport: Sendable {
     public var run: RunArtifacts
     public var split = "train"
@@ -24,7 +28,7 @@ public struct HFExport: Sendable {
     public var dataFile: String { "data/\(split)-00000-of-00001.parquet" }
 
     /// One exported row from one line of `dataset.jsonl`.
-    static func record(_ line: JSONValue) -> JSONValue {
+    static func record(_ line: JSONValue) -> [String: JSONValue] {
         var record = line["input"]?.objectValue ?? [:]
         record["row_id"] = line["row_id"] ?? .null
         for (stage, output) in line["outputs"]?.objectValue ?? [:] {
@@ -32,7 +36,7 @@ public struct HFExport: Sendable {
                 record["\(stage).\(field)"] = value
             }
         }
-        return .object(record)
+        return record
     }
 
     /// Writes the folder: the rows as Parquet, then the card.
@@ -62,27 +66,93 @@ public struct HFExport: Sendable {
         let staging = NSTemporaryDirectory() + "/labelforge-export-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: staging) }
+        let config = try? RunConfig.load(file: run.directory + "/config.resolved.yaml", resolved: true)
+        let stages = config.map { config in config.stages.map(config.makeStage) } ?? []
+        let imageFields = config?.dataset.imageFields ?? []
         let rows = staging + "/rows.jsonl"
-        guard let output = OutputStream(toFileAtPath: rows, append: false) else {
-            throw LabelForgeError(.fileNotFound, "cannot write \(rows).")
+        let (count, embeds) = try writeRows(from: source, to: rows, stages: stages, config: config, staging: staging)
+        let vectors = embeds.map { stage in
+            ParquetWriter.Vectors(
+                npy: run.directory + "/outputs/\(stage).npy", index: Self.vectorIndex(stage), column: "\(stage).vector",
+                dropIndex: true)
         }
-        output.open()
-        var count = 0
-        HTMLReport.forEachLine(source) { line in
-            let text = Array((CanonicalJSON.string(Self.record(line)) + "\n").utf8)
-            output.write(text, maxLength: text.count)
-            count += 1
-        }
-        output.close()
-        guard count > 0 else {
-            throw LabelForgeError(.invalidDataset, "\(run.directory)/dataset.jsonl has no rows to export.")
-        }
-        let written = try ParquetWriter.write(rows: rows, to: staging + "/data.parquet")
+        let written = try ParquetWriter.write(
+            rows: rows, to: staging + "/data.parquet",
+            schema: config.map { Self.schema(stages: stages, dataset: $0.dataset) },
+            vectors: vectors, images: imageFields)
         let card = try self.card(features: written["features"] ?? [], rows: count)
         try? FileManager.default.removeItem(atPath: directory + "/" + dataFile)
         try FileManager.default.moveItem(atPath: staging + "/data.parquet", toPath: directory + "/" + dataFile)
         try card.write(toFile: directory + "/README.md", atomically: true, encoding: .utf8)
         return [directory + "/" + dataFile, directory + "/README.md"]
+    }
+
+    /// Writes the rows to export as JSON lines: each line of `dataset.jsonl` as `record(_:)` makes it,
+    /// with its images' bytes and its place in each embed stage's `.npy`.
+    /// - Returns: the rows written and the embed stages whose vectors are joined.
+    private func writeRows(
+        from source: String, to rows: String, stages: [any PipelineStage], config: RunConfig?, staging: String
+    ) throws -> (count: Int, embeds: [String]) {
+        let imageFields = config?.dataset.imageFields ?? []
+        let images = try config.map { try ExportImages(source: source, dataset: $0.dataset, staging: staging) }
+        // Each embed stage's vector row of each row ID, from the stage's output lines.
+        let embeds = stages.filter(\.writesVectors).map(\.config.id).filter {
+            FileManager.default.fileExists(atPath: run.directory + "/outputs/\($0).npy")
+        }
+        var vectorRows: [String: [String: JSONValue]] = [:]
+        for stage in embeds {
+            HTMLReport.forEachLine(run.directory + "/outputs/\(stage).jsonl") { line in
+                if let rowID = line["row_id"]?.stringValue, let index = line["index"] {
+                    vectorRows[stage, default: [:]][rowID] = index
+                }
+            }
+        }
+        guard let output = OutputStream(toFileAtPath: rows, append: false) else {
+            throw LabelForgeError(.fileNotFound, "cannot write \(rows).")
+        }
+        output.open()
+        defer { output.close() }
+        var count = 0
+        var failure: (any Error)?
+        HTMLReport.forEachLine(source) { line in
+            guard failure == nil else { return }
+            do {
+                var record = Self.record(line)
+                for field in imageFields {
+                    record[field] = try images?.image(record[field] ?? .null) ?? .null
+                }
+                for stage in embeds {
+                    record[Self.vectorIndex(stage)] = vectorRows[stage]?[record["row_id"]?.stringValue ?? ""] ?? .null
+                }
+                let text = Array((CanonicalJSON.string(.object(record)) + "\n").utf8)
+                output.write(text, maxLength: text.count)
+                count += 1
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        guard count > 0 else {
+            throw LabelForgeError(.invalidDataset, "\(run.directory)/dataset.jsonl has no rows to export.")
+        }
+        return (count, embeds)
+    }
+
+    /// The column that carries a row's place in an embed stage's `.npy` to the Parquet writer,
+    /// which joins the vector and drops it.
+    static func vectorIndex(_ stage: String) -> String { "\u{0}index.\(stage)" }
+
+    /// The exported rows' declared types: `row_id`, each stage's outputs as `<stage>.<field>`, image
+    /// fields as `{base64, path}`, the input's other columns as the dataset's format types them.
+    static func schema(stages: [any PipelineStage], dataset: RunConfig.Dataset) -> ColumnType {
+        var named: [String: ColumnType?] = ["row_id": .string]
+        for stage in stages {
+            for (field, type) in stage.outputTypes { named["\(stage.config.id).\(field)"] = type }
+        }
+        for field in dataset.imageFields { named[field] = .object(["base64": .string, "path": .string]) }
+        let input = ColumnType.input(of: dataset)
+        if case .object(_, let others) = input { return .object(named, others: others) }
+        return .object(named, others: input)
     }
 
     /// The dataset card: YAML metadata, then the provenance.
@@ -100,7 +170,8 @@ public struct HFExport: Sendable {
             "size_categories": [.string(Self.sizeCategory(rows))],
             "tags": ["labelforge"],
         ]
-        let yaml = try ResolvedYAML.string(metadata)
+        // datasets reads a feature's type from its first key after `name`.
+        let yaml = try ResolvedYAML.string(metadata, leading: ["name", "dtype", "list", "struct"])
         return "---\n" + yaml + "---\n\n" + body(rows: rows)
     }
 
@@ -135,9 +206,10 @@ public struct HFExport: Sendable {
             "Labeled by LabelForge \(record.labelforgeVersion): \(rows) rows, split `\(split)`, "
                 + "in `\(dataFile)`.", "",
             "## Columns", "",
-            "- The input's own columns, as the run read them (images by their content hash).",
+            "- The input's own columns, as the run read them; image fields as images (the `datasets` Image feature).",
             "- `row_id`: LabelForge's row ID.",
-            "- `<stage>.<field>`: each stage's outputs; null where the stage failed or dropped the row.", "",
+            "- `<stage>.<field>`: each stage's outputs; null where the stage failed or dropped the row. An embed "
+                + "stage's vectors are `<stage>.vector`.", "",
             "## Provenance", "",
             "| | |", "|---|---|",
             "| run | `\(record.runID)` (plan `\(record.planHash)`) |",
@@ -182,5 +254,70 @@ public struct HFExport: Sendable {
             "## Config", "", "```yaml", config.trimmingCharacters(in: .newlines), "```", "",
         ]
         return lines.joined(separator: "\n")
+    }
+}
+
+/// The bytes of the images an export writes: a path is read from the dataset's folder; an image the
+/// dataset held itself (`dataset.jsonl` records it by its `sha256:` hash) is found by reading the
+/// dataset again, once, and kept in a staging folder until the rows are written.
+struct ExportImages {
+    let images: ImageFieldSet
+    /// The stored image of each hash, and the name the dataset gave it.
+    private var stored: [String: (file: String, name: String?)] = [:]
+
+    /// Finds every hashed image `dataset.jsonl` (`source`) names in the run's dataset.
+    /// - Throws: `LabelForgeError` when the dataset cannot be read.
+    init(source: String, dataset: RunConfig.Dataset, staging: String) throws {
+        images = dataset.images
+        guard !dataset.imageFields.isEmpty else { return }
+        var needed = Set<String>()
+        HTMLReport.forEachLine(source) { line in
+            for field in dataset.imageFields {
+                if let hash = line["input"]?[field]?.stringValue, hash.hasPrefix("sha256:") { needed.insert(hash) }
+            }
+        }
+        guard !needed.isEmpty else { return }
+        guard FileManager.default.fileExists(atPath: dataset.path) else {
+            throw LabelForgeError(
+                .fileNotFound,
+                "\(dataset.path) is gone, and the run's dataset.jsonl records its images by hash: the export "
+                    + "needs their bytes. Put the dataset back where the run read it.")
+        }
+        let reader = try dataset.reader()
+        try FileManager.default.createDirectory(atPath: staging + "/images", withIntermediateDirectories: true)
+        while stored.count < needed.count, let record = try reader.next() {
+            let loaded = images.load(record)
+            for field in dataset.imageFields {
+                guard let image = loaded.images[field], needed.contains(image.contentHash),
+                    stored[image.contentHash] == nil
+                else { continue }
+                let file = staging + "/images/\(stored.count)"
+                try image.bytes.write(to: URL(fileURLWithPath: file))
+                stored[image.contentHash] = (file, record.fields[field]?["path"]?.stringValue)
+            }
+        }
+    }
+
+    /// An image field's value as the export writes it, `{base64, path}`; null for none.
+    /// - Throws: `LabelForgeError` when the image cannot be found or read.
+    func image(_ value: JSONValue) throws -> JSONValue {
+        let (bytes, name): (Data, String?)
+        if let hash = value.stringValue, hash.hasPrefix("sha256:") {
+            guard let found = stored[hash] else {
+                throw LabelForgeError(
+                    .fileNotFound,
+                    "the image \(hash) is not in the run's dataset any more; export the run from its dataset.")
+            }
+            (bytes, name) = (try Data(contentsOf: URL(fileURLWithPath: found.file)), found.name)
+        } else if let path = value.stringValue ?? value["path"]?.stringValue, !path.isEmpty {
+            let full = path.hasPrefix("/") ? path : images.baseDirectory + "/" + path
+            guard let data = FileManager.default.contents(atPath: full) else {
+                throw LabelForgeError(.fileNotFound, "cannot read the image \(full) to export it.")
+            }
+            (bytes, name) = (data, (path as NSString).lastPathComponent)
+        } else {
+            return .null
+        }
+        return ["base64": .string(bytes.base64EncodedString()), "path": name.map(JSONValue.string) ?? .null]
     }
 }

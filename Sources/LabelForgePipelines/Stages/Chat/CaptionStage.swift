@@ -15,6 +15,9 @@ public struct CaptionStage: ChatStage {
     public let options: CaptionOptions
     public let version = 1
     public let outputFields = ["caption", "words", "truncated", "too_long"]
+    public let outputTypes: [String: ColumnType] = [
+        "caption": .string, "words": .int64, "truncated": .bool, "too_long": .bool,
+    ]
     public var goldPairs: [(output: String, gold: String)] { [] }
     public var constraint: OutputConstraint? { nil }
 

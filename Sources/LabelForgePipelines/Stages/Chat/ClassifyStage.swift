@@ -27,6 +27,7 @@ public struct ClassifyStage: ChatStage {
     }
     public let version = 1
     public let outputFields = ["label", "confidence"]
+    public let outputTypes: [String: ColumnType] = ["label": .string, "confidence": .float64]
 
     static func templateVariables(_ options: ClassifyOptions) -> [String: JSONValue] {
         [

@@ -23,6 +23,9 @@ public struct ConversationStage: ChatStage {
     public let options: ConversationOptions
     public let version = 1
     public let outputFields = ["messages", "turns", "stop_reason"]
+    public let outputTypes: [String: ColumnType] = [
+        "messages": .list(.object(["role": .string, "content": .string])), "turns": .int64, "stop_reason": .string,
+    ]
     public var templateVariables: [String: JSONValue] { [:] }
     public var constraint: OutputConstraint? { nil }
     public var goldPairs: [(output: String, gold: String)] { [] }

@@ -14,6 +14,7 @@ public struct GenerateStage: ChatStage {
     public let options: GenerateOptions
     public let version = 1
     public let outputFields = ["text", "finish_reason"]
+    public let outputTypes: [String: ColumnType] = ["text": .string, "finish_reason": .string]
     public var templateVariables: [String: JSONValue] { [:] }
     public var constraint: OutputConstraint? { nil }
     public var goldPairs: [(output: String, gold: String)] { [] }

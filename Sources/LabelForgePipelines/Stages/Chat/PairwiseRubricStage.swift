@@ -25,6 +25,9 @@ public struct PairwiseRubricStage: ChatStage {
     }
     public let version = 1
     public let outputFields = ["winner", "inconsistent", "verdicts", "rationale"]
+    public let outputTypes: [String: ColumnType] = [
+        "winner": .members(.string), "inconsistent": .bool, "rationale": .members(.string),
+    ]
     public var goldPairs: [(output: String, gold: String)] { [] }
 
     /// Call names, in call order: which candidate the judge saw first.

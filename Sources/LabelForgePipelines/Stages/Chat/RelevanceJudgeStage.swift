@@ -13,6 +13,7 @@ public struct RelevanceJudgeStage: ChatStage {
     public let options: RerankOptions
     public let version = 1
     public let outputFields = ["scores", "order"]
+    public let outputTypes: [String: ColumnType] = ["scores": .list(.float64), "order": .list(.int64)]
     public var templateVariables: [String: JSONValue] { [:] }
     public var constraint: OutputConstraint? { .choice(["yes", "no"]) }
     public var goldPairs: [(output: String, gold: String)] { [] }

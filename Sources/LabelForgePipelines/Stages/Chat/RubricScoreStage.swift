@@ -27,6 +27,10 @@ public struct RubricScoreStage: ChatStage {
     }
     public let version = 1
     public let outputFields = ["scores", "expected_scores", "score", "expected_score", "rationale"]
+    public let outputTypes: [String: ColumnType] = [
+        "scores": .members(.int64), "expected_scores": .members(.float64), "score": .float64,
+        "expected_score": .float64, "rationale": .string,
+    ]
     public var goldPairs: [(output: String, gold: String)] { [] }
 
     public func parse(_ response: ChatResponse, dialect: EngineDialect) -> Result<[String: JSONValue], StageFailure> {

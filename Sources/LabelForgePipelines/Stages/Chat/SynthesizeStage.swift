@@ -17,6 +17,9 @@ public struct SynthesizeStage: ChatStage {
     public let constraint: OutputConstraint?
     public let version = 1
     public var outputFields: [String] { (options.schemaProperties ?? ["text", "finish_reason"]) + ["lineage"] }
+    public var outputTypes: [String: ColumnType] {
+        options.schemaProperties == nil ? ["text": .string, "finish_reason": .string] : [:]
+    }
     public var templateVariables: [String: JSONValue] { [:] }
     public var goldPairs: [(output: String, gold: String)] { [] }
     public var samples: Int { options.samples }

@@ -27,6 +27,9 @@ public struct TagStage: ChatStage {
     public let version = 1
 
     public var outputFields: [String] { options.attributes.map(\.name) }
+    public var outputTypes: [String: ColumnType] {
+        Dictionary(uniqueKeysWithValues: options.attributes.map { ($0.name, $0.columnType) })
+    }
 
     static func templateVariables(_ options: TagOptions) -> [String: JSONValue] {
         [
@@ -183,5 +186,17 @@ public struct TagOptions: ParsedStageOptions {
             json.merge(embedding.resolvedJSON) { _, new in new }
         }
         return json
+    }
+}
+
+extension RunConfig.Attribute {
+    /// The attribute's type in the Parquet views: a boolean as `bool`, a list as a list of strings,
+    /// any other as a string.
+    var columnType: ColumnType {
+        switch type {
+        case "boolean": .bool
+        case "list": .list(.string)
+        default: .string
+        }
     }
 }

@@ -19,6 +19,9 @@ struct CalibrateStage: BarrierStage {
     let options: CalibrateOptions
     let version = 1
     let outputFields = ["label", "confidence", "raw_confidence", "split"]
+    let outputTypes: [String: ColumnType] = [
+        "label": .string, "confidence": .float64, "raw_confidence": .float64, "split": .string,
+    ]
 
     var optionReferences: [String] {
         ["\(options.stage).label", "\(options.stage).confidence"] + (config.goldField.map { [$0] } ?? [])

@@ -22,6 +22,9 @@ struct DedupStage: BarrierStage {
     let options: DedupOptions
     let version = 1
     var outputFields: [String] { options.method == "exact" ? ["key", "duplicates"] : ["duplicates"] }
+    var outputTypes: [String: ColumnType] {
+        options.method == "exact" ? ["key": .string, "duplicates": .int64] : ["duplicates": .int64]
+    }
 
     var optionReferences: [String] { [options.field] }
     /// `method: embedding` embeds each text, 32 to a request.

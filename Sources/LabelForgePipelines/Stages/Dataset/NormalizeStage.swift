@@ -13,6 +13,7 @@ struct NormalizeStage: BarrierStage {
     let options: NormalizeOptions
     let version = 1
     let outputFields = ["value", "raw", "group"]
+    let outputTypes: [String: ColumnType] = ["value": .float64, "raw": .float64, "group": .string]
 
     var optionReferences: [String] { [options.field] + (options.groupBy.map { [$0] } ?? []) }
 

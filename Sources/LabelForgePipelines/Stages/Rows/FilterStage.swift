@@ -12,6 +12,7 @@ public struct FilterStage: RowWiseStage {
     public let version = 1
 
     public var outputFields: [String] { options.record.isEmpty ? ["kept"] : ["kept", "values"] }
+    public let outputTypes: [String: ColumnType] = ["kept": .bool]
 
     public var optionReferences: [String] { options.keep.fields + options.record }
     public var rowSet: RowSet { .filters }

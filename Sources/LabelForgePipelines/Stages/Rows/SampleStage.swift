@@ -15,6 +15,7 @@ public struct SampleStage: RowWiseStage {
     public let options: SampleOptions
     public let version = 1
     public let outputFields = ["kept", "draw"]
+    public let outputTypes: [String: ColumnType] = ["kept": .bool, "draw": .float64]
     public var rowSet: RowSet { .filters }
 
     public func process(_ row: RowContext, sample: Int, in context: StageContext) async throws -> StageResult {

@@ -15,6 +15,10 @@ public struct CascadeClassifyStage: RowWiseStage {
     let below: Double
     public let version = 1
     public let outputFields = ["label", "confidence", "route", "scores", "embedding_label", "embedding_confidence"]
+    public let outputTypes: [String: ColumnType] = [
+        "label": .string, "confidence": .float64, "route": .string, "scores": .members(.float64),
+        "embedding_label": .string, "embedding_confidence": .float64,
+    ]
 
     public init(config: RunConfig.Stage, options: ClassifyOptions) {
         let settings = options.fallback!

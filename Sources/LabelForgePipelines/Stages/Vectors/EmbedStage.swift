@@ -15,6 +15,7 @@ public struct EmbedStage: RowWiseStage {
     public let options: EmbedOptions
     public let version = 1
     public let outputFields = ["index", "dimension", "norm"]
+    public let outputTypes: [String: ColumnType] = ["dimension": .int64, "norm": .float64]
 
     public var optionReferences: [String] { [options.field] }
     public var truncation: Truncation? { options.truncate }

@@ -23,6 +23,9 @@ public struct EmbeddingClassifyStage: RowWiseStage {
     /// 2: a row whose text is empty fails with `empty_text` (version 1 labeled it).
     public let version = 2
     public let outputFields = ["label", "confidence", "scores"]
+    public let outputTypes: [String: ColumnType] = [
+        "label": .string, "confidence": .float64, "scores": .members(.float64),
+    ]
 
     public init(config: RunConfig.Stage, options: ClassifyOptions) {
         self.config = config

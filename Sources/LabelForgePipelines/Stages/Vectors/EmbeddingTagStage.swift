@@ -29,6 +29,11 @@ public struct EmbeddingTagStage: RowWiseStage {
     }
 
     public var outputFields: [String] { options.attributes.map(\.name) + ["confidence", "scores"] }
+    public var outputTypes: [String: ColumnType] {
+        Dictionary(uniqueKeysWithValues: options.attributes.map { ($0.name, $0.columnType) }).merging([
+            "confidence": .members(.float64), "scores": .members(.members(.float64)),
+        ]) { first, _ in first }
+    }
     public var optionReferences: [String] { [embedding.match.field] }
     public var truncation: Truncation? { embedding.match.truncate }
     public var engineUses: [EngineUse] { [EngineUse(engine: config.engine, task: .embed, batchSize: 32)] }

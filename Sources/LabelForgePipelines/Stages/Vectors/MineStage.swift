@@ -19,6 +19,9 @@ struct MineStage: BarrierStage {
     let options: MineOptions
     let version = 1
     let outputFields = ["negatives", "negative_scores", "positive_score"]
+    let outputTypes: [String: ColumnType] = [
+        "negatives": .list(.string), "negative_scores": .list(.float64), "positive_score": .float64,
+    ]
 
     var optionReferences: [String] { [options.query, options.positive] }
     /// Its embedding engine, and its reranker where it has one; both batched.

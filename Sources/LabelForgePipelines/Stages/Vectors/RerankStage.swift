@@ -15,6 +15,7 @@ public struct RerankStage: RowWiseStage {
     public let options: RerankOptions
     public let version = 1
     public let outputFields = ["scores", "order"]
+    public let outputTypes: [String: ColumnType] = ["scores": .list(.float64), "order": .list(.int64)]
 
     public var optionReferences: [String] { [options.query, options.documents] }
     public var truncation: Truncation? { options.method == "judge" ? nil : options.truncate }
