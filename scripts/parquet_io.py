@@ -3,7 +3,7 @@
 
     parquet_io.py read FILE... [--columns '["a", "b"]']
     parquet_io.py write --input ROWS.jsonl --output FILE.parquet [--schema DECLARED] [--vectors JOINS]
-                        [--images COLUMNS]
+                        [--images COLUMNS] [--rows-per-file N]
 
 Streams the rows of the Parquet FILEs, in order, as JSON lines on stdout (one object per row, a
 column per member). Nested and list columns are JSON values; a binary column is `{"base64": …}`
@@ -22,8 +22,10 @@ declares (see `declared_type`); the rest are typed from all their values (intege
 together are float64; a column whose values are of different JSON types, or that holds an empty
 object, is written as JSON text). --vectors joins rows of `.npy` files as fixed-size float32 lists;
 --images writes `{base64, path}` columns as the `datasets` Image struct. When every column is
-declared or known to hold one type, the file is streamed. It prints `{"rows": n, "features": […]}`:
-the columns as a Hugging Face dataset card's `dataset_info.features` lists them.
+declared or known to hold one type, the file is streamed. --rows-per-file N writes
+`FILE-00000-of-0000n.parquet`, … of N rows each instead (a Hugging Face split's shards). It prints
+`{"rows": n, "files": […], "features": […]}`: the features as a Hugging Face dataset card's
+`dataset_info.features` lists them.
 
 LabelForge starts this script; it is not meant to be run by hand.
 """
@@ -255,32 +257,35 @@ def kind(value) -> str:
     return type(value).__name__
 
 
-def kinds_at(value, path: str, found: dict, declared=None) -> None:
-    """Every JSON type found at each path inside a value (`a.b`, `a[]`) that the declaration
-    leaves undeclared."""
+ITEMS = 0  # a path's step into a list's items (member names are strings)
+
+
+def kinds_at(value, path: tuple, found: dict, declared=None) -> None:
+    """Every JSON type found at each path inside a value (a tuple of member names and `ITEMS`) that
+    the declaration leaves undeclared."""
     if declared is not None:
         if isinstance(declared, str):
             return
         if "struct" in declared and isinstance(value, dict):
             named = declared["struct"]
             for name, inner in value.items():
-                kinds_at(inner, path + "." + name, found, named[name] if name in named else declared.get("others"))
+                kinds_at(inner, path + (name,), found, named[name] if name in named else declared.get("others"))
         elif "members" in declared and isinstance(value, dict):
             for name, inner in value.items():
-                kinds_at(inner, path + "." + name, found, declared["members"])
+                kinds_at(inner, path + (name,), found, declared["members"])
         elif "list" in declared and isinstance(value, list):
             for inner in value:
-                kinds_at(inner, path + "[]", found, declared["list"])
+                kinds_at(inner, path + (ITEMS,), found, declared["list"])
         return
     found.setdefault(path, set()).add(kind(value))
     if isinstance(value, dict):
         if not value:
             found[path].add("empty object")
         for name, inner in value.items():
-            kinds_at(inner, path + "." + name, found)
+            kinds_at(inner, path + (name,), found)
     elif isinstance(value, list):
         for inner in value:
-            kinds_at(inner, path + "[]", found)
+            kinds_at(inner, path + (ITEMS,), found)
 
 
 def one_type(kinds: set) -> bool:
@@ -288,30 +293,52 @@ def one_type(kinds: set) -> bool:
     return len(kinds - {"null"}) <= 1 and "empty object" not in kinds
 
 
+def as_json_text(value, path: tuple):
+    """`value` with what is at `path` inside it written as JSON text (nulls stay null)."""
+    if not path:
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    step, rest = path[0], path[1:]
+    if step == ITEMS and isinstance(value, list):
+        return [as_json_text(inner, rest) for inner in value]
+    if isinstance(step, str) and isinstance(value, dict) and step in value:
+        return dict(value, **{step: as_json_text(value[step], rest)})
+    return value
+
+
 def uniform(source: str, staging: str, schema: RowDeclaration) -> tuple[str, set]:
-    """The rows as one Parquet type per column can hold them: a column whose undeclared values are
-    of different JSON types anywhere inside (a number here, text there; polars would silently make
-    the number text) or hold an empty object is made JSON text, in a copy at `staging`. Returns the
-    file to read (`source` itself when every column is uniform) and the columns made text."""
+    """The rows as one Parquet type per column can hold them: where a column's undeclared values
+    are of different JSON types (a number here, text there; polars would silently make the number
+    text) or hold an empty object, the values at that place, and only there, are made JSON text, in
+    a copy at `staging`. Returns the file to read (`source` itself when every column is uniform)
+    and the columns made text whole."""
     found: dict[str, dict] = {}
     with open(source, encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 for name, value in json.loads(line).items():
-                    kinds_at(value, "", found.setdefault(name, {}), schema.get(name))
-    as_text = {name for name, paths in found.items() if not all(one_type(kinds) for kinds in paths.values())}
-    if not as_text:
-        return source, as_text
+                    kinds_at(value, (), found.setdefault(name, {}), schema.get(name))
+    mixed = {
+        name: [path for path, kinds in paths.items() if not one_type(kinds)] for name, paths in found.items()
+    }
+    # The outermost mixed places: text there holds everything inside them.
+    mixed = {
+        name: [path for path in paths if not any(path[: len(other)] == other for other in paths if other != path)]
+        for name, paths in mixed.items()
+        if paths
+    }
+    if not mixed:
+        return source, set()
     with open(source, encoding="utf-8") as lines, open(staging, "w", encoding="utf-8") as out:
         for line in lines:
             if not line.strip():
                 continue
             row = json.loads(line)
-            for name in as_text:
-                if row.get(name) is not None:
-                    row[name] = json.dumps(row[name], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            for name, paths in mixed.items():
+                for path in paths:
+                    if name in row:
+                        row[name] = as_json_text(row[name], path)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return staging, as_text
+    return staging, {name for name, paths in mixed.items() if () in paths}
 
 
 def with_vectors(frame, path: str, index_column: str, column: str):
@@ -340,10 +367,15 @@ def with_images(frame, columns: list[str]):
     found = [name for name in columns if name in frame.columns and isinstance(frame.schema[name], pl.Struct)]
     return frame.with_columns(
         [
-            pl.struct(
-                pl.col(name).struct.field("base64").str.decode("base64").alias("bytes"),
-                pl.col(name).struct.field("path").cast(pl.String).alias("path"),
-            ).alias(name)
+            pl.when(pl.col(name).is_null())
+            .then(None)
+            .otherwise(
+                pl.struct(
+                    pl.col(name).struct.field("base64").str.decode("base64").alias("bytes"),
+                    pl.col(name).struct.field("path").cast(pl.String).alias("path"),
+                )
+            )
+            .alias(name)
             for name in found
         ]
     ), found
@@ -366,14 +398,17 @@ def frame_schema(inferred: dict, schema: RowDeclaration):
     return {name: dtype for name, dtype in typed.items() if dtype is not None}
 
 
-def write_frame(source: str, target: str, schema: RowDeclaration, vectors: list, images: list[str], inferred=None):
-    """Writes `source` to `target` (a partial file), returning the written schema and the image
-    columns. Streams unless vectors or images are joined in."""
+def write_frame(source: str, parts: list, schema: RowDeclaration, vectors: list, images: list[str], inferred=None):
+    """Writes the rows of `source` to `parts` (`(path, first row, rows)`; rows `None`: all),
+    returning the written schema and the image columns. Streams unless vectors or images are
+    joined in."""
     import polars as pl
 
     columns = frame_schema(inferred if inferred is not None else inferred_schema(source), schema)
     if not vectors and not images:
-        pl.scan_ndjson(source, schema=columns).sink_parquet(target, **WRITE_OPTIONS)
+        rows = pl.scan_ndjson(source, schema=columns)
+        for path, first, count in parts:
+            (rows if count is None else rows.slice(first, count)).sink_parquet(path, **WRITE_OPTIONS)
         return columns, []
     frame = pl.read_ndjson(source, schema=columns)
     for joined in vectors:
@@ -381,22 +416,37 @@ def write_frame(source: str, target: str, schema: RowDeclaration, vectors: list,
         if joined.get("drop_index"):
             frame = frame.drop(joined["index"], strict=False)
     frame, found = with_images(frame, images)
-    frame.write_parquet(target, **WRITE_OPTIONS)
+    for path, first, count in parts:
+        (frame if count is None else frame.slice(first, count)).write_parquet(path, **WRITE_OPTIONS)
     return dict(frame.schema), found
 
 
-def write(source: str, target: str, declared, vectors: list, images: list[str]) -> None:
+def file_parts(source: str, target: str, rows_per_file: int | None) -> list:
+    """Where the rows go: `target` whole, or, with `rows_per_file`, `<target>-00000-of-0000n.parquet`
+    and on, `rows_per_file` rows each (`(path, first row, rows)`)."""
+    if rows_per_file is None:
+        return [(target, 0, None)]
+    with open(source, "rb") as lines:
+        total = sum(1 for line in lines if line.strip())
+    count = max(1, -(-total // rows_per_file))
+    stem = target[: -len(".parquet")] if target.endswith(".parquet") else target
+    return [(f"{stem}-{i:05d}-of-{count:05d}.parquet", i * rows_per_file, rows_per_file) for i in range(count)]
+
+
+def write(source: str, target: str, declared, vectors: list, images: list[str], rows_per_file: int | None) -> None:
     import polars as pl
 
     handle, staging = tempfile.mkstemp(suffix=".jsonl")
     os.close(handle)
-    partial = target + ".partial"
+    finals = file_parts(source, target, rows_per_file)
+    parts = [(path + ".partial", first, count) for path, first, count in finals]
     schema = RowDeclaration(declared)
     undeclared = None
     try:
         if os.path.getsize(source) == 0:
-            pl.DataFrame().write_parquet(partial, **WRITE_OPTIONS)
-            columns, found, rows = {}, [], 0
+            for path, _, _ in parts:
+                pl.DataFrame().write_parquet(path, **WRITE_OPTIONS)
+            columns, found = {}, []
         else:
             try:
                 inferred = inferred_schema(source)
@@ -408,27 +458,26 @@ def write(source: str, target: str, declared, vectors: list, images: list[str]) 
                 read, as_text = uniform(source, staging, schema)
             typed = RowDeclaration(declared, text=as_text)
             try:
-                columns, found = write_frame(
-                    read, partial, typed, vectors, images, inferred if read == source else None
-                )
-            except pl.exceptions.PolarsError as error:
+                columns, found = write_frame(read, parts, typed, vectors, images, inferred if read == source else None)
+            except (pl.exceptions.PolarsError, pl.exceptions.PanicException) as error:
                 # A value that is not of its declared type (a LabelForge bug): the types as inferred.
                 undeclared = str(error).splitlines()[0]
                 read, as_text = uniform(source, staging, RowDeclaration())
-                columns, found = write_frame(read, partial, RowDeclaration(text=as_text), vectors, images)
-            rows = pl.scan_parquet(partial).select(pl.len()).collect().item()
-        os.replace(partial, target)
-    except Exception as error:
+                columns, found = write_frame(read, parts, RowDeclaration(text=as_text), vectors, images)
+        rows = sum(pl.scan_parquet(path).select(pl.len()).collect().item() for path, _, _ in parts)
+        for (path, _, _), (final, _, _) in zip(parts, finals):
+            os.replace(path, final)
+    except (Exception, pl.exceptions.PanicException) as error:
         fail(f"{source}: cannot be written as Parquet ({str(error).splitlines()[0]}).")
     finally:
-        for path in (staging, partial):
+        for path in [staging] + [path for path, _, _ in parts]:
             if os.path.exists(path):
                 os.remove(path)
     features = [
         {"name": name, "dtype": "image"} if name in found else dict(name=name, **feature_type(dtype))
         for name, dtype in columns.items()
     ]
-    result = {"rows": rows, "features": features, "options": WRITE_OPTIONS}
+    result = {"rows": rows, "files": [path for path, _, _ in finals], "features": features, "options": WRITE_OPTIONS}
     if undeclared is not None:
         result["undeclared"] = undeclared
     print(json.dumps(result))
@@ -448,13 +497,23 @@ def main() -> None:
         "--vectors", default="[]", help='a JSON list of {"npy", "index", "column", "drop_index"}: vectors joined to the rows'
     )
     writing.add_argument("--images", default="[]", help="a JSON list of image columns ({base64, path})")
+    writing.add_argument(
+        "--rows-per-file", type=int, default=None, help="write <output>-00000-of-0000n.parquet, … of this many rows"
+    )
     args = parser.parse_args()
     # Ctrl-C is LabelForge's to handle: it stops this reader itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if args.command == "read":
         read(args.files, json.loads(args.columns) if args.columns else None)
     else:
-        write(args.input, args.output, json.loads(args.schema), json.loads(args.vectors), json.loads(args.images))
+        write(
+            args.input,
+            args.output,
+            json.loads(args.schema),
+            json.loads(args.vectors),
+            json.loads(args.images),
+            args.rows_per_file,
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ struct Export: AsyncParsableCommand {
             interface), with the model's answers as predictions; argilla writes records.jsonl and settings.json, with \
             the answers as suggestions; jsonl writes rows.jsonl. Failed rows are left out. Import human answers back \
             with `labelforge import-review`. hf writes the whole run as a Hugging Face dataset folder: \
-            data/<split>-00000-of-00001.parquet (--split, default train) and a README.md dataset card with the run's provenance; \
+            data/<split>-00000-of-0000n.parquet, … (--split, default train; --rows-per-file) and a README.md dataset card with the run's provenance; \
             `datasets.load_dataset(folder)` reads it and `huggingface-cli upload` publishes it.
             """
     )
@@ -59,8 +59,13 @@ struct Export: AsyncParsableCommand {
     @Option(name: .long, help: "Images as their file path or as data URLs: path or data-url.")
     var images: ReviewExport.Images = .path
 
-    @Option(name: .long, help: "With --format hf: the split the rows are (names data/<split>-00000-of-00001.parquet).")
+    @Option(name: .long, help: "With --format hf: the split the rows are (names data/<split>-00000-of-0000n.parquet).")
     var split = "train"
+
+    @Option(
+        name: .long,
+        help: "With --format hf: rows per Parquet file (default: files of about 512 MiB of rows as JSON).")
+    var rowsPerFile: Int?
 
     func validate() throws {
         guard split.range(of: #"^[A-Za-z0-9_]+$"#, options: .regularExpression) != nil else {
@@ -68,6 +73,7 @@ struct Export: AsyncParsableCommand {
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
         if let sample, sample < 1 { throw ValidationError("--sample must be at least 1.") }
+        if let rowsPerFile, rowsPerFile < 1 { throw ValidationError("--rows-per-file must be at least 1.") }
     }
 
     func run() async throws {
@@ -75,9 +81,10 @@ struct Export: AsyncParsableCommand {
             let artifacts = try RunArtifacts.load(run)
             if format == .hf {
                 let directory = output ?? artifacts.directory + "/export/hf"
-                let written = try HFExport(run: artifacts, split: split).write(to: directory)
+                let written = try HFExport(run: artifacts, split: split, rowsPerFile: rowsPerFile).write(to: directory)
+                for warning in written.warnings { Terminal.warn(warning) }
                 print("exported run \(artifacts.runID) as a Hugging Face dataset folder")
-                for path in written { print("  \(path)") }
+                for path in written.files { print("  \(path)") }
                 return
             }
             let export = try ReviewExport(run: artifacts, stage: stage)

@@ -19,6 +19,11 @@ enum Terminal {
         return logger
     }
 
+    /// One `warning:` line on stderr.
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data(("warning: " + message + "\n").utf8))
+    }
+
     static func printError(_ message: String) {
         FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
     }

@@ -29,7 +29,9 @@ import Testing
         #expect(report.status == "completed")
         let run = try RunArtifacts.load(report.runDirectory.path)
         let folder = ws.path("hf")
-        let written = try HFExport(run: run).write(to: folder)
+        let export = try HFExport(run: run).write(to: folder)
+        let written = export.files
+        #expect(export.warnings.isEmpty, "\(export.warnings)")
         #expect(written == [folder + "/data/train-00000-of-00001.parquet", folder + "/README.md"])
         let parquet = try Data(contentsOf: URL(fileURLWithPath: written[0]))
         _ = try HFExport(run: run).write(to: ws.path("again"))
@@ -79,6 +81,26 @@ import Testing
             result["keys"] == ["configs", "dataset_info", "license", "size_categories", "tags", "task_categories"])
         #expect(result["splits"] == ["train"] && result["task_categories"] == ["text-classification"])
         #expect(result["size_categories"] == ["n<1K"])
+
+        // In files of 4 rows: data/train-00000-of-00003.parquet, …, read back in order as one split.
+        let sharded = try HFExport(run: run, rowsPerFile: 4).write(to: ws.path("sharded"))
+        #expect(
+            sharded.files.map { ($0 as NSString).lastPathComponent } == [
+                "train-00000-of-00003.parquet", "train-00001-of-00003.parquet", "train-00002-of-00003.parquet",
+                "README.md",
+            ])
+        let reread = Process()
+        reread.executableURL = URL(fileURLWithPath: python)
+        reread.arguments = [
+            "-c",
+            "import sys, json, datasets; ds = datasets.load_dataset(sys.argv[1])['train']; "
+                + "assert [r['row_id'] for r in ds] == [json.loads(l)['row_id'] for l in open(sys.argv[2])]",
+            ws.path("sharded"), ws.path("expected.jsonl"),
+        ]
+        reread.standardError = FileHandle.nullDevice
+        try reread.run()
+        reread.waitUntilExit()
+        #expect(reread.terminationStatus == 0, "the three files load as the split, rows in order")
 
         // A folder whose data/ holds other Parquet files is refused: the card's data/train-* would read them.
         try ws.write("hf/data/train-extra.parquet", "")
@@ -158,5 +180,49 @@ import Testing
         #expect(process.terminationStatus == 0, "datasets reads the images and vectors (Pillow: scripts/test_deps.sh)")
         let card = try String(contentsOfFile: folder + "/README.md", encoding: .utf8)
         #expect(card.contains("dtype: image"), "the card declares the Image feature")
+    }
+
+    @Test(
+        "an image the run could not read (a missing file) and a null image export as null, with a warning; datasets loads every row"
+    )
+    func missingImages() async throws {
+        let ws = try TestWorkspace()
+        try FileManager.default.createDirectory(atPath: ws.path("data"), withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: LabelForgeBinary.projectRoot() + "/data/shapes/images/triangle/shape_020.png",
+            toPath: ws.path("data/a.png"))
+        try ws.write(
+            "data/rows.jsonl",
+            #"{"id":"a","img":"a.png","n":1}"# + "\n" + #"{"id":"b","img":"gone.png","n":2}"# + "\n"
+                + #"{"id":"c","img":null,"n":3}"# + "\n")
+        let config = try ws.write(
+            "config.yaml",
+            """
+            run: {name: hf-missing, seed: 3}
+            dataset: {path: \(ws.path("data/rows.jsonl")), id_field: id, image_fields: [img]}
+            stages:
+              - {id: kept, type: filter, keep: {field: n, gte: 1}}
+            """)
+        let report = try await ParquetTests.run(config, ws)
+        #expect(report.status == "completed")
+        let folder = ws.path("export")
+        let written = try HFExport(run: try RunArtifacts.load(report.runDirectory.path)).write(to: folder)
+        #expect(written.warnings.count == 1 && written.warnings[0].hasPrefix("1 images could not be read"))
+        let script = try ws.write(
+            "check_missing.py",
+            #"""
+            import sys, datasets
+            ds = datasets.load_dataset(sys.argv[1])["train"]
+            rows = {row["id"]: row["img"] for row in ds}
+            assert rows["a"] is not None and rows["a"].size[0] > 0, rows
+            assert rows["b"] is None and rows["c"] is None, rows
+            """#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(ProjectPaths.venvPython()))
+        process.arguments = [script, folder]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "datasets reads every row, the unreadable images as None")
     }
 }

@@ -283,4 +283,37 @@ import Testing
             #expect(try Self.bytes(report, name) == Self.bytes(again, name), "\(name)")
         }
     }
+
+    @Test(
+        "a field of mixed JSON types deep inside a view's column is written as JSON text there alone: the declared fields beside it keep their types"
+    )
+    func mixedFieldAlone() throws {
+        let ws = try TestWorkspace()
+        let rows = try ws.write(
+            "rows.jsonl",
+            #"{"row_id":"a","outputs":{"cls":{"label":"pos","confidence":1},"syn":{"x":1,"l":[1,"a"]}}}"# + "\n"
+                + #"{"row_id":"b","outputs":{"cls":{"label":"neg","confidence":0.5},"syn":{"x":"two","l":[2]}}}"#
+                + "\n")
+        let schema = ColumnType.object([
+            "row_id": .string,
+            "outputs": .object(["cls": .object(["label": .string, "confidence": .float64]), "syn": .object([:])]),
+        ])
+        _ = try ParquetWriter.write(rows: rows, to: ws.path("rows.parquet"), schema: schema)
+        let script = try ws.write(
+            "mixed.py",
+            #"""
+            import sys, pyarrow as pa, pyarrow.parquet as pq
+            table = pq.read_table(sys.argv[1])
+            outputs = table.schema.field("outputs").type
+            assert outputs.field("cls").type.field("confidence").type == pa.float64(), outputs
+            syn = [row["outputs"]["syn"] for row in table.to_pylist()]
+            assert syn == [{"x": "1", "l": ["1", '"a"']}, {"x": '"two"', "l": ["2"]}], syn
+            """#)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(ProjectPaths.venvPython()))
+        process.arguments = [script, ws.path("rows.parquet")]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "only outputs.syn's mixed fields are JSON text")
+    }
 }

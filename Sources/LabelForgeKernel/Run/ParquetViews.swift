@@ -14,12 +14,15 @@ package enum ParquetWriter {
     ///   - vectors: embed stages' vectors joined to the rows, as fixed-size lists of float32.
     ///   - images: the fields holding `{base64, path}` images, written as the `datasets` Image
     ///     struct (`bytes`, `path`) and listed as `image` features.
-    /// - Returns: what the writer printed: `rows`, `features` (as a dataset card lists them),
+    ///   - rowsPerFile: write `<file>-00000-of-0000n.parquet`, … of this many rows each instead of
+    ///     `file` (the writer's `files` lists them).
+    /// - Returns: what the writer printed: `rows`, `files`, `features` (as a dataset card lists them),
     ///   `options`, and `undeclared` with the reason where a value did not fit its declared type
     ///   and every field was typed from its values instead.
     /// - Throws: `LabelForgeError` when the writer is not installed or fails, with its reason.
     package static func write(
-        rows: String, to file: String, schema: ColumnType? = nil, vectors: [Vectors] = [], images: [String] = []
+        rows: String, to file: String, schema: ColumnType? = nil, vectors: [Vectors] = [], images: [String] = [],
+        rowsPerFile: Int? = nil
     ) throws -> JSONValue {
         let (python, script) = try command()
         let process = Process()
@@ -29,6 +32,7 @@ package enum ParquetWriter {
             + (schema.map { ["--schema", CanonicalJSON.string($0.json)] } ?? [])
             + (vectors.isEmpty ? [] : ["--vectors", CanonicalJSON.string(.array(vectors.map(\.json)))])
             + (images.isEmpty ? [] : ["--images", CanonicalJSON.string(.array(images.map(JSONValue.string)))])
+            + (rowsPerFile.map { ["--rows-per-file", String($0)] } ?? [])
         let output = Pipe()
         let errors = try ChildErrors()
         process.standardOutput = output

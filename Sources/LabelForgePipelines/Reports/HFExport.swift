@@ -4,7 +4,7 @@ import LabelForgeIO
 import LabelForgeKernel
 
 /// A run as a Hugging Face dataset folder (`labelforge export runs/<id> --format hf`):
-/// `data/<split>-00000-of-00001.parquet` and a `README.md` dataset card whose YAML header lists the
+/// `data/<split>-00000-of-0000n.parquet`, … and a `README.md` dataset card whose YAML header lists the
 /// data files and features (`datasets.load_dataset(folder)` reads both) and whose body holds the
 /// run's provenance: config, prompt pack, model pins, seed, determinism, cache hit rate, accuracy
 /// with intervals, failed rows, and how to replay it. `huggingface-cli upload <repo> <folder>`
@@ -18,14 +18,22 @@ import LabelForgeKernel
 public struct HFExport: Sendable {
     public var run: RunArtifacts
     public var split = "train"
+    /// Rows per Parquet file; `nil`: as many files as keep each under about 512 MiB of rows (as
+    /// JSON), the Hub's advice.
+    public var rowsPerFile: Int?
 
-    public init(run: RunArtifacts, split: String = "train") {
+    public init(run: RunArtifacts, split: String = "train", rowsPerFile: Int? = nil) {
         self.run = run
         self.split = split
+        self.rowsPerFile = rowsPerFile
     }
 
-    /// The Parquet file's name in the folder.
-    public var dataFile: String { "data/\(split)-00000-of-00001.parquet" }
+    /// Whether `name` (in `data/`) is one of this split's files as an export names them.
+    func isDataFile(_ name: String) -> Bool {
+        name.hasPrefix(split + "-")
+            && name.dropFirst(split.count + 1).range(of: #"^\d{5}-of-\d{5}\.parquet$"#, options: .regularExpression)
+                != nil
+    }
 
     /// One exported row from one line of `dataset.jsonl`.
     static func record(_ line: JSONValue) -> [String: JSONValue] {
@@ -39,11 +47,31 @@ public struct HFExport: Sendable {
         return record
     }
 
+    /// What an export wrote, and what it could not do as asked.
+    public struct Written: Sendable {
+        /// The data file and the card.
+        public var files: [String]
+        /// What the export left out or typed otherwise, for a `warning:` line each.
+        public var warnings: [String] = []
+    }
+
+    /// What `writeRows` found while writing the rows.
+    private struct Rows {
+        var count = 0
+        /// The embed stages whose vectors are joined.
+        var embeds: [String] = []
+        /// The input's columns.
+        var inputColumns: Set<String> = []
+        /// Images that could not be read, exported as null.
+        var missingImages = 0
+        var firstMissing: String? = nil
+    }
+
     /// Writes the folder: the rows as Parquet, then the card.
-    /// - Returns: the files written.
+    /// - Returns: the files written, and warnings.
     /// - Throws: `LabelForgeError` when the run has no rows file, or the Parquet writer
     ///   (`scripts/parquet_io.py`) is missing or fails.
-    public func write(to directory: String) throws -> [String] {
+    public func write(to directory: String) throws -> Written {
         let source = run.directory + "/dataset.jsonl"
         guard FileManager.default.fileExists(atPath: source) else {
             throw LabelForgeError(
@@ -51,10 +79,10 @@ public struct HFExport: Sendable {
                 "\(run.directory) has no dataset.jsonl: a shard run, or one stopped before its last stage. Merge the "
                     + "shards (labelforge merge) or finish the run, then export it.")
         }
-        // Other Parquet files under data/ would be read as part of the split.
-        let strays = ((try? FileManager.default.contentsOfDirectory(atPath: directory + "/data")) ?? []).filter {
-            $0.hasSuffix(".parquet") && directory + "/data/" + $0 != directory + "/" + dataFile
-        }
+        // Other Parquet files under data/ would be read as part of the split; an earlier export's
+        // own files are replaced.
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: directory + "/data")) ?? []
+        let strays = existing.filter { $0.hasSuffix(".parquet") && !isDataFile($0) }
         if let stray = strays.first {
             throw LabelForgeError(
                 .invalidConfig,
@@ -66,97 +94,134 @@ public struct HFExport: Sendable {
         let staging = NSTemporaryDirectory() + "/labelforge-export-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: staging) }
-        let config = try? RunConfig.load(file: run.directory + "/config.resolved.yaml", resolved: true)
+        var warnings: [String] = []
+        let config: RunConfig?
+        do {
+            config = try RunConfig.load(file: run.directory + "/config.resolved.yaml", resolved: true)
+        } catch {
+            config = nil
+            warnings.append(
+                "the run's config.resolved.yaml cannot be loaded (\(error)): columns typed from their values, images "
+                    + "as recorded, no vectors.")
+        }
         let stages = config.map { config in config.stages.map(config.makeStage) } ?? []
-        let imageFields = config?.dataset.imageFields ?? []
-        let rows = staging + "/rows.jsonl"
-        let (count, embeds) = try writeRows(from: source, to: rows, stages: stages, config: config, staging: staging)
-        let vectors = embeds.map { stage in
+        let file = staging + "/rows.jsonl"
+        let rows = try writeRows(from: source, to: file, stages: stages, config: config, staging: staging)
+        if let first = rows.firstMissing {
+            warnings.append(
+                "\(rows.missingImages) images could not be read and are exported as null (first: \(first)).")
+        }
+        let vectors = rows.embeds.map { stage in
             ParquetWriter.Vectors(
                 npy: run.directory + "/outputs/\(stage).npy", index: Self.vectorIndex(stage), column: "\(stage).vector",
                 dropIndex: true)
         }
+        let bytes = ((try? FileManager.default.attributesOfItem(atPath: file))?[.size] as? Int) ?? 0
+        let files = max(1, (bytes + Self.bytesPerFile - 1) / Self.bytesPerFile)
+        try FileManager.default.createDirectory(atPath: staging + "/data", withIntermediateDirectories: true)
         let written = try ParquetWriter.write(
-            rows: rows, to: staging + "/data.parquet",
-            schema: config.map { Self.schema(stages: stages, dataset: $0.dataset) },
-            vectors: vectors, images: imageFields)
-        let card = try self.card(features: written["features"] ?? [], rows: count)
-        try? FileManager.default.removeItem(atPath: directory + "/" + dataFile)
-        try FileManager.default.moveItem(atPath: staging + "/data.parquet", toPath: directory + "/" + dataFile)
+            rows: file, to: staging + "/data/\(split).parquet",
+            schema: config.map { Self.schema(stages: stages, dataset: $0.dataset, inputColumns: rows.inputColumns) },
+            vectors: vectors, images: config?.dataset.imageFields ?? [],
+            rowsPerFile: rowsPerFile ?? max(1, (rows.count + files - 1) / files))
+        if let reason = written["undeclared"]?.stringValue {
+            warnings.append("columns typed from their values, not as the stages declare them (\(reason)).")
+        }
+        let names = (written["files"]?.arrayValue ?? []).compactMap { $0.stringValue }.map {
+            ($0 as NSString).lastPathComponent
+        }
+        let card = try self.card(features: written["features"] ?? [], rows: rows.count, files: names)
+        for name in existing where isDataFile(name) {
+            try FileManager.default.removeItem(atPath: directory + "/data/" + name)
+        }
+        for name in names {
+            try FileManager.default.moveItem(atPath: staging + "/data/" + name, toPath: directory + "/data/" + name)
+        }
         try card.write(toFile: directory + "/README.md", atomically: true, encoding: .utf8)
-        return [directory + "/" + dataFile, directory + "/README.md"]
+        return Written(
+            files: names.map { directory + "/data/" + $0 } + [directory + "/README.md"], warnings: warnings)
     }
 
     /// Writes the rows to export as JSON lines: each line of `dataset.jsonl` as `record(_:)` makes it,
-    /// with its images' bytes and its place in each embed stage's `.npy`.
-    /// - Returns: the rows written and the embed stages whose vectors are joined.
+    /// with its images' bytes and its place in each embed stage's `.npy` (found by its row ID, or
+    /// its parent's for a row a later stage fanned out).
     private func writeRows(
-        from source: String, to rows: String, stages: [any PipelineStage], config: RunConfig?, staging: String
-    ) throws -> (count: Int, embeds: [String]) {
+        from source: String, to file: String, stages: [any PipelineStage], config: RunConfig?, staging: String
+    ) throws -> Rows {
         let imageFields = config?.dataset.imageFields ?? []
         let images = try config.map { try ExportImages(source: source, dataset: $0.dataset, staging: staging) }
-        // Each embed stage's vector row of each row ID, from the stage's output lines.
-        let embeds = stages.filter(\.writesVectors).map(\.config.id).filter {
+        var rows = Rows()
+        rows.embeds = stages.filter(\.writesVectors).map(\.config.id).filter {
             FileManager.default.fileExists(atPath: run.directory + "/outputs/\($0).npy")
         }
         var vectorRows: [String: [String: JSONValue]] = [:]
-        for stage in embeds {
+        for stage in rows.embeds {
             HTMLReport.forEachLine(run.directory + "/outputs/\(stage).jsonl") { line in
                 if let rowID = line["row_id"]?.stringValue, let index = line["index"] {
                     vectorRows[stage, default: [:]][rowID] = index
                 }
             }
         }
-        guard let output = OutputStream(toFileAtPath: rows, append: false) else {
-            throw LabelForgeError(.fileNotFound, "cannot write \(rows).")
+        guard let output = OutputStream(toFileAtPath: file, append: false) else {
+            throw LabelForgeError(.fileNotFound, "cannot write \(file).")
         }
         output.open()
         defer { output.close() }
-        var count = 0
-        var failure: (any Error)?
         HTMLReport.forEachLine(source) { line in
-            guard failure == nil else { return }
-            do {
-                var record = Self.record(line)
-                for field in imageFields {
-                    record[field] = try images?.image(record[field] ?? .null) ?? .null
+            var record = Self.record(line)
+            if let columns = line["input"]?.objectValue?.keys { rows.inputColumns.formUnion(columns) }
+            for field in imageFields {
+                let value = record[field] ?? .null
+                do {
+                    record[field] = try images?.image(value) ?? .null
+                } catch {
+                    record[field] = .null
+                    rows.missingImages += 1
+                    if rows.firstMissing == nil { rows.firstMissing = "\(error)" }
                 }
-                for stage in embeds {
-                    record[Self.vectorIndex(stage)] = vectorRows[stage]?[record["row_id"]?.stringValue ?? ""] ?? .null
-                }
-                let text = Array((CanonicalJSON.string(.object(record)) + "\n").utf8)
-                output.write(text, maxLength: text.count)
-                count += 1
-            } catch {
-                failure = error
             }
+            for stage in rows.embeds {
+                let ids = [line["row_id"]?.stringValue, line["parent_row_id"]?.stringValue].compactMap { $0 }
+                record[Self.vectorIndex(stage)] = ids.lazy.compactMap { vectorRows[stage]?[$0] }.first ?? .null
+            }
+            let text = Array((CanonicalJSON.string(.object(record)) + "\n").utf8)
+            output.write(text, maxLength: text.count)
+            rows.count += 1
         }
-        if let failure { throw failure }
-        guard count > 0 else {
+        guard rows.count > 0 else {
             throw LabelForgeError(.invalidDataset, "\(run.directory)/dataset.jsonl has no rows to export.")
         }
-        return (count, embeds)
+        return rows
     }
 
     /// The column that carries a row's place in an embed stage's `.npy` to the Parquet writer,
     /// which joins the vector and drops it.
     static func vectorIndex(_ stage: String) -> String { "\u{0}index.\(stage)" }
 
-    /// The exported rows' declared types: `row_id`, each stage's outputs as `<stage>.<field>`, image
-    /// fields as `{base64, path}`, the input's other columns as the dataset's format types them.
-    static func schema(stages: [any PipelineStage], dataset: RunConfig.Dataset) -> ColumnType {
-        var named: [String: ColumnType?] = ["row_id": .string]
+    /// The exported rows' declared types: `row_id`; each stage's outputs as `<stage>.<field>`, typed
+    /// as the stage declares them (the others checked); image fields as `{base64, path}`; the input's
+    /// other columns as the dataset's format types them. Any other column is checked.
+    static func schema(stages: [any PipelineStage], dataset: RunConfig.Dataset, inputColumns: Set<String>)
+        -> ColumnType
+    {
+        var named: [String: ColumnType?] = [:]
+        let input = ColumnType.input(of: dataset)
+        let inputType: ColumnType? = if case .object(_, let others) = input { others } else { input }
+        for column in inputColumns { named[column] = inputType }
+        named["row_id"] = .string
         for stage in stages {
+            for field in stage.outputFields { named["\(stage.config.id).\(field)"] = .some(nil) }
             for (field, type) in stage.outputTypes { named["\(stage.config.id).\(field)"] = type }
         }
         for field in dataset.imageFields { named[field] = .object(["base64": .string, "path": .string]) }
-        let input = ColumnType.input(of: dataset)
-        if case .object(_, let others) = input { return .object(named, others: others) }
-        return .object(named, others: input)
+        return .object(named)
     }
 
+    /// Rows (as JSON) per Parquet file, when `rowsPerFile` is not given: about 512 MiB.
+    static let bytesPerFile = 512 << 20
+
     /// The dataset card: YAML metadata, then the provenance.
-    func card(features: JSONValue, rows: Int) throws -> String {
+    func card(features: JSONValue, rows: Int, files: [String]) throws -> String {
         let metadata: JSONValue = [
             "configs": [
                 [
@@ -172,7 +237,7 @@ public struct HFExport: Sendable {
         ]
         // datasets reads a feature's type from its first key after `name`.
         let yaml = try ResolvedYAML.string(metadata, leading: ["name", "dtype", "list", "struct"])
-        return "---\n" + yaml + "---\n\n" + body(rows: rows)
+        return "---\n" + yaml + "---\n\n" + body(rows: rows, files: files)
     }
 
     /// The Hub's task categories for the run's stage types.
@@ -198,13 +263,14 @@ public struct HFExport: Sendable {
     }
 
     /// The card's body: what the rows are, and where they came from.
-    func body(rows: Int) -> String {
+    func body(rows: Int, files: [String]) -> String {
         let record = run.run
         let summary = run.summary
         var lines = [
             "# \(run.resolvedConfig["run"]?["name"]?.stringValue ?? record.runID)", "",
             "Labeled by LabelForge \(record.labelforgeVersion): \(rows) rows, split `\(split)`, "
-                + "in `\(dataFile)`.", "",
+                + (files.count == 1 ? "in `data/\(files[0])`." : "in \(files.count) files, `data/\(split)-*.parquet`."),
+            "",
             "## Columns", "",
             "- The input's own columns, as the run read them; image fields as images (the `datasets` Image feature).",
             "- `row_id`: LabelForge's row ID.",

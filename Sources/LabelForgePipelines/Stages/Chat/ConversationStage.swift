@@ -24,7 +24,8 @@ public struct ConversationStage: ChatStage {
     public let version = 1
     public let outputFields = ["messages", "turns", "stop_reason"]
     public let outputTypes: [String: ColumnType] = [
-        "messages": .list(.object(["role": .string, "content": .string])), "turns": .int64, "stop_reason": .string,
+        // `messages` is typed from its values: a turn's content is text, or parts when images are sent.
+        "turns": .int64, "stop_reason": .string,
     ]
     public var templateVariables: [String: JSONValue] { [:] }
     public var constraint: OutputConstraint? { nil }

@@ -28,7 +28,7 @@ public struct TagStage: ChatStage {
 
     public var outputFields: [String] { options.attributes.map(\.name) }
     public var outputTypes: [String: ColumnType] {
-        Dictionary(uniqueKeysWithValues: options.attributes.map { ($0.name, $0.columnType) })
+        Dictionary(options.attributes.map { ($0.name, $0.columnType) }) { first, _ in first }
     }
 
     static func templateVariables(_ options: TagOptions) -> [String: JSONValue] {

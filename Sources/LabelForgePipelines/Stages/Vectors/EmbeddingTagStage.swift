@@ -30,7 +30,7 @@ public struct EmbeddingTagStage: RowWiseStage {
 
     public var outputFields: [String] { options.attributes.map(\.name) + ["confidence", "scores"] }
     public var outputTypes: [String: ColumnType] {
-        Dictionary(uniqueKeysWithValues: options.attributes.map { ($0.name, $0.columnType) }).merging([
+        Dictionary(options.attributes.map { ($0.name, $0.columnType) }) { first, _ in first }.merging([
             "confidence": .members(.float64), "scores": .members(.members(.float64)),
         ]) { first, _ in first }
     }
