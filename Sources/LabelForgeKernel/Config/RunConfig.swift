@@ -109,6 +109,8 @@ public struct RunConfig: Sendable {
         public var task: String = "chat"
         /// The most requests one replica (`base_urls`) has in flight; `nil`: only `max_in_flight`.
         public var maxInFlightPerReplica: Int? = nil
+        /// What its tokens cost (`pricing:`); `nil` when not given.
+        public var pricing: Pricing? = nil
 
         /// A `local` engine's server settings; `nil` for other kinds.
         public var local: Local? {
@@ -490,7 +492,7 @@ public struct RunConfig: Sendable {
             [
                 "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
                 "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
-                "max_in_flight_per_replica",
+                "max_in_flight_per_replica", "pricing",
             ] + rayKeys)
         let kind = try node.child("kind")?.oneOf(["local", "openai", "ray"]) ?? "local"
         let modelNode = try node.require("model")
@@ -543,7 +545,7 @@ public struct RunConfig: Sendable {
         if let perReplica, perReplica < 1 {
             throw perReplicaNode!.error("max_in_flight_per_replica must be at least 1.")
         }
-        return Engine(
+        var engine = Engine(
             name: try node.child("name")?.string() ?? kind,
             kind: engineKind,
             dialect: try dialectNode?.oneOf(EngineDialectNames.all)
@@ -558,6 +560,8 @@ public struct RunConfig: Sendable {
             // A Ray engine's timeout is a whole job's.
             timeoutSeconds: try node.child("timeout_s")?.double() ?? (kind == "ray" ? 3600 : 120),
             maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, maxInFlightPerReplica: perReplica)
+        engine.pricing = try Pricing.parse(node.child("pricing"))
+        return engine
     }
 
     /// How a `local` engine's server runs: whether it serves an ONNX embedding model, its threads and
@@ -646,6 +650,7 @@ public struct RunConfig: Sendable {
                     // Only when set, so the resolved config (and its hash) of every other run stays as it was.
                     if let poll = e.local?.poll { engine["poll"] = .int(Int64(poll)) }
                     if let limit = e.maxInFlightPerReplica { engine["max_in_flight_per_replica"] = .int(Int64(limit)) }
+                    if let pricing = e.pricing { engine["pricing"] = pricing.json }
                     if let ray = e.ray {
                         engine["address"] = .string(ray.address)
                         engine["python"] = .string(ray.python)

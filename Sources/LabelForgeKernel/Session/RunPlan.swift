@@ -51,7 +51,8 @@ package struct RunPlan: Sendable {
         let resolved = config.resolvedJSON
         let planHash = ContentHash.prefixed(
             ContentHash.hex([
-                "config": resolved, "dataset": .string(dataset.fingerprint), "prompt_pack": .string(pack.contentHash),
+                "config": RunConfig.planJSON(resolved), "dataset": .string(dataset.fingerprint),
+                "prompt_pack": .string(pack.contentHash),
                 "models": .array(models.map(\.pin)),
             ]))
         return RunPlan(

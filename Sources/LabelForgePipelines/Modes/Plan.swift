@@ -33,8 +33,25 @@ public struct PlanReport: Sendable {
         /// Prompt tokens of the new requests: counted by the engine's `/tokenize` when `plan` reached
         /// a vLLM or llama.cpp server (`tokenizedBy`), else estimated (characters / 4).
         public var newPromptTokens = 0
+        /// Completion tokens of the cached answers, as the engine counted them.
+        public var cachedCompletionTokens = 0
         /// Whether the stage was planned (false after the first dataset-wide stage).
         public var planned = true
+        /// What the requests cost, where the stage's engine has `pricing`.
+        public var cost: Cost? = nil
+    }
+
+    /// A stage's requests priced with its engine's `pricing` (US dollars).
+    public struct Cost: Sendable {
+        /// What the cached requests cost when they were made: exact, from the usage the engine
+        /// reported.
+        public var cached: Double
+        /// What the new requests would cost: their prompt tokens (counted or estimated, as for the
+        /// stage) and `newOutputTokens`.
+        public var new: Double
+        /// The new requests' output tokens, estimated as `outputMethod` says.
+        public var newOutputTokens: Int
+        public var outputMethod: String
     }
 
     /// How long the new requests would take at the throughput an earlier run of the same model
@@ -58,12 +75,22 @@ public struct PlanReport: Sendable {
     public var tokenizedBy: [String] = []
     public var newRequests: Int { stages.reduce(0) { $0 + $1.new } }
     public var cachedRequests: Int { stages.reduce(0) { $0 + $1.cached } }
+    /// The priced stages' costs together; `nil` when no stage's engine has `pricing`.
+    public var cost: (cached: Double, new: Double)? {
+        let priced = stages.compactMap(\.cost)
+        guard !priced.isEmpty else { return nil }
+        return (priced.reduce(0) { $0 + $1.cached }, priced.reduce(0) { $0 + $1.new })
+    }
+
+    /// Dollars as the plan shows them, to a hundredth of a cent.
+    static func dollars(_ value: Double) -> String { String(format: "$%.4f", value) }
 
     public var json: JSONValue {
         [
             "plan_hash": .string(planHash), "rows": .int(Int64(rows)), "new_requests": .int(Int64(newRequests)),
             "tokens_counted_by": .array(tokenizedBy.map(JSONValue.string)),
             "cached_requests": .int(Int64(cachedRequests)),
+            "cost_usd": cost.map { ["cached": .double($0.cached), "new_estimated": .double($0.new)] } ?? .null,
             "time_estimate": time.map {
                 [
                     "seconds": .double(($0.seconds * 10).rounded() / 10),
@@ -79,6 +106,14 @@ public struct PlanReport: Sendable {
                         "waiting": .int(Int64($0.waiting)), "dropped": .int(Int64($0.dropped)),
                         "planned": .bool($0.planned), "cached_prompt_tokens": .int(Int64($0.cachedPromptTokens)),
                         "new_prompt_tokens_estimated": .int(Int64($0.newPromptTokens)),
+                        "cached_completion_tokens": .int(Int64($0.cachedCompletionTokens)),
+                        "cost_usd": $0.cost.map {
+                            [
+                                "cached": .double($0.cached), "new_estimated": .double($0.new),
+                                "new_output_tokens_estimated": .int(Int64($0.newOutputTokens)),
+                                "output_tokens_method": .string($0.outputMethod),
+                            ]
+                        } ?? .null,
                     ]
                 }),
         ]
@@ -97,6 +132,11 @@ public struct PlanReport: Sendable {
         } else if newRequests > 0 {
             lines.append("  no time estimate: no finished run of these models under the runs directory")
         }
+        if let cost {
+            lines.append(
+                "  cost: about \(Self.dollars(cost.new)) for the new requests (each stage says how it counted); the "
+                    + "cached requests cost \(Self.dollars(cost.cached)) when they were made")
+        }
         for stage in stages {
             guard stage.planned else {
                 lines.append(
@@ -112,6 +152,9 @@ public struct PlanReport: Sendable {
                     tokenizedBy.isEmpty
                     ? "; ~\(stage.newPromptTokens) new prompt tokens (4 characters per token)"
                     : "; \(stage.newPromptTokens) new prompt tokens (counted by /tokenize where the engine answers)"
+            }
+            if let cost = stage.cost {
+                line += "; \(Self.dollars(cost.new)) new (\(cost.outputMethod)), \(Self.dollars(cost.cached)) cached"
             }
             lines.append(line)
         }
@@ -132,7 +175,8 @@ extension Runner {
         _ = try await RunSession(cachePath: options.cachePath, logger: logger, engines: engines).run(setup)
         let plan = setup.plan
         let (estimates, newKeys) = try Self.estimates(plan: plan, manifest: setup.directory.manifestPath)
-        var report = PlanReport(planHash: plan.planHash, rows: plan.dataset.rows, stages: estimates)
+        var report = PlanReport(
+            planHash: plan.planHash, rows: plan.dataset.rows, stages: Self.priced(estimates, plan: plan))
         report.newKeys = newKeys
         report.tokenizedBy = engines.tokenizedBy
         report.time = Self.throughput(runsDir: options.runsDir, models: plan.models.map(\.recordedPin)).map {
@@ -196,7 +240,9 @@ extension Runner {
                 if let key = row.requestKeys.last { newKeys.insert(key) }
                 estimates[i].newPromptTokens += row.tokensIn
             case "upstream_failed": estimates[i].waiting += 1
-            case nil: estimates[i].cachedPromptTokens += row.tokensIn
+            case nil:
+                estimates[i].cachedPromptTokens += row.tokensIn
+                estimates[i].cachedCompletionTokens += row.tokensOut
             default: break
             }
         }
@@ -207,4 +253,36 @@ extension Runner {
         return (estimates, newKeys)
     }
 
+    /// The estimates with each stage's requests priced by its engine's `pricing` (the chat engine's
+    /// where a stage has several). New requests' output tokens: the mean of the stage's cached
+    /// answers where it has some, else `max_tokens` each, the most they could be; embeddings and
+    /// reranks have none.
+    static func priced(_ estimates: [PlanReport.StageEstimate], plan: RunPlan) -> [PlanReport.StageEstimate] {
+        zip(estimates, plan.graph.order).map { estimate, stage in
+            guard estimate.planned,
+                let use = stage.engineUses.first(where: { $0.task == .chat }) ?? stage.engineUses.first,
+                let pricing = plan.config.engines.first(where: { $0.name == use.engine })?.pricing
+            else { return estimate }
+            var priced = estimate
+            let maxTokens = stage.config.sampling.maxTokens
+            let (tokens, method): (Int, String) =
+                if use.task != .chat {
+                    (0, "no output tokens")
+                } else if estimate.cached > 0, estimate.cachedCompletionTokens > 0 {
+                    (
+                        Int(
+                            (Double(estimate.cachedCompletionTokens) / Double(estimate.cached) * Double(estimate.new))
+                                .rounded()),
+                        "output tokens: the mean of its \(estimate.cached) cached answers"
+                    )
+                } else {
+                    (estimate.new * maxTokens, "output tokens: max_tokens (\(maxTokens)) each, the most they could be")
+                }
+            priced.cost = PlanReport.Cost(
+                cached: pricing.cost(input: estimate.cachedPromptTokens, output: estimate.cachedCompletionTokens),
+                new: pricing.cost(input: estimate.newPromptTokens, output: tokens), newOutputTokens: tokens,
+                outputMethod: method)
+            return priced
+        }
+    }
 }
