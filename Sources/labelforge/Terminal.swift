@@ -114,6 +114,15 @@ enum Terminal {
                     + "macro-F1 \(RunReport.decimal(a.macroF1, score.intervals?.macroF1)); "
                     + "chance \(RunReport.percent(a.majorityBaseline)): always the most common gold label)")
         }
+        if !report.cost.isEmpty {
+            let total = report.cost.reduce(0) { $0 + $1.usd }
+            let parts = report.cost.map {
+                "\($0.engine): \($0.usage.requests) requests, \($0.usage.input) tokens in, \($0.usage.output) out"
+            }
+            lines.append(
+                "cost:           " + String(format: "$%.4f", total) + " (" + parts.joined(separator: "; ")
+                    + "; the usage the engines reported, at their pricing)")
+        }
         lines.append("outputs:        \(report.runDirectory.outputsPath)/")
         if let views = report.parquetViews {
             lines.append(

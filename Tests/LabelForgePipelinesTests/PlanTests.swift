@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test(
-        "plan prices the requests with the engine's pricing: new ones at max_tokens before any answer, then at the mean of the cached answers; cached ones as their usage cost; pricing leaves the plan hash as it was"
+        "plan prices the requests with the engine's pricing: new ones at max_tokens before any answer, then at the mean of the cached answers; cached ones as their usage cost; run reports what its requests cost; pricing leaves the plan hash as it was"
     )
     func cost() async throws {
         let ws = try TestWorkspace()
@@ -123,6 +123,15 @@ import Testing
             tokensOut += record["tokens_out"]?.intValue ?? 0
         }
         #expect(tokensOut > 0)
+        // The run reports what its requests cost: all 8 were sent (the cache was empty).
+        let spent = try #require(run.cost.first)
+        #expect(run.cost.count == 1 && spent.engine == "vllm" && spent.usage.requests == 8)
+        #expect(spent.usage.input == tokensIn && spent.usage.output == tokensOut)
+        #expect(abs(spent.usd - (Double(tokensIn) * 2 + Double(tokensOut) * 10) / 1e6) < 1e-12)
+        let again = try await Runner(
+            options: RunOptions(configPath: priced, runsDir: ws.path("runs")), logger: CapturedLogs().logger
+        ).run()
+        #expect(again.cost.isEmpty, "a cached rerun sends nothing and costs nothing")
         let after = try await plan(priced)
         let cached = try #require(after.stages[0].cost)
         #expect(abs(cached.cached - (Double(tokensIn) * 2 + Double(tokensOut) * 10) / 1e6) < 1e-12)

@@ -59,6 +59,28 @@ package struct ExecutedRequest: Sendable {
     package var servedWithoutRequest: Bool { source != .engine }
 }
 
+/// Requests sent to an engine and the tokens their answers report.
+public struct TokenUsage: Sendable, Equatable {
+    public var requests = 0
+    public var input = 0
+    public var output = 0
+
+    public init() {}
+
+    mutating func add(input: Int, output: Int) {
+        requests += 1
+        self.input += input
+        self.output += output
+    }
+}
+
+/// What an engine with `pricing` cost a run: its usage, in US dollars.
+public struct EngineCost: Sendable {
+    public var engine: String
+    public var usage: TokenUsage
+    public var usd: Double
+}
+
 /// The one path every engine call takes: verified cache lookup → single flight per cache key →
 /// transport → cache store.
 ///
@@ -74,6 +96,11 @@ package final class RequestExecutor: Sendable {
     package let matchEngineVersion: Bool
     private let logger: Logger
     private let flights = Mutex(Flights())
+    private let usage = Mutex<[String: TokenUsage]>([:])
+
+    /// What each engine (by name) was sent: requests, and the tokens their answers report. Cache
+    /// hits and shared flights cost nothing and are not in it.
+    package var spent: [String: TokenUsage] { usage.withLock { $0 } }
 
     /// Requests in flight, with who waits for each; and how many flights have landed, per bucket of
     /// keys, so a caller whose cache lookup raced a landing looks again instead of sending twice.
@@ -170,6 +197,11 @@ package final class RequestExecutor: Sendable {
         var payload: Data?
         if request.kind == .embeddings {
             (response, payload) = try EmbeddingsResponse.split(reply.body)
+        }
+        let reported = response["usage"]
+        usage.withLock {
+            $0[engine.name, default: TokenUsage()].add(
+                input: reported?["prompt_tokens"]?.intValue ?? 0, output: reported?["completion_tokens"]?.intValue ?? 0)
         }
         try await cache.store(
             CacheEntry(

@@ -52,6 +52,7 @@ package final class RunExecution {
     private var failedSources: Set<Int> = []
     private var recordedBarriers: Set<String>
     private let started: ContinuousClock.Instant
+    private let executor: RequestExecutor
     /// The clocks (`Timestamp`s, latencies) and environment variables the run reads.
     package let environment: RunEnvironment
     /// Renders `report.html` from the run directory once the summary is written; none when `nil`.
@@ -82,6 +83,7 @@ package final class RunExecution {
             cache: CoalescingCache(cache), readCache: !noCache, offline: offline,
             matchEngineVersion: plan.config.matchEngineVersion,
             logger: logger)
+        self.executor = executor
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []
         let endpoints = engines.endpoints(infos: engineInfos)
@@ -696,7 +698,7 @@ package final class RunExecution {
                 stage: parts[0], field: parts[1], goldField: parts[2], agreement: agreement,
                 intervals: agreement.intervals())
         }
-        return RunReport(
+        var report = RunReport(
             status: budget.abortReason == nil ? "completed" : "aborted", runDirectory: directory, rows: budget.rows,
             rowsFailed: failedSources.count,
             stages: graph.order.map { ($0.config.id, stats[$0.config.id] ?? StageStats()) },
@@ -704,5 +706,12 @@ package final class RunExecution {
             elapsedSeconds: environment.seconds(since: started),
             abortReason: budget.abortReason, sections: barrierSections(),
             cacheFailedVerification: store.failedVerification, stoppedBefore: stoppedBefore)
+        let spent = executor.spent
+        report.cost = config.engines.compactMap { engine in
+            guard let pricing = engine.pricing, let usage = spent[engine.name] else { return nil }
+            return EngineCost(
+                engine: engine.name, usage: usage, usd: pricing.cost(input: usage.input, output: usage.output))
+        }
+        return report
     }
 }

@@ -30,6 +30,9 @@ public struct RunReport: Sendable {
     public var cacheFailedVerification = 0
     /// The dataset-wide stage a shard run (or a merge without `--continue`) stopped before.
     public var stoppedBefore: String? = nil
+    /// What this invocation's requests cost, per engine with `pricing` that was sent any (from the
+    /// usage the engines reported; cached answers cost nothing).
+    public var cost: [EngineCost] = []
     /// The Parquet views written (`outputs: {format: parquet}`): their rows, all files together,
     /// and the seconds it took.
     public var parquetViews: (rows: Int, seconds: Double)? = nil
