@@ -16,14 +16,12 @@ package enum ParquetWriter {
     ///     struct (`bytes`, `path`) and listed as `image` features.
     ///   - rowsPerFile: write `<file>-00000-of-0000n.parquet`, … of this many rows each instead of
     ///     `file` (the writer's `files` lists them).
-    /// - Returns: what the writer printed: `rows`, `files`, `features` (as a dataset card lists them),
-    ///   `options`, and `undeclared` with the reason where a value did not fit its declared type
-    ///   and every field was typed from its values instead.
+    /// - Returns: what the writer wrote.
     /// - Throws: `LabelForgeError` when the writer is not installed or fails, with its reason.
     package static func write(
         rows: String, to file: String, schema: ColumnType? = nil, vectors: [Vectors] = [], images: [String] = [],
         rowsPerFile: Int? = nil
-    ) throws -> JSONValue {
+    ) throws -> Written {
         let (python, script) = try command()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
@@ -46,7 +44,21 @@ package enum ParquetWriter {
         else {
             throw LabelForgeError(.invalidDataset, "writing \(file) failed: \(errors.reason(of: process))")
         }
-        return result
+        return Written(
+            rows: result["rows"]?.intValue ?? 0, files: (result["files"]?.arrayValue ?? []).compactMap(\.stringValue),
+            features: result["features"] ?? [], undeclared: result["undeclared"]?.stringValue)
+    }
+
+    /// What `scripts/parquet_io.py write` wrote.
+    package struct Written: Sendable {
+        package var rows: Int
+        /// The Parquet files, in order.
+        package var files: [String]
+        /// The columns as a dataset card's `dataset_info.features` lists them.
+        package var features: JSONValue
+        /// Why every field was typed from its values instead of as declared (a value that did not
+        /// fit its declared type); `nil` when the declarations held.
+        package var undeclared: String?
     }
 
     /// An embed stage's vectors joined to the rows: row `i` of the `.npy` file goes to the rows whose

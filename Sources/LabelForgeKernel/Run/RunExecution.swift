@@ -328,8 +328,8 @@ package final class RunExecution {
             do {
                 let written = try ParquetWriter.write(
                     rows: view.jsonl, to: path, schema: view.schema, vectors: view.vectors)
-                rows += written["rows"]?.intValue ?? 0
-                if let reason = written["undeclared"]?.stringValue {
+                rows += written.rows
+                if let reason = written.undeclared {
                     logger.warning("Parquet view \(view.key): typed from its values, not as declared (\(reason))")
                 }
             } catch {

@@ -124,13 +124,11 @@ public struct HFExport: Sendable {
             schema: config.map { Self.schema(stages: stages, dataset: $0.dataset, inputColumns: rows.inputColumns) },
             vectors: vectors, images: config?.dataset.imageFields ?? [],
             rowsPerFile: rowsPerFile ?? max(1, (rows.count + files - 1) / files))
-        if let reason = written["undeclared"]?.stringValue {
+        if let reason = written.undeclared {
             warnings.append("columns typed from their values, not as the stages declare them (\(reason)).")
         }
-        let names = (written["files"]?.arrayValue ?? []).compactMap { $0.stringValue }.map {
-            ($0 as NSString).lastPathComponent
-        }
-        let card = try self.card(features: written["features"] ?? [], rows: rows.count, files: names)
+        let names = written.files.map { ($0 as NSString).lastPathComponent }
+        let card = try self.card(features: written.features, rows: rows.count, files: names)
         for name in existing where isDataFile(name) {
             try FileManager.default.removeItem(atPath: directory + "/data/" + name)
         }
