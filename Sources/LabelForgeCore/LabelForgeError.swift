@@ -23,6 +23,8 @@ public struct LabelForgeError: Error, Sendable, CustomStringConvertible, Equatab
         public static let io = Code("io_error")
         public static let interrupted = Code("interrupted")
         public static let cacheMiss = Code("cache_miss")
+        /// A run stopped before its `budget` could be crossed (resumable).
+        public static let budgetReached = Code("budget_reached")
     }
 
     public let code: Code

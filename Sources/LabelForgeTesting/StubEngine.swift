@@ -427,46 +427,7 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
                 [400: "BadRequestError", 404: "NotFoundError", 429: "RateLimitError"][status] ?? "InternalServerError"
             return error(status, message, type: type)
         case .content(let text):
-            let tokens = StubEngine.tokens(text)
-            var choice: [String: JSONValue] = [
-                "index": 0,
-                "message": [
-                    "role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [],
-                    "reasoning_content": nil,
-                ],
-                "logprobs": nil, "finish_reason": "stop", "stop_reason": nil,
-            ]
-            if request["logprobs"]?.boolValue == true {
-                let k = request["top_logprobs"]?.intValue ?? 0
-                choice["logprobs"] = [
-                    "content": .array(
-                        tokens.map { token in
-                            [
-                                "token": .string(token),
-                                "logprob": .double(StubEngine.alternatives(for: token, count: 1)[0].1),
-                                "bytes": .array(token.utf8.map { .int(Int64($0)) }),
-                                "top_logprobs": .array(
-                                    StubEngine.alternatives(for: token, count: k).map { t, logprob in
-                                        [
-                                            "token": .string(t), "logprob": .double(logprob),
-                                            "bytes": .array(t.utf8.map { .int(Int64($0)) }),
-                                        ]
-                                    }),
-                            ]
-                        })
-                ]
-            }
-            let promptTokens = Int64(CanonicalJSON.string(request["messages"]!).count / 4)
-            let reply: JSONValue = [
-                "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": .string(model),
-                "choices": [.object(choice)],
-                "usage": [
-                    "prompt_tokens": .int(promptTokens), "completion_tokens": .int(Int64(tokens.count)),
-                    "total_tokens": .int(promptTokens + Int64(tokens.count)), "prompt_tokens_details": nil,
-                ],
-                "prompt_logprobs": nil, "kv_transfer_params": nil,
-            ]
-            return (200, Array(CanonicalJSON.data(reply)))
+            return (200, Array(CanonicalJSON.data(StubEngine.completion(for: request, text: text, model: model))))
         }
     }
 
@@ -663,5 +624,53 @@ private final class StubHandler: ChannelInboundHandler, @unchecked Sendable {
             "error": ["message": .string(message), "type": .string(type), "param": nil, "code": .int(Int64(status))]
         ]
         return (status, Array(CanonicalJSON.data(body)))
+    }
+}
+
+extension StubEngine {
+    /// The chat completion the stub answers `request` with when its text is `text`: the message,
+    /// log-probabilities when asked for, usage (a prompt token per 4 bytes of the messages' JSON, a
+    /// completion token per `StubEngine.tokens`). The batch stub answers its items with the same.
+    public static func completion(for request: JSONValue, text: String, model: String) -> JSONValue {
+        let tokens = tokens(text)
+        var choice: [String: JSONValue] = [
+            "index": 0,
+            "message": [
+                "role": "assistant", "content": .string(text), "refusal": nil, "tool_calls": [],
+                "reasoning_content": nil,
+            ],
+            "logprobs": nil, "finish_reason": "stop", "stop_reason": nil,
+        ]
+        if request["logprobs"]?.boolValue == true {
+            let k = request["top_logprobs"]?.intValue ?? 0
+            choice["logprobs"] = [
+                "content": .array(
+                    tokens.map { token in
+                        [
+                            "token": .string(token),
+                            "logprob": .double(alternatives(for: token, count: 1)[0].1),
+                            "bytes": .array(token.utf8.map { .int(Int64($0)) }),
+                            "top_logprobs": .array(
+                                alternatives(for: token, count: k).map { t, logprob in
+                                    [
+                                        "token": .string(t), "logprob": .double(logprob),
+                                        "bytes": .array(t.utf8.map { .int(Int64($0)) }),
+                                    ]
+                                }),
+                        ]
+                    })
+            ]
+        }
+        let promptTokens = Int64(CanonicalJSON.string(request["messages"]!).count / 4)
+        let reply: JSONValue = [
+            "id": "chatcmpl-stub", "object": "chat.completion", "created": 0, "model": .string(model),
+            "choices": [.object(choice)],
+            "usage": [
+                "prompt_tokens": .int(promptTokens), "completion_tokens": .int(Int64(tokens.count)),
+                "total_tokens": .int(promptTokens + Int64(tokens.count)), "prompt_tokens_details": nil,
+            ],
+            "prompt_logprobs": nil, "kv_transfer_params": nil,
+        ]
+        return reply
     }
 }

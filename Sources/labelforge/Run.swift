@@ -37,6 +37,14 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not read cached responses (new responses are still written to the cache).")
     var noCache = false
 
+    @Option(
+        name: .long,
+        help: "Stop before spending more than this many US dollars at the engines' pricing (replaces budget.usd).")
+    var budgetUSD: Double?
+
+    @Option(name: .long, help: "Stop before spending more than this many tokens (replaces budget.tokens).")
+    var budgetTokens: Int?
+
     @OptionGroup var cacheOptions: CacheOptions
 
     var cachePath: String? { cacheOptions.cachePath }
@@ -55,6 +63,8 @@ struct Run: AsyncParsableCommand {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+        if let budgetUSD, budgetUSD <= 0 { throw ValidationError("--budget-usd must be more than 0.") }
+        if let budgetTokens, budgetTokens < 1 { throw ValidationError("--budget-tokens must be at least 1.") }
         if config == nil && resume == nil { throw ValidationError("Give --config <file>, or --resume <run-dir>.") }
         if resume != nil && limit != nil { throw ValidationError("--limit cannot change a resumed run's plan.") }
         if retryFailed && resume == nil { throw ValidationError("--retry-failed needs --resume <run-dir>.") }
@@ -71,10 +81,12 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw Terminal.exit(for: error)
         }
-        let options = RunOptions(
+        var options = RunOptions(
             configPath: config ?? "", runsDir: runsDir, limit: limit, noCache: noCache, cachePath: cachePath,
             resume: resume,
             retryFailed: retryFailed, shard: shardSpec)
+        options.budgetUSD = budgetUSD
+        options.budgetTokens = budgetTokens
         try await Terminal.runAndSummarize(options, logger: logger)
     }
 }

@@ -15,7 +15,8 @@ enum Terminal {
 
     static func logger(verbose: Bool) -> Logger {
         var logger = Logger(label: "labelforge") { StreamLogHandler.standardError(label: $0) }
-        logger.logLevel = verbose ? .debug : .warning
+        // Notices: what a batch engine's batches are doing (docs/batch.md), hours apart.
+        logger.logLevel = verbose ? .debug : .notice
         return logger
     }
 
@@ -40,6 +41,8 @@ enum Terminal {
         }
         printError(error.message)
         if error.code == .interrupted { return ExitCode(130) }
+        // EX_TEMPFAIL: stopped at its budget, resumable.
+        if error.code == .budgetReached { return ExitCode(75) }
         if error.isUsageError { return ExitCode(64) }
         if error.code == .engineUnavailable { return ExitCode(69) }
         return ExitCode(1)
@@ -113,6 +116,9 @@ enum Terminal {
                     + "\(RunReport.percent(a.accuracy, score.intervals?.accuracy)) (n=\(a.count), "
                     + "macro-F1 \(RunReport.decimal(a.macroF1, score.intervals?.macroF1)); "
                     + "chance \(RunReport.percent(a.majorityBaseline)): always the most common gold label)")
+        }
+        for (engine, counts) in report.batches {
+            lines.append("batches (\(engine)): " + counts.line.dropFirst("batches: ".count))
         }
         if !report.cost.isEmpty {
             let total = report.cost.reduce(0) { $0 + $1.usd }

@@ -42,7 +42,8 @@ import Testing
         "text longer than the embedding model's window, with truncate: false", "stage that needs an engine, no engines",
         "stage that renders a template, no prompt pack", "truncated Parquet file",
         "Parquet file without a column that columns names", "Parquet shards that type a column differently",
-        "damaged Parquet page",
+        "damaged Parquet page", "batch engine without a provider", "batch setting on an engine of another kind",
+        "budget of zero dollars",
     ]
 
     /// Writes Parquet files with pyarrow (from the `.venv` that `make setup` fills): the reviews of
@@ -174,6 +175,16 @@ import Testing
                 stages: "  - {id: sentiment, type: classify, template: sentiment, labels: [positive, negative]}")
         case "engine URL that is not HTTP(S)":
             try config(ws, baseURL: "ftp://models.example.com/v1")
+        case "batch engine without a provider":
+            try config(ws, baseURL: baseURL, engine: "{name: e, kind: batch, model: {id: gpt-4o-mini, revision: r}}")
+        case "batch setting on an engine of another kind":
+            try config(
+                ws, baseURL: baseURL,
+                engine: "{name: e, kind: openai, base_url: \"\(baseURL)\", poll_s: 5, model: {id: m, revision: r}}")
+        case "budget of zero dollars":
+            try config(ws, baseURL: baseURL)
+            let text = try String(contentsOfFile: ws.path("config.yaml"), encoding: .utf8)
+            try ws.write("config.yaml", text + "\nbudget: {usd: 0}\n")
         case "Ray engine with nowhere for its answers":
             try config(
                 ws, baseURL: baseURL,

@@ -7,7 +7,7 @@ import SystemPackage
 import Testing
 
 /// The real embedded engine: llama.cpp's server with the SmolLM2 GGUF that `make setup` installs.
-@Suite(.serialized) struct LocalEngineTests {
+@Suite(.serialized, .exclusiveCPU) struct LocalEngineTests {
     static let root = LabelForgeBinary.projectRoot()
 
     func config(_ ws: TestWorkspace, determinism: String = "standard") throws -> String {

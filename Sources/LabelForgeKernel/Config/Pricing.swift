@@ -60,10 +60,12 @@ extension RunConfig {
 }
 
 extension RunConfig {
-    /// The resolved config as the plan hash covers it: without engines' `pricing`, which says what
-    /// requests cost, not what they are, so changing a price keeps a run resumable.
+    /// The resolved config as the plan hash covers it: without engines' `pricing` and the `budget`,
+    /// which say what requests cost and may cost, not what they are, so changing either keeps a run
+    /// resumable.
     static func planJSON(_ resolved: JSONValue) -> JSONValue {
         guard var root = resolved.objectValue, let engines = root["engines"]?.arrayValue else { return resolved }
+        root.removeValue(forKey: "budget")
         root["engines"] = .array(
             engines.map { engine in
                 guard var members = engine.objectValue else { return engine }
@@ -71,5 +73,19 @@ extension RunConfig {
                 return .object(members)
             })
         return .object(root)
+    }
+}
+
+extension RunConfig.Engine {
+    /// What this engine's tokens cost as it sends them: `pricing`, less the batch discount for a
+    /// `batch` engine; `nil` without `pricing`.
+    public var tokenPrices: RunConfig.Pricing? {
+        guard var prices = pricing else { return nil }
+        guard batch != nil else { return prices }
+        let share = 1 - prices.batchDiscount
+        prices.input *= share
+        prices.output *= share
+        prices.cachedInput = prices.cachedInput.map { $0 * share }
+        return prices
     }
 }

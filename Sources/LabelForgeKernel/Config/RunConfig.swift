@@ -45,6 +45,8 @@ public struct RunConfig: Sendable {
         case openai
         /// Requests go out as Ray Data LLM jobs through a Ray dashboard.
         case ray
+        /// Requests go out through a batch API (OpenAI, Anthropic) or as vLLM batch files.
+        case batch
     }
 
     /// How much a run trades speed for repeatability (docs/determinism.md).
@@ -63,6 +65,8 @@ public struct RunConfig: Sendable {
             case openAI
             /// Ray Data LLM jobs through a Ray dashboard.
             case ray(Ray)
+            /// A batch API, or batch files for `vllm run-batch`.
+            case batch(Batch)
 
             /// The kind as configs name it.
             public var name: EngineKind {
@@ -70,6 +74,7 @@ public struct RunConfig: Sendable {
                 case .local: .local
                 case .openAI: .openai
                 case .ray: .ray
+                case .batch: .batch
                 }
             }
         }
@@ -115,6 +120,12 @@ public struct RunConfig: Sendable {
         /// A `local` engine's server settings; `nil` for other kinds.
         public var local: Local? {
             if case .local(let local) = kind { return local }
+            return nil
+        }
+
+        /// A `batch` engine's provider and limits; `nil` for other kinds.
+        public var batch: Batch? {
+            if case .batch(let batch) = kind { return batch }
             return nil
         }
 
@@ -252,6 +263,9 @@ public struct RunConfig: Sendable {
     /// `outputs.format`: whether Parquet views of the outputs are written besides the JSONL
     /// (`parquet` or `both`; the JSONL is always written: replay, resume and diff read it).
     public var outputFormat = "jsonl"
+    /// What one invocation may spend (`budget:`); not in the plan hash, so a stopped run is resumed
+    /// with a raised one.
+    public var budget: Budget? = nil
 
     /// The resolved `cache` block; the S3 keys only for an S3 cache, so every other run's resolved
     /// config (and plan hash) stays as it was. Credentials are never part of it.
@@ -281,7 +295,7 @@ public struct RunConfig: Sendable {
     /// - Throws: `LabelForgeError.invalidConfig` naming the file, line and key path of the problem.
     public static func load(file: String, resolved: Bool = false, catalog: StageCatalog) throws -> RunConfig {
         let root = try ConfigReader.load(file: file)
-        try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages", "outputs"])
+        try root.checkKeys(["run", "dataset", "engines", "prompts", "cache", "stages", "outputs", "budget"])
         let run = try root.child("run")
         try run?.checkKeys(["name", "seed", "determinism", "max_failure_ratio", "limit"])
         let name = try run?.child("name")?.string() ?? (file as NSString).lastPathComponent
@@ -359,13 +373,15 @@ public struct RunConfig: Sendable {
         }
         guard !stages.isEmpty else { throw root.error("'stages' needs at least one stage.") }
 
-        return RunConfig(
+        var config = RunConfig(
             file: file, name: name, seed: UInt64(seed), determinism: determinism, maxFailureRatio: maxFailureRatio,
             limit: limit, dataset: dataset, engines: engines, promptPack: pack,
             cachePath: try cache?.child("path")?.filePath(),
             matchEngineVersion: try cache?.child("match_engine_version")?.bool() ?? false, stages: stages,
             cacheKind: cacheKind, cacheS3: cacheS3, cacheLocation: cache.map { "\($0.file):\($0.line)" } ?? file,
             catalog: catalog, outputFormat: try parseOutputs(try root.child("outputs")))
+        config.budget = try Budget.parse(root.child("budget"))
+        return config
     }
 
     /// `outputs: {format: jsonl | parquet | both}`; `parquet` is `both` (the JSONL is always
@@ -486,6 +502,20 @@ public struct RunConfig: Sendable {
             engineKwargs: engineKwargs)
     }
 
+    /// Each base URL is an http:// or https:// URL with a host.
+    private static func checkURLs(_ baseURLs: [String], _ node: ConfigReader) throws {
+        for url in baseURLs {
+            guard let scheme = URL(string: url)?.scheme?.lowercased(), ["http", "https"].contains(scheme),
+                URL(string: url)?.host?.isEmpty == false
+            else {
+                let urlNode = try node.child("base_url") ?? node.child("base_urls") ?? node
+                throw urlNode.error(
+                    "'\(url)' is not an http:// or https:// URL. Give the server's address, "
+                        + "e.g. http://127.0.0.1:8000/v1.")
+            }
+        }
+    }
+
     /// - Parameter bucket: the run's cache is a bucket (a Ray engine's jobs may exchange files there).
     private static func parseEngine(_ node: ConfigReader, strict: Bool, bucket: Bool) throws -> Engine {
         try node.checkKeys(
@@ -493,8 +523,8 @@ public struct RunConfig: Sendable {
                 "name", "kind", "dialect", "model", "base_url", "base_urls", "api_key_env", "slots", "context_per_slot",
                 "max_in_flight", "timeout_s", "max_retries", "task", "threads", "poll",
                 "max_in_flight_per_replica", "pricing",
-            ] + rayKeys)
-        let kind = try node.child("kind")?.oneOf(["local", "openai", "ray"]) ?? "local"
+            ] + rayKeys + Engine.Batch.keys)
+        let kind = try node.child("kind")?.oneOf(["local", "openai", "ray", "batch"]) ?? "local"
         let modelNode = try node.require("model")
         try modelNode.checkKeys(["id", "path", "revision"])
         let model = Model(
@@ -502,8 +532,10 @@ public struct RunConfig: Sendable {
             location: "\(modelNode.file):\(try modelNode.child("path")?.line ?? modelNode.line)",
             path: try modelNode.child("path")?.filePath(),
             revision: try modelNode.child("revision")?.string())
+        let batch = try Engine.Batch.parse(node, kind: kind)
         var baseURLs = try node.child("base_urls")?.stringList() ?? []
         if let single = try node.child("base_url")?.string() { baseURLs.insert(single, at: 0) }
+        if let batch, baseURLs.isEmpty, let url = Engine.Batch.defaultBaseURL(batch.provider) { baseURLs = [url] }
         if kind == "openai" && baseURLs.isEmpty {
             throw node.error("an engine of kind 'openai' needs 'base_url' (or 'base_urls' for replicas).")
         }
@@ -517,16 +549,7 @@ public struct RunConfig: Sendable {
                 }
             }
         }
-        for url in baseURLs {
-            guard let scheme = URL(string: url)?.scheme?.lowercased(), ["http", "https"].contains(scheme),
-                URL(string: url)?.host?.isEmpty == false
-            else {
-                let urlNode = try node.child("base_url") ?? node.child("base_urls") ?? node
-                throw urlNode.error(
-                    "'\(url)' is not an http:// or https:// URL. Give the server's address, "
-                        + "e.g. http://127.0.0.1:8000/v1.")
-            }
-        }
+        try checkURLs(baseURLs, node)
         if kind != "local" && model.revision == nil {
             throw modelNode.error(
                 "an '\(kind)' engine needs model.revision (e.g. the Hugging Face commit) to pin its model.")
@@ -536,8 +559,9 @@ public struct RunConfig: Sendable {
         let dialectNode = try node.child("dialect")
         let (onnx, threads, poll) = try localServer(node, kind: kind, task: task, model: model)
         let engineKind: Engine.Kind =
-            if let ray { .ray(ray) } else if kind == "local" { .local(Engine.Local(threads: threads, poll: poll)) } else
-            {
+            if let ray { .ray(ray) } else if let batch { .batch(batch) } else if kind == "local" {
+                .local(Engine.Local(threads: threads, poll: poll))
+            } else {
                 .openAI
             }
         let perReplicaNode = try node.child("max_in_flight_per_replica")
@@ -549,14 +573,18 @@ public struct RunConfig: Sendable {
             name: try node.child("name")?.string() ?? kind,
             kind: engineKind,
             dialect: try dialectNode?.oneOf(EngineDialectNames.all)
-                ?? (onnx ? "vllm" : kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
+                ?? (onnx || batch?.provider == "vllm-file"
+                    ? "vllm" : kind == "local" ? "llamacpp" : ray?.processor == "vllm" ? "vllm" : "openai"),
             model: model, baseURLs: baseURLs,
             apiKeyEnv: try node.child("api_key_env")?.string(),
             slots: strict ? 1 : slots,
             contextPerSlot: try node.child("context_per_slot")?.int() ?? 2048,
-            maxInFlight: strict
+            // A batch engine's requests in flight are its batches' items (one strict run's order holds
+            // whatever order a batch answers in).
+            maxInFlight: strict && batch == nil
                 ? 1
-                : try node.child("max_in_flight")?.int() ?? (kind == "local" ? slots * 2 : kind == "ray" ? 256 : 16),
+                : try node.child("max_in_flight")?.int()
+                    ?? (batch?.maxRequests ?? (kind == "local" ? slots * 2 : kind == "ray" ? 256 : 16)),
             // A Ray engine's timeout is a whole job's.
             timeoutSeconds: try node.child("timeout_s")?.double() ?? (kind == "ray" ? 3600 : 120),
             maxRetries: try node.child("max_retries")?.int() ?? 3, task: task, maxInFlightPerReplica: perReplica)
@@ -651,6 +679,7 @@ public struct RunConfig: Sendable {
                     if let poll = e.local?.poll { engine["poll"] = .int(Int64(poll)) }
                     if let limit = e.maxInFlightPerReplica { engine["max_in_flight_per_replica"] = .int(Int64(limit)) }
                     if let pricing = e.pricing { engine["pricing"] = pricing.json }
+                    if let batch = e.batch { engine.merge(batch.json) { _, new in new } }
                     if let ray = e.ray {
                         engine["address"] = .string(ray.address)
                         engine["python"] = .string(ray.python)
@@ -667,9 +696,10 @@ public struct RunConfig: Sendable {
             "cache": cacheJSON,
             "stages": .array(stages.map(\.resolvedJSON)),
         ]
-        // Only when Parquet is asked for, so every other run's resolved config (and plan hash) stays as it was.
-        guard outputFormat != "jsonl", case .object(var fields) = resolved else { return resolved }
-        fields["outputs"] = ["format": .string(outputFormat)]
+        // Only when asked for, so every other run's resolved config (and plan hash) stays as it was.
+        guard outputFormat != "jsonl" || budget != nil, case .object(var fields) = resolved else { return resolved }
+        if outputFormat != "jsonl" { fields["outputs"] = ["format": .string(outputFormat)] }
+        if let budget { fields["budget"] = budget.json }
         return .object(fields)
     }
 }

@@ -13,8 +13,17 @@ import Logging
 /// cache) and in-memory (`InMemoryEngines`: transports given in code, for tests of the kernel).
 package protocol EngineProvider: Sendable {
     func withEngines<T: Sendable>(
-        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+        for plan: RunPlan, logPath: String, ledger: (any BatchLedger)?, _ body: (EngineSet) async throws -> T
     ) async throws -> T
+}
+
+extension EngineProvider {
+    /// Engines with no ledger for batches (a batch engine's batches are then not recorded).
+    package func withEngines<T: Sendable>(
+        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+    ) async throws -> T {
+        try await withEngines(for: plan, logPath: logPath, ledger: nil, body)
+    }
 }
 
 extension RunPlan {
@@ -38,7 +47,7 @@ package struct RecordedEngines: EngineProvider {
     package init() {}
 
     package func withEngines<T: Sendable>(
-        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+        for plan: RunPlan, logPath: String, ledger: (any BatchLedger)?, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
         // Every engine the config lists: a replay names engines by its recorded pins.
         try await EngineSet.offline(config: plan.config, models: plan.models).serving(body)
@@ -54,7 +63,7 @@ package struct InMemoryEngines: EngineProvider {
     package init(_ transports: [String: any EngineTransport]) { self.transports = transports }
 
     package func withEngines<T: Sendable>(
-        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+        for plan: RunPlan, logPath: String, ledger: (any BatchLedger)?, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
         var handles: [String: EngineHandle] = [:]
         for engine in plan.usedEngines {

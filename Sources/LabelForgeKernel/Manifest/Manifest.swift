@@ -13,6 +13,8 @@ public enum ManifestRecord: Sendable, Equatable {
     case row(RowRecord)
     case barrier(BarrierRecord)
     case summary(SummaryRecord)
+    /// A batch engine's batch (`BatchRecord`).
+    case batch(BatchRecord)
 
     public var json: JSONValue {
         switch self {
@@ -20,6 +22,7 @@ public enum ManifestRecord: Sendable, Equatable {
         case .row(let record): return record.json
         case .barrier(let record): return record.json
         case .summary(let record): return record.json
+        case .batch(let record): return record.json
         }
     }
 
@@ -32,6 +35,7 @@ public enum ManifestRecord: Sendable, Equatable {
         case "row": self = .row(try RowRecord(fields))
         case "barrier": self = .barrier(try BarrierRecord(fields))
         case "summary": self = .summary(try SummaryRecord(fields))
+        case "batch": self = .batch(try BatchRecord(fields))
         case let other: throw LabelForgeError(.invalidJSON, "unknown record type '\(other)'.")
         }
     }
@@ -526,6 +530,9 @@ public struct SummaryRecord: Sendable, Equatable {
     public var error: StageFailure?
     /// The dataset-wide stage a shard run (or a merge without `--continue`) stopped before.
     public var stoppedBefore: String? = nil
+    /// What this invocation's requests cost, per engine with `pricing`: `[{engine, requests,
+    /// tokens_in, tokens_out, usd}]`; absent when nothing priced was sent.
+    public var cost: JSONValue? = nil
 
     /// Whether the run reached its end: `--resume` has nothing left to do.
     public var isFinal: Bool { status == "completed" || status == "aborted" }
@@ -546,10 +553,12 @@ public struct SummaryRecord: Sendable, Equatable {
         if let abortReason { json["abort_reason"] = .string(abortReason) }
         if let error { json["error"] = error.json }
         if let stoppedBefore { json["stopped_before"] = .string(stoppedBefore) }
+        if let cost { json["cost"] = cost }
         return .object(json)
     }
 
     package init(_ f: ManifestFields) throws {
+        cost = f.value("cost")
         status = try f.string("status")
         finishedAt = try f.optionalString("finished_at") ?? ""
         counts = try f.optionalObject("counts").map { counts in
@@ -614,9 +623,11 @@ extension StageStats {
     }
 }
 
-/// Appends records to a manifest as canonical JSON lines.
-public final class ManifestWriter {
+/// Appends records to a manifest as canonical JSON lines. Safe to call from several tasks (a
+/// batch engine records its batches while rows are written).
+public final class ManifestWriter: @unchecked Sendable {
     private let lines: JSONLWriter
+    private let lock = NSLock()
     public var path: String { lines.path }
 
     public init(path: String) throws {
@@ -624,6 +635,8 @@ public final class ManifestWriter {
     }
 
     public func append(_ record: ManifestRecord) throws {
+        lock.lock()
+        defer { lock.unlock() }
         if case .row(let row) = record {
             var bytes: [UInt8] = []
             bytes.reserveCapacity(256)
@@ -635,10 +648,18 @@ public final class ManifestWriter {
     }
 
     /// Writes buffered lines to the file.
-    public func flush() throws { try lines.flush() }
+    public func flush() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try lines.flush()
+    }
 
     /// Flushes and asks the OS to put the bytes on disk.
-    public func sync() throws { try lines.sync() }
+    public func sync() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try lines.sync()
+    }
 }
 
 /// Reads a manifest one record at a time, never holding more than one line.

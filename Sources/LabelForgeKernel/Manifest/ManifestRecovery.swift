@@ -12,6 +12,8 @@ package enum ManifestRecovery {
         package var completed: Bool
         /// Barriers whose result the run committed.
         package var barriers: Set<String> = []
+        /// Batches a batch engine created, in the order recorded.
+        package var batches: [BatchRecord] = []
 
         package init(run: RunRecord? = nil, rows: [String: RowRecord], completed: Bool, barriers: Set<String> = []) {
             self.run = run
@@ -53,6 +55,7 @@ package enum ManifestRecovery {
             case .row(let row): state.rows[key(row: row.rowID, stage: row.stage)] = row
             case .barrier(let barrier): state.barriers.insert(barrier.stage)
             case .summary(let summary): state.completed = summary.isFinal
+            case .batch(let batch): state.batches.append(batch)
             }
         }
         return state

@@ -74,6 +74,41 @@ public struct TokenUsage: Sendable, Equatable {
     }
 }
 
+/// A run's budget, with the token prices of each engine (by name) it is counted at.
+package struct SpendingCap: Sendable {
+    package var budget: RunConfig.Budget
+    package var prices: [String: RunConfig.Pricing]
+
+    package init(budget: RunConfig.Budget, prices: [String: RunConfig.Pricing]) {
+        self.budget = budget
+        self.prices = prices
+    }
+
+    /// The most tokens a request can take: a token per byte of its texts (no tokenizer makes more),
+    /// 2,000 per image, 8 per message; and its `max_completion_tokens` (or `max_tokens`, else 4,096
+    /// for a chat request) times its `n`.
+    package static func worstCase(_ request: EngineRequest) -> (input: Int, output: Int) {
+        var input = 0
+        func count(_ value: JSONValue, key: String) {
+            switch value {
+            case .string(let text): input += key == "url" || text.hasPrefix("data:") ? 2000 : text.utf8.count
+            case .array(let items): for item in items { count(item, key: key) }
+            case .object(let members): for (name, member) in members where name != "type" { count(member, key: name) }
+            default: break
+            }
+        }
+        let body = request.body
+        for key in ["messages", "input", "query", "documents", "text_1", "text_2", "prompt"] {
+            if let value = body[key] { count(value, key: key) }
+        }
+        input += (body["messages"]?.arrayValue?.count ?? 0) * 8
+        let most =
+            body["max_completion_tokens"]?.intValue ?? body["max_tokens"]?.intValue
+            ?? (request.kind == .chat ? 4096 : 0)
+        return (input, most * max(1, body["n"]?.intValue ?? 1))
+    }
+}
+
 /// What an engine with `pricing` cost a run: its usage, in US dollars.
 public struct EngineCost: Sendable {
     public var engine: String
@@ -96,11 +131,30 @@ package final class RequestExecutor: Sendable {
     package let matchEngineVersion: Bool
     private let logger: Logger
     private let flights = Mutex(Flights())
-    private let usage = Mutex<[String: TokenUsage]>([:])
+    private let spending = Mutex(Spending())
+    /// The budget and the engines' token prices, when the run has a budget.
+    private let cap: SpendingCap?
 
     /// What each engine (by name) was sent: requests, and the tokens their answers report. Cache
     /// hits and shared flights cost nothing and are not in it.
-    package var spent: [String: TokenUsage] { usage.withLock { $0 } }
+    package var spent: [String: TokenUsage] { spending.withLock { $0.usage } }
+
+    /// Why the run must stop, once a request could have crossed the budget; requests are refused
+    /// from then on (`CancellationError`), and the run stops, resumable.
+    package var budgetStop: String? { spending.withLock { $0.stop } }
+
+    /// Usage so far, and the worst cases of the requests in flight.
+    private struct Spending {
+        var usage: [String: TokenUsage] = [:]
+        var reservedUSD = 0.0
+        var reservedTokens = 0
+        var stop: String?
+        /// Requests waiting for requests in flight to finish before they fit (resumed with `.wait`:
+        /// look again).
+        var waiting: [CheckedContinuation<BudgetDecision, Never>] = []
+    }
+
+    private enum BudgetDecision { case reserved, stop, wait }
 
     /// Requests in flight, with who waits for each; and how many flights have landed, per bucket of
     /// keys, so a caller whose cache lookup raced a landing looks again instead of sending twice.
@@ -114,7 +168,11 @@ package final class RequestExecutor: Sendable {
 
     private enum Role { case leader, follower, lookAgain }
 
-    package init(cache: any CacheStore, readCache: Bool, offline: Bool, matchEngineVersion: Bool, logger: Logger) {
+    package init(
+        cache: any CacheStore, readCache: Bool, offline: Bool, matchEngineVersion: Bool, logger: Logger,
+        cap: SpendingCap? = nil
+    ) {
+        self.cap = cap
         self.cache = cache
         self.readCache = readCache
         self.offline = offline
@@ -173,6 +231,8 @@ package final class RequestExecutor: Sendable {
         }
         let result: Result<ExecutedRequest, any Error>
         do {
+            let reservation = try await reserve(prepared.request, on: engine.name)
+            defer { release(reservation) }
             result = .success(try await send(prepared, to: engine))
         } catch {
             result = .failure(error)
@@ -199,8 +259,8 @@ package final class RequestExecutor: Sendable {
             (response, payload) = try EmbeddingsResponse.split(reply.body)
         }
         let reported = response["usage"]
-        usage.withLock {
-            $0[engine.name, default: TokenUsage()].add(
+        spending.withLock {
+            $0.usage[engine.name, default: TokenUsage()].add(
                 input: reported?["prompt_tokens"]?.intValue ?? 0, output: reported?["completion_tokens"]?.intValue ?? 0)
         }
         try await cache.store(
@@ -210,6 +270,69 @@ package final class RequestExecutor: Sendable {
         return ExecutedRequest(
             key: prepared.key, response: response, payload: payload, source: .engine, attempts: reply.attempts,
             replica: reply.replica)
+    }
+
+    /// Holds `request`'s worst case against the budget while it is in flight. When it fits only once
+    /// requests in flight have finished (their worst cases held, their real cost not yet known), it
+    /// waits for them; when it would not fit even then, the run must stop.
+    /// - Throws: `CancellationError` when it could cross the budget (`budgetStop` says why), or the
+    ///   budget was reached before.
+    private func reserve(_ request: EngineRequest, on engine: String) async throws -> (usd: Double, tokens: Int) {
+        guard let cap else { return (0, 0) }
+        let worst = SpendingCap.worstCase(request)
+        let usd = cap.prices[engine]?.cost(input: worst.input, output: worst.output) ?? 0
+        let tokens = worst.input + worst.output
+        while true {
+            let decision = await withCheckedContinuation { (continuation: CheckedContinuation<BudgetDecision, Never>) in
+                let decision = spending.withLock { spending -> BudgetDecision in
+                    if spending.stop != nil { return .stop }
+                    let spentUSD = spending.usage.reduce(0.0) { total, entry in
+                        total + (cap.prices[entry.key]?.cost(input: entry.value.input, output: entry.value.output) ?? 0)
+                    }
+                    let spentTokens = spending.usage.values.reduce(0) { $0 + $1.input + $1.output }
+                    let overUSD = cap.budget.usd.map { spentUSD + spending.reservedUSD + usd > $0 } ?? false
+                    let overTokens =
+                        cap.budget.tokens.map { spentTokens + spending.reservedTokens + tokens > $0 } ?? false
+                    if !overUSD && !overTokens {
+                        spending.reservedUSD += usd
+                        spending.reservedTokens += tokens
+                        return .reserved
+                    }
+                    // Requests in flight hold their worst case: once they finish, this one may fit.
+                    if spending.reservedTokens > 0 || spending.reservedUSD > 0 {
+                        spending.waiting.append(continuation)
+                        return .wait
+                    }
+                    spending.stop =
+                        overUSD
+                        ? String(
+                            format: "budget.usd $%.4f reached: $%.4f spent, and the next request to %@ could cost up "
+                                + "to $%.4f", cap.budget.usd!, spentUSD, engine, usd)
+                        : "budget.tokens \(cap.budget.tokens!) reached: \(spentTokens) spent, and the next request to "
+                            + "\(engine) could take up to \(tokens)"
+                    return .stop
+                }
+                if decision != .wait { continuation.resume(returning: decision) }
+            }
+            switch decision {
+            case .reserved: return (usd, tokens)
+            case .stop: throw CancellationError()
+            case .wait: continue
+            }
+        }
+    }
+
+    /// Gives back a request's worst case; requests waiting for room try again.
+    private func release(_ reservation: (usd: Double, tokens: Int)) {
+        guard cap != nil else { return }
+        let waiting = spending.withLock { spending in
+            spending.reservedUSD -= reservation.usd
+            spending.reservedTokens -= reservation.tokens
+            if spending.reservedUSD < 1e-12 { spending.reservedUSD = 0 }
+            defer { spending.waiting = [] }
+            return spending.waiting
+        }
+        for waiter in waiting { waiter.resume(returning: .wait) }
     }
 
     private func accepts(_ entry: CacheEntry, from engine: EngineEndpoint) -> Bool {

@@ -82,7 +82,14 @@ package final class RunExecution {
         let executor = RequestExecutor(
             cache: CoalescingCache(cache), readCache: !noCache, offline: offline,
             matchEngineVersion: plan.config.matchEngineVersion,
-            logger: logger)
+            logger: logger,
+            cap: plan.config.budget.map { budget in
+                SpendingCap(
+                    budget: budget,
+                    prices: Dictionary(
+                        plan.config.engines.compactMap { e in e.tokenPrices.map { (e.name, $0) } },
+                        uniquingKeysWith: { first, _ in first }))
+            })
         self.executor = executor
         self.previous = previous?.rows ?? [:]
         self.recordedBarriers = previous?.barriers ?? []
@@ -169,10 +176,15 @@ package final class RunExecution {
         do {
             try await runSegments(files)
         } catch {
-            try? manifest.append(
-                .summary(SummaryRecord(status: "interrupted", counts: counts, finishedAt: environment.timestamp())))
+            let stop = Task.isCancelled ? nil : executor.budgetStop
+            var summary = SummaryRecord(
+                status: stop == nil ? "interrupted" : "stopped", counts: counts, finishedAt: environment.timestamp())
+            summary.abortReason = stop
+            summary.cost = Self.costJSON(makeReport().cost)
+            try? manifest.append(.summary(summary))
             try? manifest.sync()
             if Task.isCancelled { throw CancellationError() }
+            if let stop { throw budgetStopped(stop) }
             throw error
         }
         return try finish(files)
@@ -199,6 +211,17 @@ package final class RunExecution {
             vectorFiles[stage.config.id] = try NpyWriter(path: vectorsPath(stage: stage.config.id))
         }
         return files
+    }
+
+    /// The error a run stopped at its budget ends with: why, what it spent, how to go on.
+    private func budgetStopped(_ reason: String) -> LabelForgeError {
+        let cost = makeReport().cost
+        let spent = cost.isEmpty ? "" : String(format: " This invocation spent $%.4f.", cost.reduce(0) { $0 + $1.usd })
+        return LabelForgeError(
+            .budgetReached,
+            "Stopped before the budget could be crossed: \(reason).\(spent) The rows that finished are recorded "
+                + "and every answer received is cached. Resume with a raised budget: labelforge run --resume "
+                + "\(directory.path) --budget-usd <dollars> (or --budget-tokens <tokens>).")
     }
 
     /// Each segment's rows streamed through its stages into the barrier that ends it (or into
@@ -263,6 +286,7 @@ package final class RunExecution {
             },
             abortReason: budget.abortReason)
         summary.stoppedBefore = stoppedBefore
+        summary.cost = Self.costJSON(report.cost)
         // The summary is the commit point: everything else is done before it, so a run killed
         // after it leaves nothing behind (`--resume` then has nothing to do), and one killed before
         // it is resumed and redoes these steps.
@@ -427,14 +451,29 @@ package final class RunExecution {
             }
         }
         try await withThrowingTaskGroup(of: (Int, SegmentResult).self) { group in
-            while budget.abortReason == nil, let row = try source() {
-                let index = window.admit()
-                group.addTask { (index, try await processor.process(row, through: plans)) }
-                // Wait while the window is full, and while finished rows queue up behind a slow
-                // one (they are written in input order), so memory stays bounded either way.
-                while !window.canAdmit, let (index, result) = try await group.next() {
-                    try collect(index, result)
+            do {
+                while budget.abortReason == nil, executor.budgetStop == nil, let row = try source() {
+                    let index = window.admit()
+                    group.addTask { (index, try await processor.process(row, through: plans)) }
+                    // Wait while the window is full, and while finished rows queue up behind a slow
+                    // one (they are written in input order), so memory stays bounded either way.
+                    while !window.canAdmit, let (index, result) = try await group.next() {
+                        try collect(index, result)
+                    }
                 }
+            } catch is CancellationError where executor.budgetStop != nil && !Task.isCancelled {
+                // A request could have crossed the budget: the requests in flight finish (their
+                // answers are paid for, and cached); the rows before the first one stopped are written.
+                while !group.isEmpty {
+                    if let next = try? await group.next() { try? collect(next.0, next.1) }
+                }
+                throw CancellationError()
+            }
+            if executor.budgetStop != nil {
+                while !group.isEmpty {
+                    if let next = try? await group.next() { try? collect(next.0, next.1) }
+                }
+                throw CancellationError()
             }
             if budget.abortReason != nil {
                 // Rows still in flight are abandoned; the manifest records only finished ones.
@@ -690,6 +729,19 @@ package final class RunExecution {
         graph.order.flatMap { $0.execution.datasetWide?.reportLines(outputs: directory.outputsPath) ?? [] }
     }
 
+    /// The summary's `cost`: nil when nothing priced was sent.
+    static func costJSON(_ cost: [EngineCost]) -> JSONValue? {
+        guard !cost.isEmpty else { return nil }
+        return .array(
+            cost.map {
+                [
+                    "engine": .string($0.engine), "requests": .int(Int64($0.usage.requests)),
+                    "tokens_in": .int(Int64($0.usage.input)), "tokens_out": .int(Int64($0.usage.output)),
+                    "usd": .double(($0.usd * 1e9).rounded() / 1e9),
+                ]
+            })
+    }
+
     private func makeReport() -> RunReport {
         let scoreList = scores.keys.sorted().map { key -> GoldScore in
             let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false).map(String.init)
@@ -708,9 +760,13 @@ package final class RunExecution {
             cacheFailedVerification: store.failedVerification, stoppedBefore: stoppedBefore)
         let spent = executor.spent
         report.cost = config.engines.compactMap { engine in
-            guard let pricing = engine.pricing, let usage = spent[engine.name] else { return nil }
+            guard let pricing = engine.tokenPrices, let usage = spent[engine.name] else { return nil }
             return EngineCost(
                 engine: engine.name, usage: usage, usd: pricing.cost(input: usage.input, output: usage.output))
+        }
+        report.batches = config.engines.compactMap { engine in
+            guard let batches = engines.handles[engine.name]?.transport as? BatchTransport else { return nil }
+            return (engine.name, batches.counts)
         }
         return report
     }

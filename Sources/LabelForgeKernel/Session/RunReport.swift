@@ -1,5 +1,6 @@
 import LabelForgeCore
 import LabelForgeEval
+import LabelForgeLLM
 
 /// Agreement of one output field with a gold field.
 public struct GoldScore: Sendable {
@@ -33,6 +34,8 @@ public struct RunReport: Sendable {
     /// What this invocation's requests cost, per engine with `pricing` that was sent any (from the
     /// usage the engines reported; cached answers cost nothing).
     public var cost: [EngineCost] = []
+    /// Batch engines' batches and items by state (engine name, counts), in the config's order.
+    public var batches: [(engine: String, counts: BatchCounts)] = []
     /// The Parquet views written (`outputs: {format: parquet}`): their rows, all files together,
     /// and the seconds it took.
     public var parquetViews: (rows: Int, seconds: Double)? = nil

@@ -68,7 +68,10 @@ package struct RunSession {
             case .live:
                 var started = false
                 do {
-                    return try await engines.withEngines(for: setup.plan, logPath: setup.directory.engineLogPath) {
+                    let ledger = ManifestBatchLedger(manifest: manifest, previous: setup.previous?.batches ?? [])
+                    return try await engines.withEngines(
+                        for: setup.plan, logPath: setup.directory.engineLogPath, ledger: ledger
+                    ) {
                         started = true
                         return try await runLive(setup, record: record, engines: $0, cache: cache, manifest: manifest)
                     }

@@ -14,22 +14,23 @@ struct LiveEngines: EngineProvider {
     var environment: RunEnvironment = .live
 
     func withEngines<T: Sendable>(
-        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+        for plan: RunPlan, logPath: String, ledger: (any BatchLedger)?, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
-        try await start(plan.usedEngines[...], plan: plan, logPath: logPath, handles: [:], body)
+        try await start(plan.usedEngines[...], plan: plan, logPath: logPath, ledger: ledger, handles: [:], body)
     }
 
     /// Starts or connects the first of `remaining`, then the rest, then runs `body`; each engine is
     /// taken down after it.
     private func start<T: Sendable>(
-        _ remaining: ArraySlice<RunConfig.Engine>, plan: RunPlan, logPath: String, handles: [String: EngineHandle],
-        _ body: (EngineSet) async throws -> T
+        _ remaining: ArraySlice<RunConfig.Engine>, plan: RunPlan, logPath: String, ledger: (any BatchLedger)?,
+        handles: [String: EngineHandle], _ body: (EngineSet) async throws -> T
     ) async throws -> T {
         guard let engine = remaining.first else { return try await EngineSet(handles: handles).serving(body) }
         func next(_ handle: EngineHandle) async throws -> T {
             var handles = handles
             handles[engine.name] = handle
-            return try await start(remaining.dropFirst(), plan: plan, logPath: logPath, handles: handles, body)
+            return try await start(
+                remaining.dropFirst(), plan: plan, logPath: logPath, ledger: ledger, handles: handles, body)
         }
         let model = plan.model(of: engine)
         let dialect = EngineDialect(name: engine.dialect)!
@@ -53,6 +54,17 @@ struct LiveEngines: EngineProvider {
                 EngineHandle(
                     config: engine, dialect: dialect, transport: try rayTransport(engine, ray, config: plan.config),
                     model: model, launcher: nil, recordsLauncher: false))
+        case .batch(let batch):
+            let provider = try batchProvider(
+                engine, batch, config: plan.config, runDirectory: (logPath as NSString).deletingLastPathComponent)
+            let transport = BatchTransport(
+                engine: engine.name, provider: provider,
+                options: BatchTransport.Options(
+                    maxRetries: engine.maxRetries, pollInterval: .milliseconds(Int64(batch.pollSeconds * 1000)),
+                    gatherWindow: .milliseconds(Int64(batch.gatherSeconds * 1000))),
+                ledger: ledger, logger: logger)
+            return try await next(
+                EngineHandle(config: engine, dialect: dialect, transport: transport, model: model, launcher: nil))
         case .openAI:
             return try await next(
                 EngineHandle(
@@ -71,6 +83,45 @@ struct LiveEngines: EngineProvider {
             baseURLs: baseURLs, apiKey: apiKey, requestTimeout: .milliseconds(Int64(engine.timeoutSeconds * 1000)),
             maxRetries: engine.maxRetries, maxInFlight: engine.maxInFlight,
             maxInFlightPerReplica: engine.maxInFlightPerReplica)
+    }
+
+    /// A `batch` engine's provider, with its API key (from the environment variable the config
+    /// names, else the provider's usual one) and limits.
+    private func batchProvider(
+        _ engine: RunConfig.Engine, _ batch: RunConfig.Engine.Batch, config: RunConfig, runDirectory: String
+    ) throws -> any BatchProvider {
+        let keyVariable = engine.apiKeyEnv ?? (batch.provider == "anthropic" ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY")
+        let apiKey = environment.variables[keyVariable].flatMap { $0.isEmpty ? nil : $0 }
+        switch batch.provider {
+        case "anthropic":
+            guard let apiKey else {
+                throw LabelForgeError(
+                    .invalidConfig,
+                    "engine '\(engine.name)' (Anthropic message batches) needs an API key in $\(keyVariable); set it, "
+                        + "or name another variable with api_key_env.")
+            }
+            return AnthropicBatches(
+                baseURL: engine.baseURLs[0], apiKey: apiKey, maxRequests: batch.maxRequests, maxBytes: batch.maxBytes)
+        case "vllm-file":
+            // Through the cache's bucket when there is one and no batch_dir is given (a cluster's jobs
+            // read and write there with their own credentials), else a directory.
+            let exchange: BatchFileExchange =
+                if batch.directory == nil, let bucket = config.cacheS3 {
+                    .bucket(
+                        CacheBucketJobs(
+                            objects: try S3Objects(location: bucket, environment: environment.variables),
+                            folder: "vllm-batches/"))
+                } else {
+                    .directory(batch.directory ?? runDirectory + "/batches")
+                }
+            return VLLMBatchFiles(
+                exchange: exchange, localDirectory: runDirectory + "/batches", command: batch.command,
+                model: engine.model.path ?? engine.model.id, maxRequests: batch.maxRequests, maxBytes: batch.maxBytes)
+        default:
+            return OpenAIBatches(
+                baseURL: engine.baseURLs[0], apiKey: apiKey, maxRequests: batch.maxRequests, maxBytes: batch.maxBytes,
+                completionWindow: batch.completionWindow)
+        }
     }
 
     /// A `ray` engine's transport: its driver script, where its jobs' files travel, its processor.
@@ -107,16 +158,18 @@ struct LiveEngines: EngineProvider {
     }
 }
 
-/// A Ray engine's job files in the run's cache bucket, under `<cache prefix>/ray-jobs/` (beside the
-/// cache's `<2 hex>/<key>.json` objects, which its listing never mistakes them for).
+/// A Ray engine's job files (or a vLLM batch engine's batch files) in the run's cache bucket, under
+/// `<cache prefix>/ray-jobs/` (`vllm-batches/`), beside the cache's `<2 hex>/<key>.json` objects,
+/// which its listing never mistakes them for.
 struct CacheBucketJobs: RayJobBucket {
     let objects: S3Objects
+    var folder = "ray-jobs/"
     var endpoint: String { objects.location.endpoint }
     var region: String { objects.location.region }
-    func url(_ name: String) -> String { objects.url("ray-jobs/" + name) }
-    func put(_ name: String, _ data: Data) async throws { try await objects.put("ray-jobs/" + name, data) }
-    func get(_ name: String) async throws -> Data? { try await objects.get("ray-jobs/" + name) }
-    func delete(_ name: String) async { await objects.delete("ray-jobs/" + name) }
+    func url(_ name: String) -> String { objects.url(folder + name) }
+    func put(_ name: String, _ data: Data) async throws { try await objects.put(folder + name, data) }
+    func get(_ name: String) async throws -> Data? { try await objects.get(folder + name) }
+    func delete(_ name: String) async { await objects.delete(folder + name) }
 }
 
 extension RunConfig.Engine {

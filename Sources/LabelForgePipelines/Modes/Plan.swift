@@ -261,7 +261,8 @@ extension Runner {
         zip(estimates, plan.graph.order).map { estimate, stage in
             guard estimate.planned,
                 let use = stage.engineUses.first(where: { $0.task == .chat }) ?? stage.engineUses.first,
-                let pricing = plan.config.engines.first(where: { $0.name == use.engine })?.pricing
+                let engine = plan.config.engines.first(where: { $0.name == use.engine }),
+                let pricing = engine.tokenPrices
             else { return estimate }
             var priced = estimate
             let maxTokens = stage.config.sampling.maxTokens
@@ -281,7 +282,8 @@ extension Runner {
             priced.cost = PlanReport.Cost(
                 cached: pricing.cost(input: estimate.cachedPromptTokens, output: estimate.cachedCompletionTokens),
                 new: pricing.cost(input: estimate.newPromptTokens, output: tokens), newOutputTokens: tokens,
-                outputMethod: method)
+                outputMethod: engine.batch == nil
+                    ? method : method + "; batch prices (\(Int((pricing.batchDiscount * 100).rounded()))% off)")
             return priced
         }
     }

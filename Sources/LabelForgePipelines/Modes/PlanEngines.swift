@@ -20,7 +20,7 @@ final class PlanEngines: EngineProvider {
     var tokenizedBy: [String] { tokenizing.withLock { $0.sorted() } }
 
     func withEngines<T: Sendable>(
-        for plan: RunPlan, logPath: String, _ body: (EngineSet) async throws -> T
+        for plan: RunPlan, logPath: String, ledger: (any BatchLedger)?, _ body: (EngineSet) async throws -> T
     ) async throws -> T {
         let tokenizers = await tokenizers(for: plan)
         let infos = await windows(for: plan)

@@ -8,17 +8,19 @@ struct PromptTokenCounter: Sendable {
     var tokenizer: (any EngineTransport)?
 
     /// A prompt's tokens, estimated without a tokenizer: its text's characters divided by 4 (about
-    /// right for English with BPE tokenizers; images are not counted).
+    /// right for English with BPE tokenizers; images are not counted), plus the chat format's own: 3
+    /// tokens a message and 3 that prime the reply, as OpenAI counts them for its chat models.
     static func estimatedTokens(of body: JSONValue) -> Int {
         var characters = 0
-        for message in body["messages"]?.arrayValue ?? [] {
+        let messages = body["messages"]?.arrayValue ?? []
+        for message in messages {
             if let text = message["content"]?.stringValue {
                 characters += text.count
             } else {
                 for part in message["content"]?.arrayValue ?? [] { characters += part["text"]?.stringValue?.count ?? 0 }
             }
         }
-        return (characters + 3) / 4
+        return (characters + 3) / 4 + (messages.isEmpty ? 0 : 3 * messages.count + 3)
     }
 
     /// A new request's prompt tokens. vLLM's `/tokenize` renders the chat template itself;

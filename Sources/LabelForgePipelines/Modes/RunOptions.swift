@@ -27,6 +27,9 @@ public struct RunOptions: Sendable {
     public var shard: ShardSpec?
     /// Merge shard runs instead of running a config (`labelforge merge`).
     public var merge: MergeOptions?
+    /// Replace the config's `budget.usd` and `budget.tokens` (`--budget-usd`, `--budget-tokens`).
+    public var budgetUSD: Double? = nil
+    public var budgetTokens: Int? = nil
 
     public init(
         configPath: String, runsDir: String = "runs", limit: Int? = nil, noCache: Bool = false,

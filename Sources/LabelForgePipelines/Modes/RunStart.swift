@@ -29,6 +29,18 @@ enum RunStart {
     /// Reads what the run needs and creates (or reopens) its directory. `options` gives what every
     /// start shares: the runs directory, `--limit`, `--no-cache`, `--shard`.
     func setup(options: RunOptions, logger: Logger) throws -> RunSetup {
+        var setup = try start(options: options, logger: logger)
+        // `--budget-usd` / `--budget-tokens` replace the config's (a stopped run resumes with a raised one).
+        if options.budgetUSD != nil || options.budgetTokens != nil {
+            var budget = setup.plan.config.budget ?? RunConfig.Budget()
+            if let usd = options.budgetUSD { budget.usd = usd }
+            if let tokens = options.budgetTokens { budget.tokens = tokens }
+            setup.plan.config.budget = budget
+        }
+        return setup
+    }
+
+    private func start(options: RunOptions, logger: Logger) throws -> RunSetup {
         switch self {
         case .new(let configPath): try RunSetup.new(configPath: configPath, options: options, logger: logger)
         case .resume(let directory, let retryFailed):
