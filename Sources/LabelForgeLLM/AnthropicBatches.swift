@@ -23,8 +23,8 @@ public struct AnthropicBatches: BatchProvider {
         http = BatchHTTP(
             baseURL: baseURL,
             headers: [
-                // As the official SDK (anthropic 2.17) sends them.
-                ("Authorization", "Bearer " + apiKey), ("anthropic-version", "2026-10-21"),
+                // The key as Anthropic's API documents it; the version the official SDK (2.17) sends.
+                ("x-api-key", apiKey), ("anthropic-version", "2026-10-21"),
             ], secrets: [apiKey])
         self.maxRequests = maxRequests
         self.maxBytes = maxBytes
@@ -58,7 +58,10 @@ public struct AnthropicBatches: BatchProvider {
         for message in body["messages"]?.arrayValue ?? [] {
             let role = message["role"]?.stringValue ?? "user"
             if role == "system" {
-                system.append(message["content"]?.stringValue ?? "")
+                let content = message["content"] ?? ""
+                system.append(
+                    content.stringValue
+                        ?? (content.arrayValue ?? []).compactMap { $0["text"]?.stringValue }.joined(separator: "\n"))
                 continue
             }
             messages.append(["role": .string(role), "content": content(message["content"] ?? "")])
@@ -115,13 +118,24 @@ public struct AnthropicBatches: BatchProvider {
         ]
     }
 
+    public func refusal(of item: BatchItem) -> String? {
+        do {
+            _ = try Self.params(item.request)
+            return nil
+        } catch let error as LabelForgeError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
     public func size(of item: BatchItem) -> Int {
         ((try? Self.request(item)).map { CanonicalJSON.data($0).count } ?? 0) + 1
     }
 
     public func submit(_ items: [BatchItem], submission: String) async throws -> String {
         let batch = try await http.json(
-            .POST, "/v1/messages/batches", body: ["requests": .array(try items.map(Self.request))])
+            .POST, "/v1/messages/batches", body: ["requests": .array(try items.map(Self.request))], creates: true)
         guard let id = batch["id"]?.stringValue else {
             throw LabelForgeError(
                 .invalidResponse, "POST /v1/messages/batches answered no batch id: \(batch.textForm.prefix(300))")

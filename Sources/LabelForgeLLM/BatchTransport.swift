@@ -58,6 +58,12 @@ public protocol BatchProvider: Sendable {
     /// The outcome of each item of an ended batch, by custom id; an item missing is unanswered.
     func results(of batch: String) async throws -> [String: BatchItemOutcome]
     func cancel(_ batch: String) async throws
+    /// Why the provider cannot take `item` at all (it fails alone, never batched); nil when it can.
+    func refusal(of item: BatchItem) -> String?
+}
+
+extension BatchProvider {
+    public func refusal(of item: BatchItem) -> String? { nil }
 }
 
 /// A batch as the run's manifest records it: first its items, under a submission name, before it
@@ -181,7 +187,11 @@ public final class BatchTransport: EngineTransport {
         var item: BatchItem?
         var resubmissions = 0
         var answers: [Answer] = []
-        var lastError: String?
+        /// The batch it is in now (its id, or an unconfirmed submission's name); only that batch's
+        /// outcome counts for it (a resumed run may list it in older batches too).
+        var batch: String?
+        /// Whether it waits in the queue (never twice: a batch file takes a custom id once).
+        var queued = false
     }
 
     private struct Open {
@@ -189,6 +199,8 @@ public final class BatchTransport: EngineTransport {
         var items: [String]
         var lastPolled: ContinuousClock.Instant
         var state = "submitted"
+        /// Polls in a row that could not read it.
+        var failures = 0
     }
 
     private struct State {
@@ -213,8 +225,16 @@ public final class BatchTransport: EngineTransport {
         self.logger = logger
         var initial = State()
         let now = ContinuousClock.now
-        for entry in ledger?.recorded(engine: engine) ?? [] {
-            for id in entry.items where initial.pending[id] == nil { initial.pending[id] = Pending() }
+        // An item submitted several times counts in its last batch only.
+        let entries = ledger?.recorded(engine: engine) ?? []
+        var latest: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() {
+            for id in entry.items { latest[id] = index }
+        }
+        for (index, var entry) in entries.enumerated() {
+            entry.items = entry.items.filter { latest[$0] == index }
+            guard !entry.items.isEmpty else { continue }
+            for id in entry.items { initial.pending[id] = Pending(batch: entry.batchID ?? entry.submission) }
             if let batch = entry.batchID {
                 initial.open.append(Open(id: batch, items: entry.items, lastPolled: now - .seconds(3600)))
             } else {
@@ -231,6 +251,10 @@ public final class BatchTransport: EngineTransport {
 
     public func send(_ request: EngineRequest) async throws -> EngineReply {
         let item = BatchItem(request)
+        if let refusal = provider.refusal(of: item) {
+            // What the provider cannot take at all fails alone, before it is batched with others.
+            throw LabelForgeError(.invalidConfig, "\(engine) (\(provider.name) batches): \(refusal)")
+        }
         let (answer, drive) = state.withLock { state -> (Answer, Bool) in
             if let reply = state.answered.removeValue(forKey: item.customID) { return (Answer(.success(reply)), false) }
             let answer = Answer()
@@ -239,7 +263,7 @@ public final class BatchTransport: EngineTransport {
                 pending.answers.append(answer)
                 state.pending[item.customID] = pending
             } else {
-                state.pending[item.customID] = Pending(item: item, answers: [answer])
+                state.pending[item.customID] = Pending(item: item, answers: [answer], queued: true)
                 state.queue.append(item.customID)
             }
             defer { state.driving = true }
@@ -253,11 +277,11 @@ public final class BatchTransport: EngineTransport {
     private func driveBatches() async {
         var lastQueued = -1
         do {
-            try await confirmRecorded()
             while true {
+                try await confirmRecorded()
                 try await Task.sleep(for: options.gatherWindow)
                 let formed = state.withLock { state -> [String]? in
-                    if state.queue.isEmpty && state.open.isEmpty {
+                    if state.queue.isEmpty && state.open.isEmpty && state.unconfirmed.isEmpty {
                         state.driving = false
                         return nil
                     }
@@ -270,14 +294,19 @@ public final class BatchTransport: EngineTransport {
                     }
                     lastQueued = -1
                     defer { state.queue.removeAll() }
+                    for id in state.queue { state.pending[id]?.queued = false }
                     return state.queue
                 }
                 guard let formed else { return }
                 try await submit(formed)
                 try await pollOpen()
             }
+        } catch is CancellationError {
+            await abandon(CancellationError(), cancellingBatches: true)
         } catch {
-            await abandon(error)
+            // The ledger could not be written: the callers fail; the batches go on at the provider,
+            // and the manifest lists those it could record.
+            await abandon(error, cancellingBatches: false)
         }
     }
 
@@ -290,7 +319,17 @@ public final class BatchTransport: EngineTransport {
             return state.unconfirmed
         }
         for entry in unconfirmed {
-            if let id = try await provider.find(submission: entry.submission) {
+            let found: String?
+            do {
+                found = try await provider.find(submission: entry.submission)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                logger.warning("\(engine): could not look up batch \(entry.submission) (\(error)); trying again")
+                state.withLock { $0.unconfirmed.append(entry) }
+                continue
+            }
+            if let id = found {
                 try ledger?.record(BatchEntry(engine: engine, submission: entry.submission, batchID: id))
                 logger.notice("batch \(id) (\(engine)): found by its submission \(entry.submission); polling it")
                 state.withLock {
@@ -307,10 +346,13 @@ public final class BatchTransport: EngineTransport {
     private func requeue(_ ids: [String]) {
         state.withLock { state in
             for id in ids {
-                guard let pending = state.pending[id] else { continue }
+                guard var pending = state.pending[id] else { continue }
                 if pending.item == nil {
                     state.pending[id] = nil
-                } else {
+                } else if !pending.queued {
+                    pending.batch = nil
+                    pending.queued = true
+                    state.pending[id] = pending
                     state.queue.append(id)
                 }
             }
@@ -362,6 +404,7 @@ public final class BatchTransport: EngineTransport {
         try ledger?.record(BatchEntry(engine: engine, submission: submission, batchID: id))
         sent.add(items.count, ordering: .relaxed)
         let line = state.withLock { state in
+            for item in ids { state.pending[item]?.batch = id }
             state.open.append(Open(id: id, items: ids, lastPolled: .now))
             state.counts.submitted += 1
             state.counts.running += 1
@@ -385,10 +428,27 @@ public final class BatchTransport: EngineTransport {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
-                // A poll that failed (the network, the provider's hiccup) is tried again at the next.
-                logger.warning("batch \(batch.id) (\(engine)) could not be read: \(error); polling again")
-                state.withLock { state in
-                    if let i = state.open.firstIndex(where: { $0.id == batch.id }) { state.open[i].lastPolled = .now }
+                // A poll that failed (the network, the provider's hiccup) is tried again at the next;
+                // a batch the provider no longer has (404), or that fails ten polls in a row, is given
+                // up: its items go again.
+                let failures = state.withLock { state -> Int in
+                    guard let i = state.open.firstIndex(where: { $0.id == batch.id }) else { return 0 }
+                    state.open[i].lastPolled = .now
+                    state.open[i].failures += 1
+                    return state.open[i].failures
+                }
+                let gone = (error as? LabelForgeError)?.httpStatus == 404 || failures >= 10
+                let next = gone ? "its items go again" : "polling again"
+                logger.warning("batch \(batch.id) (\(engine)) could not be read: \(error); \(next)")
+                if gone {
+                    state.withLock { state in
+                        state.open.removeAll { $0.id == batch.id }
+                        state.counts.running = max(0, state.counts.running - 1)
+                        state.counts.failed += 1
+                    }
+                    settle(
+                        batch.items.map { ($0, .unanswered("batch \(batch.id) could not be read: \(error)")) },
+                        batch: batch.id)
                 }
                 continue
             }
@@ -418,7 +478,8 @@ public final class BatchTransport: EngineTransport {
         var deliveries: [(Answer, Result<EngineReply, any Error>)] = []
         state.withLock { state in
             for (id, outcome) in outcomes {
-                guard var pending = state.pending[id] else { continue }
+                // Only the batch an item is in now decides it (a resumed run may list it in older ones).
+                guard var pending = state.pending[id], pending.batch == nil || pending.batch == batch else { continue }
                 switch outcome {
                 case .succeeded(let body):
                     state.pending[id] = nil
@@ -442,9 +503,12 @@ public final class BatchTransport: EngineTransport {
                     }
                     if pending.resubmissions < options.maxRetries {
                         pending.resubmissions += 1
-                        pending.lastError = message
+                        pending.batch = nil
+                        if !pending.queued {
+                            pending.queued = true
+                            state.queue.append(id)
+                        }
                         state.pending[id] = pending
-                        state.queue.append(id)
                         state.counts.itemsResubmitted += 1
                     } else {
                         state.pending[id] = nil
@@ -460,18 +524,19 @@ public final class BatchTransport: EngineTransport {
         for (answer, result) in deliveries { answer.fulfil(result) }
     }
 
-    /// The run was interrupted (or its ledger could not be written): its open batches are cancelled
-    /// at the provider (from a task of its own, since this one is cancelled), and every caller gets
-    /// `error`.
-    private func abandon(_ error: any Error) async {
+    /// The run was interrupted (or its ledger could not be written): every caller gets `error`;
+    /// when interrupted, the open batches are cancelled at the provider (from a task of its own,
+    /// since this one is cancelled).
+    private func abandon(_ error: any Error, cancellingBatches: Bool) async {
         let (open, answers) = state.withLock { state -> ([Open], [Answer]) in
             defer {
                 state.open = []
                 state.queue = []
                 state.pending = [:]
+                state.unconfirmed = []
                 state.driving = false
             }
-            return (state.open, state.pending.values.flatMap(\.answers))
+            return (cancellingBatches ? state.open : [], state.pending.values.flatMap(\.answers))
         }
         await Task { [provider, logger, engine] in
             for batch in open {

@@ -28,10 +28,13 @@ struct BatchHTTP: Sendable {
     }
 
     /// The answer's body, for a 2xx.
+    /// - Parameter creates: the call creates something billed (a batch): tried again only on a 429,
+    ///   which says it was not taken, never on a failure that may have created it.
     /// - Throws: `LabelForgeError.engineHTTP` naming the call and the provider's message.
-    func call(_ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json")
-        async throws -> Data
-    {
+    func call(
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json",
+        creates: Bool = false
+    ) async throws -> Data {
         var attempt = 0
         while true {
             attempt += 1
@@ -56,7 +59,7 @@ struct BatchHTTP: Sendable {
             } catch {
                 detail = "\(error)"
             }
-            let retryable = status == 0 || status == 429 || status >= 500
+            let retryable = status == 429 || (!creates && (status == 0 || status >= 500))
             if !retryable || attempt >= 3 {
                 let message = Redaction.redact(
                     "\(method.rawValue) \(baseURL)\(path) failed" + (status == 0 ? "" : " with HTTP \(status)")
@@ -69,8 +72,10 @@ struct BatchHTTP: Sendable {
         }
     }
 
-    func json(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
-        try JSONValue.parse(try await call(method, path, body: body.map { CanonicalJSON.data($0) }))
+    func json(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil, creates: Bool = false) async throws
+        -> JSONValue
+    {
+        try JSONValue.parse(try await call(method, path, body: body.map { CanonicalJSON.data($0) }, creates: creates))
     }
 
     private static func message(in data: Data) -> String {
@@ -174,13 +179,20 @@ public struct OpenAIBatches: BatchProvider {
         guard let fileID = file["id"]?.stringValue else {
             throw LabelForgeError(.invalidResponse, "POST /v1/files answered no file id: \(file.textForm.prefix(300))")
         }
-        let batch = try await http.json(
-            .POST, "/v1/batches",
-            body: [
-                "input_file_id": .string(fileID), "endpoint": .string(items[0].request.kind.path),
-                "completion_window": .string(completionWindow),
-                "metadata": ["labelforge_submission": .string(submission)],
-            ])
+        let batch: JSONValue
+        do {
+            batch = try await http.json(
+                .POST, "/v1/batches",
+                body: [
+                    "input_file_id": .string(fileID), "endpoint": .string(items[0].request.kind.path),
+                    "completion_window": .string(completionWindow),
+                    "metadata": ["labelforge_submission": .string(submission)],
+                ], creates: true)
+        } catch let error as LabelForgeError {
+            // No answer does not mean no batch: one created under this name is the one.
+            if let id = try? await find(submission: submission) { return id }
+            throw error
+        }
         guard let id = batch["id"]?.stringValue else {
             throw LabelForgeError(
                 .invalidResponse, "POST /v1/batches answered no batch id: \(batch.textForm.prefix(300))")

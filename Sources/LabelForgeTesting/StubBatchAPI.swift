@@ -18,12 +18,18 @@ public struct StubBatchFaults: Sendable {
     public var failedBatches: Set<Int>
     /// Polls a batch stays in progress before it ends (a slow batch: many).
     public var pollsToEnd: Int
+    /// Batches (1-based) that stay in progress however often they are polled, until the faults change.
+    public var stuckBatches: Set<Int>
 
-    public init(itemFailure: Double = 0, itemExpiry: Double = 0, failedBatches: Set<Int> = [], pollsToEnd: Int = 2) {
+    public init(
+        itemFailure: Double = 0, itemExpiry: Double = 0, failedBatches: Set<Int> = [], pollsToEnd: Int = 2,
+        stuckBatches: Set<Int> = []
+    ) {
         self.itemFailure = itemFailure
         self.itemExpiry = itemExpiry
         self.failedBatches = failedBatches
         self.pollsToEnd = pollsToEnd
+        self.stuckBatches = stuckBatches
     }
 }
 
@@ -371,7 +377,7 @@ private final class StubBatchHandler: ChannelInboundHandler, @unchecked Sendable
             return
         }
         batch.polls += 1
-        if batch.polls >= state.faults.pollsToEnd {
+        if batch.polls >= state.faults.pollsToEnd && !state.faults.stuckBatches.contains(batch.number) {
             end(&batch, &state, cancelled: false)
         } else if !batch.anthropic {
             batch.status = "in_progress"

@@ -157,41 +157,45 @@ import Testing
         await stub.stop()
     }
 
-    @Test("SIGKILL while polling, then --resume: the recorded batch is polled, none is submitted again")
+    @Test("SIGKILL while polling a resubmission, then --resume: recorded batches polled, nothing submitted twice")
     func killWhilePolling() async throws {
         let ws = try TestWorkspace()
         try ws.writeReviews(count: 200)
         try ws.writePromptPack()
-        let stub = try await StubBatchAPI.start(faults: StubBatchFaults(pollsToEnd: 1_000_000))
+        // Batch 1 ends with 10% of its items failed; batch 2 (their resubmission) stays in progress.
+        let stub = try await StubBatchAPI.start(faults: StubBatchFaults(itemFailure: 0.1, stuckBatches: [2]))
         let path = try config(ws, "batch.yaml", engine: batchEngine(stub), rows: 200)
         let runs = ws.path("runs")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: LabelForgeBinary.path())
         process.arguments = ["run", "--config", path, "--runs-dir", runs]
-        process.environment = ProcessInfo.processInfo.environment.merging([Self.keyVariable: "sk-batch"]) { _, new in
-            new
+        process.environment = ProcessInfo.processInfo.environment.merging([Self.keyVariable: "sk-batch"]) {
+            _, new in new
         }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
         let polling = try await Waiting.until(timeout: .seconds(120)) {
-            guard stub.batchesCreated == 1, let dir = try? RunFiles.onlyRun(in: runs) else { return false }
+            guard stub.batchesCreated == 2, let dir = try? RunFiles.onlyRun(in: runs) else { return false }
             let manifest = (try? String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)) ?? ""
-            return manifest.contains(#""batch_id":"batch_1""#)
+            return manifest.contains(#""batch_id":"batch_2""#)
         }
-        #expect(polling, "the run never recorded its batch")
+        #expect(polling, "the run never recorded its second batch")
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        stub.setFaults(StubBatchFaults(pollsToEnd: 2))
+        stub.setFaults(StubBatchFaults(itemFailure: 0.1))
         let resumed = try await CLI.run(
             ["run", "--resume", try RunFiles.onlyRun(in: runs)], environment: [Self.keyVariable: "sk-batch"])
         #expect(resumed.exitCode == 0, "\(resumed.stderr)")
-        #expect(stub.batchesCreated == 1, "the resume submitted again: \(stub.statuses)")
-        #expect(stub.submissions.values.allSatisfy { $0 == 1 })
+        // Batch 2 was polled, not submitted again; each item went until its first success, never after.
+        #expect(stub.submissions.count == 200)
+        for (id, count) in stub.submissions {
+            #expect(count == firstSuccess(id, failing: 0.1), "item \(id) submitted \(count) times")
+            #expect(stub.successes[id] == 1)
+        }
         let dir = try RunFiles.onlyRun(in: runs)
-        #expect(
-            try String(contentsOfFile: dir + "/outputs/sentiment.jsonl", encoding: .utf8).split(separator: "\n").count
-                == 200)
+        let labels = try String(contentsOfFile: dir + "/outputs/sentiment.jsonl", encoding: .utf8)
+        #expect(labels.split(separator: "\n").count == 200)
         await stub.stop()
     }
 
@@ -263,7 +267,7 @@ import Testing
         let headers = stub.requestHeaders
         #expect(
             headers.allSatisfy {
-                $0["authorization"] == "Bearer sk-batch-test-secret" && $0["anthropic-version"] == "2026-10-21"
+                $0["x-api-key"] == "sk-batch-test-secret" && $0["anthropic-version"] == "2026-10-21"
             })
         // The OpenAI provider's run of the same config finds every answer cached.
         let openAI = try config(ws, "openai.yaml", engine: batchEngine(stub), rows: 300)

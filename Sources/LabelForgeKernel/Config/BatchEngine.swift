@@ -56,7 +56,7 @@ extension RunConfig.Engine {
 
         /// The `batch` settings of an engine node; refuses them on other kinds.
         /// - Throws: `LabelForgeError.invalidConfig` naming the file and line.
-        static func parse(_ node: ConfigReader, kind: String) throws -> Batch? {
+        static func parse(_ node: ConfigReader, kind: String, strict: Bool) throws -> Batch? {
             guard kind == "batch" else {
                 for key in keys {
                     if let extra = try node.child(key) {
@@ -69,6 +69,11 @@ extension RunConfig.Engine {
                 throw node.error("an engine of kind 'batch' needs 'provider': openai, anthropic or vllm-file.")
             }
             let provider = try providerNode.oneOf(["openai", "anthropic", "vllm-file"])
+            if strict {
+                throw node.error(
+                    "determinism: strict sends one request at a time, so a batch engine would submit a batch per "
+                        + "request: use determinism: standard (a batch API orders its answers itself).")
+            }
             let limits = limits(provider)
             func positive(_ key: String, _ fallback: Double) throws -> Double {
                 guard let child = try node.child(key) else { return fallback }

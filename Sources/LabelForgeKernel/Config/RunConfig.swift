@@ -532,7 +532,7 @@ public struct RunConfig: Sendable {
             location: "\(modelNode.file):\(try modelNode.child("path")?.line ?? modelNode.line)",
             path: try modelNode.child("path")?.filePath(),
             revision: try modelNode.child("revision")?.string())
-        let batch = try Engine.Batch.parse(node, kind: kind)
+        let batch = try Engine.Batch.parse(node, kind: kind, strict: strict)
         var baseURLs = try node.child("base_urls")?.stringList() ?? []
         if let single = try node.child("base_url")?.string() { baseURLs.insert(single, at: 0) }
         if let batch, baseURLs.isEmpty, let url = Engine.Batch.defaultBaseURL(batch.provider) { baseURLs = [url] }

@@ -27,7 +27,8 @@ public struct BatchRecord: Sendable, Equatable {
 }
 
 /// The run's manifest as a batch engine's ledger: batches are appended (and synced) as they are
-/// created; those of the attempt a resume continues are read back from its records.
+/// created; those of every earlier attempt of the run are read back from its records (the transport
+/// counts an item in its last batch only).
 package final class ManifestBatchLedger: BatchLedger {
     private let manifest: ManifestWriter
     private let previous: [BatchEntry]

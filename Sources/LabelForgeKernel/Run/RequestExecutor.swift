@@ -148,6 +148,8 @@ package final class RequestExecutor: Sendable {
         var usage: [String: TokenUsage] = [:]
         var reservedUSD = 0.0
         var reservedTokens = 0
+        /// Requests holding a reservation (an integer: the dollars' sum may keep a rounding residue).
+        var inFlight = 0
         var stop: String?
         /// Requests waiting for requests in flight to finish before they fit (resumed with `.wait`:
         /// look again).
@@ -259,9 +261,13 @@ package final class RequestExecutor: Sendable {
             (response, payload) = try EmbeddingsResponse.split(reply.body)
         }
         let reported = response["usage"]
+        // A chat answer that reports no usage counts at its worst case: a budget never undercounts.
+        let unreported = request.kind == .chat && reported?["prompt_tokens"]?.intValue == nil
+        let worst = unreported ? SpendingCap.worstCase(request) : (0, 0)
         spending.withLock {
             $0.usage[engine.name, default: TokenUsage()].add(
-                input: reported?["prompt_tokens"]?.intValue ?? 0, output: reported?["completion_tokens"]?.intValue ?? 0)
+                input: reported?["prompt_tokens"]?.intValue ?? worst.0,
+                output: reported?["completion_tokens"]?.intValue ?? worst.1)
         }
         try await cache.store(
             CacheEntry(
@@ -296,10 +302,11 @@ package final class RequestExecutor: Sendable {
                     if !overUSD && !overTokens {
                         spending.reservedUSD += usd
                         spending.reservedTokens += tokens
+                        spending.inFlight += 1
                         return .reserved
                     }
                     // Requests in flight hold their worst case: once they finish, this one may fit.
-                    if spending.reservedTokens > 0 || spending.reservedUSD > 0 {
+                    if spending.inFlight > 0 {
                         spending.waiting.append(continuation)
                         return .wait
                     }
@@ -328,7 +335,8 @@ package final class RequestExecutor: Sendable {
         let waiting = spending.withLock { spending in
             spending.reservedUSD -= reservation.usd
             spending.reservedTokens -= reservation.tokens
-            if spending.reservedUSD < 1e-12 { spending.reservedUSD = 0 }
+            spending.inFlight -= 1
+            if spending.inFlight == 0 { spending.reservedUSD = 0 }
             defer { spending.waiting = [] }
             return spending.waiting
         }

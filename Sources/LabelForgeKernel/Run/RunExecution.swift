@@ -464,17 +464,9 @@ package final class RunExecution {
             } catch is CancellationError where executor.budgetStop != nil && !Task.isCancelled {
                 // A request could have crossed the budget: the requests in flight finish (their
                 // answers are paid for, and cached); the rows before the first one stopped are written.
-                while !group.isEmpty {
-                    if let next = try? await group.next() { try? collect(next.0, next.1) }
-                }
-                throw CancellationError()
+                try await drain(&group, collect)
             }
-            if executor.budgetStop != nil {
-                while !group.isEmpty {
-                    if let next = try? await group.next() { try? collect(next.0, next.1) }
-                }
-                throw CancellationError()
-            }
+            if executor.budgetStop != nil { try await drain(&group, collect) }
             if budget.abortReason != nil {
                 // Rows still in flight are abandoned; the manifest records only finished ones.
                 group.cancelAll()
@@ -485,6 +477,25 @@ package final class RunExecution {
                 try collect(index, result)
             }
         }
+    }
+
+    /// After a budget stop: waits for the rows in flight, writes those that come in order, and
+    /// throws the first write error, else `CancellationError` (the run stops, resumable).
+    private func drain(
+        _ group: inout ThrowingTaskGroup<(Int, SegmentResult), any Error>,
+        _ collect: (Int, SegmentResult) throws -> Void
+    ) async throws -> Never {
+        var failure: (any Error)?
+        while !group.isEmpty {
+            do {
+                if let (index, result) = try await group.next() { try collect(index, result) }
+            } catch is CancellationError {
+                continue
+            } catch {
+                failure = failure ?? error
+            }
+        }
+        throw failure ?? CancellationError()
     }
 
     /// Runs a barrier over its committed input and commits its result; returns the result's path.

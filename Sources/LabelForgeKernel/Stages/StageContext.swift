@@ -255,11 +255,17 @@ extension StageServices {
                 }
             }
             while next < min(window, texts.count) { add() }
-            while let (index, answer) = try await group.next() {
-                answers[index] = answer
-                done += 1
-                progress(done)
-                if next < texts.count { add() }
+            do {
+                while let (index, answer) = try await group.next() {
+                    answers[index] = answer
+                    done += 1
+                    progress(done)
+                    if next < texts.count { add() }
+                }
+            } catch is CancellationError where executor.budgetStop != nil {
+                // The budget stops the run: the requests in flight finish (paid for, and cached).
+                while !group.isEmpty { _ = try? await group.next() }
+                throw CancellationError()
             }
             return answers.map { $0! }
         }
@@ -312,7 +318,13 @@ extension StageServices {
                 }
             }
             var answers = [BarrierAnswer<Double>?](repeating: nil, count: documents.count)
-            for try await (index, answer) in group { answers[index] = answer }
+            do {
+                for try await (index, answer) in group { answers[index] = answer }
+            } catch is CancellationError where executor.budgetStop != nil {
+                // The budget stops the run: the requests in flight finish (paid for, and cached).
+                while !group.isEmpty { _ = try? await group.next() }
+                throw CancellationError()
+            }
             return answers.map { $0! }
         }
     }
