@@ -77,6 +77,9 @@ import Testing
         #expect(batch.summary["status"] == "completed" && batch.summary["counts"]?["rows_failed"] == 0)
         #expect(batch.summary["counts"]?["rows"] == 10_000)
         #expect(batch.stdout.contains("batches (llm): \(stub.batchesCreated) submitted, 0 running"), "\(batch.stdout)")
+        // Progress: a notice per batch submitted and ended, with the counts so far.
+        #expect(batch.stderr.contains("batch batch_1 (llm, openai): 4000 request(s) submitted; batches: 1 submitted"))
+        #expect(batch.stderr.contains("batch batch_1 (llm): expired,"), "\(batch.stderr.prefix(2000))")
         let lines = try String(contentsOfFile: batch.dir + "/outputs/sentiment.jsonl", encoding: .utf8)
         #expect(lines.split(separator: "\n").count == 10_000)
 
@@ -121,14 +124,16 @@ import Testing
 
     /// `labelforge run --config path --runs-dir runs`, with the batch key in its environment: its
     /// output, run directory and the manifest's summary.
-    func cliRun(_ path: String, runs: String) async throws -> (stdout: String, dir: String, summary: JSONValue) {
+    func cliRun(_ path: String, runs: String) async throws -> (
+        stdout: String, stderr: String, dir: String, summary: JSONValue
+    ) {
         let result = try await CLI.run(
             ["run", "--config", path, "--runs-dir", runs], environment: [Self.keyVariable: "sk-batch-test-secret"])
         #expect(result.exitCode == 0, "\(result.stderr)")
         let dir = try RunFiles.onlyRun(in: runs)
         let manifest = try String(contentsOfFile: dir + "/manifest.jsonl", encoding: .utf8)
         let last = try #require(manifest.split(separator: "\n").last)
-        return (result.stdout, dir, try JSONValue.parse(String(last)))
+        return (result.stdout, result.stderr, dir, try JSONValue.parse(String(last)))
     }
 
     @Test("A whole batch failed, a slow batch: resubmitted and waited for; Ctrl-C cancels the remote batch")
