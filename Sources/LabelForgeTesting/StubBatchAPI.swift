@@ -132,6 +132,13 @@ public final class StubBatchAPI: Sendable {
     }
 
     public func stop() async { try? await channel.close() }
+
+    /// A reproducible number in [0, 1) for an item's `attempt`-th submission (tests predict the
+    /// faults with it).
+    public static func draw(_ custom: String, attempt: Int) -> Double {
+        let hex = ContentHash.hex(Data("\(custom)#\(attempt)".utf8))
+        return Double(UInt64(hex.prefix(12), radix: 16)!) / Double(UInt64(1) << 48)
+    }
 }
 
 private final class StubBatchHandler: ChannelInboundHandler, @unchecked Sendable {
@@ -395,7 +402,7 @@ private final class StubBatchHandler: ChannelInboundHandler, @unchecked Sendable
         var counts: [String: Int] = [:]
         var expired = false
         for (index, (custom, request)) in batch.items.enumerated() {
-            let draw = Self.draw(custom, attempt: state.submissions[custom] ?? 1)
+            let draw = StubBatchAPI.draw(custom, attempt: state.submissions[custom] ?? 1)
             let outcome: String
             if cancelled {
                 outcome = "canceled"
@@ -456,12 +463,6 @@ private final class StubBatchHandler: ChannelInboundHandler, @unchecked Sendable
         batch.outputFile = store(output, "\(batch.id)_output.jsonl")
         batch.errorFile = store(errors, "\(batch.id)_error.jsonl")
         batch.status = cancelled ? "cancelled" : expired ? "expired" : "completed"
-    }
-
-    /// A reproducible number in [0, 1) for an item's `attempt`-th submission.
-    static func draw(_ custom: String, attempt: Int) -> Double {
-        let hex = ContentHash.hex(Data("\(custom)#\(attempt)".utf8))
-        return Double(UInt64(hex.prefix(12), radix: 16)!) / Double(UInt64(1) << 48)
     }
 
     private func openAIResult(_ custom: String, _ request: JSONValue, _ outcome: String, index: Int, batch: String)

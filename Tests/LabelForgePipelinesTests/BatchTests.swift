@@ -57,7 +57,7 @@ import Testing
     /// The attempt on which the stub first answers `id` (its draws are reproducible).
     func firstSuccess(_ id: String, failing share: Double) -> Int {
         var attempt = 1
-        while StubBatchAPIProbe.draw(id, attempt: attempt) < share { attempt += 1 }
+        while StubBatchAPI.draw(id, attempt: attempt) < share { attempt += 1 }
         return attempt
     }
 
@@ -478,13 +478,5 @@ extension BatchTests {
         #expect(stub.successes.values.allSatisfy { $0 == 1 })
         await stub.stop()
         await online.stop()
-    }
-}
-
-/// The stub's draws, as the tests predict them.
-enum StubBatchAPIProbe {
-    static func draw(_ custom: String, attempt: Int) -> Double {
-        let hex = ContentHash.hex(Data("\(custom)#\(attempt)".utf8))
-        return Double(UInt64(hex.prefix(12), radix: 16)!) / Double(UInt64(1) << 48)
     }
 }

@@ -177,14 +177,15 @@ package final class RunExecution {
             try await runSegments(files)
         } catch {
             let stop = Task.isCancelled ? nil : executor.budgetStop
+            let cost = makeReport().cost
             var summary = SummaryRecord(
                 status: stop == nil ? "interrupted" : "stopped", counts: counts, finishedAt: environment.timestamp())
             summary.abortReason = stop
-            summary.cost = Self.costJSON(makeReport().cost)
+            summary.cost = Self.costJSON(cost)
             try? manifest.append(.summary(summary))
             try? manifest.sync()
             if Task.isCancelled { throw CancellationError() }
-            if let stop { throw budgetStopped(stop) }
+            if let stop { throw budgetStopped(stop, cost: cost) }
             throw error
         }
         return try finish(files)
@@ -214,8 +215,7 @@ package final class RunExecution {
     }
 
     /// The error a run stopped at its budget ends with: why, what it spent, how to go on.
-    private func budgetStopped(_ reason: String) -> LabelForgeError {
-        let cost = makeReport().cost
+    private func budgetStopped(_ reason: String, cost: [EngineCost]) -> LabelForgeError {
         let spent = cost.isEmpty ? "" : String(format: " This invocation spent $%.4f.", cost.reduce(0) { $0 + $1.usd })
         return LabelForgeError(
             .budgetReached,

@@ -263,12 +263,17 @@ extension StageServices {
                     if next < texts.count { add() }
                 }
             } catch is CancellationError where executor.budgetStop != nil {
-                // The budget stops the run: the requests in flight finish (paid for, and cached).
-                while !group.isEmpty { _ = try? await group.next() }
-                throw CancellationError()
+                try await Self.finishInFlight(&group)
             }
             return answers.map { $0! }
         }
+    }
+
+    /// The budget stops the run: the requests in flight finish (paid for, and cached), then the
+    /// stage stops as a cancelled one does.
+    private static func finishInFlight<T>(_ group: inout ThrowingTaskGroup<T, any Error>) async throws -> Never {
+        while !group.isEmpty { _ = try? await group.next() }
+        throw CancellationError()
     }
 
     /// A barrier request that failed: recorded in `ledger` with the prompt tokens its failure says it
@@ -321,9 +326,7 @@ extension StageServices {
             do {
                 for try await (index, answer) in group { answers[index] = answer }
             } catch is CancellationError where executor.budgetStop != nil {
-                // The budget stops the run: the requests in flight finish (paid for, and cached).
-                while !group.isEmpty { _ = try? await group.next() }
-                throw CancellationError()
+                try await Self.finishInFlight(&group)
             }
             return answers.map { $0! }
         }
